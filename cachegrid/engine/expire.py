@@ -1,0 +1,84 @@
+"""The expiry index: which entries expire next, without scanning the store.
+
+How it works
+------------
+Every write of an entry with a TTL pushes ``(expires_at, key)`` onto a binary
+min-heap, so the entry that expires soonest is always at the top. Entries are
+never searched for inside the heap: when a key is deleted, overwritten or given
+a new TTL, its old heap item simply stays behind. An item is *current* only if
+the store still holds that key with exactly that ``expires_at``; stale items are
+dropped whenever they reach the top (lazy deletion).
+
+Two things read the heap:
+
+- ``pop_due(now)`` hands out, one at a time, the keys whose current expiry is
+  ``<= now``. The store uses it to reclaim expired entries before it evicts a
+  live one, and the sweeper (``Cache.sweep``) calls it in bounded batches,
+  releasing the lock between batches, so that reclaiming a million expired
+  entries never holds the lock for more than one batch.
+- ``peek()`` names the live entry that expires soonest (the ``ttl`` policy's
+  victim).
+
+Stale items would pile up without bound if a long-TTL key were rewritten in a
+loop, so the heap is rebuilt from the current items once it holds more than
+twice as many items as there are entries with a TTL (plus some slack). Each
+rebuild is O(n) and happens at most once per n stale pushes: O(1) amortised.
+"""
+
+from __future__ import annotations
+
+from heapq import heapify, heappop, heappush
+from typing import Any, Mapping
+
+# Below this many items a rebuild is not worth doing.
+_COMPACT_SLACK = 1024
+
+
+class ExpiryIndex:
+    """A heap of ``(expires_at, key)`` over ``entries`` (key -> entry with an
+    ``expires_at`` attribute), with lazy deletion of stale items."""
+
+    __slots__ = ("_entries", "_heap")
+
+    def __init__(self, entries: Mapping[str, Any]) -> None:
+        self._entries = entries
+        self._heap: list[tuple[float, str]] = []
+
+    def __len__(self) -> int:
+        """Number of heap items, stale ones included."""
+        return len(self._heap)
+
+    def add(self, expires_at: float, key: str, live_with_ttl: int) -> None:
+        """Record that ``key`` expires at ``expires_at``; ``live_with_ttl`` is
+        how many entries of the store have a TTL (it decides on a rebuild)."""
+        heappush(self._heap, (expires_at, key))
+        if len(self._heap) > 2 * live_with_ttl + _COMPACT_SLACK:
+            self.compact()
+
+    def _is_current(self, expires_at: float, key: str) -> bool:
+        entry = self._entries.get(key)
+        return entry is not None and entry.expires_at == expires_at
+
+    def pop_due(self, now: float) -> str | None:
+        """Remove and return a key whose current expiry is ``<= now``, or None."""
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            expires_at, key = heappop(heap)
+            if self._is_current(expires_at, key):
+                return key
+        return None
+
+    def peek(self) -> str | None:
+        """The key of the live entry that expires soonest, or None."""
+        heap = self._heap
+        while heap:
+            expires_at, key = heap[0]
+            if self._is_current(expires_at, key):
+                return key
+            heappop(heap)
+        return None
+
+    def compact(self) -> None:
+        """Drop every stale item and rebuild the heap."""
+        self._heap = [item for item in self._heap if self._is_current(*item)]
+        heapify(self._heap)
