@@ -38,8 +38,9 @@ class _FrequencyNode:
 
 class LFUStore(Store):
     name = "lfu"
-    entry_overhead = 290
-    ttl_overhead = 96
+    # Measured by `python -m cachegrid.engine.calibrate` (100,000 entries, CPython 3.11).
+    entry_overhead = 306
+    ttl_overhead = 88
 
     def _init_policy(self) -> None:
         self._head = _FrequencyNode(0)

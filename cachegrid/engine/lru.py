@@ -15,8 +15,9 @@ from .store import Entry, Store
 
 class LRUStore(Store):
     name = "lru"
-    entry_overhead = 211
-    ttl_overhead = 96
+    # Measured by `python -m cachegrid.engine.calibrate` (100,000 entries, CPython 3.11).
+    entry_overhead = 230
+    ttl_overhead = 88
 
     def _new_mapping(self) -> OrderedDict[str, Entry]:
         return OrderedDict()

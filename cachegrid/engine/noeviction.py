@@ -13,5 +13,6 @@ from .store import Store
 class NoEvictionStore(Store):
     name = "noeviction"
     evicts = False
-    entry_overhead = 150
-    ttl_overhead = 96
+    # Measured by `python -m cachegrid.engine.calibrate` (100,000 entries, CPython 3.11).
+    entry_overhead = 177
+    ttl_overhead = 88

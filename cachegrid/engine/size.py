@@ -27,8 +27,10 @@ _COMPACT_SLACK = 64
 
 class SizeStore(Store):
     name = "size"
-    entry_overhead = 270
-    ttl_overhead = 96
+    # Measured by `python -m cachegrid.engine.calibrate` (100,000 entries, CPython 3.11):
+    # 306 bytes when entry sizes are below 257 (small ints are shared), 338 above.
+    entry_overhead = 322
+    ttl_overhead = 88
 
     def _init_policy(self) -> None:
         self._buckets: dict[int, OrderedDict[str, None]] = {}

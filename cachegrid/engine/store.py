@@ -361,11 +361,6 @@ class Store:
     ) -> Entry:
         """Store ``value`` under ``key`` in place of ``old`` (the live entry,
         or None); the key and value were checked by ``_check_entry``."""
-        if version is None:
-            self._version += 1
-            version = self._version
-        entry = _new_float(Entry, version)
-        entry.value, entry.expires_at = value, expires_at
         if old is not None:
             old_cost = self._cost(length, len(old.value), old.expires_at is not None)
             if self._memory + cost - old_cost > self.max_memory:
@@ -374,9 +369,13 @@ class Store:
                     old = None
                 else:
                     self._make_room(0, cost - old_cost, now)
+        if old is None and (len(self._data) >= self.max_size or self._memory + cost > self.max_memory):
+            self._make_room(1, cost, now)
+        if version is None:  # drawn only once the write can no longer fail
+            self._version += 1
+            version = self._version
+        entry = Entry(value, version, expires_at)
         if old is None:
-            if len(self._data) >= self.max_size or self._memory + cost > self.max_memory:
-                self._make_room(1, cost, now)
             self._data[key] = entry
             self._memory += cost
             self._on_insert(key, entry)

@@ -1,0 +1,199 @@
+"""Each policy's eviction order, on small hand-made cases."""
+
+from __future__ import annotations
+
+import pytest
+
+from cachegrid.engine import Cache, CacheFull
+
+from .conftest import FakeClock
+
+
+def fill(cache: Cache, *keys: str, value: bytes = b"v") -> None:
+    for key in keys:
+        cache.set(key, value)
+
+
+def survivors(cache: Cache) -> set[str]:
+    return set(cache.keys(limit=1000).keys)
+
+
+def test_lru_evicts_least_recently_used(clock: FakeClock) -> None:
+    cache = Cache("lru", max_size=3, clock=clock)
+    fill(cache, "a", "b", "c")
+    cache.get("a")  # order now b, c, a
+    cache.set("d", b"v")
+    assert survivors(cache) == {"a", "c", "d"}
+    cache.set("c", b"new")  # a write is a use too: order a, d, c
+    cache.set("e", b"v")
+    assert survivors(cache) == {"c", "d", "e"}
+    assert cache.stats()["evictions"] == 2
+
+
+def test_lru_exists_does_not_count_as_a_use(clock: FakeClock) -> None:
+    cache = Cache("lru", max_size=2, clock=clock)
+    fill(cache, "a", "b")
+    cache.exists("a")
+    cache.set("c", b"v")
+    assert survivors(cache) == {"b", "c"}
+
+
+def test_lfu_evicts_least_frequently_used(clock: FakeClock) -> None:
+    cache = Cache("lfu", max_size=3, clock=clock)
+    fill(cache, "a", "b", "c")
+    for _ in range(3):
+        cache.get("a")
+    cache.get("b")
+    cache.set("d", b"v")  # c has the fewest uses
+    assert survivors(cache) == {"a", "b", "d"}
+
+
+def test_lfu_breaks_ties_by_recency(clock: FakeClock) -> None:
+    cache = Cache("lfu", max_size=3, clock=clock)
+    fill(cache, "a", "b", "c")
+    cache.get("b")
+    cache.get("a")
+    cache.get("c")  # all used twice; b reached that count first
+    cache.set("d", b"v")
+    assert survivors(cache) == {"a", "c", "d"}
+
+
+def test_lfu_new_entry_is_the_next_victim_against_used_ones(clock: FakeClock) -> None:
+    cache = Cache("lfu", max_size=2, clock=clock)
+    fill(cache, "a", "b")
+    cache.get("a")
+    cache.get("b")
+    cache.set("c", b"v")  # evicts a (tie, older), then c has count 1
+    cache.set("d", b"v")
+    assert survivors(cache) == {"b", "d"}
+
+
+def test_lfu_deleting_keeps_the_structure_consistent(clock: FakeClock) -> None:
+    cache = Cache("lfu", max_size=3, clock=clock)
+    fill(cache, "a", "b", "c")
+    cache.get("a")
+    cache.delete("b")
+    cache.delete("c")  # the count-1 node is now empty and gone
+    fill(cache, "d", "e")
+    cache.get("d")
+    cache.set("f", b"v")
+    assert survivors(cache) == {"a", "d", "f"}
+
+
+def test_ttl_evicts_soonest_to_expire_first(clock: FakeClock) -> None:
+    cache = Cache("ttl", max_size=3, clock=clock)
+    cache.set("late", b"v", ttl=300)
+    cache.set("soon", b"v", ttl=10)
+    cache.set("mid", b"v", ttl=100)
+    cache.set("new", b"v")
+    assert survivors(cache) == {"late", "mid", "new"}
+
+
+def test_ttl_evicts_entries_without_ttl_last_in_lru_order(clock: FakeClock) -> None:
+    cache = Cache("ttl", max_size=3, clock=clock)
+    cache.set("p1", b"v")
+    cache.set("p2", b"v")
+    cache.set("t", b"v", ttl=1000)
+    cache.get("p1")
+    cache.set("x", b"v")  # t goes first
+    assert survivors(cache) == {"p1", "p2", "x"}
+    cache.set("y", b"v")  # then the least recently used of p1, p2, x: p2
+    assert survivors(cache) == {"p1", "x", "y"}
+
+
+def test_ttl_policy_ignores_stale_expiry_records(clock: FakeClock) -> None:
+    cache = Cache("ttl", max_size=2, clock=clock)
+    cache.set("a", b"v", ttl=10)
+    cache.set("b", b"v", ttl=20)
+    cache.persist("a")  # a's expiry record is now stale
+    cache.set("c", b"v")
+    assert survivors(cache) == {"a", "c"}
+
+
+def test_size_evicts_largest_first(clock: FakeClock) -> None:
+    cache = Cache("size", max_size=3, clock=clock)
+    cache.set("small", b"x")
+    cache.set("big", b"x" * 100)
+    cache.set("mid", b"x" * 10)
+    cache.set("new", b"x")
+    assert survivors(cache) == {"small", "mid", "new"}
+    cache.set("new2", b"x")
+    assert survivors(cache) == {"small", "new", "new2"}
+
+
+def test_size_breaks_ties_by_recency(clock: FakeClock) -> None:
+    cache = Cache("size", max_size=3, clock=clock)
+    cache.set("a", b"xx")
+    cache.set("b", b"xx")
+    cache.set("c", b"x")
+    cache.get("a")
+    cache.set("d", b"x")  # a and b are the largest; b was used longer ago
+    assert survivors(cache) == {"a", "c", "d"}
+
+
+def test_size_follows_a_value_that_changes_size(clock: FakeClock) -> None:
+    cache = Cache("size", max_size=2, clock=clock)
+    cache.set("a", b"x" * 100)
+    cache.set("b", b"x" * 10)
+    cache.set("a", b"x")  # a is now the smaller one
+    cache.set("c", b"x")
+    assert survivors(cache) == {"a", "c"}
+
+
+def test_size_evicts_by_memory_budget(clock: FakeClock) -> None:
+    cache = Cache("size", max_memory=3000, clock=clock)
+    cache.set("big", b"x" * 1500)
+    cache.set("s1", b"x" * 10)
+    cache.set("s2", b"x" * 10)
+    cache.set("more", b"x" * 1200)
+    assert survivors(cache) == {"s1", "s2", "more"}
+
+
+def test_noeviction_refuses_writes_when_full_and_keeps_everything(clock: FakeClock) -> None:
+    cache = Cache("noeviction", max_size=2, clock=clock)
+    fill(cache, "a", "b")
+    with pytest.raises(CacheFull):
+        cache.set("c", b"v")
+    cache.set("a", b"replacing is fine")
+    assert survivors(cache) == {"a", "b"}
+    stats = cache.stats()
+    assert stats["rejected_full"] == 1 and stats["evictions"] == 0
+
+
+def test_noeviction_refuses_a_growing_replacement_without_losing_the_old_value(clock: FakeClock) -> None:
+    cache = Cache("noeviction", max_memory=2000, clock=clock)
+    cache.set("a", b"x" * 500)
+    cache.set("b", b"x" * 500)
+    with pytest.raises(CacheFull):
+        cache.set("a", b"x" * 1500)
+    assert cache.get("a") == b"x" * 500
+
+
+def test_noeviction_refuses_a_whole_batch_that_does_not_fit(clock: FakeClock) -> None:
+    cache = Cache("noeviction", max_size=3, clock=clock)
+    cache.set("a", b"v")
+    with pytest.raises(CacheFull):
+        cache.set_many({"b": b"v", "c": b"v", "d": b"v"})
+    assert survivors(cache) == {"a"}
+    cache.set_many({"a": b"w", "b": b"v", "c": b"v"})  # a is replaced: fits
+    assert survivors(cache) == {"a", "b", "c"}
+
+
+def test_noeviction_makes_room_from_expired_entries(clock: FakeClock) -> None:
+    cache = Cache("noeviction", max_size=2, clock=clock)
+    cache.set("a", b"v", ttl=1)
+    cache.set("b", b"v")
+    clock.tick(1)
+    cache.set("c", b"v")
+    assert survivors(cache) == {"b", "c"}
+
+
+@pytest.mark.parametrize("policy", ["lru", "lfu", "ttl", "size"])
+def test_a_growing_replacement_never_evicts_the_key_being_written(policy: str, clock: FakeClock) -> None:
+    cache = Cache(policy, max_memory=2000, clock=clock)
+    cache.set("a", b"x" * 400)
+    cache.set("b", b"x" * 400)
+    cache.set("c", b"x" * 10)
+    cache.set("a", b"y" * 1300)
+    assert cache.get("a") == b"y" * 1300
+    assert cache.memory_usage <= 2000

@@ -1,0 +1,75 @@
+"""The background sweeper, and sweeping in bounded batches."""
+
+from __future__ import annotations
+
+import time
+
+from cachegrid.engine import Cache
+from cachegrid.engine.cache import SWEEP_BATCH
+
+from .conftest import FakeClock
+
+
+def test_sweep_reclaims_every_expired_entry_in_batches(clock: FakeClock) -> None:
+    cache = Cache("lru", max_size=100_000, clock=clock)
+    count = SWEEP_BATCH * 3 + 17
+    cache.set_many({f"t{i}": b"v" for i in range(count)}, ttl=10)
+    cache.set_many({f"p{i}": b"v" for i in range(50)})
+    cache.set_many({f"later{i}": b"v" for i in range(50)}, ttl=100)
+    clock.tick(10)
+    assert cache.sweep() == count
+    assert len(cache) == 100
+    assert cache.stats()["expired"] == count
+    assert cache.last_sweep_max_hold > 0
+
+
+def test_sweep_ignores_entries_whose_ttl_changed(clock: FakeClock) -> None:
+    cache = Cache("lru", clock=clock)
+    cache.set("persisted", b"v", ttl=1)
+    cache.persist("persisted")
+    cache.set("extended", b"v", ttl=1)
+    cache.touch("extended", 100)
+    cache.set("rewritten", b"v", ttl=1)
+    cache.set("rewritten", b"w", ttl=50)
+    clock.tick(2)
+    assert cache.sweep() == 0
+    assert len(cache) == 3
+
+
+def test_rewriting_ttl_keys_does_not_grow_the_expiry_index_without_bound(clock: FakeClock) -> None:
+    cache = Cache("lru", clock=clock)
+    for round_ in range(20):
+        for i in range(500):
+            cache.set(f"k{i}", b"v", ttl=3600 + round_)
+    assert len(cache._store._expiry) <= 2 * 500 + 1024
+
+
+def test_sweeper_thread_reclaims_expired_entries_within_an_interval() -> None:
+    cache = Cache("lru", cleanup_interval=0.05)
+    cache.set_many({f"k{i}": b"v" for i in range(100)}, ttl=0.05)
+    cache.set("keep", b"v")
+    with cache:
+        assert cache.sweeper_alive
+        deadline = time.monotonic() + 10
+        while len(cache) > 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    assert not cache.sweeper_alive
+    assert len(cache) == 1 and cache.stats()["expired"] == 100
+
+
+def test_stop_joins_the_thread_promptly_even_with_a_long_interval() -> None:
+    cache = Cache("lru", cleanup_interval=3600)
+    cache.start()
+    started = time.monotonic()
+    cache.stop()
+    assert not cache.sweeper_alive
+    assert time.monotonic() - started < 5
+
+
+def test_start_twice_runs_one_thread() -> None:
+    cache = Cache("lru", cleanup_interval=3600)
+    cache.start()
+    first = cache._sweeper
+    cache.start()
+    assert cache._sweeper is first
+    cache.stop()
