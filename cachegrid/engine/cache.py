@@ -235,6 +235,13 @@ class Cache:
         snapshot["uptime_seconds"] = self.clock() - self._started_at
         return snapshot
 
+    def responsive(self, timeout: float) -> bool:
+        """Whether the lock can be taken within ``timeout`` seconds."""
+        if not self._lock.acquire(timeout=timeout):
+            return False
+        self._lock.release()
+        return True
+
     # -- expiry sweeper ------------------------------------------------------------
 
     def sweep(self) -> int:

@@ -1,0 +1,219 @@
+"""CacheGrid's settings: one class, three sources, one order.
+
+Every setting is a field of ``Settings`` with a default and a description.
+Values come from, highest first:
+
+1. explicit arguments (the command line: ``load_settings(**overrides)``);
+2. environment variables ``CACHEGRID_<NAME>`` (``CACHEGRID_MAX_SIZE=20000``);
+3. the ``[cachegrid]`` table of a TOML file: ``--config PATH``, else
+   ``$CACHEGRID_CONFIG``, else ``etc/cachegrid.toml`` if it exists;
+4. the defaults below.
+
+The prefix and the TOML table derive from one name (``NAME``). A bad value
+anywhere stops start-up with a ``ConfigError`` whose message is one line
+naming the setting, its environment variable and where the value came from.
+Unknown TOML keys are errors; unknown ``CACHEGRID_*`` variables are ignored
+(the CLI has its own, such as ``CACHEGRID_URL``).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tomllib
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from .engine import (
+    DEFAULT_CLEANUP_INTERVAL,
+    DEFAULT_MAX_KEY_LENGTH,
+    DEFAULT_MAX_SIZE,
+    DEFAULT_MAX_VALUE_SIZE,
+    DEFAULT_POLICY,
+    POLICIES,
+)
+
+NAME = "cachegrid"
+ENV_PREFIX = f"{NAME.upper()}_"
+CONFIG_ENV = f"{ENV_PREFIX}CONFIG"
+DEFAULT_CONFIG_FILE = Path("etc") / f"{NAME}.toml"
+MiB = 1024 * 1024
+
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+
+# The TOML file of the settings being loaded (set by load_settings only).
+_toml_file: ContextVar[Path | None] = ContextVar("_toml_file", default=None)
+
+
+class ConfigError(Exception):
+    """A setting that cannot be used; the message is one line for the user."""
+
+
+class Settings(BaseSettings):
+    """Every setting of CacheGrid (see the module docstring for the sources)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        extra="forbid",
+        validate_default=True,
+    )
+
+    # -- node and network --------------------------------------------------------
+    node_id: str = Field(
+        default_factory=socket.gethostname, min_length=1, description="Name of this node in /health and /stats."
+    )
+    host: str = Field(default="127.0.0.1", min_length=1, description="Address to listen on.")
+    port: int = Field(default=8080, ge=1, le=65535, description="TCP port to listen on.")
+    log_level: LogLevel = Field(default="info", description="debug, info, warning, error or critical.")
+
+    # -- the cache ---------------------------------------------------------------
+    eviction_policy: str = Field(
+        default=DEFAULT_POLICY, description=f"Which entry goes when the cache is full: {', '.join(POLICIES)}."
+    )
+    max_size: int = Field(default=DEFAULT_MAX_SIZE, ge=1, description="Maximum number of cache items.")
+    max_memory_mb: float = Field(
+        default=512, gt=0, description="Maximum memory for keys, values and their bookkeeping, in MiB."
+    )
+    cleanup_interval: float = Field(
+        default=DEFAULT_CLEANUP_INTERVAL, gt=0, description="Seconds between two sweeps of expired entries."
+    )
+
+    # -- limits on requests ------------------------------------------------------
+    max_key_length: int = Field(default=DEFAULT_MAX_KEY_LENGTH, ge=1, description="Longest key, in UTF-8 bytes.")
+    max_value_size: int = Field(
+        default=DEFAULT_MAX_VALUE_SIZE, ge=1, description="Largest value, in bytes of its stored JSON encoding."
+    )
+    max_body_size: int = Field(default=16 * MiB, ge=1024, description="Largest request body, in bytes.")
+    max_batch_size: int = Field(default=1000, ge=1, description="Most keys or items in one batch request.")
+    max_keys_limit: int = Field(default=10_000, ge=1, description="Largest page size of /admin/keys.")
+
+    # -- security and the built-in load test ------------------------------------
+    auth_token: SecretStr | None = Field(
+        default=None,
+        description="When set, every endpoint but /health needs 'Authorization: Bearer <token>'.",
+    )
+    loadtest_enabled: bool = Field(default=True, description="Whether POST /test/load may run.")
+    loadtest_max_operations: int = Field(
+        default=1_000_000, ge=1, description="Most operations one POST /test/load may run."
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_case_level(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("eviction_policy", mode="before")
+    @classmethod
+    def _known_policy(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.lower() in POLICIES:
+            return value.lower()
+        raise ValueError(f"unknown eviction policy {value!r}; known: {', '.join(POLICIES)}")
+
+    @field_validator("auth_token", mode="after")
+    @classmethod
+    def _empty_token_is_none(cls, value: SecretStr | None) -> SecretStr | None:
+        return value if value is not None and value.get_secret_value() else None
+
+    @property
+    def max_memory_bytes(self) -> int:
+        return int(self.max_memory_mb * MiB)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: tuple[PydanticBaseSettingsSource, ...] = (init_settings, env_settings)
+        toml_file = _toml_file.get()
+        if toml_file is not None:
+            sources += (TomlConfigSettingsSource(settings_cls, toml_file=toml_file, toml_table_header=(NAME,)),)
+        return sources
+
+
+def env_var(field: str) -> str:
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def config_file(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    """The TOML file to read: the explicit one (which must exist), else
+    ``$CACHEGRID_CONFIG`` (which must exist), else etc/cachegrid.toml if present."""
+    for given, origin in ((explicit, "--config"), (os.environ.get(CONFIG_ENV) or None, CONFIG_ENV)):
+        if given is not None:
+            path = Path(given)
+            if not path.is_file():
+                raise ConfigError(f"config file {str(path)!r} (from {origin}) does not exist or is not a file")
+            return path
+    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
+
+
+def _read_table(path: Path) -> dict[str, Any]:
+    """The [cachegrid] table, checking the file holds nothing else."""
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {error}") from None
+    others = [key for key in document if key != NAME]
+    if others:
+        raise ConfigError(
+            f"config file {str(path)!r}: unknown top-level key {others[0]!r}; settings go in the [{NAME}] table"
+        )
+    table = document.get(NAME, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"config file {str(path)!r}: {NAME} must be a table")
+    return table
+
+
+def setting_sources(
+    path: Path | None, table: dict[str, Any], overrides: dict[str, Any]
+) -> dict[str, str]:
+    """Where each setting's value comes from: argument, environment, file or default."""
+    sources = {}
+    for field in Settings.model_fields:
+        if field in overrides:
+            sources[field] = "command line"
+        elif env_var(field) in os.environ:
+            sources[field] = f"environment {env_var(field)}"
+        elif field in table:
+            sources[field] = f"config file {path}"
+        else:
+            sources[field] = "default"
+    return sources
+
+
+def load_settings(config: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """Settings from every source; ``overrides`` (None values are ignored)
+    win over everything. Raises ConfigError with a one-line message."""
+    overrides = {name: value for name, value in overrides.items() if value is not None}
+    path = config_file(config)
+    table = _read_table(path) if path is not None else {}
+    token = _toml_file.set(path)
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        raise ConfigError(describe(error, setting_sources(path, table, overrides))) from None
+    finally:
+        _toml_file.reset(token)
+
+
+def describe(error: ValidationError, sources: dict[str, str]) -> str:
+    """One line for the first problem of a ValidationError."""
+    problem = error.errors()[0]
+    field = str(problem["loc"][0]) if problem["loc"] else "?"
+    if problem["type"] == "extra_forbidden":
+        return f"unknown setting {field!r} in the config file (known: {', '.join(Settings.model_fields)})"
+    message = problem["msg"].removeprefix("Value error, ")
+    shown = "" if field == "auth_token" else f" = {problem.get('input')!r}"
+    return f"invalid setting {field}{shown} (from {sources.get(field, 'default')}): {message}"

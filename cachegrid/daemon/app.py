@@ -1,0 +1,102 @@
+"""The falcon application: ``create_app`` builds it around a cache.
+
+``create_app(settings)`` builds the engine from the settings and starts its
+sweeper (call it in the process that serves: gunicorn loads the app in its
+worker); ``create_app(settings, cache=...)`` serves a cache the caller owns.
+Routes are added here and nowhere else; errors are mapped once (errors.py).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+
+import falcon
+
+from ..config import Settings, load_settings
+from ..engine import Cache, CacheError
+from . import errors
+from .metrics import Metrics
+from .openapi import DOCS_STATIC, STATIC_DIRECTORY, Docs, OpenAPI
+from .resources import (
+    TTL,
+    BatchGet,
+    BatchSet,
+    Counter,
+    ETags,
+    Everything,
+    Health,
+    Item,
+    Keys,
+    LoadTest,
+    Stats,
+)
+from .routing import KeyRouter
+
+log = logging.getLogger("cachegrid.daemon")
+
+OPEN_PATHS = frozenset({"/health"})
+
+
+class BearerAuth:
+    """Every path but /health needs ``Authorization: Bearer <token>`` when a
+    token is configured; compared in constant time."""
+
+    def __init__(self, token: str) -> None:
+        self.expected = f"Bearer {token}".encode()
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if req.path in OPEN_PATHS:
+            return
+        given = (req.get_header("Authorization") or "").encode()
+        if not hmac.compare_digest(given, self.expected):
+            raise errors.ApiError(
+                401, "unauthorized", "this server needs 'Authorization: Bearer <token>'",
+                headers={"WWW-Authenticate": 'Bearer realm="cachegrid"'},
+            )
+
+
+def build_cache(settings: Settings) -> Cache:
+    return Cache(
+        settings.eviction_policy,
+        max_size=settings.max_size,
+        max_memory=settings.max_memory_bytes,
+        max_key_length=settings.max_key_length,
+        max_value_size=settings.max_value_size,
+        cleanup_interval=settings.cleanup_interval,
+    )
+
+
+def create_app(settings: Settings | None = None, cache: Cache | None = None) -> falcon.App:
+    """The WSGI app. Without ``cache``, one is built and its sweeper started."""
+    settings = settings if settings is not None else load_settings()
+    if cache is None:
+        cache = build_cache(settings)
+        cache.start()
+    middleware = [BearerAuth(settings.auth_token.get_secret_value())] if settings.auth_token else []
+    app = falcon.App(middleware=middleware, router=KeyRouter())
+    app.req_options.auto_parse_qs_csv = False
+    app.req_options.keep_blank_qs_values = True
+    app.resp_options.secure_cookies_by_default = False
+
+    etags = ETags()
+    app.add_route("/cache/_", Item(cache, settings, etags))  # /cache/{key}: see routing.py
+    app.add_route("/cache/_/ttl", TTL(cache, settings))
+    app.add_route("/cache/_/incr", Counter(cache, settings, +1))
+    app.add_route("/cache/_/decr", Counter(cache, settings, -1))
+    app.add_route("/cache", Everything(cache))
+    app.add_route("/cache/batch/set", BatchSet(cache, settings))
+    app.add_route("/cache/batch/get", BatchGet(cache, settings))
+    app.add_route("/stats", Stats(cache, settings))
+    app.add_route("/health", Health(cache, settings))
+    app.add_route("/admin/keys", Keys(cache, settings))
+    app.add_route("/test/load", LoadTest(settings))
+    app.add_route("/metrics", Metrics(cache, settings))
+    app.add_route("/openapi.json", OpenAPI(settings))
+    app.add_route("/docs", Docs())
+    app.add_static_route(DOCS_STATIC, STATIC_DIRECTORY)
+
+    app.add_error_handler(Exception, errors.handle_unexpected)
+    app.add_error_handler(CacheError, errors.handle_engine_error)
+    app.set_error_serializer(errors.serialize)
+    return app

@@ -1,0 +1,116 @@
+"""Reading request bodies and query parameters, and the JSON the cache stores.
+
+Bodies: a request with a Content-Length over ``max_body_size`` is refused
+before anything is read. A chunked body (no Content-Length) is read from
+``req.stream`` up to the limit plus one byte: falcon's ``bounded_stream``
+would read nothing there under meinheld, which de-chunks the body and marks
+it ``wsgi.input_terminated`` without a length.
+
+Values: any JSON document is accepted and stored as its compact encoding
+(no insignificant whitespace, UTF-8, object keys in the order sent, NaN and
+Infinity refused), so that a GET returns exactly the stored bytes without
+decoding them again.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+import falcon
+
+from .errors import ApiError
+
+_INTEGER = re.compile(r"[+-]?[0-9]{1,20}")
+_decoder = json.JSONDecoder(parse_constant=lambda name: _refuse_constant(name))
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def read_body(req: falcon.Request, limit: int) -> bytes:
+    """The whole request body; 413 past ``limit`` bytes, 400 if empty."""
+    length = req.content_length
+    if length is not None:
+        if length > limit:
+            raise ApiError(413, "body_too_large", f"the request body is {length} bytes; the limit is {limit}",
+                           limit=limit)
+        body = req.bounded_stream.read()
+    else:
+        body = req.stream.read(limit + 1)
+        if len(body) > limit:
+            raise ApiError(413, "body_too_large", f"the request body is over the limit of {limit} bytes",
+                           limit=limit)
+    if not body:
+        raise ApiError(400, "empty_body", "the request needs a JSON body")
+    return body
+
+
+def parse_json(body: bytes) -> Any:
+    """The JSON document in ``body``; 400 with the reason otherwise."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ApiError(400, "invalid_encoding", f"the body is not UTF-8: {error.reason} at byte {error.start}") \
+            from None
+    try:
+        return _decoder.decode(text.lstrip("\ufeff"))
+    except (json.JSONDecodeError, ValueError) as error:
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {error}") from None
+    except RecursionError:
+        raise ApiError(400, "invalid_json", "the body is nested too deeply") from None
+
+
+def encode(value: Any) -> bytes:
+    """The compact JSON encoding the cache stores."""
+    return _encoder.encode(value).encode("utf-8")
+
+
+def json_body(req: falcon.Request, limit: int) -> Any:
+    return parse_json(read_body(req, limit))
+
+
+def ttl_param(req: falcon.Request, name: str = "ttl", required: bool = False) -> float | None:
+    """A TTL in seconds from the query string: a finite number > 0."""
+    text = req.get_param(name)
+    if text is None:
+        if required:
+            raise ApiError(400, "missing_parameter", f"the query parameter {name} is required")
+        return None
+    return ttl_value(text, name)
+
+
+def ttl_value(raw: Any, name: str = "ttl") -> float:
+    """``raw`` (query text or JSON number) as a TTL; 400 unless finite and > 0."""
+    if isinstance(raw, str):
+        try:
+            number = float(raw)
+        except ValueError:
+            raise ApiError(400, "invalid_ttl", f"{name} must be a number of seconds, not {raw!r}") from None
+    elif isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        number = float(raw)
+    else:
+        raise ApiError(400, "invalid_ttl", f"{name} must be a number of seconds, not {raw!r}")
+    if not (math.isfinite(number) and number > 0):
+        raise ApiError(400, "invalid_ttl", f"{name} must be a number of seconds greater than 0, not {raw!r}")
+    return int(number) if number.is_integer() else number  # echoed back as 3600, not 3600.0
+
+
+def int_param(req: falcon.Request, name: str, default: int, minimum: int | None = None,
+              maximum: int | None = None) -> int:
+    """An integer query parameter within bounds; 400 otherwise."""
+    text = req.get_param(name)
+    if text is None:
+        return default
+    if not _INTEGER.fullmatch(text):
+        raise ApiError(400, "invalid_parameter", f"{name} must be an integer, not {text!r}")
+    value = int(text)
+    if minimum is not None and value < minimum:
+        raise ApiError(400, "invalid_parameter", f"{name} must be at least {minimum}, not {value}")
+    if maximum is not None and value > maximum:
+        raise ApiError(400, "invalid_parameter", f"{name} must be at most {maximum}, not {value}", limit=maximum)
+    return value

@@ -1,0 +1,104 @@
+"""Errors of the HTTP API, and the one JSON shape every error is sent in.
+
+Every error answer, falcon's own included (unknown route, wrong method), has
+the body ``{"error": "<code>", "message": "<what went wrong>", ...}``, where
+``code`` is a stable snake_case name and extra fields (``limit``, ``key``) say
+more. Engine errors know nothing of HTTP; ``ENGINE_ERRORS`` maps each to a
+status and code, in this one place.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any
+
+import falcon
+
+from ..engine import (
+    CacheError,
+    CacheFull,
+    IntegerOverflow,
+    InvalidCursor,
+    InvalidKey,
+    InvalidTTL,
+    KeyNotFound,
+    KeyTooLong,
+    NotAnInteger,
+    PreconditionFailed,
+    ValueTooLarge,
+)
+
+log = logging.getLogger("cachegrid.daemon")
+
+
+class ApiError(falcon.HTTPError):
+    """An error answer: status, code, message and any extra fields."""
+
+    def __init__(self, status: str | int, code: str, message: str, headers: dict[str, str] | None = None,
+                 **extra: Any) -> None:
+        super().__init__(status, title=code, description=message, headers=headers)
+        self.code = code
+        self.extra = extra
+
+    def to_dict(self, obj_type: type = dict) -> dict[str, Any]:
+        return {"error": self.code, "message": self.description, **self.extra}
+
+
+# Most specific first: the first match wins.
+ENGINE_ERRORS: list[tuple[type[CacheError], int, str]] = [
+    (KeyTooLong, 400, "key_too_long"),
+    (InvalidKey, 400, "invalid_key"),
+    (InvalidTTL, 400, "invalid_ttl"),
+    (ValueTooLarge, 413, "value_too_large"),
+    (NotAnInteger, 400, "not_an_integer"),
+    (IntegerOverflow, 400, "integer_overflow"),
+    (PreconditionFailed, 412, "precondition_failed"),
+    (KeyNotFound, 404, "not_found"),
+    (InvalidCursor, 400, "invalid_cursor"),
+    # Not the client's fault, and another node may have room: 507, which the
+    # client SDK does not retry on the same host.
+    (CacheFull, 507, "cache_full"),
+]
+
+
+def from_engine(error: CacheError) -> ApiError:
+    for kind, status, code in ENGINE_ERRORS:
+        if isinstance(error, kind):
+            extra: dict[str, Any] = {}
+            for name in ("limit", "key"):
+                if getattr(error, name, None) is not None:
+                    extra[name] = getattr(error, name)
+            if isinstance(error, ValueTooLarge):
+                extra["limit_name"] = error.what
+            return ApiError(status, code, str(error), **extra)
+    return ApiError(400, "cache_error", str(error))
+
+
+def handle_engine_error(req: falcon.Request, resp: falcon.Response, error: CacheError, params: dict) -> None:
+    raise from_engine(error)
+
+
+def handle_unexpected(req: falcon.Request, resp: falcon.Response, error: Exception, params: dict) -> None:
+    if isinstance(error, falcon.HTTPError):  # falcon's own, serialized below
+        raise error
+    log.exception("unexpected error on %s %s", req.method, req.path)
+    raise ApiError(500, "internal_error", "the server failed to answer this request; see its log")
+
+
+def _code(title: str | None, status: str) -> str:
+    """A snake_case code from falcon's title, e.g. '405 Method Not Allowed' -> method_not_allowed."""
+    words = re.sub(r"[^a-z0-9]+", "_", (title or status).lower()).strip("_")
+    return re.sub(r"^\d+_", "", words) or "error"
+
+
+def serialize(req: falcon.Request, resp: falcon.Response, error: falcon.HTTPError) -> None:
+    """The error serializer of the app: one JSON shape for every error."""
+    if isinstance(error, ApiError):
+        body = error.to_dict()
+    else:
+        code = _code(error.title, error.status)
+        body = {"error": code, "message": error.description or f"{code.replace('_', ' ')}: {req.method} {req.path}"}
+    resp.data = json.dumps(body, ensure_ascii=False).encode()
+    resp.content_type = falcon.MEDIA_JSON

@@ -1,0 +1,233 @@
+"""``GET /openapi.json`` and ``GET /docs``: the API described, and browsable.
+
+The document is written out here by hand, next to nothing else, and is kept
+honest by a fuzz test (schemathesis) that checks every answer of the real app
+against it. ``/docs`` is Swagger UI served from the ``swagger-ui-bundle``
+package's own files under ``/docs/static``: it needs no internet access.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import falcon
+from swagger_ui_bundle import swagger_ui_path
+
+from .. import __version__
+from ..config import Settings
+
+JSON = "application/json"
+DOCS_STATIC = "/docs/static"
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def _ok(description: str, schema: dict[str, Any], headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {"description": description, "content": {JSON: {"schema": schema}}}
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _obj(required: list[str], **properties: Any) -> dict[str, Any]:
+    return {"type": "object", "required": required, "properties": properties}
+
+
+def _body(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"required": True, "description": description, "content": {JSON: {"schema": schema}}}
+
+
+def _query(name: str, schema: dict[str, Any], description: str, required: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": required, "schema": schema, "description": description}
+
+
+def _header(name: str, description: str) -> dict[str, Any]:
+    return {"name": name, "in": "header", "required": False, "schema": {"type": "string"}, "description": description}
+
+
+def _operation(summary: str, responses: dict[str, Any], parameters: list[Any] | None = None,
+               body: dict[str, Any] | None = None, authenticated: bool = True) -> dict[str, Any]:
+    operation: dict[str, Any] = {"summary": summary, "responses": dict(responses)}
+    if parameters:
+        operation["parameters"] = parameters
+    if body:
+        operation["requestBody"] = body
+    if authenticated:
+        operation["responses"]["401"] = _error("A bearer token is configured and was not sent, or is wrong.")
+    else:
+        operation["security"] = []
+    operation["responses"]["500"] = _error("The server failed; see its log.")
+    return operation
+
+
+def build_document(settings: Settings) -> dict[str, Any]:
+    key = {"name": "key", "in": "path", "required": True,
+           "schema": {"type": "string", "minLength": 1},
+           "description": f"The key, percent-encoded (any characters, `/` as `%2F`; at most "
+                          f"{settings.max_key_length} bytes of UTF-8)."}
+    ttl = {"type": "number", "exclusiveMinimum": 0, "maximum": 1e10}
+    etag = {"ETag": {"schema": {"type": "string"}, "description": "The entry's version."}}
+    bad = _error("Invalid input: the key, the TTL, a parameter or the body (see `error`).")
+    too_large = _error("A body, value or batch over its limit (`limit` says which).")
+    missing = _error("No such key (or it expired).")
+    any_value = {"description": "Any JSON value."}
+    ttl_answer = _ok("The key's TTL.", _obj(["key", "ttl"], key={"type": "string"},
+                                             ttl={"type": ["number", "null"]}))
+    counter = _operation(
+        "Add `by` to the integer under the key (created at 0) and return it.",
+        {"200": _ok("The new value.", _obj(["key", "value"], key={"type": "string"}, value={"type": "integer"})),
+         "400": bad, "507": _error("The cache is full and its policy is noeviction.")},
+        [key, _query("by", {"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1, "default": 1},
+                     "How much to add.")],
+    )
+    stats_schema = {"type": "object", "required": [
+        "hits", "misses", "sets", "deletes", "evictions", "current_size", "max_size", "hit_ratio",
+        "memory_usage_mb", "uptime_seconds"], "properties": {
+        name: {"type": "integer"} for name in (
+            "hits", "misses", "sets", "deletes", "evictions", "expired", "rejected_too_large",
+            "rejected_full", "current_size", "max_size", "memory_usage_bytes", "max_memory_bytes")} | {
+        "hit_ratio": {"type": "number"}, "memory_usage_mb": {"type": "number"},
+        "max_memory_mb": {"type": "number"}, "uptime_seconds": {"type": "number"},
+        "policy": {"type": "string"}, "node_id": {"type": "string"}}}
+    paths: dict[str, Any] = {
+        "/cache/{key}": {
+            "get": _operation(
+                "The stored JSON value itself.",
+                {"200": _ok("The value, byte for byte as stored.", any_value, etag | {
+                    "X-Cache-TTL": {"schema": {"type": "string"},
+                                    "description": "Seconds left, when the key has a TTL."}}),
+                 "304": {"description": "If-None-Match named the current ETag."},
+                 "400": bad, "404": missing},
+                [key, _header("If-None-Match", "ETags; 304 if one is current.")],
+            ),
+            "head": _operation("Like GET, without the body.",
+                               {"200": {"description": "The key exists.", "headers": etag},
+                                "304": {"description": "Not modified."},
+                                "400": {"description": "Invalid key."}, "404": {"description": "No such key."}},
+                               [key]),
+            "put": _operation(
+                "Store a JSON value (its compact encoding).",
+                {"201": _ok("Created.", {"$ref": "#/components/schemas/Stored"}, etag),
+                 "200": _ok("Replaced.", {"$ref": "#/components/schemas/Stored"}, etag),
+                 "400": bad, "412": _error("A condition (If-Match / If-None-Match) did not hold."),
+                 "413": too_large, "507": _error("The cache is full and its policy is noeviction.")},
+                [key, _query("ttl", ttl, "Expire after this many seconds."),
+                 _header("If-None-Match", "`*`: store only if the key is absent."),
+                 _header("If-Match", "`*`: only if present; an ETag: only if still that version.")],
+                _body(any_value, "Any JSON value."),
+            ),
+            "delete": _operation("Delete the key (idempotent: 200 either way).", {
+                "200": _ok("Whether it existed.", _obj(["key", "deleted"], key={"type": "string"},
+                                                       deleted={"type": "boolean"})),
+                "400": bad}, [key]),
+        },
+        "/cache/{key}/ttl": {
+            "get": _operation("The key's TTL in seconds (null: no expiry).",
+                              {"200": ttl_answer, "400": bad, "404": missing}, [key]),
+            "put": _operation("Set a new TTL (touch).", {"200": ttl_answer, "400": bad, "404": missing},
+                              [key, _query("ttl", ttl, "The new TTL in seconds.", required=True)]),
+            "delete": _operation("Remove the TTL (persist).", {"200": ttl_answer, "400": bad, "404": missing}, [key]),
+        },
+        "/cache/{key}/incr": {"post": counter},
+        "/cache/{key}/decr": {"post": counter | {"summary": "Subtract `by` from the integer under the key."}},
+        "/cache": {"delete": _operation(
+            "Clear the whole cache; needs ?confirm=true.",
+            {"200": _ok("How many entries were removed.", _obj(["cleared"], cleared={"type": "integer"})),
+             "400": bad},
+            [_query("confirm", {"type": "string", "enum": ["true"]}, "Must be `true`.", required=True)])},
+        "/cache/batch/set": {"post": _operation(
+            "Store many items, all or nothing.",
+            {"200": _ok("How many were stored.", _obj(["stored", "ttl"], stored={"type": "integer"},
+                                                      ttl={"type": ["number", "null"]})),
+             "400": bad, "413": too_large, "507": _error("The cache is full and its policy is noeviction.")},
+            body=_body(_obj(["items"], items={"type": "object", "additionalProperties": True,
+                                              "maxProperties": settings.max_batch_size},
+                            ttl={"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 1e10}) | {
+                "additionalProperties": False}, f"At most {settings.max_batch_size} items."))},
+        "/cache/batch/get": {"post": _operation(
+            "Read many keys.",
+            {"200": _ok("The values found, and the keys not found.", _obj(
+                ["items", "missing"], items={"type": "object", "additionalProperties": True},
+                missing={"type": "array", "items": {"type": "string"}})),
+             "400": bad, "413": too_large},
+            body=_body(_obj(["keys"], keys={"type": "array", "items": {"type": "string", "minLength": 1},
+                                            "maxItems": settings.max_batch_size}) | {
+                "additionalProperties": False}, f"At most {settings.max_batch_size} keys."))},
+        "/stats": {"get": _operation("Every counter of the engine.", {"200": _ok("Statistics.", stats_schema)})},
+        "/health": {"get": _operation("Whether this node works.", {
+            "200": _ok("Healthy.", {"$ref": "#/components/schemas/Health"}),
+            "503": _ok("Unhealthy.", {"$ref": "#/components/schemas/Health"})}, authenticated=False)},
+        "/admin/keys": {"get": _operation(
+            "A page of live keys matching a prefix or glob.",
+            {"200": _ok("Keys, and the cursor of the next page (null at the end).", _obj(
+                ["keys", "count", "cursor"], keys={"type": "array", "items": {"type": "string"}},
+                count={"type": "integer"}, cursor={"type": ["string", "null"]},
+                pattern={"type": ["string", "null"]})), "400": bad},
+            [_query("pattern", {"type": "string"}, "A prefix, or a glob with `*`, `?` or `[...]`."),
+             _query("limit", {"type": "integer", "minimum": 1, "maximum": settings.max_keys_limit},
+                    "Page size (default 100)."),
+             _query("cursor", {"type": "string"}, "From the previous page.")])},
+        "/test/load": {"post": _operation(
+            "Run a load test on a scratch engine with the same policy and limits.",
+            {"200": _ok("Throughput and latency.", {"type": "object"}), "400": bad,
+             "403": _error("The load test is switched off.")},
+            [_query("num_operations", {"type": "integer", "minimum": 1,
+                                       "maximum": settings.loadtest_max_operations}, "Default 1000."),
+             _query("operation_type", {"type": "string", "enum": ["get", "set", "mixed"]}, "Default mixed.")])},
+        "/metrics": {"get": _operation("Statistics in Prometheus' text format.", {
+            "200": {"description": "Prometheus exposition format.",
+                    "content": {"text/plain": {"schema": {"type": "string"}}}}})},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "CacheGrid", "version": __version__,
+                 "description": "An in-memory key/value cache with an HTTP/JSON API."},
+        "paths": paths,
+        "components": {
+            "schemas": {
+                "Error": _obj(["error", "message"], error={"type": "string"}, message={"type": "string"},
+                              limit={"type": "integer"}, key={"type": "string"}),
+                "Stored": _obj(["key", "ttl", "created"], key={"type": "string"},
+                               ttl={"type": ["number", "null"]}, created={"type": "boolean"}),
+                "Health": _obj(["status", "last_check", "node_id"],
+                               status={"type": "string", "enum": ["healthy", "unhealthy"]},
+                               uptime_seconds={"type": "number"}, cache_size={"type": "integer"},
+                               hit_ratio={"type": "number"}, memory_usage_mb={"type": "number"},
+                               last_check={"type": "number"}, node_id={"type": "string"},
+                               problems={"type": "array", "items": {"type": "string"}}),
+            },
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearer": []}] if settings.auth_token else [],
+    }
+
+
+DOCS_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>CacheGrid API</title>
+<link rel="stylesheet" href="{static}/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<script src="{static}/swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({{url: "/openapi.json", dom_id: "#swagger-ui"}});</script>
+</body></html>
+"""
+
+
+class OpenAPI:
+    def __init__(self, settings: Settings) -> None:
+        self.document = json.dumps(build_document(settings), indent=1).encode()
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.content_type = falcon.MEDIA_JSON
+        resp.data = self.document
+
+
+class Docs:
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.content_type = falcon.MEDIA_HTML
+        resp.text = DOCS_PAGE.format(static=DOCS_STATIC)
+
+
+STATIC_DIRECTORY = swagger_ui_path

@@ -1,0 +1,5 @@
+"""The WSGI entry point for servers: ``gunicorn cachegrid.daemon.wsgi:app``."""
+
+from cachegrid.daemon import create_app
+
+app = create_app()

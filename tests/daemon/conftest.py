@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pytest
+from falcon import testing
+
+from cachegrid.config import Settings
+from cachegrid.daemon import create_app
+from cachegrid.engine import Cache
+
+from ..engine.conftest import FakeClock
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def make_client(clock: FakeClock) -> Callable[..., tuple[testing.TestClient, Cache]]:
+    """A TestClient over the real app and a real engine on a fake clock."""
+
+    def make(**settings: Any) -> tuple[testing.TestClient, Cache]:
+        config = Settings(node_id="test-node", **settings)
+        cache = Cache(
+            config.eviction_policy,
+            max_size=config.max_size,
+            max_memory=config.max_memory_bytes,
+            max_key_length=config.max_key_length,
+            max_value_size=config.max_value_size,
+            cleanup_interval=config.cleanup_interval,
+            clock=clock,
+        )
+        return testing.TestClient(create_app(config, cache=cache)), cache
+
+    return make
+
+
+@pytest.fixture
+def client(make_client: Callable[..., tuple[testing.TestClient, Cache]]) -> testing.TestClient:
+    return make_client()[0]
+
+
+@pytest.fixture
+def cache_and_client(make_client: Callable[..., tuple[testing.TestClient, Cache]]) -> tuple[Cache, testing.TestClient]:
+    client, cache = make_client()
+    return cache, client
