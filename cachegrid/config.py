@@ -75,6 +75,19 @@ class Settings(BaseSettings):
     port: int = Field(default=8080, ge=1, le=65535, description="TCP port to listen on.")
     log_level: LogLevel = Field(default="info", description="debug, info, warning, error or critical.")
 
+    # -- the server process -------------------------------------------------------
+    worker: Literal["auto", "meinheld", "gthread"] = Field(
+        default="auto", description="gunicorn worker kind: meinheld where it is safe (auto), or gthread."
+    )
+    threads: int = Field(default=4, ge=1, le=256, description="Threads of the gthread worker.")
+    timeout: int = Field(
+        default=30, gt=0, description="Seconds a busy worker may go silent before gunicorn restarts it."
+    )
+    graceful_timeout: int = Field(
+        default=30, gt=0, description="Seconds given to requests in flight when the server stops."
+    )
+    keepalive: int = Field(default=5, ge=0, description="Seconds an idle keep-alive connection stays open.")
+
     # -- the cache ---------------------------------------------------------------
     eviction_policy: str = Field(
         default=DEFAULT_POLICY, description=f"Which entry goes when the cache is full: {', '.join(POLICIES)}."

@@ -64,8 +64,12 @@ def _operation(summary: str, responses: dict[str, Any], parameters: list[Any] | 
 
 
 def build_document(settings: Settings) -> dict[str, Any]:
+    # A key is 1 to max_key_length bytes of UTF-8. JSON Schema counts
+    # characters, not bytes: maxLength is the bound it can state (a character
+    # is at least a byte); the byte limit is in the descriptions.
+    key_string = {"type": "string", "minLength": 1, "maxLength": settings.max_key_length}
     key = {"name": "key", "in": "path", "required": True,
-           "schema": {"type": "string", "minLength": 1},
+           "schema": key_string,
            "description": f"The key, percent-encoded (any characters, `/` as `%2F`; at most "
                           f"{settings.max_key_length} bytes of UTF-8)."}
     ttl = {"type": "number", "exclusiveMinimum": 0, "maximum": 1e10}
@@ -144,6 +148,7 @@ def build_document(settings: Settings) -> dict[str, Any]:
                                                       ttl={"type": ["number", "null"]})),
              "400": bad, "413": too_large, "507": _error("The cache is full and its policy is noeviction.")},
             body=_body(_obj(["items"], items={"type": "object", "additionalProperties": True,
+                                              "propertyNames": key_string,
                                               "maxProperties": settings.max_batch_size},
                             ttl={"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 1e10}) | {
                 "additionalProperties": False}, f"At most {settings.max_batch_size} items."))},
@@ -153,7 +158,7 @@ def build_document(settings: Settings) -> dict[str, Any]:
                 ["items", "missing"], items={"type": "object", "additionalProperties": True},
                 missing={"type": "array", "items": {"type": "string"}})),
              "400": bad, "413": too_large},
-            body=_body(_obj(["keys"], keys={"type": "array", "items": {"type": "string", "minLength": 1},
+            body=_body(_obj(["keys"], keys={"type": "array", "items": key_string,
                                             "maxItems": settings.max_batch_size}) | {
                 "additionalProperties": False}, f"At most {settings.max_batch_size} keys."))},
         "/stats": {"get": _operation("Every counter of the engine.", {"200": _ok("Statistics.", stats_schema)})},
@@ -176,7 +181,8 @@ def build_document(settings: Settings) -> dict[str, Any]:
              "403": _error("The load test is switched off.")},
             [_query("num_operations", {"type": "integer", "minimum": 1,
                                        "maximum": settings.loadtest_max_operations}, "Default 1000."),
-             _query("operation_type", {"type": "string", "enum": ["get", "set", "mixed"]}, "Default mixed.")])},
+             _query("operation_type", {"type": "string", "enum": ["get", "set", "mixed", ""]},
+                    "Default (and when empty) mixed.")])},
         "/metrics": {"get": _operation("Statistics in Prometheus' text format.", {
             "200": {"description": "Prometheus exposition format.",
                     "content": {"text/plain": {"schema": {"type": "string"}}}}})},

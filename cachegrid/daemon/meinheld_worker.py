@@ -1,0 +1,108 @@
+"""A gunicorn worker that runs the app on meinheld, without the stock one's defects.
+
+meinheld's own ``meinheld.gmeinheld.MeinheldWorker`` is broken under
+gunicorn >= 20: it monkey-patches gunicorn's ``Logger.error``/``access``
+(the patch reaches the master, which then dies when a worker is killed), its
+heartbeat touches the ctime of the worker's temp file while gunicorn checks
+the mtime (so the worker timeout never fires), and it maps SIGTERM to an
+immediate stop. This worker:
+
+- hands meinheld small logger adapters instead of patching gunicorn's Logger;
+  the access adapter writes the same line format as gunicorn's access log and
+  skips the empty entries meinheld reports when a keep-alive connection closes;
+- beats the heartbeat through ``server.set_watchdog``, which meinheld calls
+  about once a second from its loop, with gunicorn's own ``notify()``;
+- limits request bodies with ``server.set_max_content_length``;
+- on SIGTERM stops accepting and lets requests in flight finish within the
+  graceful timeout; on SIGINT/SIGQUIT stops at once. meinheld installs its own
+  C-level handlers when its loop starts, so the watchdog puts ours back on its
+  first call.
+
+It is imported only when chosen (workers.py decides when that is safe).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from typing import Any
+
+from gunicorn.workers.base import Worker
+from meinheld import server
+
+
+class AccessLog:
+    """meinheld's access logger: ``access(environ)`` once per response."""
+
+    def __init__(self, log: logging.Logger) -> None:
+        self.log = log
+
+    def access(self, environ: dict[str, Any]) -> None:
+        method = environ.get("REQUEST_METHOD")
+        if not method:  # a keep-alive connection closed between requests
+            return
+        query = environ.get("QUERY_STRING")
+        target = environ.get("PATH_INFO", "-") + (f"?{query}" if query else "")
+        self.log.info(
+            '%s "%s %s %s" %s %s %sms',
+            environ.get("REMOTE_ADDR", "-"), method, target, environ.get("SERVER_PROTOCOL", "-"),
+            environ.get("STATUS_CODE", "-"), environ.get("SEND_BYTES", "-"), environ.get("REQUEST_TIME", "-"),
+        )
+
+
+class ErrorLog:
+    """meinheld's error logger: ``error(type, value, traceback)``."""
+
+    def __init__(self, log: Any) -> None:
+        self.log = log
+
+    def error(self, kind: type[BaseException], value: BaseException, traceback: Any) -> None:
+        self.log.error("error in the meinheld worker", exc_info=(kind, value, traceback))
+
+
+class MeinheldWorker(Worker):
+    body_limit = 16 * 1024 * 1024  # set by the application before the worker starts
+
+    def init_process(self) -> None:
+        self._signals_restored = False
+        super().init_process()
+
+    def run(self) -> None:
+        if self.cfg.accesslog is not None:
+            server.set_access_logger(AccessLog(self.log.access_log))
+        else:
+            server.set_access_logger(None)
+        server.set_error_logger(ErrorLog(self.log))
+        server.set_keepalive(int(self.cfg.keepalive))
+        server.set_picoev_max_fd(self.cfg.worker_connections)
+        server.set_max_content_length(self.body_limit)
+        server.set_watchdog(self.watchdog)
+        server.set_listen_socket([sock.fileno() for sock in self.sockets])
+        try:
+            server.run(self.wsgi)
+        except KeyboardInterrupt:
+            pass
+
+    def watchdog(self) -> None:
+        if not self._signals_restored:
+            signal.signal(signal.SIGTERM, self.handle_exit)
+            signal.signal(signal.SIGINT, self.handle_quit)
+            signal.signal(signal.SIGQUIT, self.handle_quit)
+            self._signals_restored = True
+        self.notify()
+        if self.ppid != os.getppid():
+            self.log.info("Parent changed, shutting down: %s", self)
+            server.stop(int(self.cfg.graceful_timeout))
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        """SIGTERM: graceful; stop accepting, finish what is in flight."""
+        self.alive = False
+        server.stop(max(1, int(self.cfg.graceful_timeout)))
+
+    def handle_quit(self, sig: int, frame: Any) -> None:
+        """SIGINT / SIGQUIT: stop now."""
+        self.alive = False
+        server.stop()
+        sys.exit(0)

@@ -1,0 +1,135 @@
+"""Serving the app with gunicorn: exactly one worker, fed from the settings.
+
+``serve(settings)`` embeds gunicorn (a ``BaseApplication`` whose options come
+from the settings; nothing is read from gunicorn's command line or config
+files). The cache lives in the worker process, so:
+
+- there is exactly one worker: every worker would hold a cache of its own.
+  ``workers`` is forced to 1 (``WEB_CONCURRENCY``, which gunicorn would
+  otherwise read, is ignored), ``on_starting`` refuses any other count, and
+  ``nworkers_changed`` puts the count back to 1 after a SIGTTIN;
+- the app (and the engine's sweeper thread) is built in the worker, after the
+  fork (``preload_app`` off), since threads do not survive ``fork``;
+- ``max_requests`` stays 0: a worker restart empties the cache.
+
+The same hooks are exported for plain gunicorn (``gunicorn -c
+python:cachegrid.daemon.server cachegrid.daemon.wsgi:app``), which is how
+they also refuse ``-w 2`` and ``WEB_CONCURRENCY=3`` there.
+
+Logs go to stderr: one access line per request (``ACCESS_LOG_FORMAT``; the
+meinheld worker writes the same format) and errors with tracebacks.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
+
+from ..config import MiB, Settings
+from .workers import choose
+
+log = logging.getLogger("cachegrid.server")
+
+ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
+ONE_WORKER = (
+    "CacheGrid runs exactly one worker process: each worker would hold a separate cache "
+    "(run more nodes instead, one per port)"
+)
+
+
+class StderrLogger(Logger):
+    """gunicorn's logger, with the access log on stderr like everything else."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        if cfg.accesslog == "-":
+            self._set_handler(self.access_log, "-", fmt=logging.Formatter(self.access_fmt), stream=sys.stderr)
+
+
+def on_starting(server: Any) -> None:
+    if server.cfg.workers != 1:
+        server.log.error("%s; refusing to start with %d workers", ONE_WORKER, server.cfg.workers)
+        sys.exit(1)
+
+
+def nworkers_changed(server: Any, new_value: int | None, old_value: int | None) -> None:
+    if new_value is not None and new_value > 1:
+        server.log.warning("%s; ignoring the request for %d workers", ONE_WORKER, new_value)
+        server._num_workers = 1
+
+
+# Read by plain gunicorn when this module is its config (-c python:...). The
+# worker count is left to gunicorn (-w, WEB_CONCURRENCY, else 1) so that
+# on_starting can refuse a wrong one loudly.
+worker_class = "gthread"
+threads = 4
+max_requests = 0
+logger_class = "cachegrid.daemon.server.StderrLogger"
+access_log_format = ACCESS_LOG_FORMAT
+accesslog = "-"
+errorlog = "-"
+control_socket_disable = True
+
+
+class CacheGridServer(BaseApplication):
+    """gunicorn, configured from CacheGrid's settings."""
+
+    def __init__(self, settings: Settings, worker_class: str) -> None:
+        self.settings = settings
+        self.options = {
+            "bind": [f"{settings.host}:{settings.port}"],
+            "workers": 1,
+            "worker_class": worker_class,
+            "threads": settings.threads,
+            "timeout": settings.timeout,
+            "graceful_timeout": settings.graceful_timeout,
+            "keepalive": settings.keepalive,
+            "max_requests": 0,
+            "preload_app": False,
+            "loglevel": settings.log_level,
+            "logger_class": "cachegrid.daemon.server.StderrLogger",
+            "accesslog": "-",
+            "errorlog": "-",
+            "access_log_format": ACCESS_LOG_FORMAT,
+            "proc_name": f"cachegrid:{settings.node_id}",
+            "control_socket_disable": True,
+            "on_starting": on_starting,
+            "nworkers_changed": nworkers_changed,
+        }
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            if key in self.cfg.settings:
+                self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        # Runs in the worker, after the fork: the engine and its sweeper live there.
+        from .app import create_app
+
+        return create_app(self.settings)
+
+
+def serve(settings: Settings) -> None:
+    """Run the server in the foreground until it is stopped."""
+    kind, worker_class = choose(settings.worker)
+    if kind == "meinheld":
+        from .meinheld_worker import MeinheldWorker
+
+        # meinheld refuses larger bodies itself (413 and a reset) before the
+        # app sees them; up to this, the app answers 413 with a JSON body.
+        MeinheldWorker.body_limit = settings.max_body_size + MiB
+    logging.basicConfig(level=settings.log_level.upper(), format="[%(asctime)s] [%(levelname)s] %(message)s",
+                        stream=sys.stderr)
+    detail = f" with {settings.threads} threads" if kind == "gthread" else ""
+    log.info("CacheGrid node %s on %s:%d: worker %s%s, policy %s, max %d items / %s MiB",
+             settings.node_id, settings.host, settings.port, kind, detail, settings.eviction_policy,
+             settings.max_size, f"{settings.max_memory_mb:g}")
+    if settings.auth_token is None and settings.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("listening on %s without an auth token: anyone who can reach it can read and change the "
+                    "cache (set CACHEGRID_AUTH_TOKEN)", settings.host)
+    CacheGridServer(settings, worker_class).run()

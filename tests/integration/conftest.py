@@ -1,0 +1,138 @@
+"""Real servers for the integration tests: `cachegrid serve` in a subprocess
+on 127.0.0.1 and an ephemeral port, talked to over HTTP. Every wait is
+bounded and every process is killed when its test ends."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from cachegrid.daemon.workers import meinheld_problem
+
+CLI = str(Path(sys.executable).with_name("cachegrid"))
+START_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def children(pid: int) -> list[int]:
+    """Direct child processes of ``pid`` (gunicorn's workers of a master)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+class Server:
+    """One `cachegrid serve` process."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
+        self.port = free_port()
+        self.host = "127.0.0.1"
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("CACHEGRID_")}
+        environment.update(env or {})
+        self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"cachegrid-test-{self.port}.log"
+        self.log = self.log_path.open("wb")
+        command = [CLI, "serve", "--host", self.host, *args]
+        if "--port" not in args:
+            command += ["--port", str(self.port)]
+        self.process = subprocess.Popen(command, env=environment, cwd=cwd, stdout=self.log,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def output(self) -> str:
+        self.log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def connection(self, timeout: float = 10.0) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+
+    def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
+                raw: bytes | None = None, timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
+        connection = self.connection(timeout)
+        try:
+            payload = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+            connection.request(method, path, body=payload, headers=headers or {})
+            response = connection.getresponse()
+            return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+        finally:
+            connection.close()
+
+    def wait_healthy(self, timeout: float = START_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"the server exited with {self.process.returncode}:\n{self.output()}")
+            try:
+                if self.request("GET", "/health", timeout=2)[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"the server did not become healthy within {timeout} s:\n{self.output()}")
+
+    def workers(self) -> list[int]:
+        return children(self.process.pid)
+
+    def stop(self) -> int | None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                pass
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+        for pid in self.workers():  # never leave a worker behind
+            os.kill(pid, signal.SIGKILL)
+        self.log.close()
+        return self.process.returncode
+
+
+def worker_kinds() -> list[Any]:
+    problem = meinheld_problem()
+    return [
+        pytest.param("meinheld", marks=pytest.mark.skipif(problem is not None, reason=problem or "")),
+        "gthread",
+    ]
+
+
+@pytest.fixture
+def start_server() -> Iterator[Any]:
+    started: list[Server] = []
+
+    def start(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+              healthy: bool = True) -> Server:
+        server = Server(*args, env=env, cwd=cwd)
+        started.append(server)
+        if healthy:
+            server.wait_healthy()
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
