@@ -20,6 +20,7 @@ from .metrics import Metrics
 from .openapi import DOCS_STATIC, STATIC_DIRECTORY, Docs, OpenAPI
 from .resources import (
     TTL,
+    BatchDelete,
     BatchGet,
     BatchSet,
     Counter,
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None, cache: Cache | None = None) -> 
     app.add_route("/cache", Everything(cache))
     app.add_route("/cache/batch/set", BatchSet(cache, settings))
     app.add_route("/cache/batch/get", BatchGet(cache, settings))
+    app.add_route("/cache/batch/delete", BatchDelete(cache, settings))
     app.add_route("/stats", Stats(cache, settings))
     app.add_route("/health", Health(cache, settings))
     app.add_route("/admin/keys", Keys(cache, settings))

@@ -87,6 +87,9 @@ def build_document(settings: Settings) -> dict[str, Any]:
         [key, _query("by", {"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1, "default": 1},
                      "How much to add.")],
     )
+    batch_keys = _body(_obj(["keys"], keys={"type": "array", "items": key_string,
+                                            "maxItems": settings.max_batch_size}) | {
+        "additionalProperties": False}, f"At most {settings.max_batch_size} keys.")
     stats_schema = {"type": "object", "required": [
         "hits", "misses", "sets", "deletes", "evictions", "current_size", "max_size", "hit_ratio",
         "memory_usage_mb", "uptime_seconds"], "properties": {
@@ -158,9 +161,13 @@ def build_document(settings: Settings) -> dict[str, Any]:
                 ["items", "missing"], items={"type": "object", "additionalProperties": True},
                 missing={"type": "array", "items": {"type": "string"}})),
              "400": bad, "413": too_large},
-            body=_body(_obj(["keys"], keys={"type": "array", "items": key_string,
-                                            "maxItems": settings.max_batch_size}) | {
-                "additionalProperties": False}, f"At most {settings.max_batch_size} keys."))},
+            body=batch_keys)},
+        "/cache/batch/delete": {"post": _operation(
+            "Delete many keys (idempotent: absent keys are not an error).",
+            {"200": _ok("How many of the keys existed and were deleted.",
+                        _obj(["deleted"], deleted={"type": "integer", "minimum": 0})),
+             "400": bad, "413": too_large},
+            body=batch_keys)},
         "/stats": {"get": _operation("Every counter of the engine.", {"200": _ok("Statistics.", stats_schema)})},
         "/health": {"get": _operation("Whether this node works.", {
             "200": _ok("Healthy.", {"$ref": "#/components/schemas/Health"}),

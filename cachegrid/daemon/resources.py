@@ -183,6 +183,20 @@ class BatchSet:
         _json(resp, {"stored": stored, "ttl": ttl})
 
 
+def batch_keys(req: falcon.Request, settings: Settings) -> list[str]:
+    """The keys of a ``{"keys": [...]}`` body, checked, duplicates dropped."""
+    body = json_body(req, settings.max_body_size)
+    keys = body.get("keys") if isinstance(body, dict) else None
+    if not isinstance(keys, list) or not all(isinstance(key, str) for key in keys) or set(body) != {"keys"}:
+        raise ApiError(400, "invalid_batch", 'the body must be {"keys": ["key", ...]}')
+    if len(keys) > settings.max_batch_size:
+        raise ApiError(413, "batch_too_large", f"{len(keys)} keys; the limit is {settings.max_batch_size}",
+                       limit=settings.max_batch_size)
+    for key in keys:
+        check_key(key, settings)
+    return list(dict.fromkeys(keys))
+
+
 class BatchGet:
     """``POST /cache/batch/get`` ``{"keys": [...]}`` ->
     ``{"items": {key: value, ...}, "missing": [...]}``."""
@@ -192,22 +206,25 @@ class BatchGet:
         self.settings = settings
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        body = json_body(req, self.settings.max_body_size)
-        keys = body.get("keys") if isinstance(body, dict) else None
-        if not isinstance(keys, list) or not all(isinstance(key, str) for key in keys) or set(body) != {"keys"}:
-            raise ApiError(400, "invalid_batch", 'the body must be {"keys": ["key", ...]}')
-        if len(keys) > self.settings.max_batch_size:
-            raise ApiError(413, "batch_too_large", f"{len(keys)} keys; the limit is {self.settings.max_batch_size}",
-                           limit=self.settings.max_batch_size)
-        for key in keys:
-            check_key(key, self.settings)
-        unique = list(dict.fromkeys(keys))
+        unique = batch_keys(req, self.settings)
         found = self.cache.get_many(unique)
         # The stored values are JSON already: splice them in without decoding.
         items = b",".join(encode(key) + b":" + value for key, value in found.items())
         missing = encode([key for key in unique if key not in found])
         resp.content_type = falcon.MEDIA_JSON
         resp.data = b'{"items":{' + items + b'},"missing":' + missing + b"}"
+
+
+class BatchDelete:
+    """``POST /cache/batch/delete`` ``{"keys": [...]}`` -> ``{"deleted": n}``."""
+
+    def __init__(self, cache: Cache, settings: Settings) -> None:
+        self.cache = cache
+        self.settings = settings
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        keys = batch_keys(req, self.settings)
+        _json(resp, {"deleted": self.cache.delete_many(keys)})
 
 
 class Counter:

@@ -27,7 +27,7 @@ from .errors import ApiError
 
 PREFIX = "/cache/"
 ACTIONS = frozenset({"ttl", "incr", "decr"})
-_RESERVED = ("batch/get", "batch/set")  # literal routes under /cache/
+_RESERVED = ("batch/get", "batch/set", "batch/delete")  # literal routes under /cache/
 
 
 def raw_path(req: falcon.Request | None) -> str | None:

@@ -559,3 +559,12 @@ def test_cache_full_under_noeviction_is_507(make_client: MakeClient) -> None:
     put(client, "a", 1)
     assert_error(put(client, "b", 2), 507, "cache_full")
     assert client.simulate_get("/cache/a").json == 1
+
+
+def test_batch_delete(client: testing.TestClient) -> None:
+    client.simulate_post("/cache/batch/set", json={"items": {"a": 1, "b": 2, "c": 3}})
+    result = client.simulate_post("/cache/batch/delete", json={"keys": ["a", "b", "zz", "a"]})
+    assert result.json == {"deleted": 2}
+    assert client.simulate_post("/cache/batch/get", json={"keys": ["a", "b", "c"]}).json == {
+        "items": {"c": 3}, "missing": ["a", "b"]}
+    assert_error(client.simulate_post("/cache/batch/delete", json={"keys": "a"}), 400, "invalid_batch")

@@ -47,7 +47,7 @@ class Server:
     """One `cachegrid serve` process."""
 
     def __init__(self, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
-        self.port = free_port()
+        self.port = int(args[args.index("--port") + 1]) if "--port" in args else free_port()
         self.host = "127.0.0.1"
         environment = {k: v for k, v in os.environ.items() if not k.startswith("CACHEGRID_")}
         environment.update(env or {})

@@ -1,0 +1,21 @@
+"""CacheGrid's Python client: ``SyncCacheGridClient`` (requests) and
+``CacheGridClient`` (asyncio, httpx), with failover between hosts.
+
+It knows only the HTTP contract: nothing of the engine or the daemon.
+"""
+
+from __future__ import annotations
+
+from .aio import CacheGridClient
+from .errors import CacheGridError, NotFound, RequestError, Unauthorized, Unavailable
+from .sync import SyncCacheGridClient
+
+__all__ = [
+    "CacheGridClient",
+    "CacheGridError",
+    "NotFound",
+    "RequestError",
+    "SyncCacheGridClient",
+    "Unauthorized",
+    "Unavailable",
+]

@@ -1,0 +1,36 @@
+"""The client's errors: one base class, typed by what the caller can do."""
+
+from __future__ import annotations
+
+
+class CacheGridError(Exception):
+    """Base class of every error the client raises."""
+
+
+class Unavailable(CacheGridError):
+    """No host answered: every attempt failed with a connection error, a
+    timeout or a server error (5xx). ``errors`` holds each host's last error."""
+
+    def __init__(self, message: str, errors: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.errors = errors or {}
+
+
+class RequestError(CacheGridError):
+    """The server refused the request (4xx, or 507 when full): never retried.
+    ``code`` and ``message`` are the server's error body."""
+
+    def __init__(self, status: int, code: str, message: str, body: dict | None = None) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.body = body or {}
+
+
+class NotFound(RequestError):
+    """The key does not exist (or expired), where the call needs it."""
+
+
+class Unauthorized(RequestError):
+    """The server needs a bearer token (auth_token=...) and got none or a wrong one."""
