@@ -7,8 +7,9 @@ other. Nothing else in the engine locks.
 
 The sweeper
 -----------
-``start()`` runs a daemon thread that wakes every ``cleanup_interval`` seconds
-and calls ``sweep()``: it reclaims the expired entries earliest first from the
+``start()`` runs a daemon thread that rebuilds the expiry index when a write
+asks for it (expire.py: the O(n) part runs outside the lock), and every
+``cleanup_interval`` seconds calls ``sweep()``: it reclaims the expired entries earliest first from the
 expiry index in batches of ``SWEEP_BATCH``, taking and releasing the lock for
 each batch, until none is due. So every entry that expired before a sweep
 began is gone when it ends, within one interval of its expiry, and readers
@@ -114,6 +115,7 @@ class Cache:
         self._started_at = clock()
         self._sweeper: threading.Thread | None = None
         self._stopping = threading.Event()
+        self._wake = threading.Event()  # a rebuild of the expiry index is wanted
         self._scans: OrderedDict[str, _Scan] = OrderedDict()
         # Longest single lock hold of the last sweep, in seconds.
         self.last_sweep_max_hold = 0.0
@@ -259,18 +261,37 @@ class Cache:
         self.last_sweep_max_hold = longest
         return total
 
+    def rebuild_expiry_index(self) -> None:
+        """Drop the stale items of the expiry index, holding the lock only to
+        copy the heap and to install the rebuilt one (see expire.py)."""
+        with self._lock:
+            index = self._store.expiry
+            items = index.begin_rebuild()
+        if items is None:
+            return
+        rebuilt = index.current(items)
+        with self._lock:
+            if self._store.expiry is index:  # not replaced by clear() meanwhile
+                index.end_rebuild(rebuilt)
+
     def start(self) -> None:
         """Start the sweeper thread (in the process that serves: threads do
         not survive fork)."""
         if self.sweeper_alive:
             return
         self._stopping.clear()
+        self._wake.clear()
         self._sweeper = threading.Thread(target=self._sweep_forever, name="cachegrid-sweeper", daemon=True)
         self._sweeper.start()
+        with self._lock:
+            self._store.on_expiry_overgrown = self._wake.set
 
     def stop(self) -> None:
         """Stop the sweeper thread and wait for it to end."""
+        with self._lock:
+            self._store.on_expiry_overgrown = None
         self._stopping.set()
+        self._wake.set()
         if self._sweeper is not None:
             self._sweeper.join()
             self._sweeper = None
@@ -280,8 +301,18 @@ class Cache:
         return self._sweeper is not None and self._sweeper.is_alive()
 
     def _sweep_forever(self) -> None:
-        while not self._stopping.wait(self.cleanup_interval):
-            self.sweep()
+        # Real time, not the injected clock: this is the thread's schedule.
+        next_sweep = time.monotonic() + self.cleanup_interval
+        while True:
+            woken = self._wake.wait(max(0.0, next_sweep - time.monotonic()))
+            if self._stopping.is_set():
+                return
+            if woken:
+                self._wake.clear()
+                self.rebuild_expiry_index()
+            if time.monotonic() >= next_sweep:
+                self.sweep()
+                next_sweep = time.monotonic() + self.cleanup_interval
 
     def __enter__(self) -> Cache:
         self.start()

@@ -20,15 +20,22 @@ Two things read the heap:
   victim).
 
 Stale items would pile up without bound if a long-TTL key were rewritten in a
-loop, so the heap is rebuilt from the current items once it holds more than
-twice as many items as there are entries with a TTL (plus some slack). Each
-rebuild is O(n) and happens at most once per n stale pushes: O(1) amortised.
+loop, so the heap is rebuilt from its current items once it holds more than
+twice as many items as there are entries with a TTL (plus some slack): O(n)
+once per n stale pushes, O(1) amortised. While ``Cache``'s sweeper thread
+runs, the rebuild does not happen inside the write that crossed the line: the
+write only wakes the sweeper, which copies the heap under the lock (one C-level
+copy), filters and heapifies the copy *outside* the lock, and installs it
+under the lock again together with the items pushed meanwhile. Items popped
+meanwhile are stale in the copy and dropped lazily, as ever. So no single
+lock hold pays the O(n) filtering. Without a sweeper (an engine used without
+``start()``) the write rebuilds the heap itself.
 """
 
 from __future__ import annotations
 
 from heapq import heapify, heappop, heappush
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 # Below this many items a rebuild is not worth doing.
 _COMPACT_SLACK = 1024
@@ -36,13 +43,19 @@ _COMPACT_SLACK = 1024
 
 class ExpiryIndex:
     """A heap of ``(expires_at, key)`` over ``entries`` (key -> entry with an
-    ``expires_at`` attribute), with lazy deletion of stale items."""
+    ``expires_at`` attribute), with lazy deletion of stale items.
 
-    __slots__ = ("_entries", "_heap")
+    ``overgrown`` is called when the heap should be rebuilt; it returns True
+    when someone else will do it (the sweeper), False to rebuild at once."""
 
-    def __init__(self, entries: Mapping[str, Any]) -> None:
+    __slots__ = ("_entries", "_heap", "_overgrown", "_log")
+
+    def __init__(self, entries: Mapping[str, Any], overgrown: Callable[[], bool] = lambda: False) -> None:
         self._entries = entries
         self._heap: list[tuple[float, str]] = []
+        self._overgrown = overgrown
+        # Items pushed while a rebuild runs outside the lock (None: no rebuild).
+        self._log: list[tuple[float, str]] | None = None
 
     def __len__(self) -> int:
         """Number of heap items, stale ones included."""
@@ -51,8 +64,11 @@ class ExpiryIndex:
     def add(self, expires_at: float, key: str, live_with_ttl: int) -> None:
         """Record that ``key`` expires at ``expires_at``; ``live_with_ttl`` is
         how many entries of the store have a TTL (it decides on a rebuild)."""
-        heappush(self._heap, (expires_at, key))
-        if len(self._heap) > 2 * live_with_ttl + _COMPACT_SLACK:
+        item = (expires_at, key)
+        heappush(self._heap, item)
+        if self._log is not None:
+            self._log.append(item)
+        elif len(self._heap) > 2 * live_with_ttl + _COMPACT_SLACK and not self._overgrown():
             self.compact()
 
     def _is_current(self, expires_at: float, key: str) -> bool:
@@ -79,6 +95,31 @@ class ExpiryIndex:
         return None
 
     def compact(self) -> None:
-        """Drop every stale item and rebuild the heap."""
-        self._heap = [item for item in self._heap if self._is_current(*item)]
-        heapify(self._heap)
+        """Drop every stale item and rebuild the heap, all at once."""
+        self._heap = self.current(self._heap)
+
+    # A rebuild in three steps, for a caller that holds the lock for the first
+    # and the last only.
+
+    def begin_rebuild(self) -> list[tuple[float, str]] | None:
+        """Under the lock: a copy of the heap to rebuild (None if one runs)."""
+        if self._log is not None:
+            return None
+        self._log = []
+        return self._heap[:]
+
+    def current(self, items: list[tuple[float, str]]) -> list[tuple[float, str]]:
+        """The current ones of ``items``, as a heap. Safe outside the lock: an
+        item found stale never becomes current again (a write that restores
+        the same expiry pushes a new item), and one found current but stale
+        by now is dropped later, lazily."""
+        kept = [item for item in items if self._is_current(*item)]
+        heapify(kept)
+        return kept
+
+    def end_rebuild(self, rebuilt: list[tuple[float, str]]) -> None:
+        """Under the lock: install the rebuilt heap with what was pushed since."""
+        for item in self._log or ():
+            heappush(rebuilt, item)
+        self._heap = rebuilt
+        self._log = None

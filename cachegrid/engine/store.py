@@ -101,7 +101,7 @@ class Entry(float):
 
     The entry *is* its version number: a ``float`` subclass whose numeric value
     is the version, with two slots for the rest. That saves the separate int
-    object a ``version`` slot would hold, 32 of the ~180 bytes an entry costs
+    object a ``version`` slot would hold: 32 bytes of the ~230 an entry costs
     beyond its key and value (versions stay exact up to 2**53 writes). Compare
     entries by ``version``, not with ``==``. Immutable by convention: the store
     replaces entries, it never changes one.
@@ -203,12 +203,26 @@ class Store:
         self.evictions = self.expired = self.rejected_too_large = self.rejected_full = 0
         self._reset()
 
+    # Set by Cache while its sweeper runs: rebuilds of the expiry index are
+    # then handed to the sweeper instead of done inside a write.
+    on_expiry_overgrown: Callable[[], None] | None = None
+
     def _reset(self) -> None:
         self._data = self._new_mapping()
-        self._expiry = ExpiryIndex(self._data)
+        self._expiry = ExpiryIndex(self._data, self._expiry_overgrown)
         self._memory = 0
         self._with_ttl = 0  # entries that have a TTL
         self._init_policy()
+
+    def _expiry_overgrown(self) -> bool:
+        if self.on_expiry_overgrown is None:
+            return False
+        self.on_expiry_overgrown()
+        return True
+
+    @property
+    def expiry(self) -> ExpiryIndex:
+        return self._expiry
 
     # -- policy hooks (defaults: a policy that records nothing) ---------------
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from cachegrid.engine import Cache
+from cachegrid.engine.expire import ExpiryIndex
 from cachegrid.engine.cache import SWEEP_BATCH
 
 from .conftest import FakeClock
@@ -73,3 +76,40 @@ def test_start_twice_runs_one_thread() -> None:
     cache.start()
     assert cache._sweeper is first
     cache.stop()
+
+
+def test_with_a_sweeper_the_index_is_rebuilt_outside_the_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    inline_rebuilds = []
+    compact = ExpiryIndex.compact
+    monkeypatch.setattr(ExpiryIndex, "compact", lambda self: inline_rebuilds.append(1) or compact(self))
+    cache = Cache("lru", cleanup_interval=3600)
+    with cache:
+        for round_ in range(20):
+            for i in range(500):
+                cache.set(f"k{i}", b"v", ttl=3600 + round_)
+        deadline = time.monotonic() + 10
+        while len(cache._store.expiry) > 2 * 500 + 1024 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(cache._store.expiry) <= 2 * 500 + 1024
+    assert inline_rebuilds == []
+    assert all(3600 < cache.ttl(f"k{i}") <= 3619 for i in range(500))
+    # Without a sweeper, the write that crosses the line rebuilds at once.
+    for i in range(3000):
+        cache.set("same", b"v", ttl=100 + i)
+    assert inline_rebuilds and len(cache._store.expiry) <= 2 * 501 + 1024
+
+
+def test_rebuild_keeps_items_pushed_and_drops_items_popped_meanwhile(clock: FakeClock) -> None:
+    cache = Cache("lru", clock=clock)
+    for i in range(100):
+        cache.set(f"old{i}", b"v", ttl=10)
+        cache.set(f"old{i}", b"v", ttl=20)  # leaves a stale item behind
+    index = cache._store.expiry
+    items = index.begin_rebuild()
+    assert items is not None and index.begin_rebuild() is None  # one at a time
+    cache.set("new", b"v", ttl=5)  # pushed during the rebuild
+    cache.delete("old0")
+    index.end_rebuild(index.current(items))
+    assert len(index) == 100  # 99 current old items and the new one; no stale one
+    clock.tick(20)
+    assert cache.sweep() == 100
