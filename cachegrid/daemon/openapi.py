@@ -73,7 +73,10 @@ def build_document(settings: Settings) -> dict[str, Any]:
            "description": f"The key, percent-encoded (any characters, `/` as `%2F`; at most "
                           f"{settings.max_key_length} bytes of UTF-8)."}
     ttl = {"type": "number", "exclusiveMinimum": 0, "maximum": 1e10}
-    etag = {"ETag": {"schema": {"type": "string"}, "description": "The entry's version."}}
+    etag = {"ETag": {"required": True, "schema": {"type": "string", "pattern": '^"[^"]*"$'},
+                     "description": "The entry's version (a strong ETag)."}}
+    entry_headers = etag | {"X-Cache-TTL": {"schema": {"type": "string", "pattern": "^[0-9]+\\.[0-9]{3}$"},
+                                            "description": "Seconds left, when the key has a TTL."}}
     bad = _error("Invalid input: the key, the TTL, a parameter or the body (see `error`).")
     too_large = _error("A body, value or batch over its limit (`limit` says which).")
     missing = _error("No such key (or it expired).")
@@ -103,18 +106,16 @@ def build_document(settings: Settings) -> dict[str, Any]:
         "/cache/{key}": {
             "get": _operation(
                 "The stored JSON value itself.",
-                {"200": _ok("The value, byte for byte as stored.", any_value, etag | {
-                    "X-Cache-TTL": {"schema": {"type": "string"},
-                                    "description": "Seconds left, when the key has a TTL."}}),
-                 "304": {"description": "If-None-Match named the current ETag."},
+                {"200": _ok("The value, byte for byte as stored.", any_value, entry_headers),
+                 "304": {"description": "If-None-Match named the current ETag.", "headers": entry_headers},
                  "400": bad, "404": missing},
                 [key, _header("If-None-Match", "ETags; 304 if one is current.")],
             ),
             "head": _operation("Like GET, without the body.",
-                               {"200": {"description": "The key exists.", "headers": etag},
-                                "304": {"description": "Not modified."},
+                               {"200": {"description": "The key exists.", "headers": entry_headers},
+                                "304": {"description": "Not modified.", "headers": entry_headers},
                                 "400": {"description": "Invalid key."}, "404": {"description": "No such key."}},
-                               [key]),
+                               [key, _header("If-None-Match", "ETags; 304 if one is current.")]),
             "put": _operation(
                 "Store a JSON value (its compact encoding).",
                 {"201": _ok("Created.", {"$ref": "#/components/schemas/Stored"}, etag),

@@ -29,6 +29,8 @@ TTL_HEADER = "X-Cache-TTL"
 
 def check_key(key: str, settings: Settings) -> None:
     """400 unless ``key`` is a usable key within the length limit."""
+    if key.isascii() and 0 < len(key) <= settings.max_key_length:
+        return  # the common case, without encoding the key
     try:
         length = key_length(key)
     except InvalidKey as error:
@@ -92,10 +94,11 @@ class Item:
         left = _ttl_header(entry, self.cache.clock())
         if left is not None:
             resp.set_header(TTL_HEADER, left)
-        if_none_match = req.if_none_match
-        if if_none_match and ("*" in if_none_match or entry.version in self.etags.versions(if_none_match)):
-            resp.status = falcon.HTTP_304
-            return
+        if "HTTP_IF_NONE_MATCH" in req.env:  # only then parse it
+            if_none_match = req.if_none_match
+            if if_none_match and ("*" in if_none_match or entry.version in self.etags.versions(if_none_match)):
+                resp.status = falcon.HTTP_304
+                return
         resp.content_type = falcon.MEDIA_JSON
         resp.data = entry.value
 
@@ -113,6 +116,8 @@ class Item:
     def _conditions(self, req: falcon.Request, key: str) -> tuple[bool, bool, int | None]:
         """If-None-Match: * (only if absent); If-Match: * (only if present);
         If-Match: "<etag>", ... (only if the entry is still one of those versions)."""
+        if "HTTP_IF_MATCH" not in req.env and "HTTP_IF_NONE_MATCH" not in req.env:
+            return False, False, None  # the common case: no condition to parse
         if_none_match = req.if_none_match or []
         only_if_absent = "*" in if_none_match
         if if_none_match and not only_if_absent:

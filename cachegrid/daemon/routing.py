@@ -40,25 +40,42 @@ def raw_path(req: falcon.Request | None) -> str | None:
     if not raw.startswith("/"):  # absolute form: http://host/path
         slash = raw.find("/", raw.find("//") + 2)
         raw = raw[slash:] if slash >= 0 else "/"
-    return raw.partition("?")[0].partition("#")[0]
+    if "?" in raw or "#" in raw:
+        raw = raw.partition("?")[0].partition("#")[0]
+    return raw
 
 
 class KeyRouter(CompiledRouter):
     """falcon's router, plus key extraction for the /cache/{key} routes."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        # The routes of /cache/_ and /cache/_/<action>, looked up once.
+        self._key_routes: dict[str | None, Any] = {}
+
+    def _key_route(self, action: str | None) -> Any:
+        try:
+            return self._key_routes[action]
+        except KeyError:
+            route = self._key_routes[action] = super().find(f"{PREFIX}_/{action}" if action else f"{PREFIX}_")
+            return route
+
     def find(self, uri: str, req: falcon.Request | None = None) -> tuple[object, Any, dict[str, Any], str | None] | None:
         raw = raw_path(req)
         path = raw if raw is not None else uri
         if path.startswith(PREFIX) and path[len(PREFIX):] not in _RESERVED:
-            segments = path[len(PREFIX):].split("/")
-            action = segments.pop() if len(segments) > 1 and segments[-1] in ACTIONS else None
-            key = "/".join(segments)
-            if raw is not None:
+            key = path[len(PREFIX):]
+            action = None
+            if "/" in key:
+                head, _, last = key.rpartition("/")
+                if last in ACTIONS and head:
+                    key, action = head, last
+            if raw is not None and "%" in key:
                 try:
                     key = unquote(key, errors="strict")
                 except UnicodeDecodeError:
                     raise ApiError(400, "invalid_key", "the key is not valid percent-encoded UTF-8") from None
-            route = super().find(f"{PREFIX}_/{action}" if action else f"{PREFIX}_", req)
+            route = self._key_route(action)
             if route is not None:
                 resource, method_map, _, template = route
                 return resource, method_map, {"key": key}, template

@@ -58,6 +58,17 @@ def test_any_json_value_round_trips(client: testing.TestClient, value: Any) -> N
     assert client.simulate_get("/cache/k").json == value
 
 
+def test_big_integers_stay_exact(client: testing.TestClient) -> None:
+    client.simulate_put("/cache/k", body=b'{"big": 123456789012345678901234567890, "id": "12345678901234567890"}')
+    assert client.simulate_get("/cache/k").content == (
+        b'{"big":123456789012345678901234567890,"id":"12345678901234567890"}')
+
+
+def test_a_byte_order_mark_is_allowed(client: testing.TestClient) -> None:
+    assert client.simulate_put("/cache/k", body="\ufeff[1, 2]".encode()).status_code == 201
+    assert client.simulate_get("/cache/k").json == [1, 2]
+
+
 def test_stored_bytes_are_the_compact_encoding_in_the_order_sent(client: testing.TestClient) -> None:
     client.simulate_put("/cache/k", body='{ "b" : 1,\n "a" : [1, 2] , "c": "é" }')
     assert client.simulate_get("/cache/k").content == '{"b":1,"a":[1,2],"c":"é"}'.encode()
@@ -166,6 +177,9 @@ def test_key_over_the_length_limit_is_400_with_the_limit(make_client: MakeClient
         (b"\xff\xfe\x00", "invalid_encoding"),
         (b'"unterminated', "invalid_json"),
         (b"[" * 100_000, "invalid_json"),
+        (b"[1e400]", "invalid_json"),
+        (b'"\\ud800"', "invalid_json"),
+        (b'{"n": 12345678901234567890123, "x": 1e999}', "invalid_json"),
     ],
 )
 def test_bad_bodies_are_400_and_touch_nothing(cache_and_client: tuple[Cache, testing.TestClient], body: bytes,
