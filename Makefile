@@ -17,15 +17,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	@# meinheld, the fast worker, pins greenlet<0.5, which does not build on
-	@# Python 3.11, and pip cannot override a pin: install greenlet 1.x, then
-	@# meinheld without its dependencies. Only where it is safe (Python < 3.12);
-	@# without it the server runs on gthread.
-	@if $(BIN)/python -c 'import sys; sys.exit(sys.version_info >= (3, 12))'; then \
-	  $(BIN)/python -m pip install --quiet 'greenlet>=1.1.3,<2' && \
-	  $(BIN)/python -m pip install --quiet --no-deps meinheld==1.0.2 || \
-	  echo "meinheld could not be installed: the server will use the gthread worker"; \
-	else echo "Python >= 3.12: meinheld is unsafe here, the server will use the gthread worker"; fi
+	scripts/install-meinheld $(BIN)/python
 	touch $(STAMP)
 
 serve: $(STAMP)
