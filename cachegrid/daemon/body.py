@@ -27,6 +27,7 @@ from typing import Any
 import falcon
 import orjson
 
+from ..engine import MAX_TTL
 from .errors import ApiError
 
 _INTEGER = re.compile(r"[+-]?[0-9]{1,20}")
@@ -123,11 +124,12 @@ def ttl_value(raw: Any, name: str = "ttl") -> float:
         except ValueError:
             raise ApiError(400, "invalid_ttl", f"{name} must be a number of seconds, not {raw!r}") from None
     elif isinstance(raw, (int, float)) and not isinstance(raw, bool):
-        number = float(raw)
+        number = float(raw) if raw < MAX_TTL * 2 else math.inf  # float() of a huge int overflows
     else:
         raise ApiError(400, "invalid_ttl", f"{name} must be a number of seconds, not {raw!r}")
-    if not (math.isfinite(number) and number > 0):
-        raise ApiError(400, "invalid_ttl", f"{name} must be a number of seconds greater than 0, not {raw!r}")
+    if not (math.isfinite(number) and 0 < number <= MAX_TTL):
+        raise ApiError(400, "invalid_ttl",
+                       f"{name} must be a number of seconds greater than 0 and at most {MAX_TTL}, not {raw!r}")
     return int(number) if number.is_integer() else number  # echoed back as 3600, not 3600.0
 
 

@@ -44,6 +44,11 @@ def _query(name: str, schema: dict[str, Any], description: str, required: bool =
     return {"name": name, "in": "query", "required": required, "schema": schema, "description": description}
 
 
+def _pointer(path: str, method: str) -> str:
+    """A JSON pointer to an operation of this document (for links)."""
+    return "#/paths/" + path.replace("~", "~0").replace("/", "~1") + "/" + method
+
+
 def _header(name: str, description: str) -> dict[str, Any]:
     return {"name": name, "in": "header", "required": False, "schema": {"type": "string"}, "description": description}
 
@@ -77,6 +82,26 @@ def build_document(settings: Settings) -> dict[str, Any]:
                      "description": "The entry's version (a strong ETag)."}}
     entry_headers = etag | {"X-Cache-TTL": {"schema": {"type": "string", "pattern": "^[0-9]+\\.[0-9]{3}$"},
                                             "description": "Seconds left, when the key has a TTL."}}
+    # What a client may do next with the key a PUT stored: the same key, from
+    # the request's path (OpenAPI links; stateful testing follows them too).
+    same_key = {"key": "$request.path.key"}
+    key_links = {name: {"operationRef": _pointer(path, method), "parameters": same_key, "description": text}
+                 for name, path, method, text in (
+                     ("GetValue", "/cache/{key}", "get", "Read the value back."),
+                     ("HeadValue", "/cache/{key}", "head", "Whether it exists, and its ETag."),
+                     ("DeleteKey", "/cache/{key}", "delete", "Delete it."),
+                     ("GetTTL", "/cache/{key}/ttl", "get", "Its TTL."),
+                     ("SetTTL", "/cache/{key}/ttl", "put", "Give it a new TTL."),
+                     ("Persist", "/cache/{key}/ttl", "delete", "Remove its TTL."),
+                     ("Increment", "/cache/{key}/incr", "post", "Add to it, if it is an integer."),
+                     ("Decrement", "/cache/{key}/decr", "post", "Subtract from it, if it is an integer."))}
+    key_links["Revalidate"] = {"operationRef": _pointer("/cache/{key}", "get"),
+                               "parameters": same_key | {"header.If-None-Match": "$response.header.ETag"},
+                               "description": "Read it again: 304 while it is unchanged."}
+    key_links["CompareAndSet"] = {"operationRef": _pointer("/cache/{key}", "put"),
+                                  "parameters": same_key | {"header.If-Match": "$response.header.ETag"},
+                                  "description": "Replace it only if it is still this version."}
+    touched_links = {name: key_links[name] for name in ("GetValue", "HeadValue", "GetTTL", "Persist")}
     bad = _error("Invalid input: the key, the TTL, a parameter or the body (see `error`).")
     too_large = _error("A body, value or batch over its limit (`limit` says which).")
     missing = _error("No such key (or it expired).")
@@ -118,8 +143,8 @@ def build_document(settings: Settings) -> dict[str, Any]:
                                [key, _header("If-None-Match", "ETags; 304 if one is current.")]),
             "put": _operation(
                 "Store a JSON value (its compact encoding).",
-                {"201": _ok("Created.", {"$ref": "#/components/schemas/Stored"}, etag),
-                 "200": _ok("Replaced.", {"$ref": "#/components/schemas/Stored"}, etag),
+                {"201": _ok("Created.", {"$ref": "#/components/schemas/Stored"}, etag) | {"links": key_links},
+                 "200": _ok("Replaced.", {"$ref": "#/components/schemas/Stored"}, etag) | {"links": key_links},
                  "400": bad, "412": _error("A condition (If-Match / If-None-Match) did not hold."),
                  "413": too_large, "507": _error("The cache is full and its policy is noeviction.")},
                 [key, _query("ttl", ttl, "Expire after this many seconds."),
@@ -135,7 +160,8 @@ def build_document(settings: Settings) -> dict[str, Any]:
         "/cache/{key}/ttl": {
             "get": _operation("The key's TTL in seconds (null: no expiry).",
                               {"200": ttl_answer, "400": bad, "404": missing}, [key]),
-            "put": _operation("Set a new TTL (touch).", {"200": ttl_answer, "400": bad, "404": missing},
+            "put": _operation("Set a new TTL (touch).", {"200": ttl_answer | {"links": touched_links},
+                                                         "400": bad, "404": missing},
                               [key, _query("ttl", ttl, "The new TTL in seconds.", required=True)]),
             "delete": _operation("Remove the TTL (persist).", {"200": ttl_answer, "400": bad, "404": missing}, [key]),
         },

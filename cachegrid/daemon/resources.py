@@ -40,6 +40,14 @@ def check_key(key: str, settings: Settings) -> None:
         raise ApiError(400, "key_too_long", str(error), limit=settings.max_key_length, key=key[:64])
 
 
+def check_value_size(value: bytes, key: str, settings: Settings) -> bytes:
+    """``value``, or 413 naming the key when it is over the size limit."""
+    if len(value) > settings.max_value_size:
+        raise ApiError(413, "value_too_large", f"the value of {key!r} is {len(value)} bytes; the limit is "
+                       f"{settings.max_value_size}", limit=settings.max_value_size, key=key)
+    return value
+
+
 class ETags:
     """ETags are ``"<epoch>-<version>"``: the epoch is drawn at start-up, so
     an ETag from before a restart never matches an entry written after it."""
@@ -108,6 +116,8 @@ class Item:
         check_key(key, self.settings)
         ttl = ttl_param(req)
         value = encode(json_body(req, self.settings.max_body_size))
+        check_value_size(value, key, self.settings)
+        # Preconditions come after the request's own checks (RFC 9110 13.2.1).
         only_if_absent, only_if_present, if_version = self._conditions(req, key)
         result = self.cache.set(key, value, ttl, only_if_absent, only_if_present, if_version)
         resp.set_header("ETag", self.etags.of(result.version))
@@ -179,11 +189,7 @@ class BatchSet:
         values = {}
         for key, value in items.items():
             check_key(key, self.settings)
-            values[key] = encoded = encode(value)
-            if len(encoded) > self.settings.max_value_size:
-                raise ApiError(413, "value_too_large",
-                               f"the value of {key!r} is {len(encoded)} bytes; the limit is "
-                               f"{self.settings.max_value_size}", limit=self.settings.max_value_size, key=key)
+            values[key] = check_value_size(encode(value), key, self.settings)
         stored = self.cache.set_many(values, ttl)
         _json(resp, {"stored": stored, "ttl": ttl})
 

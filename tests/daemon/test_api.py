@@ -582,3 +582,17 @@ def test_batch_delete(client: testing.TestClient) -> None:
     assert client.simulate_post("/cache/batch/get", json={"keys": ["a", "b", "c"]}).json == {
         "items": {"c": 3}, "missing": ["a", "b"]}
     assert_error(client.simulate_post("/cache/batch/delete", json={"keys": "a"}), 400, "invalid_batch")
+
+
+def test_a_huge_ttl_is_400_not_500(client: testing.TestClient) -> None:
+    for ttl in (10**309, 2e10):
+        result = client.simulate_post("/cache/batch/set", body=f'{{"items": {{"a": 1}}, "ttl": {ttl}}}')
+        assert_error(result, 400, "invalid_ttl")
+    assert_error(put(client, "a", 1, query_string="ttl=2e10"), 400, "invalid_ttl")
+
+
+def test_preconditions_are_checked_after_the_request_itself(make_client: MakeClient) -> None:
+    client, _ = make_client(max_value_size=10)
+    put(client, "k", 1)
+    assert_error(put(client, "k", 1, query_string="ttl=2e10", headers={"If-Match": '"x"'}), 400, "invalid_ttl")
+    assert_error(put(client, "k", "x" * 20, headers={"If-Match": '"x"'}), 413, "value_too_large")
