@@ -172,7 +172,7 @@ def config_file(explicit: str | os.PathLike[str] | None = None) -> Path | None:
     return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
 
 
-def _read_table(path: Path) -> dict[str, Any]:
+def read_table(path: Path) -> dict[str, Any]:
     """The [cachegrid] table, checking the file holds nothing else."""
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -211,7 +211,7 @@ def load_settings(config: str | os.PathLike[str] | None = None, **overrides: Any
     win over everything. Raises ConfigError with a one-line message."""
     overrides = {name: value for name, value in overrides.items() if value is not None}
     path = config_file(config)
-    table = _read_table(path) if path is not None else {}
+    table = read_table(path) if path is not None else {}
     token = _toml_file.set(path)
     try:
         return Settings(**overrides)

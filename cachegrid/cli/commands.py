@@ -1,0 +1,327 @@
+"""The key/value commands: get, set, delete, incr, decr, ttl, keys, clear,
+batch get/set and health.
+
+Each is a thin adapter: parse the arguments, make one call (or one page
+loop) through the client SDK (``common.connect``, which also turns the
+client's errors into an exit code), render the answer (``common``'s
+printers). Write commands confirm on stderr; with ``--json`` they print
+the result as a JSON document on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from itertools import islice
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from ..client import NotFound
+from .common import (
+    JsonFlag,
+    check_key,
+    connect,
+    dumps,
+    field_text,
+    hosts,
+    note,
+    options,
+    out,
+    print_fields,
+    print_json,
+    print_value,
+    wants_json,
+)
+from .main import ExitCode, app, fail
+
+KEYS_PAGE = 1000  # keys per /admin/keys request when listing
+_MISSING = object()  # get's default: a stored null is a value, not a miss
+
+KeyArg = Annotated[str, typer.Argument(metavar="KEY", help="The key.", show_default=False)]
+TtlOption = Annotated[float | None, typer.Option(help="Expire after this many seconds.", show_default=False)]
+
+
+def parse_value(text: str) -> Any:
+    """VALUE as JSON when it is JSON (42, true, null, [1], {"a": 1}, "text"),
+    else the text itself as a string (hello: "hello")."""
+    try:
+        return json.loads(text, parse_constant=_not_json)
+    except ValueError:
+        # echo adds a newline that is no part of the value
+        return text.removesuffix("\n").removesuffix("\r")
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")  # json.loads accepts NaN and Infinity, JSON does not
+
+
+def read_stdin() -> str:
+    return typer.get_text_stream("stdin").read()
+
+
+def interactive() -> bool:
+    """Whether a question can be asked (stdin is a terminal)."""
+    return sys.stdin.isatty()
+
+
+@app.command()
+def get(ctx: typer.Context, key: KeyArg, as_json: JsonFlag = False) -> None:
+    """Print the value under KEY as JSON.
+
+    Exit 1 (NOT_FOUND) when there is none.
+    """
+    with connect(ctx) as client:
+        value = client.get(check_key(key), _MISSING)
+    if value is _MISSING:
+        raise fail(f"no key {key!r}", ExitCode.NOT_FOUND)
+    if wants_json(ctx, as_json):
+        print_json(value)
+    else:
+        print_value(value)
+
+
+@app.command("set")
+def set_(
+    ctx: typer.Context,
+    key: KeyArg,
+    value: Annotated[str, typer.Argument(
+        metavar="VALUE", show_default=False,
+        help="JSON (42, true, [1, 2], '{\"a\": 1}', '\"42\"'); anything else is stored as a string. "
+             "- reads it from stdin.")],
+    ttl: TtlOption = None,
+    nx: Annotated[bool, typer.Option("--nx", help="Only if KEY does not exist yet (else exit 8, NOT_STORED).")] = False,
+    xx: Annotated[bool, typer.Option("--xx", help="Only if KEY exists already (else exit 8, NOT_STORED).")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Store VALUE under KEY, optionally for --ttl seconds.
+
+    With --nx or --xx, a write the condition refuses exits 8 (NOT_STORED).
+    """
+    if nx and xx:
+        raise fail("--nx and --xx exclude each other", ExitCode.USAGE)
+    document = parse_value(read_stdin() if value == "-" else value)
+    with connect(ctx) as client:
+        stored = client.set(check_key(key), document, ttl, only_if_absent=nx, only_if_present=xx)
+    if wants_json(ctx, as_json):
+        print_json({"key": key, "stored": stored, "ttl": ttl})
+    if not stored:
+        reason = "it exists already (--nx)" if nx else "it does not exist (--xx)"
+        raise fail(f"{key!r} not stored: {reason}", ExitCode.NOT_STORED)
+    note(f"stored {key!r}" + ("" if ttl is None else f" for {ttl:g} s"))
+
+
+@app.command()
+def delete(ctx: typer.Context, key: KeyArg, as_json: JsonFlag = False) -> None:
+    """Delete KEY.
+
+    Exit 1 (NOT_FOUND) when it did not exist.
+    """
+    with connect(ctx) as client:
+        deleted = client.delete(check_key(key))
+    if wants_json(ctx, as_json):
+        print_json({"key": key, "deleted": deleted})
+    if not deleted:
+        raise fail(f"no key {key!r}", ExitCode.NOT_FOUND)
+    note(f"deleted {key!r}")
+
+
+ByOption = Annotated[int, typer.Option(help="The amount (may be negative).")]
+
+
+@app.command()
+def incr(ctx: typer.Context, key: KeyArg, by: ByOption = 1, as_json: JsonFlag = False) -> None:
+    """Add --by to the integer under KEY; print the new value.
+
+    A missing key counts as 0.
+    """
+    _count(ctx, key, by, as_json)
+
+
+@app.command()
+def decr(ctx: typer.Context, key: KeyArg, by: ByOption = 1, as_json: JsonFlag = False) -> None:
+    """Subtract --by from the integer under KEY; print the new value.
+
+    A missing key counts as 0.
+    """
+    _count(ctx, key, -by, as_json)
+
+
+def _count(ctx: typer.Context, key: str, by: int, as_json: bool) -> None:
+    with connect(ctx) as client:
+        value = client.incr(check_key(key), by)
+    print_json({"key": key, "value": value} if wants_json(ctx, as_json) else value)
+
+
+@app.command()
+def ttl(ctx: typer.Context, key: KeyArg, as_json: JsonFlag = False) -> None:
+    """Print the seconds KEY has left before it expires.
+
+    "none" (null with --json) when it never expires; exit 1 (NOT_FOUND) when
+    it does not exist.
+    """
+    with connect(ctx) as client:
+        try:
+            seconds = client.ttl(check_key(key))
+        except NotFound:
+            raise fail(f"no key {key!r}", ExitCode.NOT_FOUND) from None
+    if wants_json(ctx, as_json):
+        print_json({"key": key, "ttl": seconds})
+    else:
+        print("none" if seconds is None else f"{seconds:.3f}".rstrip("0").rstrip("."))
+
+
+@app.command()
+def keys(
+    ctx: typer.Context,
+    pattern: Annotated[str | None, typer.Option(
+        help="A glob (user:*) or, without * ? [, a prefix (user:).", show_default=False)] = None,
+    limit: Annotated[int | None, typer.Option(
+        help="List at most this many keys. Default: every key, read page by page "
+             f"({KEYS_PAGE} a request) through the server's cursor.", show_default=False)] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List the live keys.
+
+    A table on a terminal, one key per line when piped, a JSON list with --json.
+    """
+    if limit is not None and limit < 1:
+        raise fail(f"--limit {limit}: at least 1", ExitCode.USAGE)
+    with connect(ctx) as client:
+        found = client.iter_keys(pattern or None, page_size=min(limit or KEYS_PAGE, KEYS_PAGE))
+        if limit is not None:
+            found = islice(found, limit)
+        if wants_json(ctx, as_json):
+            print_json(list(found))
+        elif out.is_terminal:
+            listed = list(found)
+            table = Table("key", caption=f"{len(listed):,} key{'' if len(listed) == 1 else 's'}",
+                          caption_justify="left")
+            for name in listed:
+                table.add_row(Text(name))
+            out.print(table)
+        else:
+            for name in found:  # streamed: a long listing starts at once
+                print(name)
+
+
+@app.command()
+def clear(
+    ctx: typer.Context,
+    yes: Annotated[bool, typer.Option(
+        "--yes", "-y", help="Do not ask. Needed when stdin is not a terminal.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Remove every key of the server.
+
+    Asks first, unless --yes; without a terminal to ask on, --yes is needed.
+    """
+    if not yes:
+        if not interactive():
+            raise fail("clear removes every key: add --yes (stdin is not a terminal, so it cannot ask)",
+                       ExitCode.USAGE)
+        server = hosts(options(ctx).urls)[0]
+        if not typer.confirm(f"Remove every key of the cache at {server}?", default=False, err=True):
+            note("nothing cleared")
+            return
+    with connect(ctx) as client:
+        cleared = client.clear(confirm=True)
+    if wants_json(ctx, as_json):
+        print_json({"cleared": cleared})
+    note(f"cleared {cleared:,} key{'' if cleared == 1 else 's'}")
+
+
+# -- batch ---------------------------------------------------------------------------
+
+batch = typer.Typer(name="batch", help="Read or write many keys in one request.", no_args_is_help=True)
+app.add_typer(batch)
+
+
+@batch.command("get")
+def batch_get(
+    ctx: typer.Context,
+    names: Annotated[list[str], typer.Argument(metavar="KEY...", help="The keys.", show_default=False)],
+    as_json: JsonFlag = False,
+) -> None:
+    """Print the values of the KEYs that exist.
+
+    A table on a terminal, "KEY<tab>VALUE-AS-JSON" lines when piped,
+    {"items": {...}, "missing": [...]} with --json. Exit 1 (NOT_FOUND) when
+    any KEY is missing.
+    """
+    with connect(ctx) as client:
+        items = client.get_multi([check_key(name) for name in names])
+    missing = [name for name in dict.fromkeys(names) if name not in items]
+    if wants_json(ctx, as_json):
+        print_json({"items": items, "missing": missing})
+    elif out.is_terminal:
+        table = Table("key", "value")
+        for name, value in items.items():
+            table.add_row(Text(name), Text(dumps(value)))
+        out.print(table)
+    else:
+        for name, value in items.items():
+            print(f"{name}\t{dumps(value)}")
+    if missing:
+        raise fail(f"{len(missing)} of the keys not found: {', '.join(map(repr, missing))}", ExitCode.NOT_FOUND)
+
+
+@batch.command("set")
+def batch_set(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Argument(
+        metavar="FILE|-", show_default=False,
+        help='A JSON object of items, {"key": value, ...}; - reads it from stdin.')],
+    ttl: TtlOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Store every item of a JSON object (all or none), optionally for --ttl seconds."""
+    items = read_items(source)
+    with connect(ctx) as client:
+        stored = client.set_multi(items, ttl)
+    if wants_json(ctx, as_json):
+        print_json({"stored": stored, "ttl": ttl})
+    note(f"stored {stored:,} item{'' if stored == 1 else 's'}" + ("" if ttl is None else f" for {ttl:g} s"))
+
+
+def read_items(source: str) -> dict[str, Any]:
+    """The JSON object of FILE (or stdin for -); a red line when it is not one."""
+    name = "stdin" if source == "-" else source
+    try:
+        text = read_stdin() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        raise fail(f"cannot read {name}: {reason}", ExitCode.USAGE) from None
+    try:
+        items = json.loads(text, parse_constant=_not_json)
+    except ValueError as error:
+        raise fail(f"{name} is not valid JSON: {error}", ExitCode.USAGE) from None
+    if not isinstance(items, dict):
+        raise fail(f'{name}: give a JSON object of items, {{"key": value, ...}}, not {type(items).__name__}',
+                   ExitCode.USAGE)
+    return items
+
+
+# -- health --------------------------------------------------------------------------
+
+
+@app.command()
+def health(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Print the server's health document; the exit code says if it is healthy.
+
+    Exit 0 when it is healthy, 7 (UNHEALTHY) when it answers that it is not,
+    4 (UNAVAILABLE) when nothing answers. Needs no token: a container
+    HEALTHCHECK can run it as is.
+    """
+    with connect(ctx) as client:
+        document = client.health()
+    if wants_json(ctx, as_json):
+        print_json(document)
+    else:
+        print_fields([(name, field_text(value)) for name, value in document.items()], title="health")
+    if document.get("status") != "healthy":
+        problems = "; ".join(document.get("problems") or []) or f"status {document.get('status')!r}"
+        raise fail(f"the server is unhealthy: {problems}", ExitCode.UNHEALTHY)

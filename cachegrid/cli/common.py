@@ -1,0 +1,171 @@
+"""What the client commands share: the client made from the global options,
+the one place where the client's errors become an exit code, and how data
+is printed.
+
+Output follows one rule: data goes to stdout, messages to stderr. On a
+terminal data is rendered with rich (tables, highlighted JSON); when stdout
+is not a terminal it is plain text (one item or ``name  value`` per line);
+with ``--json`` it is one JSON document, compact, on one line.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from typing import Annotated, Any, Iterable, Iterator
+from urllib.parse import urlsplit
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ..client import NotFound, RequestError, SyncCacheGridClient, Unauthorized, Unavailable
+from ..client.protocol import base_url
+from .main import ExitCode, Globals, err, fail
+
+out = Console(highlight=False)  # stdout; `err` (main.py) is stderr
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document (as the global --json).")]
+
+
+def options(ctx: typer.Context) -> Globals:
+    found = ctx.find_object(Globals)
+    assert found is not None, "the root callback sets ctx.obj"
+    return found
+
+
+def wants_json(ctx: typer.Context, flag: bool) -> bool:
+    return flag or options(ctx).json
+
+
+def hosts(urls: Iterable[str]) -> list[str]:
+    """The ``--url`` values, split at commas, as base URLs; a red line for one
+    that is not an http(s) URL (the client would fail on it with a traceback)."""
+    found = []
+    for given in urls:
+        for part in given.split(","):
+            if not part.strip():
+                continue
+            url = base_url(part)
+            parts = urlsplit(url)
+            try:
+                parts.port  # noqa: B018  (raises ValueError for a port that is not a number)
+            except ValueError:
+                raise fail(f"--url {part.strip()!r}: the port is not a number", ExitCode.USAGE) from None
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise fail(f"--url {part.strip()!r}: give http://HOST:PORT, https://HOST:PORT or HOST:PORT",
+                           ExitCode.USAGE)
+            found.append(url)
+    if not found:
+        raise fail("--url: give at least one server", ExitCode.USAGE)
+    return found
+
+
+def check_key(key: str) -> str:
+    if not key:
+        raise fail("a key is a non-empty string", ExitCode.USAGE)
+    return key
+
+
+@contextmanager
+def connect(ctx: typer.Context) -> Iterator[SyncCacheGridClient]:
+    """A client for the global options; the client's errors inside the block
+    end the command with one red line and their exit code."""
+    given = options(ctx)
+    servers = hosts(given.urls)
+    if not given.timeout > 0:
+        raise fail(f"--timeout {given.timeout}: more than 0 seconds", ExitCode.USAGE)
+    if given.token is not None and not (given.token.isascii() and given.token.isprintable()):
+        # requests would fail on it with a traceback: a header is printable ASCII
+        raise fail("--token: printable ASCII characters only", ExitCode.USAGE)
+    # Each host once and one more try: failover without making a user wait
+    # through the SDK's longer retry plan when a lone server is down.
+    client = SyncCacheGridClient(servers, timeout=given.timeout, max_retries=len(servers),
+                                 auth_token=given.token)
+    try:
+        with client:
+            yield client
+    except Unauthorized as error:
+        if given.token:
+            raise fail(f"the server refused the token (--token / CACHEGRID_AUTH_TOKEN): {error.message}",
+                       ExitCode.UNAUTHORIZED) from None
+        raise fail("the server needs a token: give --token or set CACHEGRID_AUTH_TOKEN",
+                   ExitCode.UNAUTHORIZED) from None
+    except NotFound as error:
+        raise fail(error.message, ExitCode.NOT_FOUND) from None
+    except RequestError as error:
+        raise fail(f"{error.message} (HTTP {error.status} {error.code})", ExitCode.REFUSED) from None
+    except Unavailable as error:
+        raise unavailable(error, servers) from None
+
+
+def unavailable(error: Unavailable, servers: list[str]) -> typer.Exit:
+    """SERVER_ERROR when every host answered with a 5xx, UNAVAILABLE otherwise."""
+    reasons = {host: short_reason(reason) for host, reason in error.errors.items()}
+    if len(set(reasons.values())) == 1:
+        detail = next(iter(reasons.values()))
+    else:
+        detail = "; ".join(f"{host}: {reason}" for host, reason in reasons.items()) or str(error)
+    if "may or may not" in str(error):  # a non-idempotent call (incr/decr) whose answer was lost
+        return fail(f"no complete answer, the change may or may not have been applied ({detail})",
+                    ExitCode.UNAVAILABLE)
+    if reasons and all(reason.startswith("HTTP 5") for reason in reasons.values()):
+        return fail(f"the server failed at {', '.join(reasons)}: {detail}", ExitCode.SERVER_ERROR)
+    return fail(f"no CacheGrid server answered at {', '.join(servers)}: {detail}", ExitCode.UNAVAILABLE)
+
+
+def short_reason(reason: str) -> str:
+    """The SDK's per-host error (``NotSent: <requests' long message>``) in a few words."""
+    lowered = reason.lower()
+    for needle, short in (("connection refused", "connection refused"), ("timed out", "timed out"),
+                          ("timeout", "timed out"), ("name or service not known", "unknown host"),
+                          ("nameresolutionerror", "unknown host"), ("no route to host", "no route to host")):
+        if needle in lowered:
+            return short
+    return reason if len(reason) <= 160 else reason[:157] + "..."
+
+
+# -- printing ------------------------------------------------------------------------
+
+
+def dumps(document: Any) -> str:
+    return json.dumps(document, ensure_ascii=False)
+
+
+def print_json(document: Any) -> None:
+    """One compact JSON document on stdout (--json)."""
+    print(dumps(document), flush=True)
+
+
+def print_value(value: Any) -> None:
+    """A stored value: highlighted and indented on a terminal, one line otherwise."""
+    if out.is_terminal:
+        out.print_json(dumps(value))
+    else:
+        print_json(value)
+
+
+def print_fields(rows: list[tuple[str, str]], title: str | None = None) -> None:
+    """A two-column table on a terminal; aligned ``name  value`` lines otherwise."""
+    if not out.is_terminal:
+        width = max((len(name) for name, _ in rows), default=0)
+        for name, value in rows:
+            print(f"{name.ljust(width)}  {value}")
+        return
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for name, value in rows:
+        table.add_row(Text(name), Text(value))  # Text: a "[...]" in a key is not markup
+    out.print(table)
+
+
+def field_text(value: Any) -> str:
+    """A field of a server document as text: strings bare, the rest as JSON."""
+    return value if isinstance(value, str) else dumps(value)
+
+
+def note(message: str) -> None:
+    """A message for the user (not data): on stderr."""
+    err.print(Text(message), soft_wrap=True)

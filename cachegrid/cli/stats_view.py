@@ -1,0 +1,231 @@
+"""``cachegrid stats``: every counter of the server, once or live (``--watch``).
+
+The live view follows rich's ``examples/top_lite_simulator.py``: ``render``
+is a pure function of the latest /stats document and a ``History`` of the
+recent ones, and the loop only fetches, records and calls ``Live.update``.
+
+Rates (operations, evictions and expirations per second) are counter
+deltas between two consecutive documents divided by the difference of
+their ``uptime_seconds``: the server's own clock, so the time a request
+takes does not skew them, and a server that restarted (uptime going back,
+counters back to 0) simply starts a new history. An operation is a hit, a
+miss, a set or a delete.
+
+When stdout is not a terminal, ``--watch`` prints one plain line per refresh
+instead (one JSON object per line with ``--json``), for logs and scripts.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Annotated, Any, Iterator
+
+import typer
+from rich.console import Group, RenderableType
+from rich.live import Live
+from rich.panel import Panel
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from ..client import SyncCacheGridClient
+from .common import JsonFlag, connect, field_text, out, print_fields, print_json, wants_json
+from .main import ExitCode, app, fail
+
+OPERATIONS = ("hits", "misses", "sets", "deletes")
+HISTORY_SIZE = 30  # refreshes kept for the ops/s sparkline
+SPARK = "▁▂▃▄▅▆▇█"
+MiB = 1024 * 1024
+BAR_WIDTH = 30
+
+Stats = dict[str, Any]
+
+
+class History:
+    """The last ``size + 1`` /stats documents: ``size`` rates between them."""
+
+    def __init__(self, size: int = HISTORY_SIZE) -> None:
+        self.samples: deque[Stats] = deque(maxlen=size + 1)
+
+    def add(self, stats: Stats) -> None:
+        if self.samples and stats["uptime_seconds"] < self.samples[-1]["uptime_seconds"]:
+            self.samples.clear()  # the server restarted: its counters start again from 0
+        self.samples.append(stats)
+
+    def rate(self, *fields: str) -> float | None:
+        """Per second, between the last two documents; None before there are two."""
+        if len(self.samples) < 2:
+            return None
+        return _rate(self.samples[-2], self.samples[-1], fields)
+
+    def hit_ratio(self) -> float | None:
+        """Hits per lookup between the last two documents; None without lookups."""
+        if len(self.samples) < 2:
+            return None
+        before, after = self.samples[-2], self.samples[-1]
+        hits = after["hits"] - before["hits"]
+        lookups = hits + after["misses"] - before["misses"]
+        return hits / lookups if lookups > 0 else None
+
+    def series(self, *fields: str) -> list[float]:
+        """The rate between each two consecutive documents, oldest first."""
+        samples = list(self.samples)
+        rates = (_rate(before, after, fields) for before, after in zip(samples, samples[1:]))
+        return [rate for rate in rates if rate is not None]
+
+
+def _rate(before: Stats, after: Stats, fields: tuple[str, ...]) -> float | None:
+    elapsed = after["uptime_seconds"] - before["uptime_seconds"]
+    if elapsed <= 0:
+        return None
+    delta = sum(after[field] - before[field] for field in fields)
+    return max(delta, 0) / elapsed
+
+
+def rates(history: History) -> dict[str, float | None]:
+    return {
+        "ops_per_second": history.rate(*OPERATIONS),
+        "evictions_per_second": history.rate("evictions"),
+        "expirations_per_second": history.rate("expired"),
+    }
+
+
+def sparkline(values: list[float]) -> str:
+    """One block character per value, scaled to the largest."""
+    top = max(values, default=0)
+    if top <= 0:
+        return SPARK[0] * len(values)
+    return "".join(SPARK[round(value / top * (len(SPARK) - 1))] for value in values)
+
+
+def size_text(count: float) -> str:
+    """Bytes in the largest binary unit that keeps at least 1 of it."""
+    for unit, scale in (("GiB", 1024**3), ("MiB", MiB), ("KiB", 1024)):
+        if count >= scale:
+            return f"{count / scale:,.1f} {unit}"
+    return f"{count:,.0f} B"
+
+
+def _per_second(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f}"
+
+
+def _duration(seconds: float) -> str:
+    minutes, second = divmod(int(seconds), 60)
+    hours, minute = divmod(minutes, 60)
+    days, hour = divmod(hours, 24)
+    if days:
+        return f"{days}d {hour:02}h {minute:02}m"
+    if hours:
+        return f"{hours}h {minute:02}m {second:02}s"
+    return f"{minutes}m {second:02}s"
+
+
+def _bar(used: float, limit: float, label: str) -> Table:
+    row = Table.grid(padding=(0, 1))
+    row.add_row(ProgressBar(total=max(limit, 1), completed=min(used, limit), width=BAR_WIDTH), Text(label))
+    return row
+
+
+def render(stats: Stats, history: History) -> RenderableType:
+    """The live view of one /stats document (rates from ``history``)."""
+    per_second = rates(history)
+    used, limit = stats["memory_usage_bytes"], stats["max_memory_bytes"]
+    size, max_size = stats["current_size"], stats["max_size"]
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column()
+    recent = history.hit_ratio()
+    grid.add_row("hit ratio", f"{stats['hit_ratio'] * 100:.1f} % since start"
+                              + ("" if recent is None else f", {recent * 100:.1f} % last refresh")
+                              + f"  (hits {stats['hits']:,}, misses {stats['misses']:,})")
+    ops = Text(f"{_per_second(per_second['ops_per_second'])}  ")
+    ops.append(sparkline(history.series(*OPERATIONS)), style="cyan")
+    grid.add_row("ops/s", ops)
+    grid.add_row("memory", _bar(used, limit, f"{size_text(used)} / {size_text(limit)} "
+                                             f"({used / limit * 100 if limit else 0:.1f} %)"))
+    grid.add_row("items", _bar(size, max_size, f"{size:,} / {max_size:,}"))
+    grid.add_row("evictions/s", f"{_per_second(per_second['evictions_per_second'])}  "
+                                f"({stats['evictions']:,} in all)")
+    grid.add_row("expirations/s", f"{_per_second(per_second['expirations_per_second'])}  "
+                                  f"({stats['expired']:,} in all)")
+    grid.add_row("rejected", f"{stats['rejected_full']:,} full, {stats['rejected_too_large']:,} too large")
+    title = Text(f"cachegrid {stats.get('node_id', '')} · {stats.get('policy', '')} · "
+                 f"up {_duration(stats['uptime_seconds'])}")
+    footer = Text("ops/s: hits + misses + sets + deletes per second · Ctrl-C to quit", style="dim")
+    return Panel(Group(grid, footer), title=title, title_align="left", expand=False)
+
+
+def line(stats: Stats, history: History) -> str:
+    """One refresh as a plain line of name=value (stdout not a terminal)."""
+    per_second = {name: "-" if value is None else f"{value:.1f}" for name, value in rates(history).items()}
+    return (f"uptime={stats['uptime_seconds']:.1f} ops/s={per_second['ops_per_second']} "
+            f"hit_ratio={stats['hit_ratio']:.4f} memory_mb={stats['memory_usage_bytes'] / MiB:.3f}"
+            f"/{stats['max_memory_bytes'] / MiB:.3f} items={stats['current_size']}/{stats['max_size']} "
+            f"evictions/s={per_second['evictions_per_second']} "
+            f"expirations/s={per_second['expirations_per_second']}")
+
+
+@app.command()
+def stats(
+    ctx: typer.Context,
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="Refresh a live view until Ctrl-C.")] = False,
+    interval: Annotated[float, typer.Option(help="With --watch: seconds between refreshes.")] = 1.0,
+    iterations: Annotated[int | None, typer.Option(hidden=True, help="With --watch: stop after N refreshes.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Print every counter of the server, or watch them live (--watch).
+
+    A table, or the raw /stats document with --json. With --watch: hit ratio,
+    ops/s, memory against its limit, evictions and expirations per second,
+    refreshed every --interval seconds until Ctrl-C (one line per refresh when
+    stdout is not a terminal; one JSON object per line with --json).
+    """
+    as_json = wants_json(ctx, as_json)
+    if not watch:
+        with connect(ctx) as client:
+            document = client.stats()
+        if as_json:
+            print_json(document)
+        else:
+            print_fields([(name, field_text(value)) for name, value in document.items()], title="stats")
+        return
+    if not interval > 0:
+        raise fail(f"--interval {interval}: more than 0 seconds", ExitCode.USAGE)
+    if iterations is not None and iterations < 1:
+        raise fail(f"--iterations {iterations}: at least 1", ExitCode.USAGE)
+    with connect(ctx) as client:
+        try:
+            _watch(client, interval, iterations, as_json)
+        except KeyboardInterrupt:  # Ctrl-C is how a watch ends: exit 0
+            pass
+
+
+def _watch(client: SyncCacheGridClient, interval: float, iterations: int | None, as_json: bool) -> None:
+    history = History()
+    frames = _samples(client, history, interval, iterations)
+    if as_json or not out.is_terminal:
+        for stats in frames:
+            if as_json:
+                print_json({**stats, **rates(history)})
+            else:
+                print(line(stats, history), flush=True)
+        return
+    with Live(console=out, auto_refresh=False) as live:
+        for stats in frames:
+            live.update(render(stats, history), refresh=True)
+
+
+def _samples(client: SyncCacheGridClient, history: History, interval: float,
+             iterations: int | None) -> Iterator[Stats]:
+    """Each refresh's /stats document, recorded in ``history`` first."""
+    count = 0
+    while True:
+        document = client.stats()
+        history.add(document)
+        yield document
+        count += 1
+        if iterations is not None and count >= iterations:
+            return
+        time.sleep(interval)

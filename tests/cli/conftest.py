@@ -1,0 +1,66 @@
+"""Real servers for the CLI tests, shared by the package (each test uses its
+own keys), and a runner that invokes ``cachegrid`` in-process against them."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Callable, Iterator
+
+import pytest
+from click.testing import Result
+from typer.testing import CliRunner
+
+from cachegrid.cli.main import app
+
+from ..client.conftest import stub as stub  # noqa: F401  (a fixture, re-exported)
+from ..integration.conftest import Server
+
+TOKEN = "cli-test-token"
+_unique = itertools.count()
+
+
+@pytest.fixture(scope="package")
+def cli_server() -> Iterator[Server]:
+    server = Server()
+    try:
+        server.wait_healthy()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="package")
+def token_server() -> Iterator[Server]:
+    """A server started with CACHEGRID_AUTH_TOKEN=TOKEN."""
+    server = Server(env={"CACHEGRID_AUTH_TOKEN": TOKEN})
+    try:
+        server.wait_healthy()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def key(request: pytest.FixtureRequest) -> Callable[[str], str]:
+    """Keys of this test only: key("a") -> "test_name:<n>:a"."""
+    prefix = f"{request.node.name}:{next(_unique)}"
+    return lambda name="k": f"{prefix}:{name}"
+
+
+Invoke = Callable[..., Result]
+
+
+@pytest.fixture
+def cli(cli_server: Server) -> Invoke:
+    """``cli("get", "k")``: cachegrid against the shared server (CACHEGRID_URL)."""
+    return runner_for(cli_server.url)
+
+
+def runner_for(url: str, **env: str) -> Invoke:
+    def invoke(*args: str, input: str | None = None, **more_env: Any) -> Result:
+        result = CliRunner().invoke(app, list(args), input=input,
+                                    env={"CACHEGRID_URL": url, **env, **more_env})
+        assert "Traceback" not in result.stdout + result.stderr, result.stderr
+        assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+        return result
+    return invoke

@@ -1,0 +1,222 @@
+"""``cachegrid loadtest`` against real servers (``cachegrid serve`` subprocesses
+on 127.0.0.1), run through typer's CliRunner: short runs whose counts must add
+up, the output formats, and the failures (a server that is down, a wrong
+token, bad options), which end in one line on stderr and an exit code.
+
+No timing is asserted: the machine is shared and noisy. Every run is bounded
+(a few thousand requests or half a second), and every server is stopped when
+its test ends.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Iterator
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from cachegrid.cli import app
+from cachegrid.cli.loadgen import Plan, Requests, Target, bucket, percentiles, split
+from cachegrid.cli.main import ExitCode
+from tests.integration.conftest import Server, free_port
+
+runner = CliRunner()
+# A missing or wrong token: its own exit code where the app defines one.
+UNAUTHORIZED = getattr(ExitCode, "UNAUTHORIZED", ExitCode.REFUSED)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Server]:
+    started = Server()
+    try:
+        started.wait_healthy()
+        yield started
+    finally:
+        started.stop()
+
+
+def loadtest(*args: str) -> Result:
+    return runner.invoke(app, ["loadtest", *args])
+
+
+def run_json(*args: str) -> dict:
+    result = loadtest(*args, "--json")
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def stats(server: Server) -> dict:
+    status, _, body = server.request("GET", "/stats")
+    assert status == 200
+    return json.loads(body)
+
+
+def one_error_line(result: Result, code: ExitCode) -> str:
+    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert result.stdout == ""
+    return lines[0]
+
+
+def test_counts_add_up_and_the_sets_reach_the_server(server: Server) -> None:
+    before = stats(server)["sets"]
+    document = run_json("--url", server.url, "--requests", "2000", "--concurrency", "4", "--processes", "1",
+                        "--keyspace", "100")
+    assert document["requests"] == 2000
+    assert document["errors"] == 0 and document["errors_by_kind"] == {}
+    assert document["gets"] + document["sets"] == 2000
+    assert 0.10 * 2000 <= document["sets"] <= 0.30 * 2000  # --mix 80:20 by default
+    assert document["duration_seconds"] > 0 and document["requests_per_second"] > 0
+    assert document["generator_cpu_percent"] >= 0
+    latency = document["latency_ms"]
+    assert 0 <= latency["p50"] <= latency["p95"] <= latency["p99"] <= latency["max"]
+    # The fill stored the 100 keys; then every SET of the run was one set on the server.
+    assert stats(server)["sets"] - before == 100 + document["sets"]
+
+
+def test_several_processes_and_pipelining(server: Server) -> None:
+    document = run_json("--url", server.url, "--requests", "1001", "--concurrency", "5", "--processes", "2",
+                        "--pipeline", "3", "--mix", "100:0", "--keyspace", "10")
+    assert document["requests"] == 1001 and document["gets"] == 1001
+    assert document["errors"] == 0
+    assert document["processes"] == 2 and document["pipeline"] == 3
+
+
+def test_only_sets_skip_the_fill(server: Server) -> None:
+    before = stats(server)["sets"]
+    document = run_json("--url", server.url, "--requests", "300", "--concurrency", "2", "--processes", "1",
+                        "--mix", "0:1")
+    assert document["sets"] == 300 and document["gets"] == 0 and document["errors"] == 0
+    assert stats(server)["sets"] - before == 300
+
+
+def test_batch_requests_count_keys(server: Server) -> None:
+    before = stats(server)["sets"]
+    document = run_json("--url", server.url, "--requests", "200", "--batch", "10", "--keyspace", "50",
+                        "--concurrency", "4", "--processes", "1")
+    assert document["requests"] == 200 and document["errors"] == 0
+    assert document["keys"] == 200 * 10
+    assert document["keys_per_second"] == pytest.approx(10 * document["requests_per_second"], rel=0.01)
+    assert stats(server)["sets"] - before == 50 + 10 * document["sets"]
+
+
+def test_a_duration_run_stops_by_itself(server: Server) -> None:
+    document = run_json("--url", server.url, "--duration", "0.5", "--concurrency", "2", "--processes", "1",
+                        "--keyspace", "10")
+    assert document["requests"] > 0 and document["errors"] == 0
+    assert document["duration_seconds"] < 15
+
+
+def test_plain_table_when_stdout_is_not_a_terminal(server: Server) -> None:
+    result = loadtest("--url", server.url, "--requests", "200", "--concurrency", "2", "--processes", "1",
+                      "--keyspace", "10", "--batch", "2")
+    assert result.exit_code == 0, result.stderr
+    assert "\x1b[" not in result.stdout and "┃" not in result.stdout and "│" not in result.stdout
+    # "name  value" lines: the name and the value are two or more spaces apart.
+    lines = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in result.stdout.splitlines())
+    assert lines["requests"] == "200"
+    assert lines["errors"] == "0"
+    assert lines["keys"] == "400"
+    for name in ("duration", "requests/s", "keys/s", "latency p50", "latency p99", "latency max", "generator CPU"):
+        assert name in lines, result.stdout
+    assert result.stderr == ""  # no progress bar when stderr is not a terminal
+
+
+def test_misses_and_errors_are_counted_by_kind() -> None:
+    # A cache of 10 items and a keyspace of 200: most GETs find nothing (404).
+    small = Server("--max-size", "10", "--policy", "lru")
+    try:
+        small.wait_healthy()
+        document = run_json("--url", small.url, "--requests", "500", "--concurrency", "2", "--processes", "1",
+                            "--keyspace", "200", "--mix", "100:0")
+    finally:
+        small.stop()
+    assert document["requests"] == 500
+    assert document["errors_by_kind"]["HTTP 404"] == document["errors"] > 0
+    assert document["gets"] + document["errors"] == 500
+
+
+def test_server_side(server: Server) -> None:
+    answer = run_json("--url", server.url, "--server-side", "--operations", "500", "--operation-type", "get")
+    assert answer["num_operations"] == 500 and answer["operation_type"] == "get"
+    assert set(answer["latency_us"]) == {"p50", "p95", "p99", "max"}
+    result = loadtest("--url", server.url, "--server-side", "--operations", "100")
+    assert result.exit_code == 0, result.stderr
+    assert "operations/s" in result.stdout and "latency p99" in result.stdout and "mixed" in result.stdout
+
+
+def test_a_server_that_is_down() -> None:
+    result = loadtest("--url", f"http://127.0.0.1:{free_port()}", "--requests", "10", "--processes", "1")
+    assert "no CacheGrid server answered" in one_error_line(result, ExitCode.UNAVAILABLE)
+    result = loadtest("--url", f"http://127.0.0.1:{free_port()}", "--server-side")
+    one_error_line(result, ExitCode.UNAVAILABLE)
+
+
+def test_a_token() -> None:
+    guarded = Server(env={"CACHEGRID_AUTH_TOKEN": "s3cret-token-for-tests"})
+    try:
+        guarded.wait_healthy()
+        common = ["--url", guarded.url, "--requests", "100", "--concurrency", "2", "--processes", "1"]
+        assert "token" in one_error_line(loadtest(*common), UNAUTHORIZED)
+        assert "token" in one_error_line(loadtest(*common, "--token", "wrong"), UNAUTHORIZED)
+        assert "401" in one_error_line(loadtest(*common, "--token", "wrong", "--mix", "0:1"), UNAUTHORIZED)
+        one_error_line(loadtest(*common, "--token", "wrong", "--server-side"), UNAUTHORIZED)
+        document = json.loads(runner.invoke(app, ["loadtest", *common, "--json"],
+                                            env={"CACHEGRID_AUTH_TOKEN": "s3cret-token-for-tests"}).stdout)
+        assert document["requests"] == 100 and document["errors"] == 0
+    finally:
+        guarded.stop()
+
+
+# The module (cachegrid.cli's "main" is the entry point function).
+@pytest.mark.skipif(not hasattr(sys.modules["cachegrid.cli.main"], "Globals"), reason="the app has no global --url/--json yet")
+def test_the_global_options_apply(server: Server) -> None:
+    result = runner.invoke(app, ["--url", server.url, "--json", "loadtest", "--requests", "100",
+                                 "--concurrency", "2", "--processes", "1"])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["requests"] == 100
+    # The command's own --url wins over the global one.
+    result = runner.invoke(app, ["--url", f"http://127.0.0.1:{free_port()}", "loadtest", "--url", server.url,
+                                 "--requests", "100", "--concurrency", "2", "--processes", "1", "--json"])
+    assert result.exit_code == 0, result.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ["--mix", "80"],
+    ["--mix", "0:0"],
+    ["--mix", "a:b"],
+    ["--requests", "10", "--duration", "1"],
+    ["--requests", "0"],
+    ["--duration", "-1"],
+    ["--duration", "inf"],
+    ["--duration", "nan"],
+    ["--concurrency", "0"],
+    ["--pipeline", "0"],
+    ["--processes", "0"],
+    ["--batch", "20", "--keyspace", "10"],
+    ["--url", "https://127.0.0.1:1"],
+    ["--url", "http://127.0.0.1:1/cache"],
+    ["--operations", "5"],
+    ["--server-side", "--operation-type", "delete"],
+    ["--server-side", "--operations", "0"],
+])
+def test_bad_options(args: list[str]) -> None:
+    # Checked before any connection: the port 1 is never reached.
+    one_error_line(loadtest("--url", "http://127.0.0.1:1", *args), ExitCode.USAGE)
+
+
+def test_request_bytes_and_histogram() -> None:
+    build = Requests(Target.parse("http://[::1]:9000", "t"), Plan(keyspace=5, batch=3, value_size=2))
+    assert build.get(4) == b"GET /cache/key:4 HTTP/1.1\r\nHost: [::1]:9000\r\nAuthorization: Bearer t\r\n\r\n"
+    body = build.batch_set(4).split(b"\r\n\r\n", 1)[1]
+    assert json.loads(body) == {"items": {"key:4": "xx", "key:0": "xx", "key:1": "xx"}}
+    assert json.loads(build.batch_get(1).split(b"\r\n\r\n", 1)[1]) == {"keys": ["key:1", "key:2", "key:3"]}
+    assert bucket(2047) == 2047 and bucket(1_000_001) <= 1_000_001 < bucket(1_000_001) * 1.001
+    assert percentiles({1: 50, 2: 45, 3: 4, 10: 1}, (0.5, 0.95, 0.99, 1.0)) == [1, 2, 3, 10]
+    assert split(10, 3) == [4, 3, 3]
