@@ -16,6 +16,7 @@ import falcon
 from ..config import Settings, load_settings
 from ..engine import Cache, CacheError
 from . import errors
+from .engine import build_cache
 from .metrics import Metrics
 from .openapi import DOCS_STATIC, STATIC_DIRECTORY, Docs, OpenAPI
 from .resources import (
@@ -55,17 +56,6 @@ class BearerAuth:
                 401, "unauthorized", "this server needs 'Authorization: Bearer <token>'",
                 headers={"WWW-Authenticate": 'Bearer realm="cachegrid"'},
             )
-
-
-def build_cache(settings: Settings) -> Cache:
-    return Cache(
-        settings.eviction_policy,
-        max_size=settings.max_size,
-        max_memory=settings.max_memory_bytes,
-        max_key_length=settings.max_key_length,
-        max_value_size=settings.max_value_size,
-        cleanup_interval=settings.cleanup_interval,
-    )
 
 
 def create_app(settings: Settings | None = None, cache: Cache | None = None) -> falcon.App:

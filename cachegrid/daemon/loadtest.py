@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from ..config import Settings
-from ..engine import Cache
+from .engine import build_cache
 
 OPERATION_TYPES = ("get", "set", "mixed")
 KEYSPACE = 10_000
@@ -32,13 +32,7 @@ def percentile(sorted_values: list[int], fraction: float) -> int:
 
 
 def run_load_test(settings: Settings, count: int, kind: str, seed: int | None = None) -> dict[str, Any]:
-    scratch = Cache(
-        settings.eviction_policy,
-        max_size=settings.max_size,
-        max_memory=settings.max_memory_bytes,
-        max_key_length=settings.max_key_length,
-        max_value_size=settings.max_value_size,
-    )
+    scratch = build_cache(settings)  # its sweeper never runs: nothing lives long enough
     rng = random.Random(seed)
     keys = [f"loadtest:{i}" for i in range(min(count, KEYSPACE))]
     if kind != "set":

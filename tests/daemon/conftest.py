@@ -6,7 +6,7 @@ import pytest
 from falcon import testing
 
 from cachegrid.config import Settings
-from cachegrid.daemon import create_app
+from cachegrid.daemon import build_cache, create_app
 from cachegrid.engine import Cache
 
 from ..engine.conftest import FakeClock
@@ -23,15 +23,7 @@ def make_client(clock: FakeClock) -> Callable[..., tuple[testing.TestClient, Cac
 
     def make(**settings: Any) -> tuple[testing.TestClient, Cache]:
         config = Settings(node_id="test-node", **settings)
-        cache = Cache(
-            config.eviction_policy,
-            max_size=config.max_size,
-            max_memory=config.max_memory_bytes,
-            max_key_length=config.max_key_length,
-            max_value_size=config.max_value_size,
-            cleanup_interval=config.cleanup_interval,
-            clock=clock,
-        )
+        cache = build_cache(config, clock)
         return testing.TestClient(create_app(config, cache=cache)), cache
 
     return make

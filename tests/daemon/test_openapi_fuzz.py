@@ -62,7 +62,7 @@ from schemathesis.checks import (
 from schemathesis.config import SchemathesisConfig
 
 from cachegrid.config import Settings
-from cachegrid.daemon import create_app
+from cachegrid.daemon import build_cache, create_app
 from cachegrid.engine import Cache
 
 TOKEN = "fuzz-token"
@@ -87,15 +87,7 @@ def _build(clock: Callable[[], float] = time.monotonic, **overrides: Any) -> tup
     # A small load-test bound: the document's maximum for num_operations comes
     # from it, so no generated /test/load runs more than 2000 operations.
     config = _settings(node_id="fuzz-node", loadtest_max_operations=2000, **overrides)
-    cache = Cache(
-        config.eviction_policy,
-        max_size=config.max_size,
-        max_memory=config.max_memory_bytes,
-        max_key_length=config.max_key_length,
-        max_value_size=config.max_value_size,
-        cleanup_interval=config.cleanup_interval,
-        clock=clock,
-    )
+    cache = build_cache(config, clock)
     return create_app(config, cache=cache), cache
 
 

@@ -1,0 +1,22 @@
+"""The engine the daemon serves, built from the settings in one place."""
+
+from __future__ import annotations
+
+import time
+
+from ..config import Settings
+from ..engine import Cache
+from ..engine.store import Clock
+
+
+def build_cache(settings: Settings, clock: Clock = time.monotonic) -> Cache:
+    """A cache with the settings' policy and limits (its sweeper not started)."""
+    return Cache(
+        settings.eviction_policy,
+        max_size=settings.max_size,
+        max_memory=settings.max_memory_bytes,
+        max_key_length=settings.max_key_length,
+        max_value_size=settings.max_value_size,
+        cleanup_interval=settings.cleanup_interval,
+        clock=clock,
+    )
