@@ -77,7 +77,7 @@ class Settings(BaseSettings):
 
     # -- the server process -------------------------------------------------------
     worker: Literal["auto", "meinheld", "gthread"] = Field(
-        default="auto", description="gunicorn worker kind: meinheld where it is safe (auto), or gthread."
+        default="auto", description="gunicorn worker kind: auto (today gthread), gthread, or meinheld (fast, but it leaks)."
     )
     threads: int = Field(default=4, ge=1, le=256, description="Threads of the gthread worker.")
     timeout: int = Field(

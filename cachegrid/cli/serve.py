@@ -16,7 +16,7 @@ def serve(
     host: Annotated[Optional[str], typer.Option(help="Address to listen on (env CACHEGRID_HOST; default 127.0.0.1).")] = None,
     port: Annotated[Optional[int], typer.Option(help="TCP port (env CACHEGRID_PORT; default 8080).")] = None,
     config: Annotated[Optional[Path], typer.Option(help="TOML file (env CACHEGRID_CONFIG; default etc/cachegrid.toml if present).")] = None,
-    worker: Annotated[Optional[str], typer.Option(help="auto, meinheld or gthread (env CACHEGRID_WORKER; default auto).")] = None,
+    worker: Annotated[Optional[str], typer.Option(help="auto (gthread), gthread or meinheld (fast, leaks memory) (env CACHEGRID_WORKER; default auto).")] = None,
     threads: Annotated[Optional[int], typer.Option(help="Threads of the gthread worker (env CACHEGRID_THREADS; default 4).")] = None,
     policy: Annotated[Optional[str], typer.Option(help="Eviction policy: lru, lfu, ttl, size, noeviction (env CACHEGRID_EVICTION_POLICY).")] = None,
     max_size: Annotated[Optional[int], typer.Option(help="Maximum number of items (env CACHEGRID_MAX_SIZE; default 10000).")] = None,

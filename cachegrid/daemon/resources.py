@@ -20,7 +20,7 @@ import falcon
 from ..config import MiB, Settings
 from ..engine import Cache, Entry, InvalidKey, KeyTooLong
 from ..engine.store import key_length
-from .body import encode, int_param, json_body, ttl_param, ttl_value
+from .body import encode, int_param, json_body, stored, ttl_param, ttl_value
 from .errors import ApiError
 from .loadtest import OPERATION_TYPES, run_load_test
 
@@ -115,8 +115,7 @@ class Item:
     def on_put(self, req: falcon.Request, resp: falcon.Response, key: str) -> None:
         check_key(key, self.settings)
         ttl = ttl_param(req)
-        value = encode(json_body(req, self.settings.max_body_size))
-        check_value_size(value, key, self.settings)
+        value = check_value_size(stored(json_body(req, self.settings.max_body_size)), key, self.settings)
         # Preconditions come after the request's own checks (RFC 9110 13.2.1).
         only_if_absent, only_if_present, if_version = self._conditions(req, key)
         result = self.cache.set(key, value, ttl, only_if_absent, only_if_present, if_version)
@@ -189,9 +188,9 @@ class BatchSet:
         values = {}
         for key, value in items.items():
             check_key(key, self.settings)
-            values[key] = check_value_size(encode(value), key, self.settings)
-        stored = self.cache.set_many(values, ttl)
-        _json(resp, {"stored": stored, "ttl": ttl})
+            values[key] = check_value_size(stored(value), key, self.settings)
+        count = self.cache.set_many(values, ttl)
+        _json(resp, {"stored": count, "ttl": ttl})
 
 
 def batch_keys(req: falcon.Request, settings: Settings) -> list[str]:

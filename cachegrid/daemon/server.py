@@ -30,7 +30,7 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 
 from ..config import MiB, Settings
-from .workers import choose
+from .workers import MEINHELD_LEAK, choose
 
 log = logging.getLogger("cachegrid.server")
 
@@ -118,6 +118,7 @@ def serve(settings: Settings) -> None:
     """Run the server in the foreground until it is stopped."""
     kind, worker_class = choose(settings.worker)
     if kind == "meinheld":
+        log.warning(MEINHELD_LEAK)
         from .meinheld_worker import MeinheldWorker
 
         # meinheld refuses larger bodies itself (413 and a reset) before the

@@ -328,3 +328,11 @@ def test_a_bad_setting_stops_start_up_with_one_line(tmp_path: Path) -> None:
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "max_size" in lines[0] and "CACHEGRID_MAX_SIZE" in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_auto_is_gthread_and_meinheld_warns_of_its_leak(start_server: Callable[..., Server]) -> None:
+    assert "worker gthread" in start_server().output()
+    from cachegrid.daemon.workers import meinheld_problem
+
+    if meinheld_problem() is None:
+        assert "leaks about 4 KiB of memory per request" in start_server("--worker", "meinheld").output()

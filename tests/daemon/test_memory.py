@@ -1,0 +1,43 @@
+"""What /stats says the entries cost is what they cost in the daemon: the
+values the API stores must not drag hidden buffers along."""
+
+from __future__ import annotations
+
+import gc
+import json
+import tracemalloc
+from typing import Callable
+
+import pytest
+from falcon import testing
+
+from cachegrid.engine import Cache
+
+ENTRIES = 5_000
+
+
+@pytest.mark.parametrize("how", ["put", "batch set"])
+def test_stored_entries_cost_what_stats_claims(make_client: Callable[..., tuple[testing.TestClient, Cache]],
+                                                how: str) -> None:
+    client, cache = make_client(max_size=ENTRIES * 2)
+    value = {"name": "Alice", "age": 30}
+    client.simulate_put("/cache/warm-up", json=value)  # first-request allocations
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        if how == "put":
+            for i in range(ENTRIES):
+                client.simulate_put(f"/cache/user:{i:06d}", body=json.dumps(value))
+        else:
+            for start in range(0, ENTRIES, 1000):
+                items = {f"user:{i:06d}": value for i in range(start, start + 1000)}
+                client.simulate_post("/cache/batch/set", json={"items": items})
+        gc.collect()
+        traced = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    claimed = cache.stats()["memory_usage_bytes"] / len(cache)
+    per_entry = traced / ENTRIES
+    assert len(cache) == ENTRIES + 1
+    assert per_entry <= 1.3 * claimed, f"{per_entry:.0f} bytes per entry traced, {claimed:.0f} claimed"
