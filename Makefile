@@ -26,8 +26,12 @@ serve: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# On demand, not part of the tests: about half an hour on a 2-core machine.
+# Needs wrk (apt-get install wrk). Writes docs/benchmarks-*.md.
 bench: $(STAMP)
-	$(BIN)/python benchmarks/engine_bench.py
+	$(BIN)/python benchmarks/engine_bench.py --output docs/benchmarks-engine.md
+	$(BIN)/python benchmarks/http_bench.py --output docs/benchmarks-http.md
+	$(BIN)/python benchmarks/loadtest_vs_wrk.py --output docs/benchmarks-loadtest.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

@@ -139,6 +139,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     parser.add_argument("--workers", default="gthread,meinheld", help="server worker kinds (default gthread,meinheld)")
     parser.add_argument("--processes", type=int, default=None, help="loadtest processes (default: its own default)")
+    parser.add_argument("--output", help="also write the Markdown to this file")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
@@ -169,16 +170,23 @@ def main() -> None:
             rows.append((kind, wrk, load, load / wrk, statistics.median(p50s), statistics.median(p99s),
                          wrk_rates, load_rates))
 
-    print(f"GET of one key, {args.connections} connections, {args.duration:g} s per run, medians of "
-          f"{args.rounds} interleaved rounds (wrk -t {args.threads}; loadtest "
-          f"--processes {args.processes or os.cpu_count()}); {os.cpu_count()} CPUs, "
-          f"Python {platform.python_version()}\n")
-    print("| worker | wrk req/s | loadtest req/s | loadtest/wrk | loadtest p50 ms | loadtest p99 ms "
-          "| wrk runs | loadtest runs |")
-    print("|---|---:|---:|---:|---:|---:|---|---|")
+    lines = [
+        "# `cachegrid loadtest` against wrk\n",
+        f"GET of one key, {args.connections} connections, {args.duration:g} s per run, medians of "
+        f"{args.rounds} interleaved rounds (wrk -t {args.threads}; loadtest "
+        f"--processes {args.processes or os.cpu_count()}); {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}\n",
+        "| worker | wrk req/s | loadtest req/s | loadtest/wrk | loadtest p50 ms | loadtest p99 ms "
+        "| wrk runs | loadtest runs |",
+        "|---|---:|---:|---:|---:|---:|---|---|",
+    ]
     for kind, wrk, load, ratio, p50, p99, wrk_rates, load_rates in rows:
-        print(f"| {kind} | {wrk:,.0f} | {load:,.0f} | {ratio:.2f} | {p50:.2f} | {p99:.2f} "
-              f"| {', '.join(f'{r:,.0f}' for r in wrk_rates)} | {', '.join(f'{r:,.0f}' for r in load_rates)} |")
+        lines.append(f"| {kind} | {wrk:,.0f} | {load:,.0f} | {ratio:.2f} | {p50:.2f} | {p99:.2f} "
+                     f"| {', '.join(f'{r:,.0f}' for r in wrk_rates)} | {', '.join(f'{r:,.0f}' for r in load_rates)} |")
+    document = "\n".join(lines) + "\n"
+    print(document, end="")
+    if args.output:
+        Path(args.output).write_text(document, encoding="utf-8")
 
 
 if __name__ == "__main__":
