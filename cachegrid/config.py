@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", min_length=1, description="Address to listen on.")
     port: int = Field(default=8080, ge=1, le=65535, description="TCP port to listen on.")
     log_level: LogLevel = Field(default="info", description="debug, info, warning, error or critical.")
+    access_log: bool = Field(
+        default=True, description="One log line per request (costs throughput at high request rates)."
+    )
 
     # -- the server process -------------------------------------------------------
     worker: Literal["auto", "meinheld", "gthread"] = Field(

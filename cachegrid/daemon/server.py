@@ -92,7 +92,7 @@ class CacheGridServer(BaseApplication):
             "preload_app": False,
             "loglevel": settings.log_level,
             "logger_class": "cachegrid.daemon.server.StderrLogger",
-            "accesslog": "-",
+            "accesslog": "-" if settings.access_log else None,
             "errorlog": "-",
             "access_log_format": ACCESS_LOG_FORMAT,
             "proc_name": f"cachegrid:{settings.node_id}",

@@ -336,3 +336,12 @@ def test_auto_is_gthread_and_meinheld_warns_of_its_leak(start_server: Callable[.
 
     if meinheld_problem() is None:
         assert "leaks about 4 KiB of memory per request" in start_server("--worker", "meinheld").output()
+
+
+@pytest.mark.parametrize("kind", worker_kinds())
+def test_access_log_can_be_switched_off(kind: str, start_server: Callable[..., Server]) -> None:
+    server = start_server("--worker", kind, env={"CACHEGRID_ACCESS_LOG": "false"})
+    for _ in range(3):
+        server.request("GET", "/cache/unlogged")
+    time.sleep(0.3)
+    assert "/cache/unlogged" not in server.output() and "/health" not in server.output()
