@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from cachegrid.cli.main import app
 
 from ..client.conftest import stub as stub  # noqa: F401  (a fixture, re-exported)
-from ..integration.conftest import Server
+from ..integration.conftest import Server, running
 
 TOKEN = "cli-test-token"
 _unique = itertools.count()
@@ -21,23 +21,15 @@ _unique = itertools.count()
 
 @pytest.fixture(scope="package")
 def cli_server() -> Iterator[Server]:
-    server = Server()
-    try:
-        server.wait_healthy()
+    with running() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="package")
 def token_server() -> Iterator[Server]:
     """A server started with CACHEGRID_AUTH_TOKEN=TOKEN."""
-    server = Server(env={"CACHEGRID_AUTH_TOKEN": TOKEN})
-    try:
-        server.wait_healthy()
+    with running(env={"CACHEGRID_AUTH_TOKEN": TOKEN}) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -7,19 +7,15 @@ from typing import Callable, Iterator
 
 import pytest
 
-from ..integration.conftest import Server, free_port
+from ..integration.conftest import Server, free_port, running
 from ..integration.conftest import start_server as start_server  # noqa: F401  (a fixture, re-exported)
 
 
 @pytest.fixture(scope="package")
 def live() -> Iterator[Server]:
     """One real server shared by the client tests (each test uses its own keys)."""
-    server = Server()
-    try:
-        server.wait_healthy()
+    with running() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

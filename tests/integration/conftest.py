@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -111,6 +112,17 @@ class Server:
             os.kill(pid, signal.SIGKILL)
         self.log.close()
         return self.process.returncode
+
+
+@contextmanager
+def running(*args: str, env: dict[str, str] | None = None) -> Iterator[Server]:
+    """A healthy server for the duration of the block, stopped after it."""
+    server = Server(*args, env=env)
+    try:
+        server.wait_healthy()
+        yield server
+    finally:
+        server.stop()
 
 
 def worker_kinds() -> list[Any]:

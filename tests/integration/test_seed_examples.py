@@ -11,19 +11,15 @@ from typing import Callable, Iterator
 
 import pytest
 
-from .conftest import Server
+from .conftest import Server, running
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[Server]:
-    instance = Server()
-    try:
-        instance.wait_healthy()
+    with running() as instance:
         yield instance
-    finally:
-        instance.stop()
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from .conftest import CLI, Server, free_port, worker_kinds
+from .conftest import CLI, Server, free_port, running, worker_kinds
 
 MiB = 1024 * 1024
 LARGE_LIMITS = {"CACHEGRID_MAX_VALUE_SIZE": str(16 * MiB), "CACHEGRID_MAX_BODY_SIZE": str(20 * MiB)}
@@ -26,13 +26,9 @@ LARGE_LIMITS = {"CACHEGRID_MAX_VALUE_SIZE": str(16 * MiB), "CACHEGRID_MAX_BODY_S
 @pytest.fixture(scope="module", params=worker_kinds())
 def server(request: pytest.FixtureRequest) -> Iterator[Server]:
     """One server per worker kind, shared by the tests that change nothing global."""
-    instance = Server("--worker", request.param, env=LARGE_LIMITS)
-    try:
-        instance.wait_healthy()
+    with running("--worker", request.param, env=LARGE_LIMITS) as instance:
         instance.kind = request.param  # type: ignore[attr-defined]
         yield instance
-    finally:
-        instance.stop()
 
 
 def read_response(sock: socket.socket, buffer: bytearray) -> tuple[int, dict[str, str], bytes]:
