@@ -80,6 +80,11 @@ class MeinheldWorker(Worker):
         server.set_max_content_length(self.body_limit)
         server.set_watchdog(self.watchdog)
         server.set_listen_socket([sock.fileno() for sock in self.sockets])
+        # A first beat now: until the worker's first beat its heartbeat file
+        # holds its creation time, which gunicorn cannot compare with its
+        # monotonic clock, so a worker hung in its first second (before
+        # meinheld's first watchdog call) would never time out.
+        self.notify()
         try:
             server.run(self.wsgi)
         except KeyboardInterrupt:
