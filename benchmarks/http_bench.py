@@ -753,7 +753,7 @@ def goals_section(cells: dict[tuple[str, str, int], Cell] | None, kinds: list[st
     lines = ["## Goals", ""]
     lines += [f"- **{'met' if met else 'NOT met'}**: {text}: {measured}" for text, met, measured in goals]
     if cells and len(kinds) < 2:
-        lines.append(f"- not measured: gthread ÷ meinheld (meinheld was skipped)")
+        lines.append("- not measured: gthread ÷ meinheld (meinheld was skipped)")
     return "\n".join(lines)
 
 
