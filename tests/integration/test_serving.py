@@ -214,13 +214,14 @@ def test_kill_9_of_the_worker_brings_a_new_empty_one(kind: str, start_server: Ca
 @pytest.mark.parametrize("kind", worker_kinds())
 def test_sigterm_finishes_the_request_in_flight_and_exits_0(kind: str,
                                                               start_server: Callable[..., Server]) -> None:
-    server = start_server("--worker", kind)
+    # A request that takes seconds on any machine: 3 million engine operations.
+    server = start_server("--worker", kind, env={"CACHEGRID_LOADTEST_MAX_OPERATIONS": "3000000"})
     answer: dict[str, Any] = {}
 
     def slow_request() -> None:
         try:
-            answer["result"] = server.request("POST", "/test/load?num_operations=1000000&operation_type=mixed",
-                                              timeout=60)
+            answer["result"] = server.request("POST", "/test/load?num_operations=3000000&operation_type=mixed",
+                                              timeout=90)
         except Exception as error:  # reported by the assertion below
             answer["error"] = error
 
@@ -228,11 +229,11 @@ def test_sigterm_finishes_the_request_in_flight_and_exits_0(kind: str,
     thread.start()
     time.sleep(0.3)  # the load test is running now
     server.process.send_signal(signal.SIGTERM)
-    thread.join(timeout=60)
+    thread.join(timeout=90)
     assert "error" not in answer, answer
     status, _, body = answer["result"]
     report = json.loads(body)
-    assert status == 200 and report["num_operations"] == 1000000
+    assert status == 200 and report["num_operations"] == 3000000
     # Longer than the 1 s meinheld grants by itself: the graceful stop is ours.
     assert report["duration_seconds"] > 1.0
     assert server.process.wait(timeout=40) == 0
