@@ -15,7 +15,7 @@ from typing import Any, AsyncIterator, Iterable
 
 import httpx
 
-from .protocol import Api, Call, HostPool, MaybeSent, NotSent
+from .protocol import Api, Call, MaybeSent, NotSent
 
 
 class CacheGridClient(Api):
@@ -24,23 +24,14 @@ class CacheGridClient(Api):
 
     def __init__(self, hosts: Iterable[str] | str = ("localhost:8080",), timeout: float = 5.0,
                  max_retries: int = 3, auth_token: str | None = None, cooldown: float = 30.0) -> None:
-        self.pool = HostPool(hosts, max_retries, cooldown)
-        self.timeout = timeout
-        self.auth_token = auth_token
+        super().__init__(hosts, timeout, max_retries, auth_token, cooldown)
         self._client: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-
-    @property
-    def hosts(self) -> list[str]:
-        return self.pool.hosts
 
     def _open(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop or self._client.is_closed:
-            headers = {"User-Agent": "cachegrid-client"}
-            if self.auth_token:
-                headers["Authorization"] = f"Bearer {self.auth_token}"
-            self._client = httpx.AsyncClient(headers=headers, timeout=self.timeout)
+            self._client = httpx.AsyncClient(headers=self._headers(), timeout=self.timeout)
             self._loop = loop
         return self._client
 

@@ -164,6 +164,23 @@ class HostPool:
 class Api:
     """The operations of CacheGrid, for both clients (see the module docstring)."""
 
+    def __init__(self, hosts: Iterable[str] | str = ("localhost:8080",), timeout: float = 5.0,
+                 max_retries: int = 3, auth_token: str | None = None, cooldown: float = 30.0) -> None:
+        self.pool = HostPool(hosts, max_retries, cooldown)
+        self.timeout = timeout
+        self.auth_token = auth_token
+
+    @property
+    def hosts(self) -> list[str]:
+        return self.pool.hosts
+
+    def _headers(self) -> dict[str, str]:
+        """The headers of every request of this client."""
+        headers = {"User-Agent": "cachegrid-client"}
+        if self.auth_token:
+            headers["Authorization"] = f"Bearer {self.auth_token}"
+        return headers
+
     def _call(self, call: Call) -> Any:
         raise NotImplementedError
 

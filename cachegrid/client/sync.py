@@ -14,7 +14,7 @@ from typing import Any, Iterable, Iterator
 
 import requests
 
-from .protocol import Api, Call, HostPool, MaybeSent, NotSent
+from .protocol import Api, Call, MaybeSent, NotSent
 
 
 class SyncCacheGridClient(Api):
@@ -22,24 +22,16 @@ class SyncCacheGridClient(Api):
 
     def __init__(self, hosts: Iterable[str] | str = ("localhost:8080",), timeout: float = 5.0,
                  max_retries: int = 3, auth_token: str | None = None, cooldown: float = 30.0) -> None:
-        self.pool = HostPool(hosts, max_retries, cooldown)
-        self.timeout = timeout
-        self.auth_token = auth_token
+        super().__init__(hosts, timeout, max_retries, auth_token, cooldown)
         self._session: requests.Session | None = None
         self._entered = 0
         self._lock = threading.Lock()
-
-    @property
-    def hosts(self) -> list[str]:
-        return self.pool.hosts
 
     def _open(self) -> requests.Session:
         with self._lock:
             if self._session is None:
                 session = requests.Session()
-                session.headers["User-Agent"] = "cachegrid-client"
-                if self.auth_token:
-                    session.headers["Authorization"] = f"Bearer {self.auth_token}"
+                session.headers.update(self._headers())
                 self._session = session
             return self._session
 
