@@ -84,12 +84,19 @@ def _ttl_header(entry: Entry, now: float) -> str | None:
     return None if left is None else f"{max(left, 0.0):.3f}"
 
 
-class Item:
+class Resource:
+    """A resource of the cache under the settings (most of them are one)."""
+
+    def __init__(self, cache: Cache, settings: Settings) -> None:
+        self.cache = cache
+        self.settings = settings
+
+
+class Item(Resource):
     """``/cache/{key}``: one value."""
 
     def __init__(self, cache: Cache, settings: Settings, etags: ETags) -> None:
-        self.cache = cache
-        self.settings = settings
+        super().__init__(cache, settings)
         self.etags = etags
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, key: str) -> None:
@@ -164,13 +171,9 @@ class Everything:
         _json(resp, {"cleared": self.cache.clear()})
 
 
-class BatchSet:
+class BatchSet(Resource):
     """``POST /cache/batch/set`` ``{"items": {key: value, ...}, "ttl": N}``:
     all or nothing."""
-
-    def __init__(self, cache: Cache, settings: Settings) -> None:
-        self.cache = cache
-        self.settings = settings
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = json_body(req, self.settings.max_body_size)
@@ -207,13 +210,9 @@ def batch_keys(req: falcon.Request, settings: Settings) -> list[str]:
     return list(dict.fromkeys(keys))
 
 
-class BatchGet:
+class BatchGet(Resource):
     """``POST /cache/batch/get`` ``{"keys": [...]}`` ->
     ``{"items": {key: value, ...}, "missing": [...]}``."""
-
-    def __init__(self, cache: Cache, settings: Settings) -> None:
-        self.cache = cache
-        self.settings = settings
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         unique = batch_keys(req, self.settings)
@@ -225,24 +224,19 @@ class BatchGet:
         resp.data = b'{"items":{' + items + b'},"missing":' + missing + b"}"
 
 
-class BatchDelete:
+class BatchDelete(Resource):
     """``POST /cache/batch/delete`` ``{"keys": [...]}`` -> ``{"deleted": n}``."""
-
-    def __init__(self, cache: Cache, settings: Settings) -> None:
-        self.cache = cache
-        self.settings = settings
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         keys = batch_keys(req, self.settings)
         _json(resp, {"deleted": self.cache.delete_many(keys)})
 
 
-class Counter:
+class Counter(Resource):
     """``POST /cache/{key}/incr?by=N`` and ``/decr``: atomic counters."""
 
     def __init__(self, cache: Cache, settings: Settings, sign: int) -> None:
-        self.cache = cache
-        self.settings = settings
+        super().__init__(cache, settings)
         self.sign = sign
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, key: str) -> None:
@@ -252,13 +246,9 @@ class Counter:
         _json(resp, {"key": key, "value": value})
 
 
-class TTL:
+class TTL(Resource):
     """``/cache/{key}/ttl``: GET reads it, PUT ``?ttl=N`` sets it (touch),
     DELETE removes it (persist). ``ttl`` is null for a key without expiry."""
-
-    def __init__(self, cache: Cache, settings: Settings) -> None:
-        self.cache = cache
-        self.settings = settings
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, key: str) -> None:
         check_key(key, self.settings)
@@ -289,24 +279,16 @@ def stats_document(cache: Cache, settings: Settings) -> dict[str, Any]:
     return stats
 
 
-class Stats:
+class Stats(Resource):
     """``GET /stats``."""
-
-    def __init__(self, cache: Cache, settings: Settings) -> None:
-        self.cache = cache
-        self.settings = settings
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         _json(resp, stats_document(self.cache, self.settings))
 
 
-class Health:
+class Health(Resource):
     """``GET /health``: 200 healthy, or 503 when the sweeper thread died or the
     engine's lock cannot be taken within a second."""
-
-    def __init__(self, cache: Cache, settings: Settings) -> None:
-        self.cache = cache
-        self.settings = settings
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         problems = []
@@ -329,12 +311,8 @@ class Health:
         _json(resp, document, 503 if problems else 200)
 
 
-class Keys:
+class Keys(Resource):
     """``GET /admin/keys?pattern=&limit=&cursor=``."""
-
-    def __init__(self, cache: Cache, settings: Settings) -> None:
-        self.cache = cache
-        self.settings = settings
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         pattern = req.get_param("pattern") or None
