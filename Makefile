@@ -7,17 +7,19 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# A changed patch set rebuilds meinheld: its version names the patches' digest.
+MEINHELD_BUILD := $(wildcard cachegrid/meinheld_build/*.py cachegrid/meinheld_build/patches/*.patch)
 
 .PHONY: setup serve test bench clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(MEINHELD_BUILD)
 	@$(PYTHON) -c 'import sys; sys.exit("CacheGrid needs Python >= 3.11, not " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	scripts/install-meinheld $(BIN)/python
+	$(BIN)/python -m cachegrid.meinheld_build
 	touch $(STAMP)
 
 serve: $(STAMP)
