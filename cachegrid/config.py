@@ -75,12 +75,14 @@ class Settings(BaseSettings):
     port: int = Field(default=8080, ge=1, le=65535, description="TCP port to listen on.")
     log_level: LogLevel = Field(default="info", description="debug, info, warning, error or critical.")
     access_log: bool = Field(
-        default=True, description="One log line per request (costs throughput at high request rates)."
+        default=False, description="One log line per request on stderr (off by default, as in Redis and memcached)."
     )
 
     # -- the server process -------------------------------------------------------
     worker: Literal["auto", "meinheld", "gthread"] = Field(
-        default="auto", description="gunicorn worker kind: auto (today gthread), gthread, or meinheld (fast, but it leaks)."
+        default="auto",
+        description="gunicorn worker kind: auto (CacheGrid's meinheld build where installed, else gthread), "
+        "meinheld, or gthread.",
     )
     threads: int = Field(default=4, ge=1, le=256, description="Threads of the gthread worker.")
     timeout: int = Field(

@@ -8,8 +8,9 @@ the mtime (so the worker timeout never fires), and it maps SIGTERM to an
 immediate stop. This worker:
 
 - hands meinheld small logger adapters instead of patching gunicorn's Logger;
-  the access adapter writes the same line format as gunicorn's access log and
-  skips the empty entries meinheld reports when a keep-alive connection closes;
+  the access adapter writes CacheGrid's batched access log (accesslog.py), the
+  same line as under gthread, and skips the empty entries meinheld reports
+  when a keep-alive connection closes;
 - beats the heartbeat through ``server.set_watchdog``, which meinheld calls
   about once a second from its loop, with gunicorn's own ``notify()``;
 - limits request bodies with ``server.set_max_content_length``;
@@ -23,7 +24,6 @@ It is imported only when chosen (workers.py decides when that is safe).
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import sys
@@ -32,24 +32,25 @@ from typing import Any
 from gunicorn.workers.base import Worker
 from meinheld import server
 
+from . import accesslog
+
 
 class AccessLog:
-    """meinheld's access logger: ``access(environ)`` once per response."""
+    """meinheld's access logger: ``access(environ)`` once per response, into
+    CacheGrid's batched access log (accesslog.py)."""
 
-    def __init__(self, log: logging.Logger) -> None:
-        self.log = log
+    def __init__(self, lines: accesslog.AccessLog) -> None:
+        self.lines = lines
 
     def access(self, environ: dict[str, Any]) -> None:
         method = environ.get("REQUEST_METHOD")
         if not method:  # a keep-alive connection closed between requests
             return
-        query = environ.get("QUERY_STRING")
-        target = environ.get("PATH_INFO", "-") + (f"?{query}" if query else "")
-        self.log.info(
-            '%s "%s %s %s" %s %s %sms',
-            environ.get("REMOTE_ADDR", "-"), method, target, environ.get("SERVER_PROTOCOL", "-"),
-            environ.get("STATUS_CODE", "-"), environ.get("SEND_BYTES", "-"), environ.get("REQUEST_TIME", "-"),
-        )
+        self.lines.write(accesslog.format_line(
+            environ.get("REMOTE_ADDR", "-"), method, environ.get("RAW_URI") or environ.get("PATH_INFO", "-"),
+            environ.get("SERVER_PROTOCOL", "-"), environ.get("STATUS_CODE", "-"), environ.get("SEND_BYTES", "-"),
+            environ.get("REQUEST_TIME", "-"),
+        ))
 
 
 class ErrorLog:
@@ -67,13 +68,14 @@ class MeinheldWorker(Worker):
 
     def init_process(self) -> None:
         self._signals_restored = False
+        self.access_lines: accesslog.AccessLog | None = None
         super().init_process()
 
     def run(self) -> None:
-        if self.cfg.accesslog is not None:
-            server.set_access_logger(AccessLog(self.log.access_log))
-        else:
-            server.set_access_logger(None)
+        # meinheld calls the watchdog about once a second: it writes what
+        # the access log holds, so no flusher thread is needed.
+        self.access_lines = accesslog.AccessLog(background=False) if self.cfg.accesslog is not None else None
+        server.set_access_logger(AccessLog(self.access_lines) if self.access_lines else None)
         server.set_error_logger(ErrorLog(self.log))
         server.set_keepalive(int(self.cfg.keepalive))
         server.set_picoev_max_fd(self.cfg.worker_connections)
@@ -89,6 +91,9 @@ class MeinheldWorker(Worker):
             server.run(self.wsgi)
         except KeyboardInterrupt:
             pass
+        finally:
+            if self.access_lines:
+                self.access_lines.close()
 
     def watchdog(self) -> None:
         if not self._signals_restored:
@@ -97,6 +102,9 @@ class MeinheldWorker(Worker):
             signal.signal(signal.SIGQUIT, self.handle_quit)
             self._signals_restored = True
         self.notify()
+        lines = self.access_lines
+        if lines and lines.lines and lines.clock() - lines.written_at >= lines.interval:
+            lines.flush()
         if self.ppid != os.getppid():
             self.log.info("Parent changed, shutting down: %s", self)
             server.stop(int(self.cfg.graceful_timeout))
@@ -109,5 +117,7 @@ class MeinheldWorker(Worker):
     def handle_quit(self, sig: int, frame: Any) -> None:
         """SIGINT / SIGQUIT: stop now."""
         self.alive = False
+        if self.access_lines:
+            self.access_lines.close()
         server.stop()
         sys.exit(0)

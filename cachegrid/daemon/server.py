@@ -16,12 +16,14 @@ The same hooks are exported for plain gunicorn (``gunicorn -c
 python:cachegrid.daemon.server cachegrid.daemon.wsgi:app``), which is how
 they also refuse ``-w 2`` and ``WEB_CONCURRENCY=3`` there.
 
-Logs go to stderr: one access line per request (``ACCESS_LOG_FORMAT``; the
-meinheld worker writes the same format) and errors with tracebacks.
+Logs go to stderr: errors with tracebacks and, when ``access_log`` is on,
+one line per request, batched (accesslog.py; both workers write the same
+line).
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import sys
 from typing import Any
@@ -30,11 +32,13 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 
 from ..config import MiB, Settings
-from .workers import MEINHELD_LEAK, choose
+# Not `from . import accesslog`: gunicorn reads this module's names as its
+# settings when it is a config file (-c python:...), and accesslog is one.
+from .accesslog import AccessLog, format_line
+from .workers import choose
 
 log = logging.getLogger("cachegrid.server")
 
-ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
 ONE_WORKER = (
     "CacheGrid runs exactly one worker process: each worker would hold a separate cache "
     "(run more nodes instead, one per port)"
@@ -42,12 +46,26 @@ ONE_WORKER = (
 
 
 class StderrLogger(Logger):
-    """gunicorn's logger, with the access log on stderr like everything else."""
+    """gunicorn's logger, with the access log on stderr like everything else,
+    through CacheGrid's batched access log (accesslog.py) rather than a
+    logging record per request."""
 
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)
-        if cfg.accesslog == "-":
-            self._set_handler(self.access_log, "-", fmt=logging.Formatter(self.access_fmt), stream=sys.stderr)
+        self.lines = AccessLog() if cfg.accesslog else None
+        if self.lines:
+            atexit.register(self.lines.close)
+
+    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
+        if self.lines is None:
+            return
+        status = resp.status.split(None, 1)[0] if isinstance(resp.status, str) else resp.status
+        milliseconds = request_time.seconds * 1000 + request_time.microseconds // 1000
+        self.lines.write(format_line(
+            environ.get("REMOTE_ADDR", "-"), environ.get("REQUEST_METHOD", "-"),
+            environ.get("RAW_URI", "-"), environ.get("SERVER_PROTOCOL", "-"), status,
+            getattr(resp, "sent", None) or "-", milliseconds,
+        ))
 
 
 def on_starting(server: Any) -> None:
@@ -65,12 +83,12 @@ def nworkers_changed(server: Any, new_value: int | None, old_value: int | None) 
 # Read by plain gunicorn when this module is its config (-c python:...). The
 # worker count is left to gunicorn (-w, WEB_CONCURRENCY, else 1) so that
 # on_starting can refuse a wrong one loudly.
-worker_class = "gthread"
+# The worker is auto's choice, as for `cachegrid serve`; no access log unless
+# asked for (--access-logfile -).
+worker_class = choose("auto")[1]
 threads = 4
 max_requests = 0
 logger_class = "cachegrid.daemon.server.StderrLogger"
-access_log_format = ACCESS_LOG_FORMAT
-accesslog = "-"
 errorlog = "-"
 control_socket_disable = True
 
@@ -94,7 +112,6 @@ class CacheGridServer(BaseApplication):
             "logger_class": "cachegrid.daemon.server.StderrLogger",
             "accesslog": "-" if settings.access_log else None,
             "errorlog": "-",
-            "access_log_format": ACCESS_LOG_FORMAT,
             "proc_name": f"cachegrid:{settings.node_id}",
             "control_socket_disable": True,
             "on_starting": on_starting,
@@ -116,9 +133,8 @@ class CacheGridServer(BaseApplication):
 
 def serve(settings: Settings) -> None:
     """Run the server in the foreground until it is stopped."""
-    kind, worker_class = choose(settings.worker)
+    kind, worker_class, not_meinheld = choose(settings.worker)
     if kind == "meinheld":
-        log.warning(MEINHELD_LEAK)
         from .meinheld_worker import MeinheldWorker
 
         # meinheld refuses larger bodies itself (413 and a reset) before the
@@ -130,6 +146,8 @@ def serve(settings: Settings) -> None:
     log.info("CacheGrid node %s on %s:%d: worker %s%s, policy %s, max %d items / %s MiB",
              settings.node_id, settings.host, settings.port, kind, detail, settings.eviction_policy,
              settings.max_size, f"{settings.max_memory_mb:g}")
+    if kind == "gthread" and not_meinheld:
+        log.warning("worker gthread, not meinheld: %s", not_meinheld)
     if settings.auth_token is None and settings.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("listening on %s without an auth token: anyone who can reach it can read and change the "
                     "cache (set CACHEGRID_AUTH_TOKEN)", settings.host)
