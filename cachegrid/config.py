@@ -92,6 +92,10 @@ class Settings(BaseSettings):
         default=30, gt=0, description="Seconds given to requests in flight when the server stops."
     )
     keepalive: int = Field(default=5, ge=0, description="Seconds an idle keep-alive connection stays open.")
+    header_timeout: float = Field(
+        default=10, gt=0, le=3600,
+        description="Seconds a client has to send a request's headers under gthread (then 408).",
+    )
 
     # -- the cache ---------------------------------------------------------------
     eviction_policy: str = Field(

@@ -134,6 +134,10 @@ class CacheGridServer(BaseApplication):
 def serve(settings: Settings) -> None:
     """Run the server in the foreground until it is stopped."""
     kind, worker_class, not_meinheld = choose(settings.worker)
+    if kind == "gthread":
+        from .gthread_worker import ThreadWorker
+
+        ThreadWorker.header_timeout = settings.header_timeout
     if kind == "meinheld":
         from .meinheld_worker import MeinheldWorker
 

@@ -15,7 +15,8 @@ with our patch set, version ``1.0.2+cachegrid.<digest of the patches>``) on
 
 Where it is refused, ``auto`` runs gthread and says why at start; an explicit
 ``--worker meinheld`` fails with the reason. Its stock gunicorn worker has
-three defects, so CacheGrid brings its own (meinheld_worker.py).
+three defects, so CacheGrid brings its own (meinheld_worker.py); its gthread
+worker reads request heads in its event loop (gthread_worker.py).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from ..meinheld_build import GREENLET_REQUIREMENT, LOCAL_TAG, expected_version
 
 WORKERS: dict[str, str] = {
     "meinheld": "cachegrid.daemon.meinheld_worker.MeinheldWorker",
-    "gthread": "gthread",
+    "gthread": "cachegrid.daemon.gthread_worker.ThreadWorker",
 }
 KINDS = ("auto", *WORKERS)
 BUILD_HINT = "python -m cachegrid.meinheld_build (make setup runs it)"
