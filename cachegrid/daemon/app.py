@@ -16,7 +16,7 @@ import falcon
 from ..config import Settings, load_settings
 from ..engine import Cache, CacheError
 from . import errors
-from .engine import build_cache
+from .cache_factory import build_cache
 from .metrics import Metrics
 from .openapi import DOCS_STATIC, STATIC_DIRECTORY, Docs, OpenAPI
 from .resources import (

@@ -22,7 +22,7 @@ from ..engine import Cache, Entry, InvalidKey, KeyTooLong
 from ..engine.store import key_length
 from .body import encode, int_param, json_body, stored, ttl_param, ttl_value
 from .errors import ApiError
-from .loadtest import OPERATION_TYPES, run_load_test
+from .engine_load_test import OPERATION_TYPES, run_load_test
 
 TTL_HEADER = "X-Cache-TTL"
 

@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from ..config import Settings
-from .engine import build_cache
+from .cache_factory import build_cache
 
 OPERATION_TYPES = ("get", "set", "mixed")
 KEYSPACE = 10_000
