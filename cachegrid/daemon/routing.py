@@ -87,7 +87,9 @@ class KeyRouter(CompiledRouter):
             route = self._key_routes[action] = super().find(path)
             return route
 
-    def find(self, uri: str, req: falcon.Request | None = None) -> tuple[object, Any, dict[str, Any], str | None] | None:
+    def find(
+        self, uri: str, req: falcon.Request | None = None
+    ) -> tuple[object, Any, dict[str, Any], str | None] | None:
         raw = raw_path(req)
         path = raw if raw is not None else uri
         if path.startswith(PREFIX) and path[len(PREFIX):] not in self._reserved:
