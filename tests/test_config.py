@@ -29,6 +29,7 @@ def test_defaults() -> None:
     assert settings.max_memory_bytes == 512 * 1024 * 1024
     assert settings.eviction_policy == "lru" and settings.log_level == "info"
     assert settings.cleanup_interval == 60 and settings.auth_token is None
+    assert settings.loadtest_max_operations == 5_000  # tens of ms at most in one request
     assert settings.node_id
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
-from .app import build_cache, create_app
+from .app import create_app
+from .cache_factory import build_cache
 
 __all__ = ["build_cache", "create_app"]

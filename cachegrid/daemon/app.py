@@ -16,23 +16,13 @@ import falcon
 from ..config import Settings, load_settings
 from ..engine import Cache, CacheError
 from . import errors
-from .engine import build_cache
+from .admin import Health, Keys, Stats
+from .batch import Batch
+from .cache_factory import build_cache
+from .engine_load_test import LoadTest
+from .items import ETags, Items
 from .metrics import Metrics
 from .openapi import DOCS_STATIC, STATIC_DIRECTORY, Docs, OpenAPI
-from .resources import (
-    TTL,
-    BatchDelete,
-    BatchGet,
-    BatchSet,
-    Counter,
-    ETags,
-    Everything,
-    Health,
-    Item,
-    Keys,
-    LoadTest,
-    Stats,
-)
 from .routing import KeyRouter
 
 log = logging.getLogger("cachegrid.daemon")
@@ -70,15 +60,16 @@ def create_app(settings: Settings | None = None, cache: Cache | None = None) -> 
     app.req_options.keep_blank_qs_values = True
     app.resp_options.secure_cookies_by_default = False
 
-    etags = ETags()
-    app.add_route("/cache/_", Item(cache, settings, etags))  # /cache/{key}: see routing.py
-    app.add_route("/cache/_/ttl", TTL(cache, settings))
-    app.add_route("/cache/_/incr", Counter(cache, settings, +1))
-    app.add_route("/cache/_/decr", Counter(cache, settings, -1))
-    app.add_route("/cache", Everything(cache))
-    app.add_route("/cache/batch/set", BatchSet(cache, settings))
-    app.add_route("/cache/batch/get", BatchGet(cache, settings))
-    app.add_route("/cache/batch/delete", BatchDelete(cache, settings))
+    items = Items(cache, settings, ETags())  # one resource per URL family
+    app.add_route("/cache", items, suffix="collection")
+    app.add_route("/cache/{key}", items)  # the key is extracted by KeyRouter
+    app.add_route("/cache/{key}/ttl", items, suffix="ttl")
+    app.add_route("/cache/{key}/incr", items, suffix="incr")
+    app.add_route("/cache/{key}/decr", items, suffix="decr")
+    batch = Batch(cache, settings)
+    app.add_route("/cache/batch/set", batch, suffix="set")
+    app.add_route("/cache/batch/get", batch, suffix="get")
+    app.add_route("/cache/batch/delete", batch, suffix="delete")
     app.add_route("/stats", Stats(cache, settings))
     app.add_route("/health", Health(cache, settings))
     app.add_route("/admin/keys", Keys(cache, settings))

@@ -27,7 +27,6 @@ from typing import Any
 import falcon
 import orjson
 
-from ..engine import MAX_TTL
 from .errors import ApiError
 
 _INTEGER = re.compile(r"[+-]?[0-9]{1,20}")
@@ -114,29 +113,31 @@ def json_body(req: falcon.Request, limit: int) -> Any:
 
 
 def ttl_param(req: falcon.Request, name: str = "ttl", required: bool = False) -> float | None:
-    """A TTL in seconds from the query string: a finite number > 0."""
+    """A TTL in seconds from the query string (see ``ttl_number``)."""
     text = req.get_param(name) if req.query_string else None
     if text is None:
         if required:
             raise ApiError(400, "missing_parameter", f"the query parameter {name} is required")
         return None
-    return ttl_value(text, name)
+    return ttl_number(text, name)
 
 
-def ttl_value(raw: Any, name: str = "ttl") -> float:
-    """``raw`` (query text or JSON number) as a TTL; 400 unless finite and > 0."""
+def ttl_number(raw: Any, name: str = "ttl") -> float:
+    """``raw`` (query text or a JSON value) as a number of seconds; 400 if it
+    is not a number. Whether the number is a usable TTL (finite, > 0, at most
+    MAX_TTL) is the engine's to say: it raises InvalidTTL."""
     if isinstance(raw, str):
         try:
             number = float(raw)
         except ValueError:
             raise ApiError(400, "invalid_ttl", f"{name} must be a number of seconds, not {raw!r}") from None
     elif isinstance(raw, (int, float)) and not isinstance(raw, bool):
-        number = float(raw) if raw < MAX_TTL * 2 else math.inf  # float() of a huge int overflows
+        try:
+            number = float(raw)
+        except OverflowError:  # an integer beyond any double: as far out of range as infinity
+            number = math.inf
     else:
         raise ApiError(400, "invalid_ttl", f"{name} must be a number of seconds, not {raw!r}")
-    if not (math.isfinite(number) and 0 < number <= MAX_TTL):
-        raise ApiError(400, "invalid_ttl",
-                       f"{name} must be a number of seconds greater than 0 and at most {MAX_TTL}, not {raw!r}")
     return int(number) if number.is_integer() else number  # echoed back as 3600, not 3600.0
 
 

@@ -63,13 +63,22 @@ ENGINE_ERRORS: list[tuple[type[CacheError], int, str]] = [
 ]
 
 
-def from_engine(error: CacheError) -> ApiError:
+# A key echoed in an error about the key itself is cut here: it may be huge.
+KEY_ECHO_LENGTH = 64
+
+
+def from_engine(error: CacheError, key: str | None = None) -> ApiError:
+    """The answer to an engine error; ``key`` is the request's own key (the
+    engine names a key only where a request has several, as in a batch)."""
     for kind, status, code in ENGINE_ERRORS:
         if isinstance(error, kind):
             extra: dict[str, Any] = {}
-            for name in ("limit", "key"):
-                if getattr(error, name, None) is not None:
-                    extra[name] = getattr(error, name)
+            limit = getattr(error, "limit", None)
+            if limit is not None:
+                extra["limit"] = limit
+            key = getattr(error, "key", None) or key
+            if key is not None:
+                extra["key"] = key[:KEY_ECHO_LENGTH] if isinstance(error, InvalidKey) else key
             if isinstance(error, ValueTooLarge):
                 extra["limit_name"] = error.what
             return ApiError(status, code, str(error), **extra)
@@ -77,7 +86,7 @@ def from_engine(error: CacheError) -> ApiError:
 
 
 def handle_engine_error(req: falcon.Request, resp: falcon.Response, error: CacheError, params: dict) -> None:
-    raise from_engine(error)
+    raise from_engine(error, params.get("key"))
 
 
 def handle_unexpected(req: falcon.Request, resp: falcon.Response, error: Exception, params: dict) -> None:

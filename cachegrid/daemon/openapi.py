@@ -201,7 +201,8 @@ def build_document(settings: Settings) -> dict[str, Any]:
             "503": _ok("Unhealthy.", {"$ref": "#/components/schemas/Health"})}, authenticated=False)},
         "/admin/keys": {"get": _operation(
             "A page of live keys matching a prefix or glob.",
-            {"200": _ok("Keys, and the cursor of the next page (null at the end).", _obj(
+            {"200": _ok("Keys, and the cursor of the next page (null at the end). A page may hold fewer "
+                        "than `limit` keys while the cursor is not null: continue until it is null.", _obj(
                 ["keys", "count", "cursor"], keys={"type": "array", "items": {"type": "string"}},
                 count={"type": "integer"}, cursor={"type": ["string", "null"]},
                 pattern={"type": ["string", "null"]})), "400": bad},
@@ -211,10 +212,12 @@ def build_document(settings: Settings) -> dict[str, Any]:
              _query("cursor", {"type": "string"}, "From the previous page.")])},
         "/test/load": {"post": _operation(
             "Run a load test on a scratch engine with the same policy and limits.",
-            {"200": _ok("Throughput and latency.", {"type": "object"}), "400": bad,
+            {"200": _ok("Throughput and latency.", {"type": "object"}),
+             "400": _error("A bad parameter, or num_operations over loadtest_max_operations (`limit`)."),
              "403": _error("The load test is switched off.")},
             [_query("num_operations", {"type": "integer", "minimum": 1,
-                                       "maximum": settings.loadtest_max_operations}, "Default 1000."),
+                                       "maximum": settings.loadtest_max_operations},
+                    f"Default 1000, at most {settings.loadtest_max_operations} (the run holds the server)."),
              _query("operation_type", {"type": "string", "enum": ["get", "set", "mixed", ""]},
                     "Default (and when empty) mixed.")])},
         "/metrics": {"get": _operation("Statistics in Prometheus' text format.", {

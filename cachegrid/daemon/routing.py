@@ -1,18 +1,23 @@
 """Routing of keys that may hold any character, ``/`` included.
 
-A key is one path segment: ``/cache/{key}``, ``/cache/{key}/ttl``,
-``/cache/{key}/incr``, ``/cache/{key}/decr``. Clients percent-encode the key
-(``a%2Fb`` for ``a/b``, ``%D0%BA%D0%BB%D1%8E%D1%87`` for ``ключ``). WSGI
-servers decode PATH_INFO before the application sees it, so this router reads
-the undecoded path where the server provides it (``RAW_URI`` from gunicorn's
-own workers, ``REQUEST_URI``), splits it on ``/`` and decodes the key itself:
-an encoded ``/`` is then part of the key, whatever it is next to.
+A key is one path segment: ``/cache/{key}``, and its subresources
+``/cache/{key}/<action>`` (``ttl``, ``incr``, ``decr``). Clients
+percent-encode the key (``a%2Fb`` for ``a/b``, ``%D0%BA%D0%BB%D1%8E%D1%87``
+for ``ключ``). WSGI servers decode PATH_INFO before the application sees it,
+so this router reads the undecoded path where the server provides it
+(``RAW_URI`` from gunicorn's own workers, ``REQUEST_URI``), splits it on
+``/`` and decodes the key itself: an encoded ``/`` is then part of the key,
+whatever it is next to.
 
 Where the server gives only the decoded path (meinheld), a ``/`` in a key
 cannot be told from a separator; the key is then everything between
-``/cache/`` and an optional last segment ``ttl``, ``incr`` or ``decr``. Keys
-that themselves end in ``/ttl``, ``/incr`` or ``/decr`` are therefore only
+``/cache/`` and an optional last segment naming an action. Keys that
+themselves end in ``/ttl``, ``/incr`` or ``/decr`` are therefore only
 reachable as plain items where the server keeps the raw path.
+
+The router learns everything from the routes the app adds: a route
+``/cache/{key}/<action>`` adds an action, and a literal route under
+``/cache/`` (``/cache/batch/get``) is reserved: that path is never a key.
 """
 
 from __future__ import annotations
@@ -26,8 +31,8 @@ from falcon.routing import CompiledRouter
 from .errors import ApiError
 
 PREFIX = "/cache/"
-ACTIONS = frozenset({"ttl", "incr", "decr"})
-_RESERVED = ("batch/get", "batch/set", "batch/delete")  # literal routes under /cache/
+KEY_FIELD = "{key}"
+_PLACEHOLDER = "_"  # looks a key route up in falcon's own router
 
 
 def raw_path(req: falcon.Request | None) -> str | None:
@@ -50,25 +55,49 @@ class KeyRouter(CompiledRouter):
 
     def __init__(self) -> None:
         super().__init__()
-        # The routes of /cache/_ and /cache/_/<action>, looked up once.
+        self._actions: set[str] = set()  # the <action> of each /cache/{key}/<action> route
+        self._reserved: set[str] = set()  # literal paths under /cache/, without the prefix
+        # The routes of /cache/{key} and /cache/{key}/<action>, looked up once.
         self._key_routes: dict[str | None, Any] = {}
+
+    def add_route(self, uri_template: str, resource: object, **kwargs: Any) -> None:
+        if uri_template.startswith(PREFIX):
+            rest = uri_template[len(PREFIX):]
+            if rest == KEY_FIELD:
+                pass
+            elif rest.startswith(KEY_FIELD + "/"):
+                action = rest[len(KEY_FIELD) + 1:]
+                if "/" in action or "{" in action:
+                    raise ValueError(f"{uri_template}: a key's subresource is one literal segment")
+                self._actions.add(action)
+            elif "{" in rest:
+                raise ValueError(f"{uri_template}: the only field under {PREFIX} is {KEY_FIELD}")
+            elif rest == _PLACEHOLDER:
+                raise ValueError(f"{uri_template}: {PREFIX}{_PLACEHOLDER} is how this router finds the key routes")
+            else:
+                self._reserved.add(rest)
+        super().add_route(uri_template, resource, **kwargs)
+        self._key_routes.clear()
 
     def _key_route(self, action: str | None) -> Any:
         try:
             return self._key_routes[action]
         except KeyError:
-            route = self._key_routes[action] = super().find(f"{PREFIX}_/{action}" if action else f"{PREFIX}_")
+            path = PREFIX + _PLACEHOLDER + (f"/{action}" if action else "")
+            route = self._key_routes[action] = super().find(path)
             return route
 
-    def find(self, uri: str, req: falcon.Request | None = None) -> tuple[object, Any, dict[str, Any], str | None] | None:
+    def find(
+        self, uri: str, req: falcon.Request | None = None
+    ) -> tuple[object, Any, dict[str, Any], str | None] | None:
         raw = raw_path(req)
         path = raw if raw is not None else uri
-        if path.startswith(PREFIX) and path[len(PREFIX):] not in _RESERVED:
+        if path.startswith(PREFIX) and path[len(PREFIX):] not in self._reserved:
             key = path[len(PREFIX):]
             action = None
             if "/" in key:
                 head, _, last = key.rpartition("/")
-                if last in ACTIONS and head:
+                if last in self._actions and head:
                     key, action = head, last
             if raw is not None and "%" in key:
                 try:

@@ -41,7 +41,7 @@ import threading
 import time
 from collections import OrderedDict
 from fnmatch import translate
-from typing import Any, Callable, Iterable, Mapping, NamedTuple
+from typing import Any, Callable, Collection, Iterable, Mapping, NamedTuple
 
 from .errors import InvalidCursor
 from .registry import DEFAULT_POLICY, store_class
@@ -191,9 +191,15 @@ class Cache:
         only_if_absent: bool = False,
         only_if_present: bool = False,
         if_version: int | None = None,
+        *,
+        if_match: Collection[int] | None = None,
+        if_none_match: Collection[int] | None = None,
     ) -> SetResult:
+        """Store ``value``; the conditions are checked under the lock, in the
+        same hold as the write (see ``Store.set``)."""
         with self._lock:
-            return self._store.set(key, value, ttl, only_if_absent, only_if_present, if_version)
+            return self._store.set(key, value, ttl, only_if_absent, only_if_present, if_version,
+                                   if_match=if_match, if_none_match=if_none_match)
 
     def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> int:
         with self._lock:

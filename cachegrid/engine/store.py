@@ -61,7 +61,7 @@ from __future__ import annotations
 import re
 import time
 from math import isfinite
-from typing import Callable, Iterable, Mapping, NamedTuple
+from typing import Callable, Collection, Iterable, Mapping, NamedTuple
 
 from .errors import (
     CacheFull,
@@ -416,15 +416,22 @@ class Store:
         only_if_absent: bool = False,
         only_if_present: bool = False,
         if_version: int | None = None,
+        *,
+        if_match: Collection[int] | None = None,
+        if_none_match: Collection[int] | None = None,
     ) -> SetResult:
         """Store ``value`` under ``key``, optionally expiring after ``ttl``
         seconds. Conditions (each raises PreconditionFailed when it fails, and
         nothing is written): ``only_if_absent`` (NX), ``only_if_present`` (XX),
-        ``if_version`` (compare-and-set against the entry's current version)."""
+        ``if_version`` (compare-and-set against the entry's current version),
+        ``if_match`` (the entry exists at one of these versions) and
+        ``if_none_match`` (the entry is absent or at none of these versions)."""
         data = self._data
+        conditional = (only_if_absent or only_if_present or if_version is not None or if_match is not None
+                       or if_none_match is not None)
         if (
             ttl is None
-            and not (only_if_absent or only_if_present or if_version is not None)
+            and not conditional
             and key.__class__ is str
             and key.isascii()
             and 0 < len(key) <= self.max_key_length
@@ -462,23 +469,30 @@ class Store:
         expires_at = None if ttl is None else now + check_ttl(ttl)
         length, cost = self._check_entry(key, value, expires_at is not None)
         old = self._live(key, now)
-        if only_if_absent or only_if_present or if_version is not None:
-            self._check_condition(key, old, only_if_absent, only_if_present, if_version)
+        if conditional:
+            self._check_condition(key, old, only_if_absent, only_if_present, if_version, if_match, if_none_match)
         entry = self._write(key, length, cost, value, expires_at, old, now)
         self.sets += 1
         return _new_tuple(SetResult, (old is None, int(entry)))  # NamedTuple's __new__ is slow
 
     @staticmethod
     def _check_condition(
-        key: str, old: Entry | None, only_if_absent: bool, only_if_present: bool, if_version: int | None
+        key: str, old: Entry | None, only_if_absent: bool, only_if_present: bool, if_version: int | None,
+        if_match: Collection[int] | None = None, if_none_match: Collection[int] | None = None,
     ) -> None:
         if old is None:
-            if only_if_present or if_version is not None:
+            if only_if_present or if_version is not None or if_match is not None:
                 raise PreconditionFailed(f"key {key!r} does not exist")
-        elif only_if_absent:
+            return
+        version = old.version
+        if only_if_absent:
             raise PreconditionFailed(f"key {key!r} already exists")
-        elif if_version is not None and old.version != if_version:
-            raise PreconditionFailed(f"key {key!r} is at version {old.version}, not {if_version}")
+        if if_version is not None and version != if_version:
+            raise PreconditionFailed(f"key {key!r} is at version {version}, not {if_version}")
+        if if_match is not None and version not in if_match:
+            raise PreconditionFailed(f"key {key!r} is at version {version}, none of the versions required")
+        if if_none_match is not None and version in if_none_match:
+            raise PreconditionFailed(f"key {key!r} is still at version {version}, one of the versions excluded")
 
     def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> int:
         """Store every item, or none of them: every key and value is checked

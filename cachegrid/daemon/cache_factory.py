@@ -1,4 +1,8 @@
-"""The engine the daemon serves, built from the settings in one place."""
+"""The cache the daemon serves, built from the settings in one place.
+
+``create_app`` builds the served cache with it, and the load test builds its
+scratch cache with it, so the two always share the policy and the limits.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,75 @@
+"""``/stats``, ``/health`` and ``/admin/keys``: what an operator reads.
+
+Each answers from one engine call (``/health`` adds a bounded wait for the
+lock), so none of them holds the engine's lock or the request loop for long:
+the key listing is paged by the engine, and the daemon hands its cursor
+through as it is, never calling the engine again to fill a page.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import falcon
+
+from ..config import MiB, Settings
+from ..engine import Cache
+from .body import int_param
+from .resources import Resource, send_json
+
+
+def stats_document(cache: Cache, settings: Settings) -> dict[str, Any]:
+    """The engine's counters, plus the seed's memory_usage_mb and the node."""
+    stats = cache.stats()
+    stats["memory_usage_mb"] = round(stats["memory_usage_bytes"] / MiB, 3)
+    stats["max_memory_mb"] = round(stats["max_memory_bytes"] / MiB, 3)
+    stats["hit_ratio"] = round(stats["hit_ratio"], 4)
+    stats["uptime_seconds"] = round(stats["uptime_seconds"], 3)
+    stats["node_id"] = settings.node_id
+    return stats
+
+
+class Stats(Resource):
+    """``GET /stats``."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        send_json(resp, stats_document(self.cache, self.settings))
+
+
+class Health(Resource):
+    """``GET /health``: 200 healthy, or 503 when the sweeper thread died or the
+    engine's lock cannot be taken within a second."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        problems = []
+        if not self.cache.sweeper_alive:
+            problems.append("the expiry sweeper is not running")
+        if not self.cache.responsive(timeout=1.0):
+            problems.append("the engine did not answer within 1 s")
+        document: dict[str, Any] = {"status": "unhealthy" if problems else "healthy"}
+        if problems:
+            document["problems"] = problems
+        else:
+            stats = stats_document(self.cache, self.settings)
+            document.update(
+                uptime_seconds=stats["uptime_seconds"],
+                cache_size=stats["current_size"],
+                hit_ratio=stats["hit_ratio"],
+                memory_usage_mb=stats["memory_usage_mb"],
+            )
+        document.update(last_check=round(time.time(), 3), node_id=self.settings.node_id)
+        send_json(resp, document, 503 if problems else 200)
+
+
+class Keys(Resource):
+    """``GET /admin/keys?pattern=&limit=&cursor=``: one page of the engine's
+    listing. A page may hold fewer than ``limit`` keys while ``cursor`` is
+    not null (the engine examines a bounded number of keys per call): the
+    caller continues with the cursor until it is null."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        pattern = req.get_param("pattern") or None
+        limit = int_param(req, "limit", min(100, self.settings.max_keys_limit), 1, self.settings.max_keys_limit)
+        page = self.cache.keys(pattern, limit, req.get_param("cursor") or None)
+        send_json(resp, {"keys": page.keys, "count": len(page.keys), "cursor": page.cursor, "pattern": pattern})

@@ -1,0 +1,170 @@
+"""``/cache`` and ``/cache/{key}``: the items, one resource for the family.
+
+``Items`` serves the value (``/cache/{key}``: GET, HEAD, PUT, DELETE), its
+TTL (``/cache/{key}/ttl``), its counters (``/cache/{key}/incr`` and
+``/decr``) and the whole collection (``DELETE /cache?confirm=true``), as
+falcon ``suffix=`` responders of one class. The key is extracted by
+routing.py, which derives its routes from the ones app.py adds.
+
+A stored value is the compact JSON encoding of what was PUT, and a GET sends
+those bytes back as they are, without decoding them (body.py).
+
+A conditional PUT (``If-Match`` / ``If-None-Match``) is one engine call: the
+ETags are turned into version numbers here, and the engine checks them under
+its lock in the same hold as the write, so nothing can slip between the check
+and the write, and a failed condition counts no hit or miss and changes no
+recency.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import falcon
+
+from ..config import Settings
+from ..engine import Cache, Entry
+from .body import int_param, json_body, stored, ttl_param
+from .errors import ApiError
+from .resources import Resource, send_json
+
+TTL_HEADER = "X-Cache-TTL"
+INT64_RANGE = (-(2**63), 2**63 - 1)
+
+
+class ETags:
+    """ETags are ``"<epoch>-<version>"``: the epoch is drawn at start-up, so
+    an ETag from before a restart never matches an entry written after it."""
+
+    def __init__(self) -> None:
+        self.epoch = secrets.token_hex(4)
+
+    def of(self, version: int) -> str:
+        return f'"{self.epoch}-{version}"'
+
+    def versions(self, tags: list[Any]) -> list[int]:
+        """The versions named by strong ETags of this epoch."""
+        prefix = f"{self.epoch}-"
+        found = []
+        for tag in tags:
+            text = str(tag)
+            if not getattr(tag, "is_weak", False) and text.startswith(prefix) and text[len(prefix):].isdigit():
+                found.append(int(text[len(prefix):]))
+        return found
+
+
+def _not_found(key: str) -> ApiError:
+    return ApiError(404, "not_found", f"no such key: {key!r}", key=key)
+
+
+def _ttl_header(entry: Entry, now: float) -> str | None:
+    left = entry.ttl(now)
+    return None if left is None else f"{max(left, 0.0):.3f}"
+
+
+class Items(Resource):
+    """``/cache``, ``/cache/{key}``, ``/cache/{key}/ttl``, ``/cache/{key}/incr``
+    and ``/cache/{key}/decr``."""
+
+    def __init__(self, cache: Cache, settings: Settings, etags: ETags) -> None:
+        super().__init__(cache, settings)
+        self.etags = etags
+
+    # -- /cache/{key} -------------------------------------------------------------
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, key: str) -> None:
+        self.check_key(key)
+        entry = self.cache.get_entry(key)
+        if entry is None:
+            raise _not_found(key)
+        resp.set_header("ETag", self.etags.of(entry.version))
+        left = _ttl_header(entry, self.cache.clock())
+        if left is not None:
+            resp.set_header(TTL_HEADER, left)
+        if "HTTP_IF_NONE_MATCH" in req.env:  # only then parse it
+            if_none_match = req.if_none_match
+            if if_none_match and ("*" in if_none_match or entry.version in self.etags.versions(if_none_match)):
+                resp.status = falcon.HTTP_304
+                return
+        resp.content_type = falcon.MEDIA_JSON
+        resp.data = entry.value
+
+    on_head = on_get
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, key: str) -> None:
+        # The key, the TTL's range and the value's size are the engine's to
+        # check (it counts what it refuses); HTTP's own limits are checked here.
+        ttl = ttl_param(req)
+        value = stored(json_body(req, self.settings.max_body_size))
+        conditions = self._conditions(req)
+        if conditions is None:
+            result = self.cache.set(key, value, ttl)
+        else:
+            result = self.cache.set(key, value, ttl, **conditions)
+        resp.set_header("ETag", self.etags.of(result.version))
+        send_json(resp, {"key": key, "ttl": ttl, "created": result.created}, 201 if result.created else 200)
+
+    def _conditions(self, req: falcon.Request) -> dict[str, Any] | None:
+        """The engine's conditions for If-None-Match: * (only if absent),
+        If-Match: * (only if present), If-Match: "<etag>", ... (only at one of
+        those versions) and If-None-Match: "<etag>", ... (at none of them);
+        None when the request has none."""
+        env = req.env
+        if "HTTP_IF_MATCH" not in env and "HTTP_IF_NONE_MATCH" not in env:
+            return None  # the common case: no condition to parse
+        conditions: dict[str, Any] = {}
+        if_none_match = req.if_none_match
+        if if_none_match:
+            if "*" in if_none_match:
+                conditions["only_if_absent"] = True
+            else:
+                conditions["if_none_match"] = self.etags.versions(if_none_match)
+        if_match = req.if_match
+        if if_match:
+            if "*" in if_match:
+                conditions["only_if_present"] = True
+            else:  # ETags of another epoch name no version: an empty list never matches
+                conditions["if_match"] = self.etags.versions(if_match)
+        return conditions
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, key: str) -> None:
+        self.check_key(key)
+        send_json(resp, {"key": key, "deleted": self.cache.delete(key)})
+
+    # -- /cache/{key}/ttl: GET reads it, PUT ?ttl=N sets it (touch), DELETE
+    # removes it (persist); ttl is null for a key without expiry ------------------
+
+    def on_get_ttl(self, req: falcon.Request, resp: falcon.Response, key: str) -> None:
+        self.check_key(key)
+        send_json(resp, {"key": key, "ttl": self.cache.ttl(key)})
+
+    def on_put_ttl(self, req: falcon.Request, resp: falcon.Response, key: str) -> None:
+        self.check_key(key)
+        ttl = ttl_param(req, required=True)
+        if not self.cache.touch(key, ttl):  # type: ignore[arg-type]
+            raise _not_found(key)
+        send_json(resp, {"key": key, "ttl": ttl})
+
+    def on_delete_ttl(self, req: falcon.Request, resp: falcon.Response, key: str) -> None:
+        self.check_key(key)
+        if not self.cache.persist(key):
+            raise _not_found(key)
+        send_json(resp, {"key": key, "ttl": None})
+
+    # -- /cache/{key}/incr?by=N and /decr: atomic counters --------------------------
+
+    def on_post_incr(self, req: falcon.Request, resp: falcon.Response, key: str) -> None:
+        by = int_param(req, "by", 1, *INT64_RANGE)
+        send_json(resp, {"key": key, "value": self.cache.incr(key, by)})
+
+    def on_post_decr(self, req: falcon.Request, resp: falcon.Response, key: str) -> None:
+        by = int_param(req, "by", 1, *INT64_RANGE)
+        send_json(resp, {"key": key, "value": self.cache.decr(key, by)})
+
+    # -- /cache: DELETE /cache?confirm=true clears the cache --------------------------
+
+    def on_delete_collection(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if req.get_param("confirm") != "true":
+            raise ApiError(400, "confirmation_required", "clearing the whole cache needs ?confirm=true")
+        send_json(resp, {"cleared": self.cache.clear()})
