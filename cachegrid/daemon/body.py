@@ -4,7 +4,8 @@ Bodies: a request with a Content-Length over ``max_body_size`` is refused
 before anything is read. A chunked body (no Content-Length) is read from
 ``req.stream`` up to the limit plus one byte: falcon's ``bounded_stream``
 would read nothing there under meinheld, which de-chunks the body and marks
-it ``wsgi.input_terminated`` without a length.
+it ``wsgi.input_terminated`` without a length. A body the server cannot
+deliver (a malformed chunk, a body cut short) is a 400, whatever the server.
 
 Values: any JSON document is accepted and stored as its compact encoding
 (no insignificant whitespace, UTF-8, object keys in the order sent), so that
@@ -55,15 +56,29 @@ def read_body(req: falcon.Request, limit: int) -> bytes:
         if length > limit:
             raise ApiError(413, "body_too_large", f"the request body is {length} bytes; the limit is {limit}",
                            limit=limit)
-        body = req.stream.read(length)  # exactly the announced length: no wrapper needed
+        body = _read(req, length)  # exactly the announced length: no wrapper needed
     else:
-        body = req.stream.read(limit + 1)
+        body = _read(req, limit + 1)
         if len(body) > limit:
             raise ApiError(413, "body_too_large", f"the request body is over the limit of {limit} bytes",
                            limit=limit)
     if not body:
         raise ApiError(400, "empty_body", "the request needs a JSON body")
     return body
+
+
+def _read(req: falcon.Request, size: int) -> bytes:
+    """Up to ``size`` bytes of the body; 400 when the server cannot deliver
+    them: a malformed chunk, or a body cut short. Each WSGI server raises
+    its own exception type for that (gunicorn's InvalidChunkSize,
+    ChunkMissingTerminator, NoMoreData), so any failure of the read itself
+    is the request's framing, never a server error."""
+    try:
+        return req.stream.read(size)
+    except MemoryError:
+        raise
+    except Exception as error:
+        raise ApiError(400, "invalid_body", f"the request body is not validly framed ({error})") from None
 
 
 def parse_json(body: bytes) -> Any:
