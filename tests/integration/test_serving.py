@@ -221,6 +221,12 @@ def test_kill_9_of_the_worker_brings_a_new_empty_one(kind: str, start_server: Ca
     assert server.request("GET", "/cache/before")[0] == 404  # the cache went with the worker
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @pytest.mark.parametrize("kind", worker_kinds())
 def test_sigterm_finishes_the_request_in_flight_and_exits_0(kind: str,
                                                               start_server: Callable[..., Server]) -> None:
@@ -235,9 +241,15 @@ def test_sigterm_finishes_the_request_in_flight_and_exits_0(kind: str,
         except Exception as error:  # reported by the assertion below
             answer["error"] = error
 
+    [worker] = server.workers()
+    idle = cpu_seconds(worker)
     thread = threading.Thread(target=slow_request)
     thread.start()
-    time.sleep(0.3)  # the load test is running now
+    # The worker burning CPU says the load test is running: nothing else is.
+    deadline = time.monotonic() + 30
+    while cpu_seconds(worker) - idle < 0.3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert thread.is_alive(), answer  # still in flight when the signal comes
     server.process.send_signal(signal.SIGTERM)
     thread.join(timeout=90)
     assert "error" not in answer, answer
