@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # A changed patch set rebuilds meinheld: its version names the patches' digest.
 MEINHELD_BUILD := $(wildcard cachegrid/meinheld_build/*.py cachegrid/meinheld_build/patches/*.patch)
 
-.PHONY: setup serve test bench clean
+.PHONY: setup serve test test-fast bench clean
 
 setup: $(STAMP)
 
@@ -27,6 +27,10 @@ serve: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The developer's loop, under a minute: no process started, no fuzzing.
+test-fast: $(STAMP)
+	CACHEGRID_FAST_TESTS_ONLY=1 $(BIN)/python -m pytest -q -m "not process and not fuzz and not slow"
 
 # On demand, not part of the tests: about half an hour on a 2-core machine.
 # Needs wrk (apt-get install wrk). Writes docs/benchmarks-*.md.

@@ -1,13 +1,66 @@
+"""Fixtures and markers for the whole suite.
+
+``make test`` runs everything. ``make test-fast`` runs what needs no other
+process (``-m "not process and not fuzz"``): the engine, the daemon in
+process, and the client and CLI against in-process stubs. A test is marked
+``process`` when it starts a real process (a server, gunicorn, a unit
+checker): every test under tests/integration and tests/deploy, every test
+that uses a fixture that starts one, and every test whose code starts one
+itself. In the fast run a test that starts a process anyway fails at once,
+naming itself, so the marking cannot silently drift.
+"""
+
 from __future__ import annotations
 
+import inspect
 import os
+import subprocess
+from pathlib import Path
+from typing import Any
 
 import pytest
+
+PROCESS_DIRECTORIES = frozenset({"integration", "deploy"})
+# Fixtures that start a real server (tests/integration/conftest.py and the
+# conftests and modules that build on it).
+PROCESS_FIXTURES = frozenset({"server", "start_server", "live", "cli_server", "token_server", "cli", "guarded"})
+STARTS_A_PROCESS = ("Server(", "running(", "subprocess.", "Popen(")
+FAST_RUN = "CACHEGRID_FAST_TESTS_ONLY"
+
+
+def _starts_a_process(item: pytest.Item) -> bool:
+    if Path(str(item.fspath)).parent.name in PROCESS_DIRECTORIES:
+        return True
+    if PROCESS_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        return True
+    try:
+        source = inspect.getsource(item.function)  # type: ignore[attr-defined]
+    except (AttributeError, OSError, TypeError):
+        return False
+    return any(marker in source for marker in STARTS_A_PROCESS)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _starts_a_process(item):
+            item.add_marker(pytest.mark.process)
+
+
+@pytest.fixture(autouse=True)
+def _no_process_in_the_fast_run(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    if os.environ.get(FAST_RUN) != "1" or request.node.get_closest_marker("process"):
+        return
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError(f"{request.node.nodeid} starts a process: it belongs to the process tests "
+                             "(tests/conftest.py says how they are marked)")
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
 
 
 @pytest.fixture(autouse=True)
 def _no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     """No CACHEGRID_* variable of the machine running the tests leaks into them."""
     for name in list(os.environ):
-        if name.startswith("CACHEGRID_"):
+        if name.startswith("CACHEGRID_") and name != FAST_RUN:
             monkeypatch.delenv(name)

@@ -61,6 +61,8 @@ from schemathesis.checks import (
 )
 from schemathesis.config import SchemathesisConfig
 
+pytestmark = pytest.mark.fuzz
+
 from cachegrid.config import Settings
 from cachegrid.daemon import build_cache, create_app
 from cachegrid.engine import Cache
