@@ -1,6 +1,7 @@
-"""What the client commands share: the client made from the global options,
-the one place where the client's errors become an exit code, and how data
-is printed.
+"""What the commands share: the global options (``Globals``, parsed once by
+the root callback in main.py), the client made from them, the one place
+where the client's errors become an exit code, JSON input, and how data is
+printed.
 
 Output follows one rule: data goes to stdout, messages to stderr. On a
 terminal data is rendered with rich (tables, highlighted JSON); when stdout
@@ -12,21 +13,32 @@ from __future__ import annotations
 
 import json
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Annotated, Any, Iterable, Iterator
 from urllib.parse import urlsplit
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from ..client import NotFound, RequestError, SyncCacheGridClient, Unauthorized, Unavailable
 from ..client.protocol import base_url
-from .main import ExitCode, Globals, err, fail
+from .status import ExitCode, err, exit_code_for, fail, out
 
-out = Console(highlight=False)  # stdout; `err` (main.py) is stderr
+DEFAULT_URL = "http://127.0.0.1:8080"
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document (as the global --json).")]
+TtlOption = Annotated[float | None, typer.Option(help="Expire after this many seconds.", show_default=False)]
+
+
+@dataclass(frozen=True)
+class Globals:
+    """The global options, as given (checked when a command connects)."""
+
+    urls: list[str]
+    token: str | None
+    timeout: float
+    json: bool
 
 
 def options(ctx: typer.Context) -> Globals:
@@ -95,7 +107,7 @@ def connect(ctx: typer.Context) -> Iterator[SyncCacheGridClient]:
     except NotFound as error:
         raise fail(error.message, ExitCode.NOT_FOUND) from None
     except RequestError as error:
-        raise fail(f"{error.message} (HTTP {error.status} {error.code})", ExitCode.REFUSED) from None
+        raise fail(f"{error.message} (HTTP {error.status} {error.code})", exit_code_for(error.status)) from None
     except Unavailable as error:
         raise unavailable(error, servers) from None
 
@@ -124,6 +136,23 @@ def short_reason(reason: str) -> str:
         if needle in lowered:
             return short
     return reason if len(reason) <= 160 else reason[:157] + "..."
+
+
+# -- input ---------------------------------------------------------------------------
+
+
+def loads(text: str) -> Any:
+    """``text`` as JSON; ValueError when it is not JSON (NaN and Infinity
+    included, which Python's parser accepts and JSON does not)."""
+    return json.loads(text, parse_constant=_not_json)
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def read_stdin() -> str:
+    return typer.get_text_stream("stdin").read()
 
 
 # -- printing ------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from . import loadgen
-from .main import ExitCode, app, err, fail
+from .status import ExitCode, err, fail
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 DEFAULT_REQUESTS = 100_000
@@ -35,6 +35,8 @@ EXIT_CODES = {
     "unauthorized": getattr(ExitCode, "UNAUTHORIZED", ExitCode.REFUSED),
     "server_error": ExitCode.SERVER_ERROR,
 }
+
+app = typer.Typer()
 
 
 def parse_mix(text: str) -> float:

@@ -30,16 +30,18 @@ from rich.table import Table
 from rich.text import Text
 
 from ..client import SyncCacheGridClient
-from .common import JsonFlag, connect, field_text, out, print_fields, print_json, wants_json
-from .main import ExitCode, app, fail
+from ..config import MiB
+from .common import JsonFlag, connect, field_text, print_fields, print_json, wants_json
+from .status import ExitCode, fail, out
 
 OPERATIONS = ("hits", "misses", "sets", "deletes")
 HISTORY_SIZE = 30  # refreshes kept for the ops/s sparkline
 SPARK = "▁▂▃▄▅▆▇█"
-MiB = 1024 * 1024
 BAR_WIDTH = 30
 
 Stats = dict[str, Any]
+
+app = typer.Typer()
 
 
 class History:

@@ -20,7 +20,7 @@ from typer.testing import CliRunner, Result
 
 from cachegrid.cli import app
 from cachegrid.cli.loadgen import Plan, Requests, Target, bucket, percentiles, split
-from cachegrid.cli.main import ExitCode
+from cachegrid.cli.status import ExitCode
 from tests.integration.conftest import Server, free_port
 
 runner = CliRunner()
