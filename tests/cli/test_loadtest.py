@@ -20,7 +20,7 @@ from typer.testing import CliRunner, Result
 from cachegrid import loadgen
 from cachegrid.cli import app
 from cachegrid.cli.status import ExitCode
-from tests.integration.conftest import Server, free_port
+from tests.integration.conftest import Server, free_port, running
 
 runner = CliRunner()
 UNAUTHORIZED = ExitCode.UNAUTHORIZED
@@ -28,12 +28,8 @@ UNAUTHORIZED = ExitCode.UNAUTHORIZED
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[Server]:
-    started = Server()
-    try:
-        started.wait_healthy()
+    with running() as started:
         yield started
-    finally:
-        started.stop()
 
 
 def loadtest(*args: str) -> Result:
@@ -128,13 +124,9 @@ def test_plain_table_when_stdout_is_not_a_terminal(server: Server) -> None:
 
 def test_misses_and_errors_are_counted_by_kind() -> None:
     # A cache of 10 items and a keyspace of 200: most GETs find nothing (404).
-    small = Server("--max-size", "10", "--policy", "lru")
-    try:
-        small.wait_healthy()
+    with running("--max-size", "10", "--policy", "lru") as small:
         document = run_json("--url", small.url, "--requests", "500", "--concurrency", "2", "--processes", "1",
                             "--keyspace", "200", "--mix", "100:0")
-    finally:
-        small.stop()
     assert document["requests"] == 500
     assert document["errors_by_kind"]["HTTP 404"] == document["errors"] > 0
     assert document["gets"] + document["errors"] == 500
@@ -162,12 +154,8 @@ SECRET = "s3cret-token-for-tests"
 @pytest.fixture(scope="module")
 def guarded() -> Iterator[Server]:
     """A server started with an auth token (SECRET)."""
-    started = Server(env={"CACHEGRID_AUTH_TOKEN": SECRET})
-    try:
-        started.wait_healthy()
+    with running(env={"CACHEGRID_AUTH_TOKEN": SECRET}) as started:
         yield started
-    finally:
-        started.stop()
 
 
 def test_a_token(guarded: Server) -> None:
@@ -242,13 +230,9 @@ def test_the_url_comes_from_the_environment_and_the_first_of_several_hosts(serve
 
 
 def test_a_full_server_refuses_the_fill() -> None:
-    full = Server("--max-size", "10", "--policy", "noeviction")
-    try:
-        full.wait_healthy()
+    with running("--max-size", "10", "--policy", "noeviction") as full:
         result = loadtest("--url", full.url, "--requests", "100", "--concurrency", "2", "--processes", "1",
                           "--keyspace", "200")
-    finally:
-        full.stop()
     # 507 is the server declining a write, as for `cachegrid set`: REFUSED, not SERVER_ERROR.
     assert "HTTP 507" in one_error_line(result, ExitCode.REFUSED)
 

@@ -52,6 +52,18 @@ def read_requests(peer: socket.socket, count: int) -> list[bytes]:
     return [part + b"\r\n\r\n" for part in data.split(b"\r\n\r\n")[:count]]
 
 
+def in_flight(listener: socket.socket, requests: int, budget: int | None = None,
+              **plan: object) -> tuple[Load, Client, socket.socket]:
+    """A load with one connection that has sent ``requests`` GETs, which the
+    server side (the third item) has read."""
+    load = new_load(listener, budget, **plan)
+    client = load.open()
+    peer = accept(listener)
+    assert client.issue(requests, time.perf_counter()) == requests
+    assert all(request.startswith(b"GET /cache/key:") for request in read_requests(peer, requests))
+    return load, client, peer
+
+
 def drive(client: Client, until: Callable[[], bool]) -> None:
     """Call the read handler whenever the client's socket is readable, until ``until()``."""
     deadline = time.monotonic() + WAIT
@@ -62,12 +74,8 @@ def drive(client: Client, until: Callable[[], bool]) -> None:
 
 
 def test_each_answer_is_recorded_and_replaced_by_a_new_request(listener: socket.socket) -> None:
-    load = new_load(listener, budget=5, pipeline=3)
-    client = load.open()
-    peer = accept(listener)
-    assert client.issue(3, time.perf_counter()) == 3
+    load, client, peer = in_flight(listener, 3, budget=5, pipeline=3)
     assert (load.in_flight, load.remaining) == (3, 2)
-    assert all(request.startswith(b"GET /cache/key:") for request in read_requests(peer, 3))
 
     peer.sendall(OK + MISS[:20])  # one whole response and the start of the next
     drive(client, lambda: load.done == 1)
@@ -83,11 +91,7 @@ def test_each_answer_is_recorded_and_replaced_by_a_new_request(listener: socket.
 
 
 def test_a_broken_connection_counts_its_requests_and_is_replaced(listener: socket.socket) -> None:
-    load = new_load(listener, pipeline=2)
-    client = load.open()
-    first = accept(listener)
-    client.issue(2, time.perf_counter())
-    read_requests(first, 2)
+    load, client, first = in_flight(listener, 2, pipeline=2)
     first.close()  # the server goes away with two requests unanswered
     drive(client, lambda: client.dead)
     assert load.errors == {"connection closed": 2} and load.done == 2
@@ -99,11 +103,7 @@ def test_a_broken_connection_counts_its_requests_and_is_replaced(listener: socke
 
 
 def test_connection_close_is_honoured_once_everything_is_answered(listener: socket.socket) -> None:
-    load = new_load(listener)
-    client = load.open()
-    first = accept(listener)
-    client.issue(1, time.perf_counter())
-    read_requests(first, 1)
+    load, client, first = in_flight(listener, 1)
     first.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}")
     drive(client, lambda: client.dead)
     assert load.done == 1 and load.gets == 1 and not load.errors
@@ -114,11 +114,7 @@ def test_connection_close_is_honoured_once_everything_is_answered(listener: sock
 
 
 def test_a_response_that_is_not_http_gives_up_the_connection(listener: socket.socket) -> None:
-    load = new_load(listener, budget=1)
-    client = load.open()
-    peer = accept(listener)
-    client.issue(1, time.perf_counter())
-    read_requests(peer, 1)
+    load, client, peer = in_flight(listener, 1, budget=1)
     peer.sendall(b"SSH-2.0-something\r\n\r\n")
     drive(client, lambda: client.dead)
     assert load.errors == {"bad response": 1} and load.done == 1

@@ -8,17 +8,13 @@ from collections.abc import Iterator
 import pytest
 
 from cachegrid.loadgen import LoadError, Plan, Target, run, server_side
-from tests.integration.conftest import Server, free_port
+from tests.integration.conftest import Server, free_port, running
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[Server]:
-    started = Server(env={"CACHEGRID_AUTH_TOKEN": "loadgen-test-token"})
-    try:
-        started.wait_healthy()
+    with running(env={"CACHEGRID_AUTH_TOKEN": "loadgen-test-token"}) as started:
         yield started
-    finally:
-        started.stop()
 
 
 def test_a_run_over_two_processes_sends_exactly_its_requests(server: Server) -> None:
