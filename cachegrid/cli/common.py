@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any, Iterable, Iterator
+from typing import Annotated, Any, Iterable, Iterator, Literal
 from urllib.parse import urlsplit
 
 import typer
@@ -175,19 +175,26 @@ def print_value(value: Any) -> None:
         print_json(value)
 
 
-def print_fields(rows: list[tuple[str, str]], title: str | None = None) -> None:
-    """A two-column table on a terminal; aligned ``name  value`` lines otherwise."""
+def print_fields(rows: list[tuple[str, str]], title: str | None = None,
+                 justify: Literal["left", "right"] = "left") -> None:
+    """A two-column table on a terminal (values ``justify``-ed: right for
+    numbers); aligned ``name  value`` lines otherwise."""
     if not out.is_terminal:
         width = max((len(name) for name, _ in rows), default=0)
         for name, value in rows:
             print(f"{name.ljust(width)}  {value}")
         return
-    table = Table(title=title, show_header=False, title_justify="left")
+    table = Table(title=title, show_header=False, title_justify="left", min_width=len(title or ""))
     table.add_column(style="bold")
-    table.add_column(overflow="fold")
+    table.add_column(overflow="fold", justify=justify)
     for name, value in rows:
         table.add_row(Text(name), Text(value))  # Text: a "[...]" in a key is not markup
     out.print(table)
+
+
+def rate_text(per_second: float | None) -> str:
+    """A rate as printed: ``-`` before there is one."""
+    return "-" if per_second is None else f"{per_second:,.1f}"
 
 
 def field_text(value: Any) -> str:

@@ -16,17 +16,15 @@ first.
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from .. import loadgen
-from .common import JsonFlag, options, wants_json
-from .status import ExitCode, err, exit_code_for, fail, out
+from .common import JsonFlag, options, print_fields, print_json, rate_text, wants_json
+from .status import ExitCode, err, exit_code_for, fail
 
 DEFAULT_REQUESTS = 100_000
 
@@ -91,9 +89,9 @@ def loadtest(
         raise fail("interrupted", ExitCode.INTERRUPTED) from None
     document = report.to_dict()
     if as_json:
-        print(json.dumps(document))
+        print_json(document)
         return
-    _render(f"cachegrid loadtest {target.url}", _client_rows(document))
+    print_fields(_client_rows(document), f"cachegrid loadtest {target.url}", justify="right")
 
 
 def _target(ctx: typer.Context, url: str | None, token: str | None) -> loadgen.Target:
@@ -170,17 +168,13 @@ def _server_side(target: loadgen.Target, operations: int | None, kind: str | Non
     except loadgen.LoadError as error:
         raise fail(str(error), exit_code_for(error.status)) from None
     if as_json:
-        print(json.dumps(answer))
+        print_json(answer)
         return
-    _render(f"cachegrid server-side load test {target.url}", _server_rows(answer))
+    print_fields(_server_rows(answer), f"cachegrid server-side load test {target.url}", justify="right")
 
 
 def _ms(value: Any) -> str:
     return "-" if value is None else f"{value:.3f}"
-
-
-def _rate(value: Any) -> str:
-    return "-" if value is None else f"{value:,.1f}"
 
 
 def _client_rows(document: dict[str, Any]) -> list[tuple[str, str]]:
@@ -193,10 +187,10 @@ def _client_rows(document: dict[str, Any]) -> list[tuple[str, str]]:
         ("gets / sets", f"{document['gets']:,} / {document['sets']:,}"),
         ("errors", errors),
         ("duration", f"{document['duration_seconds']:.3f} s"),
-        ("requests/s", _rate(document["requests_per_second"])),
+        ("requests/s", rate_text(document["requests_per_second"])),
     ]
     if document["batch"]:
-        rows += [("keys", f"{document['keys']:,}"), ("keys/s", _rate(document["keys_per_second"]))]
+        rows += [("keys", f"{document['keys']:,}"), ("keys/s", rate_text(document["keys_per_second"]))]
     rows += [(f"latency {name}", f"{_ms(latency[name])} ms") for name in ("p50", "p95", "p99", "max")]
     if document["generator_cpu_percent"] is not None:
         rows.append(("generator CPU", f"{document['generator_cpu_percent']:.0f} % of a core"))
@@ -213,7 +207,7 @@ def _server_rows(answer: dict[str, Any]) -> list[tuple[str, str]]:
         ("operations", f"{answer.get('num_operations', 0):,}"),
         ("errors", f"{answer.get('errors', 0):,}"),
         ("duration", f"{answer.get('duration_seconds', 0):.3f} s"),
-        ("operations/s", _rate(answer.get("ops_per_second"))),
+        ("operations/s", rate_text(answer.get("ops_per_second"))),
     ]
     for name in ("p50", "p95", "p99", "max"):
         value = latency_us.get(name)
@@ -222,16 +216,3 @@ def _server_rows(answer: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def _render(title: str, rows: list[tuple[str, str]]) -> None:
-    """A table on a terminal; plain ``name  value`` lines otherwise."""
-    if not out.is_terminal:
-        width = max(len(name) for name, _ in rows)
-        for name, value in rows:
-            print(f"{name.ljust(width)}  {value}")
-        return
-    table = Table(title=title, show_header=False, title_justify="left", min_width=len(title))
-    table.add_column(style="bold")
-    table.add_column(justify="right")
-    for name, value in rows:
-        table.add_row(name, value)
-    out.print(table)
