@@ -10,8 +10,9 @@ What it measures
 For each server worker kind it starts ``cachegrid serve`` on 127.0.0.1 and a
 free port, stores one key (``key:0``, a 32-character string) and then, for
 ``--rounds`` rounds, runs wrk (``-t T -c C -d S``, a GET of that key) and
-``cachegrid loadtest`` (``--duration S --concurrency C --mix 100:0
---keyspace 1``, the same GET) one after the other. The load generator is good
+the load generator behind ``cachegrid loadtest`` (``cachegrid.loadgen.run``
+with the plan of ``--duration S --concurrency C --mix 100:0 --keyspace 1``,
+the same GET) one after the other. The load generator is good
 enough when its requests/s reach those of wrk (a C load generator, whose cost
 per request is negligible) against the same server: the server is then the
 bottleneck, not the generator.
@@ -43,6 +44,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from cachegrid import loadgen
 
 CLI = str(Path(sys.executable).with_name("cachegrid"))
 KEY = "key:0"
@@ -120,12 +123,12 @@ def run_wrk(url: str, duration: float, connections: int, threads: int) -> float:
 
 
 def run_loadtest(url: str, duration: float, connections: int, processes: int | None) -> dict:
-    command = [CLI, "loadtest", "--url", url, "--duration", f"{duration:g}", "--concurrency", str(connections),
-               "--mix", "100:0", "--keyspace", "1", "--json"]
-    if processes:
-        command += ["--processes", str(processes)]
-    output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=duration + 90).stdout
-    document = json.loads(output)
+    plan = loadgen.Plan(requests=None, duration=duration, concurrency=connections, get_share=1.0, keyspace=1,
+                        processes=processes or loadgen.default_processes())
+    try:
+        document = loadgen.run(loadgen.Target.parse(url), plan).to_dict()
+    except loadgen.LoadError as error:
+        raise SystemExit(f"loadtest: {error}") from None
     if document["errors"]:
         print(f"warning: loadtest reported errors: {document['errors_by_kind']}", file=sys.stderr)
     return document

@@ -1,5 +1,5 @@
-"""The key/value commands: get, set, delete, incr, decr, ttl, keys, clear,
-batch get/set and health.
+"""The key/value commands: get, set, delete, incr, decr, ttl, keys, clear
+and health (batch get/set are in batch.py).
 
 Each is a thin adapter: parse the arguments, make one call (or one page
 loop) through the client SDK (``common.connect``, which also turns the
@@ -10,10 +10,8 @@ the result as a JSON document on stdout.
 
 from __future__ import annotations
 
-import json
 import sys
 from itertools import islice
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -23,44 +21,38 @@ from rich.text import Text
 from ..client import NotFound
 from .common import (
     JsonFlag,
+    TtlOption,
     check_key,
     connect,
-    dumps,
     field_text,
     hosts,
+    loads,
     note,
     options,
-    out,
     print_fields,
     print_json,
     print_value,
+    read_stdin,
     wants_json,
 )
-from .main import ExitCode, app, fail
+from .status import ExitCode, fail, out
 
 KEYS_PAGE = 1000  # keys per /admin/keys request when listing
 _MISSING = object()  # get's default: a stored null is a value, not a miss
 
 KeyArg = Annotated[str, typer.Argument(metavar="KEY", help="The key.", show_default=False)]
-TtlOption = Annotated[float | None, typer.Option(help="Expire after this many seconds.", show_default=False)]
+
+app = typer.Typer()
 
 
 def parse_value(text: str) -> Any:
     """VALUE as JSON when it is JSON (42, true, null, [1], {"a": 1}, "text"),
     else the text itself as a string (hello: "hello")."""
     try:
-        return json.loads(text, parse_constant=_not_json)
+        return loads(text)
     except ValueError:
         # echo adds a newline that is no part of the value
         return text.removesuffix("\n").removesuffix("\r")
-
-
-def _not_json(constant: str) -> Any:
-    raise ValueError(f"{constant} is not JSON")  # json.loads accepts NaN and Infinity, JSON does not
-
-
-def read_stdin() -> str:
-    return typer.get_text_stream("stdin").read()
 
 
 def interactive() -> bool:
@@ -232,77 +224,6 @@ def clear(
     if wants_json(ctx, as_json):
         print_json({"cleared": cleared})
     note(f"cleared {cleared:,} key{'' if cleared == 1 else 's'}")
-
-
-# -- batch ---------------------------------------------------------------------------
-
-batch = typer.Typer(name="batch", help="Read or write many keys in one request.", no_args_is_help=True)
-app.add_typer(batch)
-
-
-@batch.command("get")
-def batch_get(
-    ctx: typer.Context,
-    names: Annotated[list[str], typer.Argument(metavar="KEY...", help="The keys.", show_default=False)],
-    as_json: JsonFlag = False,
-) -> None:
-    """Print the values of the KEYs that exist.
-
-    A table on a terminal, "KEY<tab>VALUE-AS-JSON" lines when piped,
-    {"items": {...}, "missing": [...]} with --json. Exit 1 (NOT_FOUND) when
-    any KEY is missing.
-    """
-    with connect(ctx) as client:
-        items = client.get_multi([check_key(name) for name in names])
-    missing = [name for name in dict.fromkeys(names) if name not in items]
-    if wants_json(ctx, as_json):
-        print_json({"items": items, "missing": missing})
-    elif out.is_terminal:
-        table = Table("key", "value")
-        for name, value in items.items():
-            table.add_row(Text(name), Text(dumps(value)))
-        out.print(table)
-    else:
-        for name, value in items.items():
-            print(f"{name}\t{dumps(value)}")
-    if missing:
-        raise fail(f"{len(missing)} of the keys not found: {', '.join(map(repr, missing))}", ExitCode.NOT_FOUND)
-
-
-@batch.command("set")
-def batch_set(
-    ctx: typer.Context,
-    source: Annotated[str, typer.Argument(
-        metavar="FILE|-", show_default=False,
-        help='A JSON object of items, {"key": value, ...}; - reads it from stdin.')],
-    ttl: TtlOption = None,
-    as_json: JsonFlag = False,
-) -> None:
-    """Store every item of a JSON object (all or none), optionally for --ttl seconds."""
-    items = read_items(source)
-    with connect(ctx) as client:
-        stored = client.set_multi(items, ttl)
-    if wants_json(ctx, as_json):
-        print_json({"stored": stored, "ttl": ttl})
-    note(f"stored {stored:,} item{'' if stored == 1 else 's'}" + ("" if ttl is None else f" for {ttl:g} s"))
-
-
-def read_items(source: str) -> dict[str, Any]:
-    """The JSON object of FILE (or stdin for -); a red line when it is not one."""
-    name = "stdin" if source == "-" else source
-    try:
-        text = read_stdin() if source == "-" else Path(source).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-        raise fail(f"cannot read {name}: {reason}", ExitCode.USAGE) from None
-    try:
-        items = json.loads(text, parse_constant=_not_json)
-    except ValueError as error:
-        raise fail(f"{name} is not valid JSON: {error}", ExitCode.USAGE) from None
-    if not isinstance(items, dict):
-        raise fail(f'{name}: give a JSON object of items, {{"key": value, ...}}, not {type(items).__name__}',
-                   ExitCode.USAGE)
-    return items
 
 
 # -- health --------------------------------------------------------------------------

@@ -1,6 +1,7 @@
-"""What the client commands share: the client made from the global options,
-the one place where the client's errors become an exit code, and how data
-is printed.
+"""What the commands share: the global options (``Globals``, parsed once by
+the root callback in main.py), the client made from them, the one place
+where the client's errors become an exit code, JSON input, and how data is
+printed.
 
 Output follows one rule: data goes to stdout, messages to stderr. On a
 terminal data is rendered with rich (tables, highlighted JSON); when stdout
@@ -12,21 +13,32 @@ from __future__ import annotations
 
 import json
 from contextlib import contextmanager
-from typing import Annotated, Any, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any, Iterable, Iterator, Literal
 from urllib.parse import urlsplit
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from ..client import NotFound, RequestError, SyncCacheGridClient, Unauthorized, Unavailable
 from ..client.protocol import base_url
-from .main import ExitCode, Globals, err, fail
+from .status import ExitCode, err, exit_code_for, fail, out
 
-out = Console(highlight=False)  # stdout; `err` (main.py) is stderr
+DEFAULT_URL = "http://127.0.0.1:8080"
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document (as the global --json).")]
+TtlOption = Annotated[float | None, typer.Option(help="Expire after this many seconds.", show_default=False)]
+
+
+@dataclass(frozen=True)
+class Globals:
+    """The global options, as given (checked when a command connects)."""
+
+    urls: list[str]
+    token: str | None
+    timeout: float
+    json: bool
 
 
 def options(ctx: typer.Context) -> Globals:
@@ -95,7 +107,7 @@ def connect(ctx: typer.Context) -> Iterator[SyncCacheGridClient]:
     except NotFound as error:
         raise fail(error.message, ExitCode.NOT_FOUND) from None
     except RequestError as error:
-        raise fail(f"{error.message} (HTTP {error.status} {error.code})", ExitCode.REFUSED) from None
+        raise fail(f"{error.message} (HTTP {error.status} {error.code})", exit_code_for(error.status)) from None
     except Unavailable as error:
         raise unavailable(error, servers) from None
 
@@ -126,6 +138,23 @@ def short_reason(reason: str) -> str:
     return reason if len(reason) <= 160 else reason[:157] + "..."
 
 
+# -- input ---------------------------------------------------------------------------
+
+
+def loads(text: str) -> Any:
+    """``text`` as JSON; ValueError when it is not JSON (NaN and Infinity
+    included, which Python's parser accepts and JSON does not)."""
+    return json.loads(text, parse_constant=_not_json)
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def read_stdin() -> str:
+    return typer.get_text_stream("stdin").read()
+
+
 # -- printing ------------------------------------------------------------------------
 
 
@@ -146,19 +175,26 @@ def print_value(value: Any) -> None:
         print_json(value)
 
 
-def print_fields(rows: list[tuple[str, str]], title: str | None = None) -> None:
-    """A two-column table on a terminal; aligned ``name  value`` lines otherwise."""
+def print_fields(rows: list[tuple[str, str]], title: str | None = None,
+                 justify: Literal["left", "right"] = "left") -> None:
+    """A two-column table on a terminal (values ``justify``-ed: right for
+    numbers); aligned ``name  value`` lines otherwise."""
     if not out.is_terminal:
         width = max((len(name) for name, _ in rows), default=0)
         for name, value in rows:
             print(f"{name.ljust(width)}  {value}")
         return
-    table = Table(title=title, show_header=False, title_justify="left")
+    table = Table(title=title, show_header=False, title_justify="left", min_width=len(title or ""))
     table.add_column(style="bold")
-    table.add_column(overflow="fold")
+    table.add_column(overflow="fold", justify=justify)
     for name, value in rows:
         table.add_row(Text(name), Text(value))  # Text: a "[...]" in a key is not markup
     out.print(table)
+
+
+def rate_text(per_second: float | None) -> str:
+    """A rate as printed: ``-`` before there is one."""
+    return "-" if per_second is None else f"{per_second:,.1f}"
 
 
 def field_text(value: Any) -> str:

@@ -18,16 +18,15 @@ from rich.table import Table
 from rich.text import Text
 
 from ..config import ConfigError, Settings, read_table, config_file, env_var, load_settings, setting_sources
-from .common import JsonFlag, field_text, out, print_json, wants_json
-from .main import ExitCode, app, fail
+from .common import JsonFlag, field_text, print_json, wants_json
+from .status import ExitCode, fail, out
 
 MASK = "********"
 
-config = typer.Typer(name="config", help="The server's settings.", no_args_is_help=True)
-app.add_typer(config)
+app = typer.Typer(name="config", help="The server's settings.", no_args_is_help=True)
 
 
-@config.command("show")
+@app.command("show")
 def show(
     ctx: typer.Context,
     config_path: Annotated[Path | None, typer.Option(

@@ -1,40 +1,34 @@
 """``cachegrid loadtest``: HTTP load on a server, like redis-benchmark.
 
-A thin adapter: it checks the options, runs the load generator (loadgen.py,
-which has the how and why of the measurement) or the server's own engine load
-test (``--server-side``), and renders the result: a table (plain lines when
-stdout is not a terminal) or one JSON object with ``--json``. A rich progress
-bar goes to stderr while it runs, when stderr is a terminal.
+A thin adapter: it checks the options, runs the load generator
+(``cachegrid.loadgen``, which has the how and why of the measurement) or the
+server's own engine load test (``--server-side``), and renders the result: a
+table (plain lines when stdout is not a terminal) or one JSON object with
+``--json``. A rich progress bar goes to stderr while it runs, when stderr is
+a terminal.
 
-``--url``, ``--token`` and ``--json`` are options of this command; when the
-app also has them as global options (``cachegrid --url ... loadtest``, kept in
-``ctx.obj``), those apply unless the command's own are given.
+The server and the token are the global ``--url`` and ``--token`` (with their
+environment variables). ``loadtest --url/--token`` are aliases kept for the
+scripts that give them after the command; given there, they win over the
+global ones. A load test talks to one server: of several ``--url`` hosts, the
+first.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from . import loadgen
-from .main import ExitCode, app, err, fail
+from .. import loadgen
+from .common import JsonFlag, options, print_fields, print_json, rate_text, wants_json
+from .status import ExitCode, err, exit_code_for, fail
 
-DEFAULT_URL = "http://127.0.0.1:8080"
 DEFAULT_REQUESTS = 100_000
-OPERATION_TYPES = ("get", "set", "mixed")
-EXIT_CODES = {
-    "unavailable": ExitCode.UNAVAILABLE,
-    "refused": ExitCode.REFUSED,
-    # A missing or wrong token has a code of its own where the app defines one.
-    "unauthorized": getattr(ExitCode, "UNAUTHORIZED", ExitCode.REFUSED),
-    "server_error": ExitCode.SERVER_ERROR,
-}
+
+app = typer.Typer()
 
 
 def parse_mix(text: str) -> float:
@@ -51,10 +45,13 @@ def parse_mix(text: str) -> float:
 @app.command()
 def loadtest(
     ctx: typer.Context,
-    url: Annotated[str, typer.Option(envvar="CACHEGRID_URL", show_default=True,
-                                     help="The server.")] = DEFAULT_URL,
-    token: Annotated[str | None, typer.Option(envvar="CACHEGRID_AUTH_TOKEN", show_default=False,
-                                              help="Bearer token, for a server started with one.")] = None,
+    # Aliases of the global options, without an environment variable or a
+    # default of their own: those are the global option's.
+    url: Annotated[str | None, typer.Option(
+        "--url", metavar="URL", show_default=False,
+        help="The global --url, given after the command (wins over it).")] = None,
+    token: Annotated[str | None, typer.Option(
+        show_default=False, help="The global --token, given after the command (wins over it).")] = None,
     requests: Annotated[int | None, typer.Option(
         "--requests", "-n", help=f"Requests to send (default {DEFAULT_REQUESTS}; not with --duration).")] = None,
     duration: Annotated[float | None, typer.Option(
@@ -67,7 +64,7 @@ def loadtest(
     pipeline: Annotated[int, typer.Option(help="Requests in flight per connection (HTTP/1.1 pipelining).")] = 1,
     processes: Annotated[int | None, typer.Option(
         help="Load generator processes (default: the number of CPUs).", show_default=False)] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    as_json: JsonFlag = False,
     server_side: Annotated[bool, typer.Option(
         "--server-side", help="Run the server's own engine load test (POST /test/load) instead.")] = False,
     operations: Annotated[int | None, typer.Option(
@@ -76,11 +73,8 @@ def loadtest(
         help="With --server-side: get, set or mixed (default mixed).", show_default=False)] = None,
 ) -> None:
     """Put load on a server over HTTP and report requests/s, errors and latency."""
-    url, token, as_json = _connection(ctx, url, token, as_json)
-    try:
-        target = loadgen.Target.parse(url, token)
-    except ValueError as error:
-        raise fail(f"--url {error}", ExitCode.USAGE) from None
+    target = _target(ctx, url, token)
+    as_json = wants_json(ctx, as_json)
     if server_side:
         _server_side(target, operations, operation_type, as_json)
         return
@@ -90,33 +84,27 @@ def loadtest(
     try:
         report = _run(target, plan)
     except loadgen.LoadError as error:
-        raise fail(str(error), EXIT_CODES[error.kind]) from None
+        raise fail(str(error), exit_code_for(error.status)) from None
     except KeyboardInterrupt:  # a second Ctrl-C (the first one stops the load and reports)
-        err.print("[red]error:[/red] interrupted")
-        raise typer.Exit(130) from None
+        raise fail("interrupted", ExitCode.INTERRUPTED) from None
     document = report.to_dict()
     if as_json:
-        print(json.dumps(document))
+        print_json(document)
         return
-    _render(f"cachegrid loadtest {target.url}", _client_rows(document))
+    print_fields(_client_rows(document), f"cachegrid loadtest {target.url}", justify="right")
 
 
-def _connection(ctx: typer.Context, url: str, token: str | None, as_json: bool) -> tuple[str, str | None, bool]:
-    """The command's own --url/--token when given on its command line, else
-    the app's global ones (which already fell back to the environment)."""
-    globals_ = ctx.obj
-    if not _on_command_line(ctx, "url"):
-        urls = getattr(globals_, "urls", None)
-        if urls:  # failover hosts make no sense for a load test: the first one
-            url = str(urls[0]).split(",")[0].strip() or url
-    if not _on_command_line(ctx, "token"):
-        token = getattr(globals_, "token", None) or token
-    return url, token, as_json or bool(getattr(globals_, "json", False))
-
-
-def _on_command_line(ctx: typer.Context, name: str) -> bool:
-    # By name: typer may use its own copy of click, with its own ParameterSource.
-    return getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"
+def _target(ctx: typer.Context, url: str | None, token: str | None) -> loadgen.Target:
+    """The server to load: the aliases when given, else the global options
+    (which already fell back to the environment and the default)."""
+    given = options(ctx)
+    if url is None:
+        # Failover hosts make no sense for a load test: the first one.
+        url = given.urls[0].split(",")[0].strip()
+    try:
+        return loadgen.Target.parse(url, given.token if token is None else token)
+    except ValueError as error:
+        raise fail(f"--url {error}", ExitCode.USAGE) from None
 
 
 def _plan(requests: int | None, duration: float | None, concurrency: int, mix: str, keyspace: int,
@@ -173,24 +161,20 @@ def _server_side(target: loadgen.Target, operations: int | None, kind: str | Non
     kind = kind or "mixed"
     if operations < 1:
         raise fail(f"--operations {operations}: at least 1", ExitCode.USAGE)
-    if kind not in OPERATION_TYPES:
-        raise fail(f"--operation-type {kind!r}: one of {', '.join(OPERATION_TYPES)}", ExitCode.USAGE)
+    if kind not in loadgen.OPERATION_TYPES:
+        raise fail(f"--operation-type {kind!r}: one of {', '.join(loadgen.OPERATION_TYPES)}", ExitCode.USAGE)
     try:
         answer = loadgen.server_side(target, operations, kind)
     except loadgen.LoadError as error:
-        raise fail(str(error), EXIT_CODES[error.kind]) from None
+        raise fail(str(error), exit_code_for(error.status)) from None
     if as_json:
-        print(json.dumps(answer))
+        print_json(answer)
         return
-    _render(f"cachegrid server-side load test {target.url}", _server_rows(answer))
+    print_fields(_server_rows(answer), f"cachegrid server-side load test {target.url}", justify="right")
 
 
 def _ms(value: Any) -> str:
     return "-" if value is None else f"{value:.3f}"
-
-
-def _rate(value: Any) -> str:
-    return "-" if value is None else f"{value:,.1f}"
 
 
 def _client_rows(document: dict[str, Any]) -> list[tuple[str, str]]:
@@ -203,10 +187,10 @@ def _client_rows(document: dict[str, Any]) -> list[tuple[str, str]]:
         ("gets / sets", f"{document['gets']:,} / {document['sets']:,}"),
         ("errors", errors),
         ("duration", f"{document['duration_seconds']:.3f} s"),
-        ("requests/s", _rate(document["requests_per_second"])),
+        ("requests/s", rate_text(document["requests_per_second"])),
     ]
     if document["batch"]:
-        rows += [("keys", f"{document['keys']:,}"), ("keys/s", _rate(document["keys_per_second"]))]
+        rows += [("keys", f"{document['keys']:,}"), ("keys/s", rate_text(document["keys_per_second"]))]
     rows += [(f"latency {name}", f"{_ms(latency[name])} ms") for name in ("p50", "p95", "p99", "max")]
     if document["generator_cpu_percent"] is not None:
         rows.append(("generator CPU", f"{document['generator_cpu_percent']:.0f} % of a core"))
@@ -223,7 +207,7 @@ def _server_rows(answer: dict[str, Any]) -> list[tuple[str, str]]:
         ("operations", f"{answer.get('num_operations', 0):,}"),
         ("errors", f"{answer.get('errors', 0):,}"),
         ("duration", f"{answer.get('duration_seconds', 0):.3f} s"),
-        ("operations/s", _rate(answer.get("ops_per_second"))),
+        ("operations/s", rate_text(answer.get("ops_per_second"))),
     ]
     for name in ("p50", "p95", "p99", "max"):
         value = latency_us.get(name)
@@ -232,17 +216,3 @@ def _server_rows(answer: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def _render(title: str, rows: list[tuple[str, str]]) -> None:
-    """A table on a terminal; plain ``name  value`` lines otherwise."""
-    out = Console(highlight=False)
-    if not out.is_terminal:
-        width = max(len(name) for name, _ in rows)
-        for name, value in rows:
-            print(f"{name.ljust(width)}  {value}")
-        return
-    table = Table(title=title, show_header=False, title_justify="left", min_width=len(title))
-    table.add_column(style="bold")
-    table.add_column(justify="right")
-    for name, value in rows:
-        table.add_row(name, value)
-    out.print(table)

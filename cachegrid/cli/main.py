@@ -1,23 +1,22 @@
-"""The ``cachegrid`` command: the typer app, its global options and its entry point.
+"""The ``cachegrid`` command: the root app, its global options and its entry point.
 
-Commands are thin adapters (parse, call, render); user mistakes end in one
-red line on stderr and an exit code from ``ExitCode``, never a traceback.
-The global options (``--url``, ``--token``, ``--timeout``, ``--json``) are
-parsed once here into a ``Globals`` in ``ctx.obj``; the client commands
-(commands.py, stats_view.py) build their client from it.
+Following typer's "One File Per Command" layout, each command module owns its
+own ``typer.Typer()`` and this module only composes them; none of them
+imports this one. The global options (``--url``, ``--token``, ``--timeout``,
+``--json``) are parsed here, once, into a ``common.Globals`` in ``ctx.obj``,
+which every command reads. How a command ends (exit codes, the red line) is
+in status.py.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import IntEnum
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from .. import __version__
+from . import batch, commands, config_show, loadtest, serve, stats_view
+from .common import DEFAULT_URL, Globals
 
 app = typer.Typer(
     name="cachegrid",
@@ -26,39 +25,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err = Console(stderr=True, highlight=False)
-
-DEFAULT_URL = "http://127.0.0.1:8080"
-
-
-class ExitCode(IntEnum):
-    OK = 0
-    NOT_FOUND = 1  # a key that does not exist (get, ttl, delete; batch get: one of the keys)
-    USAGE = 2  # bad arguments or input (typer's own code for usage errors)
-    CONFIG = 3  # a setting that cannot be used
-    UNAVAILABLE = 4  # no server answered
-    REFUSED = 5  # the server refused the request (4xx, or 507 when full)
-    SERVER_ERROR = 6  # the server failed (5xx)
-    UNHEALTHY = 7  # the server answered that it is unhealthy
-    NOT_STORED = 8  # set --nx/--xx: the condition did not hold, nothing was written
-    UNAUTHORIZED = 9  # the server needs a token (--token) and got none or a wrong one
-
-
-def fail(message: str, code: ExitCode) -> typer.Exit:
-    """Print one red line on stderr; return the Exit to raise."""
-    # Escaped: a message quotes keys and values, and "[...]" in them is not markup.
-    err.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
-    return typer.Exit(int(code))
-
-
-@dataclass(frozen=True)
-class Globals:
-    """The global options, as given (checked when a command connects)."""
-
-    urls: list[str]
-    token: str | None
-    timeout: float
-    json: bool
 
 
 def _version(value: bool) -> None:
@@ -90,11 +56,14 @@ def root(
     ctx.obj = Globals(urls=list(url or [DEFAULT_URL]), token=token or None, timeout=timeout, json=json_output)
 
 
-from . import serve as _serve  # noqa: E402,F401  (registers its command)
-from . import loadtest as _loadtest  # noqa: E402,F401
-from . import commands as _commands  # noqa: E402,F401
-from . import stats_view as _stats_view  # noqa: E402,F401
-from . import config_show as _config_show  # noqa: E402,F401
+# In the order `cachegrid --help` lists them. A module's Typer without a name
+# adds its commands to the top level; a named one (batch, config) is a group.
+app.add_typer(serve.app)
+app.add_typer(loadtest.app)
+app.add_typer(commands.app)
+app.add_typer(stats_view.app)
+app.add_typer(batch.app)
+app.add_typer(config_show.app)
 
 
 def main() -> None:

@@ -8,7 +8,9 @@ from typing import Annotated, Optional
 import typer
 
 from ..config import ConfigError, load_settings
-from .main import ExitCode, app, fail
+from .status import ExitCode, fail
+
+app = typer.Typer()
 
 
 @app.command()

@@ -30,16 +30,18 @@ from rich.table import Table
 from rich.text import Text
 
 from ..client import SyncCacheGridClient
-from .common import JsonFlag, connect, field_text, out, print_fields, print_json, wants_json
-from .main import ExitCode, app, fail
+from ..config import MiB
+from .common import JsonFlag, connect, field_text, print_fields, print_json, rate_text, wants_json
+from .status import ExitCode, fail, out
 
 OPERATIONS = ("hits", "misses", "sets", "deletes")
 HISTORY_SIZE = 30  # refreshes kept for the ops/s sparkline
 SPARK = "▁▂▃▄▅▆▇█"
-MiB = 1024 * 1024
 BAR_WIDTH = 30
 
 Stats = dict[str, Any]
+
+app = typer.Typer()
 
 
 class History:
@@ -107,10 +109,6 @@ def size_text(count: float) -> str:
     return f"{count:,.0f} B"
 
 
-def _per_second(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.1f}"
-
-
 def _duration(seconds: float) -> str:
     minutes, second = divmod(int(seconds), 60)
     hours, minute = divmod(minutes, 60)
@@ -140,15 +138,15 @@ def render(stats: Stats, history: History) -> RenderableType:
     grid.add_row("hit ratio", f"{stats['hit_ratio'] * 100:.1f} % since start"
                               + ("" if recent is None else f", {recent * 100:.1f} % last refresh")
                               + f"  (hits {stats['hits']:,}, misses {stats['misses']:,})")
-    ops = Text(f"{_per_second(per_second['ops_per_second'])}  ")
+    ops = Text(f"{rate_text(per_second['ops_per_second'])}  ")
     ops.append(sparkline(history.series(*OPERATIONS)), style="cyan")
     grid.add_row("ops/s", ops)
     grid.add_row("memory", _bar(used, limit, f"{size_text(used)} / {size_text(limit)} "
                                              f"({used / limit * 100 if limit else 0:.1f} %)"))
     grid.add_row("items", _bar(size, max_size, f"{size:,} / {max_size:,}"))
-    grid.add_row("evictions/s", f"{_per_second(per_second['evictions_per_second'])}  "
+    grid.add_row("evictions/s", f"{rate_text(per_second['evictions_per_second'])}  "
                                 f"({stats['evictions']:,} in all)")
-    grid.add_row("expirations/s", f"{_per_second(per_second['expirations_per_second'])}  "
+    grid.add_row("expirations/s", f"{rate_text(per_second['expirations_per_second'])}  "
                                   f"({stats['expired']:,} in all)")
     grid.add_row("rejected", f"{stats['rejected_full']:,} full, {stats['rejected_too_large']:,} too large")
     title = Text(f"cachegrid {stats.get('node_id', '')} · {stats.get('policy', '')} · "

@@ -11,7 +11,7 @@ from typing import Callable
 import pytest
 
 from cachegrid.cli import commands
-from cachegrid.cli.main import ExitCode
+from cachegrid.cli.status import ExitCode
 from cachegrid.config import env_var
 
 from ..integration.conftest import Server, free_port

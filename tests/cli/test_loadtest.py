@@ -12,30 +12,24 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from collections.abc import Iterator
 
 import pytest
 from typer.testing import CliRunner, Result
 
+from cachegrid import loadgen
 from cachegrid.cli import app
-from cachegrid.cli.loadgen import Plan, Requests, Target, bucket, percentiles, split
-from cachegrid.cli.main import ExitCode
-from tests.integration.conftest import Server, free_port
+from cachegrid.cli.status import ExitCode
+from tests.integration.conftest import Server, free_port, running
 
 runner = CliRunner()
-# A missing or wrong token: its own exit code where the app defines one.
-UNAUTHORIZED = getattr(ExitCode, "UNAUTHORIZED", ExitCode.REFUSED)
+UNAUTHORIZED = ExitCode.UNAUTHORIZED
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[Server]:
-    started = Server()
-    try:
-        started.wait_healthy()
+    with running() as started:
         yield started
-    finally:
-        started.stop()
 
 
 def loadtest(*args: str) -> Result:
@@ -130,13 +124,9 @@ def test_plain_table_when_stdout_is_not_a_terminal(server: Server) -> None:
 
 def test_misses_and_errors_are_counted_by_kind() -> None:
     # A cache of 10 items and a keyspace of 200: most GETs find nothing (404).
-    small = Server("--max-size", "10", "--policy", "lru")
-    try:
-        small.wait_healthy()
+    with running("--max-size", "10", "--policy", "lru") as small:
         document = run_json("--url", small.url, "--requests", "500", "--concurrency", "2", "--processes", "1",
                             "--keyspace", "200", "--mix", "100:0")
-    finally:
-        small.stop()
     assert document["requests"] == 500
     assert document["errors_by_kind"]["HTTP 404"] == document["errors"] > 0
     assert document["gets"] + document["errors"] == 500
@@ -158,24 +148,38 @@ def test_a_server_that_is_down() -> None:
     one_error_line(result, ExitCode.UNAVAILABLE)
 
 
-def test_a_token() -> None:
-    guarded = Server(env={"CACHEGRID_AUTH_TOKEN": "s3cret-token-for-tests"})
-    try:
-        guarded.wait_healthy()
-        common = ["--url", guarded.url, "--requests", "100", "--concurrency", "2", "--processes", "1"]
-        assert "token" in one_error_line(loadtest(*common), UNAUTHORIZED)
-        assert "token" in one_error_line(loadtest(*common, "--token", "wrong"), UNAUTHORIZED)
-        assert "401" in one_error_line(loadtest(*common, "--token", "wrong", "--mix", "0:1"), UNAUTHORIZED)
-        one_error_line(loadtest(*common, "--token", "wrong", "--server-side"), UNAUTHORIZED)
-        document = json.loads(runner.invoke(app, ["loadtest", *common, "--json"],
-                                            env={"CACHEGRID_AUTH_TOKEN": "s3cret-token-for-tests"}).stdout)
-        assert document["requests"] == 100 and document["errors"] == 0
-    finally:
-        guarded.stop()
+SECRET = "s3cret-token-for-tests"
 
 
-# The module (cachegrid.cli's "main" is the entry point function).
-@pytest.mark.skipif(not hasattr(sys.modules["cachegrid.cli.main"], "Globals"), reason="the app has no global --url/--json yet")
+@pytest.fixture(scope="module")
+def guarded() -> Iterator[Server]:
+    """A server started with an auth token (SECRET)."""
+    with running(env={"CACHEGRID_AUTH_TOKEN": SECRET}) as started:
+        yield started
+
+
+def test_a_token(guarded: Server) -> None:
+    common = ["--url", guarded.url, "--requests", "100", "--concurrency", "2", "--processes", "1"]
+    assert "token" in one_error_line(loadtest(*common), UNAUTHORIZED)
+    assert "token" in one_error_line(loadtest(*common, "--token", "wrong"), UNAUTHORIZED)
+    assert "401" in one_error_line(loadtest(*common, "--token", "wrong", "--mix", "0:1"), UNAUTHORIZED)
+    one_error_line(loadtest(*common, "--token", "wrong", "--server-side"), UNAUTHORIZED)
+    document = json.loads(runner.invoke(app, ["loadtest", *common, "--json"],
+                                        env={"CACHEGRID_AUTH_TOKEN": SECRET}).stdout)
+    assert document["requests"] == 100 and document["errors"] == 0
+
+
+def test_the_global_token_applies_and_the_alias_wins_over_it(guarded: Server) -> None:
+    run = ["loadtest", "--requests", "100", "--concurrency", "2", "--processes", "1", "--json"]
+    result = runner.invoke(app, ["--url", guarded.url, "--token", SECRET, *run])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["errors"] == 0
+    result = runner.invoke(app, ["--url", guarded.url, "--token", "wrong", *run, "--token", SECRET])
+    assert result.exit_code == 0, result.stderr
+    result = runner.invoke(app, ["--url", guarded.url, "--token", SECRET, *run, "--token", "wrong"])
+    assert "token" in one_error_line(result, UNAUTHORIZED)
+
+
 def test_the_global_options_apply(server: Server) -> None:
     result = runner.invoke(app, ["--url", server.url, "--json", "loadtest", "--requests", "100",
                                  "--concurrency", "2", "--processes", "1"])
@@ -211,12 +215,35 @@ def test_bad_options(args: list[str]) -> None:
     one_error_line(loadtest("--url", "http://127.0.0.1:1", *args), ExitCode.USAGE)
 
 
-def test_request_bytes_and_histogram() -> None:
-    build = Requests(Target.parse("http://[::1]:9000", "t"), Plan(keyspace=5, batch=3, value_size=2))
-    assert build.get(4) == b"GET /cache/key:4 HTTP/1.1\r\nHost: [::1]:9000\r\nAuthorization: Bearer t\r\n\r\n"
-    body = build.batch_set(4).split(b"\r\n\r\n", 1)[1]
-    assert json.loads(body) == {"items": {"key:4": "xx", "key:0": "xx", "key:1": "xx"}}
-    assert json.loads(build.batch_get(1).split(b"\r\n\r\n", 1)[1]) == {"keys": ["key:1", "key:2", "key:3"]}
-    assert bucket(2047) == 2047 and bucket(1_000_001) <= 1_000_001 < bucket(1_000_001) * 1.001
-    assert percentiles({1: 50, 2: 45, 3: 4, 10: 1}, (0.5, 0.95, 0.99, 1.0)) == [1, 2, 3, 10]
-    assert split(10, 3) == [4, 3, 3]
+def test_the_url_comes_from_the_environment_and_the_first_of_several_hosts(server: Server) -> None:
+    run = ["loadtest", "--requests", "100", "--concurrency", "2", "--processes", "1", "--json"]
+    result = runner.invoke(app, run, env={"CACHEGRID_URL": server.url})
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["url"] == server.url
+    # Failover hosts for the other commands; a load test loads the first one only.
+    down = f"http://127.0.0.1:{free_port()}"
+    result = runner.invoke(app, ["--url", f"{server.url},{down}", *run])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["requests"] == 100
+    result = runner.invoke(app, ["--url", down, "--url", server.url, *run])
+    assert "no CacheGrid server answered" in one_error_line(result, ExitCode.UNAVAILABLE)
+
+
+def test_a_full_server_refuses_the_fill() -> None:
+    with running("--max-size", "10", "--policy", "noeviction") as full:
+        result = loadtest("--url", full.url, "--requests", "100", "--concurrency", "2", "--processes", "1",
+                          "--keyspace", "200")
+    # 507 is the server declining a write, as for `cachegrid set`: REFUSED, not SERVER_ERROR.
+    assert "HTTP 507" in one_error_line(result, ExitCode.REFUSED)
+
+
+def test_a_second_ctrl_c_exits_interrupted(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The first Ctrl-C stops the load and reports (the runner's part); one more
+    # while it winds down reaches the command as KeyboardInterrupt.
+    def interrupted(*args: object, **kwargs: object) -> loadgen.Report:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loadgen, "run", interrupted)
+    result = loadtest("--url", "http://127.0.0.1:1", "--requests", "10", "--processes", "1")
+    assert one_error_line(result, ExitCode.INTERRUPTED) == "error: interrupted"
+    assert result.exit_code == 130

@@ -17,10 +17,9 @@ from rich.console import Console
 
 from cachegrid.cli.stats_view import History, line, render, sparkline
 from cachegrid.client import SyncCacheGridClient
+from cachegrid.config import MiB
 
 from ..integration.conftest import CLI, Server
-
-MiB = 1024 * 1024
 
 
 def stats(uptime: float, **counters: Any) -> dict[str, Any]:
