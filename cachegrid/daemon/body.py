@@ -134,14 +134,16 @@ def ttl_param(req: falcon.Request, name: str = "ttl", required: bool = False) ->
         if required:
             raise ApiError(400, "missing_parameter", f"the query parameter {name} is required")
         return None
-    return ttl_number(text, name)
+    return ttl_number(text, name, text=True)
 
 
-def ttl_number(raw: Any, name: str = "ttl") -> float:
-    """``raw`` (query text or a JSON value) as a number of seconds; 400 if it
-    is not a number. Whether the number is a usable TTL (finite, > 0, at most
-    MAX_TTL) is the engine's to say: it raises InvalidTTL."""
-    if isinstance(raw, str):
+def ttl_number(raw: Any, name: str = "ttl", text: bool = False) -> float:
+    """``raw`` as a number of seconds; 400 if it is not a number. Query text
+    (``text=True``) is parsed; in a JSON body only a JSON number is one (the
+    OpenAPI document says so, and "6" is a string). Whether the number is a
+    usable TTL (finite, > 0, at most MAX_TTL) is the engine's to say: it
+    raises InvalidTTL."""
+    if isinstance(raw, str) and text:
         try:
             number = float(raw)
         except ValueError:

@@ -305,6 +305,9 @@ def test_batch_set_is_all_or_nothing_and_names_the_bad_item(make_client: MakeCli
     assert_error(client.simulate_post("/cache/batch/set", json={"items": {"a": "new", "": 1}}), 400, "invalid_key")
     assert_error(client.simulate_post("/cache/batch/set", json={"items": {"a": "new"}, "ttl": -5}),
                  400, "invalid_ttl")
+    # In a JSON body a TTL is a JSON number: "6" is a string (query text is parsed).
+    assert_error(client.simulate_post("/cache/batch/set", json={"items": {"a": "new"}, "ttl": "\n6"}),
+                 400, "invalid_ttl")
     assert client.simulate_get("/cache/a").json == "old"
     assert len(cache) == 1
 

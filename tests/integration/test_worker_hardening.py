@@ -16,7 +16,9 @@ import pytest
 
 from cachegrid.daemon.workers import meinheld_problem
 
-from .conftest import Server, running, worker_kinds
+from cachegrid.testing import ServerProcess as Server
+from cachegrid.testing import running
+from tests.fixtures import worker_kinds
 from .test_serving import LARGE_LIMITS, MiB, read_response
 
 
@@ -75,6 +77,23 @@ def test_a_large_response_to_a_slow_reader_keeps_the_connection_alive(server: Se
         status, _, answer = get_on(sock, bytearray(), "/health")
         assert status == 200 and b'"status"' in answer
         assert time.monotonic() - started < 5  # answered, not left for the keep-alive timeout
+
+
+def test_pipelined_requests_with_bodies_are_all_answered_in_order(server: Server) -> None:
+    def put(key: str, value: bytes) -> bytes:
+        return (b"PUT /cache/%s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (key.encode(), len(value), value))
+
+    stream = put("pipe1", b'"one"') + put("pipe2", b'"two"') + b"GET /cache/pipe1 HTTP/1.1\r\nHost: x\r\n\r\n"
+    for cut in (len(stream), 30, 80, len(stream) - 5):  # in one write, and split across reads
+        with socket.create_connection((server.host, server.port), timeout=10) as sock:
+            sock.sendall(stream[:cut])
+            time.sleep(0.01)
+            sock.sendall(stream[cut:])
+            buffer = bytearray()
+            answers = [read_response(sock, buffer) for _ in range(3)]
+        assert [status for status, _, _ in answers][:2] in ([201, 201], [200, 200], [201, 200], [200, 201])
+        assert answers[2][0] == 200 and answers[2][2] == b'"one"'
 
 
 def test_the_worker_does_not_grow_over_40000_requests(server: Server) -> None:
