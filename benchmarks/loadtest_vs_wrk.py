@@ -30,82 +30,21 @@ it would in production.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import platform
 import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 from cachegrid import loadgen
+from cachegrid.testing import ServerProcess
 
-CLI = str(Path(sys.executable).with_name("cachegrid"))
 KEY = "key:0"
 VALUE = "x" * 32
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class Server:
-    """``cachegrid serve --worker KIND`` on a free port, stopped on exit."""
-
-    def __init__(self, kind: str, log_dir: Path) -> None:
-        self.port = free_port()
-        self.log = (log_dir / f"server-{kind}.log").open("wb")
-        environment = {k: v for k, v in os.environ.items() if not k.startswith("CACHEGRID_")}
-        self.process = subprocess.Popen(
-            [CLI, "serve", "--host", "127.0.0.1", "--port", str(self.port), "--worker", kind],
-            stdout=self.log, stderr=subprocess.STDOUT, env=environment, start_new_session=True,
-        )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def request(self, method: str, path: str, body: bytes | None = None) -> int:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-        try:
-            connection.request(method, path, body=body, headers={"Content-Type": "application/json"})
-            response = connection.getresponse()
-            response.read()
-            return response.status
-        finally:
-            connection.close()
-
-    def wait_healthy(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise SystemExit(f"the server exited with {self.process.returncode}")
-            try:
-                if self.request("GET", "/health") == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise SystemExit(f"the server did not become healthy within {timeout} s")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
-        self.log.close()
 
 
 def run_wrk(url: str, duration: float, connections: int, threads: int) -> float:
@@ -148,30 +87,29 @@ def main() -> None:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
 
     rows = []
-    with tempfile.TemporaryDirectory(prefix="cachegrid-bench-") as log_dir:
-        for kind in args.workers.split(","):
-            server = Server(kind, Path(log_dir))
-            try:
-                server.wait_healthy()
-                if server.request("PUT", f"/cache/{KEY}", json.dumps(VALUE).encode()) not in (200, 201):
-                    raise SystemExit(f"cannot store {KEY}")
-                # One short warm-up of each, so neither tool pays the server's first-request costs.
-                run_wrk(server.url, 1, args.connections, args.threads)
-                run_loadtest(server.url, 1, args.connections, args.processes)
-                wrk_rates, load_rates, p50s, p99s = [], [], [], []
-                for round_ in range(args.rounds):
-                    wrk_rates.append(run_wrk(server.url, args.duration, args.connections, args.threads))
-                    document = run_loadtest(server.url, args.duration, args.connections, args.processes)
-                    load_rates.append(document["requests_per_second"])
-                    p50s.append(document["latency_ms"]["p50"])
-                    p99s.append(document["latency_ms"]["p99"])
-                    print(f"{kind} round {round_ + 1}: wrk {wrk_rates[-1]:,.0f} req/s, "
-                          f"loadtest {load_rates[-1]:,.0f} req/s", file=sys.stderr)
-            finally:
-                server.stop()
-            wrk, load = statistics.median(wrk_rates), statistics.median(load_rates)
-            rows.append((kind, wrk, load, load / wrk, statistics.median(p50s), statistics.median(p99s),
-                         wrk_rates, load_rates))
+    for kind in args.workers.split(","):
+        server = ServerProcess("--worker", kind)
+        try:
+            server.wait_healthy()
+            if server.request("PUT", f"/cache/{KEY}", raw=json.dumps(VALUE).encode())[0] not in (200, 201):
+                raise SystemExit(f"cannot store {KEY}")
+            # One short warm-up of each, so neither tool pays the server's first-request costs.
+            run_wrk(server.url, 1, args.connections, args.threads)
+            run_loadtest(server.url, 1, args.connections, args.processes)
+            wrk_rates, load_rates, p50s, p99s = [], [], [], []
+            for round_ in range(args.rounds):
+                wrk_rates.append(run_wrk(server.url, args.duration, args.connections, args.threads))
+                document = run_loadtest(server.url, args.duration, args.connections, args.processes)
+                load_rates.append(document["requests_per_second"])
+                p50s.append(document["latency_ms"]["p50"])
+                p99s.append(document["latency_ms"]["p99"])
+                print(f"{kind} round {round_ + 1}: wrk {wrk_rates[-1]:,.0f} req/s, "
+                      f"loadtest {load_rates[-1]:,.0f} req/s", file=sys.stderr)
+        finally:
+            server.stop()
+        wrk, load = statistics.median(wrk_rates), statistics.median(load_rates)
+        rows.append((kind, wrk, load, load / wrk, statistics.median(p50s), statistics.median(p99s),
+                     wrk_rates, load_rates))
 
     lines = [
         "# `cachegrid loadtest` against wrk\n",

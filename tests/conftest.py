@@ -20,9 +20,12 @@ from typing import Any
 
 import pytest
 
+# The shared fixtures (start_server, stub) and helpers, for every package.
+pytest_plugins = ["tests.fixtures"]
+
 PROCESS_DIRECTORIES = frozenset({"integration", "deploy"})
-# Fixtures that start a real server (tests/integration/conftest.py and the
-# conftests and modules that build on it).
+# Fixtures that start a real server (tests/fixtures.py, and the conftests
+# and modules that build on cachegrid.testing).
 PROCESS_FIXTURES = frozenset({"server", "start_server", "live", "cli_server", "token_server", "cli", "guarded"})
 STARTS_A_PROCESS = ("Server(", "running(", "subprocess.", "Popen(")
 FAST_RUN = "CACHEGRID_FAST_TESTS_ONLY"

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from cachegrid.cli.main import app
 
-from ..client.conftest import stub as stub  # noqa: F401  (a fixture, re-exported)
-from ..integration.conftest import Server, running
+from cachegrid.testing import ServerProcess as Server
+from cachegrid.testing import running
 
 TOKEN = "cli-test-token"
 _unique = itertools.count()

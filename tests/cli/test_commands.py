@@ -14,7 +14,8 @@ from cachegrid.cli import commands
 from cachegrid.cli.status import ExitCode
 from cachegrid.config import env_var
 
-from ..integration.conftest import Server, free_port
+from cachegrid.testing import ServerProcess as Server
+from cachegrid.testing import free_port
 from .conftest import TOKEN, Invoke, runner_for
 
 Key = Callable[..., str]

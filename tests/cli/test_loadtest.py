@@ -20,7 +20,8 @@ from typer.testing import CliRunner, Result
 from cachegrid import loadgen
 from cachegrid.cli import app
 from cachegrid.cli.status import ExitCode
-from tests.integration.conftest import Server, free_port, running
+from cachegrid.testing import ServerProcess as Server
+from cachegrid.testing import free_port, running
 
 runner = CliRunner()
 UNAUTHORIZED = ExitCode.UNAUTHORIZED

@@ -19,7 +19,8 @@ from cachegrid.cli.stats_view import History, line, render, sparkline
 from cachegrid.client import SyncCacheGridClient
 from cachegrid.config import MiB
 
-from ..integration.conftest import CLI, Server
+from cachegrid.testing import ServerProcess as Server
+from cachegrid.testing import CLI
 
 
 def stats(uptime: float, **counters: Any) -> dict[str, Any]:

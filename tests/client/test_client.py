@@ -22,8 +22,8 @@ from cachegrid.client import (
     Unavailable,
 )
 
-from ..integration.conftest import Server
-from .conftest import Stub
+from cachegrid.testing import ServerProcess as Server
+from tests.fixtures import Stub
 
 Call = Callable[..., Any]
 _unique = itertools.count()

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from ..integration.conftest import Server
+from cachegrid.testing import ServerProcess as Server
 
 ASYNC_EXAMPLE = '''
 import asyncio

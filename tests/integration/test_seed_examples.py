@@ -11,7 +11,8 @@ from typing import Callable, Iterator
 
 import pytest
 
-from .conftest import Server, running
+from cachegrid.testing import ServerProcess as Server
+from cachegrid.testing import running
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 

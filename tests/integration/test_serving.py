@@ -17,7 +17,9 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from .conftest import CLI, Server, free_port, running, worker_kinds
+from cachegrid.testing import ServerProcess as Server
+from cachegrid.testing import CLI, free_port, running
+from tests.fixtures import worker_kinds
 
 MiB = 1024 * 1024
 LARGE_LIMITS = {"CACHEGRID_MAX_VALUE_SIZE": str(16 * MiB), "CACHEGRID_MAX_BODY_SIZE": str(20 * MiB)}

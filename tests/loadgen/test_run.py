@@ -8,7 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 from cachegrid.loadgen import LoadError, Plan, Target, run, server_side
-from tests.integration.conftest import Server, free_port, running
+from cachegrid.testing import ServerProcess as Server
+from cachegrid.testing import free_port, running
 
 
 @pytest.fixture(scope="module")

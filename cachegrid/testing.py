@@ -1,6 +1,19 @@
-"""Real servers for the integration tests: `cachegrid serve` in a subprocess
-on 127.0.0.1 and an ephemeral port, talked to over HTTP. Every wait is
-bounded and every process is killed when its test ends."""
+"""Real CacheGrid servers for tests and benchmarks: ``cachegrid serve`` in a
+subprocess on 127.0.0.1 and an ephemeral port, talked to over HTTP.
+
+What CacheGrid's own test suite and benchmarks start their servers with,
+and what a project that tests against a real CacheGrid can use the same way
+(falcon's ``falcon.testing`` is the model)::
+
+    from cachegrid.testing import running
+
+    with running("--max-size", "100") as server:
+        status, headers, body = server.request("GET", "/health")
+
+Every wait is bounded, and ``stop()`` (which ``running`` calls) leaves no
+process behind: SIGTERM, then SIGKILL of the process group and of any
+worker still alive.
+"""
 
 from __future__ import annotations
 
@@ -16,17 +29,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-import pytest
-
-from cachegrid.daemon.workers import meinheld_problem
-
 CLI = str(Path(sys.executable).with_name("cachegrid"))
 START_TIMEOUT = 30.0
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on ``host`` now (the kernel's choice of an ephemeral one)."""
     with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
+        probe.bind((host, 0))
         return probe.getsockname()[1]
 
 
@@ -44,15 +54,18 @@ def children(pid: int) -> list[int]:
     return found
 
 
-class Server:
-    """One `cachegrid serve` process."""
+class ServerProcess:
+    """One `cachegrid serve` process on 127.0.0.1, its output in a file.
+
+    Its environment is the caller's without any ``CACHEGRID_*`` variable,
+    plus ``env``; ``--port`` defaults to a free one. Every wait is bounded."""
 
     def __init__(self, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
         self.port = int(args[args.index("--port") + 1]) if "--port" in args else free_port()
         self.host = "127.0.0.1"
         environment = {k: v for k, v in os.environ.items() if not k.startswith("CACHEGRID_")}
         environment.update(env or {})
-        self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"cachegrid-test-{self.port}.log"
+        self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"cachegrid-server-{self.port}.log"
         self.log = self.log_path.open("wb")
         command = [CLI, "serve", "--host", self.host, *args]
         if "--port" not in args:
@@ -115,36 +128,11 @@ class Server:
 
 
 @contextmanager
-def running(*args: str, env: dict[str, str] | None = None) -> Iterator[Server]:
+def running(*args: str, env: dict[str, str] | None = None) -> Iterator[ServerProcess]:
     """A healthy server for the duration of the block, stopped after it."""
-    server = Server(*args, env=env)
+    server = ServerProcess(*args, env=env)
     try:
         server.wait_healthy()
         yield server
     finally:
-        server.stop()
-
-
-def worker_kinds() -> list[Any]:
-    problem = meinheld_problem()
-    return [
-        pytest.param("meinheld", marks=pytest.mark.skipif(problem is not None, reason=problem or "")),
-        "gthread",
-    ]
-
-
-@pytest.fixture
-def start_server() -> Iterator[Any]:
-    started: list[Server] = []
-
-    def start(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
-              healthy: bool = True) -> Server:
-        server = Server(*args, env=env, cwd=cwd)
-        started.append(server)
-        if healthy:
-            server.wait_healthy()
-        return server
-
-    yield start
-    for server in started:
         server.stop()
