@@ -2,21 +2,25 @@
 
 How it works
 ------------
-Every write of an entry with a TTL pushes ``(expires_at, key)`` onto a binary
-min-heap, so the entry that expires soonest is always at the top. Entries are
-never searched for inside the heap: when a key is deleted, overwritten or given
-a new TTL, its old heap item simply stays behind. An item is *current* only if
-the store still holds that key with exactly that ``expires_at``; stale items are
-dropped whenever they reach the top (lazy deletion).
+Every write of an entry with a TTL pushes ``(expires_at, slot)`` onto a binary
+min-heap (the slot is the entry's number in the store, see store.py), so the
+entry that expires soonest is always at the top. Entries are never searched
+for inside the heap: when a key is deleted, overwritten or given a new TTL, its
+old heap item simply stays behind. An item is *current* only if the entry now
+holding that slot expires at exactly that ``expires_at``; stale items are
+dropped whenever they reach the top (lazy deletion). (A slot freed and taken
+by another entry with the very same expiry time makes an old item current
+again: it then names an entry that is due at that time, which is all an item
+promises.)
 
 Two things read the heap:
 
-- ``pop_due(now)`` hands out, one at a time, the keys whose current expiry is
+- ``pop_due(now)`` hands out, one at a time, the slots whose current expiry is
   ``<= now``. The store uses it to reclaim expired entries before it evicts a
   live one, and the sweeper (``Cache.sweep``) calls it in bounded batches,
   releasing the lock between batches, so that reclaiming a million expired
   entries never holds the lock for more than one batch.
-- ``peek()`` names the live entry that expires soonest (the ``ttl`` policy's
+- ``peek()`` names the slot of the entry that expires soonest (the ``ttl`` policy's
   victim).
 
 Stale items would pile up without bound if a long-TTL key were rewritten in a
@@ -35,80 +39,91 @@ lock hold pays the O(n) filtering. Without a sweeper (an engine used without
 from __future__ import annotations
 
 from heapq import heapify, heappop, heappush
-from typing import Any, Callable, Mapping
+from typing import Callable
 
 # Below this many items a rebuild is not worth doing.
 _COMPACT_SLACK = 1024
 
 
+Item = tuple[float, int]  # (expires_at, slot)
+
+
 class ExpiryIndex:
-    """A heap of ``(expires_at, key)`` over ``entries`` (key -> entry with an
-    ``expires_at`` attribute), with lazy deletion of stale items.
+    """A heap of ``(expires_at, slot)`` with lazy deletion of stale items.
 
-    ``overgrown`` is called when the heap should be rebuilt; it returns True
-    when someone else will do it (the sweeper), False to rebuild at once."""
+    ``expires_at_of(slot)`` is the expiry time of the entry holding ``slot``
+    now (None when the slot is free). ``overgrown`` is called when the heap
+    should be rebuilt; it returns True when someone else will do it (the
+    sweeper), False to rebuild at once."""
 
-    __slots__ = ("_entries", "_heap", "_overgrown", "_log")
+    __slots__ = ("_expires_at_of", "_heap", "_overgrown", "_log")
 
-    def __init__(self, entries: Mapping[str, Any], overgrown: Callable[[], bool] = lambda: False) -> None:
-        self._entries = entries
-        self._heap: list[tuple[float, str]] = []
+    def __init__(
+        self, expires_at_of: Callable[[int], float | None], overgrown: Callable[[], bool] = lambda: False
+    ) -> None:
+        self._expires_at_of = expires_at_of
+        self._heap: list[Item] = []
         self._overgrown = overgrown
         # Items pushed while a rebuild runs outside the lock (None: no rebuild).
-        self._log: list[tuple[float, str]] | None = None
+        self._log: list[Item] | None = None
 
     def __len__(self) -> int:
         """Number of heap items, stale ones included."""
         return len(self._heap)
 
-    def add(self, expires_at: float, key: str, live_with_ttl: int) -> None:
-        """Record that ``key`` expires at ``expires_at``; ``live_with_ttl`` is
-        how many entries of the store have a TTL (it decides on a rebuild)."""
-        item = (expires_at, key)
+    def add(self, expires_at: float, slot: int, live_with_ttl: int) -> None:
+        """Record that the entry in ``slot`` expires at ``expires_at``;
+        ``live_with_ttl`` is how many entries of the store have a TTL (it
+        decides on a rebuild)."""
+        item = (expires_at, slot)
         heappush(self._heap, item)
         if self._log is not None:
             self._log.append(item)
         elif len(self._heap) > 2 * live_with_ttl + _COMPACT_SLACK and not self._overgrown():
             self.compact()
 
-    def _is_current(self, expires_at: float, key: str) -> bool:
-        entry = self._entries.get(key)
-        return entry is not None and entry.expires_at == expires_at
+    def _is_current(self, expires_at: float, slot: int) -> bool:
+        return self._expires_at_of(slot) == expires_at
 
-    def pop_due(self, now: float) -> str | None:
-        """Remove and return a key whose current expiry is ``<= now``, or None."""
+    def pop_due(self, now: float) -> int | None:
+        """Remove and return a slot whose current expiry is ``<= now``, or None."""
         heap = self._heap
         while heap and heap[0][0] <= now:
-            expires_at, key = heappop(heap)
-            if self._is_current(expires_at, key):
-                return key
+            expires_at, slot = heappop(heap)
+            if self._is_current(expires_at, slot):
+                return slot
         return None
 
-    def peek(self) -> str | None:
-        """The key of the live entry that expires soonest, or None."""
+    def peek(self) -> int | None:
+        """The slot of the entry with a TTL that expires soonest, or None."""
         heap = self._heap
         while heap:
-            expires_at, key = heap[0]
-            if self._is_current(expires_at, key):
-                return key
+            expires_at, slot = heap[0]
+            if self._is_current(expires_at, slot):
+                return slot
             heappop(heap)
         return None
 
+    def detach(self) -> list[Item]:
+        """Hand back the heap and start empty (a cleared store)."""
+        heap, self._heap = self._heap, []
+        return heap
+
     def compact(self) -> None:
         """Drop every stale item and rebuild the heap, all at once."""
-        self._heap = self.current(self._heap)
+        self._heap = self.without_stale(self._heap)
 
     # A rebuild in three steps, for a caller that holds the lock for the first
     # and the last only.
 
-    def begin_rebuild(self) -> list[tuple[float, str]] | None:
+    def begin_rebuild(self) -> list[Item] | None:
         """Under the lock: a copy of the heap to rebuild (None if one runs)."""
         if self._log is not None:
             return None
         self._log = []
         return self._heap[:]
 
-    def current(self, items: list[tuple[float, str]]) -> list[tuple[float, str]]:
+    def without_stale(self, items: list[Item]) -> list[Item]:
         """The current ones of ``items``, as a heap. Safe outside the lock: an
         item found stale never becomes current again (a write that restores
         the same expiry pushes a new item), and one found current but stale
@@ -117,7 +132,7 @@ class ExpiryIndex:
         heapify(kept)
         return kept
 
-    def end_rebuild(self, rebuilt: list[tuple[float, str]]) -> None:
+    def end_rebuild(self, rebuilt: list[Item]) -> None:
         """Under the lock: install the rebuilt heap with what was pushed since."""
         for item in self._log or ():
             heappush(rebuilt, item)

@@ -8,7 +8,7 @@ import pytest
 
 from cachegrid.engine import Cache
 from cachegrid.engine.expire import ExpiryIndex
-from cachegrid.engine.cache import SWEEP_BATCH
+from cachegrid.engine.sweeper import SWEEP_BATCH
 
 from .conftest import FakeClock
 
@@ -72,9 +72,9 @@ def test_stop_joins_the_thread_promptly_even_with_a_long_interval() -> None:
 def test_start_twice_runs_one_thread() -> None:
     cache = Cache("lru", cleanup_interval=3600)
     cache.start()
-    first = cache._sweeper
+    first = cache._sweeper.thread
     cache.start()
-    assert cache._sweeper is first
+    assert first is not None and cache._sweeper.thread is first
     cache.stop()
 
 
@@ -109,7 +109,7 @@ def test_rebuild_keeps_items_pushed_and_drops_items_popped_meanwhile(clock: Fake
     assert items is not None and index.begin_rebuild() is None  # one at a time
     cache.set("new", b"v", ttl=5)  # pushed during the rebuild
     cache.delete("old0")
-    index.end_rebuild(index.current(items))
+    index.end_rebuild(index.without_stale(items))
     assert len(index) == 100  # 99 current old items and the new one; no stale one
     clock.tick(20)
     assert cache.sweep() == 100
