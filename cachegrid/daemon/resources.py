@@ -18,7 +18,7 @@ from typing import Any
 import falcon
 
 from ..config import MiB, Settings
-from ..engine import Cache, Entry, InvalidKey, KeyTooLong
+from ..engine import ANY, Cache, Condition, Entry, InvalidKey, KeyTooLong
 from ..engine.store import key_length
 from .body import encode, int_param, json_body, stored, ttl_param, ttl_value
 from .errors import ApiError
@@ -124,35 +124,24 @@ class Item(Resource):
         ttl = ttl_param(req)
         value = check_value_size(stored(json_body(req, self.settings.max_body_size)), key, self.settings)
         # Preconditions come after the request's own checks (RFC 9110 13.2.1).
-        only_if_absent, only_if_present, if_version = self._conditions(req, key)
-        result = self.cache.set(key, value, ttl, only_if_absent, only_if_present, if_version)
+        if_match, if_none_match = self._conditions(req)
+        result = self.cache.set(key, value, ttl, if_match=if_match, if_none_match=if_none_match)
         resp.set_header("ETag", self.etags.of(result.version))
         _json(resp, {"key": key, "ttl": ttl, "created": result.created}, 201 if result.created else 200)
 
-    def _conditions(self, req: falcon.Request, key: str) -> tuple[bool, bool, int | None]:
-        """If-None-Match: * (only if absent); If-Match: * (only if present);
-        If-Match: "<etag>", ... (only if the entry is still one of those versions)."""
+    def _conditions(self, req: falcon.Request) -> tuple[Condition, Condition]:
+        """If-Match and If-None-Match as the engine's conditions: ANY for
+        ``*``, else the versions their strong ETags of this epoch name (none
+        may: then If-Match fails and If-None-Match holds). The engine checks
+        them in the same lock hold as the write."""
         if "HTTP_IF_MATCH" not in req.env and "HTTP_IF_NONE_MATCH" not in req.env:
-            return False, False, None  # the common case: no condition to parse
-        if_none_match = req.if_none_match or []
-        only_if_absent = "*" in if_none_match
-        if if_none_match and not only_if_absent:
-            entry = self.cache.get_entry(key)
-            if entry is not None and entry.version in self.etags.versions(if_none_match):
-                raise ApiError(412, "precondition_failed", f"{key!r} is still at a version named in If-None-Match")
-        if_match = req.if_match
-        if not if_match:
-            return only_if_absent, False, None
-        if "*" in if_match:
-            return only_if_absent, True, None
-        versions = self.etags.versions(if_match)
-        if len(versions) > 1:  # any of them may match: compare-and-set against the current one
-            entry = self.cache.get_entry(key)
-            if entry is not None and entry.version in versions:
-                versions = [entry.version]
-        if not versions:
-            raise ApiError(412, "precondition_failed", f"no ETag in If-Match names a version of {key!r}")
-        return only_if_absent, False, versions[0]
+            return None, None  # the common case: no condition to parse
+        return self._condition(req.if_match), self._condition(req.if_none_match)
+
+    def _condition(self, tags: list[Any] | None) -> Condition:
+        if not tags:
+            return None
+        return ANY if "*" in tags else self.etags.versions(tags)
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, key: str) -> None:
         check_key(key, self.settings)
