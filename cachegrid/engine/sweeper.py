@@ -161,12 +161,13 @@ class Sweeper:
         next_sweep = time.monotonic() + self.interval
         while True:
             woken = self._wake.wait(max(0.0, next_sweep - time.monotonic()))
+            if woken:
+                self._wake.clear()
+                while self._garbage:  # before stopping too: it was asked for
+                    release_in_slices(self._garbage.popleft(), RELEASE_SLICE, self.pause)
             if self._stopping.is_set():
                 return
             if woken:
-                self._wake.clear()
-                while self._garbage:
-                    release_in_slices(self._garbage.popleft(), RELEASE_SLICE, self.pause)
                 if self._rebuild_wanted:
                     self._rebuild_wanted = False
                     self.rebuild_expiry_index()

@@ -243,6 +243,42 @@ class CacheBehaviour:
             cache.set("missing", b"x", if_match=[new_version])
         assert not cache.exists("missing")
 
+    def test_if_match_with_versions_writes_when_any_of_them_is_current(self, cache: Cache) -> None:
+        first = cache.set("k", b"1").version
+        current = cache.set("k", b"2").version
+        assert cache.set("k", b"3", if_match=[first, current, current + 100]).created is False
+        with pytest.raises(PreconditionFailed):
+            cache.set("k", b"4", if_match=[first, current])  # both stale now
+        with pytest.raises(PreconditionFailed):
+            cache.set("k", b"4", if_match=[])  # no ETag named a version
+        assert cache.get("k") == b"3"
+
+    def test_if_none_match_with_versions_writes_unless_one_of_them_is_current(self, cache: Cache) -> None:
+        assert cache.set("k", b"1", if_none_match=[7]).created  # absent: nothing can match
+        version = cache.get_entry("k").version  # type: ignore[union-attr]
+        with pytest.raises(PreconditionFailed):
+            cache.set("k", b"2", if_none_match=[version - 1, version])
+        cache.set("k", b"3", if_none_match=[version - 1])
+        assert cache.get("k") == b"3"
+
+    def test_if_match_and_if_none_match_must_both_hold(self, cache: Cache) -> None:
+        version = cache.set("k", b"1").version
+        with pytest.raises(PreconditionFailed):
+            cache.set("k", b"2", if_match=ANY, if_none_match=[version])
+        cache.set("k", b"3", if_match=[version], if_none_match=[version + 1])
+        assert cache.get("k") == b"3"
+
+    def test_a_failed_condition_counts_no_hit_or_miss_and_writes_nothing(self, cache: Cache) -> None:
+        version = cache.set("k", b"1").version
+        for condition in ({"if_none_match": ANY}, {"if_none_match": [version]}, {"if_match": [version + 1]}):
+            with pytest.raises(PreconditionFailed):
+                cache.set("k", b"2", **condition)  # type: ignore[arg-type]
+        with pytest.raises(PreconditionFailed):
+            cache.set("absent", b"2", if_match=ANY)
+        stats = cache.stats()
+        assert (stats["hits"], stats["misses"], stats["sets"]) == (0, 0, 1)
+        assert cache.get_entry("k").version == version  # type: ignore[union-attr]
+
     # -- limits --------------------------------------------------------------------
 
     def test_key_length_limit_is_in_utf8_bytes(self, cache: Cache) -> None:
@@ -273,6 +309,21 @@ class CacheBehaviour:
         assert raised.value.limit == 10
         assert cache.get("k") == b"x" * 10
         assert cache.stats()["rejected_too_large"] == 1
+
+    def test_a_value_over_the_limit_in_set_many_is_refused_and_counted(self, clock: FakeClock) -> None:
+        cache = self.make(clock, max_value_size=10)
+        with pytest.raises(ValueTooLarge) as raised:
+            cache.set_many({"ok": b"x" * 10, "big": b"x" * 11})
+        assert raised.value.limit == 10 and raised.value.key == "big"  # type: ignore[attr-defined]
+        assert not cache.exists("ok")
+        assert cache.stats()["rejected_too_large"] == 1
+
+    def test_an_entry_over_the_memory_budget_is_counted_as_too_large(self, clock: FakeClock) -> None:
+        cache = self.make(clock, max_memory=4096)
+        for write in (lambda: cache.set("big", b"x" * 5000), lambda: cache.set_many({"big": b"x" * 5000})):
+            with pytest.raises(ValueTooLarge):
+                write()
+        assert cache.stats()["rejected_too_large"] == 2
 
     def test_value_larger_than_the_memory_budget_is_refused_not_stored_by_evicting(self, clock: FakeClock) -> None:
         cache = self.make(clock, max_memory=4096)
