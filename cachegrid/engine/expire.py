@@ -17,7 +17,7 @@ Two things read the heap:
 
 - ``pop_due(now)`` hands out, one at a time, the slots whose current expiry is
   ``<= now``. The store uses it to reclaim expired entries before it evicts a
-  live one, and the sweeper (``Cache.sweep``) calls it in bounded batches,
+  live one, and the sweeper (``Sweeper.sweep``, sweeper.py) calls it in bounded batches,
   releasing the lock between batches, so that reclaiming a million expired
   entries never holds the lock for more than one batch.
 - ``peek()`` names the slot of the entry that expires soonest (the ``ttl`` policy's
@@ -125,9 +125,9 @@ class ExpiryIndex:
 
     def without_stale(self, items: list[Item]) -> list[Item]:
         """The current ones of ``items``, as a heap. Safe outside the lock: an
-        item found stale never becomes current again (a write that restores
-        the same expiry pushes a new item), and one found current but stale
-        by now is dropped later, lazily."""
+        item dropped as stale is not needed (whatever entry holds its slot
+        with that expiry later pushed an item of its own), and one found
+        current but stale by now is dropped later, lazily."""
         kept = [item for item in items if self._is_current(*item)]
         heapify(kept)
         return kept

@@ -387,18 +387,11 @@ class Store:
 
     def lookup_entry(self, key: str) -> Entry | None:
         """``lookup``, returning the whole entry (value, version, expires_at)."""
-        blob = self._data.get(key)
-        if blob is not None:
-            end = len(blob) - TRAILER_SIZE
-            expires_at, version, slot = _unpack_from(blob, end)
-            if expires_at == FOREVER or expires_at > self.clock():
-                self._on_access(slot)
-                self.hits += 1
-                return _new_tuple(Entry, (blob[:end], version, None if expires_at == FOREVER else expires_at))
-            self._remove(key, blob)
-            self.expired += 1
-        self.misses += 1
-        return None
+        value = self.lookup(key)
+        if value is None:
+            return None
+        expires_at, version, _ = _unpack_from(self._data[key], len(value))
+        return _new_tuple(Entry, (value, version, None if expires_at == FOREVER else expires_at))
 
     def lookup_many(self, keys: Iterable[str]) -> dict[str, bytes]:
         found = {}
