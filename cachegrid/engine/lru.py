@@ -16,7 +16,7 @@ class LRUStore(Store):
     name = "lru"
     # Measured by `python -m cachegrid.engine.calibrate` (100,000 entries, CPython 3.11).
     entry_overhead = 188
-    ttl_overhead = 120
+    ttl_overhead = 12
 
     def _init_policy(self) -> None:
         self._order = SlotList()

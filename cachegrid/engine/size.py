@@ -33,7 +33,7 @@ class SizeStore(Store):
     name = "size"
     # Measured by `python -m cachegrid.engine.calibrate` (100,000 entries, CPython 3.11).
     entry_overhead = 194
-    ttl_overhead = 120
+    ttl_overhead = 12
 
     def _init_policy(self) -> None:
         self._buckets: dict[int, Chain] = {}

@@ -236,7 +236,7 @@ class Store:
         heap = self._expiry.detach()
         self._reset()
         after = vars(self)
-        return [heap] + [value for name, value in before.items() if after.get(name) is not value]
+        return heap + [value for name, value in before.items() if after.get(name) is not value]
 
     def _expiry_overgrown(self) -> bool:
         if self.on_expiry_overgrown is None:

@@ -20,6 +20,7 @@ _OPAQUE = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType
 def tracked_references(root: object) -> int:
     """References held by the GC-tracked objects reachable from ``root``
     through tracked containers: what a full collection walks for it."""
+    gc.collect()  # settles which tuples are tracked: a collection untracks some
     seen: set[int] = set()
     stack, total = [root], 0
     while stack:
@@ -35,8 +36,8 @@ def tracked_references(root: object) -> int:
 
 def filled(policy: str, entries: int, clock: FakeClock) -> Cache:
     cache = Cache(policy, max_size=10 * entries + 10, clock=clock)
-    for i in range(entries):
-        cache.set(f"user:{i:06d}", b'{"name":"Alice","age":30}')
+    for i in range(entries):  # every other one with a TTL: the expiry index counts too
+        cache.set(f"user:{i:06d}", b'{"name":"Alice","age":30}', 3600 if i % 2 else None)
     for i in range(0, entries, 3):  # uses, so that lfu has counts above 1 too
         cache.get(f"user:{i:06d}")
     return cache
