@@ -36,7 +36,9 @@ runs, the rebuild does not happen inside the write that crossed the line: the
 write only wakes the sweeper, which copies the two arrays under the lock (a
 memory copy, 12 bytes per item), filters and sorts the copy *outside* the lock
 (a sorted array is a heap), and installs it
-under the lock again together with the items pushed meanwhile. Items popped
+under the lock again together with the items pushed meanwhile (those it
+pushes into its copy outside the lock until few are left: the sift is Python,
+and a rebuild that took a second may have seen a hundred thousand pushes). Items popped
 meanwhile are stale in the copy and dropped lazily, as ever. So no single
 lock hold pays the O(n) filtering. Without a sweeper (an engine used without
 ``start()``) the write rebuilds the heap itself.
@@ -193,6 +195,17 @@ class ExpiryIndex:
         kept = [index for index in range(len(times)) if is_current(times[index], slots[index])]
         kept.sort(key=times.__getitem__)
         return Items(array("d", map(times.__getitem__, kept)), array("I", map(slots.__getitem__, kept)))
+
+    def pending(self) -> int:
+        """Under the lock: how many items were pushed since the rebuild began."""
+        return len(self._log or ())
+
+    def take_pushed(self) -> list[tuple[float, int]]:
+        """Under the lock: the items pushed since the rebuild began (or since
+        the last call), for the rebuilder to push into its copy outside the
+        lock, so that ``end_rebuild`` has only a few left to replay."""
+        pushed, self._log = self._log or [], []
+        return pushed
 
     def end_rebuild(self, rebuilt: Items) -> None:
         """Under the lock: install the rebuilt heap with what was pushed since."""

@@ -11,8 +11,9 @@ spot.
 It also does two jobs that would otherwise stall a request:
 
 - it rebuilds the expiry index when a write asks for it (expire.py): the lock
-  is held to copy the heap (one C-level copy) and to install the result; the
-  O(n) filtering runs outside it;
+  is held to copy the heap (a memory copy of two arrays) and to install the
+  result with at most ``REPLAY_UNDER_LOCK`` items pushed meanwhile; the O(n)
+  filtering and sorting, and the replay of earlier pushes, run outside it;
 - it frees what ``Cache.clear()`` detached: a cleared store starts afresh
   under the lock at once, and the old mapping, key shards and policy
   structures are emptied here, ``RELEASE_SLICE`` items at a time, with a
@@ -36,6 +37,8 @@ from .store import Clock, Store
 DEFAULT_CLEANUP_INTERVAL = 60.0
 SWEEP_BATCH = 1_000
 RELEASE_SLICE = 10_000
+# Items pushed during a rebuild that its last lock hold replays at most.
+REPLAY_UNDER_LOCK = 1_000
 
 
 def _yield_the_interpreter() -> None:
@@ -110,11 +113,20 @@ class Sweeper:
         if items is None:
             return
         rebuilt = index.without_stale(items)
-        installing = time.perf_counter()
-        with self._lock:
-            if self._store.expiry is index:  # not replaced by clear() meanwhile
-                index.end_rebuild(rebuilt)
-        self.last_rebuild_max_hold = max(copied - started, time.perf_counter() - installing)
+        longest = copied - started
+        while True:
+            taking = time.perf_counter()
+            with self._lock:
+                if self._store.expiry is not index:  # replaced by clear() meanwhile
+                    return
+                if index.pending() <= REPLAY_UNDER_LOCK:
+                    index.end_rebuild(rebuilt)
+                    break
+                pushed = index.take_pushed()
+            longest = max(longest, time.perf_counter() - taking)
+            for expires_at, slot in pushed:
+                rebuilt.push(expires_at, slot)
+        self.last_rebuild_max_hold = max(longest, time.perf_counter() - taking)
         self.rebuilds += 1
 
     def release(self, garbage: list[Any]) -> None:
