@@ -102,7 +102,7 @@ class Cache:
 
     def get_many_entries(self, keys: Iterable[str]) -> dict[str, Entry]:
         with self._lock:
-            return self._store.lookup_many_entries(keys)
+            return self._store.lookup_many(keys, entries=True)
 
     def exists(self, key: str) -> bool:
         """Whether the key is live. Counts no hit or miss, changes no recency."""

@@ -87,7 +87,7 @@ import time
 from array import array
 from math import isfinite
 from dataclasses import dataclass
-from typing import Callable, Collection, Iterable, Iterator, Literal, Mapping, NamedTuple, Union
+from typing import Any, Callable, Collection, Iterable, Iterator, Literal, Mapping, NamedTuple, Union
 
 from .entry import Entry
 from .errors import (
@@ -393,20 +393,15 @@ class Store:
         expires_at, version, _ = _unpack_from(self._data[key], len(value))
         return _new_tuple(Entry, (value, version, None if expires_at == FOREVER else expires_at))
 
-    def lookup_many(self, keys: Iterable[str]) -> dict[str, bytes]:
+    def lookup_many(self, keys: Iterable[str], entries: bool = False) -> dict[str, Any]:
+        """``lookup`` (or ``lookup_entry`` with ``entries``) of each key, by
+        key, for the keys found."""
+        read = self.lookup_entry if entries else self.lookup
         found = {}
         for key in keys:
-            value = self.lookup(key)
+            value = read(key)
             if value is not None:
                 found[key] = value
-        return found
-
-    def lookup_many_entries(self, keys: Iterable[str]) -> dict[str, Entry]:
-        found = {}
-        for key in keys:
-            entry = self.lookup_entry(key)
-            if entry is not None:
-                found[key] = entry
         return found
 
     def exists(self, key: str) -> bool:
