@@ -49,7 +49,9 @@ class SlotList:
         next_[before] = after
         prev[after] = before
 
-    def move_to_end(self, slot: int) -> None:
+    def move_to_end(self, slot: int, *_: int) -> None:
+        """Move ``slot`` to the end. (It ignores further arguments so that a
+        policy can bind it as its update hook, which also gets sizes.)"""
         prev = self.prev
         last = prev[0]
         if last == slot:

@@ -20,8 +20,8 @@ class LRUStore(Store):
 
     def _init_policy(self) -> None:
         self._order = SlotList()
-        # The hook of the hottest path, bound straight to the list's method.
-        self._on_access = self._order.move_to_end  # type: ignore[method-assign]
+        # The hooks of the hottest paths, bound straight to the list's method.
+        self._on_access = self._on_update = self._order.move_to_end  # type: ignore[method-assign]
 
     def _on_insert(self, slot: int, size: int) -> None:
         self._order.append(slot)

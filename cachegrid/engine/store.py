@@ -535,7 +535,7 @@ class Store:
         else:
             length = self._check_entry(key, value)
         old = self._data.get(key)
-        if old is not None and _unpack_from(old, len(old) - TRAILER_SIZE)[0] != FOREVER:
+        if old is not None and self._with_ttl and _unpack_from(old, len(old) - TRAILER_SIZE)[0] != FOREVER:
             old = self._live(key, now)  # it may have expired: _live removes it then
         if if_match is not None or if_none_match is not None:
             self._check_condition(key, old, if_match, if_none_match)
