@@ -85,8 +85,8 @@ import secrets
 import struct
 import time
 from array import array
-from math import isfinite
 from dataclasses import dataclass
+from math import isfinite
 from typing import Any, Callable, Collection, Iterable, Iterator, Literal, Mapping, NamedTuple, Union
 
 from .entry import Entry
