@@ -21,6 +21,10 @@ What it measures
 3. Lock hold while sweeping a million expired entries, and the worst single
    ``set`` while a million TTL keys are rewritten (which makes the sweeper
    rebuild the expiry heap), with the rebuild's longest lock hold.
+4. Pauses with ``--pause-entries`` entries (default a million), per policy:
+   the longest full ``gc.collect()``, one ``keys()`` call with a pattern that
+   matches nothing (the first of a listing, and the longest of a whole
+   listing), and ``clear()``: its longest lock hold and its whole time.
 
 How
 ---
@@ -56,8 +60,9 @@ from typing import Any, Callable
 
 import cachetools
 
-from cachegrid.engine import POLICIES, Cache
+from cachegrid.engine import DEFAULT_SCAN_COUNT, POLICIES, Cache
 from cachegrid.engine.calibrate import measure
+from cachegrid.percentile import percentile
 
 REFERENCE_TTL = 3600.0
 VALUE_SIZE = 25  # len(b'{"name":"Alice","age":30}')
@@ -90,6 +95,7 @@ class Settings:
     ops: int  # operations per timed measurement
     entries: int  # entries of the memory measurements
     sweep_entries: int  # entries of the lock-hold measurements
+    pause_entries: int  # entries of the pause measurements
 
 
 # -- helpers -------------------------------------------------------------------------
@@ -120,12 +126,6 @@ def fill_cachegrid(cache: Cache, keys: list[str], values: list[bytes], ttl: floa
 def fill_reference(ref: cachetools.Cache, keys: list[str], values: list[bytes]) -> None:
     for key, value in zip(keys, values):
         ref[key] = value
-
-
-def percentile(sorted_values: Any, fraction: float) -> float:
-    """Nearest-rank percentile of an already sorted sequence."""
-    index = min(len(sorted_values) - 1, max(0, round(fraction * len(sorted_values)) - 1))
-    return sorted_values[index]
 
 
 def cpu_model() -> str:
@@ -486,6 +486,100 @@ def bench_lock_hold(settings: Settings, log: Callable[[str], None]) -> str:
     )
 
 
+# -- 4. pauses -----------------------------------------------------------------------
+
+
+class TimedLock:
+    """A lock that records its longest hold: put in a Cache's place to see how
+    long one of its calls keeps everyone else waiting."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._taken = 0.0
+        self.longest = 0.0
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        taken = self._lock.acquire(blocking, timeout)
+        if taken:
+            self._taken = time.perf_counter()
+        return taken
+
+    def release(self) -> None:
+        self.longest = max(self.longest, time.perf_counter() - self._taken)
+        self._lock.release()
+
+    def locked(self) -> bool:
+        return self._lock.locked()
+
+    __enter__ = acquire
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+
+def longest_full_collection(rounds: int = 3) -> float:
+    """The longest of ``rounds`` full collections, each after a write (which
+    would make a tracked mapping tracked again)."""
+    longest = 0.0
+    for _ in range(rounds):
+        started = time.perf_counter()
+        gc.collect()
+        longest = max(longest, time.perf_counter() - started)
+    return longest
+
+
+def bench_pauses(settings: Settings, log: Callable[[str], None]) -> str:
+    n = settings.pause_entries
+    rows = []
+    for policy in POLICIES:
+        cache = Cache(policy, max_size=n, max_memory=1 << 62)
+        cache_set, cache_get = cache.set, cache.get
+        for i in range(n):
+            cache_set(f"user:{i:07d}", value_for(i))
+        for i in range(0, n, 3):  # some uses, so lfu holds more than one count
+            cache_get(f"user:{i:07d}")
+        gc.collect()
+        gc_pause = longest_full_collection()
+        row = [policy, f"{n:,}", f"{gc_pause * 1e3:.1f}"]
+        if policy == "lru":
+            started = time.perf_counter()
+            page = cache.keys("no-such-prefix:", limit=100)
+            first_call = time.perf_counter() - started
+            calls = [first_call]
+            while page.cursor is not None:
+                started = time.perf_counter()
+                page = cache.keys("no-such-prefix:", limit=100, cursor=page.cursor)
+                calls.append(time.perf_counter() - started)
+            calls.sort()
+            median_call, longest_call = percentile(calls, 0.5), calls[-1]
+            timed = TimedLock()
+            cache._lock = cache._sweeper._lock = timed  # type: ignore[assignment]
+            started = time.perf_counter()
+            cache.clear()
+            clear_total = time.perf_counter() - started
+            row += [f"{first_call * 1e3:.2f}", f"{median_call * 1e3:.2f} / {longest_call * 1e3:.2f} ({len(calls):,} calls)",
+                    f"{timed.longest * 1e3:.2f}", f"{clear_total * 1e3:.0f}"]
+            log(f"pauses lru: keys() first {first_call * 1e3:.2f} ms, median {median_call * 1e3:.2f} ms, "
+                f"longest {longest_call * 1e3:.2f} ms; "
+                f"clear() hold {timed.longest * 1e3:.2f} ms of {clear_total * 1e3:.0f} ms")
+        else:
+            row += ["", "", "", ""]
+        log(f"pauses {policy:<10} gc.collect() {gc_pause * 1e3:.1f} ms")
+        rows.append(row)
+        del cache, cache_set, cache_get
+        gc.collect()
+    header = ["policy", "entries", "longest full gc.collect() (ms)", "keys() first call (ms)",
+              "keys() median / longest call (ms)", "clear() longest lock hold (ms)", "clear() total (ms)"]
+    return (
+        f"Each cache filled with {n:,} entries (keys `user:0000123`, 25-byte values, no TTL, a third of "
+        f"them read once). `keys()` lists with a prefix that matches nothing, so every call examines its "
+        f"full budget of `scan_count` = {DEFAULT_SCAN_COUNT:,} slots; `clear()` is timed without the "
+        f"sweeper running, so the caller frees the old entries itself, in slices, without the lock.\n\n"
+        + table(header, rows, "lrrrrrr")
+        + "\n\nGoals: a full collection at most 10 ms, one `keys()` call at most 2 ms."
+    )
+
+
 # -- the document --------------------------------------------------------------------
 
 
@@ -504,11 +598,11 @@ def machine() -> str:
 def run(settings: Settings, quick: bool, log: Callable[[str], None]) -> str:
     began = time.perf_counter()
     sections = []
-    for bench in (bench_throughput, bench_memory, bench_lock_hold):
+    for bench in (bench_throughput, bench_memory, bench_lock_hold, bench_pauses):
         started = time.perf_counter()
         sections.append(bench(settings, log))
         log(f"{bench.__name__} took {time.perf_counter() - started:.0f} s")
-    throughput, memory, lock_hold = sections
+    throughput, memory, lock_hold, pauses = sections
     elapsed = time.perf_counter() - began
     mode = " (quick run: small sizes, few rounds; not for conclusions)" if quick else ""
     return f"""# CacheGrid engine benchmark{mode}
@@ -563,6 +657,10 @@ reference of.
 ## 3. Lock hold
 
 {lock_hold}
+
+## 4. Pauses
+
+{pauses}
 """
 
 
@@ -571,22 +669,32 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer rounds, smaller sizes: a smoke run (< 1 min)")
     parser.add_argument("--rounds", type=int, help="interleaved rounds per comparison (default 7, quick 3)")
     parser.add_argument("--entries", type=int, help="entries of the memory part (default 1,000,000, quick 50,000)")
+    parser.add_argument("--pause-entries", type=int, help="entries of the pause part (default 1,000,000)")
+    parser.add_argument("--only", choices=["throughput", "memory", "lock_hold", "pauses"],
+                        help="run one part only, and print it alone")
     parser.add_argument("--output", help="also write the Markdown document to this file")
     args = parser.parse_args(argv)
     if args.quick:
-        settings = Settings(rounds=3, keyspace=10_000, ops=10_000, entries=50_000, sweep_entries=100_000)
+        settings = Settings(rounds=3, keyspace=10_000, ops=10_000, entries=50_000, sweep_entries=100_000,
+                            pause_entries=1_000_000)
     else:
-        settings = Settings(rounds=7, keyspace=100_000, ops=100_000, entries=1_000_000, sweep_entries=1_000_000)
+        settings = Settings(rounds=7, keyspace=100_000, ops=100_000, entries=1_000_000, sweep_entries=1_000_000,
+                            pause_entries=1_000_000)
     if args.rounds is not None:
         settings = dataclasses.replace(settings, rounds=args.rounds)
     if args.entries is not None:
         settings = dataclasses.replace(settings, entries=args.entries)
+    if args.pause_entries is not None:
+        settings = dataclasses.replace(settings, pause_entries=args.pause_entries)
     if settings.rounds < 1 or settings.entries < 1:
         parser.error("--rounds and --entries must be at least 1")
 
     def log(message: str) -> None:  # progress on stderr, the document on stdout
         print(message, file=sys.stderr, flush=True)
 
+    if args.only:
+        print(globals()[f"bench_{args.only}"](settings, log))
+        return
     document = run(settings, args.quick, log)
     print(document)
     if args.output:

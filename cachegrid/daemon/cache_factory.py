@@ -9,18 +9,16 @@ from __future__ import annotations
 import time
 
 from ..config import Settings
-from ..engine import Cache
+from ..engine import Cache, Limits
 from ..engine.store import Clock
 
 
 def build_cache(settings: Settings, clock: Clock = time.monotonic) -> Cache:
     """A cache with the settings' policy and limits (its sweeper not started)."""
-    return Cache(
-        settings.eviction_policy,
+    limits = Limits(
         max_size=settings.max_size,
         max_memory=settings.max_memory_bytes,
         max_key_length=settings.max_key_length,
         max_value_size=settings.max_value_size,
-        cleanup_interval=settings.cleanup_interval,
-        clock=clock,
     )
+    return Cache(settings.eviction_policy, limits, cleanup_interval=settings.cleanup_interval, clock=clock)

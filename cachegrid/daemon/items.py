@@ -24,7 +24,7 @@ from typing import Any
 import falcon
 
 from ..config import Settings
-from ..engine import Cache, Entry
+from ..engine import ANY, Cache, Entry
 from .body import int_param, json_body, stored, ttl_param
 from .errors import ApiError
 from .resources import Resource, send_json
@@ -117,13 +117,13 @@ class Items(Resource):
         if_none_match = req.if_none_match
         if if_none_match:
             if "*" in if_none_match:
-                conditions["only_if_absent"] = True
+                conditions["if_none_match"] = ANY
             else:
                 conditions["if_none_match"] = self.etags.versions(if_none_match)
         if_match = req.if_match
         if if_match:
             if "*" in if_match:
-                conditions["only_if_present"] = True
+                conditions["if_match"] = ANY
             else:  # ETags of another epoch name no version: an empty list never matches
                 conditions["if_match"] = self.etags.versions(if_match)
         return conditions

@@ -12,7 +12,8 @@ It imports nothing else of CacheGrid and can be used on its own::
 
 from __future__ import annotations
 
-from .cache import DEFAULT_CLEANUP_INTERVAL, Cache, KeyPage, key_matcher
+from .cache import Cache
+from .entry import Entry
 from .errors import (
     CacheError,
     CacheFull,
@@ -27,27 +28,34 @@ from .errors import (
     ValueTooLarge,
 )
 from .registry import DEFAULT_POLICY, POLICIES, store_class
+from .scan import DEFAULT_SCAN_COUNT, KeyPage, key_matcher
 from .store import (
+    ANY,
     DEFAULT_MAX_KEY_LENGTH,
     DEFAULT_MAX_MEMORY,
     DEFAULT_MAX_SIZE,
     DEFAULT_MAX_VALUE_SIZE,
     MAX_TTL,
-    Entry,
+    Condition,
+    Limits,
     SetResult,
     Store,
 )
+from .sweeper import DEFAULT_CLEANUP_INTERVAL
 
 __all__ = [
+    "ANY",
     "Cache",
     "CacheError",
     "CacheFull",
+    "Condition",
     "DEFAULT_CLEANUP_INTERVAL",
     "DEFAULT_MAX_KEY_LENGTH",
     "DEFAULT_MAX_MEMORY",
     "DEFAULT_MAX_SIZE",
     "DEFAULT_MAX_VALUE_SIZE",
     "DEFAULT_POLICY",
+    "DEFAULT_SCAN_COUNT",
     "Entry",
     "IntegerOverflow",
     "InvalidCursor",
@@ -56,6 +64,7 @@ __all__ = [
     "KeyNotFound",
     "KeyPage",
     "KeyTooLong",
+    "Limits",
     "MAX_TTL",
     "NotAnInteger",
     "POLICIES",

@@ -1,145 +1,79 @@
-"""The thread-safe cache: the engine's one lock, its sweeper, key listing.
+"""The thread-safe cache: the engine's one lock around a policy's store.
 
 ``Cache`` is what the daemon (and any other user) holds. It owns a policy's
 ``Store`` and the only lock of the engine; every public method takes the lock
 once, for the whole operation, so operations are atomic with respect to each
-other. Nothing else in the engine locks.
+other. Nothing else in the engine locks, except the sweeper thread
+(sweeper.py) and key listing (scan.py), which take the same lock for bounded
+slices of their work.
 
-The sweeper
------------
-``start()`` runs a daemon thread that rebuilds the expiry index when a write
-asks for it (expire.py: the O(n) part runs outside the lock), and every
-``cleanup_interval`` seconds calls ``sweep()``: it reclaims the expired entries earliest first from the
-expiry index in batches of ``SWEEP_BATCH``, taking and releasing the lock for
-each batch, until none is due. So every entry that expired before a sweep
-began is gone when it ends, within one interval of its expiry, and readers
-and writers wait at most one batch. ``stop()`` wakes the thread and joins it.
-Reads never rely on the sweeper: an expired entry is refused on the spot.
-
-Key listing
------------
-``keys(pattern, limit, cursor)`` pages through the keys without holding the
-lock for a pass over the store: the first page copies the key list under the
-lock (one C-level copy, no Python loop), and that snapshot is then filtered
-outside the lock; each page's keys are checked to be still live under the lock
-before they are returned. The cursor names the snapshot and a position in it,
-so a key present for the whole listing is returned exactly once, and a key
-added meanwhile may or may not be (as Redis SCAN). At most ``MAX_SCANS``
-snapshots are kept, each for ``SCAN_IDLE_SECONDS`` after its last use; an
-unknown or expired cursor raises ``InvalidCursor``.
-
-A pattern without glob characters is a prefix (``user:`` matches
-``user:123``); with ``*``, ``?`` or ``[...]`` it is a glob over the whole key
-(``fnmatch.fnmatchcase`` rules, case-sensitive).
+No call holds the lock for O(n) work: reads and writes are O(1) (O(log n)
+with a TTL), ``keys()`` examines at most ``scan_count`` slots, and
+``clear()`` swaps in an empty store under the lock and frees the old entries
+in slices without it.
 """
 
 from __future__ import annotations
 
-import re
-import secrets
+import dataclasses
 import threading
 import time
-from collections import OrderedDict
-from fnmatch import translate
-from typing import Any, Callable, Collection, Iterable, Mapping, NamedTuple
+from typing import Any, Iterable, Mapping
 
-from .errors import InvalidCursor
+from .entry import Entry
 from .registry import DEFAULT_POLICY, store_class
-from .store import (
-    DEFAULT_MAX_KEY_LENGTH,
-    DEFAULT_MAX_MEMORY,
-    DEFAULT_MAX_SIZE,
-    DEFAULT_MAX_VALUE_SIZE,
-    Clock,
-    Entry,
-    SetResult,
-)
-
-DEFAULT_CLEANUP_INTERVAL = 60.0
-SWEEP_BATCH = 1_000
-MAX_SCANS = 8
-SCAN_IDLE_SECONDS = 300.0
-_GLOB = re.compile(r"[*?\[]")
-
-
-class KeyPage(NamedTuple):
-    keys: list[str]
-    cursor: str | None  # None when the listing is complete
-
-
-class _Scan:
-    __slots__ = ("keys", "matches", "last_used")
-
-    def __init__(self, keys: list[str], matches: Callable[[str], Any], now: float) -> None:
-        self.keys = keys
-        self.matches = matches
-        self.last_used = now
-
-
-def key_matcher(pattern: str | None) -> Callable[[str], Any]:
-    """A predicate for ``pattern``: a prefix, or a glob if it has ``*?[``."""
-    if not pattern:
-        return lambda key: True
-    if _GLOB.search(pattern):
-        return re.compile(translate(pattern)).match
-    return lambda key: key.startswith(pattern)
+from .scan import DEFAULT_SCAN_COUNT, KeyPage, key_matcher, scan_page, start_of
+from .store import Clock, Condition, Limits, SetResult
+from .sweeper import DEFAULT_CLEANUP_INTERVAL, Sweeper
 
 
 class Cache:
-    """A thread-safe in-memory cache of ``bytes`` values under ``str`` keys."""
+    """A thread-safe in-memory cache of ``bytes`` values under ``str`` keys.
+
+    ``Cache("lru", max_size=..., max_memory=...)`` or ``Cache("lru",
+    Limits(...))``: the limits are one value (``Limits``), and keyword limits
+    override the fields of the one given (or of the defaults)."""
 
     def __init__(
         self,
         policy: str = DEFAULT_POLICY,
+        limits: Limits | None = None,
         *,
-        max_size: int = DEFAULT_MAX_SIZE,
-        max_memory: int = DEFAULT_MAX_MEMORY,
-        max_key_length: int = DEFAULT_MAX_KEY_LENGTH,
-        max_value_size: int = DEFAULT_MAX_VALUE_SIZE,
         cleanup_interval: float = DEFAULT_CLEANUP_INTERVAL,
         clock: Clock = time.monotonic,
+        scan_count: int = DEFAULT_SCAN_COUNT,
+        **limit_overrides: int,
     ) -> None:
-        if not cleanup_interval > 0:
-            raise ValueError(f"cleanup_interval must be greater than 0, not {cleanup_interval!r}")
-        self._store = store_class(policy)(
-            max_size=max_size,
-            max_memory=max_memory,
-            max_key_length=max_key_length,
-            max_value_size=max_value_size,
-            clock=clock,
-        )
+        limits = dataclasses.replace(limits or Limits(), **limit_overrides)
+        if scan_count.__class__ is not int or scan_count < 1:
+            raise ValueError(f"scan_count must be a whole number of at least 1, not {scan_count!r}")
+        self._store = store_class(policy)(limits, clock)
         self._lock = threading.Lock()
+        self._sweeper = Sweeper(self._lock, self._store, clock, cleanup_interval)
         self.policy = policy
+        self.limits = limits
         self.clock = clock
         self.cleanup_interval = cleanup_interval
+        self.scan_count = scan_count  # slots one keys() call examines at most
         self._started_at = clock()
-        self._sweeper: threading.Thread | None = None
-        self._stopping = threading.Event()
-        self._wake = threading.Event()  # a rebuild of the expiry index is wanted
-        self._scans: OrderedDict[str, _Scan] = OrderedDict()
-        # Longest single lock hold of the last sweep and of the last rebuild
-        # of the expiry index, in seconds (the benchmark reports them).
-        self.last_sweep_max_hold = 0.0
-        self.last_rebuild_max_hold = 0.0
-        self.rebuilds = 0
 
     # -- limits, read-only ---------------------------------------------------------
 
     @property
     def max_size(self) -> int:
-        return self._store.max_size
+        return self.limits.max_size
 
     @property
     def max_memory(self) -> int:
-        return self._store.max_memory
+        return self.limits.max_memory
 
     @property
     def max_key_length(self) -> int:
-        return self._store.max_key_length
+        return self.limits.max_key_length
 
     @property
     def max_value_size(self) -> int:
-        return self._store.max_value_size
+        return self.limits.max_value_size
 
     def __len__(self) -> int:
         with self._lock:
@@ -154,22 +88,21 @@ class Cache:
 
     def get(self, key: str, default: bytes | None = None) -> bytes | None:
         with self._lock:
-            entry = self._store.lookup(key)
-        return default if entry is None else entry.value
+            value = self._store.lookup(key)
+        return default if value is None else value
 
     def get_entry(self, key: str) -> Entry | None:
         """The live entry (value, version, expires_at) or None; a read like get."""
         with self._lock:
-            return self._store.lookup(key)
+            return self._store.lookup_entry(key)
 
     def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
         with self._lock:
-            found = self._store.lookup_many(keys)
-        return {key: entry.value for key, entry in found.items()}
+            return self._store.lookup_many(keys)
 
     def get_many_entries(self, keys: Iterable[str]) -> dict[str, Entry]:
         with self._lock:
-            return self._store.lookup_many(keys)
+            return self._store.lookup_many(keys, entries=True)
 
     def exists(self, key: str) -> bool:
         """Whether the key is live. Counts no hit or miss, changes no recency."""
@@ -188,18 +121,15 @@ class Cache:
         key: str,
         value: bytes,
         ttl: float | None = None,
-        only_if_absent: bool = False,
-        only_if_present: bool = False,
-        if_version: int | None = None,
         *,
-        if_match: Collection[int] | None = None,
-        if_none_match: Collection[int] | None = None,
+        if_match: Condition = None,
+        if_none_match: Condition = None,
     ) -> SetResult:
-        """Store ``value``; the conditions are checked under the lock, in the
-        same hold as the write (see ``Store.set``)."""
+        """Store ``value``; ``if_match``/``if_none_match`` are HTTP's
+        preconditions (``ANY`` or a collection of versions), checked in the
+        same lock hold (store.py); PreconditionFailed when one fails."""
         with self._lock:
-            return self._store.set(key, value, ttl, only_if_absent, only_if_present, if_version,
-                                   if_match=if_match, if_none_match=if_none_match)
+            return self._store.set(key, value, ttl, if_match=if_match, if_none_match=if_none_match)
 
     def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> int:
         with self._lock:
@@ -234,8 +164,16 @@ class Cache:
             return self._store.expire(key, None)
 
     def clear(self) -> int:
+        """Remove every entry; return how many live entries were removed.
+        Expired ones are reclaimed (and counted as expired) first, in the
+        sweeper's batches; the store then starts afresh in one short lock
+        hold, and the old entries are freed in slices outside it."""
+        self._sweeper.sweep()
         with self._lock:
-            return self._store.clear()
+            removed = len(self._store)
+            garbage = self._store.detach()
+        self._sweeper.release(garbage)
+        return removed
 
     # -- statistics ----------------------------------------------------------------
 
@@ -253,80 +191,52 @@ class Cache:
         self._lock.release()
         return True
 
-    # -- expiry sweeper ------------------------------------------------------------
+    # -- key listing (scan.py) -----------------------------------------------------
+
+    def keys(self, pattern: str | None = None, limit: int = 100, cursor: str | None = None) -> KeyPage:
+        """Up to ``limit`` live keys matching ``pattern`` among the next
+        ``scan_count`` slots, and the cursor to go on from (None: done). A
+        page may hold fewer than ``limit`` keys, even none, before the end."""
+        if limit.__class__ is not int or limit < 1:
+            raise ValueError(f"limit must be a whole number of at least 1, not {limit!r}")
+        matches = key_matcher(pattern)
+        with self._lock:
+            start = start_of(cursor, self._store)
+            return scan_page(self._store, start, limit, self.scan_count, matches, self.clock())
+
+    # -- the sweeper (sweeper.py) --------------------------------------------------
 
     def sweep(self) -> int:
         """Reclaim every entry expired by now, one batch per lock hold."""
-        now = self.clock()
-        total, longest = 0, 0.0
-        while True:
-            started = time.perf_counter()
-            with self._lock:
-                reclaimed = self._store.sweep(now, SWEEP_BATCH)
-            longest = max(longest, time.perf_counter() - started)
-            total += reclaimed
-            if reclaimed < SWEEP_BATCH:
-                break
-        self.last_sweep_max_hold = longest
-        return total
+        return self._sweeper.sweep()
 
     def rebuild_expiry_index(self) -> None:
-        """Drop the stale items of the expiry index, holding the lock only to
-        copy the heap and to install the rebuilt one (see expire.py)."""
-        started = time.perf_counter()
-        with self._lock:
-            index = self._store.expiry
-            items = index.begin_rebuild()
-        copied = time.perf_counter()
-        if items is None:
-            return
-        rebuilt = index.current(items)
-        installing = time.perf_counter()
-        with self._lock:
-            if self._store.expiry is index:  # not replaced by clear() meanwhile
-                index.end_rebuild(rebuilt)
-        self.last_rebuild_max_hold = max(copied - started, time.perf_counter() - installing)
-        self.rebuilds += 1
+        self._sweeper.rebuild_expiry_index()
 
     def start(self) -> None:
         """Start the sweeper thread (in the process that serves: threads do
         not survive fork)."""
-        if self.sweeper_alive:
-            return
-        self._stopping.clear()
-        self._wake.clear()
-        self._sweeper = threading.Thread(target=self._sweep_forever, name="cachegrid-sweeper", daemon=True)
         self._sweeper.start()
-        with self._lock:
-            self._store.on_expiry_overgrown = self._wake.set
 
     def stop(self) -> None:
         """Stop the sweeper thread and wait for it to end."""
-        with self._lock:
-            self._store.on_expiry_overgrown = None
-        self._stopping.set()
-        self._wake.set()
-        if self._sweeper is not None:
-            self._sweeper.join()
-            self._sweeper = None
+        self._sweeper.stop()
 
     @property
     def sweeper_alive(self) -> bool:
-        return self._sweeper is not None and self._sweeper.is_alive()
+        return self._sweeper.alive
 
-    def _sweep_forever(self) -> None:
-        # Real time, not the injected clock: this is the thread's schedule.
-        next_sweep = time.monotonic() + self.cleanup_interval
-        while True:
-            woken = self._wake.wait(max(0.0, next_sweep - time.monotonic()))
-            if self._stopping.is_set():
-                return
-            if woken:
-                self._wake.clear()
-                self.rebuild_expiry_index()
-            if time.monotonic() >= next_sweep:
-                self.sweep()
-                next_sweep = time.monotonic() + self.cleanup_interval
+    @property
+    def last_sweep_max_hold(self) -> float:
+        return self._sweeper.last_sweep_max_hold
+
+    @property
+    def last_rebuild_max_hold(self) -> float:
+        return self._sweeper.last_rebuild_max_hold
+
+    @property
+    def rebuilds(self) -> int:
+        return self._sweeper.rebuilds
 
     def __enter__(self) -> Cache:
         self.start()
@@ -334,53 +244,3 @@ class Cache:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
-
-    # -- key listing ---------------------------------------------------------------
-
-    def keys(self, pattern: str | None = None, limit: int = 100, cursor: str | None = None) -> KeyPage:
-        """Up to ``limit`` live keys matching ``pattern``, and the cursor of
-        the next page (None when there is no more)."""
-        if limit.__class__ is not int or limit < 1:
-            raise ValueError(f"limit must be a whole number of at least 1, not {limit!r}")
-        now = self.clock()
-        with self._lock:
-            if cursor is None:
-                scan_id, position = secrets.token_hex(8), 0
-                scan = _Scan(self._store.key_snapshot(), key_matcher(pattern), now)
-            else:
-                scan_id, scan, position = self._resume(cursor, now)
-        page: list[str] = []
-        keys, matches = scan.keys, scan.matches
-        while len(page) < limit and position < len(keys):
-            candidates = []
-            while len(page) + len(candidates) < limit and position < len(keys):
-                key = keys[position]
-                position += 1
-                if matches(key):
-                    candidates.append(key)
-            with self._lock:
-                page.extend(self._store.live_keys(candidates))
-        with self._lock:  # the snapshots are shared by every thread that lists
-            if position >= len(keys):
-                self._scans.pop(scan_id, None)
-                return KeyPage(page, None)
-            scan.last_used = now
-            self._scans[scan_id] = scan
-            self._scans.move_to_end(scan_id)
-            self._forget_idle_scans(now)
-        return KeyPage(page, f"{scan_id}.{position}")
-
-    def _resume(self, cursor: str, now: float) -> tuple[str, _Scan, int]:
-        scan_id, _, position_text = cursor.partition(".")
-        scan = self._scans.get(scan_id)
-        if scan is None or now - scan.last_used > SCAN_IDLE_SECONDS:
-            raise InvalidCursor(f"unknown or expired cursor {cursor!r}: start the listing again")
-        if not (position_text.isascii() and position_text.isdigit()) or int(position_text) > len(scan.keys):
-            raise InvalidCursor(f"malformed cursor {cursor!r}")
-        return scan_id, scan, int(position_text)
-
-    def _forget_idle_scans(self, now: float) -> None:
-        while len(self._scans) > MAX_SCANS:
-            self._scans.popitem(last=False)
-        for scan_id in [i for i, scan in self._scans.items() if now - scan.last_used > SCAN_IDLE_SECONDS]:
-            del self._scans[scan_id]

@@ -4,30 +4,46 @@ This is the part every eviction policy shares (cachetools' ``Cache`` plays the
 same role). It is *not* thread-safe: ``Cache`` in cache.py wraps it in the one
 lock of the engine.
 
-Entries
--------
-``self._data`` maps each key (``str``) to an ``Entry``: the value (opaque
-``bytes``), a version number drawn from a per-store counter on every write (the
-daemon turns it into an ETag; compare-and-set checks it), and the time at which
-the entry expires on the injected clock (``None``: no TTL). Entries are never
-changed in place: a write, touch or persist stores a new ``Entry``, so a caller
-may keep the one it was handed.
+Entries, and why they are bytes
+-------------------------------
+``self._data`` maps each key (``str``) to one ``bytes`` object: the value
+followed by a fixed 20-byte trailer holding the expiry time (``inf``: no TTL),
+the version (drawn from a per-store counter on every write; the daemon turns
+it into an ETag, conditional writes check it) and the entry's *slot* (below).
+Nothing the store keeps per entry is an object the cyclic garbage collector
+tracks: a dict whose keys and values are all ``str``/``bytes``/``int`` is not
+tracked at all, and the per-slot structures are ``array`` objects and such
+dicts. So a full collection costs the same with a million entries as with
+none, and an entry is one object instead of a value plus an entry object. A
+read copies the value out of the blob (``Entry`` in entry.py is that read's
+view); that copy is the price of the layout.
+
+Slots
+-----
+Every live entry holds a small integer, its slot, from the moment it is
+inserted until it is removed (a replacement keeps it); freed slots are
+reused, most recently freed first. ``_key_at`` maps slots back to keys, in
+shards of 256 slots (dicts keyed by small ints, which Python shares, so a
+shard costs no int object per entry). Slots are what the policies link into
+their orders (arrays indexed by slot) and what key listing walks (scan.py):
+a key that stays keeps its slot, so a walk over slot numbers meets it once.
 
 Expiry
 ------
-An expired entry is never returned: every read compares ``expires_at`` with the
-clock and removes the entry on the spot. Entries with a TTL are also recorded
-in an ``ExpiryIndex`` (expire.py), from which the sweeper and the eviction rule
-reclaim expired entries earliest first, without scanning the mapping.
+An expired entry is never returned: every read compares the expiry time with
+the clock and removes the entry on the spot. Entries with a TTL are also
+recorded in an ``ExpiryIndex`` (expire.py), from which the sweeper and the
+eviction rule reclaim expired entries earliest first, without scanning.
 
 Memory accounting
 -----------------
 Each entry is charged ``len(key as UTF-8) + len(value) + entry_overhead``, plus
-``ttl_overhead`` when it has a TTL. The two overheads are per policy: the bytes
-that the policy's own structures, the ``Entry`` object, the key and value
-object headers and the expiry heap item cost per entry, as measured with
-tracemalloc (tests/engine/test_memory.py checks them; benchmarks/engine_bench.py
-prints them). ``memory_usage`` is the running sum of these charges.
+``ttl_overhead`` when it has a TTL: ``_overheads`` is the one table of what an
+entry costs beyond its key and value, and ``_write`` (every write) and
+``_remove`` (every removal) the only two places that change the running sum.
+The fast path of a plain write is the same ``_write`` as every other. The overheads are per
+policy, measured with tracemalloc (calibrate.py; tests/engine/test_memory.py
+checks them).
 
 The eviction rule
 -----------------
@@ -39,30 +55,41 @@ Before a write that adds an entry or bytes, while the store would be over
 
 A policy that does not evict (``evicts = False``) refuses the write with
 ``CacheFull`` at step 2 and nothing is touched. An entry that alone is larger
-than ``max_memory`` is refused with ``ValueTooLarge`` before anything happens:
-it is never stored by evicting everything else.
-
+than ``max_memory`` is refused with ``ValueTooLarge`` before anything happens.
 When a replacement needs more room than the old entry freed, the old entry is
-dropped first (it is going anyway, and this way the policy can never pick the
-key being written as its victim) and the new one is stored as a fresh entry.
+dropped first (so the policy can never pick the key being written as its
+victim) and the new one is stored as a fresh entry.
+
+Conditional writes
+------------------
+``set`` takes HTTP's two preconditions, checked in the same call as the
+write: ``if_match`` (``ANY``: only if present; versions: only if present at
+one of them) and ``if_none_match`` (``ANY``: only if absent; versions: unless
+present at one of them). A failed condition raises ``PreconditionFailed``,
+counts no hit or miss and leaves the policy's order alone.
 
 Policies
 --------
-A policy subclasses ``Store`` and overrides some of these hooks:
-``_new_mapping`` (the mapping class, e.g. an OrderedDict that is also the LRU
-order), ``_init_policy`` (build its structures; also called by ``clear``),
-``_on_access(key)`` (a read hit), ``_on_insert(key, entry)``,
-``_on_update(key, old, new)`` (a replacement in place), ``_on_remove(key,
-entry)`` and ``_victim()`` (the key to evict next, among live entries).
+A policy subclasses ``Store`` and overrides some of these hooks, all keyed by
+slot: ``_init_policy`` (build its structures; also called by ``clear``),
+``_on_access(slot)`` (a read hit), ``_on_insert(slot, size)``,
+``_on_update(slot, old_size, new_size)`` (a replacement in place),
+``_on_remove(slot, size)`` and ``_victim()`` (the slot to evict next). ``size``
+is the entry's key and value length.
 """
 
 from __future__ import annotations
 
 import re
+import secrets
+import struct
 import time
+from array import array
+from dataclasses import dataclass
 from math import isfinite
-from typing import Callable, Collection, Iterable, Mapping, NamedTuple
+from typing import Any, Callable, Collection, Iterable, Iterator, Literal, Mapping, NamedTuple, Union
 
+from .entry import Entry
 from .errors import (
     CacheFull,
     IntegerOverflow,
@@ -92,40 +119,18 @@ _INTEGER = re.compile(rb"-?(?:0|[1-9][0-9]{0,18})")
 
 Clock = Callable[[], float]
 
+# The trailer of every stored blob: expires_at (inf: none), version, slot.
+_TRAILER = struct.Struct("<dqI")
+TRAILER_SIZE = _TRAILER.size
+_pack = _TRAILER.pack
+_unpack_from = _TRAILER.unpack_from
+FOREVER = float("inf")
+SHARD_BITS = 8  # slots per shard of _key_at: 256, the small ints Python shares
+_SHARD_MASK = (1 << SHARD_BITS) - 1
 
-_new_float = float.__new__
-
-
-class Entry(float):
-    """One stored value: ``value`` (bytes), ``version`` and ``expires_at``.
-
-    The entry *is* its version number: a ``float`` subclass whose numeric value
-    is the version, with two slots for the rest. That saves the separate int
-    object a ``version`` slot would hold: 32 bytes of the ~230 an entry costs
-    beyond its key and value (versions stay exact up to 2**53 writes). Compare
-    entries by ``version``, not with ``==``. Immutable by convention: the store
-    replaces entries, it never changes one.
-    """
-
-    __slots__ = ("value", "expires_at")
-
-    def __new__(cls, value: bytes, version: int, expires_at: float | None) -> Entry:
-        entry = _new_float(cls, version)
-        entry.value = value
-        entry.expires_at = expires_at
-        return entry
-
-    @property
-    def version(self) -> int:
-        return int(self)
-
-    def ttl(self, now: float) -> float | None:
-        """Seconds left at ``now``, or None when the entry has no TTL."""
-        return None if self.expires_at is None else self.expires_at - now
-
-    def __repr__(self) -> str:
-        return f"Entry(value={self.value!r}, version={self.version}, expires_at={self.expires_at})"
-
+ANY: Literal["*"] = "*"
+# A precondition: ANY, or the versions that satisfy it (an empty one: none).
+Condition = Union[Literal["*"], Collection[int], None]
 
 _new_tuple = tuple.__new__
 
@@ -133,6 +138,22 @@ _new_tuple = tuple.__new__
 class SetResult(NamedTuple):
     created: bool  # the key did not exist (or had expired) before this write
     version: int
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The limits of one store, handed around as one value."""
+
+    max_size: int = DEFAULT_MAX_SIZE  # entries
+    max_memory: int = DEFAULT_MAX_MEMORY  # bytes, as accounted (see the module docstring)
+    max_key_length: int = DEFAULT_MAX_KEY_LENGTH  # bytes of UTF-8
+    max_value_size: int = DEFAULT_MAX_VALUE_SIZE  # bytes
+
+    def __post_init__(self) -> None:
+        for setting in ("max_size", "max_memory", "max_key_length", "max_value_size"):
+            value = getattr(self, setting)
+            if value.__class__ is not int or value < 1:
+                raise ValueError(f"{setting} must be a whole number of at least 1, not {value!r}")
 
 
 def key_length(key: str) -> int:
@@ -175,28 +196,15 @@ class Store:
     entry_overhead = 0
     ttl_overhead = 0
 
-    def __init__(
-        self,
-        *,
-        max_size: int = DEFAULT_MAX_SIZE,
-        max_memory: int = DEFAULT_MAX_MEMORY,
-        max_key_length: int = DEFAULT_MAX_KEY_LENGTH,
-        max_value_size: int = DEFAULT_MAX_VALUE_SIZE,
-        clock: Clock = time.monotonic,
-    ) -> None:
-        for setting, value in (
-            ("max_size", max_size),
-            ("max_memory", max_memory),
-            ("max_key_length", max_key_length),
-            ("max_value_size", max_value_size),
-        ):
-            if value.__class__ is not int or value < 1:
-                raise ValueError(f"{setting} must be a whole number of at least 1, not {value!r}")
-        self.max_size = max_size
-        self.max_memory = max_memory
-        self.max_key_length = max_key_length
-        self.max_value_size = max_value_size
+    def __init__(self, limits: Limits = Limits(), clock: Clock = time.monotonic) -> None:
+        self.limits = limits
+        self.max_size = limits.max_size
+        self.max_memory = limits.max_memory
+        self.max_key_length = limits.max_key_length
+        self.max_value_size = limits.max_value_size
         self.clock = clock
+        # What an entry is charged beyond its key and value, by has-a-TTL.
+        self._overheads = (self.entry_overhead, self.entry_overhead + self.ttl_overhead)
         self._version = 0
         # Statistics: every counter is updated here, in the store, and only here.
         self.hits = self.misses = self.sets = self.deletes = 0
@@ -208,11 +216,27 @@ class Store:
     on_expiry_overgrown: Callable[[], None] | None = None
 
     def _reset(self) -> None:
-        self._data = self._new_mapping()
-        self._expiry = ExpiryIndex(self._data, self._expiry_overgrown)
+        # Names this numbering of slots: key-listing cursors carry it (scan.py).
+        self.slot_epoch = secrets.token_hex(6)
+        self._data: dict[str, bytes] = {}
+        self._key_at: list[dict[int, str]] = []
+        self._free_slots = array("I")
+        # Slot 0 is never handed out: policies use it as their list head.
+        self._slot_end = 1  # one past the highest slot ever handed out
+        self._expiry = ExpiryIndex(self._expires_at_slot, self._expiry_overgrown)
         self._memory = 0
         self._with_ttl = 0  # entries that have a TTL
         self._init_policy()
+
+    def detach(self) -> list[object]:
+        """Start afresh, in O(1), and hand back every structure the entries
+        were kept in, so that the caller can free them at its own pace
+        (``Cache.clear``; sweeper.py frees them in slices)."""
+        before = dict(vars(self))
+        heap = self._expiry.detach()
+        self._reset()
+        after = vars(self)
+        return heap + [value for name, value in before.items() if after.get(name) is not value]
 
     def _expiry_overgrown(self) -> bool:
         if self.on_expiry_overgrown is None:
@@ -226,26 +250,57 @@ class Store:
 
     # -- policy hooks (defaults: a policy that records nothing) ---------------
 
-    def _new_mapping(self) -> dict[str, Entry]:
-        return {}
-
     def _init_policy(self) -> None:
         pass
 
-    def _on_access(self, key: str) -> None:
+    def _on_access(self, slot: int) -> None:
         pass
 
-    def _on_insert(self, key: str, entry: Entry) -> None:
+    def _on_insert(self, slot: int, size: int) -> None:
         pass
 
-    def _on_update(self, key: str, old: Entry, new: Entry) -> None:
-        self._on_access(key)
+    def _on_update(self, slot: int, old_size: int, new_size: int) -> None:
+        self._on_access(slot)
 
-    def _on_remove(self, key: str, entry: Entry) -> None:
+    def _on_remove(self, slot: int, size: int) -> None:
         pass
 
-    def _victim(self) -> str:
+    def _victim(self) -> int:
         raise NotImplementedError
+
+    # -- slots -------------------------------------------------------------------
+
+    def key_at(self, slot: int) -> str | None:
+        """The key that holds ``slot``, or None when the slot is free."""
+        shard = slot >> SHARD_BITS
+        return self._key_at[shard].get(slot & _SHARD_MASK) if shard < len(self._key_at) else None
+
+    @property
+    def slot_end(self) -> int:
+        """One past the highest slot in use or ever used since the last clear."""
+        return self._slot_end
+
+    def _take_slot(self, key: str) -> int:
+        if self._free_slots:
+            slot = self._free_slots.pop()
+        else:
+            slot = self._slot_end
+            self._slot_end += 1
+            if slot >> SHARD_BITS == len(self._key_at):
+                self._key_at.append({})
+        self._key_at[slot >> SHARD_BITS][slot & _SHARD_MASK] = key
+        return slot
+
+    def _free_slot(self, slot: int) -> None:
+        del self._key_at[slot >> SHARD_BITS][slot & _SHARD_MASK]
+        self._free_slots.append(slot)
+
+    def _expires_at_slot(self, slot: int) -> float | None:
+        """The expiry time of the entry holding ``slot`` (None: free slot)."""
+        # .get at both steps: the sweeper calls this outside the lock (expire.py).
+        key = self.key_at(slot)
+        blob = None if key is None else self._data.get(key)
+        return None if blob is None else _unpack_from(blob, len(blob) - TRAILER_SIZE)[0]
 
     # -- size bookkeeping ------------------------------------------------------
 
@@ -257,16 +312,19 @@ class Store:
     def memory_usage(self) -> int:
         return self._memory
 
-    def _cost(self, key_length: int, value_length: int, has_ttl: bool) -> int:
-        return key_length + value_length + self.entry_overhead + (self.ttl_overhead if has_ttl else 0)
+    def _charge(self, size: int, has_ttl: bool) -> int:
+        """What an entry of ``size`` key and value bytes is charged."""
+        return size + self._overheads[has_ttl]
 
-    def _remove(self, key: str, entry: Entry) -> None:
+    def _remove(self, key: str, blob: bytes) -> None:
+        expires_at, _, slot = _unpack_from(blob, len(blob) - TRAILER_SIZE)
         del self._data[key]
-        has_ttl = entry.expires_at is not None
-        self._memory -= self._cost(_stored_key_length(key), len(entry.value), has_ttl)
-        if has_ttl:
-            self._with_ttl -= 1
-        self._on_remove(key, entry)
+        size = _stored_key_length(key) + len(blob) - TRAILER_SIZE
+        has_ttl = expires_at != FOREVER
+        self._memory -= size + self._overheads[has_ttl]
+        self._with_ttl -= has_ttl
+        self._on_remove(slot, size)
+        self._free_slot(slot)
 
     def _fits(self, extra_entries: int, extra_bytes: int) -> bool:
         return len(self._data) + extra_entries <= self.max_size and self._memory + extra_bytes <= self.max_memory
@@ -276,10 +334,11 @@ class Store:
         ``extra_entries`` more entries and ``extra_bytes`` more bytes fit."""
         data = self._data
         while not self._fits(extra_entries, extra_bytes):
-            key = self._expiry.pop_due(now)
-            if key is None:
+            slot = self._expiry.pop_due(now)
+            if slot is None:
                 break
-            self._remove(key, data[key])
+            key = self.key_at(slot)
+            self._remove(key, data[key])  # type: ignore[index]
             self.expired += 1
         while not self._fits(extra_entries, extra_bytes):
             if not self.evicts:
@@ -288,238 +347,245 @@ class Store:
                     f"the cache is full ({len(data)} of {self.max_size} entries, "
                     f"{self._memory} of {self.max_memory} bytes) and the policy is {self.name}"
                 )
-            key = self._victim()
-            self._remove(key, data[key])
+            key = self.key_at(self._victim())
+            self._remove(key, data[key])  # type: ignore[index]
             self.evictions += 1
 
     # -- reads -------------------------------------------------------------------
 
-    def _live(self, key: str, now: float) -> Entry | None:
-        """The entry under ``key`` if it has not expired at ``now`` (an expired
-        one is removed on the spot). Counts nothing and changes no recency."""
-        entry = self._data.get(key)
-        if entry is None:
+    def _live(self, key: str, now: float | None = None) -> bytes | None:
+        """The blob under ``key`` if it has not expired (an expired one is
+        removed on the spot). Counts nothing and changes no recency."""
+        blob = self._data.get(key)
+        if blob is None:
             return None
-        expires_at = entry.expires_at
-        if expires_at is not None and expires_at <= now:
-            self._remove(key, entry)
+        expires_at = _unpack_from(blob, len(blob) - TRAILER_SIZE)[0]
+        if expires_at != FOREVER and expires_at <= (self.clock() if now is None else now):
+            self._remove(key, blob)
             self.expired += 1
             return None
-        return entry
+        return blob
 
-    def lookup(self, key: str) -> Entry | None:
-        """A read: the live entry (counting a hit and recording the access) or
-        None (counting a miss)."""
-        entry = self._data.get(key)
-        if entry is not None:
-            expires_at = entry.expires_at
-            if expires_at is None or expires_at > self.clock():
-                self._on_access(key)
+    def lookup(
+        self, key: str, _unpack_from: Callable = _unpack_from, _trailer: int = TRAILER_SIZE, _forever: float = FOREVER
+    ) -> bytes | None:
+        """A read: the live value (counting a hit and recording the access)
+        or None (counting a miss)."""
+        # (The defaults bind module constants as locals: the hottest path.)
+        blob = self._data.get(key)
+        if blob is not None:
+            end = len(blob) - _trailer
+            expires_at, _, slot = _unpack_from(blob, end)
+            if expires_at == _forever or expires_at > self.clock():
+                self._on_access(slot)
                 self.hits += 1
-                return entry
-            self._remove(key, entry)
+                return blob[:end]
+            self._remove(key, blob)
             self.expired += 1
         self.misses += 1
         return None
 
-    def lookup_many(self, keys: Iterable[str]) -> dict[str, Entry]:
+    def lookup_entry(self, key: str) -> Entry | None:
+        """``lookup``, returning the whole entry (value, version, expires_at)."""
+        value = self.lookup(key)
+        if value is None:
+            return None
+        expires_at, version, _ = _unpack_from(self._data[key], len(value))
+        return _new_tuple(Entry, (value, version, None if expires_at == FOREVER else expires_at))
+
+    def lookup_many(self, keys: Iterable[str], entries: bool = False) -> dict[str, Any]:
+        """``lookup`` (or ``lookup_entry`` with ``entries``) of each key, by
+        key, for the keys found."""
+        read = self.lookup_entry if entries else self.lookup
         found = {}
         for key in keys:
-            entry = self.lookup(key)
-            if entry is not None:
-                found[key] = entry
+            value = read(key)
+            if value is not None:
+                found[key] = value
         return found
 
     def exists(self, key: str) -> bool:
-        return self._live(key, self.clock()) is not None
+        return self._live(key) is not None
 
     def ttl(self, key: str) -> float | None:
         """Seconds the key has left, None if it has no TTL; KeyNotFound if absent."""
         now = self.clock()
-        entry = self._live(key, now)
-        if entry is None:
+        blob = self._live(key, now)
+        if blob is None:
             raise KeyNotFound(key)
-        return entry.ttl(now)
+        expires_at = _unpack_from(blob, len(blob) - TRAILER_SIZE)[0]
+        return None if expires_at == FOREVER else expires_at - now
+
+    def entries(self) -> Iterator[tuple[str, Entry]]:
+        """Every held entry, expired or not, as (key, Entry): for checks and tests."""
+        for key, blob in list(self._data.items()):
+            end = len(blob) - TRAILER_SIZE
+            expires_at, version, _ = _unpack_from(blob, end)
+            yield key, Entry(blob[:end], version, None if expires_at == FOREVER else expires_at)
+
+    def is_live_at(self, key: str, now: float) -> bool:
+        """Whether ``key`` is held and not expired at ``now``; removes nothing."""
+        blob = self._data.get(key)
+        return blob is not None and _unpack_from(blob, len(blob) - TRAILER_SIZE)[0] > now
 
     # -- writes ------------------------------------------------------------------
 
-    def _check_entry(self, key: str, value: bytes, has_ttl: bool) -> tuple[int, int]:
-        """Validate a key and value; return (key length, cost of the entry)."""
-        length = len(key) if key.__class__ is str and key.isascii() else key_length(key)
-        if not 0 < length <= self.max_key_length:
-            raise KeyTooLong(length, self.max_key_length) if length else InvalidKey("key is empty")
+    def _check_entry(self, key: str, value: bytes) -> int:
+        """Validate a key and value; return the key's length in UTF-8 bytes.
+        A value over ``max_value_size`` is counted in ``rejected_too_large``
+        (as is one over ``max_memory``, in ``_check_fits_alone``)."""
+        if key.__class__ is str and key.isascii() and 0 < len(key) <= self.max_key_length:
+            length = len(key)  # the common case, without encoding the key
+        else:
+            length = key_length(key)
+            if length > self.max_key_length:
+                raise KeyTooLong(length, self.max_key_length)
         if value.__class__ is not bytes:
             raise TypeError(f"value must be bytes, not {type(value).__name__}")
         size = len(value)
         if size > self.max_value_size:
             self.rejected_too_large += 1
             raise ValueTooLarge(size, self.max_value_size)
-        cost = length + size + self.entry_overhead
-        if has_ttl:
-            cost += self.ttl_overhead
-        if cost > self.max_memory:
+        return length
+
+    def _check_fits_alone(self, length: int, value: bytes, has_ttl: bool) -> None:
+        """ValueTooLarge (counted) if the entry alone exceeds ``max_memory``:
+        it is refused, never stored by evicting everything else."""
+        charge = length + len(value) + self._overheads[has_ttl]
+        if charge > self.max_memory:
             self.rejected_too_large += 1
-            raise ValueTooLarge(cost, self.max_memory, "max_memory")
-        return length, cost
+            raise ValueTooLarge(charge, self.max_memory, "max_memory")
 
     def _write(
         self,
         key: str,
-        length: int,
-        cost: int,
+        key_length: int,
         value: bytes,
-        expires_at: float | None,
-        old: Entry | None,
-        now: float,
+        expires_at: float,
+        old: bytes | None,
         version: int | None = None,
-    ) -> Entry:
-        """Store ``value`` under ``key`` in place of ``old`` (the live entry,
-        or None); the key and value were checked by ``_check_entry``."""
+    ) -> int:
+        """Store ``value`` under ``key`` in place of ``old`` (the live blob, or
+        None) and return the version: the one write path of the store, plain
+        sets included. The key and value were checked by ``_check_entry``."""
+        size = key_length + len(value)
+        has_ttl = expires_at != FOREVER
+        charge = size + self._overheads[has_ttl]
+        if charge > self.max_memory:
+            self._check_fits_alone(key_length, value, has_ttl)
         if old is not None:
-            old_cost = self._cost(length, len(old.value), old.expires_at is not None)
-            if self._memory + cost - old_cost > self.max_memory:
+            old_expires_at, old_version, slot = _unpack_from(old, len(old) - TRAILER_SIZE)
+            old_size = size - len(value) + len(old) - TRAILER_SIZE
+            old_has_ttl = old_expires_at != FOREVER
+            growth = charge - old_size - self._overheads[old_has_ttl]
+            if self._memory + growth > self.max_memory:
                 if self.evicts:
                     self._remove(key, old)
                     old = None
                 else:
-                    self._make_room(0, cost - old_cost, now)
-        if old is None and (len(self._data) >= self.max_size or self._memory + cost > self.max_memory):
-            self._make_room(1, cost, now)
+                    self._make_room(0, growth, self.clock())
+        if old is None and (len(self._data) >= self.max_size or self._memory + charge > self.max_memory):
+            self._make_room(1, charge, self.clock())
         if version is None:  # drawn only once the write can no longer fail
             self._version += 1
             version = self._version
-        entry = Entry(value, version, expires_at)
         if old is None:
-            self._data[key] = entry
-            self._memory += cost
-            self._on_insert(key, entry)
-            if expires_at is not None:
+            slot = self._take_slot(key)
+            self._data[key] = value + _pack(expires_at, version, slot)
+            self._memory += charge
+            self._on_insert(slot, size)
+            if has_ttl:
                 self._with_ttl += 1
-                self._expiry.add(expires_at, key, self._with_ttl)
+                self._expiry.add(expires_at, slot, self._with_ttl)
         else:
-            self._data[key] = entry
-            self._memory += cost - old_cost
-            self._on_update(key, old, entry)
-            if expires_at != old.expires_at:
-                if old.expires_at is not None:
-                    self._with_ttl -= 1
-                if expires_at is not None:
-                    self._with_ttl += 1
-                    self._expiry.add(expires_at, key, self._with_ttl)
-        return entry
+            self._data[key] = value + _pack(expires_at, version, slot)
+            self._memory += growth
+            self._on_update(slot, old_size, size)
+            if has_ttl != old_has_ttl:
+                self._with_ttl += has_ttl - old_has_ttl
+            if has_ttl and expires_at != old_expires_at:
+                self._expiry.add(expires_at, slot, self._with_ttl)
+        return version
 
     def set(
         self,
         key: str,
         value: bytes,
         ttl: float | None = None,
-        only_if_absent: bool = False,
-        only_if_present: bool = False,
-        if_version: int | None = None,
         *,
-        if_match: Collection[int] | None = None,
-        if_none_match: Collection[int] | None = None,
+        if_match: Condition = None,
+        if_none_match: Condition = None,
     ) -> SetResult:
         """Store ``value`` under ``key``, optionally expiring after ``ttl``
-        seconds. Conditions (each raises PreconditionFailed when it fails, and
-        nothing is written): ``only_if_absent`` (NX), ``only_if_present`` (XX),
-        ``if_version`` (compare-and-set against the entry's current version),
-        ``if_match`` (the entry exists at one of these versions) and
-        ``if_none_match`` (the entry is absent or at none of these versions)."""
-        data = self._data
-        conditional = (only_if_absent or only_if_present or if_version is not None or if_match is not None
-                       or if_none_match is not None)
+        seconds, if the preconditions hold (see the module docstring; a
+        failed one raises PreconditionFailed and nothing is written)."""
+        if ttl is None:
+            expires_at, now = FOREVER, None
+        else:
+            now = self.clock()
+            expires_at = now + check_ttl(ttl)
         if (
-            ttl is None
-            and not conditional
-            and key.__class__ is str
+            key.__class__ is str
             and key.isascii()
             and 0 < len(key) <= self.max_key_length
             and value.__class__ is bytes
             and len(value) <= self.max_value_size
         ):
-            # The common case, inlined because it is the hot path: a plain
-            # write of a valid entry without TTL, over none or an entry without
-            # TTL, that fits without making room. _write is the general case.
-            old = data.get(key)
-            overhead = self.entry_overhead
-            cost = len(key) + len(value) + overhead
-            if old is None:
-                if len(data) < self.max_size and self._memory + cost <= self.max_memory:
-                    self._version += 1
-                    entry = _new_float(Entry, self._version)
-                    entry.value, entry.expires_at = value, None
-                    data[key] = entry
-                    self._memory += cost
-                    self._on_insert(key, entry)
-                    self.sets += 1
-                    return _new_tuple(SetResult, (True, self._version))
-            elif old.expires_at is None:
-                growth = cost - len(key) - len(old.value) - overhead
-                if self._memory + growth <= self.max_memory:
-                    self._version += 1
-                    entry = _new_float(Entry, self._version)
-                    entry.value, entry.expires_at = value, None
-                    data[key] = entry
-                    self._memory += growth
-                    self._on_update(key, old, entry)
-                    self.sets += 1
-                    return _new_tuple(SetResult, (False, self._version))
-        now = self.clock()
-        expires_at = None if ttl is None else now + check_ttl(ttl)
-        length, cost = self._check_entry(key, value, expires_at is not None)
-        old = self._live(key, now)
-        if conditional:
-            self._check_condition(key, old, only_if_absent, only_if_present, if_version, if_match, if_none_match)
-        entry = self._write(key, length, cost, value, expires_at, old, now)
+            length = len(key)  # the common case, checked without a call
+        else:
+            length = self._check_entry(key, value)
+        old = self._data.get(key)
+        if old is not None and self._with_ttl and _unpack_from(old, len(old) - TRAILER_SIZE)[0] != FOREVER:
+            old = self._live(key, now)  # it may have expired: _live removes it then
+        if if_match is not None or if_none_match is not None:
+            self._check_condition(key, old, if_match, if_none_match)
+        version = self._write(key, length, value, expires_at, old)
         self.sets += 1
-        return _new_tuple(SetResult, (old is None, int(entry)))  # NamedTuple's __new__ is slow
+        return _new_tuple(SetResult, (old is None, version))  # NamedTuple's __new__ is slow
 
     @staticmethod
-    def _check_condition(
-        key: str, old: Entry | None, only_if_absent: bool, only_if_present: bool, if_version: int | None,
-        if_match: Collection[int] | None = None, if_none_match: Collection[int] | None = None,
-    ) -> None:
-        if old is None:
-            if only_if_present or if_version is not None or if_match is not None:
+    def _check_condition(key: str, old: bytes | None, if_match: Condition, if_none_match: Condition) -> None:
+        version = None if old is None else _unpack_from(old, len(old) - TRAILER_SIZE)[1]
+        if if_match is not None:
+            if version is None:
                 raise PreconditionFailed(f"key {key!r} does not exist")
-            return
-        version = old.version
-        if only_if_absent:
-            raise PreconditionFailed(f"key {key!r} already exists")
-        if if_version is not None and version != if_version:
-            raise PreconditionFailed(f"key {key!r} is at version {version}, not {if_version}")
-        if if_match is not None and version not in if_match:
-            raise PreconditionFailed(f"key {key!r} is at version {version}, none of the versions required")
-        if if_none_match is not None and version in if_none_match:
-            raise PreconditionFailed(f"key {key!r} is still at version {version}, one of the versions excluded")
+            if if_match != ANY and version not in if_match:
+                raise PreconditionFailed(f"key {key!r} is at version {version}, not one named in If-Match")
+        if if_none_match is not None and version is not None:
+            if if_none_match == ANY:
+                raise PreconditionFailed(f"key {key!r} already exists")
+            if version in if_none_match:
+                raise PreconditionFailed(f"key {key!r} is still at version {version}, named in If-None-Match")
 
     def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> int:
         """Store every item, or none of them: every key and value is checked
         first, and a policy that does not evict refuses the whole batch if it
         does not fit. Returns how many were stored."""
         now = self.clock()
-        expires_at = None if ttl is None else now + check_ttl(ttl)
+        expires_at = FOREVER if ttl is None else now + check_ttl(ttl)
         checked = []
         for key, value in items.items():
             try:
-                length, cost = self._check_entry(key, value, expires_at is not None)
+                length = self._check_entry(key, value)
+                self._check_fits_alone(length, value, ttl is not None)
             except (InvalidKey, ValueTooLarge, TypeError) as error:
                 error.key = key  # type: ignore[attr-defined]
                 raise
-            checked.append((key, length, cost, value))
+            checked.append((key, length, value))
         if not self.evicts:
             new_entries = extra_bytes = 0
-            for key, length, cost, _ in checked:
+            for key, length, value in checked:
+                charge = self._charge(length + len(value), ttl is not None)
                 old = self._live(key, now)
                 if old is None:
                     new_entries += 1
-                    extra_bytes += cost
+                    extra_bytes += charge
                 else:
-                    extra_bytes += cost - self._cost(length, len(old.value), old.expires_at is not None)
+                    old_has_ttl = _unpack_from(old, len(old) - TRAILER_SIZE)[0] != FOREVER
+                    extra_bytes += charge - self._charge(length + len(old) - TRAILER_SIZE, old_has_ttl)
             self._make_room(new_entries, extra_bytes, now)
-        for key, length, cost, value in checked:
-            self._write(key, length, cost, value, expires_at, self._live(key, now), now)
+        for key, length, value in checked:
+            self._write(key, length, value, expires_at, self._live(key, now))
         self.sets += len(checked)
         return len(checked)
 
@@ -528,19 +594,18 @@ class Store:
         Redis INCR) and return the result; the TTL is kept."""
         if by.__class__ is not int:
             raise NotAnInteger(f"the increment must be an integer, not {type(by).__name__}")
-        now = self.clock()
-        old = self._live(key, now)
-        current, expires_at = 0, None
+        old = self._live(key)
+        current, expires_at = 0, FOREVER
         if old is not None:
-            if not _INTEGER.fullmatch(old.value):
+            end = len(old) - TRAILER_SIZE
+            if not _INTEGER.fullmatch(old, 0, end):
                 raise NotAnInteger(f"the value of {key!r} is not an integer in the signed 64-bit range")
-            current, expires_at = int(old.value), old.expires_at
+            current, expires_at = int(old[:end]), _unpack_from(old, end)[0]
         result = current + by
         if not INT64_MIN <= result <= INT64_MAX:
             raise IntegerOverflow(f"incrementing {key!r} by {by} would overflow 64 bits")
         value = b"%d" % result
-        length, cost = self._check_entry(key, value, expires_at is not None)
-        self._write(key, length, cost, value, expires_at, old, now)
+        self._write(key, self._check_entry(key, value), value, expires_at, old)
         self.sets += 1
         return result
 
@@ -548,31 +613,25 @@ class Store:
         """Give a live key a new TTL (None: no TTL any more). Its value and
         version stay. False when the key does not exist."""
         now = self.clock()
-        expires_at = None if ttl is None else now + check_ttl(ttl)
+        expires_at = FOREVER if ttl is None else now + check_ttl(ttl)
         old = self._live(key, now)
         if old is None:
             return False
-        length, cost = self._check_entry(key, old.value, expires_at is not None)
-        self._write(key, length, cost, old.value, expires_at, old, now, old.version)
+        end = len(old) - TRAILER_SIZE
+        value, version = old[:end], _unpack_from(old, end)[1]
+        self._write(key, self._check_entry(key, value), value, expires_at, old, version)
         return True
 
     def delete(self, key: str) -> bool:
-        entry = self._live(key, self.clock())
-        if entry is None:
+        blob = self._live(key)
+        if blob is None:
             return False
-        self._remove(key, entry)
+        self._remove(key, blob)
         self.deletes += 1
         return True
 
     def delete_many(self, keys: Iterable[str]) -> int:
         return sum(self.delete(key) for key in keys)
-
-    def clear(self) -> int:
-        """Remove every entry; return how many live entries were removed."""
-        self.sweep(self.clock(), len(self._data))
-        removed = len(self._data)
-        self._reset()
-        return removed
 
     # -- maintenance -------------------------------------------------------------
 
@@ -581,28 +640,14 @@ class Store:
         data = self._data
         reclaimed = 0
         while reclaimed < limit:
-            key = self._expiry.pop_due(now)
-            if key is None:
+            slot = self._expiry.pop_due(now)
+            if slot is None:
                 break
-            self._remove(key, data[key])
+            key = self.key_at(slot)
+            self._remove(key, data[key])  # type: ignore[index]
             reclaimed += 1
         self.expired += reclaimed
         return reclaimed
-
-    def key_snapshot(self) -> list[str]:
-        """Every key held now, in the policy's order (a copy)."""
-        return list(self._data)
-
-    def live_keys(self, keys: Iterable[str]) -> list[str]:
-        """Those of ``keys`` that are held and not expired."""
-        now = self.clock()
-        data = self._data
-        result = []
-        for key in keys:
-            entry = data.get(key)
-            if entry is not None and (entry.expires_at is None or entry.expires_at > now):
-                result.append(key)
-        return result
 
     def counters(self) -> dict[str, int | float | str]:
         """A snapshot of the statistics the store keeps."""

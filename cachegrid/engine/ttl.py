@@ -15,6 +15,6 @@ from .lru import LRUStore
 class TTLStore(LRUStore):
     name = "ttl"
 
-    def _victim(self) -> str:
-        key = self._expiry.peek()
-        return key if key is not None else next(iter(self._data))
+    def _victim(self) -> int:
+        slot = self._expiry.peek()
+        return slot if slot is not None else self._order.first()

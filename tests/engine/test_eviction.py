@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cachegrid.engine import Cache, CacheFull
+from cachegrid.engine import Cache, CacheFull, PreconditionFailed
 
 from .conftest import FakeClock
 
@@ -197,3 +197,14 @@ def test_a_growing_replacement_never_evicts_the_key_being_written(policy: str, c
     cache.set("a", b"y" * 1300)
     assert cache.get("a") == b"y" * 1300
     assert cache.memory_usage <= 2000
+
+
+def test_lru_a_failed_conditional_write_is_not_a_use(clock: FakeClock) -> None:
+    cache = Cache("lru", max_size=3, clock=clock)
+    version = cache.set("a", b"1").version
+    cache.set("b", b"1")
+    cache.set("c", b"1")
+    with pytest.raises(PreconditionFailed):
+        cache.set("a", b"2", if_none_match=[version])
+    cache.set("d", b"1")
+    assert survivors(cache) == {"b", "c", "d"}

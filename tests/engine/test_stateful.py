@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from cachegrid.engine import Cache, CacheFull, KeyNotFound, NotAnInteger, PreconditionFailed
+from cachegrid.engine import ANY, Cache, CacheFull, KeyNotFound, NotAnInteger, PreconditionFailed
 
 from .conftest import FakeClock
 
@@ -98,7 +98,8 @@ class CacheMachine(RuleBasedStateMachine):
             expected = CacheFull
         try:
             result: object = tuple(
-                self.cache.set(key, value, ttl, only_if_absent=condition == "nx", only_if_present=condition == "xx")
+                self.cache.set(key, value, ttl, if_none_match=ANY if condition == "nx" else None,
+                               if_match=ANY if condition == "xx" else None)
             )
         except (PreconditionFailed, CacheFull) as error:
             result = type(error)
@@ -112,7 +113,7 @@ class CacheMachine(RuleBasedStateMachine):
         if existing is not None and use_current:
             expected = self.model.store(key, value, None)
         try:
-            result: object = self.cache.set(key, value, if_version=version).version
+            result: object = self.cache.set(key, value, if_match=[version]).version
         except PreconditionFailed:
             result = PreconditionFailed
         assert result == expected
@@ -220,7 +221,7 @@ class CacheMachine(RuleBasedStateMachine):
         expected = sum(
             len(key.encode()) + len(entry.value) + store.entry_overhead
             + (store.ttl_overhead if entry.expires_at is not None else 0)
-            for key, entry in store._data.items()
+            for key, entry in store.entries()
         )
         assert store.memory_usage == expected
 

@@ -8,7 +8,7 @@ import pytest
 
 from cachegrid.engine import Cache
 from cachegrid.engine.expire import ExpiryIndex
-from cachegrid.engine.cache import SWEEP_BATCH
+from cachegrid.engine.sweeper import SWEEP_BATCH
 
 from .conftest import FakeClock
 
@@ -72,9 +72,9 @@ def test_stop_joins_the_thread_promptly_even_with_a_long_interval() -> None:
 def test_start_twice_runs_one_thread() -> None:
     cache = Cache("lru", cleanup_interval=3600)
     cache.start()
-    first = cache._sweeper
+    first = cache._sweeper.thread
     cache.start()
-    assert cache._sweeper is first
+    assert first is not None and cache._sweeper.thread is first
     cache.stop()
 
 
@@ -109,7 +109,27 @@ def test_rebuild_keeps_items_pushed_and_drops_items_popped_meanwhile(clock: Fake
     assert items is not None and index.begin_rebuild() is None  # one at a time
     cache.set("new", b"v", ttl=5)  # pushed during the rebuild
     cache.delete("old0")
-    index.end_rebuild(index.current(items))
+    index.end_rebuild(index.without_stale(items))
     assert len(index) == 100  # 99 current old items and the new one; no stale one
     clock.tick(20)
     assert cache.sweep() == 100
+
+
+def test_pushes_during_a_rebuild_can_be_taken_out_of_the_lock_and_none_is_lost(clock: FakeClock) -> None:
+    cache = Cache("lru", max_size=10_000, clock=clock)
+    cache.set_many({f"old{i}": b"v" for i in range(100)}, ttl=10)
+    index = cache._store.expiry
+    items = index.begin_rebuild()
+    assert items is not None
+    cache.set_many({f"early{i}": b"v" for i in range(1_500)}, ttl=5)
+    rebuilt = index.without_stale(items)
+    pushed = index.take_pushed()
+    assert len(pushed) == 1_500 and index.pending() == 0
+    for expires_at, slot in pushed:  # what the sweeper does outside the lock
+        rebuilt.push(expires_at, slot)
+    cache.set("late", b"v", ttl=1)
+    assert index.pending() == 1
+    index.end_rebuild(rebuilt)
+    assert len(index) == 1_601
+    clock.tick(10)
+    assert cache.sweep() == 1_601

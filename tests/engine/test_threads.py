@@ -70,7 +70,7 @@ def test_mixed_operations_from_eight_threads_keep_every_invariant(policy: str) -
     assert stats["memory_usage_bytes"] == sum(
         len(key.encode()) + len(entry.value) + store.entry_overhead
         + (store.ttl_overhead if entry.expires_at is not None else 0)
-        for key, entry in store._data.items()
+        for key, entry in store.entries()
     )
     assert stats["hits"] + stats["misses"] > 0 and stats["sets"] > 0
     # No lost update: each counter holds every increment (unless the policy

@@ -1,0 +1,119 @@
+"""Doubly linked lists of slots, kept in two arrays.
+
+The orders the policies keep (recency for lru and ttl, one recency list per
+use count for lfu, one per size for size) are lists of slots (store.py) that
+must support append, unlink and "first" in O(1). Python's OrderedDict does that,
+but it is an object the garbage collector tracks and walks node by node in
+link order, which with a million shuffled keys costs a full collection
+hundreds of milliseconds. Here the links are two ``array('I')``: ``next[s]``
+and ``prev[s]`` for slot ``s``. Arrays hold machine integers, not objects, so
+the collector never looks at them, and they cost 8 bytes per slot.
+
+Slot 0 is never an entry's (the store starts at 1). ``SlotList`` (lru's one
+list) uses it as its head and is circular through it, so no link is ever
+"none" and the hot path has no test. ``SlotChains`` holds many lists (lfu's
+one per use count, size's one per size) in the same two arrays, with 0 as
+"none" and each list's two ends in a small ``Chain`` object.
+"""
+
+from __future__ import annotations
+
+from array import array
+
+
+class SlotList:
+    """One circular list of slots through the head node 0."""
+
+    __slots__ = ("next", "prev")
+
+    def __init__(self) -> None:
+        self.next = array("I", [0])
+        self.prev = array("I", [0])
+
+    def append(self, slot: int) -> None:
+        """Link ``slot`` (not in the list) at its end."""
+        next_, prev = self.next, self.prev
+        if slot >= len(next_):
+            extra = max(slot + 1, 2 * len(next_)) - len(next_)
+            next_.frombytes(bytes(4 * extra))
+            prev.frombytes(bytes(4 * extra))
+        last = prev[0]
+        next_[last] = slot
+        prev[slot] = last
+        next_[slot] = 0
+        prev[0] = slot
+
+    def unlink(self, slot: int) -> None:
+        next_, prev = self.next, self.prev
+        before, after = prev[slot], next_[slot]
+        next_[before] = after
+        prev[after] = before
+
+    def move_to_end(self, slot: int, *_: int) -> None:
+        """Move ``slot`` to the end. (It ignores further arguments so that a
+        policy can bind it as its update hook, which also gets sizes.)"""
+        prev = self.prev
+        last = prev[0]
+        if last == slot:
+            return
+        next_ = self.next
+        before, after = prev[slot], next_[slot]
+        next_[before] = after
+        prev[after] = before
+        next_[last] = slot
+        prev[slot] = last
+        next_[slot] = 0
+        prev[0] = slot
+
+    def first(self) -> int:
+        """The first slot (0 when the list is empty)."""
+        return self.next[0]
+
+
+class Chain:
+    """One list of slots in a ``SlotChains`` (0: none). Policies keep few of
+    these (one per distinct use count, one per distinct size)."""
+
+    __slots__ = ("first", "last")
+
+    def __init__(self) -> None:
+        self.first = self.last = 0
+
+    def __bool__(self) -> bool:
+        return self.first != 0
+
+
+class SlotChains:
+    """Many lists of slots in the same two arrays; each list's ends are kept
+    in its ``Chain``. A slot is in at most one chain at a time."""
+
+    __slots__ = ("next", "prev")
+
+    def __init__(self) -> None:
+        self.next = array("I", [0])
+        self.prev = array("I", [0])
+
+    def append(self, chain: Chain, slot: int) -> None:
+        if slot >= len(self.next):
+            extra = max(slot + 1, 2 * len(self.next)) - len(self.next)
+            self.next.frombytes(bytes(4 * extra))
+            self.prev.frombytes(bytes(4 * extra))
+        last = chain.last
+        self.prev[slot] = last
+        self.next[slot] = 0
+        if last:
+            self.next[last] = slot
+        else:
+            chain.first = slot
+        chain.last = slot
+
+    def unlink(self, chain: Chain, slot: int) -> None:
+        before, after = self.prev[slot], self.next[slot]
+        if before:
+            self.next[before] = after
+        else:
+            chain.first = after
+        if after:
+            self.prev[after] = before
+        else:
+            chain.last = before
