@@ -39,6 +39,7 @@ from .engine import (
     DEFAULT_MAX_SIZE,
     DEFAULT_MAX_VALUE_SIZE,
     DEFAULT_POLICY,
+    DEFAULT_SCAN_COUNT,
     POLICIES,
 )
 
@@ -117,6 +118,10 @@ class Settings(BaseSettings):
     max_body_size: int = Field(default=16 * MiB, ge=1024, description="Largest request body, in bytes.")
     max_batch_size: int = Field(default=1000, ge=1, description="Most keys or items in one batch request.")
     max_keys_limit: int = Field(default=10_000, ge=1, description="Largest page size of /admin/keys.")
+    keys_scan_count: int = Field(
+        default=DEFAULT_SCAN_COUNT, ge=1, le=1_000_000,
+        description="Most keys one /admin/keys request examines (a page may hold fewer than its limit).",
+    )
 
     # -- security and the built-in load test ------------------------------------
     auth_token: SecretStr | None = Field(

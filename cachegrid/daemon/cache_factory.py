@@ -21,4 +21,5 @@ def build_cache(settings: Settings, clock: Clock = time.monotonic) -> Cache:
         max_key_length=settings.max_key_length,
         max_value_size=settings.max_value_size,
     )
-    return Cache(settings.eviction_policy, limits, cleanup_interval=settings.cleanup_interval, clock=clock)
+    return Cache(settings.eviction_policy, limits, cleanup_interval=settings.cleanup_interval, clock=clock,
+                 scan_count=settings.keys_scan_count)
