@@ -1,4 +1,20 @@
-"""CacheGrid's HTTP daemon: a falcon WSGI app around the engine."""
+"""CacheGrid's HTTP daemon: a falcon WSGI app around the engine, and how it is served.
+
+Where things live:
+
+- the app: ``app.py`` (``create_app``: routes, auth, error mapping, all in
+  one place), one resource module per URL family (``items.py`` for
+  ``/cache/{key}`` and its ``ttl``/``incr``/``decr``, ``batch.py``,
+  ``admin.py`` for stats, health and keys, ``engine_load_test.py`` for
+  ``/test/load``, ``metrics.py``, ``openapi.py``), ``resources.py`` their
+  base, ``body.py`` request bodies and parameters, ``routing.py`` keys in
+  paths, ``errors.py`` engine errors to HTTP, ``cache_factory.py`` the
+  served cache from the settings;
+- the serving: ``server.py`` (gunicorn, one worker), ``workers.py`` (which
+  worker and why), ``meinheld_worker.py`` and ``gthread_worker.py`` (the two
+  worker classes), ``accesslog.py`` (the batched access log), ``wsgi.py``
+  (``app`` for plain gunicorn).
+"""
 
 from __future__ import annotations
 
