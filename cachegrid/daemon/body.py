@@ -107,16 +107,12 @@ def _parse_exactly(body: bytes) -> Any:
         raise ApiError(400, "invalid_json", "the body is nested too deeply") from None
 
 
-def stored(value: Any) -> bytes:
-    """The compact JSON encoding the cache stores, in a bytes object of its
-    own size: orjson hands back bytes that keep a 4 KiB buffer behind them
-    (measured with tracemalloc: 4,097 bytes held per small value), which is
-    harmless for an answer but would multiply the memory of every entry."""
-    return bytes(memoryview(encode(value)))
-
-
 def encode(value: Any) -> bytes:
-    """The compact JSON encoding of a parsed document or of an answer of ours."""
+    """The compact JSON encoding of a parsed document or of an answer of ours.
+
+    What the cache stores too: orjson's bytes keep a 4 KiB buffer behind
+    them, but the engine stores each value inside a blob of its own (value
+    and trailer joined), so nothing of that buffer outlives the request."""
     try:
         return orjson.dumps(value)
     except orjson.JSONEncodeError:  # an integer beyond 64 bits

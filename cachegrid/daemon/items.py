@@ -25,7 +25,7 @@ import falcon
 
 from ..config import Settings
 from ..engine import ANY, Cache, Entry
-from .body import int_param, json_body, stored, ttl_param
+from .body import encode, int_param, json_body, ttl_param
 from .errors import ApiError
 from .resources import Resource, send_json
 
@@ -96,7 +96,7 @@ class Items(Resource):
         # The key, the TTL's range and the value's size are the engine's to
         # check (it counts what it refuses); HTTP's own limits are checked here.
         ttl = ttl_param(req)
-        value = stored(json_body(req, self.settings.max_body_size))
+        value = encode(json_body(req, self.settings.max_body_size))
         conditions = self._conditions(req)
         if conditions is None:
             result = self.cache.set(key, value, ttl)
