@@ -23,6 +23,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -51,6 +52,15 @@ def key(i: int) -> str:
     return f"user:{i:06d}"
 
 
+def require_tools() -> None:
+    """Exits with what to do when wrk or the project's ``cachegrid`` command is missing."""
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed; install it with `apt-get install -y wrk` (run `apt-get update` "
+                         "first if apt cannot find it), or build it from https://github.com/wg/wrk")
+    if not Path(CLI).exists():
+        raise SystemExit(f"{CLI} is missing: run this with the project's virtualenv (.venv/bin/python)")
+
+
 def exit_on_sigterm() -> None:
     """Turn SIGTERM into SystemExit, so that the ``finally`` blocks stop the servers."""
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
@@ -74,6 +84,11 @@ def clean_environment(settings: dict[str, str] | None = None) -> dict[str, str]:
 
 def cachegrid_bind(port: int) -> list[str]:
     return ["--host", "127.0.0.1", "--port", str(port)]
+
+
+def port_only(port: int) -> list[str]:
+    """``cachegrid serve --port P``: the address as a user gives it (the host is the default, 127.0.0.1)."""
+    return ["--port", str(port)]
 
 
 def gunicorn_bind(port: int) -> list[str]:
@@ -102,10 +117,10 @@ class Server:
         )
 
     @classmethod
-    def cachegrid(cls, name: str, options: list[str], work_dir: Path,
-                  settings: dict[str, str] | None = None) -> Server:
+    def cachegrid(cls, name: str, options: list[str], work_dir: Path, settings: dict[str, str] | None = None,
+                  bind: Callable[[int], list[str]] = cachegrid_bind) -> Server:
         """``cachegrid serve [options]`` with the address added."""
-        return cls(name, [CLI, "serve", *options], "/health", work_dir, settings)
+        return cls(name, [CLI, "serve", *options], "/health", work_dir, settings, bind)
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -308,3 +323,23 @@ def machine_section(extra: list[str] | None = None) -> str:
         f"greenlet {version('greenlet')}, wrk {wrk_version()}",
         *(f"- {line}" for line in extra or []),
     ])
+
+
+def command_line() -> str:
+    """How this script was run, for a report: its path in the repository and its options but the output file."""
+    script = Path(sys.argv[0]).resolve()
+    name = script.relative_to(HERE.parent) if script.is_relative_to(HERE.parent) else script.name
+    options = [arg for arg in sys.argv[1:] if not arg.startswith("--output") and not arg.endswith(".md")]
+    return " ".join([str(name), *options])
+
+
+def publish(parts: list[str], output: Path | None, notes: list[str] | None = None) -> None:
+    """Prints the report (its sections, then the notes, if any) and writes it to ``output``."""
+    if notes:
+        parts = [*parts, "", "## Notes", "", *(f"- {note}" for note in notes)]
+    document = "\n".join(parts) + "\n"
+    print(document)
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(document)
+        log(f"written to {output}")

@@ -58,7 +58,6 @@ import json
 import random
 import re
 import selectors
-import shutil
 import socket
 import statistics
 import sys
@@ -69,8 +68,9 @@ from pathlib import Path
 from typing import Callable
 
 from cachegrid.daemon.workers import meinheld_problem
-from harness import (CLI, FILL_CHUNK, HELLO_APP, VALUE, Run, Server, Workload, exit_on_sigterm, fill_by_batch,
-                     key, log, machine_section, ms, preload, ratio, rss_bytes, run_wrk, table)
+from harness import (FILL_CHUNK, HELLO_APP, VALUE, Run, Server, Workload, command_line, exit_on_sigterm,
+                     fill_by_batch, key, log, machine_section, ms, preload, publish, ratio, require_tools, rss_bytes,
+                     run_wrk, table)
 
 KEYSPACE = 10_000  # keys preloaded for the GET, mixed and batch workloads
 BATCH = 100  # keys per batch request
@@ -548,11 +548,7 @@ def main() -> None:
     args.growth = []
     exit_on_sigterm()
 
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is not installed; install it with `apt-get install -y wrk` (run `apt-get update` "
-                         "first if apt cannot find it), or build it from https://github.com/wg/wrk")
-    if not Path(CLI).exists():
-        raise SystemExit(f"{CLI} is missing: run this with the project's virtualenv (.venv/bin/python)")
+    require_tools()
 
     problem = meinheld_problem()
     kinds = ["gthread"] if problem else ["meinheld", "gthread"]
@@ -573,12 +569,10 @@ def main() -> None:
                 for method in FILLS:
                     memory.append(bench_memory(kind, method, args, work_dir))
 
-    command = "benchmarks/http_bench.py" + "".join(
-        f" {arg}" for arg in sys.argv[1:] if not arg.startswith("--output") and not arg.endswith(".md"))
     parts = [
         "# CacheGrid HTTP benchmark",
         "",
-        f"Measured by `{command.strip()}` on {datetime.date.today().isoformat()} in "
+        f"Measured by `{command_line()}` on {datetime.date.today().isoformat()} in "
         f"{(time.monotonic() - started) / 60:.1f} min. CacheGrid (`cachegrid serve`, one gunicorn worker, access "
         "log on, written to a file) against a falcon hello-world app served the same way "
         "(`benchmarks/hello_app.py`), under each worker kind. All figures are medians of interleaved runs, and "
@@ -597,14 +591,7 @@ def main() -> None:
         args.notes.append("wrk reported errors in some runs: " + "; ".join(errors))
     if args.quick:
         args.notes.append("A --quick smoke run: too few and too short runs to quote.")
-    if args.notes:
-        parts += ["", "## Notes", "", *(f"- {note}" for note in args.notes)]
-    document = "\n".join(parts) + "\n"
-    print(document)
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(document)
-        log(f"written to {args.output}")
+    publish(parts, args.output, args.notes)
 
 
 if __name__ == "__main__":
