@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # A changed patch set rebuilds meinheld: its version names the patches' digest.
 MEINHELD_BUILD := $(wildcard cachegrid/meinheld_build/*.py cachegrid/meinheld_build/patches/*.patch)
 
-.PHONY: setup serve test test-fast bench clean
+.PHONY: setup serve test test-fast bench soak clean
 
 setup: $(STAMP)
 
@@ -32,12 +32,20 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	CACHEGRID_FAST_TESTS_ONLY=1 $(BIN)/python -m pytest -q -m "not process and not fuzz and not slow"
 
-# On demand, not part of the tests: about half an hour on a 2-core machine.
-# Needs wrk (apt-get install wrk). Writes docs/benchmarks-*.md.
+# On demand, not part of the tests: about 45 minutes on a 2-core machine.
+# Needs wrk (apt-get install wrk). Writes docs/benchmarks-*.md. fast_default.py
+# builds stock meinheld once, for its ceiling, in .bench/stock-meinheld.
 bench: $(STAMP)
+	$(BIN)/python benchmarks/fast_default.py --output docs/benchmarks-fast-default.md
 	$(BIN)/python benchmarks/engine_bench.py --output docs/benchmarks-engine.md
 	$(BIN)/python benchmarks/http_bench.py --output docs/benchmarks-http.md
 	$(BIN)/python benchmarks/loadtest_vs_wrk.py --output docs/benchmarks-loadtest.md
+
+# 10 minutes of mixed load on the default server, RSS sampled every 10 s
+# (SOAK_MINUTES=2 for a shorter run). Writes docs/benchmarks-soak.md and .svg.
+SOAK_MINUTES ?= 10
+soak: $(STAMP)
+	$(BIN)/python benchmarks/soak.py --minutes $(SOAK_MINUTES) --output docs/benchmarks-soak.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

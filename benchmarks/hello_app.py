@@ -4,8 +4,9 @@ Run it on demand (``benchmarks/http_bench.py`` starts it)::
 
     .venv/bin/python benchmarks/hello_app.py --port P --worker meinheld|gthread [--threads N]
 
-One route, ``GET /hello``, answers a constant JSON body, the same 25 bytes a
-CacheGrid GET of the benchmark's value answers. Everything around the app is
+One route, ``/hello``, answers a constant JSON body, the same 25 bytes a
+CacheGrid GET of the benchmark's value answers, to a GET and to a PUT (which
+reads the request body first, as a CacheGrid PUT must). Everything around the app is
 CacheGrid's own: the settings are loaded the same way (so ``CACHEGRID_*``
 apply alike) and the server is started through ``cachegrid.daemon.server.serve``
 itself -- the same gunicorn options (one worker, the same worker class and
@@ -14,6 +15,12 @@ keep-alive) and, for meinheld, the project's ``MeinheldWorker`` with the same
 body limit. Only ``CacheGridServer.load`` is replaced, so that the worker loads
 this app instead of CacheGrid's. Whatever CacheGrid's figures lose against this
 app is then the cost of CacheGrid's own code, not of the server around it.
+
+``benchmarks/fast_default.py`` also serves it under plain gunicorn with
+meinheld's stock worker and no CacheGrid at all (``gunicorn -k
+meinheld.gmeinheld.MeinheldWorker 'hello_app:create_app()'``), in an
+environment where CacheGrid is not installed: so nothing but falcon is
+imported at module level.
 """
 
 from __future__ import annotations
@@ -28,6 +35,11 @@ BODY = b'{"name":"Alice","age":30}'
 
 class Hello:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.content_type = falcon.MEDIA_JSON
+        resp.data = BODY
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response) -> None:
+        req.bounded_stream.read()
         resp.content_type = falcon.MEDIA_JSON
         resp.data = BODY
 

@@ -45,44 +45,35 @@ machine lands on the things being compared alike and position in the round
 favours none. Ratios are ratios of the medians. The servers write their
 access log to a file, as they would in production, and run with
 ``CACHEGRID_MAX_SIZE`` raised so that nothing is evicted. wrk reports through
-a Lua ``done()`` that prints JSON (``benchmarks/lua/report.lua``).
+a Lua ``done()`` that prints JSON (``benchmarks/lua/report.lua``). The
+server and wrk handling is shared with the other HTTP benchmarks
+(``benchmarks/harness.py``).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
-import http.client
 import json
-import os
-import platform
 import random
 import re
 import selectors
-import shutil
-import signal
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
 from cachegrid.daemon.workers import meinheld_problem
+from harness import (FILL_CHUNK, HELLO_APP, VALUE, Run, Server, Workload, command_line, exit_on_sigterm,
+                     fill_by_batch, key, log, machine_section, ms, preload, publish, ratio, require_tools, rss_bytes,
+                     run_wrk, table)
 
-HERE = Path(__file__).resolve().parent
-LUA = HERE / "lua"
-HELLO_APP = HERE / "hello_app.py"
-CLI = str(Path(sys.executable).with_name("cachegrid"))
-
-VALUE = b'{"name":"Alice","age":30}'
 KEYSPACE = 10_000  # keys preloaded for the GET, mixed and batch workloads
 BATCH = 100  # keys per batch request
-FILL_CHUNK = 1000  # items per batch set when filling (the server's default max_batch_size)
 FILL_CONNECTIONS = 16
 MAX_SIZE = 1_000_000  # CACHEGRID_MAX_SIZE: above anything stored here, so nothing is evicted
 HIGH_CONNECTIONS, LOW_CONNECTIONS = 32, 1
@@ -96,34 +87,7 @@ GOAL_RSS_PER_ENTRY = 250
 GOAL_GTHREAD_RATIO = 0.8
 
 
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def key(i: int) -> str:
-    return f"user:{i:06d}"
-
-
 # -- the workloads ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Workload:
-    name: str
-    label: str
-    path: str
-    script: str
-    keys: int = 0  # keys per request (batches), for keys/s
-    hello: bool = False  # runs against the hello-world app, not CacheGrid
-    expect_status: int = 200  # what a sanity check of one request must answer
-
-    def wrk_args(self) -> list[str]:
-        # Arguments after "--" reach the script's init(args).
-        if self.script == "mixed.lua":
-            return [str(KEYSPACE)]
-        if self.keys:
-            return [str(self.keys)]
-        return []
 
 
 CEILING = Workload("hello", "hello world (ceiling)", "/hello", "get.lua", hello=True)
@@ -131,159 +95,37 @@ WORKLOADS = [
     Workload("get_hit", "GET hit", f"/cache/{key(42)}", "get.lua"),
     Workload("get_miss", "GET miss", "/cache/absent:000042", "get.lua", expect_status=404),
     Workload("put", "PUT", f"/cache/{key(42)}", "put.lua"),
-    Workload("mixed", "75% GET / 25% PUT", "/", "mixed.lua"),
-    Workload("batch_get", f"batch get, {BATCH} keys", "/cache/batch/get", "batch_get.lua", keys=BATCH),
-    Workload("batch_set", f"batch set, {BATCH} items", "/cache/batch/set", "batch_set.lua", keys=BATCH),
+    Workload("mixed", "75% GET / 25% PUT", "/", "mixed.lua", args=(str(KEYSPACE), "0.75")),
+    Workload("batch_get", f"batch get, {BATCH} keys", "/cache/batch/get", "batch_get.lua", args=(str(BATCH),),
+             keys=BATCH),
+    Workload("batch_set", f"batch set, {BATCH} items", "/cache/batch/set", "batch_set.lua", args=(str(BATCH),),
+             keys=BATCH),
 ]
 
 
 # -- servers ---------------------------------------------------------------------
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def server_environment() -> dict[str, str]:
-    # The same settings for CacheGrid and the ceiling: the caller's CACHEGRID_*
-    # are dropped, only the item limit is raised (the default, 10,000, would
-    # evict during the memory fill).
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("CACHEGRID_")}
-    environment["CACHEGRID_MAX_SIZE"] = str(MAX_SIZE)
-    return environment
+# The same settings for CacheGrid and the ceiling: the caller's CACHEGRID_* are
+# dropped (harness.Server), only the item limit is raised (the default, 10,000,
+# would evict during the memory fill).
+SETTINGS = {"CACHEGRID_MAX_SIZE": str(MAX_SIZE)}
 
 
-class Server:
-    """One gunicorn master (CacheGrid or the hello app) on a free port; ``stop`` kills it."""
-
-    def __init__(self, name: str, command: list[str], health_path: str, work_dir: Path) -> None:
-        self.name = name
-        self.port = free_port()
-        self.health_path = health_path
-        self.requests_sent = 0  # by wrk, to relate the worker's RSS growth to requests
-        self.rss_start = 0
-        self.log_path = work_dir / f"{name}.log"
-        self.log = self.log_path.open("wb")
-        # cwd is the scratch directory, so no etc/cachegrid.toml of the caller is read;
-        # a new session, so that stop() can kill the worker too if the master hangs.
-        self.process = subprocess.Popen(
-            [*command, "--host", "127.0.0.1", "--port", str(self.port)],
-            stdout=self.log, stderr=subprocess.STDOUT, env=server_environment(), cwd=work_dir,
-            start_new_session=True,
-        )
-
-    @classmethod
-    def cachegrid(cls, kind: str, threads: int | None, work_dir: Path, tag: str = "") -> Server:
-        command = [CLI, "serve", "--worker", kind] + (["--threads", str(threads)] if threads else [])
-        return cls(f"cachegrid-{kind}{tag}", command, "/health", work_dir)
-
-    @classmethod
-    def hello(cls, kind: str, threads: int | None, work_dir: Path) -> Server:
-        command = [sys.executable, str(HELLO_APP), "--worker", kind] + (["--threads", str(threads)] if threads else [])
-        return cls(f"hello-{kind}", command, "/hello", work_dir)
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        try:
-            connection.request(method, path, body=body, headers={"Content-Type": "application/json"})
-            response = connection.getresponse()
-            return response.status, response.read()
-        finally:
-            connection.close()
-
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise SystemExit(f"{self.name} exited with {self.process.returncode}; see its log:\n"
-                                 + self.log_path.read_text(errors="replace")[-2000:])
-            try:
-                if self.request("GET", self.health_path)[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise SystemExit(f"{self.name} did not answer within {timeout:g} s")
-
-    def worker_pid(self, timeout: float = 10.0) -> int:
-        """The gunicorn worker: the one child of the master."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
-            if len(children) == 1:
-                return int(children[0])
-            time.sleep(0.1)
-        raise SystemExit(f"{self.name}: cannot find its one worker process")
-
-    def stop(self) -> None:
-        try:
-            if self.process.poll() is None:
-                self.process.send_signal(signal.SIGTERM)
-                try:
-                    self.process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    pass
-            # The session started for this server only: its master and its worker.
-            try:
-                os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.process.wait(timeout=10)
-        finally:
-            self.log.close()
-
-    def log_problems(self) -> int:
-        """Lines of its log that report errors (tracebacks, ERROR, CRITICAL)."""
-        text = self.log_path.read_text(errors="replace")
-        return sum(1 for line in text.splitlines() if re.search(r"Traceback|\[ERROR\]|\[CRITICAL\]", line))
+def threads_option(threads: int | None) -> list[str]:
+    return ["--threads", str(threads)] if threads else []
 
 
-def preload(server: Server, count: int) -> None:
-    """Stores key(0) .. key(count - 1) with batch set, FILL_CHUNK items a request."""
-    for start in range(0, count, FILL_CHUNK):
-        items = {key(i): json.loads(VALUE) for i in range(start, min(start + FILL_CHUNK, count))}
-        status, body = server.request("POST", "/cache/batch/set", json.dumps({"items": items}).encode())
-        if status != 200:
-            raise SystemExit(f"{server.name}: batch set answered {status}: {body[:200]!r}")
+def cachegrid_server(kind: str, threads: int | None, work_dir: Path, tag: str = "") -> Server:
+    return Server.cachegrid(f"cachegrid-{kind}{tag}", ["--worker", kind, *threads_option(threads)], work_dir,
+                            SETTINGS)
+
+
+def hello_server(kind: str, threads: int | None, work_dir: Path) -> Server:
+    command = [sys.executable, str(HELLO_APP), "--worker", kind, *threads_option(threads)]
+    return Server(f"hello-{kind}", command, "/hello", work_dir, SETTINGS)
 
 
 # -- wrk -------------------------------------------------------------------------
-
-
-@dataclass
-class Run:
-    requests: int
-    rps: float
-    p50_ms: float
-    p99_ms: float
-    errors: dict[str, int]
-
-
-def run_wrk(url: str, workload: Workload, connections: int, duration: int) -> Run:
-    threads = 1 if connections == 1 else 2
-    command = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s", "--latency",
-               "--timeout", "10s", "-s", str(LUA / workload.script), url, "--", *workload.wrk_args()]
-    # subprocess.run kills wrk if it overruns the timeout.
-    result = subprocess.run(command, capture_output=True, text=True, timeout=duration + 30)
-    match = re.search(r"^BENCH_JSON (.*)$", result.stdout, re.MULTILINE)
-    if result.returncode != 0 or not match:
-        raise SystemExit(f"wrk failed ({result.returncode}): {' '.join(command)}\n{result.stdout}\n{result.stderr}")
-    report = json.loads(match.group(1))
-    errors = {kind: count for kind, count in report["errors"].items() if count}
-    if workload.expect_status != 200:
-        errors.pop("status", None)  # the answers to a GET miss are all 404: expected
-    return Run(
-        requests=report["requests"],
-        rps=report["requests"] / (report["duration_us"] / 1e6),
-        p50_ms=report["p50_us"] / 1000,
-        p99_ms=report["p99_us"] / 1000,
-        errors=errors,
-    )
 
 
 @dataclass
@@ -339,8 +181,8 @@ def bench_http(kinds: list[str], args: argparse.Namespace, work_dir: Path) -> di
     servers: dict[tuple[str, bool], Server] = {}
     try:
         for kind in kinds:
-            servers[kind, False] = Server.cachegrid(kind, args.threads, work_dir)
-            servers[kind, True] = Server.hello(kind, args.threads, work_dir)
+            servers[kind, False] = cachegrid_server(kind, args.threads, work_dir)
+            servers[kind, True] = hello_server(kind, args.threads, work_dir)
         for server in servers.values():
             server.wait_ready()
         for kind in kinds:
@@ -472,29 +314,6 @@ def fill_by_put(port: int, names: list[str], timeout: float = 600.0) -> None:
         selector.close()
 
 
-def fill_by_batch(port: int, names: list[str]) -> None:
-    """Batch sets of FILL_CHUNK items over one keep-alive connection."""
-    item = json.loads(VALUE)
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    try:
-        for start in range(0, len(names), FILL_CHUNK):
-            body = json.dumps({"items": {name: item for name in names[start:start + FILL_CHUNK]}}).encode()
-            connection.request("POST", "/cache/batch/set", body=body, headers={"Content-Type": "application/json"})
-            response = connection.getresponse()
-            answer = response.read()
-            if response.status != 200:
-                raise SystemExit(f"a batch set answered {response.status}: {answer[:200]!r}")
-    finally:
-        connection.close()
-
-
-def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise SystemExit(f"no VmRSS for process {pid}")
-
-
 @dataclass
 class Memory:
     kind: str
@@ -523,7 +342,7 @@ FILLS: dict[str, Callable[[int, list[str]], None]] = {
 
 def bench_memory(kind: str, method: str, args: argparse.Namespace, work_dir: Path) -> Memory:
     fill = FILLS[method]
-    server = Server.cachegrid(kind, args.threads, work_dir, tag=f"-memory-{'put' if method == 'PUT' else 'batch'}")
+    server = cachegrid_server(kind, args.threads, work_dir, tag=f"-memory-{'put' if method == 'PUT' else 'batch'}")
     try:
         server.wait_ready()
         pid = server.worker_pid()
@@ -552,60 +371,6 @@ def bench_memory(kind: str, method: str, args: argparse.Namespace, work_dir: Pat
 # -- the report ------------------------------------------------------------------
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def version(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def wrk_version() -> str:
-    # `wrk -v` prints its version line and the usage, and exits with 1.
-    output = subprocess.run(["wrk", "-v"], capture_output=True, text=True, timeout=10).stdout
-    return output.splitlines()[0].split(" Copyright")[0].removeprefix("wrk ").strip() if output else "?"
-
-
-def table(header: list[str], rows: list[list[str]]) -> str:
-    align = ["---"] + ["---:"] * (len(header) - 1)
-    if header[:2] == ["worker", "workload"]:
-        align[1] = "---"
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def ms(value: float) -> str:
-    return f"{value:.2f}"
-
-
-def ratio(value: float) -> str:
-    return f"{value:.2f}x"
-
-
-def machine_section() -> str:
-    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return "\n".join([
-        "## Machine",
-        "",
-        f"- CPU: {cpu_model()}, {os.cpu_count()} cores ({affinity} usable by this process); the servers and "
-        "wrk share them",
-        f"- {platform.system()} {platform.release()}, Python {platform.python_version()} "
-        f"({platform.python_implementation()})",
-        f"- falcon {version('falcon')}, gunicorn {version('gunicorn')}, meinheld {version('meinheld')}, "
-        f"greenlet {version('greenlet')}, wrk {wrk_version()}",
-    ])
-
-
 def http_sections(cells: dict[tuple[str, str, int], Cell], kinds: list[str], args: argparse.Namespace) -> str:
     def ceiling(kind: str, connections: int) -> Cell:
         return cells[kind, CEILING.name, connections]
@@ -630,7 +395,7 @@ def http_sections(cells: dict[tuple[str, str, int], Cell], kinds: list[str], arg
         "better). Spread: (max - min) / median of the runs' requests/s.",
         "",
         table(["worker", "workload", "req/s", "keys/s", "p50 ms", "p99 ms", "req/s ÷ ceiling", "p99 ÷ ceiling",
-               "spread"], high_rows),
+               "spread"], high_rows, text_columns=2),
     ]
 
     low_rows = []
@@ -648,7 +413,8 @@ def http_sections(cells: dict[tuple[str, str, int], Cell], kinds: list[str], arg
         f"`wrk -t 1 -c {LOW_CONNECTIONS} -d {args.duration}s`; medians of {args.rounds} runs; one request "
         "in flight, so req/s is 1 / mean latency.",
         "",
-        table(["worker", "workload", "p50 ms", "p99 ms", "req/s", "req/s ÷ ceiling", "p99 ÷ ceiling"], low_rows),
+        table(["worker", "workload", "p50 ms", "p99 ms", "req/s", "req/s ÷ ceiling", "p99 ÷ ceiling"], low_rows,
+              text_columns=2),
     ]
 
     if len(kinds) == 2:
@@ -780,12 +546,9 @@ def main() -> None:
             setattr(args, name, default)
     args.notes = []
     args.growth = []
+    exit_on_sigterm()
 
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is not installed; install it with `apt-get install -y wrk` (run `apt-get update` "
-                         "first if apt cannot find it), or build it from https://github.com/wg/wrk")
-    if not Path(CLI).exists():
-        raise SystemExit(f"{CLI} is missing: run this with the project's virtualenv (.venv/bin/python)")
+    require_tools()
 
     problem = meinheld_problem()
     kinds = ["gthread"] if problem else ["meinheld", "gthread"]
@@ -806,12 +569,10 @@ def main() -> None:
                 for method in FILLS:
                     memory.append(bench_memory(kind, method, args, work_dir))
 
-    command = "benchmarks/http_bench.py" + "".join(
-        f" {arg}" for arg in sys.argv[1:] if not arg.startswith("--output") and not arg.endswith(".md"))
     parts = [
         "# CacheGrid HTTP benchmark",
         "",
-        f"Measured by `{command.strip()}` on {datetime.date.today().isoformat()} in "
+        f"Measured by `{command_line()}` on {datetime.date.today().isoformat()} in "
         f"{(time.monotonic() - started) / 60:.1f} min. CacheGrid (`cachegrid serve`, one gunicorn worker, access "
         "log on, written to a file) against a falcon hello-world app served the same way "
         "(`benchmarks/hello_app.py`), under each worker kind. All figures are medians of interleaved runs, and "
@@ -830,14 +591,7 @@ def main() -> None:
         args.notes.append("wrk reported errors in some runs: " + "; ".join(errors))
     if args.quick:
         args.notes.append("A --quick smoke run: too few and too short runs to quote.")
-    if args.notes:
-        parts += ["", "## Notes", "", *(f"- {note}" for note in args.notes)]
-    document = "\n".join(parts) + "\n"
-    print(document)
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(document)
-        log(f"written to {args.output}")
+    publish(parts, args.output, args.notes)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
--- 75% GET / 25% PUT over a preloaded keyspace (user:000000 .. user:N-1, all
--- present). Usage: wrk ... -s mixed.lua URL -- [keyspace]
+-- GETs and PUTs (75% / 25% unless told) over a preloaded keyspace
+-- (user:000000 .. user:N-1, all present).
+-- Usage: wrk ... -s mixed.lua URL -- [keyspace [get share]], e.g. -- 100000 0.8
 -- The requests are formatted once in init(); request() only picks one, so
 -- wrk's per-request cost stays small (it still calls Lua per request).
 dofile(debug.getinfo(1, "S").source:match("^@(.*/)") .. "report.lua")
 
-local GET_SHARE = 0.75
+local get_share = 0.75
 local gets, puts, count = {}, {}, 0
 local threads = 0
 
@@ -16,6 +17,7 @@ end
 
 function init(args)
    count = tonumber(args[1]) or 10000
+   get_share = tonumber(args[2]) or get_share
    math.randomseed(seed or 1)
    local headers = {["Content-Type"] = "application/json"}
    local body = '{"name":"Alice","age":30}'
@@ -27,7 +29,7 @@ function init(args)
 end
 
 function request()
-   if math.random() < GET_SHARE then
+   if math.random() < get_share then
       return gets[math.random(count)]
    end
    return puts[math.random(count)]
