@@ -25,7 +25,6 @@ import platform
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -34,10 +33,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
+from cachegrid.testing import CLI, children, free_port
+
 HERE = Path(__file__).resolve().parent
 LUA = HERE / "lua"
 HELLO_APP = HERE / "hello_app.py"
-CLI = str(Path(sys.executable).with_name("cachegrid"))
 
 VALUE = b'{"name":"Alice","age":30}'
 FILL_CHUNK = 1000  # items per batch set when filling (the server's default max_batch_size)
@@ -67,12 +67,6 @@ def exit_on_sigterm() -> None:
 
 
 # -- servers ---------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def clean_environment(settings: dict[str, str] | None = None) -> dict[str, str]:
@@ -153,9 +147,9 @@ class Server:
         """The gunicorn worker: the one child of the master."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
-            if len(children) == 1:
-                return int(children[0])
+            workers = children(self.process.pid)
+            if len(workers) == 1:
+                return workers[0]
             time.sleep(0.1)
         raise SystemExit(f"{self.name}: cannot find its one worker process")
 
