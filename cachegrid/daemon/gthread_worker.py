@@ -35,6 +35,7 @@ import time
 from functools import partial
 from typing import Any
 
+from gunicorn.workers.gthread import TConn  # the connection type gthread's threads expect
 from gunicorn.workers.gthread import ThreadWorker as GunicornThreadWorker
 
 HEAD_LIMIT = 64 * 1024  # past this the parser refuses the head itself (431)
@@ -79,8 +80,6 @@ class ThreadWorker(GunicornThreadWorker):
                 raise
             return
         self.nr_conns += 1
-        from gunicorn.workers.gthread import TConn  # the connection type gthread's threads expect
-
         conn = TConn(self.cfg, client_sock, client_addr, listener.getsockname())  # non-blocking
         self._read_head_of(conn)
 
