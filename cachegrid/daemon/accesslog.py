@@ -69,6 +69,12 @@ class AccessLog:
             except (OSError, ValueError):  # stderr closed or gone: nothing to tell
                 pass
 
+    def flush_if_due(self) -> None:
+        """Write what is held if ``interval`` has passed since the last write:
+        what an idle server's periodic caller (a thread, meinheld's watchdog) does."""
+        if self.lines and self.clock() - self.written_at >= self.interval:
+            self.flush()
+
     def close(self) -> None:
         self._stop.set()
         self.flush()
@@ -79,5 +85,4 @@ class AccessLog:
 
     def _flush_forever(self) -> None:
         while not self._stop.wait(self.interval):
-            if self.lines and self.clock() - self.written_at >= self.interval:
-                self.flush()
+            self.flush_if_due()

@@ -102,9 +102,8 @@ class MeinheldWorker(Worker):
             signal.signal(signal.SIGQUIT, self.handle_quit)
             self._signals_restored = True
         self.notify()
-        lines = self.access_lines
-        if lines and lines.lines and lines.clock() - lines.written_at >= lines.interval:
-            lines.flush()
+        if self.access_lines:
+            self.access_lines.flush_if_due()
         if self.ppid != os.getppid():
             self.log.info("Parent changed, shutting down: %s", self)
             server.stop(int(self.cfg.graceful_timeout))
