@@ -29,6 +29,7 @@ and the server then runs on gthread and says why at start.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
@@ -51,6 +52,7 @@ def patch_files() -> list[Path]:
     return sorted(PATCHES.glob("*.patch"))
 
 
+@functools.cache  # the shipped patches do not change while a process runs
 def patch_digest() -> str:
     """A short digest of the patch set: names and contents, in order."""
     digest = hashlib.sha256()
