@@ -668,3 +668,76 @@ class Store:
             "hit_ratio": self.hits / lookups if lookups else 0.0,
             "policy": self.name,
         }
+
+    # -- snapshots (snapshot.py): the store's whole surface for them ----------------
+    # Kept apart on purpose: the on-disk format lives in snapshot.py and
+    # relies only on these methods and the three policy hooks below.
+
+    def _snapshot_order(self) -> Iterator[int]:
+        """Every held slot, coldest first (the next victim first). The default,
+        for a policy that keeps no order of its own: insertion order."""
+        for blob in self._data.values():
+            yield _unpack_from(blob, len(blob) - TRAILER_SIZE)[2]
+
+    def _snapshot_hint(self, slot: int) -> int:
+        """What the policy keeps about ``slot`` beyond its place in the order
+        (lfu: its use count); 0 for a policy that keeps nothing."""
+        return 0
+
+    def _restore_hint(self, slot: int, hint: int) -> None:
+        """Give the just-restored entry at ``slot`` its ``_snapshot_hint``."""
+
+    def export_entries(self, wall_now: float) -> Iterator[tuple[str, bytes, float | None, int]]:
+        """Every held entry (expired ones too: a loader drops them) as (key,
+        value, expiry as a wall-clock time or None, policy hint), coldest
+        first. ``wall_now`` is ``time.time()`` taken with the store's clock,
+        to turn its expiry times into wall-clock ones. The caller keeps the
+        store still while it iterates (the lock, or a forked copy)."""
+        offset = wall_now - self.clock()
+        data, key_at, hint = self._data, self.key_at, self._snapshot_hint
+        for slot in self._snapshot_order():
+            key = key_at(slot)
+            blob = data[key]  # type: ignore[index]
+            end = len(blob) - TRAILER_SIZE
+            expires_at = _unpack_from(blob, end)[0]
+            yield key, blob[:end], None if expires_at == FOREVER else expires_at + offset, hint(slot)  # type: ignore[misc]
+
+    def restore(
+        self, records: list[tuple[str, bytes, float | None, int]], wall_now: float, hints: bool = True
+    ) -> tuple[int, int, int]:
+        """Insert ``records`` as ``export_entries`` yields them (coldest first,
+        so the policy ends up in the same order) and return (restored,
+        expired, left out by the limits). Expired records are dropped; when
+        the limits are smaller than the records, the hottest that fit are
+        kept. ``hints``: apply the policy hints (only when the records come
+        from the same policy). Counts no set; draws new versions."""
+        now = self.clock()
+        offset = now - wall_now
+        live = []
+        expired = too_large = 0
+        for key, value, wall_expiry, hint in records:
+            if wall_expiry is not None and wall_expiry + offset <= now:
+                expired += 1
+                continue
+            length = key_length(key)
+            if length > self.max_key_length or len(value) > self.max_value_size:
+                too_large += 1
+                continue
+            live.append((key, length, value, FOREVER if wall_expiry is None else wall_expiry + offset, hint))
+        # The hottest that fit: walk back from the hottest end while they fit.
+        start, entries, memory = len(live), 0, self._memory
+        while start > 0 and len(self._data) + entries < self.max_size:
+            key, length, value, expires_at, _ = live[start - 1]
+            charge = length + len(value) + self._overheads[expires_at != FOREVER]
+            if memory + charge > self.max_memory:
+                break
+            memory += charge
+            entries += 1
+            start -= 1
+        data = self._data
+        for key, length, value, expires_at, hint in live[start:]:
+            self._write(key, length, value, expires_at, data.get(key))
+            if hints and hint:
+                blob = data[key]
+                self._restore_hint(_unpack_from(blob, len(blob) - TRAILER_SIZE)[2], hint)
+        return len(live) - start, expired, too_large + start
