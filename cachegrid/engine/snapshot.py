@@ -261,6 +261,10 @@ def read_file(path: str | os.PathLike[str]) -> Snapshot:
     """The snapshot in ``path``, checked whole (see the module docstring);
     SnapshotError (or OSError) when it cannot be used."""
     data = Path(path).read_bytes()
+    if not data:
+        raise Truncated("the file is empty")
+    if len(data) < _PRELUDE.size and MAGIC.startswith(data[:len(MAGIC)]):
+        raise Truncated(f"the file is {len(data)} bytes, shorter than the snapshot prelude")
     if len(data) < _PRELUDE.size or not data.startswith(MAGIC):
         raise NotASnapshot("not a CacheGrid snapshot (its first bytes are not the snapshot magic)")
     _, version, header_size = _PRELUDE.unpack_from(data)
@@ -285,12 +289,15 @@ def read_file(path: str | os.PathLike[str]) -> Snapshot:
     checksum_ok = hashlib.sha256(memoryview(data)[:end]).digest() == data[end:]
     if not checksum_ok:
         # Tell a cut file from a damaged one: do the records run past the end?
+        # (Records that reach into the last 32 bytes: the checksum was cut off.)
         try:
-            _parse_records(data, header_end, len(data), count, ALLOWED_FLAGS[version])
-        except Truncated as error:
-            raise Truncated(str(error)) from None
+            _, records_end = _parse_records(data, header_end, len(data), count, ALLOWED_FLAGS[version])
         except Corrupt:
-            pass
+            records_end = end
+        except Truncated as error:
+            raise Truncated(f"the checksum does not match and {error}: the file was cut short") from None
+        if records_end > end:
+            raise Truncated(f"the file ends {records_end + CHECKSUM_SIZE - len(data)} bytes before its checksum does")
         raise Corrupt("the checksum does not match the content")
     records, offset = _parse_records(data, header_end, end, count, ALLOWED_FLAGS[version])
     if offset != end:
