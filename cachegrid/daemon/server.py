@@ -116,8 +116,14 @@ class CacheGridServer(BaseApplication):
             "control_socket_disable": True,
             "on_starting": on_starting,
             "nworkers_changed": nworkers_changed,
+            "post_fork": self._remember_worker,
         }
+        self.worker: Any = None
         super().__init__()
+
+    def _remember_worker(self, server: Any, worker: Any) -> None:
+        # In the worker: its heartbeat is what the snapshot load keeps going.
+        self.worker = worker
 
     def load_config(self) -> None:
         for key, value in self.options.items():
@@ -128,7 +134,7 @@ class CacheGridServer(BaseApplication):
         # Runs in the worker, after the fork: the engine and its sweeper live there.
         from .app import create_app
 
-        return create_app(self.settings)
+        return create_app(self.settings, heartbeat=self.worker.notify if self.worker is not None else None)
 
 
 def serve(settings: Settings) -> None:
