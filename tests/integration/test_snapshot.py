@@ -291,3 +291,21 @@ def test_large_values_any_key_and_an_empty_cache_survive_a_restart(start_server,
     for key, value in keys.items():
         status, _, raw = server.request("GET", f"/cache/{quote(key, safe='')}")
         assert status == 200 and json.loads(raw) == value, key
+
+
+@pytest.mark.parametrize("worker", worker_kinds())
+def test_sighup_hands_the_cache_over_to_the_new_worker(worker: str, start_server, tmp_path: Path) -> None:
+    server = start_server("--worker", worker, "--snapshot-path", str(tmp_path / "cache.snap"),
+                          "--snapshot-interval", "0")
+    items = {f"k{number}": number for number in range(3000)}
+    put_many(server, items)  # no snapshot yet: SIGHUP takes a fresh one for the new worker
+    [old] = server.workers()
+    server.process.send_signal(signal.SIGHUP)
+    new = wait_for_new_worker(server, old)
+    deadline = time.monotonic() + 30
+    while old in server.workers() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.workers() == [new]
+    assert get_many(server, list(items)) == items
+    assert snapshot_state(server)["loaded"]["entries"] == 3000
+    assert "handed over a snapshot of 3000 entries" in server.output()
