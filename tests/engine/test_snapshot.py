@@ -386,3 +386,8 @@ def test_the_heartbeat_is_called_while_a_load_runs(tmp_path: Path) -> None:
 def test_a_negative_interval_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="interval must be 0"):
         Snapshotter(Cache("lru"), tmp_path / "s", interval=-1)
+
+
+def test_the_file_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    path = snapshot_of(filled(), tmp_path / "cache.snap")
+    assert path.stat().st_mode & 0o777 == 0o600

@@ -93,6 +93,7 @@ def test_a_killed_child_is_reported_and_leaves_the_previous_file(tmp_path: Path)
     assert snapshotter.wait(timeout=60)
     assert snapshotter.last.result == "failed" and "ended with status" in snapshotter.last.error
     assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache.snap"]  # its partial file is gone
 
 
 def test_the_interval_thread_writes_snapshots_and_stops_at_shutdown(tmp_path: Path) -> None:
