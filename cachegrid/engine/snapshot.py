@@ -86,6 +86,7 @@ layout is a matter of re-pointing these:
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
@@ -420,6 +421,10 @@ class Snapshotter:
         report = LoadReport(file=str(self.path))
         stop = threading.Event()
         beating = _keep_beating(heartbeat, stop)
+        # A million records are a million new tuples: the cyclic collector
+        # would walk them again and again for nothing (none holds a cycle).
+        collecting = gc.isenabled()
+        gc.disable()
         try:
             snapshot = read_file(self.path)
             report.written_at = snapshot.header.get("written_at")
@@ -439,6 +444,8 @@ class Snapshotter:
             kept = f"the file is kept as {moved}" if moved else "the file could not be moved aside"
             log.error("snapshot %s cannot be loaded: %s; starting empty, %s", self.path, error, kept)
         finally:
+            if collecting:
+                gc.enable()
             stop.set()
             if beating.is_alive():
                 beating.join()

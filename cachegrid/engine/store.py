@@ -87,6 +87,7 @@ import time
 from array import array
 from dataclasses import dataclass
 from math import isfinite
+from operator import itemgetter
 from typing import Any, Callable, Collection, Iterable, Iterator, Literal, Mapping, NamedTuple, Union
 
 from .entry import Entry
@@ -713,31 +714,75 @@ class Store:
         from the same policy). Counts no set; draws new versions."""
         now = self.clock()
         offset = now - wall_now
-        live = []
-        expired = too_large = 0
-        for key, value, wall_expiry, hint in records:
-            if wall_expiry is not None and wall_expiry + offset <= now:
-                expired += 1
-                continue
-            length = key_length(key)
-            if length > self.max_key_length or len(value) > self.max_value_size:
+        # Whether everything fits for sure (UTF-8 is at most 4 bytes a
+        # character); if not, find the hottest that fit first.
+        keys_bound = 4 * sum(map(len, map(itemgetter(0), records)))
+        values = sum(map(len, map(itemgetter(1), records)))
+        charges_bound = keys_bound + values + len(records) * self._overheads[True]
+        fits = (len(self._data) + len(records) <= self.max_size
+                and self._memory + charges_bound <= self.max_memory)
+        start = 0 if fits else self._first_that_fits(records, now, offset)
+        data, write, restore_hint = self._data, self._write, self._restore_hint
+        max_key_length, max_value_size = self.max_key_length, self.max_value_size
+        restored = expired = too_large = 0
+        for index in range(start, len(records)):
+            key, value, wall_expiry, hint = records[index]
+            if wall_expiry is None:
+                expires_at = FOREVER
+            else:
+                expires_at = wall_expiry + offset
+                if expires_at <= now:
+                    expired += 1
+                    continue
+            length = len(key) if key.isascii() else key_length(key)
+            if length > max_key_length or len(value) > max_value_size:
                 too_large += 1
                 continue
-            live.append((key, length, value, FOREVER if wall_expiry is None else wall_expiry + offset, hint))
-        # The hottest that fit: walk back from the hottest end while they fit.
-        start, entries, memory = len(live), 0, self._memory
-        while start > 0 and len(self._data) + entries < self.max_size:
-            key, length, value, expires_at, _ = live[start - 1]
-            charge = length + len(value) + self._overheads[expires_at != FOREVER]
-            if memory + charge > self.max_memory:
-                break
-            memory += charge
-            entries += 1
-            start -= 1
-        data = self._data
-        for key, length, value, expires_at, hint in live[start:]:
-            self._write(key, length, value, expires_at, data.get(key))
+            write(key, length, value, expires_at, data.get(key))
+            restored += 1
             if hints and hint:
                 blob = data[key]
-                self._restore_hint(_unpack_from(blob, len(blob) - TRAILER_SIZE)[2], hint)
-        return len(live) - start, expired, too_large + start
+                restore_hint(_unpack_from(blob, len(blob) - TRAILER_SIZE)[2], hint)
+        if start:  # what was cut: the expired and oversized among them are counted as such
+            skipped_expired, skipped_too_large, left_out = self._classify(records[:start], now, offset)
+            expired += skipped_expired
+            too_large += skipped_too_large
+        else:
+            left_out = 0
+        return restored, expired, too_large + left_out
+
+    def _restore_keeps(self, record: tuple[str, bytes, float | None, int], now: float, offset: float) -> int | None:
+        """The charge of a record ``restore`` would insert, or None (expired, oversized)."""
+        key, value, wall_expiry, _ = record
+        if wall_expiry is not None and wall_expiry + offset <= now:
+            return None
+        length = key_length(key)
+        if length > self.max_key_length or len(value) > self.max_value_size:
+            return None
+        return length + len(value) + self._overheads[wall_expiry is not None]
+
+    def _first_that_fits(self, records: list[tuple[str, bytes, float | None, int]], now: float,
+                         offset: float) -> int:
+        """The index from which the records ``restore`` keeps fit the limits:
+        walking back from the hottest while they fit."""
+        start, entries, memory = len(records), len(self._data), self._memory
+        while start > 0:
+            charge = self._restore_keeps(records[start - 1], now, offset)
+            if charge is not None:
+                if entries >= self.max_size or memory + charge > self.max_memory:
+                    break
+                entries += 1
+                memory += charge
+            start -= 1
+        return start
+
+    def _classify(self, records: list[tuple[str, bytes, float | None, int]], now: float,
+                  offset: float) -> tuple[int, int, int]:
+        """(expired, oversized, left out by the limits) among records ``restore`` cut."""
+        expired = too_large = 0
+        for key, value, wall_expiry, _ in records:
+            if wall_expiry is not None and wall_expiry + offset <= now:
+                expired += 1
+            elif key_length(key) > self.max_key_length or len(value) > self.max_value_size:
+                too_large += 1
+        return expired, too_large, len(records) - expired - too_large
