@@ -10,7 +10,9 @@ files). The cache lives in the worker process, so:
   ``nworkers_changed`` puts the count back to 1 after a SIGTTIN;
 - the app (and the engine's sweeper thread) is built in the worker, after the
   fork (``preload_app`` off), since threads do not survive ``fork``;
-- ``max_requests`` stays 0: a worker restart empties the cache.
+- ``max_requests`` stays 0: a worker restart empties the cache (or, with
+  ``snapshot_path``, reloads the last snapshot: docs/snapshots.md; on SIGHUP
+  ``on_reload`` asks the old worker for a fresh one first).
 
 The same hooks are exported for plain gunicorn (``gunicorn -c
 python:cachegrid.daemon.server cachegrid.daemon.wsgi:app``), which is how

@@ -1,5 +1,6 @@
-"""The systemd units turn snapshots on, in a directory systemd keeps for the service,
-with the memory a fork-based snapshot needs; the units still verify (tests/deploy)."""
+"""The systemd units turn snapshots on, in a directory systemd keeps for the
+service (the memory budget of a forked snapshot and the units' verification
+are checked in tests/deploy/test_systemd.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from cachegrid.config import Settings
 from tests.deploy.test_systemd import SERVICES, UNITS, unit_value
 
 
@@ -20,12 +20,3 @@ def test_the_snapshot_lives_under_the_state_directory(unit_file: str) -> None:
     assert path.startswith("%S/cachegrid/") and Path(path).suffix == ".snap"
     if "@" in unit_file:
         assert "%i" in path  # one file per instance
-
-
-@pytest.mark.parametrize("unit_file", sorted(SERVICES))
-def test_memory_max_budgets_the_copy_of_a_background_snapshot(unit_file: str) -> None:
-    [memory_max] = unit_value((UNITS / unit_file).read_text(), "MemoryMax")
-    units = {"K": 2**10, "M": 2**20, "G": 2**30}
-    limit = int(memory_max[:-1]) * units[memory_max[-1]]
-    budget = Settings.model_fields["max_memory_mb"].default * 2**20
-    assert limit >= 2 * budget + 256 * 2**20
