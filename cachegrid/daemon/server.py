@@ -117,16 +117,22 @@ def hand_over_snapshot(settings: Settings, log: Any, poll: float = 0.05) -> bool
             connection.close()
 
     deadline = time.monotonic() + settings.timeout
-    try:
-        status, state = call("POST")
-        if status not in (202, 409):
-            raise OSError(f"POST /admin/snapshot answered {status}: {state.get('message')}")
+
+    def finished(state: dict[str, Any]) -> dict[str, Any]:
         while state.get("running") and time.monotonic() < deadline:
             time.sleep(poll)
-            status, state = call("GET")
-        if status == 409 and state.get("error") == "snapshot_running":
-            raise OSError("a snapshot was running and did not end in time")
-    except (OSError, ValueError) as error:
+            state = call("GET")[1]
+        return state
+
+    try:
+        status, state = call("POST")
+        if status == 409 and state.get("error") == "snapshot_running":  # an interval one: then a fresh one
+            finished(state["state"])
+            status, state = call("POST")
+        if status != 202:
+            raise OSError(f"POST /admin/snapshot answered {status}: {state.get('message')}")
+        state = finished(state)
+    except (OSError, ValueError, KeyError) as error:
         log.warning("SIGHUP: no fresh snapshot for the new worker (%s); it loads the last one on disk", error)
         return False
     last = state.get("last", {})

@@ -503,8 +503,13 @@ class Snapshotter:
                     os._exit(code)
 
             started = time.monotonic()
-            pid = self.cache.fork_locked(child)
-            os.close(write_end)
+            try:
+                pid = self.cache.fork_locked(child)
+            except BaseException:  # no child (ENOMEM, EAGAIN): nothing runs
+                os.close(read_end)
+                raise
+            finally:
+                os.close(write_end)
             running = self._running = _Running(pid, meta["written_at"], started, trigger)
         threading.Thread(target=self._reap, args=(running, read_end), name="cachegrid-snapshot-reaper",
                          daemon=True).start()
