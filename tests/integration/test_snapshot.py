@@ -309,3 +309,35 @@ def test_sighup_hands_the_cache_over_to_the_new_worker(worker: str, start_server
     assert get_many(server, list(items)) == items
     assert snapshot_state(server)["loaded"]["entries"] == 3000
     assert "handed over a snapshot of 3000 entries" in server.output()
+
+
+def test_sighup_hands_over_through_a_server_that_needs_a_token(start_server, tmp_path: Path) -> None:
+    token = "s3cret-token"
+    server = start_server("--snapshot-path", str(tmp_path / "cache.snap"), "--snapshot-interval", "0",
+                          env={"CACHEGRID_AUTH_TOKEN": token})
+    auth = {"Authorization": f"Bearer {token}"}
+    assert server.request("POST", "/cache/batch/set", {"items": {"a": 1, "b": 2}}, headers=auth)[0] == 200
+    [old] = server.workers()
+    server.process.send_signal(signal.SIGHUP)
+    wait_for_new_worker(server, old)
+    deadline = time.monotonic() + 30
+    while old in server.workers() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    status, _, raw = server.request("POST", "/cache/batch/get", {"keys": ["a", "b"]}, headers=auth)
+    assert status == 200 and json.loads(raw)["items"] == {"a": 1, "b": 2}
+    assert "handed over a snapshot of 2 entries" in server.output()
+
+
+def test_a_restart_under_another_policy_and_smaller_limits_keeps_the_hottest(start_server, tmp_path: Path) -> None:
+    path = tmp_path / "cache.snap"
+    server = start_server("--snapshot-path", str(path), "--snapshot-interval", "0", "--policy", "lru",
+                          "--max-size", "1000")
+    put_many(server, {f"k{number}": number for number in range(1000)})
+    recent = [f"k{number}" for number in range(0, 1000, 10)]
+    get_many(server, recent)  # the 100 most recently used, in this order
+    assert server.stop() == 0
+    again = start_server("--snapshot-path", str(path), "--policy", "lfu", "--max-size", "100")
+    assert get_many(again, recent) == {key: int(key[1:]) for key in recent}
+    loaded = snapshot_state(again)["loaded"]
+    assert (loaded["entries"], loaded["left_out"], loaded["policy"]) == (100, 900, "lru")
+    assert body(again.request("GET", "/stats"))["evictions"] == 0
