@@ -48,6 +48,7 @@ ENV_PREFIX = f"{NAME.upper()}_"
 CONFIG_ENV = f"{ENV_PREFIX}CONFIG"
 DEFAULT_CONFIG_FILE = Path("etc") / f"{NAME}.toml"
 MiB = 1024 * 1024
+MAX_SNAPSHOT_INTERVAL = 7 * 24 * 3600  # a week
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
@@ -123,6 +124,19 @@ class Settings(BaseSettings):
         description="Most keys one /admin/keys request examines (a page may hold fewer than its limit).",
     )
 
+    # -- snapshots (docs/snapshots.md) --------------------------------------------
+    snapshot_path: Path | None = Field(
+        default=None,
+        description="File the cache is saved to and loaded from at start (warm restarts); none: no snapshots.",
+    )
+    snapshot_interval: float = Field(
+        default=300, ge=0, le=MAX_SNAPSHOT_INTERVAL,
+        description="Seconds between background snapshots when snapshot_path is set; 0: only at shutdown.",
+    )
+    snapshot_on_shutdown: bool = Field(
+        default=True, description="Write a snapshot when the worker stops (when snapshot_path is set).",
+    )
+
     # -- security and the built-in load test ------------------------------------
     auth_token: SecretStr | None = Field(
         default=None,
@@ -147,6 +161,29 @@ class Settings(BaseSettings):
         if isinstance(value, str) and value.lower() in POLICIES:
             return value.lower()
         raise ValueError(f"unknown eviction policy {value!r}; known: {', '.join(POLICIES)}")
+
+    @field_validator("snapshot_path", mode="before")
+    @classmethod
+    def _empty_path_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("snapshot_path", mode="after")
+    @classmethod
+    def _usable_snapshot_path(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return None
+        if value.is_dir():
+            raise ValueError(f"{str(value)!r} is a directory; give the snapshot's file name, e.g. {str(value / 'cachegrid.snap')!r}")
+        if not value.parent.is_dir():
+            raise ValueError(f"the directory {str(value.parent)!r} does not exist (it is not created for you)")
+        return value
+
+    @field_validator("snapshot_interval", mode="after")
+    @classmethod
+    def _sensible_interval(cls, value: float) -> float:
+        if 0 < value < 1:
+            raise ValueError("must be 0 (only at shutdown) or at least 1 second: each snapshot forks the worker")
+        return value
 
     @field_validator("auth_token", mode="after")
     @classmethod

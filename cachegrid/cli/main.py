@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from . import batch, commands, config_show, loadtest, serve, stats_view
+from . import batch, commands, config_show, loadtest, serve, snapshot, stats_view
 from .common import DEFAULT_URL, Globals
 
 app = typer.Typer(
@@ -64,6 +64,7 @@ app.add_typer(commands.app)
 app.add_typer(stats_view.app)
 app.add_typer(batch.app)
 app.add_typer(config_show.app)
+app.add_typer(snapshot.app)
 
 
 def main() -> None:

@@ -24,6 +24,8 @@ def serve(
     max_size: Annotated[Optional[int], typer.Option(help="Maximum number of items (env CACHEGRID_MAX_SIZE; default 10000).")] = None,
     max_memory_mb: Annotated[Optional[float], typer.Option(help="Maximum memory in MiB (env CACHEGRID_MAX_MEMORY_MB; default 512).")] = None,
     log_level: Annotated[Optional[str], typer.Option(help="debug, info, warning, error, critical (env CACHEGRID_LOG_LEVEL).")] = None,
+    snapshot_path: Annotated[Optional[Path], typer.Option(help="Snapshot file for warm restarts (env CACHEGRID_SNAPSHOT_PATH; default none: no snapshots).")] = None,
+    snapshot_interval: Annotated[Optional[float], typer.Option(help="Seconds between background snapshots, 0: only at shutdown (env CACHEGRID_SNAPSHOT_INTERVAL; default 300).")] = None,
     workers: Annotated[int, typer.Option(help="Worker processes: only 1 is possible, each would hold its own cache.")] = 1,
 ) -> None:
     """Run the CacheGrid server in the foreground (gunicorn, one worker)."""
@@ -34,6 +36,7 @@ def serve(
         settings = load_settings(
             config, host=host, port=port, worker=worker, threads=threads, eviction_policy=policy,
             max_size=max_size, max_memory_mb=max_memory_mb, log_level=log_level,
+            snapshot_path=snapshot_path, snapshot_interval=snapshot_interval,
         )
     except ConfigError as error:
         raise fail(str(error), ExitCode.CONFIG) from None

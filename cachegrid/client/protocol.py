@@ -278,6 +278,15 @@ class Api:
             return json.loads(body) if status == 503 else _json(status, body)
         return self._call(Call("GET", "/health", parse, answers=frozenset({503})))
 
+    def snapshot(self) -> Any:
+        """Start a background snapshot on the server (POST /admin/snapshot): its
+        state. RequestError 409 while one runs, or when snapshots are off."""
+        return self._call(Call("POST", "/admin/snapshot", idempotent=False))
+
+    def snapshot_status(self) -> Any:
+        """The server's snapshot state (GET /admin/snapshot)."""
+        return self._call(Call("GET", "/admin/snapshot"))
+
     def server_load_test(self, num_operations: int = 1000, operation_type: str = "mixed") -> Any:
         """Run the server's built-in engine load test (POST /test/load)."""
         return self._call(Call("POST", "/test/load", params={

@@ -1,9 +1,11 @@
-"""``/stats``, ``/health`` and ``/admin/keys``: what an operator reads.
+"""``/stats``, ``/health``, ``/admin/keys`` and ``/admin/snapshot``: what an operator reads.
 
 Each answers from one engine call (``/health`` adds a bounded wait for the
 lock), so none of them holds the engine's lock or the request loop for long:
 the key listing is paged by the engine, and the daemon hands its cursor
 through as it is, never calling the engine again to fill a page.
+``POST /admin/snapshot`` only forks (engine/snapshot.py): the file is
+written by the child while requests go on.
 """
 
 from __future__ import annotations
@@ -15,8 +17,12 @@ import falcon
 
 from ..config import MiB, Settings
 from ..engine import Cache
+from ..engine.snapshot import Snapshotter, SnapshotRunning
 from .body import int_param
+from .errors import ApiError
 from .resources import Resource, send_json
+
+SNAPSHOTS_OFF = {"enabled": False, "path": None, "running": False}
 
 
 def stats_document(cache: Cache, settings: Settings) -> dict[str, Any]:
@@ -30,11 +36,54 @@ def stats_document(cache: Cache, settings: Settings) -> dict[str, Any]:
     return stats
 
 
+def snapshot_fields(snapshotter: Snapshotter | None) -> dict[str, Any]:
+    """The snapshot state as flat ``snapshot_*`` fields, for /stats."""
+    if snapshotter is None:
+        return {"snapshot_enabled": False}
+    status = snapshotter.status()
+    fields = {"snapshot_enabled": True, "snapshot_path": status["path"], "snapshot_running": status["running"],
+              "snapshot_interval_seconds": status["interval_seconds"], "snapshots_written": status["written"],
+              "snapshots_failed": status["failed"]}
+    fields.update({f"snapshot_last_{name}": value for name, value in status["last"].items()})
+    loaded = status["loaded"]
+    fields.update(snapshot_loaded_result=loaded["result"], snapshot_loaded_entries=loaded["entries"],
+                  snapshot_loaded_expired=loaded["expired"], snapshot_loaded_left_out=loaded["left_out"],
+                  snapshot_loaded_seconds=round(loaded["duration_seconds"], 3))
+    return fields
+
+
 class Stats(Resource):
-    """``GET /stats``."""
+    """``GET /stats``: the engine's counters and the snapshot state."""
+
+    def __init__(self, cache: Cache, settings: Settings, snapshotter: Snapshotter | None = None) -> None:
+        super().__init__(cache, settings)
+        self.snapshotter = snapshotter
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        send_json(resp, stats_document(self.cache, self.settings))
+        send_json(resp, stats_document(self.cache, self.settings) | snapshot_fields(self.snapshotter))
+
+
+class Snapshots(Resource):
+    """``POST /admin/snapshot``: start a background snapshot (202 and the
+    state; 409 while one runs, or when snapshots are off). ``GET
+    /admin/snapshot``: the state, with the last snapshot and the load at start."""
+
+    def __init__(self, cache: Cache, settings: Settings, snapshotter: Snapshotter | None) -> None:
+        super().__init__(cache, settings)
+        self.snapshotter = snapshotter
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        send_json(resp, SNAPSHOTS_OFF if self.snapshotter is None else self.snapshotter.status())
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if self.snapshotter is None:
+            raise ApiError(409, "snapshots_off", "snapshots are off: set snapshot_path (CACHEGRID_SNAPSHOT_PATH) "
+                           "to turn them on")
+        try:
+            state = self.snapshotter.start("request")
+        except SnapshotRunning as error:
+            raise ApiError(409, "snapshot_running", str(error), state=self.snapshotter.status()) from None
+        send_json(resp, state, 202)
 
 
 class Health(Resource):

@@ -8,15 +8,19 @@ Routes are added here and nowhere else; errors are mapped once (errors.py).
 
 from __future__ import annotations
 
+import atexit
 import hmac
 import logging
+from typing import Callable
 
 import falcon
 
+from .. import __version__
 from ..config import Settings, load_settings
 from ..engine import Cache, CacheError
+from ..engine.snapshot import Snapshotter
 from . import errors
-from .admin import Health, Keys, Stats
+from .admin import Health, Keys, Snapshots, Stats
 from .batch import Batch
 from .cache_factory import build_cache
 from .engine_load_test import LoadTest
@@ -48,11 +52,29 @@ class BearerAuth:
             )
 
 
-def create_app(settings: Settings | None = None, cache: Cache | None = None) -> falcon.App:
-    """The WSGI app. Without ``cache``, one is built and its sweeper started."""
+def start_snapshots(cache: Cache, settings: Settings, heartbeat: Callable[[], None] | None = None) -> Snapshotter:
+    """Load the snapshot into the new cache (before anything is answered:
+    ``heartbeat`` keeps the worker alive meanwhile), start the interval
+    snapshots, and write the last one when the process exits."""
+    assert settings.snapshot_path is not None
+    snapshotter = Snapshotter(cache, settings.snapshot_path, settings.snapshot_interval,
+                              producer=f"cachegrid {__version__}")
+    snapshotter.load(heartbeat)
+    snapshotter.start_interval()
+    atexit.register(snapshotter.shutdown, settings.snapshot_on_shutdown)
+    return snapshotter
+
+
+def create_app(settings: Settings | None = None, cache: Cache | None = None, *,
+               snapshotter: Snapshotter | None = None, heartbeat: Callable[[], None] | None = None) -> falcon.App:
+    """The WSGI app. Without ``cache``, one is built (loaded from the snapshot
+    when ``snapshot_path`` is set) and its sweeper started; ``snapshotter``
+    serves the snapshots of a cache the caller owns."""
     settings = settings if settings is not None else load_settings()
     if cache is None:
         cache = build_cache(settings)
+        if settings.snapshot_path is not None:
+            snapshotter = start_snapshots(cache, settings, heartbeat)
         cache.start()
     middleware = [BearerAuth(settings.auth_token.get_secret_value())] if settings.auth_token else []
     app = falcon.App(middleware=middleware, router=KeyRouter())
@@ -70,11 +92,12 @@ def create_app(settings: Settings | None = None, cache: Cache | None = None) -> 
     app.add_route("/cache/batch/set", batch, suffix="set")
     app.add_route("/cache/batch/get", batch, suffix="get")
     app.add_route("/cache/batch/delete", batch, suffix="delete")
-    app.add_route("/stats", Stats(cache, settings))
+    app.add_route("/stats", Stats(cache, settings, snapshotter))
     app.add_route("/health", Health(cache, settings))
     app.add_route("/admin/keys", Keys(cache, settings))
     app.add_route("/test/load", LoadTest(settings))
-    app.add_route("/metrics", Metrics(cache, settings))
+    app.add_route("/admin/snapshot", Snapshots(cache, settings, snapshotter))
+    app.add_route("/metrics", Metrics(cache, settings, snapshotter))
     app.add_route("/openapi.json", OpenAPI(settings))
     app.add_route("/docs", Docs())
     app.add_static_route(DOCS_STATIC, STATIC_DIRECTORY)

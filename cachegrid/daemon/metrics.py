@@ -7,7 +7,7 @@ prometheus-client writes the exposition format.
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Any, Iterator
 
 import falcon
 from prometheus_client import CollectorRegistry, generate_latest
@@ -17,14 +17,16 @@ from prometheus_client.registry import Collector
 
 from ..config import Settings
 from ..engine import Cache
+from ..engine.snapshot import Snapshotter
 
 PREFIX = "cachegrid"
 
 
 class CacheCollector(Collector):
-    def __init__(self, cache: Cache, settings: Settings) -> None:
+    def __init__(self, cache: Cache, settings: Settings, snapshotter: Snapshotter | None = None) -> None:
         self.cache = cache
         self.settings = settings
+        self.snapshotter = snapshotter
 
     def collect(self) -> Iterator[Metric]:
         stats = self.cache.stats()
@@ -55,12 +57,38 @@ class CacheCollector(Collector):
         yield InfoMetricFamily(
             PREFIX, "This node.", value={"node_id": self.settings.node_id, "policy": stats["policy"]}
         )
+        if self.snapshotter is not None:
+            yield from snapshot_metrics(self.snapshotter.status())
+
+
+def snapshot_metrics(status: dict[str, Any]) -> Iterator[Metric]:
+    """The fields of GET /admin/snapshot, as metrics."""
+    written = CounterMetricFamily(f"{PREFIX}_snapshots", "Snapshots written since start, by result.",
+                                  labels=["result"])
+    written.add_metric(["ok"], status["written"])
+    written.add_metric(["failed"], status["failed"])
+    yield written
+    yield GaugeMetricFamily(f"{PREFIX}_snapshot_running", "1 while a snapshot is being written.",
+                            value=int(status["running"]))
+    last = status["last"]
+    yield GaugeMetricFamily(f"{PREFIX}_snapshot_last_success", "1 if the last snapshot succeeded, 0 if not "
+                            "(or none yet).", value=int(last["result"] == "ok"))
+    for name, key, documentation in (
+        ("snapshot_last_finished_timestamp_seconds", "finished_at", "When the last snapshot ended (Unix time)."),
+        ("snapshot_last_duration_seconds", "duration_seconds", "How long the last snapshot took."),
+        ("snapshot_last_entries", "entries", "Entries in the last snapshot written."),
+        ("snapshot_last_bytes", "bytes", "Size of the last snapshot written."),
+    ):
+        if last[key] is not None:
+            yield GaugeMetricFamily(f"{PREFIX}_{name}", documentation, value=last[key])
+    yield GaugeMetricFamily(f"{PREFIX}_snapshot_loaded_entries", "Entries loaded from the snapshot at start.",
+                            value=status["loaded"]["entries"])
 
 
 class Metrics:
-    def __init__(self, cache: Cache, settings: Settings) -> None:
+    def __init__(self, cache: Cache, settings: Settings, snapshotter: Snapshotter | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(CacheCollector(cache, settings))
+        self.registry.register(CacheCollector(cache, settings, snapshotter))
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.content_type = CONTENT_TYPE_LATEST

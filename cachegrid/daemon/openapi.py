@@ -126,7 +126,24 @@ def build_document(settings: Settings) -> dict[str, Any]:
             "rejected_full", "current_size", "max_size", "memory_usage_bytes", "max_memory_bytes")} | {
         "hit_ratio": {"type": "number"}, "memory_usage_mb": {"type": "number"},
         "max_memory_mb": {"type": "number"}, "uptime_seconds": {"type": "number"},
-        "policy": {"type": "string"}, "node_id": {"type": "string"}}}
+        "policy": {"type": "string"}, "node_id": {"type": "string"},
+        "snapshot_enabled": {"type": "boolean", "description": "Whether snapshots are on; the other snapshot_* "
+                             "fields (present only then) are those of GET /admin/snapshot, flattened."}}}
+    last_snapshot = _obj(
+        ["result"], result={"type": "string", "enum": ["none", "ok", "failed"]},
+        started_at={"type": ["number", "null"]}, finished_at={"type": ["number", "null"]},
+        duration_seconds={"type": ["number", "null"]}, entries={"type": ["integer", "null"]},
+        bytes={"type": ["integer", "null"]}, error={"type": ["string", "null"]},
+        trigger={"type": ["string", "null"], "enum": ["interval", "request", "shutdown", None]})
+    snapshot_state = _obj(
+        ["enabled", "running"], enabled={"type": "boolean"}, path={"type": ["string", "null"]},
+        running={"type": "boolean"}, running_since={"type": ["number", "null"]},
+        interval_seconds={"type": "number"}, written={"type": "integer"}, failed={"type": "integer"},
+        last=last_snapshot, loaded=_obj(
+            ["result"], result={"type": "string", "enum": ["none", "ok", "failed"]},
+            entries={"type": "integer"}, expired={"type": "integer"}, left_out={"type": "integer"},
+            duration_seconds={"type": "number"}, error={"type": ["string", "null"]},
+            moved_to={"type": ["string", "null"]}))
     paths: dict[str, Any] = {
         "/cache/{key}": {
             "get": _operation(
@@ -210,6 +227,15 @@ def build_document(settings: Settings) -> dict[str, Any]:
              _query("limit", {"type": "integer", "minimum": 1, "maximum": settings.max_keys_limit},
                     "Page size (default 100)."),
              _query("cursor", {"type": "string"}, "From the previous page.")])},
+        "/admin/snapshot": {
+            "get": _operation("The snapshot state: the last snapshot written and the load at start.",
+                              {"200": _ok("The state (`enabled` false when snapshot_path is not set).",
+                                          snapshot_state)}),
+            "post": _operation(
+                "Start a background snapshot now (the file is written by a forked copy while requests go on).",
+                {"202": _ok("Started; the state, with `running` true.", snapshot_state),
+                 "409": _error("A snapshot is running already (`snapshot_running`), or snapshots are off "
+                               "(`snapshots_off`).")})},
         "/test/load": {"post": _operation(
             "Run a load test on a scratch engine with the same policy and limits.",
             {"200": _ok("Throughput and latency.", {"type": "object"}),

@@ -10,7 +10,9 @@ files). The cache lives in the worker process, so:
   ``nworkers_changed`` puts the count back to 1 after a SIGTTIN;
 - the app (and the engine's sweeper thread) is built in the worker, after the
   fork (``preload_app`` off), since threads do not survive ``fork``;
-- ``max_requests`` stays 0: a worker restart empties the cache.
+- ``max_requests`` stays 0: a worker restart empties the cache (or, with
+  ``snapshot_path``, reloads the last snapshot: docs/snapshots.md; on SIGHUP
+  ``on_reload`` asks the old worker for a fresh one first).
 
 The same hooks are exported for plain gunicorn (``gunicorn -c
 python:cachegrid.daemon.server cachegrid.daemon.wsgi:app``), which is how
@@ -24,8 +26,11 @@ line).
 from __future__ import annotations
 
 import atexit
+import http.client
+import json
 import logging
 import sys
+import time
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -93,6 +98,52 @@ errorlog = "-"
 control_socket_disable = True
 
 
+def hand_over_snapshot(settings: Settings, log: Any, poll: float = 0.05) -> bool:
+    """SIGHUP (``on_reload``, in the master, before the new worker starts):
+    ask the running worker for a fresh snapshot over HTTP and wait for it,
+    at most ``timeout`` seconds, so that the new worker loads the cache as it
+    is now. What the old worker answers after that snapshot, until it exits,
+    is not handed over (docs/snapshots.md). True when the snapshot was written."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(settings.host, settings.host)
+    headers = {"Authorization": f"Bearer {settings.auth_token.get_secret_value()}"} if settings.auth_token else {}
+
+    def call(method: str) -> tuple[int, dict[str, Any]]:
+        connection = http.client.HTTPConnection(host, settings.port, timeout=5)
+        try:
+            connection.request(method, "/admin/snapshot", headers=headers)
+            response = connection.getresponse()
+            return response.status, json.loads(response.read() or b"{}")
+        finally:
+            connection.close()
+
+    deadline = time.monotonic() + settings.timeout
+
+    def finished(state: dict[str, Any]) -> dict[str, Any]:
+        while state.get("running") and time.monotonic() < deadline:
+            time.sleep(poll)
+            state = call("GET")[1]
+        return state
+
+    try:
+        status, state = call("POST")
+        if status == 409 and state.get("error") == "snapshot_running":  # an interval one: then a fresh one
+            finished(state["state"])
+            status, state = call("POST")
+        if status != 202:
+            raise OSError(f"POST /admin/snapshot answered {status}: {state.get('message')}")
+        state = finished(state)
+    except (OSError, ValueError, KeyError) as error:
+        log.warning("SIGHUP: no fresh snapshot for the new worker (%s); it loads the last one on disk", error)
+        return False
+    last = state.get("last", {})
+    if state.get("running") or last.get("result") != "ok":
+        log.warning("SIGHUP: the snapshot for the new worker did not succeed (%s); it loads the last one on "
+                    "disk", last.get("error") or "still running")
+        return False
+    log.info("SIGHUP: handed over a snapshot of %s entries to the new worker", last.get("entries"))
+    return True
+
+
 class CacheGridServer(BaseApplication):
     """gunicorn, configured from CacheGrid's settings."""
 
@@ -116,8 +167,19 @@ class CacheGridServer(BaseApplication):
             "control_socket_disable": True,
             "on_starting": on_starting,
             "nworkers_changed": nworkers_changed,
+            "post_fork": self._remember_worker,
         }
+        if settings.snapshot_path is not None:
+            self.options["on_reload"] = self._hand_over
+        self.worker: Any = None
         super().__init__()
+
+    def _hand_over(self, server: Any) -> None:
+        hand_over_snapshot(self.settings, server.log)
+
+    def _remember_worker(self, server: Any, worker: Any) -> None:
+        # In the worker: its heartbeat is what the snapshot load keeps going.
+        self.worker = worker
 
     def load_config(self) -> None:
         for key, value in self.options.items():
@@ -128,7 +190,7 @@ class CacheGridServer(BaseApplication):
         # Runs in the worker, after the fork: the engine and its sweeper live there.
         from .app import create_app
 
-        return create_app(self.settings)
+        return create_app(self.settings, heartbeat=self.worker.notify if self.worker is not None else None)
 
 
 def serve(settings: Settings) -> None:

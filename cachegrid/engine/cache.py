@@ -16,14 +16,15 @@ in slices without it.
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 import time
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from .entry import Entry
 from .registry import DEFAULT_POLICY, store_class
 from .scan import DEFAULT_SCAN_COUNT, KeyPage, key_matcher, scan_page, start_of
-from .store import Clock, Condition, Limits, SetResult
+from .store import Clock, Condition, Limits, SetResult, Store
 from .sweeper import DEFAULT_CLEANUP_INTERVAL, Sweeper
 
 
@@ -237,6 +238,33 @@ class Cache:
     @property
     def rebuilds(self) -> int:
         return self._sweeper.rebuilds
+
+    # -- snapshots (snapshot.py) ---------------------------------------------------
+
+    def fork_locked(self, child: Callable[[Store], None]) -> int:
+        """Fork while holding the lock, so the child's copy of the store is
+        consistent; the child runs ``child(store)``, which must end with
+        ``os._exit``. Returns the child's pid (in the parent). The lock is
+        held only for the ``fork`` itself."""
+        with self._lock:
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    child(self._store)
+                finally:
+                    os._exit(70)  # child() must not return; never run the parent's code here
+        return pid
+
+    def export_locked(self, consume: Callable[[Iterator[Any], int], Any], wall_now: float) -> Any:
+        """``consume(store.export_entries(wall_now), entry count)`` under the
+        lock: every call waits until it returns (a snapshot at shutdown)."""
+        with self._lock:
+            return consume(self._store.export_entries(wall_now), len(self._store))
+
+    def restore(self, records: list[Any], wall_now: float, hints: bool = True) -> tuple[int, int, int]:
+        """``Store.restore`` under the lock: (restored, expired, left out)."""
+        with self._lock:
+            return self._store.restore(records, wall_now, hints)
 
     def __enter__(self) -> Cache:
         self.start()

@@ -23,6 +23,8 @@ collector walks. Nodes are objects, but one per distinct count.
 
 from __future__ import annotations
 
+from typing import Iterator
+
 from array import array
 
 from .links import Chain, SlotChains
@@ -86,3 +88,32 @@ class LFUStore(Store):
 
     def _victim(self) -> int:
         return self._head.next.first
+
+    # -- snapshots (store.py, snapshot.py) ----------------------------------------
+
+    def _snapshot_order(self) -> Iterator[int]:
+        """Least used first; within a count, the one that reached it first."""
+        next_ = self._chains.next
+        node = self._head.next
+        while node is not self._head:
+            slot = node.first
+            while slot:
+                yield slot
+                slot = next_[slot]
+            node = node.next
+
+    def _snapshot_hint(self, slot: int) -> int:
+        return self._count[slot]
+
+    def _restore_hint(self, slot: int, hint: int) -> None:
+        """Move the new entry (count 1) to the node of its saved count, which
+        records restored in order reach at the end of the node list."""
+        if hint <= 1:
+            return
+        self._leave(slot, self._node_at[1])
+        node = self._head.prev
+        while node.count > hint:
+            node = node.prev
+        target = node if node.count == hint else self._node_after(node, hint)
+        self._chains.append(target, slot)
+        self._count[slot] = hint

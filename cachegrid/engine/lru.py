@@ -8,6 +8,8 @@ entry and nothing for the garbage collector to walk.
 
 from __future__ import annotations
 
+from typing import Iterator
+
 from .links import SlotList
 from .store import Store
 
@@ -31,3 +33,13 @@ class LRUStore(Store):
 
     def _victim(self) -> int:
         return self._order.first()
+
+    # -- snapshots (store.py, snapshot.py) ----------------------------------------
+
+    def _snapshot_order(self) -> Iterator[int]:
+        """The recency list, least recently used first."""
+        next_ = self._order.next
+        slot = next_[0]
+        while slot:
+            yield slot
+            slot = next_[slot]

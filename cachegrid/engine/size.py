@@ -20,6 +20,8 @@ but one per distinct size.
 
 from __future__ import annotations
 
+from typing import Iterator
+
 from array import array
 from heapq import heapify, heappop, heappush
 
@@ -83,3 +85,14 @@ class SizeStore(Store):
         while -self._largest[0] not in self._buckets:
             heappop(self._largest)
         return self._buckets[-self._largest[0]].first
+
+    # -- snapshots (store.py, snapshot.py) ----------------------------------------
+
+    def _snapshot_order(self) -> Iterator[int]:
+        """Largest first; within a size, least recently used first."""
+        next_ = self._chains.next
+        for size in sorted(self._buckets, reverse=True):
+            slot = self._buckets[size].first
+            while slot:
+                yield slot
+                slot = next_[slot]

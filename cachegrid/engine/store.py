@@ -87,6 +87,7 @@ import time
 from array import array
 from dataclasses import dataclass
 from math import isfinite
+from operator import itemgetter
 from typing import Any, Callable, Collection, Iterable, Iterator, Literal, Mapping, NamedTuple, Union
 
 from .entry import Entry
@@ -668,3 +669,120 @@ class Store:
             "hit_ratio": self.hits / lookups if lookups else 0.0,
             "policy": self.name,
         }
+
+    # -- snapshots (snapshot.py): the store's whole surface for them ----------------
+    # Kept apart on purpose: the on-disk format lives in snapshot.py and
+    # relies only on these methods and the three policy hooks below.
+
+    def _snapshot_order(self) -> Iterator[int]:
+        """Every held slot, coldest first (the next victim first). The default,
+        for a policy that keeps no order of its own: insertion order."""
+        for blob in self._data.values():
+            yield _unpack_from(blob, len(blob) - TRAILER_SIZE)[2]
+
+    def _snapshot_hint(self, slot: int) -> int:
+        """What the policy keeps about ``slot`` beyond its place in the order
+        (lfu: its use count); 0 for a policy that keeps nothing."""
+        return 0
+
+    def _restore_hint(self, slot: int, hint: int) -> None:
+        """Give the just-restored entry at ``slot`` its ``_snapshot_hint``."""
+
+    def export_entries(self, wall_now: float) -> Iterator[tuple[str, bytes, float | None, int]]:
+        """Every held entry (expired ones too: a loader drops them) as (key,
+        value, expiry as a wall-clock time or None, policy hint), coldest
+        first. ``wall_now`` is ``time.time()`` taken with the store's clock,
+        to turn its expiry times into wall-clock ones. The caller keeps the
+        store still while it iterates (the lock, or a forked copy)."""
+        offset = wall_now - self.clock()
+        data, key_at, hint = self._data, self.key_at, self._snapshot_hint
+        for slot in self._snapshot_order():
+            key = key_at(slot)
+            blob = data[key]  # type: ignore[index]
+            end = len(blob) - TRAILER_SIZE
+            expires_at = _unpack_from(blob, end)[0]
+            yield key, blob[:end], None if expires_at == FOREVER else expires_at + offset, hint(slot)  # type: ignore[misc]
+
+    def restore(
+        self, records: list[tuple[str, bytes, float | None, int]], wall_now: float, hints: bool = True
+    ) -> tuple[int, int, int]:
+        """Insert ``records`` as ``export_entries`` yields them (coldest first,
+        so the policy ends up in the same order) and return (restored,
+        expired, left out by the limits). Expired records are dropped; when
+        the limits are smaller than the records, the hottest that fit are
+        kept. ``hints``: apply the policy hints (only when the records come
+        from the same policy). Counts no set; draws new versions."""
+        now = self.clock()
+        offset = now - wall_now
+        # Whether everything fits for sure (UTF-8 is at most 4 bytes a
+        # character); if not, find the hottest that fit first.
+        keys_bound = 4 * sum(map(len, map(itemgetter(0), records)))
+        values = sum(map(len, map(itemgetter(1), records)))
+        charges_bound = keys_bound + values + len(records) * self._overheads[True]
+        fits = (len(self._data) + len(records) <= self.max_size
+                and self._memory + charges_bound <= self.max_memory)
+        start = 0 if fits else self._first_that_fits(records, now, offset)
+        data, write, restore_hint = self._data, self._write, self._restore_hint
+        max_key_length, max_value_size = self.max_key_length, self.max_value_size
+        restored = expired = too_large = 0
+        for index in range(start, len(records)):
+            key, value, wall_expiry, hint = records[index]
+            if wall_expiry is None:
+                expires_at = FOREVER
+            else:
+                expires_at = wall_expiry + offset
+                if expires_at <= now:
+                    expired += 1
+                    continue
+            length = len(key) if key.isascii() else key_length(key)
+            if length > max_key_length or len(value) > max_value_size:
+                too_large += 1
+                continue
+            write(key, length, value, expires_at, data.get(key))
+            restored += 1
+            if hints and hint:
+                blob = data[key]
+                restore_hint(_unpack_from(blob, len(blob) - TRAILER_SIZE)[2], hint)
+        if start:  # what was cut: the expired and oversized among them are counted as such
+            skipped_expired, skipped_too_large, left_out = self._classify(records[:start], now, offset)
+            expired += skipped_expired
+            too_large += skipped_too_large
+        else:
+            left_out = 0
+        return restored, expired, too_large + left_out
+
+    def _restore_keeps(self, record: tuple[str, bytes, float | None, int], now: float, offset: float) -> int | None:
+        """The charge of a record ``restore`` would insert, or None (expired, oversized)."""
+        key, value, wall_expiry, _ = record
+        if wall_expiry is not None and wall_expiry + offset <= now:
+            return None
+        length = key_length(key)
+        if length > self.max_key_length or len(value) > self.max_value_size:
+            return None
+        return length + len(value) + self._overheads[wall_expiry is not None]
+
+    def _first_that_fits(self, records: list[tuple[str, bytes, float | None, int]], now: float,
+                         offset: float) -> int:
+        """The index from which the records ``restore`` keeps fit the limits:
+        walking back from the hottest while they fit."""
+        start, entries, memory = len(records), len(self._data), self._memory
+        while start > 0:
+            charge = self._restore_keeps(records[start - 1], now, offset)
+            if charge is not None:
+                if entries >= self.max_size or memory + charge > self.max_memory:
+                    break
+                entries += 1
+                memory += charge
+            start -= 1
+        return start
+
+    def _classify(self, records: list[tuple[str, bytes, float | None, int]], now: float,
+                  offset: float) -> tuple[int, int, int]:
+        """(expired, oversized, left out by the limits) among records ``restore`` cut."""
+        expired = too_large = 0
+        for key, value, wall_expiry, _ in records:
+            if wall_expiry is not None and wall_expiry + offset <= now:
+                expired += 1
+            elif key_length(key) > self.max_key_length or len(value) > self.max_value_size:
+                too_large += 1
+        return expired, too_large, len(records) - expired - too_large

@@ -112,7 +112,10 @@ def test_memory_max_leaves_room_above_the_default_cache_budget(unit_file: str) -
     units = {"K": 2**10, "M": 2**20, "G": 2**30}
     limit = int(memory_max[:-1]) * units[memory_max[-1]]
     budget = Settings.model_fields["max_memory_mb"].default * 2**20
-    assert limit >= 1.5 * budget + 256 * 2**20
+    # 2x with snapshots on (the units set a path): a forked snapshot's
+    # copy-on-write pages count against MemoryMax too (docs/snapshots.md).
+    factor = 2 if "CACHEGRID_SNAPSHOT_PATH=" in (UNITS / unit_file).read_text() else 1.5
+    assert limit >= factor * budget + 256 * 2**20
 
 
 # -- the command line of the units --------------------------------------------------
