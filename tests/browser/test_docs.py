@@ -47,12 +47,12 @@ def test_docs_render_every_path_and_try_it_out_sends_a_request(browser: Any, ser
     assert shown == set(document["paths"])  # every path of the document, nothing else
     operations = sum(len(methods) for methods in document["paths"].values())
     assert page.locator(".opblock").count() == operations
+    screenshot(page, "docs")
 
     response = try_it_out(page, "get", "/health")
     assert response.locator(".response-col_status").inner_text().strip() == "200"
     body = response.locator(".response-col_description .microlight, .response-col_description pre").first
     assert json.loads(body.inner_text())["status"] == "healthy"
-    screenshot(page, "docs")
     watched.assert_clean()
     page.close()
 

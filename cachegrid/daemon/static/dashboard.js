@@ -222,8 +222,12 @@
       context.fillText("collecting...", width / 2 - 25, (top + bottom) / 2);
       return;
     }
+    // The window grows with the history, up to HISTORY_SECONDS.
     const end = history[history.length - 1].t;
-    const x = (t) => width - ((end - t) / HISTORY_SECONDS) * width;
+    const span = Math.max(end - history[0].t, 1);
+    const x = (t) => width - ((end - t) / span) * width;
+    const label = span >= 120 ? "last " + Math.round(span / 60) + " min" : "last " + Math.round(span) + " s";
+    context.fillText(label, width - context.measureText(label).width - 2, top - 3);
     const y = (value) => bottom - (value / highest) * (bottom - top);
     series.forEach((name, index) => {
       context.strokeStyle = style.getPropertyValue("--s" + index);
@@ -246,8 +250,8 @@
   function drawCharts(stats) {
     chart($("chart-requests"), ["reads", "writes", "deletes"], { label: (value) => rate.format(value) + "/s" });
     chart($("chart-hit-ratio"), ["ratio"], { max: 1, label: () => "100 %" });
-    chart($("chart-items"), ["items"], { max: stats.max_size, label: (value) => number.format(value) });
-    chart($("chart-memory"), ["memory"], { max: stats.max_memory_bytes, label: (value) => bytes(value) });
+    chart($("chart-items"), ["items"], { label: (value) => number.format(Math.round(value)) });
+    chart($("chart-memory"), ["memory"], { label: (value) => bytes(Math.round(value)) });
   }
 
   // -- refreshing ---------------------------------------------------------------------
