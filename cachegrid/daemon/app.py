@@ -50,10 +50,11 @@ class BearerAuth:
             return
         given = (req.get_header("Authorization") or "").encode()
         if not hmac.compare_digest(given, self.expected):
-            raise errors.ApiError(
-                401, "unauthorized", "this server needs 'Authorization: Bearer <token>'",
-                headers={"WWW-Authenticate": 'Bearer realm="cachegrid"'},
-            )
+            # Which of the two it was helps a person at /docs or the dashboard.
+            message = ("the bearer token is not this server's" if given
+                       else "this server needs 'Authorization: Bearer <token>'")
+            raise errors.ApiError(401, "unauthorized", message,
+                                  headers={"WWW-Authenticate": 'Bearer realm="cachegrid"'})
 
 
 def create_app(settings: Settings | None = None, cache: Cache | None = None, worker: str | None = None) -> falcon.App:

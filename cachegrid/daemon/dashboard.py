@@ -1,8 +1,8 @@
 """``GET /dashboard``: the web dashboard, one page served by the daemon.
 
-The page is our own HTML, CSS and JavaScript in ``static/`` (package data,
-no build step, nothing fetched from elsewhere): ``dashboard.html`` is served
-here, its script and style under ``/static``. The script reads the API the
+The page is our own HTML, CSS and JavaScript (package data, no build step,
+nothing fetched from elsewhere): ``dashboard.html`` beside this file is
+served here, its script and style from ``static/`` under ``/static``. The script reads the API the
 way any client does:
 
 - ``GET /stats`` every refresh: the numbers, and rates from the change of
@@ -32,6 +32,7 @@ from ..config import Settings
 DASHBOARD_PATH = "/dashboard"
 STATIC_PATH = "/static"  # our own page files: the dashboard's and /docs' starter
 STATIC_DIRECTORY = str(Path(__file__).with_name("static"))
+PAGE = Path(__file__).with_name("dashboard.html")
 TOKEN_FLAG = "__TOKEN_REQUIRED__"
 
 
@@ -39,7 +40,7 @@ class Dashboard:
     """``GET /dashboard``: the page, with whether the server needs a token."""
 
     def __init__(self, settings: Settings) -> None:
-        page = (Path(STATIC_DIRECTORY) / "dashboard.html").read_text(encoding="utf-8")
+        page = PAGE.read_text(encoding="utf-8")
         flag = "true" if settings.auth_token else "false"
         self.page = page.replace(TOKEN_FLAG, flag).replace("__STATIC__", STATIC_PATH).encode()
 

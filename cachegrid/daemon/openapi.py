@@ -2,7 +2,7 @@
 
 The document is written out here by hand, next to nothing else, and is kept
 honest by a fuzz test (schemathesis) that checks every answer of the real app
-against it, and by a validator of OpenAPI 3.1 (tests/daemon/test_docs.py).
+against it, and by a validator of OpenAPI 3.1 (tests/daemon/test_pages.py).
 
 ``/docs`` is Swagger UI 5 (it reads OpenAPI 3.1), its files served from the
 installed ``drf-spectacular-sidecar`` package under ``/docs/static``: that
@@ -252,11 +252,19 @@ def build_document(settings: Settings) -> dict[str, Any]:
             "200": {"description": "Prometheus exposition format.",
                     "content": {"text/plain": {"schema": {"type": "string"}}}}})},
     }
+    # Grouped by URL family in /docs, as the resources are (items.py, batch.py, admin.py).
+    for path, operations in paths.items():
+        family = "batch" if path.startswith("/cache/batch/") else "items" if path.startswith("/cache") else "admin"
+        for operation in operations.values():
+            operation.setdefault("tags", [family])
     return {
         "openapi": "3.1.0",
+        "tags": [{"name": "items", "description": "Values under keys: read, write, delete, TTLs, counters."},
+                 {"name": "batch", "description": "Many keys in one request."},
+                 {"name": "admin", "description": "Statistics, health, key listing, metrics, the load test."}],
         "info": {"title": "CacheGrid", "version": __version__,
                  "description": "An in-memory key/value cache with an HTTP/JSON API. The web dashboard is at "
-                                "`/dashboard`. With a token configured, use Authorize (bearer) before "
+                                "[/dashboard](/dashboard). With a token configured, use Authorize (bearer) before "
                                 "\"Try it out\"."},
         "paths": paths,
         "components": {

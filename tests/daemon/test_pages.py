@@ -5,11 +5,16 @@ Chromium."""
 
 from __future__ import annotations
 
+import fnmatch
 import re
+import tomllib
+from pathlib import Path
 
 import pytest
 from falcon import testing
 from openapi_spec_validator import validate
+
+from cachegrid.daemon.dashboard import PAGE, STATIC_DIRECTORY
 
 from .test_api import MakeClient, assert_error, put
 
@@ -112,3 +117,16 @@ def test_a_peek_leaves_the_key_where_it_was_in_the_eviction_order(make_client: M
     assert client.simulate_get(f"/cache/{evicted}", query_string="peek=true").status_code == 404
     kept = "b" if read else "a"
     assert client.simulate_get(f"/cache/{kept}", query_string="peek=true").status_code == 200
+
+
+def test_every_file_of_the_pages_is_declared_package_data() -> None:
+    """`pip install .` (not only an editable install) carries every file the
+    pages load: pyproject.toml's package-data globs cover static/."""
+    root = Path(__file__).resolve().parents[2]
+    package_data = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    globs = package_data["cachegrid.daemon"]
+    package = PAGE.parent
+    files = [PAGE.name, *(path.relative_to(package).as_posix() for path in Path(STATIC_DIRECTORY).iterdir())]
+    assert len(files) > 1
+    for name in files:
+        assert any(fnmatch.fnmatch(name, pattern) for pattern in globs), f"{name} is not package data"
