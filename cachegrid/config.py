@@ -140,7 +140,8 @@ class Settings(BaseSettings):
     # -- security and the built-in load test ------------------------------------
     auth_token: SecretStr | None = Field(
         default=None,
-        description="When set, every endpoint but /health needs 'Authorization: Bearer <token>'.",
+        description="When set, every API endpoint but /health needs 'Authorization: Bearer <token>' "
+                    "(the pages /dashboard and /docs load without it, and ask for it).",
     )
     loadtest_enabled: bool = Field(default=True, description="Whether POST /test/load may run.")
     loadtest_max_operations: int = Field(

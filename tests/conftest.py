@@ -4,10 +4,11 @@
 process (``-m "not process and not fuzz"``): the engine, the daemon in
 process, and the client and CLI against in-process stubs. A test is marked
 ``process`` when it starts a real process (a server, gunicorn, a unit
-checker): every test under tests/integration and tests/deploy, every test
-that uses a fixture that starts one, and every test whose code starts one
-itself. In the fast run a test that starts a process anyway fails at once,
-naming itself, so the marking cannot silently drift.
+checker, a browser): every test under tests/integration, tests/deploy and
+tests/browser, every test that uses a fixture that starts one, and every
+test whose code starts one itself. In the fast run a test that starts a
+process anyway fails at once, naming itself, so the marking cannot silently
+drift.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import pytest
 # The shared fixtures (start_server, stub) and helpers, for every package.
 pytest_plugins = ["tests.fixtures"]
 
-PROCESS_DIRECTORIES = frozenset({"integration", "deploy"})
+PROCESS_DIRECTORIES = frozenset({"integration", "deploy", "browser"})
 # Fixtures that start a real server (tests/fixtures.py, and the conftests
 # and modules that build on cachegrid.testing).
 PROCESS_FIXTURES = frozenset({"server", "start_server", "live", "cli_server", "token_server", "cli", "guarded"})

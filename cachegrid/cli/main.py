@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from . import batch, commands, config_show, loadtest, serve, snapshot, stats_view
+from . import batch, commands, config_show, dashboard, loadtest, serve, snapshot, stats_view
 from .common import DEFAULT_URL, Globals
 
 app = typer.Typer(
@@ -62,6 +62,7 @@ app.add_typer(serve.app)
 app.add_typer(loadtest.app)
 app.add_typer(commands.app)
 app.add_typer(stats_view.app)
+app.add_typer(dashboard.app)
 app.add_typer(batch.app)
 app.add_typer(config_show.app)
 app.add_typer(snapshot.app)

@@ -25,14 +25,16 @@ from .resources import Resource, send_json
 SNAPSHOTS_OFF = {"enabled": False, "path": None, "running": False}
 
 
-def stats_document(cache: Cache, settings: Settings) -> dict[str, Any]:
-    """The engine's counters, plus the seed's memory_usage_mb and the node."""
+def stats_document(cache: Cache, settings: Settings, worker: str | None = None) -> dict[str, Any]:
+    """The engine's counters, plus the seed's memory_usage_mb, the node and
+    the worker kind serving it (None: not served by gunicorn)."""
     stats = cache.stats()
     stats["memory_usage_mb"] = round(stats["memory_usage_bytes"] / MiB, 3)
     stats["max_memory_mb"] = round(stats["max_memory_bytes"] / MiB, 3)
     stats["hit_ratio"] = round(stats["hit_ratio"], 4)
     stats["uptime_seconds"] = round(stats["uptime_seconds"], 3)
     stats["node_id"] = settings.node_id
+    stats["worker"] = worker
     return stats
 
 
@@ -55,12 +57,14 @@ def snapshot_fields(snapshotter: Snapshotter | None) -> dict[str, Any]:
 class Stats(Resource):
     """``GET /stats``: the engine's counters and the snapshot state."""
 
-    def __init__(self, cache: Cache, settings: Settings, snapshotter: Snapshotter | None = None) -> None:
+    def __init__(self, cache: Cache, settings: Settings, snapshotter: Snapshotter | None = None,
+                 worker: str | None = None) -> None:
         super().__init__(cache, settings)
         self.snapshotter = snapshotter
+        self.worker = worker
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        send_json(resp, stats_document(self.cache, self.settings) | snapshot_fields(self.snapshotter))
+        send_json(resp, stats_document(self.cache, self.settings, self.worker) | snapshot_fields(self.snapshotter))
 
 
 class Snapshots(Resource):

@@ -23,33 +23,42 @@ from . import errors
 from .admin import Health, Keys, Snapshots, Stats
 from .batch import Batch
 from .cache_factory import build_cache
+from .dashboard import DASHBOARD_PATH, STATIC_PATH, STATIC_DIRECTORY, Dashboard
 from .engine_load_test import LoadTest
 from .items import ETags, Items
 from .metrics import Metrics
-from .openapi import DOCS_STATIC, STATIC_DIRECTORY, Docs, OpenAPI
+from .openapi import DOCS_PATH, DOCS_STATIC, OPENAPI_PATH, SWAGGER_UI_DIRECTORY, Docs, OpenAPI
 from .routing import KeyRouter
 
 log = logging.getLogger("cachegrid.daemon")
 
-OPEN_PATHS = frozenset({"/health"})
+# What loads without a token: the health check, and the pages a browser
+# opens before it can send one (the dashboard, the API docs, the document
+# they read and their files). They hold no data of the cache; every API call
+# they make needs the token.
+OPEN_PATHS = frozenset({"/health", DASHBOARD_PATH, DOCS_PATH, OPENAPI_PATH})
+OPEN_PREFIXES = (STATIC_PATH + "/", DOCS_STATIC + "/")
 
 
 class BearerAuth:
-    """Every path but /health needs ``Authorization: Bearer <token>`` when a
-    token is configured; compared in constant time."""
+    """Every path but the open ones (OPEN_PATHS, OPEN_PREFIXES) needs
+    ``Authorization: Bearer <token>`` when a token is configured; compared in
+    constant time."""
 
     def __init__(self, token: str) -> None:
         self.expected = f"Bearer {token}".encode()
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        if req.path in OPEN_PATHS:
+        path = req.path
+        if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
             return
         given = (req.get_header("Authorization") or "").encode()
         if not hmac.compare_digest(given, self.expected):
-            raise errors.ApiError(
-                401, "unauthorized", "this server needs 'Authorization: Bearer <token>'",
-                headers={"WWW-Authenticate": 'Bearer realm="cachegrid"'},
-            )
+            # Which of the two it was helps a person at /docs or the dashboard.
+            message = ("the bearer token is not this server's" if given
+                       else "this server needs 'Authorization: Bearer <token>'")
+            raise errors.ApiError(401, "unauthorized", message,
+                                  headers={"WWW-Authenticate": 'Bearer realm="cachegrid"'})
 
 
 def start_snapshots(cache: Cache, settings: Settings, heartbeat: Callable[[], None] | None = None) -> Snapshotter:
@@ -65,11 +74,12 @@ def start_snapshots(cache: Cache, settings: Settings, heartbeat: Callable[[], No
     return snapshotter
 
 
-def create_app(settings: Settings | None = None, cache: Cache | None = None, *,
+def create_app(settings: Settings | None = None, cache: Cache | None = None, worker: str | None = None, *,
                snapshotter: Snapshotter | None = None, heartbeat: Callable[[], None] | None = None) -> falcon.App:
     """The WSGI app. Without ``cache``, one is built (loaded from the snapshot
     when ``snapshot_path`` is set) and its sweeper started; ``snapshotter``
-    serves the snapshots of a cache the caller owns."""
+    serves the snapshots of a cache the caller owns. ``worker`` names the
+    worker kind serving it, for /stats (None: in process)."""
     settings = settings if settings is not None else load_settings()
     if cache is None:
         cache = build_cache(settings)
@@ -92,15 +102,17 @@ def create_app(settings: Settings | None = None, cache: Cache | None = None, *,
     app.add_route("/cache/batch/set", batch, suffix="set")
     app.add_route("/cache/batch/get", batch, suffix="get")
     app.add_route("/cache/batch/delete", batch, suffix="delete")
-    app.add_route("/stats", Stats(cache, settings, snapshotter))
+    app.add_route("/stats", Stats(cache, settings, snapshotter, worker))
     app.add_route("/health", Health(cache, settings))
     app.add_route("/admin/keys", Keys(cache, settings))
     app.add_route("/test/load", LoadTest(settings))
     app.add_route("/admin/snapshot", Snapshots(cache, settings, snapshotter))
     app.add_route("/metrics", Metrics(cache, settings, snapshotter))
-    app.add_route("/openapi.json", OpenAPI(settings))
-    app.add_route("/docs", Docs())
-    app.add_static_route(DOCS_STATIC, STATIC_DIRECTORY)
+    app.add_route(OPENAPI_PATH, OpenAPI(settings))
+    app.add_route(DOCS_PATH, Docs())
+    app.add_static_route(DOCS_STATIC, SWAGGER_UI_DIRECTORY)
+    app.add_route(DASHBOARD_PATH, Dashboard(settings))
+    app.add_static_route(STATIC_PATH, STATIC_DIRECTORY)
 
     app.add_error_handler(Exception, errors.handle_unexpected)
     app.add_error_handler(CacheError, errors.handle_engine_error)

@@ -168,3 +168,16 @@ def int_param(req: falcon.Request, name: str, default: int, minimum: int | None 
     if maximum is not None and value > maximum:
         raise ApiError(400, "invalid_parameter", f"{name} must be at most {maximum}, not {value}", limit=maximum)
     return value
+
+
+def bool_param(req: falcon.Request, name: str) -> bool:
+    """A ``true``/``false`` query parameter (also ``1``/``0``), false when
+    absent; 400 otherwise."""
+    text = req.get_param(name)
+    if text is None:
+        return False
+    if text in ("true", "1"):
+        return True
+    if text in ("false", "0"):
+        return False
+    raise ApiError(400, "invalid_parameter", f"{name} must be true or false, not {text!r}")

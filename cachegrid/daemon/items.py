@@ -14,6 +14,10 @@ ETags are turned into version numbers here, and the engine checks them under
 its lock in the same hold as the write, so nothing can slip between the check
 and the write, and a failed condition counts no hit or miss and changes no
 recency.
+
+``GET /cache/{key}?peek=true`` is a read that is only a look (the
+dashboard's key browser): it counts no hit or miss and leaves the key where
+it was in the eviction order.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import falcon
 
 from ..config import Settings
 from ..engine import ANY, Cache, Entry
-from .body import encode, int_param, json_body, ttl_param
+from .body import bool_param, encode, int_param, json_body, ttl_param
 from .errors import ApiError
 from .resources import Resource, send_json
 
@@ -75,7 +79,10 @@ class Items(Resource):
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, key: str) -> None:
         self.check_key(key)
-        entry = self.cache.get_entry(key)
+        if req.query_string and bool_param(req, "peek"):
+            entry = self.cache.peek_entry(key)  # a look: no hit or miss, no change to the eviction order
+        else:
+            entry = self.cache.get_entry(key)
         if entry is None:
             raise _not_found(key)
         resp.set_header("ETag", self.etags.of(entry.version))

@@ -2,23 +2,47 @@
 
 The document is written out here by hand, next to nothing else, and is kept
 honest by a fuzz test (schemathesis) that checks every answer of the real app
-against it. ``/docs`` is Swagger UI served from the ``swagger-ui-bundle``
-package's own files under ``/docs/static``: it needs no internet access.
+against it, and by a validator of OpenAPI 3.1 (tests/daemon/test_pages.py).
+
+``/docs`` is Swagger UI 5 (it reads OpenAPI 3.1), its files served from the
+installed ``drf-spectacular-sidecar`` package under ``/docs/static``: that
+package republishes the current ``swagger-ui-dist`` build every month and
+carries nothing else we use (its Django app is never imported: the files are
+found without importing the package). The page is started by our own
+``static/docs.js``; nothing is fetched from elsewhere, so it works offline.
+With a token configured the page loads without one; its Authorize button
+takes the token (the document's ``bearer`` scheme) for "Try it out".
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
+from pathlib import Path
 from typing import Any
 
 import falcon
-from swagger_ui_bundle import swagger_ui_path
 
 from .. import __version__
 from ..config import Settings
+from .dashboard import STATIC_PATH
 
 JSON = "application/json"
+OPENAPI_PATH = "/openapi.json"
+DOCS_PATH = "/docs"
 DOCS_STATIC = "/docs/static"
+
+
+def _swagger_ui_directory() -> str:
+    """Where the installed ``swagger-ui-dist`` files are. Found without
+    importing their package (its ``__init__`` imports Django)."""
+    spec = importlib.util.find_spec("drf_spectacular_sidecar")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("drf-spectacular-sidecar is not installed: /docs needs its Swagger UI files")
+    return str(Path(list(spec.submodule_search_locations)[0]) / "static" / "drf_spectacular_sidecar" / "swagger-ui-dist")
+
+
+SWAGGER_UI_DIRECTORY = _swagger_ui_directory()
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -77,6 +101,9 @@ def build_document(settings: Settings) -> dict[str, Any]:
            "schema": key_string,
            "description": f"The key, percent-encoded (any characters, `/` as `%2F`; at most "
                           f"{settings.max_key_length} bytes of UTF-8)."}
+    peek = _query("peek", {"type": "string", "enum": ["true", "false", "1", "0"], "default": "false"},
+                  "`true`: only look. The read counts no hit or miss and leaves the key where it was in the "
+                  "eviction order (what the dashboard's key browser uses).")
     ttl = {"type": "number", "exclusiveMinimum": 0, "maximum": 1e10}
     etag = {"ETag": {"required": True, "schema": {"type": "string", "pattern": '^"[^"]*"$'},
                      "description": "The entry's version (a strong ETag)."}}
@@ -128,7 +155,8 @@ def build_document(settings: Settings) -> dict[str, Any]:
         "max_memory_mb": {"type": "number"}, "uptime_seconds": {"type": "number"},
         "policy": {"type": "string"}, "node_id": {"type": "string"},
         "snapshot_enabled": {"type": "boolean", "description": "Whether snapshots are on; the other snapshot_* "
-                             "fields (present only then) are those of GET /admin/snapshot, flattened."}}}
+                             "fields (present only then) are those of GET /admin/snapshot, flattened."},
+        "worker": {"type": ["string", "null"], "description": "The worker kind serving (null: not gunicorn)."}}}
     last_snapshot = _obj(
         ["result"], result={"type": "string", "enum": ["none", "ok", "failed"]},
         started_at={"type": ["number", "null"]}, finished_at={"type": ["number", "null"]},
@@ -151,13 +179,13 @@ def build_document(settings: Settings) -> dict[str, Any]:
                 {"200": _ok("The value, byte for byte as stored.", any_value, entry_headers),
                  "304": {"description": "If-None-Match named the current ETag.", "headers": entry_headers},
                  "400": bad, "404": missing},
-                [key, _header("If-None-Match", "ETags; 304 if one is current.")],
+                [key, peek, _header("If-None-Match", "ETags; 304 if one is current.")],
             ),
             "head": _operation("Like GET, without the body.",
                                {"200": {"description": "The key exists.", "headers": entry_headers},
                                 "304": {"description": "Not modified.", "headers": entry_headers},
                                 "400": {"description": "Invalid key."}, "404": {"description": "No such key."}},
-                               [key, _header("If-None-Match", "ETags; 304 if one is current.")]),
+                               [key, peek, _header("If-None-Match", "ETags; 304 if one is current.")]),
             "put": _operation(
                 "Store a JSON value (its compact encoding).",
                 {"201": _ok("Created.", {"$ref": "#/components/schemas/Stored"}, etag) | {"links": key_links},
@@ -250,10 +278,20 @@ def build_document(settings: Settings) -> dict[str, Any]:
             "200": {"description": "Prometheus exposition format.",
                     "content": {"text/plain": {"schema": {"type": "string"}}}}})},
     }
+    # Grouped by URL family in /docs, as the resources are (items.py, batch.py, admin.py).
+    for path, operations in paths.items():
+        family = "batch" if path.startswith("/cache/batch/") else "items" if path.startswith("/cache") else "admin"
+        for operation in operations.values():
+            operation.setdefault("tags", [family])
     return {
         "openapi": "3.1.0",
+        "tags": [{"name": "items", "description": "Values under keys: read, write, delete, TTLs, counters."},
+                 {"name": "batch", "description": "Many keys in one request."},
+                 {"name": "admin", "description": "Statistics, health, key listing, metrics, the load test."}],
         "info": {"title": "CacheGrid", "version": __version__,
-                 "description": "An in-memory key/value cache with an HTTP/JSON API."},
+                 "description": "An in-memory key/value cache with an HTTP/JSON API. The web dashboard is at "
+                                "[/dashboard](/dashboard). With a token configured, use Authorize (bearer) before "
+                                "\"Try it out\"."},
         "paths": paths,
         "components": {
             "schemas": {
@@ -276,10 +314,12 @@ def build_document(settings: Settings) -> dict[str, Any]:
 
 DOCS_PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>CacheGrid API</title>
-<link rel="stylesheet" href="{static}/swagger-ui.css"></head>
-<body><div id="swagger-ui"></div>
-<script src="{static}/swagger-ui-bundle.js"></script>
-<script>SwaggerUIBundle({{url: "/openapi.json", dom_id: "#swagger-ui"}});</script>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="{swagger}/swagger-ui.css"></head>
+<body><div id="swagger-ui" data-openapi="{openapi}"></div>
+<script src="{swagger}/swagger-ui-bundle.js"></script>
+<script src="{ours}/docs.js"></script>
 </body></html>
 """
 
@@ -294,9 +334,9 @@ class OpenAPI:
 
 
 class Docs:
+    def __init__(self) -> None:
+        self.page = DOCS_PAGE.format(swagger=DOCS_STATIC, ours=STATIC_PATH, openapi=OPENAPI_PATH).encode()
+
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.content_type = falcon.MEDIA_HTML
-        resp.text = DOCS_PAGE.format(static=DOCS_STATIC)
-
-
-STATIC_DIRECTORY = swagger_ui_path
+        resp.data = self.page

@@ -147,8 +147,9 @@ def hand_over_snapshot(settings: Settings, log: Any, poll: float = 0.05) -> bool
 class CacheGridServer(BaseApplication):
     """gunicorn, configured from CacheGrid's settings."""
 
-    def __init__(self, settings: Settings, worker_class: str) -> None:
+    def __init__(self, settings: Settings, worker_class: str, worker: str | None = None) -> None:
         self.settings = settings
+        self.worker_kind = worker  # the kind (meinheld, gthread), for /stats
         self.options = {
             "bind": [f"{settings.host}:{settings.port}"],
             "workers": 1,
@@ -190,7 +191,14 @@ class CacheGridServer(BaseApplication):
         # Runs in the worker, after the fork: the engine and its sweeper live there.
         from .app import create_app
 
-        return create_app(self.settings, heartbeat=self.worker.notify if self.worker is not None else None)
+        return create_app(self.settings, worker=self.worker_kind,
+                          heartbeat=self.worker.notify if self.worker is not None else None)
+
+
+def browser_url(host: str, port: int) -> str:
+    """Where a browser on this machine finds a server listening on ``host``."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def serve(settings: Settings) -> None:
@@ -217,4 +225,6 @@ def serve(settings: Settings) -> None:
     if settings.auth_token is None and settings.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("listening on %s without an auth token: anyone who can reach it can read and change the "
                     "cache (set CACHEGRID_AUTH_TOKEN)", settings.host)
-    CacheGridServer(settings, worker_class).run()
+    url = browser_url(settings.host, settings.port)
+    log.info("dashboard: %s/dashboard, API docs: %s/docs", url, url)
+    CacheGridServer(settings, worker_class, kind).run()

@@ -97,6 +97,13 @@ class Cache:
         with self._lock:
             return self._store.lookup_entry(key)
 
+    def peek_entry(self, key: str) -> Entry | None:
+        """The live entry or None, without using it: counts no hit or miss
+        and leaves the key's place in the eviction order as it was (what a
+        monitoring page may read without changing what it monitors)."""
+        with self._lock:
+            return self._store.peek_entry(key)
+
     def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
         with self._lock:
             return self._store.lookup_many(keys)

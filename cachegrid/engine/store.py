@@ -394,6 +394,17 @@ class Store:
         expires_at, version, _ = _unpack_from(self._data[key], len(value))
         return _new_tuple(Entry, (value, version, None if expires_at == FOREVER else expires_at))
 
+    def peek_entry(self, key: str) -> Entry | None:
+        """The live entry, like ``lookup_entry``, but only looked at: counts
+        no hit or miss and changes no recency or frequency (an expired entry
+        is still removed, and counted as expired)."""
+        blob = self._live(key)
+        if blob is None:
+            return None
+        end = len(blob) - TRAILER_SIZE
+        expires_at, version, _ = _unpack_from(blob, end)
+        return _new_tuple(Entry, (blob[:end], version, None if expires_at == FOREVER else expires_at))
+
     def lookup_many(self, keys: Iterable[str], entries: bool = False) -> dict[str, Any]:
         """``lookup`` (or ``lookup_entry`` with ``entries``) of each key, by
         key, for the keys found."""
