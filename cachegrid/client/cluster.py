@@ -162,7 +162,7 @@ class Sharded:
         errors: dict[str, str] = {}
         missed: list[str] = []
         miss = None
-        while True:
+        while len(failed) <= self.pool.max_retries:
             host = next((h for h in self.placement(key, failed) if h not in missed), None)
             if host is None:
                 break
@@ -203,7 +203,8 @@ class Sharded:
         failed: set[str] = set()
         errors: dict[str, str] = {}
         answers: dict[str, Any] = {}
-        while targets := [h for h in self.placement(key, failed) if h not in answers]:
+        placement = targets = self.placement(key)
+        while targets:
             outcomes = yield 0.0, [(host, call) for host in targets]
             for host, outcome in zip(targets, outcomes):
                 reason = failure(outcome, call)
@@ -212,15 +213,19 @@ class Sharded:
                     answers[host] = outcome
                 else:
                     self._failed(host, reason, failed, errors)
+            if not failed.intersection(targets):
+                break
+            placement = self.placement(key, failed)  # the failed ones' places go to the next nodes
+            targets = [host for host in placement if host not in answers]
         if not answers:
             raise self._unavailable(f"{call.method} {call.path}", errors)
-        first = next(self._url[label] for label in self.ring.walk(key) if self._url[label] in answers)
+        first = next((host for host in placement if host in answers), next(iter(answers)))
         return call.parse(answers[first].status, answers[first].body)
 
     def counter(self, key: str, call: Call) -> Plan:
         failed: set[str] = set()
         errors: dict[str, str] = {}
-        while placement := self.placement(key, failed):
+        while len(failed) <= self.pool.max_retries and (placement := self.placement(key, failed)):
             primary = placement[0]
             outcome = (yield 0.0, [(primary, call)])[0]
             reason = failure(outcome, call)
@@ -260,6 +265,8 @@ class Sharded:
                     groups[host].append(key)
                 elif not missed[key]:
                     unreachable.append(key)
+            if not groups:
+                break
             calls = {host: batch_get_call(group) for host, group in groups.items()}
             outcomes = yield 0.0, list(calls.items())
             pending = []

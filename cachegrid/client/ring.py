@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from typing import Callable, Iterator, Mapping, Protocol
 
 from uhashring import HashRing
@@ -64,10 +64,15 @@ class KetamaRing:
         self.nodes = list(weights)
         self._ring = HashRing(nodes={label: {"weight": weight} for label, weight in weights.items()},
                               hash_fn="ketama")
+        # uhashring's continuum, read once: its range() copies the point list
+        # on every call. A key's point is uhashring's: the first after its hash.
+        points = self._ring.get_points()
+        self._hashes = [point for point, _ in points]
+        self._labels = [label for _, label in points]
 
     def walk(self, key: str) -> Iterator[str]:
-        for conf in self._ring.range(key):
-            yield conf["nodename"]
+        start = bisect_right(self._hashes, self._ring.hashi(key)) % len(self._hashes)
+        return walk_points(self._labels, start, len(self.nodes))
 
 
 class NginxRing:
@@ -97,15 +102,20 @@ class NginxRing:
         return index % len(self._hashes)
 
     def walk(self, key: str) -> Iterator[str]:
-        start, labels, seen = self.home_index(key), self._labels, set()
-        count = len(labels)
-        for offset in range(count):
-            label = labels[(start + offset) % count]
-            if label not in seen:
-                seen.add(label)
-                yield label
-                if len(seen) == len(self.nodes):
-                    return
+        return walk_points(self._labels, self.home_index(key), len(self.nodes))
+
+
+def walk_points(labels: list[str], start: int, nodes: int) -> Iterator[str]:
+    """The distinct nodes of the points from ``start`` on, wrapping round."""
+    seen: set[str] = set()
+    count = len(labels)
+    for offset in range(count):
+        label = labels[(start + offset) % count]
+        if label not in seen:
+            seen.add(label)
+            yield label
+            if len(seen) == nodes:
+                return
 
 
 def _split_server(label: str) -> tuple[bytes, bytes]:

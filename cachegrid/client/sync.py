@@ -97,10 +97,9 @@ class SyncCacheGridClient(Api):
             while True:
                 if wait:
                     time.sleep(wait)
-                if len(sends) == 1:
-                    outcomes = [self._attempt(sends[0])]
-                else:
-                    outcomes = list(self._pool().map(self._attempt, sends))
+                # The first request in this thread, the others on the pool meanwhile.
+                others = [self._pool().submit(self._attempt, send) for send in sends[1:]]
+                outcomes = [self._attempt(sends[0]), *(other.result() for other in others)]
                 wait, sends = plan.send(outcomes)
         except StopIteration as done:
             return done.value

@@ -87,3 +87,17 @@ def test_server_names_split_as_nginx_splits_them() -> None:
     assert _split_server("127.0.0.1:8001") == (b"127.0.0.1", b"8001")
     assert _split_server("[::1]:80") == (b"[::1]", b"80")
     assert _split_server("cache.example.com") == (b"cache.example.com", b"")
+
+
+def test_the_ketama_walk_is_uhashrings_own_order() -> None:
+    # The ring reads uhashring's continuum once; its order must stay uhashring's
+    # (libketama's), weights included.
+    from uhashring import HashRing
+
+    rng = random.Random(13)
+    for count in (2, 3, 5):
+        weights = {node: rng.choice([1, 2, 3]) for node in random_nodes(rng, count)}
+        ours = KetamaRing(weights)
+        theirs = HashRing(nodes={node: {"weight": weight} for node, weight in weights.items()}, hash_fn="ketama")
+        for key in KEYS[:1000]:
+            assert list(ours.walk(key)) == [conf["nodename"] for conf in theirs.range(key)]
