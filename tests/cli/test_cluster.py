@@ -79,3 +79,10 @@ def test_nginx_config_refuses_bad_nodes() -> None:
         result = invoke("cluster", "nginx-config", *arguments)
         assert result.exit_code == ExitCode.USAGE, arguments
         assert result.stdout == "" and "error:" in result.stderr
+
+
+def test_bad_cluster_options_are_usage_errors() -> None:
+    invoke = runner_for("http://127.0.0.1:1,http://127.0.0.1:2")
+    for arguments in (["--replicas", "0"], ["--ring", "md5"]):
+        result = invoke(*arguments, "get", "k")
+        assert result.exit_code == ExitCode.USAGE and arguments[0] in result.stderr
