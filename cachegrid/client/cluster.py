@@ -335,6 +335,8 @@ class Sharded:
     def keys(self, pattern: str | None, limit: int, cursor: str | None) -> Plan:
         positions = self._decode_cursor(cursor)
         walking = [host for host in self.pool.hosts if positions[host] is not None]
+        if not walking:  # a cursor of a finished walk
+            return {"keys": [], "count": 0, "cursor": None, "pattern": pattern}
         share = max(1, math.ceil(limit / max(len(walking), 1)))
         calls = [(host, keys_call(pattern, share, positions[host] or None)) for host in walking]
         outcomes = yield 0.0, calls

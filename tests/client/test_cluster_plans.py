@@ -5,6 +5,7 @@ nodes are in tests/integration/test_cluster.py."""
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any, Callable
 
@@ -110,6 +111,9 @@ def test_the_cursor_holds_every_node_and_refuses_another_clusters() -> None:
                      lambda h, c: answer(200, b'{"keys": [], "cursor": null}'))
     assert sorted(host for host, _ in steps[0]) == sorted(h for h in sharded.pool.hosts if not h.endswith("7002"))
     assert all(call.params["cursor"] == "e.1" and call.params["limit"] == "15" for _, call in steps[0])
+    finished = "c1." + base64.urlsafe_b64encode(b"[null,null,null]").decode()
+    assert drive(sharded.keys(None, 30, finished), lambda h, c: answer(200)) == (
+        {"keys": [], "count": 0, "cursor": None, "pattern": None}, [])
     with pytest.raises(RequestError) as raised:
         drive(sharded.keys(None, 30, "not-a-cursor"), lambda h, c: answer(200))
     assert raised.value.code == "invalid_cursor"
