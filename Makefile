@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/http_bench.py --output docs/benchmarks-http.md
 	$(BIN)/python benchmarks/loadtest_vs_wrk.py --output docs/benchmarks-loadtest.md
 	$(BIN)/python benchmarks/snapshot_bench.py --output docs/benchmarks-snapshot.md
+	$(BIN)/python benchmarks/cluster_bench.py --output docs/benchmarks-cluster.md
 
 # 10 minutes of mixed load on the default server, RSS sampled every 10 s
 # (SOAK_MINUTES=2 for a shorter run). Writes docs/benchmarks-soak.md and .svg.

@@ -23,6 +23,7 @@ from rich.text import Text
 
 from ..client import NotFound, RequestError, SyncCacheGridClient, Unauthorized, Unavailable
 from ..client.protocol import base_url
+from ..client.ring import RINGS
 from .status import ExitCode, err, exit_code_for, fail, out
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -39,6 +40,9 @@ class Globals:
     token: str | None
     timeout: float
     json: bool
+    replicas: int = 1
+    ring: str = "ketama"
+    sharding: bool = True
 
 
 def options(ctx: typer.Context) -> Globals:
@@ -91,10 +95,16 @@ def connect(ctx: typer.Context) -> Iterator[SyncCacheGridClient]:
     if given.token is not None and not (given.token.isascii() and given.token.isprintable()):
         # requests would fail on it with a traceback: a header is printable ASCII
         raise fail("--token: printable ASCII characters only", ExitCode.USAGE)
-    # Each host once and one more try: failover without making a user wait
-    # through the SDK's longer retry plan when a lone server is down.
+    if given.replicas < 1:
+        raise fail(f"--replicas {given.replicas}: at least 1", ExitCode.USAGE)
+    if given.ring not in RINGS:
+        raise fail(f"--ring {given.ring!r}: one of {', '.join(RINGS)}", ExitCode.USAGE)
+    # Several --url are a cluster (keys placed by the ring), or with
+    # --no-sharding copies of one cache. Each host once and one more try:
+    # failover without making a user wait through the SDK's longer retry plan.
     client = SyncCacheGridClient(servers, timeout=given.timeout, max_retries=len(servers),
-                                 auth_token=given.token)
+                                 auth_token=given.token, replicas=given.replicas, ring=given.ring,
+                                 sharding=given.sharding)
     try:
         with client:
             yield client

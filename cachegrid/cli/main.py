@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from . import batch, commands, config_show, dashboard, loadtest, serve, snapshot, stats_view
+from . import batch, cluster, commands, config_show, dashboard, loadtest, serve, snapshot, stats_view
 from .common import DEFAULT_URL, Globals
 
 app = typer.Typer(
@@ -39,7 +39,15 @@ def root(
     url: Annotated[list[str] | None, typer.Option(
         "--url", envvar="CACHEGRID_URL", metavar="URL", show_default=False,
         help=f"The server (default {DEFAULT_URL}). Give it several times, or comma-separated, "
-             "for failover hosts, tried in order.")] = None,
+             "for a cluster: keys spread over the nodes by a consistent-hash ring.")] = None,
+    replicas: Annotated[int, typer.Option(
+        envvar="CACHEGRID_REPLICAS", help="With several --url: the nodes each key is written to.")] = 1,
+    ring: Annotated[str, typer.Option(
+        envvar="CACHEGRID_RING", help="With several --url: ketama (memcached clients' ring) or nginx "
+                                      "(the ring of nginx's hash ... consistent).")] = "ketama",
+    sharding: Annotated[bool, typer.Option(
+        envvar="CACHEGRID_SHARDING", help="--no-sharding: several --url are copies of one cache, tried in order.")
+    ] = True,
     token: Annotated[str | None, typer.Option(
         envvar="CACHEGRID_AUTH_TOKEN", show_default=False,
         help="Bearer token, for a server started with an auth token.")] = None,
@@ -53,7 +61,8 @@ def root(
         "--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
 ) -> None:
     """CacheGrid: an in-memory key/value cache server with an HTTP/JSON API."""
-    ctx.obj = Globals(urls=list(url or [DEFAULT_URL]), token=token or None, timeout=timeout, json=json_output)
+    ctx.obj = Globals(urls=list(url or [DEFAULT_URL]), token=token or None, timeout=timeout, json=json_output,
+                      replicas=replicas, ring=ring, sharding=sharding)
 
 
 # In the order `cachegrid --help` lists them. A module's Typer without a name
@@ -66,6 +75,7 @@ app.add_typer(dashboard.app)
 app.add_typer(batch.app)
 app.add_typer(config_show.app)
 app.add_typer(snapshot.app)
+app.add_typer(cluster.app)
 
 
 def main() -> None:

@@ -13,6 +13,10 @@ miss, a set or a delete.
 
 When stdout is not a terminal, ``--watch`` prints one plain line per refresh
 instead (one JSON object per line with ``--json``), for logs and scripts.
+
+Against a cluster (several ``--url``) the document is the nodes' sum, and
+the view adds a row per node (``node_rows``/``nodes_table``, which
+``cachegrid cluster status`` prints too), each node with its own history.
 """
 
 from __future__ import annotations
@@ -126,8 +130,59 @@ def _bar(used: float, limit: float, label: str) -> Table:
     return row
 
 
-def render(stats: Stats, history: History) -> RenderableType:
-    """The live view of one /stats document (rates from ``history``)."""
+Histories = dict[str, History]
+
+
+def record(document: Stats, nodes: Histories) -> None:
+    """Add each node's document of a cluster's /stats to its history."""
+    for url, stats in document.get("nodes", {}).items():
+        if not stats.get("down"):
+            nodes.setdefault(url, History()).add(stats)
+
+
+def node_rows(document: Stats, nodes: Histories) -> list[dict[str, Any]]:
+    """One row per node of a cluster's /stats (rates from ``nodes``)."""
+    rows: list[dict[str, Any]] = []
+    for url, stats in document.get("nodes", {}).items():
+        if stats.get("down"):
+            rows.append({"node": url, "up": False, "error": stats.get("error")})
+            continue
+        history = nodes.get(url) or History()
+        rows.append({"node": url, "up": True, "items": stats["current_size"], "max_items": stats["max_size"],
+                     "memory_bytes": stats["memory_usage_bytes"], "max_memory_bytes": stats["max_memory_bytes"],
+                     "hit_ratio": stats["hit_ratio"], "ops_per_second": history.rate(*OPERATIONS),
+                     "uptime_seconds": stats["uptime_seconds"]})
+    return rows
+
+
+def nodes_table(document: Stats, nodes: Histories, total_ops: float | None = None) -> Table:
+    """The rows of ``node_rows`` and the cluster's totals, as a table."""
+    table = Table(title="nodes", title_justify="left")
+    for name, justify in (("node", "left"), ("state", "left"), ("items", "right"), ("memory", "right"),
+                          ("hit ratio", "right"), ("ops/s", "right"), ("uptime", "right")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for row in node_rows(document, nodes):
+        if not row["up"]:
+            table.add_row(Text(row["node"]), Text("down", style="red"), "-", "-", "-", "-", "-")
+            continue
+        table.add_row(Text(row["node"]), Text("up", style="green"), f"{row['items']:,} / {row['max_items']:,}",
+                      _memory(row["memory_bytes"], row["max_memory_bytes"]), f"{row['hit_ratio'] * 100:.1f} %",
+                      rate_text(row["ops_per_second"]), _duration(row["uptime_seconds"]))
+    up, down = document.get("nodes_up", 0), document.get("nodes_down", 0)
+    table.add_row(Text("total", style="bold"), f"{up} up, {down} down",
+                  f"{document['current_size']:,} / {document['max_size']:,}",
+                  _memory(document["memory_usage_bytes"], document["max_memory_bytes"]),
+                  f"{document['hit_ratio'] * 100:.1f} %", rate_text(total_ops), "", style="bold")
+    return table
+
+
+def _memory(used: float, limit: float) -> str:
+    return f"{size_text(used)} / {size_text(limit)} ({used / limit * 100 if limit else 0:.0f} %)"
+
+
+def render(stats: Stats, history: History, nodes: Histories | None = None) -> RenderableType:
+    """The live view of one /stats document (rates from ``history``; a
+    cluster's nodes from ``nodes``)."""
     per_second = rates(history)
     used, limit = stats["memory_usage_bytes"], stats["max_memory_bytes"]
     size, max_size = stats["current_size"], stats["max_size"]
@@ -152,7 +207,10 @@ def render(stats: Stats, history: History) -> RenderableType:
     title = Text(f"cachegrid {stats.get('node_id', '')} · {stats.get('policy', '')} · "
                  f"up {_duration(stats['uptime_seconds'])}")
     footer = Text("ops/s: hits + misses + sets + deletes per second · Ctrl-C to quit", style="dim")
-    return Panel(Group(grid, footer), title=title, title_align="left", expand=False)
+    parts: list[RenderableType] = [grid]
+    if "nodes" in stats:
+        parts.append(nodes_table(stats, nodes or {}, per_second["ops_per_second"]))
+    return Panel(Group(*parts, footer), title=title, title_align="left", expand=False)
 
 
 def line(stats: Stats, history: History) -> str:
@@ -162,7 +220,8 @@ def line(stats: Stats, history: History) -> str:
             f"hit_ratio={stats['hit_ratio']:.4f} memory_mb={stats['memory_usage_bytes'] / MiB:.3f}"
             f"/{stats['max_memory_bytes'] / MiB:.3f} items={stats['current_size']}/{stats['max_size']} "
             f"evictions/s={per_second['evictions_per_second']} "
-            f"expirations/s={per_second['expirations_per_second']}")
+            f"expirations/s={per_second['expirations_per_second']}"
+            + (f" nodes_up={stats['nodes_up']}/{len(stats['nodes'])}" if "nodes" in stats else ""))
 
 
 @app.command()
@@ -201,10 +260,11 @@ def stats(
 
 
 def _watch(client: SyncCacheGridClient, interval: float, iterations: int | None, as_json: bool) -> None:
-    history = History()
+    history, nodes = History(), Histories()
     frames = _samples(client, history, interval, iterations)
     if as_json or not out.is_terminal:
         for stats in frames:
+            record(stats, nodes)
             if as_json:
                 print_json({**stats, **rates(history)})
             else:
@@ -212,7 +272,8 @@ def _watch(client: SyncCacheGridClient, interval: float, iterations: int | None,
         return
     with Live(console=out, auto_refresh=False) as live:
         for stats in frames:
-            live.update(render(stats, history), refresh=True)
+            record(stats, nodes)
+            live.update(render(stats, history, nodes), refresh=True)
 
 
 def _samples(client: SyncCacheGridClient, history: History, interval: float,

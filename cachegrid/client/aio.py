@@ -5,26 +5,27 @@ requests (a pooled client object, timeouts, the same exceptions split), so
 both clients behave alike. The connection pool is made on first use inside
 the running event loop (a client created outside any loop, or never entered
 as a context manager, works), and made again if the client is used from
-another loop later (each ``asyncio.run`` has its own).
+another loop later (each ``asyncio.run`` has its own). The requests of one
+step of a plan that go to several nodes at once run as concurrent tasks.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator, Iterable
+from typing import Any, AsyncIterator
 
 import httpx
 
-from .protocol import Api, Call, MaybeSent, NotSent
+from .api import Api
+from .protocol import Answer, Call, MaybeSent, NotSent, Outcome, Plan
 
 
 class CacheGridClient(Api):
-    """An asyncio CacheGrid client with failover between ``hosts``; every
-    method of ``SyncCacheGridClient`` is here a coroutine."""
+    """An asyncio CacheGrid client: one server, a cluster, or failover hosts
+    (the parameters are ``Api``'s); every method of ``SyncCacheGridClient``
+    is here a coroutine."""
 
-    def __init__(self, hosts: Iterable[str] | str = ("localhost:8080",), timeout: float = 5.0,
-                 max_retries: int = 3, auth_token: str | None = None, cooldown: float = 30.0) -> None:
-        super().__init__(hosts, timeout, max_retries, auth_token, cooldown)
+    def _open_transport(self) -> None:
         self._client: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -46,38 +47,45 @@ class CacheGridClient(Api):
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
-    async def _send(self, host: str, call: Call) -> tuple[int, bytes]:
+    async def _send(self, host: str, call: Call) -> Answer:
         client = self._open()
         try:
             response = await client.request(call.method, host + call.path, params=call.params,
                                             content=call.body, headers=call.headers)
-            return response.status_code, response.content
+            return Answer(response.status_code, response.content, response.headers)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.UnsupportedProtocol) as error:
             raise NotSent(str(error) or type(error).__name__) from None
         except httpx.TransportError as error:
             raise MaybeSent(str(error) or type(error).__name__) from None
 
-    async def _call(self, call: Call) -> Any:  # type: ignore[override]
-        plan = self.pool.run(call)
-        host, wait = next(plan)
-        while True:
-            if wait:
-                await asyncio.sleep(wait)
-            try:
-                outcome: Any = await self._send(host, call)
-            except (NotSent, MaybeSent) as error:
-                outcome = error
-            try:
-                host, wait = plan.send(outcome)
-            except StopIteration as done:
-                return done.value
+    async def _attempt(self, host: str, call: Call) -> Outcome:
+        try:
+            return await self._send(host, call)
+        except (NotSent, MaybeSent) as error:
+            return error
+
+    async def _run(self, plan: Plan) -> Any:  # type: ignore[override]
+        try:
+            wait, sends = next(plan)
+            while True:
+                if wait:
+                    await asyncio.sleep(wait)
+                if len(sends) == 1:
+                    outcomes = [await self._attempt(*sends[0])]
+                else:
+                    outcomes = list(await asyncio.gather(*(self._attempt(*send) for send in sends)))
+                wait, sends = plan.send(outcomes)
+        except StopIteration as done:
+            return done.value
 
     async def iter_keys(self, pattern: str | None = None, page_size: int = 1000) -> AsyncIterator[str]:
-        """Every live key matching ``pattern``, page by page through the cursor."""
+        """Every live key matching ``pattern``, page by page through the cursor
+        (once each, also where replicas hold a key on several nodes)."""
+        once = self._once()
         page = await self.keys(pattern, page_size)
-        for key in page["keys"]:
+        for key in once(page["keys"]):
             yield key
         while page["cursor"]:
             page = await self.keys(pattern, page_size, page["cursor"])
-            for key in page["keys"]:
+            for key in once(page["keys"]):
                 yield key

@@ -3,29 +3,36 @@
 Use it as a context manager or not at all; both work, and so does entering
 the same client again and again (one client made at import time, ``with
 client:`` around each request of a web app): the session is opened on first
-use and closed when the last ``with`` block that is still open ends.
+use and closed when the last ``with`` block that is still open ends. The
+requests of one step of a plan that go to several nodes at once (batches
+across a cluster, writes to replicas) run on a small thread pool, made on
+first use.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Iterator
 
 import requests
 
-from .protocol import Api, Call, MaybeSent, NotSent
+from .api import Api
+from .protocol import Answer, Call, MaybeSent, NotSent, Outcome, Plan
+
+MAX_THREADS = 16
 
 
 class SyncCacheGridClient(Api):
-    """A blocking CacheGrid client with failover between ``hosts``."""
+    """A blocking CacheGrid client: one server, a cluster, or failover hosts
+    (the parameters are ``Api``'s)."""
 
-    def __init__(self, hosts: Iterable[str] | str = ("localhost:8080",), timeout: float = 5.0,
-                 max_retries: int = 3, auth_token: str | None = None, cooldown: float = 30.0) -> None:
-        super().__init__(hosts, timeout, max_retries, auth_token, cooldown)
+    def _open_transport(self) -> None:
         self._session: requests.Session | None = None
         self._entered = 0
         self._lock = threading.Lock()
+        self._threads: ThreadPoolExecutor | None = None
 
     def _open(self) -> requests.Session:
         with self._lock:
@@ -38,8 +45,18 @@ class SyncCacheGridClient(Api):
     def close(self) -> None:
         with self._lock:
             session, self._session = self._session, None
+            threads, self._threads = self._threads, None
         if session is not None:
             session.close()
+        if threads is not None:
+            threads.shutdown(wait=False)
+
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._threads is None:
+                self._threads = ThreadPoolExecutor(min(MAX_THREADS, len(self.hosts)),
+                                                   thread_name_prefix="cachegrid-client")
+            return self._threads
 
     def __enter__(self) -> SyncCacheGridClient:
         with self._lock:
@@ -53,12 +70,12 @@ class SyncCacheGridClient(Api):
         if last:
             self.close()
 
-    def _send(self, host: str, call: Call) -> tuple[int, bytes]:
+    def _send(self, host: str, call: Call) -> Answer:
         session = self._open()
         try:
             response = session.request(call.method, host + call.path, params=call.params, data=call.body,
                                        headers=call.headers, timeout=self.timeout)
-            return response.status_code, response.content
+            return Answer(response.status_code, response.content, response.headers)
         except (requests.ConnectTimeout, requests.exceptions.InvalidURL) as error:
             raise NotSent(str(error)) from None
         except requests.ConnectionError as error:
@@ -68,25 +85,31 @@ class SyncCacheGridClient(Api):
         except requests.Timeout as error:
             raise MaybeSent(str(error)) from None
 
-    def _call(self, call: Call) -> Any:
-        plan = self.pool.run(call)
-        host, wait = next(plan)
-        while True:
-            if wait:
-                time.sleep(wait)
-            try:
-                outcome: Any = self._send(host, call)
-            except (NotSent, MaybeSent) as error:
-                outcome = error
-            try:
-                host, wait = plan.send(outcome)
-            except StopIteration as done:
-                return done.value
+    def _attempt(self, send: tuple[str, Call]) -> Outcome:
+        try:
+            return self._send(*send)
+        except (NotSent, MaybeSent) as error:
+            return error
+
+    def _run(self, plan: Plan) -> Any:
+        try:
+            wait, sends = next(plan)
+            while True:
+                if wait:
+                    time.sleep(wait)
+                # The first request in this thread, the others on the pool meanwhile.
+                others = [self._pool().submit(self._attempt, send) for send in sends[1:]]
+                outcomes = [self._attempt(sends[0]), *(other.result() for other in others)]
+                wait, sends = plan.send(outcomes)
+        except StopIteration as done:
+            return done.value
 
     def iter_keys(self, pattern: str | None = None, page_size: int = 1000) -> Iterator[str]:
-        """Every live key matching ``pattern``, page by page through the cursor."""
+        """Every live key matching ``pattern``, page by page through the cursor
+        (once each, also where replicas hold a key on several nodes)."""
+        once = self._once()
         page = self.keys(pattern, page_size)
-        yield from page["keys"]
+        yield from once(page["keys"])
         while page["cursor"]:
             page = self.keys(pattern, page_size, page["cursor"])
-            yield from page["keys"]
+            yield from once(page["keys"])

@@ -119,7 +119,7 @@ def test_the_load_generator_knows_only_the_http_contract() -> None:
 
 
 def test_the_cli_imports_the_daemon_only_inside_serve() -> None:
-    allowed = ("cachegrid.cli", "cachegrid.client", "cachegrid.config", "cachegrid.loadgen")
+    allowed = ("cachegrid.cli", "cachegrid.client", "cachegrid.cluster", "cachegrid.config", "cachegrid.loadgen")
     for name in MODULES:
         if not name.startswith("cachegrid.cli"):
             continue
@@ -134,3 +134,13 @@ def test_the_load_generator_lives_outside_the_cli() -> None:
     assert importlib.util.find_spec("cachegrid.cli.loadgen") is None
     assert not any(name.startswith("cachegrid.cli.") and "loadgen" in name for name in MODULES)
     assert Path(cachegrid.loadgen.__file__).parent == ROOT / "loadgen"
+
+
+def test_the_cluster_tools_import_nothing_of_the_server() -> None:
+    # cachegrid.cluster (the nginx configuration) sits beside the nodes: it
+    # may use the client's contract, never the daemon or the engine.
+    for name in MODULES:
+        if name.startswith("cachegrid.cluster"):
+            outside = [target for target in GRAPH[name] if not target.startswith(("cachegrid.cluster",
+                                                                                "cachegrid.client"))]
+            assert outside == [], (name, outside)

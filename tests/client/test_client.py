@@ -176,11 +176,11 @@ def test_wrong_token_is_unauthorized(kind: str, start_server: Callable[..., Serv
     assert caller("set", "k", 1) and caller("get", "k") == 1
 
 
-# -- failover -------------------------------------------------------------------------
+# -- failover (sharding=False: every host a copy of one cache) --------------------------
 
 
 def test_fails_over_from_a_dead_host_to_a_live_one(kind: str, live: Server, dead_host: str, key: str) -> None:
-    caller, client = make_caller(kind, [dead_host, address(live)], timeout=2.0, max_retries=3)
+    caller, client = make_caller(kind, [dead_host, address(live)], timeout=2.0, max_retries=3, sharding=False)
     assert caller("set", key, "via failover")
     assert caller("get", key) == "via failover"
     # The dead host cools down: the next calls go straight to the live one.
@@ -198,7 +198,8 @@ def test_every_host_dead_is_unavailable(kind: str, dead_host: str) -> None:
 def test_a_host_that_comes_back_is_used_again(kind: str, start_server: Callable[..., Server]) -> None:
     first = start_server()
     second = start_server()
-    caller, client = make_caller(kind, [address(first), address(second)], cooldown=0.5, max_retries=3)
+    caller, client = make_caller(kind, [address(first), address(second)], cooldown=0.5, max_retries=3,
+                                 sharding=False)
     assert caller("set", "where", "first")
     port = first.port
     assert first.stop() == 0
@@ -219,11 +220,11 @@ def json_stat(server: Server, name: str) -> Any:
 def test_5xx_fails_over_and_4xx_is_never_retried(kind: str, live: Server, stub: Callable[..., Stub],
                                                  key: str) -> None:
     broken = stub(500)
-    caller, _ = make_caller(kind, [broken.host, address(live)], max_retries=2)
+    caller, _ = make_caller(kind, [broken.host, address(live)], max_retries=2, sharding=False)
     assert caller("set", key, 1) and caller("get", key) == 1
     assert broken.requests == 1  # then it cooled down
     refusing = stub(400, b'{"error": "invalid_ttl", "message": "no"}')
-    caller, _ = make_caller(kind, [refusing.host, address(live)], max_retries=3)
+    caller, _ = make_caller(kind, [refusing.host, address(live)], max_retries=3, sharding=False)
     with pytest.raises(RequestError) as raised:
         caller("get", key)
     assert raised.value.code == "invalid_ttl" and refusing.requests == 1
@@ -231,7 +232,7 @@ def test_5xx_fails_over_and_4xx_is_never_retried(kind: str, live: Server, stub: 
 
 def test_a_full_cache_is_not_a_failover(kind: str, stub: Callable[..., Stub], live: Server) -> None:
     full = stub(507, b'{"error": "cache_full", "message": "full"}')
-    caller, _ = make_caller(kind, [full.host, address(live)], max_retries=3)
+    caller, _ = make_caller(kind, [full.host, address(live)], max_retries=3, sharding=False)
     with pytest.raises(RequestError) as raised:
         caller("set", "k", 1)
     assert raised.value.status == 507 and full.requests == 1
@@ -240,7 +241,7 @@ def test_a_full_cache_is_not_a_failover(kind: str, stub: Callable[..., Stub], li
 def test_incr_is_not_retried_when_it_may_have_been_applied(kind: str, stub: Callable[..., Stub],
                                                            live: Server) -> None:
     silent = stub(None)  # reads the request, then hangs up without answering
-    caller, _ = make_caller(kind, [silent.host, address(live)], max_retries=3)
+    caller, _ = make_caller(kind, [silent.host, address(live)], max_retries=3, sharding=False)
     with pytest.raises(Unavailable):
         caller("incr", "counter")
     assert silent.requests == 1

@@ -1,0 +1,205 @@
+"""The operations of CacheGrid, written once for both clients.
+
+Each method builds its request (protocol.py) and asks the client's router
+(cluster.py) for the plan that runs it: one logical cache (one host, or
+``sharding=False``: every host a copy of the same cache, tried in order), or
+a cluster whose keys are placed by a consistent-hash ring. The synchronous
+client returns each method's result, the asynchronous one a coroutine of it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable, Iterable, Mapping
+
+from .cluster import Failover, Router, Sharded
+from .protocol import (
+    Call,
+    HostPool,
+    Plan,
+    _exists_parse,
+    _field,
+    _json,
+    base_url,
+    encode,
+    error_for,
+    get_call,
+    item_path,
+)
+from .ring import RINGS
+
+Hosts = Iterable[str] | Mapping[str, int] | str
+
+
+class Api:
+    """The operations of CacheGrid, for both clients.
+
+    ``hosts``: ``host:port`` strings (or URLs), or a mapping of them to
+    weights. With several hosts, keys are spread over them by consistent
+    hashing (``ring``: ``"ketama"``, the memcached clients' ring, or
+    ``"nginx"``, the ring of nginx's ``hash ... consistent``), each on
+    ``replicas`` nodes; ``sharding=False`` makes them copies of one cache
+    instead, tried in order. A node that fails is skipped for ``cooldown``
+    seconds."""
+
+    def __init__(self, hosts: Hosts = ("localhost:8080",), timeout: float = 5.0,
+                 max_retries: int = 3, auth_token: str | None = None, cooldown: float = 30.0,
+                 *, replicas: int = 1, sharding: bool = True, ring: str = "ketama") -> None:
+        if isinstance(hosts, str):
+            hosts = [hosts]
+        weights = dict(hosts) if isinstance(hosts, Mapping) else {host: 1 for host in hosts}
+        urls = {base_url(host): weight for host, weight in weights.items()}
+        self.pool = HostPool(list(urls), max_retries, cooldown)
+        if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
+            raise ValueError(f"replicas must be a whole number >= 1, not {replicas!r}")
+        if ring not in RINGS:
+            raise ValueError(f"ring must be one of {', '.join(RINGS)}, not {ring!r}")
+        self.router: Router
+        if sharding and len(urls) > 1:
+            self.router = Sharded(self.pool, urls, replicas=min(replicas, len(urls)), ring=ring)
+        else:
+            self.router = Failover(self.pool)
+        self.timeout = timeout
+        self.auth_token = auth_token
+        self._open_transport()
+
+    def _open_transport(self) -> None:
+        """Set up the client's transport state (nothing is connected yet)."""
+
+    @property
+    def hosts(self) -> list[str]:
+        return self.pool.hosts
+
+    @property
+    def replicas(self) -> int:
+        return self.router.replicas
+
+    def _headers(self) -> dict[str, str]:
+        """The headers of every request of this client."""
+        headers = {"User-Agent": "cachegrid-client"}
+        if self.auth_token:
+            headers["Authorization"] = f"Bearer {self.auth_token}"
+        return headers
+
+    def _run(self, plan: Plan) -> Any:
+        raise NotImplementedError
+
+    def _once(self) -> Callable[[list[str]], list[str]]:
+        """A filter for iter_keys: with replicas a key is on several nodes, so
+        the keys seen are remembered (a set of them); without, nothing is kept."""
+        if self.router.replicas == 1:
+            return lambda keys: keys
+        seen: set[str] = set()
+
+        def once(keys: list[str]) -> list[str]:
+            fresh = [key for key in keys if key not in seen]
+            seen.update(fresh)
+            return fresh
+        return once
+
+    def node_for(self, key: str) -> list[str]:
+        """The nodes ``key`` is written to now, in ring order (its replicas)."""
+        return self.router.placement(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The value under ``key``, or ``default`` when there is none."""
+        return self._run(self.router.read(key, get_call(key, default), repair=True))
+
+    def set(self, key: str, value: Any, ttl: float | None = None, only_if_absent: bool = False,
+            only_if_present: bool = False) -> Any:
+        """Store ``value`` (anything JSON can hold), optionally for ``ttl``
+        seconds. True when stored; False when a condition prevented it."""
+        headers = {"Content-Type": "application/json"}
+        if only_if_absent:
+            headers["If-None-Match"] = "*"
+        if only_if_present:
+            headers["If-Match"] = "*"
+        def parse(status: int, body: bytes) -> bool:
+            if status == 412:
+                return False
+            _json(status, body)
+            return True
+        params = None if ttl is None else {"ttl": repr(ttl)}
+        return self._run(self.router.write(key, Call("PUT", item_path(key), parse, params, encode(value), headers)))
+
+    def delete(self, key: str) -> Any:
+        """True when the key existed."""
+        return self._run(self.router.write(key, Call("DELETE", item_path(key), _field("deleted"))))
+
+    def exists(self, key: str) -> Any:
+        def parse(status: int, body: bytes) -> bool:
+            if status in (200, 404):
+                return status == 200
+            raise error_for(status, body)
+        return self._run(self.router.read(key, Call("HEAD", item_path(key), parse)))
+
+    def get_multi(self, keys: Iterable[str]) -> Any:
+        """The values of those ``keys`` that exist, as a dict."""
+        return self._run(self.router.get_multi(list(keys)))
+
+    def set_multi(self, items: Mapping[str, Any], ttl: float | None = None) -> Any:
+        """Store every item or none of them (on each node: see docs/cluster.md);
+        returns how many were stored."""
+        return self._run(self.router.set_multi(dict(items), ttl))
+
+    def delete_multi(self, keys: Iterable[str]) -> Any:
+        """Delete every key; returns how many existed."""
+        return self._run(self.router.delete_multi(list(keys)))
+
+    def incr(self, key: str, by: int = 1) -> Any:
+        """Add ``by`` to the integer under ``key`` (0 when absent); the new value."""
+        return self._run(self.router.counter(key, Call("POST", item_path(key, "/incr"), _field("value"),
+                                                       {"by": str(int(by))}, idempotent=False)))
+
+    def decr(self, key: str, by: int = 1) -> Any:
+        return self._run(self.router.counter(key, Call("POST", item_path(key, "/decr"), _field("value"),
+                                                       {"by": str(int(by))}, idempotent=False)))
+
+    def ttl(self, key: str) -> Any:
+        """Seconds left (None: no expiry); NotFound when the key does not exist."""
+        return self._run(self.router.read(key, Call("GET", item_path(key, "/ttl"), _field("ttl"))))
+
+    def touch(self, key: str, ttl: float) -> Any:
+        """Give the key a new TTL; False when it does not exist."""
+        return self._run(self.router.write(key, Call("PUT", item_path(key, "/ttl"), _exists_parse,
+                                                     {"ttl": repr(ttl)})))
+
+    def persist(self, key: str) -> Any:
+        """Remove the key's TTL; False when it does not exist."""
+        return self._run(self.router.write(key, Call("DELETE", item_path(key, "/ttl"), _exists_parse)))
+
+    def keys(self, pattern: str | None = None, limit: int = 100, cursor: str | None = None) -> Any:
+        """One page: {"keys": [...], "count": n, "cursor": next or None}.
+        Across a cluster the cursor holds every node's position."""
+        return self._run(self.router.keys(pattern, limit, cursor))
+
+    def clear(self, confirm: bool = False) -> Any:
+        """Remove every key (of every node): only with ``confirm=True``. Returns how many."""
+        if confirm is not True:
+            raise ValueError("clear() removes every key of the cache: call clear(confirm=True)")
+        return self._run(self.router.clear())
+
+    def stats(self) -> Any:
+        """The server's statistics; across a cluster their sum, with each
+        node's own under ``"nodes"`` (a node that did not answer: ``{"down": true}``)."""
+        return self._run(self.router.stats())
+
+    def health(self) -> Any:
+        """The /health document; an unhealthy node (503) answers too."""
+        def parse(status: int, body: bytes) -> Any:
+            return json.loads(body) if status == 503 else _json(status, body)
+        return self._run(self.pool.run(Call("GET", "/health", parse, answers=frozenset({503}))))
+
+    def snapshot(self) -> Any:
+        """Start a background snapshot (POST /admin/snapshot) on one node: its
+        state. RequestError 409 while one runs, or when snapshots are off."""
+        return self._run(self.pool.run(Call("POST", "/admin/snapshot", idempotent=False)))
+
+    def snapshot_status(self) -> Any:
+        """One node's snapshot state (GET /admin/snapshot)."""
+        return self._run(self.pool.run(Call("GET", "/admin/snapshot")))
+
+    def server_load_test(self, num_operations: int = 1000, operation_type: str = "mixed") -> Any:
+        """Run the server's built-in engine load test (POST /test/load) on one node."""
+        return self._run(self.pool.run(Call("POST", "/test/load", params={
+            "num_operations": str(num_operations), "operation_type": operation_type}, idempotent=False)))

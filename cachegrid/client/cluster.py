@@ -1,0 +1,437 @@
+"""Routers: which hosts each operation goes to, as plans (see protocol.py).
+
+``Failover`` is one logical cache: every call goes to the first host that is
+not cooling down (``HostPool.run``). A client with one host uses it, and so
+does ``sharding=False``, where every host is a copy of the same cache.
+
+``Sharded`` is a cluster in the memcached model: the nodes know nothing of
+each other, and the client places each key with a consistent-hash ring
+(ring.py). A key's *placement* is the first R nodes (R = ``replicas``) of the
+ring's walk from the key that are not cooling down; when every node of the
+walk is cooling down, the one back soonest is tried anyway. So a node that
+fails (connection error, timeout, a 5xx but 507) gives its keys to the next
+nodes of the ring until its cool-down ends, and a call raises ``Unavailable``
+only when every candidate for its key failed.
+
+- Writes (set, delete, touch, persist) go to every node of the placement at
+  once; a node that fails is replaced by the next one of the ring. The answer
+  is the one of the first node in ring order that answered.
+- Reads (get, exists, ttl) ask the placement in ring order and return the
+  first hit; a 404 asks the next replica, and a miss on every replica is the
+  miss. When ``get`` hits on a later replica, the earlier ones that missed are
+  repaired: the entry (value, remaining TTL, what else it carries: see
+  ``protocol.ENTRY_FIELDS``) is copied to them with If-None-Match: *, so a
+  value written there meanwhile is never overwritten.
+- Counters (incr, decr) run on the first node of the placement, which is
+  authoritative; with R > 1 its entry is then copied over the others.
+- Batches are split per node, one request per node per round, all sent at
+  once and merged; keys whose node failed go round again to their next node.
+  ``get_multi`` asks the next replica for the keys a node did not have.
+- ``keys`` asks every node for its share of the page; the cursor holds every
+  node's own (opaque) cursor. ``stats`` sums the nodes' and keeps each one's;
+  ``clear`` clears every node.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+from collections import defaultdict
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from .errors import RequestError, Unavailable
+from .protocol import (
+    Call,
+    HostPool,
+    MaybeSent,
+    Plan,
+    batch_delete_call,
+    batch_get_call,
+    batch_set_call,
+    clear_call,
+    copy_call,
+    failure,
+    get_call,
+    key_segment,
+    keys_call,
+    stats_call,
+)
+from .ring import RINGS, NginxRing
+
+CURSOR_PREFIX = "c1."
+
+
+class Router(Protocol):
+    replicas: int
+
+    def placement(self, key: str) -> list[str]: ...
+    def read(self, key: str, call: Call, repair: bool = False) -> Plan: ...
+    def write(self, key: str, call: Call) -> Plan: ...
+    def counter(self, key: str, call: Call) -> Plan: ...
+    def get_multi(self, keys: list[str]) -> Plan: ...
+    def set_multi(self, items: dict[str, Any], ttl: float | None) -> Plan: ...
+    def delete_multi(self, keys: list[str]) -> Plan: ...
+    def keys(self, pattern: str | None, limit: int, cursor: str | None) -> Plan: ...
+    def clear(self) -> Plan: ...
+    def stats(self) -> Plan: ...
+
+
+class Failover:
+    """One logical cache over hosts tried in order."""
+
+    replicas = 1
+
+    def __init__(self, pool: HostPool) -> None:
+        self.pool = pool
+
+    def placement(self, key: str) -> list[str]:
+        return self.pool.candidates()[:1]
+
+    def read(self, key: str, call: Call, repair: bool = False) -> Plan:
+        return self.pool.run(call)
+
+    def write(self, key: str, call: Call) -> Plan:
+        return self.pool.run(call)
+
+    def counter(self, key: str, call: Call) -> Plan:
+        return self.pool.run(call)
+
+    def get_multi(self, keys: list[str]) -> Plan:
+        return self.pool.run(batch_get_call(keys))
+
+    def set_multi(self, items: dict[str, Any], ttl: float | None) -> Plan:
+        return self.pool.run(batch_set_call(items, ttl))
+
+    def delete_multi(self, keys: list[str]) -> Plan:
+        return self.pool.run(batch_delete_call(keys))
+
+    def keys(self, pattern: str | None, limit: int, cursor: str | None) -> Plan:
+        return self.pool.run(keys_call(pattern, limit, cursor))
+
+    def clear(self) -> Plan:
+        return self.pool.run(clear_call())
+
+    def stats(self) -> Plan:
+        return self.pool.run(stats_call())
+
+
+class Sharded:
+    """Keys placed on ``replicas`` nodes each by a consistent-hash ring."""
+
+    def __init__(self, pool: HostPool, weights: dict[str, int], replicas: int, ring: str) -> None:
+        self.pool = pool
+        self.replicas = replicas
+        self._url = {urlsplit(url).netloc: url for url in weights}
+        labelled = {urlsplit(url).netloc: weight for url, weight in weights.items()}
+        self.ring = NginxRing(labelled, key_segment) if RINGS[ring] is NginxRing else RINGS[ring](labelled)
+
+    # -- where a key goes ------------------------------------------------------------
+
+    def placement(self, key: str, failed: set[str] | frozenset[str] = frozenset()) -> list[str]:
+        """The first R nodes of ``key``'s walk that are neither cooling down nor
+        in ``failed``; when there are none, the failed-free ones back soonest."""
+        now, live, resting = self.pool.clock(), [], []
+        for label in self.ring.walk(key):
+            url = self._url[label]
+            if url in failed:
+                continue
+            if self.pool.cooling(url, now):
+                resting.append(url)
+                continue
+            live.append(url)
+            if len(live) == self.replicas:
+                return live
+        return live or sorted(resting, key=self.pool.back_at)[:self.replicas]
+
+    def _failed(self, host: str, reason: str, failed: set[str], errors: dict[str, str]) -> None:
+        failed.add(host)
+        errors[host] = reason
+        self.pool.failed(host)
+
+    def _unavailable(self, what: str, errors: dict[str, str]) -> Unavailable:
+        detail = "; ".join(f"{host}: {error}" for host, error in errors.items()) or "no node to ask"
+        return Unavailable(f"no CacheGrid node answered {what}: {detail}", errors)
+
+    # -- one key ---------------------------------------------------------------------
+
+    def read(self, key: str, call: Call, repair: bool = False) -> Plan:
+        failed: set[str] = set()
+        errors: dict[str, str] = {}
+        missed: list[str] = []
+        miss = None
+        while len(failed) <= self.pool.max_retries:
+            host = next((h for h in self.placement(key, failed) if h not in missed), None)
+            if host is None:
+                break
+            outcome = (yield 0.0, [(host, call)])[0]
+            reason = failure(outcome, call)
+            if reason is not None:
+                self._failed(host, reason, failed, errors)
+                continue
+            self.pool.succeeded(host)
+            if outcome.status == 404:
+                missed.append(host)
+                miss = outcome
+                continue
+            result = call.parse(outcome.status, outcome.body)
+            if repair and missed and outcome.status == 200:
+                copy = copy_call(key, outcome, overwrite=False)
+                if copy is not None:
+                    yield from self._send_each(missed, copy)
+            return result
+        if miss is not None:
+            return call.parse(miss.status, miss.body)
+        raise self._unavailable(f"{call.method} {call.path}", errors)
+
+    def _send_each(self, hosts: list[str], call: Call) -> Plan:
+        """Send ``call`` to every host at once; the answers by host (failures
+        mark their host and are left out)."""
+        outcomes = yield 0.0, [(host, call) for host in hosts]
+        answers = {}
+        for host, outcome in zip(hosts, outcomes):
+            if failure(outcome, call) is None:
+                self.pool.succeeded(host)
+                answers[host] = outcome
+            else:
+                self.pool.failed(host)
+        return answers
+
+    def write(self, key: str, call: Call) -> Plan:
+        failed: set[str] = set()
+        errors: dict[str, str] = {}
+        answers: dict[str, Any] = {}
+        placement = targets = self.placement(key)
+        while targets:
+            outcomes = yield 0.0, [(host, call) for host in targets]
+            for host, outcome in zip(targets, outcomes):
+                reason = failure(outcome, call)
+                if reason is None:
+                    self.pool.succeeded(host)
+                    answers[host] = outcome
+                else:
+                    self._failed(host, reason, failed, errors)
+            if not failed.intersection(targets):
+                break
+            placement = self.placement(key, failed)  # the failed ones' places go to the next nodes
+            targets = [host for host in placement if host not in answers]
+        if not answers:
+            raise self._unavailable(f"{call.method} {call.path}", errors)
+        first = next((host for host in placement if host in answers), next(iter(answers)))
+        return call.parse(answers[first].status, answers[first].body)
+
+    def counter(self, key: str, call: Call) -> Plan:
+        failed: set[str] = set()
+        errors: dict[str, str] = {}
+        while len(failed) <= self.pool.max_retries and (placement := self.placement(key, failed)):
+            primary = placement[0]
+            outcome = (yield 0.0, [(primary, call)])[0]
+            reason = failure(outcome, call)
+            if reason is not None:
+                self._failed(primary, reason, failed, errors)
+                if isinstance(outcome, MaybeSent):
+                    raise Unavailable(f"{call.method} {call.path} may or may not have been applied: {reason}",
+                                      errors)
+                continue
+            self.pool.succeeded(primary)
+            result = call.parse(outcome.status, outcome.body)
+            others = self.placement(key, failed)[1:]
+            if others:  # the primary is authoritative: its entry overwrites the replicas'
+                fetch = get_call(key)
+                entry = (yield 0.0, [(primary, fetch)])[0]
+                if failure(entry, fetch) is None and entry.status == 200:
+                    copy = copy_call(key, entry, overwrite=True)
+                    if copy is not None:
+                        yield from self._send_each(others, copy)
+            return result
+        raise self._unavailable(f"{call.method} {call.path}", errors)
+
+    # -- batches -----------------------------------------------------------------------
+
+    def get_multi(self, keys: list[str]) -> Plan:
+        pending = list(dict.fromkeys(keys))
+        found: dict[str, Any] = {}
+        failed: set[str] = set()
+        errors: dict[str, str] = {}
+        missed: dict[str, list[str]] = defaultdict(list)
+        unreachable: list[str] = []
+        while pending:
+            groups: dict[str, list[str]] = defaultdict(list)
+            for key in pending:
+                host = next((h for h in self.placement(key, failed) if h not in missed[key]), None)
+                if host is not None:
+                    groups[host].append(key)
+                elif not missed[key]:
+                    unreachable.append(key)
+            if not groups:
+                break
+            calls = {host: batch_get_call(group) for host, group in groups.items()}
+            outcomes = yield 0.0, list(calls.items())
+            pending = []
+            for (host, call), outcome in zip(calls.items(), outcomes):
+                reason = failure(outcome, call)
+                if reason is not None:
+                    self._failed(host, reason, failed, errors)
+                    pending.extend(groups[host])
+                    continue
+                self.pool.succeeded(host)
+                items = call.parse(outcome.status, outcome.body)
+                found.update(items)
+                for key in groups[host]:
+                    if key not in items:
+                        missed[key].append(host)
+                        pending.append(key)
+        if unreachable:
+            raise self._unavailable(f"get_multi of {len(unreachable)} key(s)", errors)
+        return {key: found[key] for key in dict.fromkeys(keys) if key in found}
+
+    def _each_copy(self, keys: list[str], call_for: Any, what: str) -> Plan:
+        """Send every key to every node of its placement, one request per node
+        and round, keys of failed nodes going round again to their next node;
+        the parsed answers."""
+        done: dict[str, set[str]] = {key: set() for key in keys}
+        failed: set[str] = set()
+        errors: dict[str, str] = {}
+        results: list[Any] = []
+        while True:
+            groups: dict[str, list[str]] = defaultdict(list)
+            for key in keys:
+                for host in self.placement(key, failed):
+                    if host not in done[key]:
+                        groups[host].append(key)  # every replica of the key in the same round
+            if not groups:
+                break
+            calls = {host: call_for(group) for host, group in groups.items()}
+            outcomes = yield 0.0, list(calls.items())
+            for (host, call), outcome in zip(calls.items(), outcomes):
+                reason = failure(outcome, call)
+                if reason is not None:
+                    self._failed(host, reason, failed, errors)
+                    continue
+                self.pool.succeeded(host)
+                results.append(call.parse(outcome.status, outcome.body))
+                for key in groups[host]:
+                    done[key].add(host)
+        if any(not hosts for hosts in done.values()):
+            raise self._unavailable(what, errors)
+        return results
+
+    def set_multi(self, items: dict[str, Any], ttl: float | None) -> Plan:
+        yield from self._each_copy(list(items), lambda group: batch_set_call({k: items[k] for k in group}, ttl),
+                                   f"set_multi of {len(items)} key(s)")
+        return len(items)
+
+    def delete_multi(self, keys: list[str]) -> Plan:
+        unique = list(dict.fromkeys(keys))
+        counts = yield from self._each_copy(unique, batch_delete_call, f"delete_multi of {len(unique)} key(s)")
+        # Each node counts the copies it deleted: exact with one replica, and
+        # with R when the replicas agree.
+        return math.ceil(sum(counts) / self.replicas)
+
+    # -- the whole cluster -----------------------------------------------------------
+
+    def keys(self, pattern: str | None, limit: int, cursor: str | None) -> Plan:
+        positions = self._decode_cursor(cursor)
+        walking = [host for host in self.pool.hosts if positions[host] is not None]
+        if not walking:  # a cursor of a finished walk
+            return {"keys": [], "count": 0, "cursor": None, "pattern": pattern}
+        share = max(1, math.ceil(limit / max(len(walking), 1)))
+        calls = [(host, keys_call(pattern, share, positions[host] or None)) for host in walking]
+        outcomes = yield 0.0, calls
+        found: list[str] = []
+        errors: dict[str, str] = {}
+        for (host, call), outcome in zip(calls, outcomes):
+            reason = failure(outcome, call)
+            if reason is not None:
+                self._failed(host, reason, set(), errors)
+                if self.replicas == 1:  # its keys are nowhere else
+                    raise self._unavailable("GET /admin/keys", errors)
+                positions[host] = None  # its keys have copies on the others
+                continue
+            page = call.parse(outcome.status, outcome.body)
+            found.extend(page["keys"])
+            positions[host] = page["cursor"]
+        unique = list(dict.fromkeys(found))
+        more = any(position is not None for position in positions.values())
+        return {"keys": unique, "count": len(unique), "cursor": self._encode_cursor(positions) if more else None,
+                "pattern": pattern}
+
+    def _encode_cursor(self, positions: dict[str, str | None]) -> str:
+        document = json.dumps([positions[host] for host in self.pool.hosts], separators=(",", ":"))
+        return CURSOR_PREFIX + base64.urlsafe_b64encode(document.encode()).decode().rstrip("=")
+
+    def _decode_cursor(self, cursor: str | None) -> dict[str, str | None]:
+        """Each node's position: "" not started, None finished, else its cursor."""
+        if not cursor:
+            return {host: "" for host in self.pool.hosts}
+        try:
+            if not cursor.startswith(CURSOR_PREFIX):
+                raise ValueError
+            text = cursor[len(CURSOR_PREFIX):]
+            positions = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+            if (not isinstance(positions, list) or len(positions) != len(self.pool.hosts)
+                    or not all(p is None or isinstance(p, str) for p in positions)):
+                raise ValueError
+        except (ValueError, binascii.Error, UnicodeDecodeError):
+            raise RequestError(400, "invalid_cursor", "the cursor is not one this cluster's keys() returned "
+                               f"(a cluster of {len(self.pool.hosts)} nodes)") from None
+        return dict(zip(self.pool.hosts, positions))
+
+    def _every_node(self, call: Call) -> Plan:
+        """``call`` on every node at once: the parsed answers by host, and the errors of those that failed."""
+        hosts = self.pool.hosts
+        outcomes = yield 0.0, [(host, call) for host in hosts]
+        answers: dict[str, Any] = {}
+        errors: dict[str, str] = {}
+        for host, outcome in zip(hosts, outcomes):
+            reason = failure(outcome, call)
+            if reason is not None:
+                self._failed(host, reason, set(), errors)
+                continue
+            self.pool.succeeded(host)
+            answers[host] = call.parse(outcome.status, outcome.body)
+        return answers, errors
+
+    def clear(self) -> Plan:
+        answers, errors = yield from self._every_node(clear_call())
+        if errors:
+            raise Unavailable(f"cleared {len(answers)} of {len(self.pool.hosts)} nodes; not cleared: "
+                              + "; ".join(f"{host}: {error}" for host, error in errors.items()), errors)
+        return sum(answers.values())
+
+    def stats(self) -> Plan:
+        answers, errors = yield from self._every_node(stats_call())
+        if not answers:
+            raise self._unavailable("GET /stats", errors)
+        return merge_stats(answers, errors)
+
+
+# Fields of /stats that are not summed across nodes: recomputed or the least.
+_LEAST = frozenset({"uptime_seconds"})
+
+
+def merge_stats(answers: dict[str, dict[str, Any]], errors: dict[str, str]) -> dict[str, Any]:
+    """The cluster's /stats: numbers summed over the nodes that answered
+    (uptime: the youngest node's), ratios recomputed, a field that differs
+    between nodes and is no number null; ``nodes`` holds each node's own."""
+    documents = list(answers.values())
+    total: dict[str, Any] = {}
+    for name in dict.fromkeys(name for document in documents for name in document):
+        values = [document.get(name) for document in documents]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            total[name] = min(values) if name in _LEAST else sum(values)
+        else:
+            total[name] = values[0] if all(v == values[0] for v in values) else None
+    hits, misses = total.get("hits"), total.get("misses")
+    if isinstance(hits, (int, float)) and isinstance(misses, (int, float)):
+        total["hit_ratio"] = round(hits / (hits + misses), 4) if hits + misses else 0.0
+    for mb, byte_count in (("memory_usage_mb", "memory_usage_bytes"), ("max_memory_mb", "max_memory_bytes")):
+        if isinstance(total.get(byte_count), (int, float)) and mb in total:
+            total[mb] = round(total[byte_count] / 2**20, 2)
+    total["nodes_up"] = len(answers)
+    total["nodes_down"] = len(errors)
+    total["nodes"] = {host: answers[host] if host in answers else {"down": True, "error": errors[host]}
+                      for host in [*answers, *errors]}
+    return total

@@ -1,0 +1,158 @@
+"""An nginx configuration for a CacheGrid cluster, for HTTP clients that are
+not CacheGrid's own.
+
+nginx routes every request for one key (``/cache/{key}`` and its ``/ttl``,
+``/incr`` and ``/decr``) with ``hash $cachegrid_key consistent``: the key is
+taken from the raw request URI (percent-encoded, as the client sent it), so
+the Python client with ``ring="nginx"`` and the same ``HOST:PORT`` strings
+places every key on the same node. A node that fails (connection error,
+timeout, a 500/502/503/504) is marked down for ``fail_timeout`` and the
+request goes to the next node of the ring (``proxy_next_upstream``), as the
+client's cool-down does; a POST (incr/decr) is not retried, as nginx never
+retries a non-idempotent request once sent. Connections to the nodes are
+kept alive.
+
+What cannot be answered by one node is refused with 421 and a JSON body
+that says why and points to the client: the batch endpoints (their keys
+live on several nodes), ``DELETE /cache`` (clear would empty one node only)
+and ``/admin/keys`` (one node's keys are not the cluster's). Everything else
+(``/health``, ``/stats``, ``/metrics``, ``/test/load``, ``/docs``) goes to
+one node, round robin, and the answer names it in ``X-CacheGrid-Node``
+(which every routed answer carries).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+NODE_HEADER = "X-CacheGrid-Node"
+REFUSED_STATUS = 421
+_NODE = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(?P<port>\d{1,5})(?:=(?P<weight>\d+))?$")
+
+CLIENT_POINTER = ("use CacheGrid's Python client with every node "
+                  "(SyncCacheGridClient(hosts=[...], ring='nginx')), or one request per key")
+REFUSALS = {
+    "batch": ("cross_node_batch", "a batch holds keys of several nodes, which nginx cannot split"),
+    "clear": ("cross_node_clear", "clearing through nginx would empty one node only"),
+    "keys": ("cross_node_keys", "one node's keys are not the cluster's"),
+}
+
+
+@dataclass(frozen=True)
+class Node:
+    server: str  # HOST:PORT, exactly as the client's ring="nginx" is given it
+    weight: int = 1
+
+
+def parse_node(text: str) -> Node:
+    """``HOST:PORT`` or ``HOST:PORT=WEIGHT``; ValueError naming the problem."""
+    found = _NODE.match(text.strip())
+    if not found:
+        raise ValueError(f"{text!r}: give HOST:PORT or HOST:PORT=WEIGHT")
+    port = int(found["port"])
+    if not 0 < port < 65536:
+        raise ValueError(f"{text!r}: the port must be 1-65535")
+    weight = int(found["weight"] or 1)
+    if weight < 1:
+        raise ValueError(f"{text!r}: the weight must be 1 or more")
+    return Node(f"{found['host']}:{port}", weight)
+
+
+def _refusal(kind: str) -> str:
+    code, why = REFUSALS[kind]
+    body = json.dumps({"error": code, "message": f"{why}: {CLIENT_POINTER}"}, separators=(",", ":"))
+    return body.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def render(nodes: list[Node], listen: str = "127.0.0.1:8080", runtime_dir: Path | None = None,
+           fail_timeout: int = 10, connect_timeout: float = 1.0, read_timeout: float = 5.0) -> str:
+    """The nginx.conf text. ``runtime_dir``: where the pid file, logs and
+    temporary files go (nginx's compiled-in places when None)."""
+    if not nodes:
+        raise ValueError("give at least one node")
+    if len({node.server for node in nodes}) != len(nodes):
+        raise ValueError("a node is given twice")
+    servers = "\n".join(f"        server {node.server}"
+                        + (f" weight={node.weight}" if node.weight != 1 else "")
+                        + f" max_fails=1 fail_timeout={fail_timeout}s;" for node in nodes)
+    plain = "\n".join(f"        server {node.server} max_fails=1 fail_timeout={fail_timeout}s;" for node in nodes)
+    runtime = ""
+    if runtime_dir is not None:
+        root = Path(runtime_dir)
+        runtime = (f"pid {root / 'nginx.pid'};\nerror_log {root / 'error.log'} warn;\n")
+        temps = "".join(f"    {name}_temp_path {root / name};\n"
+                        for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        access = f"    access_log {root / 'access.log'};\n"
+    else:
+        temps, access = "", ""
+    tries = len(nodes)
+    return f"""# CacheGrid cluster behind nginx: written by `cachegrid cluster nginx-config`.
+# Single-key requests go to the key's node (hash ... consistent, the ring of
+# the Python client's ring="nginx"); see docs/cluster.md for what each
+# endpoint does through nginx.
+{runtime}worker_processes auto;
+
+events {{
+    worker_connections 1024;
+}}
+
+http {{
+{access}{temps}    # The key as the client sent it, percent-encoded: /cache/{{key}}[/ttl|/incr|/decr][?...]
+    map $request_uri $cachegrid_key {{
+        "~^/cache/(?<cachegrid_segment>[^/?]+)" $cachegrid_segment;
+        default "";
+    }}
+
+    upstream cachegrid_keys {{
+        hash $cachegrid_key consistent;
+{servers}
+        keepalive 32;
+    }}
+
+    upstream cachegrid_any {{
+{plain}
+        keepalive 8;
+    }}
+
+    server {{
+        listen {listen};
+
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_set_header Host $host;
+        proxy_connect_timeout {connect_timeout:g}s;
+        proxy_read_timeout {read_timeout:g}s;
+        proxy_send_timeout {read_timeout:g}s;
+        # As the Python client: a connection error, a timeout or a 5xx but 507
+        # moves on to the next node; a POST already sent is never repeated.
+        proxy_next_upstream error timeout http_500 http_502 http_503 http_504;
+        proxy_next_upstream_tries {tries};
+        client_max_body_size 16m;
+        default_type application/json;
+        add_header {NODE_HEADER} $upstream_addr always;
+
+        location ^~ /cache/batch/ {{
+            return {REFUSED_STATUS} '{_refusal("batch")}';
+        }}
+
+        location = /cache {{
+            return {REFUSED_STATUS} '{_refusal("clear")}';
+        }}
+
+        location /cache/ {{
+            proxy_pass http://cachegrid_keys;
+        }}
+
+        location = /admin/keys {{
+            return {REFUSED_STATUS} '{_refusal("keys")}';
+        }}
+
+        location / {{
+            proxy_pass http://cachegrid_any;
+        }}
+    }}
+}}
+"""

@@ -1,0 +1,88 @@
+"""``cachegrid cluster status`` against three real nodes (one of them down),
+``stats --watch`` with a row per node, a cluster given as CACHEGRID_URL=a,b,c
+for every command, and ``cluster nginx-config``'s output and usage errors."""
+
+from __future__ import annotations
+
+import json
+from typing import Callable
+
+from cachegrid.cli.status import ExitCode
+from cachegrid.client import SyncCacheGridClient
+from cachegrid.client.protocol import item_path
+from cachegrid.testing import ServerProcess as Server
+from cachegrid.testing import free_port
+
+from .conftest import runner_for
+
+
+def test_cluster_status_shows_each_node_and_the_one_down(start_server: Callable[..., Server]) -> None:
+    up = [start_server(), start_server()]
+    dead = f"http://127.0.0.1:{free_port()}"
+    urls = ",".join([up[0].url, up[1].url, dead])
+    invoke = runner_for(urls)
+    assert invoke("set", "a", "1").exit_code == 0
+    for number in range(40):
+        assert invoke("set", f"k{number}", str(number)).exit_code == 0
+    result = invoke("--json", "cluster", "status", "--sample", "0.3")
+    assert result.exit_code == ExitCode.UNHEALTHY, result.stderr
+    document = json.loads(result.stdout)
+    rows = {row["node"]: row for row in document["nodes"]}
+    assert rows[dead]["up"] is False and "refused" in rows[dead]["error"].lower()
+    items = [json.loads(node.request("GET", "/stats")[2])["current_size"] for node in up]
+    assert [rows[node.url]["items"] for node in up] == items and sum(items) == 41
+    assert all(rows[node.url]["up"] and rows[node.url]["ops_per_second"] is not None for node in up)
+    assert document["total"]["current_size"] == 41 and document["total"]["nodes_down"] == 1
+
+    plain = invoke("cluster", "status", "--sample", "0")
+    lines = plain.stdout.splitlines()
+    assert plain.exit_code == ExitCode.UNHEALTHY
+    assert any(line.startswith(dead) and " down " in line for line in lines)
+    assert lines[-1].startswith("total  2 up 1 down")
+
+
+def test_every_command_uses_the_cluster(start_server: Callable[..., Server]) -> None:
+    nodes = [start_server() for _ in range(3)]
+    invoke = runner_for(",".join(node.url for node in nodes))
+    for number in range(30):
+        assert invoke("set", f"user:{number}", json.dumps({"n": number})).exit_code == 0
+    client = SyncCacheGridClient([node.url for node in nodes])
+    for number in range(30):  # each key on its ring node only
+        home = client.node_for(f"user:{number}")[0]
+        found = [node.url for node in nodes if node.request("GET", item_path(f"user:{number}"))[0] == 200]
+        assert found == [home]
+    assert json.loads(invoke("--json", "get", "user:7").stdout) == {"n": 7}
+    watch = invoke("stats", "--watch", "--iterations", "2", "--interval", "0.2")
+    assert watch.exit_code == 0 and watch.stdout.splitlines()[-1].endswith("nodes_up=3/3")
+    stats = json.loads(invoke("--json", "stats").stdout)
+    assert stats["current_size"] == 30 and len(stats["nodes"]) == 3
+
+
+def test_nginx_config_for_the_given_nodes() -> None:
+    invoke = runner_for("http://127.0.0.1:1")
+    result = invoke("cluster", "nginx-config", "--node", "10.0.0.1:8001", "--node", "10.0.0.2:8001=2",
+                    "--listen", "0.0.0.0:80")
+    assert result.exit_code == 0
+    text = result.stdout
+    assert "hash $cachegrid_key consistent;" in text and "listen 0.0.0.0:80;" in text
+    assert "server 10.0.0.1:8001 max_fails=1" in text and "server 10.0.0.2:8001 weight=2" in text
+    assert "proxy_next_upstream error timeout" in text and "keepalive 32;" in text
+    # Without --node: the --url nodes.
+    from_urls = runner_for("http://10.0.0.5:7000,10.0.0.6:7000")("cluster", "nginx-config")
+    assert "server 10.0.0.5:7000 " in from_urls.stdout and "server 10.0.0.6:7000 " in from_urls.stdout
+
+
+def test_nginx_config_refuses_bad_nodes() -> None:
+    invoke = runner_for("http://127.0.0.1:1")
+    for arguments in (["--node", "no-port"], ["--node", "h:70000"], ["--node", "h:1", "--node", "h:1"],
+                      ["--node", "h:1=0"], ["--node", "h:1", "--fail-timeout", "0"]):
+        result = invoke("cluster", "nginx-config", *arguments)
+        assert result.exit_code == ExitCode.USAGE, arguments
+        assert result.stdout == "" and "error:" in result.stderr
+
+
+def test_bad_cluster_options_are_usage_errors() -> None:
+    invoke = runner_for("http://127.0.0.1:1,http://127.0.0.1:2")
+    for arguments in (["--replicas", "0"], ["--ring", "md5"]):
+        result = invoke(*arguments, "get", "k")
+        assert result.exit_code == ExitCode.USAGE and arguments[0] in result.stderr
