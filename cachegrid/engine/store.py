@@ -280,6 +280,11 @@ class Store:
         """One past the highest slot in use or ever used since the last clear."""
         return self._slot_end
 
+    def slot_of(self, key: str) -> int | None:
+        """The slot ``key`` holds (expired or not), None when it is absent."""
+        blob = self._data.get(key)
+        return None if blob is None else _unpack_from(blob, len(blob) - TRAILER_SIZE)[2]
+
     def _take_slot(self, key: str) -> int:
         if self._free_slots:
             slot = self._free_slots.pop()
