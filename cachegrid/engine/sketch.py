@@ -11,15 +11,15 @@ The table is an ``array('Q')`` of ``width`` 64-bit words, ``width`` a power
 of two at least as large as the number of entries the store holds (it
 starts at ``max_size`` or 1,024 words, whichever is smaller, and doubles as
 the store grows, up to ``max_size``): 8 to 16 bytes per entry, no object per
-key. A word holds 16 counters in four groups of four. A key's
-hash picks one word (its low bits) and, in each group, one counter (two more
-bits per group): four counters of the same word, the four rows of the
-count-min sketch. The estimate is the smallest of them; a use adds one to
-each that is below 15. Keeping a key's counters in one word costs a little
-accuracy against four independent rows, and makes a use one read and one
-write of the table (the bit arithmetic runs on the whole word at once), which
-is what a pure-Python hot path can afford. The hash is Python's own
-``hash(key)``, randomized per process, so keys cannot be crafted to collide.
+key. A word holds 16 counters. A key's hash picks one word (its low bits) and,
+for each of the four rows of the count-min sketch, one of the word's 16
+counters (four more bits a row; two rows may pick the same counter). The
+estimate is the smallest of the key's counters; a use adds one to each that
+is below 15. Keeping a key's counters in one word costs a little accuracy
+against four independent rows, and makes a use one read and one write of the
+table (the bit arithmetic runs on the whole word at once), which is what a
+pure-Python hot path can afford. The hash is Python's own ``hash(key)``,
+randomized per process, so keys cannot be crafted to collide.
 
 Aging in slices
 ---------------
@@ -44,12 +44,10 @@ SLICE_WORDS = 512  # 4 KiB of table halved at a time
 SAMPLE_FACTOR = 10  # counted uses per word of table between two halvings of a counter
 _START_WIDTH = 1024  # 8 KiB: small tables crowd, and a copy would carry their noise on
 
-# The four counters a key uses: bit 32..39 of its hash, two bits per group,
-# name one of the four counters of each group; _INCREMENT holds the lowest
-# bit of each of those four counters, for the 256 choices.
-_INCREMENT = tuple(
-    sum(1 << (16 * group + 4 * ((choice >> (2 * group)) & 3)) for group in range(4)) for choice in range(256)
-)
+# The four counters a key uses: bits 32..47 of its hash, four bits a row,
+# each name one of the word's 16 counters. _PAIR holds the lowest bit of the
+# counters named by one byte of those (two rows), for the 256 bytes.
+_PAIR = tuple((1 << 4 * (byte & 15)) | (1 << 4 * (byte >> 4)) for byte in range(256))
 # Halving both counters of a byte: each 4-bit half shifted right by one.
 _HALVE = bytes((byte >> 1) & 0x77 for byte in range(256))
 
@@ -85,12 +83,12 @@ class FrequencySketch:
             table.extend(table)
             self._resize(len(table), table)
 
-    def increment(self, key_hash: int, _increment: tuple = _INCREMENT) -> None:
+    def increment(self, key_hash: int, _pair: tuple = _PAIR) -> None:
         """Record one use of the key whose ``hash()`` is ``key_hash``."""
         index = key_hash & self.mask
         table = self.table
         word = table[index]
-        one = _increment[(key_hash >> 32) & 255]
+        one = _pair[(key_hash >> 32) & 255] | _pair[(key_hash >> 40) & 255]
         # The chosen counters that are at 15 already: all four of their bits set.
         saturated = word & (word >> 1) & (word >> 2) & (word >> 3) & one
         if saturated != one:
@@ -102,14 +100,7 @@ class FrequencySketch:
     def frequency(self, key_hash: int) -> int:
         """The estimated recent uses of the key (0..15)."""
         word = self.table[key_hash & self.mask]
-        one = _INCREMENT[(key_hash >> 32) & 255]
-        estimate = 15
-        for group in range(4):
-            bit = (one >> (16 * group)) & 0xFFFF
-            counter = ((word >> (16 * group)) & 0xFFFF) // bit & 15
-            if counter < estimate:
-                estimate = counter
-        return estimate
+        return min((word >> 4 * ((key_hash >> shift) & 15)) & 15 for shift in (32, 36, 40, 44))
 
     def _age(self) -> None:
         """Halve the next slice of the table."""

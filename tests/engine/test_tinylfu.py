@@ -31,13 +31,14 @@ def filled_with_frequent_keys(clock: FakeClock, size: int = 100, reads: int = 3)
 
 
 def test_a_key_used_once_does_not_displace_frequent_keys(clock: FakeClock) -> None:
-    cache = filled_with_frequent_keys(clock)
-    for i in range(1000):  # a scan of keys each asked for once
+    cache = filled_with_frequent_keys(clock, size=1000)
+    for i in range(1000):  # a scan of as many keys, each asked for once
         cache.set(f"scan:{i}", b"v")
-    held = {key for key in cache.keys(limit=1000).keys}
-    hot = {f"hot:{i}" for i in range(100)}
-    # Only the window's share (1% of 100 entries: one) goes to the scan.
-    assert len(hot & held) >= 98
+    held = set(cache.keys(limit=2000).keys)
+    hot = {f"hot:{i}" for i in range(1000)}
+    # The window's share (1%: 10) goes to the scan; a few more may go where
+    # the sketch's counters collide (Python's hash, so it varies per process).
+    assert len(hot & held) >= 950  # LRU would keep none of them
     assert cache.stats()["evictions"] == 1000
 
 
