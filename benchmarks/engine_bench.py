@@ -72,6 +72,7 @@ GOAL_BYTES_PER_ENTRY = 150  # the project's goal for lru, beyond key + value
 REFERENCES: dict[str, Callable[[int], cachetools.Cache]] = {
     "lru": lambda maxsize: cachetools.LRUCache(maxsize),
     "lfu": lambda maxsize: cachetools.LFUCache(maxsize),
+    "tinylfu": lambda maxsize: cachetools.LRUCache(maxsize),
     "ttl": lambda maxsize: cachetools.TTLCache(maxsize, ttl=REFERENCE_TTL),
     "size": lambda maxsize: cachetools.LRUCache(maxsize),
     "noeviction": lambda maxsize: cachetools.Cache(maxsize),
@@ -79,13 +80,14 @@ REFERENCES: dict[str, Callable[[int], cachetools.Cache]] = {
 REFERENCE_NAMES = {
     "lru": "LRUCache",
     "lfu": "LFUCache",
+    "tinylfu": "LRUCache",
     "ttl": f"TTLCache(ttl={REFERENCE_TTL:g})",
     "size": "LRUCache",
     "noeviction": "Cache",
 }
 
 # Footnote marks of the tables' policy cells (the notes are under the tables).
-FOOTNOTES = {"size": " ¹", "ttl": " ³"}
+FOOTNOTES = {"size": " ¹", "ttl": " ³", "tinylfu": " ⁴"}
 
 
 @dataclass(frozen=True)
@@ -292,6 +294,35 @@ def bench_throughput(settings: Settings, log: Callable[[str], None]) -> str:
         del shared
     header = ["policy", "operation", "CacheGrid ops/s", "reference ops/s", "ratio"]
     return table(header, rows, "llrrr")
+
+
+def bench_policies(settings: Settings, log: Callable[[str], None]) -> str:
+    """tinylfu against lru, both CacheGrid, interleaved: what W-TinyLFU's
+    sketch and three lists cost per operation over one recency list."""
+    n = settings.keyspace
+    keys = [f"user:{i:06d}" for i in range(n)]
+    values = [value_for(i) for i in range(n)]
+    rows = []
+    shared: dict[str, Cache] = {}
+    for load in workloads(settings, keys):
+        caches = {}
+        for policy in ("tinylfu", "lru"):
+            if load.fresh or policy not in shared:
+                caches[policy] = new_cachegrid(policy, n)
+                fill_cachegrid(caches[policy], keys, values, None)
+                if not load.fresh:
+                    shared[policy] = caches[policy]
+            else:
+                caches[policy] = shared[policy]
+        gc.collect()
+        rates: dict[str, list[float]] = {"tinylfu": [], "lru": []}
+        for ops in load.rounds:  # A, B, A, B, ...
+            for policy in rates:
+                rates[policy].append(len(ops) / load.cg_loop(caches[policy], ops, None))
+        tinylfu, lru = statistics.median(rates["tinylfu"]), statistics.median(rates["lru"])
+        rows.append([load.name, f"{tinylfu:,.0f}", f"{lru:,.0f}", f"{tinylfu / lru:.2f}"])
+        log(f"policies {load.name:<24} tinylfu {tinylfu:>12,.0f} lru {lru:>12,.0f}")
+    return table(["operation", "tinylfu ops/s", "lru ops/s", "tinylfu / lru"], rows, "lrrr")
 
 
 # -- 2. memory -----------------------------------------------------------------------
@@ -598,11 +629,11 @@ def machine() -> str:
 def run(settings: Settings, quick: bool, log: Callable[[str], None]) -> str:
     began = time.perf_counter()
     sections = []
-    for bench in (bench_throughput, bench_memory, bench_lock_hold, bench_pauses):
+    for bench in (bench_throughput, bench_policies, bench_memory, bench_lock_hold, bench_pauses):
         started = time.perf_counter()
         sections.append(bench(settings, log))
         log(f"{bench.__name__} took {time.perf_counter() - started:.0f} s")
-    throughput, memory, lock_hold, pauses = sections
+    throughput, policies, memory, lock_hold, pauses = sections
     elapsed = time.perf_counter() - began
     mode = " (quick run: small sizes, few rounds; not for conclusions)" if quick else ""
     return f"""# CacheGrid engine benchmark{mode}
@@ -634,6 +665,16 @@ here.
 insert-with-eviction row.
 ³ The `ttl` policy's writes carry ttl={REFERENCE_TTL:g}, since `TTLCache` gives every
 entry its TTL (without a TTL the policy is plain lru).
+⁴ cachetools has no W-TinyLFU; `tinylfu` is compared with `LRUCache`, and with
+CacheGrid's own `lru` in the next table.
+
+### tinylfu against lru
+
+Both CacheGrid, the same workloads, measured alternately in this run: what
+W-TinyLFU's sketch and its three lists cost per operation over lru's one
+list. Ratio = tinylfu / lru.
+
+{policies}
 
 ## 2. Memory per entry
 
@@ -670,7 +711,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, help="interleaved rounds per comparison (default 7, quick 3)")
     parser.add_argument("--entries", type=int, help="entries of the memory part (default 1,000,000, quick 50,000)")
     parser.add_argument("--pause-entries", type=int, help="entries of the pause part (default 1,000,000)")
-    parser.add_argument("--only", choices=["throughput", "memory", "lock_hold", "pauses"],
+    parser.add_argument("--only", choices=["throughput", "policies", "memory", "lock_hold", "pauses"],
                         help="run one part only, and print it alone")
     parser.add_argument("--output", help="also write the Markdown document to this file")
     args = parser.parse_args(argv)

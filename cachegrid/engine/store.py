@@ -195,6 +195,8 @@ class Store:
     # TTL on top of that; measured per policy (see the module docstring).
     entry_overhead = 0
     ttl_overhead = 0
+    # Slots never handed out (0, 1, ...): the heads of the policy's lists.
+    list_heads = 1
 
     def __init__(self, limits: Limits = Limits(), clock: Clock = time.monotonic) -> None:
         self.limits = limits
@@ -221,8 +223,9 @@ class Store:
         self._data: dict[str, bytes] = {}
         self._key_at: list[dict[int, str]] = []
         self._free_slots = array("I")
-        # Slot 0 is never handed out: policies use it as their list head.
-        self._slot_end = 1  # one past the highest slot ever handed out
+        # Slots below list_heads are never handed out: policies use them as
+        # the heads of their lists.
+        self._slot_end = self.list_heads  # one past the highest slot ever handed out
         self._expiry = ExpiryIndex(self._expires_at_slot, self._expiry_overgrown)
         self._memory = 0
         self._with_ttl = 0  # entries that have a TTL

@@ -32,8 +32,8 @@ The shares are of the entries the store holds (``len``), not of ``max_size``,
 so a store bounded by memory splits what it holds the same way.
 
 Every hook is O(1). Per entry: two links in two ``array('I')`` (the three
-lists share them; their heads are nodes 0, 1 and 2, and slot ``s`` is node
-``s + 2``), one byte naming its list, and its share of the sketch (8 to 16
+lists share them; their heads are slots 0, 1 and 2, which the store never
+hands out), one byte naming its list, and its share of the sketch (8 to 16
 bytes): nothing the garbage collector walks.
 """
 
@@ -42,11 +42,10 @@ from __future__ import annotations
 import random
 from array import array
 
-from .sketch import FrequencySketch
+from .sketch import _PAIR, FrequencySketch
 from .store import SHARD_BITS, Store
 
 WINDOW, PROBATION, PROTECTED = 0, 1, 2
-_HEADS = 3  # node of slot s: s + 2 (slot 0 is never an entry's)
 WINDOW_SHARE = 0.01
 PROTECTED_SHARE = 0.80
 ADMIT_AT_RANDOM_FROM = 6
@@ -59,11 +58,12 @@ class TinyLFUStore(Store):
     # Measured by `python -m cachegrid.engine.calibrate` (100,000 entries, CPython 3.11).
     entry_overhead = 201
     ttl_overhead = 12
+    list_heads = 3  # slots 0, 1, 2: the heads of WINDOW, PROBATION and PROTECTED
 
     def _init_policy(self) -> None:
-        self._next = array("I", range(_HEADS))  # each head alone in its circular list
-        self._prev = array("I", range(_HEADS))
-        self._list = array("B", [0])  # by slot: WINDOW, PROBATION or PROTECTED
+        self._next = array("I", range(self.list_heads))  # each head alone in its circular list
+        self._prev = array("I", range(self.list_heads))
+        self._list = array("B", bytes(self.list_heads))  # by slot: WINDOW, PROBATION or PROTECTED
         self._lengths = [0, 0, 0]  # entries in each list
         self._sketch = FrequencySketch(self.max_size)
         self._random = random.Random()
@@ -89,30 +89,74 @@ class TinyLFUStore(Store):
         self._lengths[self._list[slot]] -= 1
         self._lengths[head] += 1
         self._list[slot] = head
-        node = slot + 2
-        self._unlink(node)
-        self._append(node, head)
+        self._unlink(slot)
+        self._append(slot, head)
 
     def _oldest(self, head: int) -> int:
-        """The slot first in the list ``head`` (-2: the list is empty)."""
-        return self._next[head] - 2
+        """The slot first in the list ``head`` (``head`` itself: the list is empty)."""
+        return self._next[head]
 
     def _hash_of(self, slot: int) -> int:
         return hash(self._key_at[slot >> SHARD_BITS][slot & _SHARD_MASK])
 
     # -- the hooks -------------------------------------------------------------
 
-    def _on_access(self, slot: int) -> None:
-        self._sketch.increment(hash(self._key_at[slot >> SHARD_BITS][slot & _SHARD_MASK]))
+    def _on_access(self, slot: int, _pair: tuple = _PAIR, _bits: int = SHARD_BITS, _low: int = _SHARD_MASK) -> None:
+        # The hottest path of the policy, written out: the sketch's increment
+        # (sketch.py) and the move within a list, without a call.
+        key_hash = hash(self._key_at[slot >> _bits][slot & _low])
+        sketch = self._sketch
+        table = sketch.table
+        index = key_hash & sketch.mask
+        word = table[index]
+        one = _pair[(key_hash >> 32) & 255] | _pair[(key_hash >> 40) & 255]
+        added = word + one
+        if (added ^ word ^ one) & (one << 4):  # some counter at 15: the careful way
+            sketch.increment(key_hash)
+        else:
+            table[index] = added
+            sketch.uses += 1
+            if sketch.uses >= sketch.period:
+                sketch.age()
         where = self._list[slot]
-        node = slot + 2
-        if where == PROBATION:
-            self._move(slot, PROTECTED)
-            if self._lengths[PROTECTED] > PROTECTED_SHARE * (len(self._data) - self._lengths[WINDOW]):
-                self._move(self._oldest(PROTECTED), PROBATION)
-        elif self._prev[where] != node:  # not already the most recent of its list
-            self._unlink(node)
-            self._append(node, where)
+        prev, next_ = self._prev, self._next
+        last = prev[where]
+        if where != PROBATION:
+            if last != slot:  # not already the most recent of its list
+                before, after = prev[slot], next_[slot]
+                next_[before] = after
+                prev[after] = before
+                next_[last] = slot
+                prev[slot] = last
+                next_[slot] = where
+                prev[where] = slot
+            return
+        # Used again in main: promoted to protected.
+        before, after = prev[slot], next_[slot]
+        next_[before] = after
+        prev[after] = before
+        last = prev[PROTECTED]
+        next_[last] = slot
+        prev[slot] = last
+        next_[slot] = PROTECTED
+        prev[PROTECTED] = slot
+        self._list[slot] = PROTECTED
+        lengths = self._lengths
+        if lengths[PROTECTED] + 1 > PROTECTED_SHARE * (len(self._data) - lengths[WINDOW]):
+            # Protected is full: its oldest entry goes back to probation.
+            oldest = next_[PROTECTED]
+            after = next_[oldest]
+            next_[PROTECTED] = after
+            prev[after] = PROTECTED
+            last = prev[PROBATION]
+            next_[last] = oldest
+            prev[oldest] = last
+            next_[oldest] = PROBATION
+            prev[PROBATION] = oldest
+            self._list[oldest] = PROBATION
+        else:
+            lengths[PROBATION] -= 1
+            lengths[PROTECTED] += 1
 
     def _on_insert(self, slot: int, size: int) -> None:
         if slot >= len(self._list):
@@ -121,18 +165,18 @@ class TinyLFUStore(Store):
             self._next.frombytes(bytes(4 * extra))
             self._prev.frombytes(bytes(4 * extra))
         entries = len(self._data)
-        if entries > self._sketch.mask:
+        if 2 * entries > self._sketch.mask:
             self._sketch.ensure_width(entries)
         self._sketch.increment(self._hash_of(slot))
         self._list[slot] = WINDOW
         self._lengths[WINDOW] += 1
-        self._append(slot + 2, WINDOW)
+        self._append(slot, WINDOW)
         if self._lengths[WINDOW] > max(1, int(WINDOW_SHARE * entries)):
             self._move(self._oldest(WINDOW), PROBATION)
 
     def _on_remove(self, slot: int, size: int) -> None:
         self._lengths[self._list[slot]] -= 1
-        self._unlink(slot + 2)
+        self._unlink(slot)
 
     def _victim(self) -> int:
         lengths = self._lengths

@@ -115,7 +115,7 @@ def test_the_sketch_saturates_at_15() -> None:
     assert sketch.frequency(hash("other")) <= 1
 
 
-def test_the_sketch_halves_its_counters_after_ten_uses_per_word() -> None:
+def test_the_sketch_halves_its_counters_after_ten_uses_per_entry() -> None:
     sketch = FrequencySketch(16)  # one slice: halved all at once
     key = hash("hot")
     for _ in range(12):
@@ -130,8 +130,8 @@ def test_the_sketch_halves_its_counters_after_ten_uses_per_word() -> None:
 
 
 def test_a_wide_sketch_halves_one_slice_at_a_time() -> None:
-    sketch = FrequencySketch(8 * SLICE_WORDS)
-    sketch.ensure_width(8 * SLICE_WORDS)
+    sketch = FrequencySketch(4 * SLICE_WORDS)  # two words per entry: 8 slices
+    sketch.ensure_width(4 * SLICE_WORDS)
     assert sketch.width == 8 * SLICE_WORDS
     # Keys whose word is in the first slice and in the last one.
     first = next(h for h in itertools.count(1) if (h & sketch.mask) < SLICE_WORDS)
@@ -140,14 +140,14 @@ def test_a_wide_sketch_halves_one_slice_at_a_time() -> None:
         sketch.increment(first)
         sketch.increment(last)
     before = sketch.table.tobytes()
-    sketch._age()
+    sketch.age()
     after = sketch.table.tobytes()
     changed = [i for i in range(0, len(before), 8) if before[i : i + 8] != after[i : i + 8]]
     assert changed and max(changed) < 8 * SLICE_WORDS  # only the first slice's words
     assert sketch.frequency(first) == 7 and sketch.frequency(last) == 15
     # A whole period halves every slice once.
     for _ in range(7):
-        sketch._age()
+        sketch.age()
     assert sketch.frequency(last) == 7
     assert sketch.period == SAMPLE_FACTOR * SLICE_WORDS
 
@@ -160,7 +160,7 @@ def test_growing_the_sketch_keeps_every_estimate() -> None:
             sketch.increment(key)
     estimates = [sketch.frequency(key) for key in keys]
     sketch.ensure_width(5000)
-    assert sketch.width == 8192
+    assert sketch.width == 16384  # two words per entry, a power of two
     assert [sketch.frequency(key) for key in keys] == estimates
 
 
