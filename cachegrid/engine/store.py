@@ -23,10 +23,14 @@ Slots
 Every live entry holds a small integer, its slot, from the moment it is
 inserted until it is removed (a replacement keeps it); freed slots are
 reused, most recently freed first. ``_key_at`` maps slots back to keys, in
-shards of 256 slots (dicts keyed by small ints, which Python shares, so a
-shard costs no int object per entry). Slots are what the policies link into
-their orders (arrays indexed by slot) and what key listing walks (scan.py):
-a key that stays keeps its slot, so a walk over slot numbers meets it once.
+shards of 64 slots: each shard a tuple of 64 keys (None: a free slot), 8
+bytes a slot. A tuple that holds only strings and None is untracked by the
+garbage collector at its first collection, so the shards, like the mapping,
+are never walked; the price is that taking or freeing a slot builds its
+shard's tuple anew (64 pointers copied, in C). (Shards of dicts keyed by
+slot cost 36 bytes a slot.) Slots are what the policies link into their
+orders (arrays indexed by slot) and what key listing walks (scan.py): a key
+that stays keeps its slot, so a walk over slot numbers meets it once.
 
 Expiry
 ------
@@ -125,8 +129,9 @@ TRAILER_SIZE = _TRAILER.size
 _pack = _TRAILER.pack
 _unpack_from = _TRAILER.unpack_from
 FOREVER = float("inf")
-SHARD_BITS = 8  # slots per shard of _key_at: 256, the small ints Python shares
+SHARD_BITS = 6  # slots per shard of _key_at: 64
 _SHARD_MASK = (1 << SHARD_BITS) - 1
+_EMPTY_SHARD: tuple[str | None, ...] = (None,) * (1 << SHARD_BITS)
 
 ANY: Literal["*"] = "*"
 # A precondition: ANY, or the versions that satisfy it (an empty one: none).
@@ -221,7 +226,7 @@ class Store:
         # Names this numbering of slots: key-listing cursors carry it (scan.py).
         self.slot_epoch = secrets.token_hex(6)
         self._data: dict[str, bytes] = {}
-        self._key_at: list[dict[int, str]] = []
+        self._key_at: list[tuple[str | None, ...]] = []
         self._free_slots = array("I")
         # Slots below list_heads are never handed out: policies use them as
         # the heads of their lists.
@@ -276,7 +281,7 @@ class Store:
     def key_at(self, slot: int) -> str | None:
         """The key that holds ``slot``, or None when the slot is free."""
         shard = slot >> SHARD_BITS
-        return self._key_at[shard].get(slot & _SHARD_MASK) if shard < len(self._key_at) else None
+        return self._key_at[shard][slot & _SHARD_MASK] if shard < len(self._key_at) else None
 
     @property
     def slot_end(self) -> int:
@@ -295,12 +300,17 @@ class Store:
             slot = self._slot_end
             self._slot_end += 1
             if slot >> SHARD_BITS == len(self._key_at):
-                self._key_at.append({})
-        self._key_at[slot >> SHARD_BITS][slot & _SHARD_MASK] = key
+                self._key_at.append(_EMPTY_SHARD)
+        self._set_key_at(slot, key)
         return slot
 
+    def _set_key_at(self, slot: int, key: str | None) -> None:
+        shards, index, at = self._key_at, slot >> SHARD_BITS, slot & _SHARD_MASK
+        shard = shards[index]
+        shards[index] = shard[:at] + (key,) + shard[at + 1 :]
+
     def _free_slot(self, slot: int) -> None:
-        del self._key_at[slot >> SHARD_BITS][slot & _SHARD_MASK]
+        self._set_key_at(slot, None)
         self._free_slots.append(slot)
 
     def _expires_at_slot(self, slot: int) -> float | None:
