@@ -79,7 +79,11 @@ slot: ``_init_policy`` (build its structures; also called by ``clear``),
 ``_on_access(slot)`` (a read hit), ``_on_insert(slot, size)``,
 ``_on_update(slot, old_size, new_size)`` (a replacement in place),
 ``_on_remove(slot, size)`` and ``_victim()`` (the slot to evict next). ``size``
-is the entry's key and value length.
+is the entry's key and value length. ``list_heads`` slots (0 up to it) are
+never handed out, so a policy can use them as the heads of its lists (lru
+one, tinylfu three). A policy may take settings of its own as keyword
+arguments of its constructor (lfu's ``decay_time``; ``Cache``'s
+``policy_options``).
 """
 
 from __future__ import annotations
