@@ -38,14 +38,15 @@ def test_a_key_used_once_does_not_displace_frequent_keys(clock: FakeClock) -> No
     hot = {f"hot:{i}" for i in range(1000)}
     # The window's share (1%: 10) goes to the scan; a few more may go where
     # the sketch's counters collide (Python's hash, so it varies per process).
-    assert len(hot & held) >= 950  # LRU would keep none of them
+    # Over 40 hash seeds: 926 to 989 stayed. LRU would keep none of them.
+    assert len(hot & held) >= 880
     assert cache.stats()["evictions"] == 1000
 
 
 def test_a_key_used_again_in_the_window_is_admitted_over_a_less_used_one(clock: FakeClock) -> None:
-    cache = filled_with_frequent_keys(clock, reads=2)  # estimate 3 each
+    cache = filled_with_frequent_keys(clock, reads=1)  # estimate 2 each
     cache.set("newcomer", b"v")
-    read(cache, "newcomer", 4)  # estimate 5, while in the window
+    read(cache, "newcomer", 10)  # estimate 11, while in the window: beyond any collision
     cache.set("next", b"v")  # pushes the newcomer out of the window: it wins its duel
     assert cache.get("newcomer") == b"v"
     held = set(cache.keys(limit=1000).keys)
@@ -54,12 +55,14 @@ def test_a_key_used_again_in_the_window_is_admitted_over_a_less_used_one(clock: 
     assert len({f"hot:{i}" for i in range(100)} - held) == 2
 
 
-def test_a_key_used_once_loses_its_duel_and_goes(clock: FakeClock) -> None:
+def test_keys_used_once_lose_their_duels_and_go(clock: FakeClock) -> None:
     cache = filled_with_frequent_keys(clock)
-    cache.set("once", b"v")
-    cache.set("next", b"v")
-    assert cache.get("once") is None
-    assert cache.get("next") == b"v"  # the window keeps the newest entry
+    for i in range(50):
+        cache.set(f"once:{i}", b"v")
+    assert cache.get("once:49") == b"v"  # the window keeps the newest entry
+    # The others lost their duels (a rare one may win where the sketch's
+    # counters collide with a frequent key's).
+    assert sum(cache.get(f"once:{i}") is not None for i in range(49)) <= 5
 
 
 def test_a_frequent_candidate_is_admitted_at_random_about_once_in_128() -> None:
@@ -88,7 +91,9 @@ def test_the_newest_entries_stay_in_the_window_whatever_their_frequency(clock: F
         cache.set(f"new:{i}", b"v")
     for i in range(490, 500):
         assert cache.get(f"new:{i}") == b"v"
-    assert cache.get("new:480") is None
+    # The older ones lost their duels, but for those whose counters collide
+    # with a frequent key's (Python's hash: 10 to 47 of 490 over 60 seeds).
+    assert sum(cache.get(f"new:{i}") is not None for i in range(490)) <= 100
 
 
 def test_entries_read_twice_move_to_protected_and_survive_probation(clock: FakeClock) -> None:
