@@ -188,7 +188,7 @@ def test_noeviction_makes_room_from_expired_entries(clock: FakeClock) -> None:
     assert survivors(cache) == {"b", "c"}
 
 
-@pytest.mark.parametrize("policy", ["lru", "lfu", "ttl", "size"])
+@pytest.mark.parametrize("policy", ["lru", "lfu", "tinylfu", "ttl", "size"])
 def test_a_growing_replacement_never_evicts_the_key_being_written(policy: str, clock: FakeClock) -> None:
     cache = Cache(policy, max_memory=2000, clock=clock)
     cache.set("a", b"x" * 400)
