@@ -33,11 +33,12 @@ test-fast: $(STAMP)
 	CACHEGRID_FAST_TESTS_ONLY=1 $(BIN)/python -m pytest -q -m "not process and not fuzz and not slow"
 
 # On demand, not part of the tests: about 45 minutes on a 2-core machine.
-# Needs wrk (apt-get install wrk). Writes docs/benchmarks-*.md. fast_default.py
+# Needs wrk (apt-get install wrk) and libcachesim (the dev extra). Writes docs/benchmarks-*.md. fast_default.py
 # builds stock meinheld once, for its ceiling, in .bench/stock-meinheld.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/fast_default.py --output docs/benchmarks-fast-default.md
 	$(BIN)/python benchmarks/engine_bench.py --output docs/benchmarks-engine.md
+	$(BIN)/python benchmarks/hit_ratio.py --output docs/benchmarks-hit-ratio.md
 	$(BIN)/python benchmarks/http_bench.py --output docs/benchmarks-http.md
 	$(BIN)/python benchmarks/loadtest_vs_wrk.py --output docs/benchmarks-loadtest.md
 	$(BIN)/python benchmarks/snapshot_bench.py --output docs/benchmarks-snapshot.md

@@ -72,6 +72,7 @@ GOAL_BYTES_PER_ENTRY = 150  # the project's goal for lru, beyond key + value
 REFERENCES: dict[str, Callable[[int], cachetools.Cache]] = {
     "lru": lambda maxsize: cachetools.LRUCache(maxsize),
     "lfu": lambda maxsize: cachetools.LFUCache(maxsize),
+    "tinylfu": lambda maxsize: cachetools.LRUCache(maxsize),
     "ttl": lambda maxsize: cachetools.TTLCache(maxsize, ttl=REFERENCE_TTL),
     "size": lambda maxsize: cachetools.LRUCache(maxsize),
     "noeviction": lambda maxsize: cachetools.Cache(maxsize),
@@ -79,13 +80,14 @@ REFERENCES: dict[str, Callable[[int], cachetools.Cache]] = {
 REFERENCE_NAMES = {
     "lru": "LRUCache",
     "lfu": "LFUCache",
+    "tinylfu": "LRUCache",
     "ttl": f"TTLCache(ttl={REFERENCE_TTL:g})",
     "size": "LRUCache",
     "noeviction": "Cache",
 }
 
 # Footnote marks of the tables' policy cells (the notes are under the tables).
-FOOTNOTES = {"size": " ¹", "ttl": " ³"}
+FOOTNOTES = {"size": " ¹", "ttl": " ³", "tinylfu": " ⁴"}
 
 
 @dataclass(frozen=True)
@@ -294,7 +296,79 @@ def bench_throughput(settings: Settings, log: Callable[[str], None]) -> str:
     return table(header, rows, "llrrr")
 
 
+def bench_policies(settings: Settings, log: Callable[[str], None]) -> str:
+    """tinylfu against lru, both CacheGrid, interleaved: what W-TinyLFU's
+    sketch and three lists cost per operation over one recency list."""
+    n = settings.keyspace
+    keys = [f"user:{i:06d}" for i in range(n)]
+    values = [value_for(i) for i in range(n)]
+    rows = []
+    shared: dict[str, Cache] = {}
+    for load in workloads(settings, keys):
+        caches = {}
+        for policy in ("tinylfu", "lru"):
+            if load.fresh or policy not in shared:
+                caches[policy] = new_cachegrid(policy, n)
+                fill_cachegrid(caches[policy], keys, values, None)
+                if not load.fresh:
+                    shared[policy] = caches[policy]
+            else:
+                caches[policy] = shared[policy]
+        gc.collect()
+        rates: dict[str, list[float]] = {"tinylfu": [], "lru": []}
+        for ops in load.rounds:  # A, B, A, B, ...
+            for policy in rates:
+                rates[policy].append(len(ops) / load.cg_loop(caches[policy], ops, None))
+        tinylfu, lru = statistics.median(rates["tinylfu"]), statistics.median(rates["lru"])
+        rows.append([load.name, f"{tinylfu:,.0f}", f"{lru:,.0f}", f"{tinylfu / lru:.2f}"])
+        log(f"policies {load.name:<24} tinylfu {tinylfu:>12,.0f} lru {lru:>12,.0f}")
+    return table(["operation", "tinylfu ops/s", "lru ops/s", "tinylfu / lru"], rows, "lrrr")
+
+
 # -- 2. memory -----------------------------------------------------------------------
+
+# Run in a fresh interpreter per row: RSS after minus RSS before filling, per
+# entry. Batches of 100 items through set_many, as the daemon's batch set.
+_RSS_CHILD = """
+import sys
+def rss():
+    with open('/proc/self/statm') as statm:
+        return int(statm.read().split()[1]) * 4096
+kind, entries = sys.argv[1], int(sys.argv[2])
+from cachegrid.engine import Cache
+before = rss()
+if kind == 'dict':
+    held = {}
+    for i in range(entries):
+        held[f'user:{i:06d}'] = b'{"name":"Alice","age":%d}' % (i % 100)
+else:
+    held = Cache(kind, max_size=entries, max_memory=1 << 62)
+    for start in range(0, entries, 100):
+        held.set_many({f'user:{i:06d}': b'{"name":"Alice","age":%d}' % (i % 100)
+                       for i in range(start, min(start + 100, entries))})
+print((rss() - before) / entries)
+"""
+
+
+def bench_rss(settings: Settings, log: Callable[[str], None], entries: int = 100_000) -> str:
+    """RSS per entry of the engine in a fresh process, against a bare dict of
+    str -> bytes measured the same way in the same run."""
+    import subprocess
+
+    rows = []
+    results: dict[str, list[float]] = {}
+    for _ in range(3):  # interleaved, the median kept
+        for kind in ("dict", "lru", "tinylfu"):
+            out = subprocess.run([sys.executable, "-c", _RSS_CHILD, kind, str(entries)], check=True,
+                                 capture_output=True, text=True).stdout
+            results.setdefault(kind, []).append(float(out))
+    reference = statistics.median(results["dict"])
+    for kind in ("dict", "lru", "tinylfu"):
+        median = statistics.median(results[kind])
+        label = "bare dict str -> bytes" if kind == "dict" else kind
+        rows.append([label, f"{median:.1f}", f"{median / reference:.2f}"])
+        log(f"rss {kind:<8} {median:.1f} B/entry")
+    return table(["what holds the entries", "RSS bytes per entry", "× bare dict"], rows, "lrr")
 
 
 @dataclass(frozen=True)
@@ -598,11 +672,11 @@ def machine() -> str:
 def run(settings: Settings, quick: bool, log: Callable[[str], None]) -> str:
     began = time.perf_counter()
     sections = []
-    for bench in (bench_throughput, bench_memory, bench_lock_hold, bench_pauses):
+    for bench in (bench_throughput, bench_policies, bench_memory, bench_rss, bench_lock_hold, bench_pauses):
         started = time.perf_counter()
         sections.append(bench(settings, log))
         log(f"{bench.__name__} took {time.perf_counter() - started:.0f} s")
-    throughput, memory, lock_hold, pauses = sections
+    throughput, policies, memory, rss, lock_hold, pauses = sections
     elapsed = time.perf_counter() - began
     mode = " (quick run: small sizes, few rounds; not for conclusions)" if quick else ""
     return f"""# CacheGrid engine benchmark{mode}
@@ -634,6 +708,16 @@ here.
 insert-with-eviction row.
 ³ The `ttl` policy's writes carry ttl={REFERENCE_TTL:g}, since `TTLCache` gives every
 entry its TTL (without a TTL the policy is plain lru).
+⁴ cachetools has no W-TinyLFU; `tinylfu` is compared with `LRUCache`, and with
+CacheGrid's own `lru` in the next table.
+
+### tinylfu against lru
+
+Both CacheGrid, the same workloads, measured alternately in this run: what
+W-TinyLFU's sketch and its three lists cost per operation over lru's one
+list. Ratio = tinylfu / lru.
+
+{policies}
 
 ## 2. Memory per entry
 
@@ -654,6 +738,17 @@ claim error is (CacheGrid's `memory_usage` − traced) / traced.
 Each cachetools class is measured once and shown on every row it is the
 reference of.
 
+### RSS per entry
+
+100,000 entries `user:NNNNNN` → `{{"name":"Alice","age":NN}}` (25 bytes), set
+through `set_many` in batches of 100 as the daemon's batch set does, each row
+in a fresh interpreter: RSS after minus RSS before, per entry; the reference
+is a bare dict of str → bytes filled the same way, in the same run (median of
+3 interleaved runs each). The daemon adds its own request garbage on top
+(docs/entry-layout.md).
+
+{rss}
+
 ## 3. Lock hold
 
 {lock_hold}
@@ -670,7 +765,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, help="interleaved rounds per comparison (default 7, quick 3)")
     parser.add_argument("--entries", type=int, help="entries of the memory part (default 1,000,000, quick 50,000)")
     parser.add_argument("--pause-entries", type=int, help="entries of the pause part (default 1,000,000)")
-    parser.add_argument("--only", choices=["throughput", "memory", "lock_hold", "pauses"],
+    parser.add_argument("--only", choices=["throughput", "policies", "memory", "rss", "lock_hold", "pauses"],
                         help="run one part only, and print it alone")
     parser.add_argument("--output", help="also write the Markdown document to this file")
     args = parser.parse_args(argv)

@@ -42,6 +42,7 @@ from .engine import (
     DEFAULT_SCAN_COUNT,
     POLICIES,
 )
+from .engine.lfu import DEFAULT_DECAY_TIME as DEFAULT_LFU_DECAY_TIME
 
 NAME = "cachegrid"
 ENV_PREFIX = f"{NAME.upper()}_"
@@ -106,6 +107,10 @@ class Settings(BaseSettings):
     max_size: int = Field(default=DEFAULT_MAX_SIZE, ge=1, description="Maximum number of cache items.")
     max_memory_mb: float = Field(
         default=512, gt=0, description="Maximum memory for keys, values and their bookkeeping, in MiB."
+    )
+    lfu_decay_time: float = Field(
+        default=DEFAULT_LFU_DECAY_TIME, ge=0, le=10**9,
+        description="Seconds after which lfu halves every use count, as Redis' lfu-decay-time (0: never).",
     )
     cleanup_interval: float = Field(
         default=DEFAULT_CLEANUP_INTERVAL, gt=0, description="Seconds between two sweeps of expired entries."

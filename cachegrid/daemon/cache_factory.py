@@ -21,5 +21,6 @@ def build_cache(settings: Settings, clock: Clock = time.monotonic) -> Cache:
         max_key_length=settings.max_key_length,
         max_value_size=settings.max_value_size,
     )
+    options = {"decay_time": settings.lfu_decay_time} if settings.eviction_policy == "lfu" else None
     return Cache(settings.eviction_policy, limits, cleanup_interval=settings.cleanup_interval, clock=clock,
-                 scan_count=settings.keys_scan_count)
+                 scan_count=settings.keys_scan_count, policy_options=options)

@@ -33,7 +33,9 @@ class Cache:
 
     ``Cache("lru", max_size=..., max_memory=...)`` or ``Cache("lru",
     Limits(...))``: the limits are one value (``Limits``), and keyword limits
-    override the fields of the one given (or of the defaults)."""
+    override the fields of the one given (or of the defaults).
+    ``policy_options`` are settings of the policy's own, such as ``lfu``'s
+    ``{"decay_time": 60}``."""
 
     def __init__(
         self,
@@ -43,12 +45,14 @@ class Cache:
         cleanup_interval: float = DEFAULT_CLEANUP_INTERVAL,
         clock: Clock = time.monotonic,
         scan_count: int = DEFAULT_SCAN_COUNT,
+        policy_options: Mapping[str, Any] | None = None,
         **limit_overrides: int,
     ) -> None:
         limits = dataclasses.replace(limits or Limits(), **limit_overrides)
         if scan_count.__class__ is not int or scan_count < 1:
             raise ValueError(f"scan_count must be a whole number of at least 1, not {scan_count!r}")
-        self._store = store_class(policy)(limits, clock)
+        # Settings of one policy only (lfu's decay_time), handed to its store.
+        self._store = store_class(policy)(limits, clock, **(policy_options or {}))
         self._lock = threading.Lock()
         self._sweeper = Sweeper(self._lock, self._store, clock, cleanup_interval)
         self.policy = policy

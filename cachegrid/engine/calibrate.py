@@ -6,7 +6,7 @@ module is where they come from and how they are checked: it fills a cache
 under tracemalloc and compares the bytes Python allocated with what the cache
 claims. ``python -m cachegrid.engine.calibrate`` prints the measured overheads
 to copy into the policies; tests/engine/test_memory.py checks the claim stays
-within 15% of the truth.
+within 10% of the truth.
 
 Keys look like ``user:000123``; values are distinct ``bytes`` objects of the
 given size, as the daemon stores them.

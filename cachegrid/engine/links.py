@@ -117,3 +117,15 @@ class SlotChains:
             self.prev[after] = before
         else:
             chain.last = before
+
+    def concat(self, chain: Chain, tail: Chain) -> None:
+        """Move every slot of ``tail`` to the end of ``chain``, in order: O(1)."""
+        if not tail:
+            return
+        if chain:
+            self.next[chain.last] = tail.first
+            self.prev[tail.first] = chain.last
+        else:
+            chain.first = tail.first
+        chain.last = tail.last
+        tail.first = tail.last = 0

@@ -14,6 +14,7 @@ from .store import Store
 POLICIES: dict[str, str] = {
     "lru": "cachegrid.engine.lru:LRUStore",
     "lfu": "cachegrid.engine.lfu:LFUStore",
+    "tinylfu": "cachegrid.engine.tinylfu:TinyLFUStore",
     "ttl": "cachegrid.engine.ttl:TTLStore",
     "size": "cachegrid.engine.size:SizeStore",
     "noeviction": "cachegrid.engine.noeviction:NoEvictionStore",

@@ -34,7 +34,7 @@ _COMPACT_SLACK = 64
 class SizeStore(Store):
     name = "size"
     # Measured by `python -m cachegrid.engine.calibrate` (100,000 entries, CPython 3.11).
-    entry_overhead = 194
+    entry_overhead = 166
     ttl_overhead = 12
 
     def _init_policy(self) -> None:

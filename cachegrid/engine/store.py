@@ -23,10 +23,14 @@ Slots
 Every live entry holds a small integer, its slot, from the moment it is
 inserted until it is removed (a replacement keeps it); freed slots are
 reused, most recently freed first. ``_key_at`` maps slots back to keys, in
-shards of 256 slots (dicts keyed by small ints, which Python shares, so a
-shard costs no int object per entry). Slots are what the policies link into
-their orders (arrays indexed by slot) and what key listing walks (scan.py):
-a key that stays keeps its slot, so a walk over slot numbers meets it once.
+shards of 64 slots: each shard a tuple of 64 keys (None: a free slot), 8
+bytes a slot. A tuple that holds only strings and None is untracked by the
+garbage collector at its first collection, so the shards, like the mapping,
+are never walked; the price is that taking or freeing a slot builds its
+shard's tuple anew (64 pointers copied, in C). (Shards of dicts keyed by
+slot cost 36 bytes a slot.) Slots are what the policies link into their
+orders (arrays indexed by slot) and what key listing walks (scan.py): a key
+that stays keeps its slot, so a walk over slot numbers meets it once.
 
 Expiry
 ------
@@ -75,7 +79,11 @@ slot: ``_init_policy`` (build its structures; also called by ``clear``),
 ``_on_access(slot)`` (a read hit), ``_on_insert(slot, size)``,
 ``_on_update(slot, old_size, new_size)`` (a replacement in place),
 ``_on_remove(slot, size)`` and ``_victim()`` (the slot to evict next). ``size``
-is the entry's key and value length.
+is the entry's key and value length. ``list_heads`` slots (0 up to it) are
+never handed out, so a policy can use them as the heads of its lists (lru
+one, tinylfu three). A policy may take settings of its own as keyword
+arguments of its constructor (lfu's ``decay_time``; ``Cache``'s
+``policy_options``).
 """
 
 from __future__ import annotations
@@ -126,8 +134,9 @@ TRAILER_SIZE = _TRAILER.size
 _pack = _TRAILER.pack
 _unpack_from = _TRAILER.unpack_from
 FOREVER = float("inf")
-SHARD_BITS = 8  # slots per shard of _key_at: 256, the small ints Python shares
+SHARD_BITS = 6  # slots per shard of _key_at: 64
 _SHARD_MASK = (1 << SHARD_BITS) - 1
+_EMPTY_SHARD: tuple[str | None, ...] = (None,) * (1 << SHARD_BITS)
 
 ANY: Literal["*"] = "*"
 # A precondition: ANY, or the versions that satisfy it (an empty one: none).
@@ -196,6 +205,8 @@ class Store:
     # TTL on top of that; measured per policy (see the module docstring).
     entry_overhead = 0
     ttl_overhead = 0
+    # Slots never handed out (0, 1, ...): the heads of the policy's lists.
+    list_heads = 1
 
     def __init__(self, limits: Limits = Limits(), clock: Clock = time.monotonic) -> None:
         self.limits = limits
@@ -220,10 +231,11 @@ class Store:
         # Names this numbering of slots: key-listing cursors carry it (scan.py).
         self.slot_epoch = secrets.token_hex(6)
         self._data: dict[str, bytes] = {}
-        self._key_at: list[dict[int, str]] = []
+        self._key_at: list[tuple[str | None, ...]] = []
         self._free_slots = array("I")
-        # Slot 0 is never handed out: policies use it as their list head.
-        self._slot_end = 1  # one past the highest slot ever handed out
+        # Slots below list_heads are never handed out: policies use them as
+        # the heads of their lists.
+        self._slot_end = self.list_heads  # one past the highest slot ever handed out
         self._expiry = ExpiryIndex(self._expires_at_slot, self._expiry_overgrown)
         self._memory = 0
         self._with_ttl = 0  # entries that have a TTL
@@ -274,12 +286,17 @@ class Store:
     def key_at(self, slot: int) -> str | None:
         """The key that holds ``slot``, or None when the slot is free."""
         shard = slot >> SHARD_BITS
-        return self._key_at[shard].get(slot & _SHARD_MASK) if shard < len(self._key_at) else None
+        return self._key_at[shard][slot & _SHARD_MASK] if shard < len(self._key_at) else None
 
     @property
     def slot_end(self) -> int:
         """One past the highest slot in use or ever used since the last clear."""
         return self._slot_end
+
+    def slot_of(self, key: str) -> int | None:
+        """The slot ``key`` holds (expired or not), None when it is absent."""
+        blob = self._data.get(key)
+        return None if blob is None else _unpack_from(blob, len(blob) - TRAILER_SIZE)[2]
 
     def _take_slot(self, key: str) -> int:
         if self._free_slots:
@@ -288,12 +305,17 @@ class Store:
             slot = self._slot_end
             self._slot_end += 1
             if slot >> SHARD_BITS == len(self._key_at):
-                self._key_at.append({})
-        self._key_at[slot >> SHARD_BITS][slot & _SHARD_MASK] = key
+                self._key_at.append(_EMPTY_SHARD)
+        self._set_key_at(slot, key)
         return slot
 
+    def _set_key_at(self, slot: int, key: str | None) -> None:
+        shards, index, at = self._key_at, slot >> SHARD_BITS, slot & _SHARD_MASK
+        shard = shards[index]
+        shards[index] = shard[:at] + (key,) + shard[at + 1 :]
+
     def _free_slot(self, slot: int) -> None:
-        del self._key_at[slot >> SHARD_BITS][slot & _SHARD_MASK]
+        self._set_key_at(slot, None)
         self._free_slots.append(slot)
 
     def _expires_at_slot(self, slot: int) -> float | None:

@@ -188,7 +188,7 @@ def test_noeviction_makes_room_from_expired_entries(clock: FakeClock) -> None:
     assert survivors(cache) == {"b", "c"}
 
 
-@pytest.mark.parametrize("policy", ["lru", "lfu", "ttl", "size"])
+@pytest.mark.parametrize("policy", ["lru", "lfu", "tinylfu", "ttl", "size"])
 def test_a_growing_replacement_never_evicts_the_key_being_written(policy: str, clock: FakeClock) -> None:
     cache = Cache(policy, max_memory=2000, clock=clock)
     cache.set("a", b"x" * 400)
@@ -208,3 +208,85 @@ def test_lru_a_failed_conditional_write_is_not_a_use(clock: FakeClock) -> None:
         cache.set("a", b"2", if_none_match=[version])
     cache.set("d", b"1")
     assert survivors(cache) == {"b", "c", "d"}
+
+
+def test_lfu_counts_halve_after_the_decay_time(clock: FakeClock) -> None:
+    cache = Cache("lfu", max_size=3, clock=clock, policy_options={"decay_time": 60})
+    fill(cache, "old", "a")
+    for _ in range(20):
+        cache.get("old")  # hot once: count 21
+    store = cache._store
+    clock.tick(61)
+    cache.get("a")  # a use notices the period that passed
+    assert store.count_of(store.slot_of("old")) == 10
+    clock.tick(5 * 60)  # five more periods at once: 10 >> 5
+    cache.get("a")
+    assert store.count_of(store.slot_of("old")) == 0
+
+
+def test_lfu_a_key_hot_long_ago_gives_way_to_keys_used_now(clock: FakeClock) -> None:
+    cache = Cache("lfu", max_size=3, clock=clock, policy_options={"decay_time": 60})
+    fill(cache, "old")
+    for _ in range(100):
+        cache.get("old")
+    for minute in range(10):  # "old" is never read again; "a" and "b" are, a little
+        clock.tick(60)
+        for key in ("a", "b"):
+            if cache.get(key) is None:
+                cache.set(key, b"v")
+            cache.get(key)
+    cache.set("new", b"v")
+    assert survivors(cache) == {"a", "b", "new"}
+
+
+def test_lfu_without_decay_keeps_a_key_hot_long_ago(clock: FakeClock) -> None:
+    cache = Cache("lfu", max_size=3, clock=clock, policy_options={"decay_time": 0})
+    fill(cache, "old")
+    for _ in range(100):
+        cache.get("old")
+    for minute in range(10):
+        clock.tick(60)
+        for key in ("a", "b"):
+            if cache.get(key) is None:
+                cache.set(key, b"v")
+            cache.get(key)
+    cache.set("new", b"v")
+    assert "old" in survivors(cache)
+
+
+def test_lfu_counts_saturate_and_keep_their_recency_order(clock: FakeClock) -> None:
+    cache = Cache("lfu", max_size=2, clock=clock, policy_options={"decay_time": 0})
+    fill(cache, "x", "y")
+    for _ in range(300):
+        cache.get("x")
+        cache.get("y")
+    store = cache._store
+    assert store.count_of(store.slot_of("x")) == store.count_of(store.slot_of("y")) == 255
+    cache.get("x")  # y is now the less recent of two saturated keys
+    cache.set("z", b"v")  # evicts y
+    cache.set("w", b"v")  # evicts z, the newcomer at count 1
+    assert survivors(cache) == {"x", "w"}
+
+
+def test_lfu_merges_counts_when_they_halve_and_stays_consistent(clock: FakeClock) -> None:
+    cache = Cache("lfu", max_size=50, clock=clock, policy_options={"decay_time": 60})
+    for i in range(40):
+        cache.set(f"k{i}", b"v")
+        for _ in range(i):
+            cache.get(f"k{i}")
+    clock.tick(120)  # two halvings: counts 1..40 fold onto 0..10
+    cache.get("k0")
+    store = cache._store
+    counts = [store.count_of(store.slot_of(f"k{i}")) for i in range(1, 40)]
+    assert counts == [(i + 1) >> 2 for i in range(1, 40)]
+    assert sorted(store._node_at) == sorted(set(counts) | {store.count_of(store.slot_of("k0"))})
+    for i in range(60):  # evicting walks the merged nodes: least used first
+        cache.set(f"new{i}", b"v")
+    assert len(cache) == 50
+    assert all(cache.get(f"k{i}") is not None for i in range(30, 40))
+
+
+@pytest.mark.parametrize("decay_time", [-1, float("nan"), float("inf"), "60"])
+def test_lfu_refuses_a_decay_time_that_is_not_a_number_of_seconds(decay_time: object) -> None:
+    with pytest.raises(ValueError, match="decay_time"):
+        Cache("lfu", policy_options={"decay_time": decay_time})

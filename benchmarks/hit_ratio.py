@@ -1,0 +1,266 @@
+"""Hit ratio of every CacheGrid policy against libcachesim's and Belady's OPT.
+
+Run it on demand (it is not a test)::
+
+    .venv/bin/python benchmarks/hit_ratio.py [--requests N] [--output PATH]
+
+Each trace is a list of keys, replayed as a cache server sees it: a read,
+and on a miss a write of the key (every entry has the same size, so a cache
+of ``size`` holds ``size`` entries). The hit ratio is hits / requests,
+including the first requests that fill the cache.
+
+The traces (one random generator per trace, seeded with ``SEED`` = 13, so
+every run replays the same requests); ``keys`` = 100,000 and ``requests`` =
+1,000,000 unless ``--requests`` says otherwise, and each is replayed with a
+cache of 1% and of 10% of the keys (1,000 and 10,000 entries):
+
+- ``zipf-0.8``, ``zipf-0.99``: each request draws a key of Zipf's law with
+  that exponent (the key of rank r has weight 1 / r^α) over ``keys`` keys,
+  ranks assigned to keys in a shuffled order;
+- ``loop``: built per cache size C: a cyclic scan over 1.5 × C keys, in
+  the same order every time; 40% of the requests, interleaved at random, go to
+  a hot set of C / 2 other keys, in a cycle of their own. Every key comes back only after
+  more than C other keys were asked for, so LRU hits nothing; the hot keys
+  are asked for twice as often as the scanned ones;
+- ``zipf-shift``: Zipf 0.9 over ``keys`` keys; at the halfway point the
+  ranks are dealt to the keys anew (the hot keys change);
+- ``recency``: 10% of the requests ask for a key never asked for before (the
+  next of ``keys`` fresh keys while any is left); the others repeat the key of
+  a request drawn uniformly from the last 4 × C requests (C: the cache size
+  of the run, so this trace is built per size too). Recency is all there is
+  to learn: LRU's best case.
+
+The columns: CacheGrid's policies (the stores themselves, without the lock
+of ``Cache``); libcachesim's LRU, W-TinyLFU (window 1%, SLRU main: the same
+design as ``tinylfu``), S3-FIFO, SIEVE and ARC, driven with the same requests
+one by one; and Belady's OPT (evict the key asked for again the furthest in
+the future), computed here, the upper bound of every column. ``noeviction``
+keeps the first keys it is given and refuses the rest.
+
+The figures are exact counts of a deterministic replay, not timings: they
+do not depend on the machine's load (the hash randomization of Python moves
+``tinylfu``'s sketch collisions, so its figures move by a few tenths of a
+point from run to run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import heapq
+import itertools
+import platform
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from cachegrid.engine import POLICIES, CacheFull  # noqa: E402
+from cachegrid.engine.registry import store_class  # noqa: E402
+from cachegrid.engine.store import Limits  # noqa: E402
+
+SEED = 13
+KEYS = 100_000
+REQUESTS = 1_000_000
+SIZES = (0.01, 0.10)
+LIBCACHESIM = ("LRU", "WTinyLFU", "S3FIFO", "Sieve", "ARC")
+
+Trace = list  # of int keys
+
+
+def zipf(rng: random.Random, keys: int, alpha: float, requests: int) -> Trace:
+    ranked = list(range(keys))
+    rng.shuffle(ranked)
+    weights = list(itertools.accumulate(rank**-alpha for rank in range(1, keys + 1)))
+    return rng.choices(ranked, cum_weights=weights, k=requests)
+
+
+def zipf_shift(rng: random.Random, keys: int, requests: int) -> Trace:
+    half = requests // 2
+    return zipf(rng, keys, 0.9, half) + zipf(rng, keys, 0.9, requests - half)
+
+
+def loop(rng: random.Random, size: int, requests: int) -> Trace:
+    scanned, hot = int(1.5 * size), size // 2
+    trace, position, hot_position = [], 0, 0
+    for _ in range(requests):
+        if rng.random() < 0.4:
+            trace.append(scanned + hot_position)
+            hot_position = (hot_position + 1) % hot
+        else:
+            trace.append(position)
+            position = (position + 1) % scanned
+    return trace
+
+
+def recency(rng: random.Random, keys: int, size: int, requests: int) -> Trace:
+    trace: Trace = []
+    fresh = 0
+    horizon = 4 * size
+    for _ in range(requests):
+        if fresh < keys and (not trace or rng.random() < 0.1):
+            trace.append(fresh)
+            fresh += 1
+        else:
+            trace.append(trace[-1 - rng.randrange(min(horizon, len(trace)))])
+    return trace
+
+
+def traces(keys: int, requests: int) -> list[tuple[str, int, Trace]]:
+    """(name, cache size, trace) for every run."""
+    runs = []
+    for fraction in SIZES:
+        size = int(keys * fraction)
+        runs.append(("zipf-0.8", size, lambda: zipf(random.Random(SEED), keys, 0.8, requests)))
+        runs.append(("zipf-0.99", size, lambda: zipf(random.Random(SEED), keys, 0.99, requests)))
+        runs.append(("loop", size, lambda size=size: loop(random.Random(SEED), size, requests)))
+        runs.append(("zipf-shift", size, lambda: zipf_shift(random.Random(SEED), keys, requests)))
+        runs.append(("recency", size, lambda size=size: recency(random.Random(SEED), keys, size, requests)))
+    cache: dict[str, Trace] = {}
+    out = []
+    for name, size, make in runs:
+        key = name if name.startswith("zipf") else f"{name}@{size}"
+        if key not in cache:
+            cache[key] = make()
+        out.append((name, size, cache[key]))
+    return out
+
+
+# -- the simulations --------------------------------------------------------------
+
+
+def cachegrid_hits(policy: str, trace: Trace, size: int) -> int:
+    store = store_class(policy)(Limits(max_size=size, max_memory=1 << 62))
+    lookup, write = store.lookup, store.set
+    names = [str(key) for key in range(max(trace) + 1)]
+    value = b"v"
+    for key in trace:
+        name = names[key]
+        if lookup(name) is None:
+            try:
+                write(name, value)
+            except CacheFull:
+                pass
+    return store.hits
+
+
+def libcachesim_hits(algorithm: str, trace: Trace, size: int) -> int:
+    import libcachesim
+
+    cache = getattr(libcachesim, algorithm)(cache_size=size)
+    request = libcachesim.Request()
+    request.obj_size = 1
+    get = cache.get
+    hits = 0
+    for key in trace:
+        request.obj_id = key
+        hits += get(request)
+    return hits
+
+
+def opt_hits(trace: Trace, size: int) -> int:
+    """Belady's OPT: on a miss with a full cache, evict the held key whose next
+    request is the furthest away (never: furthest of all)."""
+    never = len(trace)
+    next_use = [never] * len(trace)
+    seen: dict[int, int] = {}
+    for i in range(len(trace) - 1, -1, -1):
+        next_use[i] = seen.get(trace[i], never)
+        seen[trace[i]] = i
+    held: dict[int, int] = {}  # key -> its next request
+    furthest: list[tuple[int, int]] = []  # (-next request, key), stale items skipped
+    hits = 0
+    for i, key in enumerate(trace):
+        if key in held:
+            hits += 1
+        elif len(held) >= size:
+            while True:
+                negative_next, victim = heapq.heappop(furthest)
+                if held.get(victim) == -negative_next:
+                    del held[victim]
+                    break
+        held[key] = next_use[i]
+        heapq.heappush(furthest, (-next_use[i], key))
+    return hits
+
+
+# -- the report ---------------------------------------------------------------------
+
+
+def libcachesim_version() -> str | None:
+    try:
+        from importlib.metadata import version
+
+        import libcachesim  # noqa: F401
+
+        return version("libcachesim")
+    except ImportError:
+        return None
+
+
+def run(keys: int, requests: int, log: Callable[[str], None]) -> str:
+    started = time.monotonic()
+    lcs = libcachesim_version()
+    columns = list(POLICIES) + ([f"lcs {name}" for name in LIBCACHESIM] if lcs else []) + ["OPT"]
+    rows = []
+    for name, size, trace in traces(keys, requests):
+        log(f"{name} @ {size}")
+        ratios: dict[str, float] = {}
+        for policy in POLICIES:
+            ratios[policy] = cachegrid_hits(policy, trace, size) / len(trace)
+        if lcs:
+            for algorithm in LIBCACHESIM:
+                ratios[f"lcs {algorithm}"] = libcachesim_hits(algorithm, trace, size) / len(trace)
+        ratios["OPT"] = opt_hits(trace, size) / len(trace)
+        rows.append((name, size, ratios))
+    lines = [
+        "# Hit ratio",
+        "",
+        f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; "
+        f"Python {platform.python_version()}; libcachesim {lcs or 'not installed (its columns are left out)'}",
+        f"- {keys:,} keys, {requests:,} requests per trace, seed {SEED} (the traces: benchmarks/hit_ratio.py); "
+        f"{time.monotonic() - started:.0f} s in all",
+        "",
+        "Hit % per trace and cache size (entries). `lcs`: libcachesim's implementation.",
+        "",
+        "| trace @ size | " + " | ".join(columns) + " | tinylfu − lru | tinylfu − lcs WTinyLFU |",
+        "| :--- | " + " | ".join("---:" for _ in columns) + " | ---: | ---: |",
+    ]
+    for name, size, ratios in rows:
+        cells = [f"{100 * ratios[column]:.1f}" for column in columns]
+        over_lru = 100 * (ratios["tinylfu"] - ratios["lru"])
+        over_lcs = f"{100 * (ratios['tinylfu'] - ratios['lcs WTinyLFU']):+.1f}" if lcs else "–"
+        lines.append(f"| {name} @ {size:,} | " + " | ".join(cells) + f" | {over_lru:+.1f} | {over_lcs} |")
+    average = {column: sum(r[column] for _, _, r in rows) / len(rows) for column in columns}
+    lines.append(
+        "| **average** | "
+        + " | ".join(f"{100 * average[column]:.1f}" for column in columns)
+        + f" | {100 * (average['tinylfu'] - average['lru']):+.1f} | "
+        + (f"{100 * (average['tinylfu'] - average['lcs WTinyLFU']):+.1f} |" if lcs else "– |")
+    )
+    worst = min(rows, key=lambda row: row[2]["tinylfu"] - row[2]["lru"])
+    lines += [
+        "",
+        f"tinylfu against lru: at worst {100 * (worst[2]['tinylfu'] - worst[2]['lru']):+.1f} points "
+        f"({worst[0]} @ {worst[1]:,}), on average {100 * (average['tinylfu'] - average['lru']):+.1f}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keys", type=int, default=KEYS)
+    parser.add_argument("--requests", type=int, default=REQUESTS)
+    parser.add_argument("--output", type=Path, help="also write the table to this file")
+    args = parser.parse_args(argv)
+    document = run(args.keys, args.requests, lambda message: print(message, file=sys.stderr, flush=True))
+    print(document)
+    if args.output:
+        args.output.write_text(document)
+
+
+if __name__ == "__main__":
+    main()
