@@ -518,6 +518,10 @@ class Store:
                     old = None
                 else:
                     self._make_room(0, growth, self.clock())
+                    if self._data.get(key) is not old:
+                        # Making room reclaimed the old entry itself: it
+                        # expired meanwhile, so this is a fresh entry now.
+                        old = None
         if old is None and (len(self._data) >= self.max_size or self._memory + charge > self.max_memory):
             self._make_room(1, charge, self.clock())
         if version is None:  # drawn only once the write can no longer fail

@@ -188,6 +188,37 @@ def test_noeviction_makes_room_from_expired_entries(clock: FakeClock) -> None:
     assert survivors(cache) == {"b", "c"}
 
 
+def test_noeviction_a_replacement_whose_old_entry_expires_while_room_is_made(clock: FakeClock) -> None:
+    # The old entry is live when the write looks it up, and expired when the
+    # write reclaims expired entries to make room for its growth: the write
+    # must then store a fresh entry, not reuse the slot just freed.
+    cache = Cache("noeviction", max_memory=3000, clock=clock)
+    cache.set("a", b"x" * 500, ttl=1)
+    cache.set("b", b"x" * 500)
+    cache.set("c", b"x" * 800, ttl=1.2)
+    clock.tick(0.5)
+    store = cache._store
+    plain, with_ttl = store._overheads
+    # A new value whose growth over the old one needs the room that only the
+    # old entry's expiry gives (the policy's overheads are measured, so derived).
+    free = 3000 - cache.memory_usage
+    length = free + 50 + 500 + with_ttl - plain
+    real_clock = store.clock
+    calls = []
+
+    def one_second_a_call() -> float:
+        calls.append(1)
+        return real_clock() + len(calls) - 1
+
+    store.clock = one_second_a_call
+    cache.set("a", b"y" * length)
+    store.clock = real_clock
+    assert len(calls) >= 2  # the old entry was seen live, then expired
+    assert cache.get("a") == b"y" * length and cache.get("b") == b"x" * 500 and cache.get("c") is None
+    assert cache.delete("a") and cache.delete("b")
+    assert len(cache) == 0 and cache.memory_usage == 0
+
+
 @pytest.mark.parametrize("policy", ["lru", "lfu", "tinylfu", "ttl", "size"])
 def test_a_growing_replacement_never_evicts_the_key_being_written(policy: str, clock: FakeClock) -> None:
     cache = Cache(policy, max_memory=2000, clock=clock)
