@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import random
 from array import array
+from typing import Iterator
 
 from .sketch import _PAIR, FrequencySketch
 from .store import SHARD_BITS, Store
@@ -200,3 +201,16 @@ class TinyLFUStore(Store):
         if candidate_frequency >= ADMIT_AT_RANDOM_FROM:
             return self._random.randrange(ADMIT_AT_RANDOM_ONE_IN) == 0
         return False
+
+    # -- snapshots (store.py, snapshot.py) ----------------------------------------
+
+    def _snapshot_order(self) -> Iterator[int]:
+        """Probation, then protected, then the window, each oldest first. A
+        restore inserts them in that order, so they come back ordered by
+        recency; the sketch starts empty and learns the frequencies again."""
+        next_ = self._next
+        for head in (PROBATION, PROTECTED, WINDOW):
+            slot = next_[head]
+            while slot != head:
+                yield slot
+                slot = next_[slot]
