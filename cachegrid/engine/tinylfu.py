@@ -205,12 +205,28 @@ class TinyLFUStore(Store):
     # -- snapshots (store.py, snapshot.py) ----------------------------------------
 
     def _snapshot_order(self) -> Iterator[int]:
-        """Probation, then protected, then the window, each oldest first. A
-        restore inserts them in that order, so they come back ordered by
-        recency; the sketch starts empty and learns the frequencies again."""
+        """Probation, then protected, then the window, each oldest first: a
+        restore inserts them in that order, so each list comes back in its
+        order (with the hints below)."""
         next_ = self._next
         for head in (PROBATION, PROTECTED, WINDOW):
             slot = next_[head]
             while slot != head:
                 yield slot
                 slot = next_[slot]
+
+    def _snapshot_hint(self, slot: int) -> int:
+        """The sketch's estimate for the entry (1 to 15), plus 16 when it is
+        in protected."""
+        return self._sketch.frequency(self._hash_of(slot)) | (16 if self._list[slot] == PROTECTED else 0)
+
+    def _restore_hint(self, slot: int, hint: int) -> None:
+        """Bring the estimate of the entry just inserted (which counted one
+        use) up to the saved one, and put it back in protected if it was.
+        Hashes differ between processes, so collisions do too: the estimates
+        come back, the sketch's other counters start empty."""
+        key_hash = self._hash_of(slot)
+        for _ in range((hint & 15) - self._sketch.frequency(key_hash)):
+            self._sketch.increment(key_hash)
+        if hint & 16 and self._list[slot] != PROTECTED:
+            self._move(slot, PROTECTED)
