@@ -126,11 +126,15 @@ def test_counters(call: Call, key: str) -> None:
     assert raised.value.status == 400 and raised.value.code == "not_an_integer"
 
 
-def test_keys_pages_and_iteration(kind: str, live: Server, key: str) -> None:
+def test_scan_pages_and_iteration(kind: str, live: Server, key: str) -> None:
     caller, client = make_caller(kind, [address(live)])
     caller("set_multi", {f"{key}:{i}": i for i in range(25)})
-    page = caller("keys", f"{key}:", 10)
+    page = caller("scan", f"{key}:", 10)
     assert page["count"] == 10 and page["cursor"]
+    pages = [page]
+    while pages[-1]["cursor"]:
+        pages.append(caller("scan", f"{key}:", 10, pages[-1]["cursor"]))
+    assert sorted(k for p in pages for k in p["keys"]) == sorted(f"{key}:{i}" for i in range(25))
     if kind == "sync":
         every = list(client.iter_keys(f"{key}:", page_size=7))
     else:
@@ -140,15 +144,18 @@ def test_keys_pages_and_iteration(kind: str, live: Server, key: str) -> None:
     assert sorted(every) == sorted(f"{key}:{i}" for i in range(25))
 
 
-def test_clear_must_be_asked_for(kind: str, start_server: Callable[..., Server]) -> None:
+def test_clear_clears_and_confirm_false_refuses(kind: str, start_server: Callable[..., Server]) -> None:
     server = start_server()
     caller, _ = make_caller(kind, [address(server)])
-    caller("set", "a", 1)
+    caller("set_multi", {"a": 1, "b": 2})
     with pytest.raises(ValueError):
-        caller("clear")
+        caller("clear", confirm=False)
     assert caller("get", "a") == 1
-    assert caller("clear", confirm=True) == 1
+    assert caller("clear") == 2
     assert caller("get", "a") is None
+    caller("set", "c", 3)
+    assert caller("clear", confirm=True) == 1  # the earlier spelling still works
+    assert caller("get", "c") is None
 
 
 def test_stats_and_health(call: Call) -> None:

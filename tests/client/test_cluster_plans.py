@@ -105,17 +105,17 @@ def test_the_cursor_holds_every_node_and_refuses_another_clusters() -> None:
     sharded, _ = router(replicas=1)
     pages = {host: {"keys": [f"{host}-a"], "cursor": None if host.endswith("7002") else "e.1"}
              for host in sharded.pool.hosts}
-    page, _ = drive(sharded.keys(None, 30, None), lambda h, c: answer(200, json.dumps(pages[h]).encode()))
+    page, _ = drive(sharded.scan(None, 30, None), lambda h, c: answer(200, json.dumps(pages[h]).encode()))
     assert page["count"] == 3 and page["cursor"].startswith("c1.")
-    _, steps = drive(sharded.keys(None, 30, page["cursor"]),
+    _, steps = drive(sharded.scan(None, 30, page["cursor"]),
                      lambda h, c: answer(200, b'{"keys": [], "cursor": null}'))
     assert sorted(host for host, _ in steps[0]) == sorted(h for h in sharded.pool.hosts if not h.endswith("7002"))
     assert all(call.params["cursor"] == "e.1" and call.params["limit"] == "15" for _, call in steps[0])
     finished = "c1." + base64.urlsafe_b64encode(b"[null,null,null]").decode()
-    assert drive(sharded.keys(None, 30, finished), lambda h, c: answer(200)) == (
+    assert drive(sharded.scan(None, 30, finished), lambda h, c: answer(200)) == (
         {"keys": [], "count": 0, "cursor": None, "pattern": None}, [])
     with pytest.raises(RequestError) as raised:
-        drive(sharded.keys(None, 30, "not-a-cursor"), lambda h, c: answer(200))
+        drive(sharded.scan(None, 30, "not-a-cursor"), lambda h, c: answer(200))
     assert raised.value.code == "invalid_cursor"
 
 
