@@ -354,6 +354,8 @@ class Sharded:
             page = call.parse(outcome.status, outcome.body)
             found.extend(page["keys"])
             positions[host] = page["cursor"]
+        if len(errors) == len(walking):  # not one node answered: no page to give
+            raise self._unavailable("GET /admin/keys", errors)
         unique = list(dict.fromkeys(found))
         more = any(position is not None for position in positions.values())
         return {"keys": unique, "count": len(unique), "cursor": self._encode_cursor(positions) if more else None,
