@@ -23,22 +23,10 @@ from cachegrid.client import (
 )
 
 from cachegrid.testing import ServerProcess as Server
+from tests.client.callers import Call, address, collect, make_caller
 from tests.fixtures import Stub
 
-Call = Callable[..., Any]
 _unique = itertools.count()
-
-
-def address(server: Server) -> str:
-    return f"{server.host}:{server.port}"
-
-
-def make_caller(kind: str, hosts: list[str], **options: Any) -> tuple[Call, Any]:
-    if kind == "sync":
-        client: Any = SyncCacheGridClient(hosts, **options)
-        return (lambda name, *args, **kwargs: getattr(client, name)(*args, **kwargs)), client
-    client = CacheGridClient(hosts, **options)
-    return (lambda name, *args, **kwargs: asyncio.run(getattr(client, name)(*args, **kwargs))), client
 
 
 @pytest.fixture(params=["sync", "async"])
@@ -135,12 +123,7 @@ def test_scan_pages_and_iteration(kind: str, live: Server, key: str) -> None:
     while pages[-1]["cursor"]:
         pages.append(caller("scan", f"{key}:", 10, pages[-1]["cursor"]))
     assert sorted(k for p in pages for k in p["keys"]) == sorted(f"{key}:{i}" for i in range(25))
-    if kind == "sync":
-        every = list(client.iter_keys(f"{key}:", page_size=7))
-    else:
-        async def collect() -> list[str]:
-            return [k async for k in client.iter_keys(f"{key}:", page_size=7)]
-        every = asyncio.run(collect())
+    every = collect(kind, client, f"{key}:", page_size=7)
     assert sorted(every) == sorted(f"{key}:{i}" for i in range(25))
 
 

@@ -28,31 +28,10 @@ from cachegrid.client import (
     Unavailable,
 )
 from cachegrid.testing import ServerProcess as Server
+from tests.client.callers import Call, address, collect, make_caller
 from tests.fixtures import Stub
 
-Call = Callable[..., Any]
 _unique = itertools.count()
-
-
-def address(server: Server) -> str:
-    return f"{server.host}:{server.port}"
-
-
-def make_caller(kind: str, hosts: list[str], **options: Any) -> tuple[Call, Any]:
-    if kind == "sync":
-        client: Any = SyncCacheGridClient(hosts, **options)
-        return (lambda name, *args, **kwargs: getattr(client, name)(*args, **kwargs)), client
-    client = CacheGridClient(hosts, **options)
-    return (lambda name, *args, **kwargs: asyncio.run(getattr(client, name)(*args, **kwargs))), client
-
-
-def collect(kind: str, client: Any, *args: Any, **kwargs: Any) -> list[str]:
-    if kind == "sync":
-        return list(client.iter_keys(*args, **kwargs))
-
-    async def every() -> list[str]:
-        return [name async for name in client.iter_keys(*args, **kwargs)]
-    return asyncio.run(every())
 
 
 @pytest.fixture(params=["sync", "async"])
