@@ -220,7 +220,7 @@ def clear(
             note("nothing cleared")
             return
     with connect(ctx) as client:
-        cleared = client.clear(confirm=True)
+        cleared = client.clear()
     if wants_json(ctx, as_json):
         print_json({"cleared": cleared})
     note(f"cleared {cleared:,} key{'' if cleared == 1 else 's'}")

@@ -7,12 +7,22 @@ It knows only the HTTP contract: nothing of the engine or the daemon.
 from __future__ import annotations
 
 from .aio import CacheGridClient
-from .errors import CacheGridError, NotFound, RequestError, Unauthorized, Unavailable
+from .errors import (
+    CacheGridConnectionError,
+    CacheGridError,
+    CacheGridTimeoutError,
+    NotFound,
+    RequestError,
+    Unauthorized,
+    Unavailable,
+)
 from .sync import SyncCacheGridClient
 
 __all__ = [
     "CacheGridClient",
+    "CacheGridConnectionError",
     "CacheGridError",
+    "CacheGridTimeoutError",
     "NotFound",
     "RequestError",
     "SyncCacheGridClient",

@@ -17,7 +17,7 @@ from typing import Any, AsyncIterator
 import httpx
 
 from .api import Api
-from .protocol import Answer, Call, MaybeSent, NotSent, Outcome, Plan
+from .protocol import Answer, Call, ConnectTimedOut, MaybeSent, NotSent, Outcome, Plan, TimedOut
 
 
 class CacheGridClient(Api):
@@ -36,7 +36,14 @@ class CacheGridClient(Api):
             self._loop = loop
         return self._client
 
+    async def connect(self) -> None:
+        """Make the connection pool now, in the running event loop, rather than
+        on the first call (calling it again is harmless)."""
+        self._open()
+
     async def close(self) -> None:
+        """Release the connection pool; the next call makes a new one. Calling
+        it again is harmless."""
         client, self._client = self._client, None
         if client is not None and self._loop is asyncio.get_running_loop():
             await client.aclose()
@@ -53,8 +60,12 @@ class CacheGridClient(Api):
             response = await client.request(call.method, host + call.path, params=call.params,
                                             content=call.body, headers=call.headers)
             return Answer(response.status_code, response.content, response.headers)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.UnsupportedProtocol) as error:
+        except httpx.ConnectTimeout as error:
+            raise ConnectTimedOut(str(error) or type(error).__name__) from None
+        except (httpx.ConnectError, httpx.UnsupportedProtocol) as error:
             raise NotSent(str(error) or type(error).__name__) from None
+        except httpx.TimeoutException as error:
+            raise TimedOut(str(error) or type(error).__name__) from None
         except httpx.TransportError as error:
             raise MaybeSent(str(error) or type(error).__name__) from None
 
@@ -82,10 +93,10 @@ class CacheGridClient(Api):
         """Every live key matching ``pattern``, page by page through the cursor
         (once each, also where replicas hold a key on several nodes)."""
         once = self._once()
-        page = await self.keys(pattern, page_size)
+        page = await self.scan(pattern, page_size)
         for key in once(page["keys"]):
             yield key
         while page["cursor"]:
-            page = await self.keys(pattern, page_size, page["cursor"])
+            page = await self.scan(pattern, page_size, page["cursor"])
             for key in once(page["keys"]):
                 yield key

@@ -10,9 +10,11 @@ client returns each method's result, the asynchronous one a coroutine of it.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any, Callable, Iterable, Mapping
 
 from .cluster import Failover, Router, Sharded
+from .errors import Unavailable
 from .protocol import (
     Call,
     HostPool,
@@ -29,6 +31,8 @@ from .protocol import (
 from .ring import RINGS
 
 Hosts = Iterable[str] | Mapping[str, int] | str
+KEYS_PAGE = 1000  # keys() asks for at most this many keys a request
+log = logging.getLogger("cachegrid.client")
 
 
 class Api:
@@ -40,11 +44,16 @@ class Api:
     ``"nginx"``, the ring of nginx's ``hash ... consistent``), each on
     ``replicas`` nodes; ``sharding=False`` makes them copies of one cache
     instead, tried in order. A node that fails is skipped for ``cooldown``
-    seconds."""
+    seconds. ``api_key`` is another name of ``auth_token``. With
+    ``fail_open=True`` an outage (``Unavailable``) is a miss, not an error:
+    see ``_fail_open``."""
 
     def __init__(self, hosts: Hosts = ("localhost:8080",), timeout: float = 5.0,
                  max_retries: int = 3, auth_token: str | None = None, cooldown: float = 30.0,
-                 *, replicas: int = 1, sharding: bool = True, ring: str = "ketama") -> None:
+                 *, replicas: int = 1, sharding: bool = True, ring: str = "ketama",
+                 api_key: str | None = None, fail_open: bool = False) -> None:
+        if api_key is not None and auth_token is not None and api_key != auth_token:
+            raise ValueError("auth_token and api_key are two names of the token: give one (they differ)")
         if isinstance(hosts, str):
             hosts = [hosts]
         weights = dict(hosts) if isinstance(hosts, Mapping) else {host: 1 for host in hosts}
@@ -60,7 +69,8 @@ class Api:
         else:
             self.router = Failover(self.pool)
         self.timeout = timeout
-        self.auth_token = auth_token
+        self.auth_token = auth_token if auth_token is not None else api_key
+        self.fail_open = fail_open
         self._open_transport()
 
     def _open_transport(self) -> None:
@@ -84,8 +94,20 @@ class Api:
     def _run(self, plan: Plan) -> Any:
         raise NotImplementedError
 
+    def _or(self, absent: Any, plan: Plan) -> Plan:
+        """``plan``, or with ``fail_open``: ``plan`` answering ``absent`` on an outage."""
+        return self._fail_open(plan, absent) if self.fail_open else plan
+
+    @staticmethod
+    def _fail_open(plan: Plan, absent: Any) -> Plan:
+        try:
+            return (yield from plan)
+        except Unavailable as error:
+            log.warning("CacheGrid unavailable, answering %r (fail_open): %s", absent, error)
+            return absent
+
     def _once(self) -> Callable[[list[str]], list[str]]:
-        """A filter for iter_keys: with replicas a key is on several nodes, so
+        """A filter for keys() and iter_keys: with replicas a key is on several nodes, so
         the keys seen are remembered (a set of them); without, nothing is kept."""
         if self.router.replicas == 1:
             return lambda keys: keys
@@ -103,7 +125,7 @@ class Api:
 
     def get(self, key: str, default: Any = None) -> Any:
         """The value under ``key``, or ``default`` when there is none."""
-        return self._run(self.router.read(key, get_call(key, default), repair=True))
+        return self._run(self._or(default, self.router.read(key, get_call(key, default), repair=True)))
 
     def set(self, key: str, value: Any, ttl: float | None = None, only_if_absent: bool = False,
             only_if_present: bool = False) -> Any:
@@ -120,31 +142,33 @@ class Api:
             _json(status, body)
             return True
         params = None if ttl is None else {"ttl": repr(ttl)}
-        return self._run(self.router.write(key, Call("PUT", item_path(key), parse, params, encode(value), headers)))
+        return self._run(self._or(False, self.router.write(
+            key, Call("PUT", item_path(key), parse, params, encode(value), headers))))
 
     def delete(self, key: str) -> Any:
         """True when the key existed."""
-        return self._run(self.router.write(key, Call("DELETE", item_path(key), _field("deleted"))))
+        return self._run(self._or(False, self.router.write(key, Call("DELETE", item_path(key), _field("deleted")))))
 
     def exists(self, key: str) -> Any:
+        """True when ``key`` holds a live value (a HEAD request: the value is not sent)."""
         def parse(status: int, body: bytes) -> bool:
             if status in (200, 404):
                 return status == 200
             raise error_for(status, body)
-        return self._run(self.router.read(key, Call("HEAD", item_path(key), parse)))
+        return self._run(self._or(False, self.router.read(key, Call("HEAD", item_path(key), parse))))
 
     def get_multi(self, keys: Iterable[str]) -> Any:
         """The values of those ``keys`` that exist, as a dict."""
-        return self._run(self.router.get_multi(list(keys)))
+        return self._run(self._or({}, self.router.get_multi(list(keys))))
 
     def set_multi(self, items: Mapping[str, Any], ttl: float | None = None) -> Any:
         """Store every item or none of them (on each node: see docs/cluster.md);
         returns how many were stored."""
-        return self._run(self.router.set_multi(dict(items), ttl))
+        return self._run(self._or(0, self.router.set_multi(dict(items), ttl)))
 
     def delete_multi(self, keys: Iterable[str]) -> Any:
         """Delete every key; returns how many existed."""
-        return self._run(self.router.delete_multi(list(keys)))
+        return self._run(self._or(0, self.router.delete_multi(list(keys))))
 
     def incr(self, key: str, by: int = 1) -> Any:
         """Add ``by`` to the integer under ``key`` (0 when absent); the new value."""
@@ -155,34 +179,72 @@ class Api:
         return self._run(self.router.counter(key, Call("POST", item_path(key, "/decr"), _field("value"),
                                                        {"by": str(int(by))}, idempotent=False)))
 
+    def increment(self, key: str, delta: int = 1) -> Any:
+        """``incr(key, delta)``, by the earlier client's name."""
+        return self.incr(key, delta)
+
+    def decrement(self, key: str, delta: int = 1) -> Any:
+        """``decr(key, delta)``, named as ``increment``."""
+        return self.decr(key, delta)
+
     def ttl(self, key: str) -> Any:
         """Seconds left (None: no expiry); NotFound when the key does not exist."""
         return self._run(self.router.read(key, Call("GET", item_path(key, "/ttl"), _field("ttl"))))
 
     def touch(self, key: str, ttl: float) -> Any:
         """Give the key a new TTL; False when it does not exist."""
-        return self._run(self.router.write(key, Call("PUT", item_path(key, "/ttl"), _exists_parse,
-                                                     {"ttl": repr(ttl)})))
+        return self._run(self._or(False, self.router.write(key, Call("PUT", item_path(key, "/ttl"), _exists_parse,
+                                                                     {"ttl": repr(ttl)}))))
+
+    def expire(self, key: str, seconds: float) -> Any:
+        """``touch(key, seconds)``, by the earlier client's name."""
+        return self.touch(key, seconds)
 
     def persist(self, key: str) -> Any:
         """Remove the key's TTL; False when it does not exist."""
-        return self._run(self.router.write(key, Call("DELETE", item_path(key, "/ttl"), _exists_parse)))
+        return self._run(self._or(False, self.router.write(key, Call("DELETE", item_path(key, "/ttl"),
+                                                                     _exists_parse))))
 
-    def keys(self, pattern: str | None = None, limit: int = 100, cursor: str | None = None) -> Any:
-        """One page: {"keys": [...], "count": n, "cursor": next or None}.
-        Across a cluster the cursor holds every node's position."""
-        return self._run(self.router.keys(pattern, limit, cursor))
+    def keys(self, pattern: str | None = None, limit: int | None = 100) -> Any:
+        """The live keys matching ``pattern`` (a glob, or a prefix), as a list
+        of at most ``limit`` (None: every one), read page by page."""
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise ValueError(f"limit must be a whole number >= 1 or None, not {limit!r}")
+        return self._run(self._or([], self._key_list(pattern, limit)))
 
-    def clear(self, confirm: bool = False) -> Any:
-        """Remove every key (of every node): only with ``confirm=True``. Returns how many."""
+    def _key_list(self, pattern: str | None, limit: int | None) -> Plan:
+        # A page may be short while its cursor is not null (the server examines
+        # a bounded number of slots a request): follow the cursor to the end.
+        once, found, cursor = self._once(), [], None
+        while limit is None or len(found) < limit:
+            wanted = KEYS_PAGE if limit is None else min(KEYS_PAGE, limit - len(found))
+            page = yield from self.router.scan(pattern, wanted, cursor)
+            found.extend(once(page["keys"]))
+            cursor = page["cursor"]
+            if not cursor:
+                break
+        return found if limit is None else found[:limit]
+
+    def scan(self, pattern: str | None = None, limit: int = 100, cursor: str | None = None) -> Any:
+        """One page: {"keys": [...], "count": n, "cursor": next or None}; pass
+        the cursor back for the next page, until it is None (a page may be
+        short, even empty, before that). Across a cluster the cursor holds
+        every node's position."""
+        return self._run(self._or({"keys": [], "count": 0, "cursor": None, "pattern": pattern},
+                                  self.router.scan(pattern, limit, cursor)))
+
+    def clear(self, confirm: bool = True) -> Any:
+        """Remove every key (of every node); returns how many. ``confirm=False``
+        refuses (ValueError) and clears nothing: a guard for callers that pass
+        a flag through."""
         if confirm is not True:
-            raise ValueError("clear() removes every key of the cache: call clear(confirm=True)")
+            raise ValueError("clear(confirm=False) clears nothing: call clear() to remove every key")
         return self._run(self.router.clear())
 
     def stats(self) -> Any:
         """The server's statistics; across a cluster their sum, with each
         node's own under ``"nodes"`` (a node that did not answer: ``{"down": true}``)."""
-        return self._run(self.router.stats())
+        return self._run(self._or({}, self.router.stats()))
 
     def health(self) -> Any:
         """The /health document; an unhealthy node (503) answers too."""

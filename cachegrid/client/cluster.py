@@ -27,7 +27,7 @@ only when every candidate for its key failed.
 - Batches are split per node, one request per node per round, all sent at
   once and merged; keys whose node failed go round again to their next node.
   ``get_multi`` asks the next replica for the keys a node did not have.
-- ``keys`` asks every node for its share of the page; the cursor holds every
+- ``scan`` asks every node for its share of the page; the cursor holds every
   node's own (opaque) cursor. ``stats`` sums the nodes' and keeps each one's;
   ``clear`` clears every node.
 """
@@ -58,6 +58,7 @@ from .protocol import (
     key_segment,
     keys_call,
     stats_call,
+    unavailable,
 )
 from .ring import RINGS, NginxRing
 
@@ -74,7 +75,7 @@ class Router(Protocol):
     def get_multi(self, keys: list[str]) -> Plan: ...
     def set_multi(self, items: dict[str, Any], ttl: float | None) -> Plan: ...
     def delete_multi(self, keys: list[str]) -> Plan: ...
-    def keys(self, pattern: str | None, limit: int, cursor: str | None) -> Plan: ...
+    def scan(self, pattern: str | None, limit: int, cursor: str | None) -> Plan: ...
     def clear(self) -> Plan: ...
     def stats(self) -> Plan: ...
 
@@ -108,7 +109,7 @@ class Failover:
     def delete_multi(self, keys: list[str]) -> Plan:
         return self.pool.run(batch_delete_call(keys))
 
-    def keys(self, pattern: str | None, limit: int, cursor: str | None) -> Plan:
+    def scan(self, pattern: str | None, limit: int, cursor: str | None) -> Plan:
         return self.pool.run(keys_call(pattern, limit, cursor))
 
     def clear(self) -> Plan:
@@ -153,7 +154,7 @@ class Sharded:
 
     def _unavailable(self, what: str, errors: dict[str, str]) -> Unavailable:
         detail = "; ".join(f"{host}: {error}" for host, error in errors.items()) or "no node to ask"
-        return Unavailable(f"no CacheGrid node answered {what}: {detail}", errors)
+        return unavailable(f"no CacheGrid node answered {what}: {detail}", errors)
 
     # -- one key ---------------------------------------------------------------------
 
@@ -232,7 +233,7 @@ class Sharded:
             if reason is not None:
                 self._failed(primary, reason, failed, errors)
                 if isinstance(outcome, MaybeSent):
-                    raise Unavailable(f"{call.method} {call.path} may or may not have been applied: {reason}",
+                    raise unavailable(f"{call.method} {call.path} may or may not have been applied: {reason}",
                                       errors)
                 continue
             self.pool.succeeded(primary)
@@ -332,7 +333,7 @@ class Sharded:
 
     # -- the whole cluster -----------------------------------------------------------
 
-    def keys(self, pattern: str | None, limit: int, cursor: str | None) -> Plan:
+    def scan(self, pattern: str | None, limit: int, cursor: str | None) -> Plan:
         positions = self._decode_cursor(cursor)
         walking = [host for host in self.pool.hosts if positions[host] is not None]
         if not walking:  # a cursor of a finished walk
@@ -353,6 +354,8 @@ class Sharded:
             page = call.parse(outcome.status, outcome.body)
             found.extend(page["keys"])
             positions[host] = page["cursor"]
+        if len(errors) == len(walking):  # not one node answered: no page to give
+            raise self._unavailable("GET /admin/keys", errors)
         unique = list(dict.fromkeys(found))
         more = any(position is not None for position in positions.values())
         return {"keys": unique, "count": len(unique), "cursor": self._encode_cursor(positions) if more else None,
@@ -375,7 +378,7 @@ class Sharded:
                     or not all(p is None or isinstance(p, str) for p in positions)):
                 raise ValueError
         except (ValueError, binascii.Error, UnicodeDecodeError):
-            raise RequestError(400, "invalid_cursor", "the cursor is not one this cluster's keys() returned "
+            raise RequestError(400, "invalid_cursor", "the cursor is not one this cluster's scan() returned "
                                f"(a cluster of {len(self.pool.hosts)} nodes)") from None
         return dict(zip(self.pool.hosts, positions))
 
@@ -397,7 +400,7 @@ class Sharded:
     def clear(self) -> Plan:
         answers, errors = yield from self._every_node(clear_call())
         if errors:
-            raise Unavailable(f"cleared {len(answers)} of {len(self.pool.hosts)} nodes; not cleared: "
+            raise unavailable(f"cleared {len(answers)} of {len(self.pool.hosts)} nodes; not cleared: "
                               + "; ".join(f"{host}: {error}" for host, error in errors.items()), errors)
         return sum(answers.values())
 

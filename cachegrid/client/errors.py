@@ -1,4 +1,9 @@
-"""The client's errors: one base class, typed by what the caller can do."""
+"""The client's errors: one base class, typed by what the caller can do.
+
+``CacheGridConnectionError`` and ``CacheGridTimeoutError`` are the names the
+earlier CacheGrid client raised; here they are what an ``Unavailable`` also
+is, by why no host answered, so ``except Unavailable`` and ``except
+CacheGridConnectionError`` both catch an outage."""
 
 from __future__ import annotations
 
@@ -7,13 +12,32 @@ class CacheGridError(Exception):
     """Base class of every error the client raises."""
 
 
+class CacheGridConnectionError(CacheGridError):
+    """No host could be reached: a connection refused, reset or lost on
+    every candidate (with a timeout among them, or not)."""
+
+
+class CacheGridTimeoutError(CacheGridError):
+    """Every candidate host timed out (connecting or waiting for the answer)."""
+
+
 class Unavailable(CacheGridError):
     """No host answered: every attempt failed with a connection error, a
-    timeout or a server error (5xx). ``errors`` holds each host's last error."""
+    timeout or a server error (5xx). ``errors`` holds each host's last error.
+    Raised as ``ConnectionUnavailable`` or ``TimeoutUnavailable`` when no host
+    answered at all, as plain ``Unavailable`` when some answered with a 5xx."""
 
     def __init__(self, message: str, errors: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.errors = errors or {}
+
+
+class ConnectionUnavailable(Unavailable, CacheGridConnectionError):
+    """An outage in which no candidate host could be reached."""
+
+
+class TimeoutUnavailable(Unavailable, CacheGridTimeoutError):
+    """An outage in which every candidate host timed out."""
 
 
 class RequestError(CacheGridError):

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Generator, Iterable, Mapping, NamedTuple
 from urllib.parse import quote
 
-from .errors import NotFound, RequestError, Unauthorized, Unavailable
+from .errors import ConnectionUnavailable, NotFound, RequestError, TimeoutUnavailable, Unauthorized, Unavailable
 
 DEFAULT_PORT = 8080
 BACKOFF_START = 0.05
@@ -57,6 +57,30 @@ class NotSent(Exception):
 
 class MaybeSent(Exception):
     """The request may have reached the server (read timeout, reset mid-answer)."""
+
+
+class ConnectTimedOut(NotSent):
+    """Connecting took longer than the timeout."""
+
+
+class TimedOut(MaybeSent):
+    """The answer took longer than the timeout."""
+
+
+_TIMEOUTS = (ConnectTimedOut.__name__ + ":", TimedOut.__name__ + ":")
+
+
+def unavailable(message: str, errors: dict[str, str]) -> Unavailable:
+    """The ``Unavailable`` for these per-host errors (``failure()``'s reasons):
+    a ``TimeoutUnavailable`` when every host timed out, a
+    ``ConnectionUnavailable`` when none answered at all, else a plain one
+    (some answered with a 5xx: they were reached)."""
+    reasons = list(errors.values())
+    if reasons and all(reason.startswith(_TIMEOUTS) for reason in reasons):
+        return TimeoutUnavailable(message, errors)
+    if reasons and not any(reason.startswith("HTTP ") for reason in reasons):
+        return ConnectionUnavailable(message, errors)
+    return Unavailable(message, errors)
 
 
 def base_url(host: str) -> str:
@@ -177,7 +201,7 @@ class HostPool:
                 errors[host] = f"{type(outcome).__name__}: {outcome}"
                 self.failed(host)
                 if isinstance(outcome, MaybeSent) and not call.idempotent:
-                    raise Unavailable(f"{call.method} {call.path} may or may not have been applied: {outcome}",
+                    raise unavailable(f"{call.method} {call.path} may or may not have been applied: {outcome}",
                                       errors)
                 continue
             status, body = outcome.status, outcome.body
@@ -187,7 +211,7 @@ class HostPool:
                 continue
             self.succeeded(host)
             return call.parse(status, body)
-        raise Unavailable(f"no CacheGrid host answered {call.method} {call.path}: "
+        raise unavailable(f"no CacheGrid host answered {call.method} {call.path}: "
                           + "; ".join(f"{host}: {error}" for host, error in errors.items()), errors)
 
 

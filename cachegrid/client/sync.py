@@ -19,7 +19,7 @@ from typing import Any, Iterator
 import requests
 
 from .api import Api
-from .protocol import Answer, Call, MaybeSent, NotSent, Outcome, Plan
+from .protocol import Answer, Call, ConnectTimedOut, MaybeSent, NotSent, Outcome, Plan, TimedOut
 
 MAX_THREADS = 16
 
@@ -42,7 +42,15 @@ class SyncCacheGridClient(Api):
                 self._session = session
             return self._session
 
+    def connect(self) -> None:
+        """Open the connection pool now rather than on the first call (calling
+        it again is harmless). The pool stays open until ``close()`` or the end
+        of the last ``with`` block."""
+        self._open()
+
     def close(self) -> None:
+        """Release the connection pool and threads; the next call opens them
+        again. Calling it again is harmless."""
         with self._lock:
             session, self._session = self._session, None
             threads, self._threads = self._threads, None
@@ -76,14 +84,16 @@ class SyncCacheGridClient(Api):
             response = session.request(call.method, host + call.path, params=call.params, data=call.body,
                                        headers=call.headers, timeout=self.timeout)
             return Answer(response.status_code, response.content, response.headers)
-        except (requests.ConnectTimeout, requests.exceptions.InvalidURL) as error:
+        except requests.ConnectTimeout as error:
+            raise ConnectTimedOut(str(error)) from None
+        except requests.exceptions.InvalidURL as error:
             raise NotSent(str(error)) from None
         except requests.ConnectionError as error:
             if "NewConnectionError" in repr(error) or "Connection refused" in str(error):
                 raise NotSent(str(error)) from None
             raise MaybeSent(str(error)) from None
         except requests.Timeout as error:
-            raise MaybeSent(str(error)) from None
+            raise TimedOut(str(error)) from None
 
     def _attempt(self, send: tuple[str, Call]) -> Outcome:
         try:
@@ -108,8 +118,8 @@ class SyncCacheGridClient(Api):
         """Every live key matching ``pattern``, page by page through the cursor
         (once each, also where replicas hold a key on several nodes)."""
         once = self._once()
-        page = self.keys(pattern, page_size)
+        page = self.scan(pattern, page_size)
         yield from once(page["keys"])
         while page["cursor"]:
-            page = self.keys(pattern, page_size, page["cursor"])
+            page = self.scan(pattern, page_size, page["cursor"])
             yield from once(page["keys"])

@@ -23,22 +23,10 @@ from cachegrid.client import (
 )
 
 from cachegrid.testing import ServerProcess as Server
+from tests.client.callers import Call, address, collect, make_caller
 from tests.fixtures import Stub
 
-Call = Callable[..., Any]
 _unique = itertools.count()
-
-
-def address(server: Server) -> str:
-    return f"{server.host}:{server.port}"
-
-
-def make_caller(kind: str, hosts: list[str], **options: Any) -> tuple[Call, Any]:
-    if kind == "sync":
-        client: Any = SyncCacheGridClient(hosts, **options)
-        return (lambda name, *args, **kwargs: getattr(client, name)(*args, **kwargs)), client
-    client = CacheGridClient(hosts, **options)
-    return (lambda name, *args, **kwargs: asyncio.run(getattr(client, name)(*args, **kwargs))), client
 
 
 @pytest.fixture(params=["sync", "async"])
@@ -126,29 +114,31 @@ def test_counters(call: Call, key: str) -> None:
     assert raised.value.status == 400 and raised.value.code == "not_an_integer"
 
 
-def test_keys_pages_and_iteration(kind: str, live: Server, key: str) -> None:
+def test_scan_pages_and_iteration(kind: str, live: Server, key: str) -> None:
     caller, client = make_caller(kind, [address(live)])
     caller("set_multi", {f"{key}:{i}": i for i in range(25)})
-    page = caller("keys", f"{key}:", 10)
+    page = caller("scan", f"{key}:", 10)
     assert page["count"] == 10 and page["cursor"]
-    if kind == "sync":
-        every = list(client.iter_keys(f"{key}:", page_size=7))
-    else:
-        async def collect() -> list[str]:
-            return [k async for k in client.iter_keys(f"{key}:", page_size=7)]
-        every = asyncio.run(collect())
+    pages = [page]
+    while pages[-1]["cursor"]:
+        pages.append(caller("scan", f"{key}:", 10, pages[-1]["cursor"]))
+    assert sorted(k for p in pages for k in p["keys"]) == sorted(f"{key}:{i}" for i in range(25))
+    every = collect(kind, client, f"{key}:", page_size=7)
     assert sorted(every) == sorted(f"{key}:{i}" for i in range(25))
 
 
-def test_clear_must_be_asked_for(kind: str, start_server: Callable[..., Server]) -> None:
+def test_clear_clears_and_confirm_false_refuses(kind: str, start_server: Callable[..., Server]) -> None:
     server = start_server()
     caller, _ = make_caller(kind, [address(server)])
-    caller("set", "a", 1)
+    caller("set_multi", {"a": 1, "b": 2})
     with pytest.raises(ValueError):
-        caller("clear")
+        caller("clear", confirm=False)
     assert caller("get", "a") == 1
-    assert caller("clear", confirm=True) == 1
+    assert caller("clear") == 2
     assert caller("get", "a") is None
+    caller("set", "c", 3)
+    assert caller("clear", confirm=True) == 1  # the earlier spelling still works
+    assert caller("get", "c") is None
 
 
 def test_stats_and_health(call: Call) -> None:

@@ -11,9 +11,25 @@ from typing import Any, Callable
 
 import pytest
 
-from cachegrid.client import RequestError, SyncCacheGridClient, Unavailable
+from cachegrid.client import (
+    CacheGridConnectionError,
+    CacheGridTimeoutError,
+    RequestError,
+    SyncCacheGridClient,
+    Unavailable,
+)
 from cachegrid.client.cluster import Sharded, merge_stats
-from cachegrid.client.protocol import Answer, Call, MaybeSent, NotSent, Plan, copy_call, get_call
+from cachegrid.client.protocol import (
+    Answer,
+    Call,
+    ConnectTimedOut,
+    MaybeSent,
+    NotSent,
+    Plan,
+    TimedOut,
+    copy_call,
+    get_call,
+)
 
 HOSTS = ["127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003"]
 Reply = Callable[[str, Call], Any]
@@ -105,17 +121,17 @@ def test_the_cursor_holds_every_node_and_refuses_another_clusters() -> None:
     sharded, _ = router(replicas=1)
     pages = {host: {"keys": [f"{host}-a"], "cursor": None if host.endswith("7002") else "e.1"}
              for host in sharded.pool.hosts}
-    page, _ = drive(sharded.keys(None, 30, None), lambda h, c: answer(200, json.dumps(pages[h]).encode()))
+    page, _ = drive(sharded.scan(None, 30, None), lambda h, c: answer(200, json.dumps(pages[h]).encode()))
     assert page["count"] == 3 and page["cursor"].startswith("c1.")
-    _, steps = drive(sharded.keys(None, 30, page["cursor"]),
+    _, steps = drive(sharded.scan(None, 30, page["cursor"]),
                      lambda h, c: answer(200, b'{"keys": [], "cursor": null}'))
     assert sorted(host for host, _ in steps[0]) == sorted(h for h in sharded.pool.hosts if not h.endswith("7002"))
     assert all(call.params["cursor"] == "e.1" and call.params["limit"] == "15" for _, call in steps[0])
     finished = "c1." + base64.urlsafe_b64encode(b"[null,null,null]").decode()
-    assert drive(sharded.keys(None, 30, finished), lambda h, c: answer(200)) == (
+    assert drive(sharded.scan(None, 30, finished), lambda h, c: answer(200)) == (
         {"keys": [], "count": 0, "cursor": None, "pattern": None}, [])
     with pytest.raises(RequestError) as raised:
-        drive(sharded.keys(None, 30, "not-a-cursor"), lambda h, c: answer(200))
+        drive(sharded.scan(None, 30, "not-a-cursor"), lambda h, c: answer(200))
     assert raised.value.code == "invalid_cursor"
 
 
@@ -144,3 +160,47 @@ def test_client_options_are_checked() -> None:
             SyncCacheGridClient(HOSTS, **options)
     assert SyncCacheGridClient(HOSTS, replicas=5).replicas == 3  # no more copies than nodes
     assert SyncCacheGridClient(HOSTS, sharding=False).replicas == 1
+
+
+# -- which Unavailable an outage raises, and keys() as a list over pages ----------------
+
+
+@pytest.mark.parametrize("sharding", [True, False])
+@pytest.mark.parametrize(("failures", "connection", "timeout"), [
+    ([ConnectTimedOut("connect timed out"), TimedOut("read timed out")], False, True),
+    ([NotSent("refused"), TimedOut("read timed out")], True, False),
+    ([MaybeSent("reset")], True, False),
+    ([NotSent("refused"), answer(503)], False, False),
+    ([answer(500)], False, False),
+])
+def test_the_outage_says_why(sharding: bool, failures: list[Any], connection: bool, timeout: bool) -> None:
+    client = SyncCacheGridClient(HOSTS[:len(failures)], max_retries=len(failures) - 1, sharding=sharding)
+    outcomes = iter(failures)
+    with pytest.raises(Unavailable) as raised:
+        drive(client.router.read("k", get_call("k")), lambda h, c: next(outcomes))
+    assert isinstance(raised.value, CacheGridConnectionError) is connection
+    assert isinstance(raised.value, CacheGridTimeoutError) is timeout
+
+
+def test_keys_is_a_list_over_short_pages_and_stops_at_the_limit() -> None:
+    client = SyncCacheGridClient(HOSTS[:1])
+    pages = iter([{"keys": ["a", "b"], "cursor": "1"}, {"keys": [], "cursor": "2"},
+                  {"keys": ["c", "d", "e"], "cursor": "3"}, {"keys": ["f"], "cursor": None}])
+    listed, steps = drive(client._key_list(None, 4), lambda h, c: answer(200, json.dumps(next(pages)).encode()))
+    assert listed == ["a", "b", "c", "d"]
+    assert [step[0][1].params for step in steps] == [
+        {"limit": "4"}, {"limit": "2", "cursor": "1"}, {"limit": "2", "cursor": "2"}]
+    pages = iter([{"keys": ["a"], "cursor": "1"}, {"keys": ["b"], "cursor": None}])
+    listed, steps = drive(client._key_list("p:", None), lambda h, c: answer(200, json.dumps(next(pages)).encode()))
+    assert listed == ["a", "b"] and steps[0][0][1].params == {"limit": "1000", "pattern": "p:"}
+
+
+def test_fail_open_answers_the_absent_value_and_lets_refusals_through() -> None:
+    client = SyncCacheGridClient(HOSTS[:1], max_retries=0, fail_open=True)
+    assert drive(client._or("absent", client.router.read("k", get_call("k"))), lambda h, c: NotSent("x"))[0] == "absent"
+    with pytest.raises(RequestError):
+        drive(client._or("absent", client.router.read("k", get_call("k"))),
+              lambda h, c: answer(400, b'{"error": "invalid_key", "message": "no"}'))
+    closed = SyncCacheGridClient(HOSTS[:1], max_retries=0)
+    with pytest.raises(Unavailable):
+        drive(closed._or("absent", closed.router.read("k", get_call("k"))), lambda h, c: NotSent("x"))

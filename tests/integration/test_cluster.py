@@ -306,17 +306,20 @@ def test_batches_across_nodes_equal_one_node(nodes: Cluster, kind: str,
 
 
 @pytest.mark.parametrize("replicas", [1, 2])
-def test_keys_walk_every_node_with_one_cursor(nodes: Cluster, replicas: int) -> None:
+def test_scan_walks_every_node_with_one_cursor(nodes: Cluster, replicas: int) -> None:
     client = SyncCacheGridClient(nodes.hosts, replicas=replicas)
     keys = KEYS[:700]
     write_all(client, keys)
-    page = client.keys("cluster:", limit=90)
+    page = client.scan("cluster:", limit=90)
     assert page["count"] == len(page["keys"]) <= 90 and isinstance(page["cursor"], str)
     walked = list(client.iter_keys("cluster:", page_size=100))
     assert sorted(walked) == sorted(keys)  # every key once
+    assert sorted(client.keys("cluster:", limit=None)) == sorted(keys)  # the list, once each too
+    some = client.keys("cluster:", limit=150)
+    assert len(some) == len(set(some)) == 150 and set(some) <= set(keys)
     other = SyncCacheGridClient(nodes.hosts[:2])
     with pytest.raises(Exception) as raised:
-        other.keys(cursor=page["cursor"])
+        other.scan(cursor=page["cursor"])
     assert "cursor" in str(raised.value)
 
 
@@ -332,7 +335,7 @@ def test_stats_sum_the_nodes_and_clear_clears_all(nodes: Cluster) -> None:
     assert degraded["nodes_down"] == 1 and degraded["nodes"][nodes.nodes[0].url]["down"] is True
     nodes.restore()
     fresh = SyncCacheGridClient(nodes.hosts)
-    assert fresh.clear(confirm=True) == 900 - per_node[0]["current_size"]
+    assert fresh.clear() == 900 - per_node[0]["current_size"]
     assert all(json_stats(node)["current_size"] == 0 for node in nodes.nodes)
 
 
