@@ -15,6 +15,12 @@ def live() -> Iterator[Server]:
         yield server
 
 
+@pytest.fixture(params=["sync", "async"])
+def kind(request: pytest.FixtureRequest) -> str:
+    """Which client a test drives: each test runs with both."""
+    return request.param
+
+
 @pytest.fixture
 def dead_host() -> str:
     """An address where nothing listens."""

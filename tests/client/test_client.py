@@ -29,11 +29,6 @@ from tests.fixtures import Stub
 _unique = itertools.count()
 
 
-@pytest.fixture(params=["sync", "async"])
-def kind(request: pytest.FixtureRequest) -> str:
-    return request.param
-
-
 @pytest.fixture
 def call(kind: str, live: Server) -> Call:
     return make_caller(kind, [address(live)])[0]

@@ -34,11 +34,6 @@ from tests.fixtures import Stub
 _unique = itertools.count()
 
 
-@pytest.fixture(params=["sync", "async"])
-def kind(request: pytest.FixtureRequest) -> str:
-    return request.param
-
-
 @pytest.fixture
 def key() -> str:
     return f"compat-test:{next(_unique)}:{time.monotonic_ns()}"
