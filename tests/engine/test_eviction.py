@@ -255,23 +255,11 @@ def test_lfu_counts_halve_after_the_decay_time(clock: FakeClock) -> None:
     assert store.count_of(store.slot_of("old")) == 0
 
 
-def test_lfu_a_key_hot_long_ago_gives_way_to_keys_used_now(clock: FakeClock) -> None:
-    cache = Cache("lfu", max_size=3, clock=clock, policy_options={"decay_time": 60})
-    fill(cache, "old")
-    for _ in range(100):
-        cache.get("old")
-    for minute in range(10):  # "old" is never read again; "a" and "b" are, a little
-        clock.tick(60)
-        for key in ("a", "b"):
-            if cache.get(key) is None:
-                cache.set(key, b"v")
-            cache.get(key)
-    cache.set("new", b"v")
-    assert survivors(cache) == {"a", "b", "new"}
-
-
-def test_lfu_without_decay_keeps_a_key_hot_long_ago(clock: FakeClock) -> None:
-    cache = Cache("lfu", max_size=3, clock=clock, policy_options={"decay_time": 0})
+def after_old_hot_key(clock: FakeClock, decay_time: float) -> set[str]:
+    """The survivors of an lfu cache of 3 where "old" was read 100 times, then
+    never again over ten minutes in which "a" and "b" are read a little, and
+    then "new" arrives."""
+    cache = Cache("lfu", max_size=3, clock=clock, policy_options={"decay_time": decay_time})
     fill(cache, "old")
     for _ in range(100):
         cache.get("old")
@@ -282,7 +270,15 @@ def test_lfu_without_decay_keeps_a_key_hot_long_ago(clock: FakeClock) -> None:
                 cache.set(key, b"v")
             cache.get(key)
     cache.set("new", b"v")
-    assert "old" in survivors(cache)
+    return survivors(cache)
+
+
+def test_lfu_a_key_hot_long_ago_gives_way_to_keys_used_now(clock: FakeClock) -> None:
+    assert after_old_hot_key(clock, decay_time=60) == {"a", "b", "new"}
+
+
+def test_lfu_without_decay_keeps_a_key_hot_long_ago(clock: FakeClock) -> None:
+    assert "old" in after_old_hot_key(clock, decay_time=0)
 
 
 def test_lfu_counts_saturate_and_keep_their_recency_order(clock: FakeClock) -> None:
