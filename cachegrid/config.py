@@ -42,6 +42,7 @@ from .engine import (
     DEFAULT_SCAN_COUNT,
     POLICIES,
 )
+from .engine.leases import DEFAULT_MAX_LEASE_TIME, DEFAULT_MAX_LEASES
 from .engine.lfu import DEFAULT_DECAY_TIME as DEFAULT_LFU_DECAY_TIME
 
 NAME = "cachegrid"
@@ -127,6 +128,16 @@ class Settings(BaseSettings):
     keys_scan_count: int = Field(
         default=DEFAULT_SCAN_COUNT, ge=1, le=1_000_000,
         description="Most keys one /admin/keys request examines (a page may hold fewer than its limit).",
+    )
+
+    # -- leases and locks (docs/stampedes.md) ---------------------------------------
+    max_leases: int = Field(
+        default=DEFAULT_MAX_LEASES, ge=1, le=10_000_000,
+        description="Most leases and locks held at once (a further one is refused with 507 too_many_leases).",
+    )
+    max_lease_time: float = Field(
+        default=DEFAULT_MAX_LEASE_TIME, gt=0, le=86_400,
+        description="Longest lease or lock a request may ask for, in seconds (400 invalid_lease past it).",
     )
 
     # -- snapshots (docs/snapshots.md) --------------------------------------------

@@ -31,6 +31,7 @@ from ..config import Settings
 from ..engine import ANY, Cache, Entry
 from .body import bool_param, encode, int_param, json_body, ttl_param
 from .errors import ApiError
+from .leases import lease_token, leased_read
 from .resources import Resource, send_json
 
 TTL_HEADER = "X-Cache-TTL"
@@ -81,6 +82,8 @@ class Items(Resource):
         self.check_key(key)
         if req.query_string and bool_param(req, "peek"):
             entry = self.cache.peek_entry(key)  # a look: no hit or miss, no change to the eviction order
+        elif req.query_string and req.get_param("lease") is not None:
+            entry = leased_read(self.cache, req, resp, key)  # leases.py: a miss says who computes
         else:
             entry = self.cache.get_entry(key)
         if entry is None:
@@ -105,7 +108,10 @@ class Items(Resource):
         ttl = ttl_param(req)
         value = encode(json_body(req, self.settings.max_body_size))
         conditions = self._conditions(req)
-        if conditions is None:
+        token = lease_token(req)
+        if token is not None:  # the lease holder's write, which ends its lease (leases.py)
+            result = self.cache.set_leased(key, value, token, ttl, **(conditions or {}))
+        elif conditions is None:
             result = self.cache.set(key, value, ttl)
         else:
             result = self.cache.set(key, value, ttl, **conditions)
