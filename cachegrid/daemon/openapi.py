@@ -359,7 +359,8 @@ def _add_leases(paths: dict[str, Any], settings: Settings, key: dict[str, Any], 
             {"200": _ok("Released.", _obj(["key", "released"], key={"type": "string"},
                                           released={"type": "boolean"})),
              "400": bad, "409": _error("The token names no live lease on the key (`lease_not_held`).")},
-            [key, token | {"required": True, "description": "The token the acquire gave."}]),
+            [key, token | {"required": True, "schema": {"type": "string", "minLength": 1},
+                           "description": "The token the acquire gave."}]),
         "get": _operation("Whether the lease on the key is held.", {"200": held_answer, "400": bad}, [key]),
     }
 
