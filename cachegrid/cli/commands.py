@@ -87,6 +87,9 @@ def set_(
     ttl: TtlOption = None,
     nx: Annotated[bool, typer.Option("--nx", help="Only if KEY does not exist yet (else exit 8, NOT_STORED).")] = False,
     xx: Annotated[bool, typer.Option("--xx", help="Only if KEY exists already (else exit 8, NOT_STORED).")] = False,
+    stale: Annotated[float | None, typer.Option(
+        help="Seconds past the TTL the value may still be served, marked stale (needs --ttl).",
+        show_default=False)] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Store VALUE under KEY, optionally for --ttl seconds.
@@ -97,7 +100,7 @@ def set_(
         raise fail("--nx and --xx exclude each other", ExitCode.USAGE)
     document = parse_value(read_stdin() if value == "-" else value)
     with connect(ctx) as client:
-        stored = client.set(check_key(key), document, ttl, only_if_absent=nx, only_if_present=xx)
+        stored = client.set(check_key(key), document, ttl, only_if_absent=nx, only_if_present=xx, stale=stale)
     if wants_json(ctx, as_json):
         print_json({"key": key, "stored": stored, "ttl": ttl})
     if not stored:

@@ -23,6 +23,7 @@ from .leases import (
     check_times,
     get_or_set_flow,
     held_call,
+    mark_stale_call,
     put_params,
     release_call,
 )
@@ -312,6 +313,13 @@ class Api:
         """Release the lock ``token`` names: True, or False when it names
         none (it ran out, or was released already)."""
         return self._run(self.router.first(key, release_call(key, token)))
+
+    def mark_stale(self, key: str) -> Any:
+        """Invalidate ``key`` without deleting it (memcached's ``md key I``):
+        readers get the old value marked stale, and one ``get_or_set``
+        caller refreshes it. False when the key does not exist. Sent to
+        every replica."""
+        return self._run(self._or(False, self.router.write(key, mark_stale_call(key))))
 
     def lock_held(self, key: str) -> Any:
         """Whether someone holds the lock (the lease) on ``key``."""

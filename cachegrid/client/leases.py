@@ -130,6 +130,12 @@ def release_call(key: str, token: str) -> Call:
     return Call("DELETE", item_path(key, "/lease"), parse, headers={LEASE_HEADER: token})
 
 
+def mark_stale_call(key: str) -> Call:
+    def parse(status: int, body: bytes) -> bool:
+        return status != 404 and bool(_json(status, body)["stale"])
+    return Call("POST", item_path(key, "/stale"), parse)
+
+
 def held_call(key: str) -> Call:
     return Call("GET", item_path(key, "/lease"), lambda status, body: bool(_json(status, body)["held"]))
 

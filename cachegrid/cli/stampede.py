@@ -1,11 +1,13 @@
-"""``cachegrid lock``: the lock (lease) on a key, for scripts that must not
-run twice at once (docs/stampedes.md).
+"""``cachegrid lock`` and ``cachegrid mark-stale``: the stampede tools
+(docs/stampedes.md) at the command line.
 
-A thin adapter over the client's ``acquire_lock``, ``release_lock`` and
-``lock_held``: ``cachegrid lock KEY --ttl 60`` prints the token (exit 10,
-HELD, when another caller holds it), ``--release TOKEN`` releases it (exit
-1, NOT_FOUND, when the token names no lock: it ran out or was released),
-``--status`` says whether it is held (exit 10 when it is).
+Thin adapters over the client. ``lock`` is the lock (lease) on a key, for
+scripts that must not run twice at once: ``cachegrid lock KEY --ttl 60``
+prints the token (exit 10, HELD, when another caller holds it),
+``--release TOKEN`` releases it (exit 1, NOT_FOUND, when the token names no
+lock: it ran out or was released), ``--status`` says whether it is held
+(exit 10 when it is). ``mark-stale KEY`` invalidates a key without deleting
+it (exit 1 when there is no such key).
 """
 
 from __future__ import annotations
@@ -62,3 +64,23 @@ def lock(
     if not wants_json(ctx, as_json):
         print(token)
     note(f"locked {key!r} for {ttl:g} s; release with: cachegrid lock {key} --release {token}")
+
+
+@app.command("mark-stale")
+def mark_stale(
+    ctx: typer.Context,
+    key: Annotated[str, typer.Argument(metavar="KEY", help="The key.", show_default=False)],
+    as_json: JsonFlag = False,
+) -> None:
+    """Mark KEY stale instead of deleting it: readers get the old value,
+    marked stale, while one of them refreshes it.
+
+    Exit 1 (NOT_FOUND) when there is no such key.
+    """
+    with connect(ctx) as client:
+        marked = client.mark_stale(check_key(key))
+    if wants_json(ctx, as_json):
+        print_json({"key": key, "stale": marked})
+    if not marked:
+        raise fail(f"no key {key!r}", ExitCode.NOT_FOUND)
+    note(f"marked {key!r} stale")

@@ -1,4 +1,4 @@
-"""``cachegrid lock`` against a real server: take, refuse, release, status."""
+"""``cachegrid lock`` and ``mark-stale`` against a real server."""
 
 from __future__ import annotations
 
