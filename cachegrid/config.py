@@ -139,6 +139,14 @@ class Settings(BaseSettings):
         default=DEFAULT_MAX_LEASE_TIME, gt=0, le=86_400,
         description="Longest lease or lock a request may ask for, in seconds (400 invalid_lease past it).",
     )
+    max_stale_time: float = Field(
+        default=7 * 86_400, gt=0, le=10**9,
+        description="Longest stale window a PUT may ask for (?stale=), in seconds (400 invalid_stale past it).",
+    )
+    stale_grace: float = Field(
+        default=30, gt=0, le=10**9,
+        description="Seconds a key marked stale stays when it had no stale window of its own (memcached's md I T).",
+    )
 
     # -- snapshots (docs/snapshots.md) --------------------------------------------
     snapshot_path: Path | None = Field(

@@ -27,6 +27,16 @@ side, in three pieces:
   ``X-Cache-Lease`` releases (409 ``lease_not_held`` if it names no lease),
   ``GET`` says whether it is held and for how long. A lock ends by itself
   after its time; deleting or overwriting the key leaves it held.
+
+Stale values (RFC 5861's stale-while-revalidate and stale-if-error, in one
+window): ``PUT /cache/{key}?ttl=T&stale=S`` keeps the value S seconds past
+its TTL. In that window every GET answers it at once with ``X-Cache-Stale:
+true``; with ``?lease=`` one reader is also granted the lease to refresh it
+(the headers of a miss's grant), the others are told it is held. A refresh
+that fails leaves the old value served until the window ends.
+``POST /cache/{key}/stale`` (``StaleMarks``) marks a key stale now, keeping
+it: readers get the old value marked stale instead of a miss for everyone.
+An entry without a window of its own keeps ``stale_grace`` seconds.
 """
 
 from __future__ import annotations
@@ -43,6 +53,7 @@ from .resources import Resource, send_json
 LEASE_HEADER = "X-Cache-Lease"  # the token: in the answer that grants it, in the request that uses it
 LEASE_STATUS_HEADER = "X-Cache-Lease-Status"  # granted | held
 LEASE_ENV = "HTTP_X_CACHE_LEASE"
+STALE_HEADER = "X-Cache-Stale"
 GRANTED, HELD = "granted", "held"
 
 
@@ -91,6 +102,31 @@ def leased_read(cache: Cache, req: falcon.Request, resp: falcon.Response, key: s
     return entry
 
 
+def stale_param(req: falcon.Request, settings: Settings, ttl: float | None) -> dict[str, float]:
+    """The engine's ``stale`` field of a PUT (``{}`` without ``?stale=``):
+    seconds, 0 to ``max_stale_time``, and only with a TTL."""
+    text = req.get_param("stale") if req.query_string else None
+    if text is None:
+        return {}
+    limit = settings.max_stale_time
+    try:
+        stale = float(text)
+    except ValueError:
+        raise ApiError(400, "invalid_stale", f"stale must be a number of seconds, not {text!r}") from None
+    if not 0 <= stale <= limit:  # NaN fails too
+        raise ApiError(400, "invalid_stale", f"stale must be at least 0 and at most {limit:g} seconds, not {text}",
+                       limit=limit)
+    if ttl is None:
+        raise ApiError(400, "invalid_stale", "a stale window needs a ttl: a value without one never turns stale")
+    return {"stale": int(stale) if stale.is_integer() else stale}
+
+
+def mark_if_stale(resp: falcon.Response, entry: Entry, now: float) -> None:
+    """``X-Cache-Stale: true`` on the answer of a stale entry."""
+    if entry.fresh_until is not None and entry.fresh_until <= now:
+        resp.set_header(STALE_HEADER, "true")
+
+
 def lease_token(req: falcon.Request) -> str | None:
     """The token a request presents (``X-Cache-Lease``), None without one."""
     return req.env.get(LEASE_ENV)
@@ -98,9 +134,6 @@ def lease_token(req: falcon.Request) -> str | None:
 
 class LeaseLocks(Resource):
     """``/cache/{key}/lease``: acquire (POST), release (DELETE), held? (GET)."""
-
-    def __init__(self, cache: Cache, settings: Settings) -> None:
-        super().__init__(cache, settings)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, key: str) -> None:
         grant = self.cache.acquire_lease(key, lease_param(req, "ttl"))
@@ -123,3 +156,13 @@ class LeaseLocks(Resource):
         self.check_key(key)
         left = self.cache.lease_remaining(key)
         send_json(resp, {"key": key, "held": left is not None, "ttl": None if left is None else round(left, 3)})
+
+
+class StaleMarks(Resource):
+    """``POST /cache/{key}/stale``: invalidate without deleting."""
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, key: str) -> None:
+        self.check_key(key)
+        if not self.cache.mark_stale(key, self.settings.stale_grace):
+            raise ApiError(404, "not_found", f"no such key: {key!r}", key=key)
+        send_json(resp, {"key": key, "stale": True})

@@ -333,14 +333,21 @@ def _add_leases(paths: dict[str, Any], settings: Settings, key: dict[str, Any], 
     token = _header("X-Cache-Lease", "The token of the lease on this key: the write ends the lease (409 "
                                      "`lease_not_held`, nothing stored, when it names no live lease).")
     too_many = _error(f"Too many leases held (max_leases, {settings.max_leases}).")
+    stale_header = {"X-Cache-Stale": {"schema": {"type": "string", "enum": ["true"]},
+                                      "description": "The value is past its TTL, in its stale window (or marked "
+                                                     "stale): served while one reader refreshes it."}}
     for method in ("get", "head"):
         operation = paths["/cache/{key}"][method]
         operation["parameters"].append(lease)
         operation["responses"]["507"] = too_many if method == "get" else {"description": "Too many leases held."}
-        answer = operation["responses"]["404"]
-        answer["headers"] = answer.get("headers", {}) | grant_headers
+        for status, headers in (("404", grant_headers), ("200", grant_headers | stale_header)):
+            answer = operation["responses"][status]
+            answer["headers"] = answer.get("headers", {}) | headers
     put = paths["/cache/{key}"]["put"]
-    put["parameters"].append(token)
+    put["parameters"] += [token, _query(
+        "stale", {"type": "number", "minimum": 0, "maximum": settings.max_stale_time},
+        "Seconds past the TTL the value may still be served, marked stale, while one reader refreshes it "
+        "(stale-while-revalidate, stale-if-error). Needs `ttl`.")]
     put["responses"]["409"] = _error("The lease token names no live lease on the key (`lease_not_held`).")
     held_answer = _ok("Whether the lease is held, and its seconds left.", _obj(
         ["key", "held", "ttl"], key={"type": "string"}, held={"type": "boolean"},
@@ -363,6 +370,11 @@ def _add_leases(paths: dict[str, Any], settings: Settings, key: dict[str, Any], 
                            "description": "The token the acquire gave."}]),
         "get": _operation("Whether the lease on the key is held.", {"200": held_answer, "400": bad}, [key]),
     }
+    paths["/cache/{key}/stale"] = {"post": _operation(
+        "Mark the key stale instead of deleting it: readers get the old value marked stale, one of them "
+        f"the lease to refresh it. A key without a stale window keeps {settings.stale_grace:g} s (stale_grace).",
+        {"200": _ok("Marked.", _obj(["key", "stale"], key={"type": "string"}, stale={"type": "boolean"})),
+         "400": bad, "404": missing}, [key])}
 
 
 DOCS_PAGE = """<!DOCTYPE html>

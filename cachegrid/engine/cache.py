@@ -22,8 +22,8 @@ import time
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from .entry import Entry
-from .errors import KeyTooLong
-from .leases import DEFAULT_MAX_LEASE_TIME, DEFAULT_MAX_LEASES, Grant, Leases
+from .errors import KeyTooLong, TooManyLeases
+from .leases import DEFAULT_MAX_LEASE_TIME, DEFAULT_MAX_LEASES, Grant, Leases, check_lease_time
 from .registry import DEFAULT_POLICY, store_class
 from .scan import DEFAULT_SCAN_COUNT, KeyPage, key_matcher, scan_page, start_of
 from .store import Clock, Condition, Limits, SetResult, Store, key_length
@@ -102,9 +102,13 @@ class Cache:
         return default if value is None else value
 
     def get_entry(self, key: str) -> Entry | None:
-        """The live entry (value, version, expires_at) or None; a read like get."""
+        """The live entry (value, version, expires_at, ...) or None; a read
+        like get. A stale entry (``Entry.is_stale``) is counted as such."""
         with self._lock:
-            return self._store.lookup_entry(key)
+            entry = self._store.lookup_entry(key)
+            if entry is not None and entry.fresh_until is not None and entry.fresh_until <= self.clock():
+                self._leases.stale_hits += 1
+            return entry
 
     def peek_entry(self, key: str) -> Entry | None:
         """The live entry or None, without using it: counts no hit or miss
@@ -204,24 +208,33 @@ class Cache:
             raise KeyTooLong(length, self.limits.max_key_length)
 
     def get_or_lease(self, key: str, lease_time: float) -> tuple[Entry | None, Grant | None]:
-        """A read that, on a miss, also asks for the lease on ``key``: the
-        entry (None on a miss) and, on a miss, the ``Grant`` (a token: the
-        caller computes the value; none: someone else does, for ``wait``
-        more seconds at most)."""
+        """A read that, on a miss or a stale hit, also asks for the lease on
+        ``key``: the entry (None on a miss) and, then, the ``Grant`` (a token:
+        the caller computes the value; none: someone else does, for ``wait``
+        more seconds at most). A fresh hit asks for nothing (None). A stale
+        hit when ``max_leases`` are held is served without a grant."""
+        check_lease_time(lease_time, self._leases.max_lease_time)
         with self._lock:
             entry = self._store.lookup_entry(key)
-            if entry is not None:
+            if entry is None:
+                self._check_key(key)
+                return None, self._leases.acquire(key, lease_time)
+            if entry.fresh_until is None or entry.fresh_until > self.clock():
                 return entry, None
-            self._check_key(key)
-            return None, self._leases.acquire(key, lease_time)
+            self._leases.stale_hits += 1
+            try:
+                return entry, self._leases.acquire(key, lease_time)
+            except TooManyLeases:
+                return entry, None  # the stale value is still an answer; a later reader refreshes it
 
-    def set_leased(self, key: str, value: bytes, token: str, ttl: float | None = None, **conditions: Any) -> SetResult:
-        """``set``, by the holder of the lease ``token`` names, which the write
-        ends. LeaseNotHeld (and nothing written) when it names none; a write
-        that fails leaves the lease held."""
+    def set_leased(self, key: str, value: bytes, token: str, ttl: float | None = None, **options: Any) -> SetResult:
+        """``set`` (``options``: its conditions and fields), by the holder of
+        the lease ``token`` names, which the write ends. LeaseNotHeld (and
+        nothing written) when it names none; a write that fails leaves the
+        lease held."""
         with self._lock:
             self._leases.check(key, token)
-            result = self._store.set(key, value, ttl, **conditions)
+            result = self._store.set(key, value, ttl, **options)
             self._leases.release(key, token, filled=True)
             return result
 
@@ -236,6 +249,15 @@ class Cache:
         """End the lease ``token`` names; LeaseNotHeld when it names none."""
         with self._lock:
             self._leases.release(key, token)
+
+    def mark_stale(self, key: str, grace: float) -> bool:
+        """Invalidate ``key`` without deleting it (``Store.mark_stale``):
+        readers get the old value, marked stale, and one of them the lease
+        to refresh it. False when the key does not exist."""
+        with self._lock:
+            marked = self._store.mark_stale(key, grace)
+            self._leases.marked_stale += marked
+            return marked
 
     def lease_remaining(self, key: str) -> float | None:
         """Seconds the lease on ``key`` has left; None when nobody holds it."""

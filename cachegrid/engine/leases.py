@@ -81,6 +81,8 @@ class Leases:
         self._expiry: list[tuple[float, str]] = []  # may hold entries of leases ended since: checked on pop
         self._memory = 0
         self.granted = self.refused = self.released = self.filled = self.expired = 0
+        # Stale reads and marks (store.py keeps the entries; Cache counts here, beside the leases they hand out).
+        self.stale_hits = self.marked_stale = 0
 
     def __len__(self) -> int:
         return len(self._held)
@@ -174,6 +176,8 @@ class Leases:
             "leases_filled": self.filled,
             "leases_released": self.released,
             "leases_expired": self.expired,
+            "stale_hits": self.stale_hits,
+            "marked_stale": self.marked_stale,
         }
 
 

@@ -157,3 +157,118 @@ def test_a_lock_runs_out_by_itself(call: Call, key: str) -> None:
     assert call("lock_held", key) is False
     assert call("release_lock", key, token) is False
     assert call("acquire_lock", key, 30) is not None
+
+
+# -- stale values ----------------------------------------------------------------------
+
+
+def stale_readers(kind: str, live: Server, key: str, readers: int, compute: Callable[[], Any],
+                  refreshed: Callable[[Any], bool]) -> tuple[list[tuple[Any, float]], float]:
+    """``readers`` concurrent get_or_set calls (value, seconds each); then
+    waits (10 s at most) for the background refresh to store what
+    ``refreshed`` accepts, in the same loop for the async client. Before
+    them, as many concurrent plain reads open the client's connections and
+    give the longest a plain read takes here, now (the second result)."""
+    options = {"ttl": 60, "stale": 60}
+    if kind == "sync":
+        client = SyncCacheGridClient([address(live)])
+        answers: list[tuple[Any, float]] = []
+        plain: list[float] = []
+
+        def look() -> None:
+            begun = time.monotonic()
+            client.exists(key)
+            plain.append(time.monotonic() - begun)
+        for _ in range(2):  # the first round opens the connections; the second is the plain reads' time
+            plain.clear()
+            looks = [threading.Thread(target=look) for _ in range(readers)]
+            for thread in looks:
+                thread.start()
+            for thread in looks:
+                thread.join(30)
+
+        def read() -> None:
+            begun = time.monotonic()
+            value = client.get_or_set(key, compute, **options)
+            answers.append((value, time.monotonic() - begun))
+        threads = [threading.Thread(target=read) for _ in range(readers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        deadline = time.monotonic() + 10
+        while not refreshed(client.get(key)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return answers, max(plain)
+
+    async def every() -> list[tuple[Any, float]]:
+        client = CacheGridClient([address(live)])
+
+        async def read() -> tuple[Any, float]:
+            begun = time.monotonic()
+            value = await client.get_or_set(key, compute, **options)
+            return value, time.monotonic() - begun
+        async def look() -> float:
+            begun = time.monotonic()
+            await client.exists(key)
+            return time.monotonic() - begun
+        for _ in range(2):  # the first round opens the connections; the second is the plain reads' time
+            plain = await asyncio.gather(*(look() for _ in range(readers)))
+        answers = list(await asyncio.gather(*(read() for _ in range(readers))))
+        deadline = time.monotonic() + 10
+        while not refreshed(await client.get(key)) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await client.close()
+        return answers, max(plain)
+    return asyncio.run(every())
+
+
+def test_stale_while_revalidate_serves_the_old_value_at_once_and_refreshes_once(
+        kind: str, live: Server, call: Call, key: str) -> None:
+    assert call("set", key, "old", ttl=0.5, stale=30)
+    time.sleep(0.6)
+    calls: list[int] = []
+    answers, plain = stale_readers(kind, live, key, 20, counting(kind, calls, "new", 0.3),
+                                   lambda value: value == "new")
+    assert [value for value, _ in answers] == ["old"] * 20
+    # Each reader had the old value within 50 ms: none waited for the refresh (0.3 s). Where
+    # 20 concurrent plain reads alone take longer (a loaded machine), within 1.5 times theirs.
+    assert max(seconds for _, seconds in answers) < max(0.05, 1.5 * plain) < 0.3
+    assert call("get", key) == "new"
+    assert len(calls) == 1
+
+
+def test_after_the_stale_window_it_is_a_miss(call: Call, key: str) -> None:
+    call("set", key, "old", ttl=0.3, stale=0.3)
+    time.sleep(0.7)
+    assert call("get", key, "missing") == "missing"
+    assert call("get_or_set", key, lambda: "computed", ttl=60) == "computed"
+
+
+def test_a_failed_refresh_is_logged_and_keeps_the_old_value(kind: str, live: Server, call: Call, key: str,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    call("set", key, "old", ttl=0.3, stale=30)
+    time.sleep(0.4)
+    attempts: list[int] = []
+
+    def failing() -> Any:
+        attempts.append(1)
+        raise ConnectionError("the database is down")
+    with caplog.at_level("ERROR", logger="cachegrid.client"):
+        answers, _ = stale_readers(kind, live, key, 5, failing, lambda value: bool(attempts))
+        time.sleep(0.2)  # the refresh's failure is logged after its attempt
+    assert [value for value, _ in answers] == ["old"] * 5
+    assert len(attempts) == 1
+    assert any("refreshing" in record.getMessage() and "failed" in record.getMessage() for record in caplog.records)
+    assert call("get", key) == "old"
+
+
+def test_mark_stale_serves_the_old_value_while_one_caller_refreshes(kind: str, live: Server, call: Call,
+                                                                   key: str) -> None:
+    call("set", key, "old", ttl=60)
+    assert call("mark_stale", key) is True
+    assert call("mark_stale", key + ":absent") is False
+    calls: list[int] = []
+    answers, _ = stale_readers(kind, live, key, 10, counting(kind, calls, "new", 0.1), lambda value: value == "new")
+    assert [value for value, _ in answers] == ["old"] * 10
+    assert call("get", key) == "new" and len(calls) == 1
