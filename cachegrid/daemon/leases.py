@@ -104,7 +104,9 @@ def leased_read(cache: Cache, req: falcon.Request, resp: falcon.Response, key: s
 
 def stale_param(req: falcon.Request, settings: Settings, ttl: float | None) -> dict[str, float]:
     """The engine's ``stale`` field of a PUT (``{}`` without ``?stale=``):
-    seconds, 0 to ``max_stale_time``, and only with a TTL."""
+    seconds, 0 to ``max_stale_time``. Without a TTL it is checked and has no
+    effect (as stale-while-revalidate without max-age in HTTP): a value that
+    never expires never turns stale."""
     text = req.get_param("stale") if req.query_string else None
     if text is None:
         return {}
@@ -117,7 +119,7 @@ def stale_param(req: falcon.Request, settings: Settings, ttl: float | None) -> d
         raise ApiError(400, "invalid_stale", f"stale must be at least 0 and at most {limit:g} seconds, not {text}",
                        limit=limit)
     if ttl is None:
-        raise ApiError(400, "invalid_stale", "a stale window needs a ttl: a value without one never turns stale")
+        return {}
     return {"stale": int(stale) if stale.is_integer() else stale}
 
 

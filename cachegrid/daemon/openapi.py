@@ -347,7 +347,8 @@ def _add_leases(paths: dict[str, Any], settings: Settings, key: dict[str, Any], 
     put["parameters"] += [token, _query(
         "stale", {"type": "number", "minimum": 0, "maximum": settings.max_stale_time},
         "Seconds past the TTL the value may still be served, marked stale, while one reader refreshes it "
-        "(stale-while-revalidate, stale-if-error). Needs `ttl`.")]
+        "(stale-while-revalidate, stale-if-error). Without `ttl` it has no effect: such a value never turns "
+        "stale.")]
     put["responses"]["409"] = _error("The lease token names no live lease on the key (`lease_not_held`).")
     held_answer = _ok("Whether the lease is held, and its seconds left.", _obj(
         ["key", "held", "ttl"], key={"type": "string"}, held={"type": "boolean"},

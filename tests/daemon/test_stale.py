@@ -47,7 +47,7 @@ def test_a_value_past_its_ttl_is_served_marked_stale_with_one_refresh_lease(
     ({"ttl": "10", "stale": "1e308"}, "at most"),
     ({"ttl": "10", "stale": "nan"}, "at least 0"),
     ({"ttl": "10", "stale": "soon"}, "a number"),
-    ({"stale": "10"}, "needs a ttl"),
+    ({"stale": "-5"}, "at least 0"),
 ])
 def test_a_bad_stale_window_is_400_json_and_changes_nothing(client: testing.TestClient, params: dict[str, str],
                                                             message: str) -> None:
@@ -56,6 +56,13 @@ def test_a_bad_stale_window_is_400_json_and_changes_nothing(client: testing.Test
     answer = client.simulate_put("/cache/k", params=params, body='"after"')
     assert answer.status_code == 400 and answer.json["error"] == "invalid_stale" and message in answer.json["message"]
     assert client.simulate_get("/cache/k").text == '"before"' and client.simulate_get("/cache/other").text == "1"
+
+
+def test_a_stale_window_without_a_ttl_has_no_effect(client: testing.TestClient, clock: FakeClock) -> None:
+    assert client.simulate_put("/cache/k", params={"stale": "10"}, body="1").status_code == 201
+    clock.tick(10**6)
+    answer = client.simulate_get("/cache/k")
+    assert answer.text == "1" and "X-Cache-Stale" not in answer.headers and "X-Cache-TTL" not in answer.headers
 
 
 def test_the_longest_stale_window_is_a_setting(make_client: MakeClient) -> None:
