@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Callable
+from urllib.parse import quote
 
 from cachegrid.cli.status import ExitCode
+from cachegrid.testing import ServerProcess as Server
 
 from .conftest import Invoke
 
@@ -43,3 +46,22 @@ def test_a_bad_ttl_exits_refused_with_one_line(cli: Invoke, key: Key) -> None:
     bad = cli("lock", key(), "--ttl", "-1")
     assert bad.exit_code == ExitCode.REFUSED and "lease" in bad.stderr
     assert cli("lock", key(), "--status").exit_code == 0
+
+
+def test_mark_stale_keeps_the_value_and_a_missing_key_exits_not_found(cli: Invoke, key: Key) -> None:
+    cli("set", key(), "42")
+    marked = cli("mark-stale", key())
+    assert marked.exit_code == 0 and "stale" in marked.stderr
+    assert cli("get", key()).stdout.strip() == "42"
+    missing = cli("mark-stale", key("absent"))
+    assert missing.exit_code == ExitCode.NOT_FOUND and "no key" in missing.stderr
+    assert json.loads(cli("--json", "mark-stale", key()).stdout) == {"key": key(), "stale": True}
+
+
+def test_set_with_a_stale_window(cli: Invoke, key: Key, cli_server: Server) -> None:
+    assert cli("set", key(), "1", "--ttl", "0.2", "--stale", "30").exit_code == 0
+    time.sleep(0.3)
+    status, headers, body = cli_server.request("GET", f"/cache/{quote(key(), safe='')}")
+    assert status == 200 and body == b"1" and headers["x-cache-stale"] == "true"
+    bad = cli("set", key(), "2", "--ttl", "5", "--stale", "-1")
+    assert bad.exit_code == ExitCode.REFUSED and "stale" in bad.stderr
