@@ -26,6 +26,7 @@ from .common import (
     connect,
     field_text,
     hosts,
+    key_outcome,
     loads,
     note,
     options,
@@ -117,11 +118,7 @@ def delete(ctx: typer.Context, key: KeyArg, as_json: JsonFlag = False) -> None:
     """
     with connect(ctx) as client:
         deleted = client.delete(check_key(key))
-    if wants_json(ctx, as_json):
-        print_json({"key": key, "deleted": deleted})
-    if not deleted:
-        raise fail(f"no key {key!r}", ExitCode.NOT_FOUND)
-    note(f"deleted {key!r}")
+    key_outcome(ctx, as_json, key, "deleted", deleted, "deleted")
 
 
 ByOption = Annotated[int, typer.Option(help="The amount (may be negative).")]

@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from .common import JsonFlag, check_key, connect, note, print_json, wants_json
+from .common import JsonFlag, check_key, connect, key_outcome, note, print_json, wants_json
 from .status import ExitCode, fail
 
 app = typer.Typer()
@@ -79,8 +79,4 @@ def mark_stale(
     """
     with connect(ctx) as client:
         marked = client.mark_stale(check_key(key))
-    if wants_json(ctx, as_json):
-        print_json({"key": key, "stale": marked})
-    if not marked:
-        raise fail(f"no key {key!r}", ExitCode.NOT_FOUND)
-    note(f"marked {key!r} stale")
+    key_outcome(ctx, as_json, key, "stale", marked, "marked stale:")

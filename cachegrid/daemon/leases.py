@@ -125,7 +125,7 @@ def stale_param(req: falcon.Request, settings: Settings, ttl: float | None) -> d
 
 def mark_if_stale(resp: falcon.Response, entry: Entry, now: float) -> None:
     """``X-Cache-Stale: true`` on the answer of a stale entry."""
-    if entry.fresh_until is not None and entry.fresh_until <= now:
+    if entry.is_stale(now):
         resp.set_header(STALE_HEADER, "true")
 
 

@@ -106,7 +106,7 @@ class Cache:
         like get. A stale entry (``Entry.is_stale``) is counted as such."""
         with self._lock:
             entry = self._store.lookup_entry(key)
-            if entry is not None and entry.fresh_until is not None and entry.fresh_until <= self.clock():
+            if entry is not None and entry.fresh_until is not None and entry.is_stale(self.clock()):
                 self._leases.stale_hits += 1
             return entry
 
@@ -219,7 +219,7 @@ class Cache:
             if entry is None:
                 self._check_key(key)
                 return None, self._leases.acquire(key, lease_time)
-            if entry.fresh_until is None or entry.fresh_until > self.clock():
+            if not entry.is_stale(self.clock()):
                 return entry, None
             self._leases.stale_hits += 1
             try:
