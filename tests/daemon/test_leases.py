@@ -154,3 +154,17 @@ def test_lease_counters_are_in_stats(client: testing.TestClient) -> None:
     assert (stats["leases_granted"], stats["leases_refused"], stats["leases_filled"], stats["leases_held"]) == (
         1, 1, 1, 0)
     assert stats["lease_memory_bytes"] == 0
+
+
+def test_lease_and_stale_counters_are_metrics(client: testing.TestClient, clock: FakeClock) -> None:
+    token = leased_get(client, "k").headers[TOKEN]
+    leased_get(client, "k")
+    client.simulate_put("/cache/k", params={"ttl": "1", "stale": "10"}, body="1", headers={TOKEN: token})
+    clock.tick(2)
+    client.simulate_get("/cache/k")
+    client.simulate_post("/cache/k/stale")
+    text = client.simulate_get("/metrics").text
+    for line in ('cachegrid_leases_total{outcome="granted"} 1.0', 'cachegrid_leases_total{outcome="refused"} 1.0',
+                 'cachegrid_leases_total{outcome="filled"} 1.0', "cachegrid_stale_hits_total 1.0",
+                 "cachegrid_marked_stale_total 1.0", "cachegrid_leases_held 0.0", "cachegrid_max_leases 10000.0"):
+        assert line in text, line
