@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from cachegrid.client import RequestError, SyncCacheGridClient
+from cachegrid.client import RequestError, SyncCacheGridClient, Unavailable
 from cachegrid.client.leases import (
     FIRST_POLL,
     MAX_POLL,
@@ -113,3 +113,18 @@ def test_another_refusal_is_the_callers(clock: FakeClock) -> None:
     next(steps)
     with pytest.raises(RequestError):
         steps.throw(RequestError(400, "invalid_lease", "bad", {}))
+
+
+@pytest.mark.parametrize("fail_open", [True, False])
+def test_an_outage_is_a_miss_only_with_fail_open(clock: FakeClock, fail_open: bool) -> None:
+    steps = flow(clock, fail_open=fail_open)
+    next(steps)
+    outage = Unavailable("no node answered", {"127.0.0.1:1": "NotSent: refused"})
+    if not fail_open:
+        with pytest.raises(Unavailable):
+            steps.throw(outage)
+        return
+    assert isinstance(steps.throw(outage), Compute)
+    with pytest.raises(StopIteration) as done:  # nothing is stored
+        steps.send("computed")
+    assert done.value.value == "computed"
