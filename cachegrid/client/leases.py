@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Generator, NamedTuple
 
 from .errors import RequestError, Unavailable
-from .protocol import Answer, Call, Plan, _json, encode, error_for, item_path
+from .protocol import Answer, Call, Plan, _json, error_for, item_path, read_value, value_body
 
 DEFAULT_LEASE = 10.0  # seconds a caller may take to compute before another one may
 DEFAULT_WAIT = 5.0  # seconds a waiter waits past the lease before computing itself
@@ -67,7 +67,7 @@ def _lease_read(answer: Answer) -> LeaseRead:
     status, body, headers = answer
     token = headers.get(LEASE_HEADER) or None
     if status == 200:
-        return LeaseRead(True, json.loads(body), headers.get(STALE_HEADER) == "true", token)
+        return LeaseRead(True, read_value(answer), headers.get(STALE_HEADER) == "true", token)
     if status == 404:
         try:
             wait = float(json.loads(body).get("retry_after", 0.0))
@@ -78,7 +78,7 @@ def _lease_read(answer: Answer) -> LeaseRead:
 
 
 def lease_read_call(key: str, lease: float) -> Call:
-    return Call("GET", item_path(key), params={"lease": repr(float(lease))}, read=_lease_read)
+    return Call("GET", item_path(key), params={"lease": repr(float(lease))}, parse_answer=_lease_read)
 
 
 def _stored_or_lost(status: int, body: bytes) -> bool:
@@ -109,10 +109,11 @@ def put_params(ttl: float | None, stale: float | None) -> dict[str, str] | None:
 def put_call(key: str, value: Any, ttl: float | None, stale: float | None, token: str | None = None) -> Call:
     """The PUT that stores ``value``; with ``token``, the lease holder's,
     which ends the lease (False: the token named no live lease)."""
-    headers = {"Content-Type": "application/json"}
+    body, content_type = value_body(value)
+    headers = {"Content-Type": content_type}
     if token is not None:
         headers[LEASE_HEADER] = token
-    return Call("PUT", item_path(key), _stored_or_lost, put_params(ttl, stale), encode(value), headers)
+    return Call("PUT", item_path(key), _stored_or_lost, put_params(ttl, stale), body, headers)
 
 
 def acquire_call(key: str, ttl: float) -> Call:

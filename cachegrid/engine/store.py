@@ -726,11 +726,14 @@ class Store:
         binary: bool = False,
         stale: float | None = None,
         tag_refs: Collection[tuple[int, int]] = (),
+        binary_keys: Collection[str] = (),
     ) -> int:
         """Store every item, or none of them: every key and value is checked
         first, and a policy that does not evict refuses the whole batch if it
         does not fit. Returns how many were stored. ``binary``, ``stale`` and
-        ``tag_refs`` as in ``set``, the same for every item."""
+        ``tag_refs`` as in ``set``, the same for every item; ``binary_keys``:
+        the items that are binary in a batch of both kinds (one batch, so
+        still all or nothing)."""
         now = self.clock()
         expires_at = FOREVER if ttl is None else now + check_ttl(ttl)
         flags, fields = FLAG_BINARY if binary else 0, b""
@@ -759,7 +762,8 @@ class Store:
                     extra_bytes += charge - self._charge(length + len(old) - TRAILER_SIZE, old_has_ttl)
             self._make_room(new_entries, extra_bytes, now)
         for key, length, value in checked:
-            self._write(key, length, value, expires_at, self._live(key, now), None, flags, fields)
+            item_flags = (flags | FLAG_BINARY) if binary_keys and key in binary_keys else flags
+            self._write(key, length, value, expires_at, self._live(key, now), None, item_flags, fields)
         self.sets += len(checked)
         return len(checked)
 

@@ -228,12 +228,13 @@ def test_stale_while_revalidate_serves_the_old_value_at_once_and_refreshes_once(
     assert call("set", key, "old", ttl=0.5, stale=30)
     time.sleep(0.6)
     calls: list[int] = []
-    answers, plain = stale_readers(kind, live, key, 20, counting(kind, calls, "new", 0.3),
+    answers, plain = stale_readers(kind, live, key, 20, counting(kind, calls, "new", 1.0),
                                    lambda value: value == "new")
     assert [value for value, _ in answers] == ["old"] * 20
-    # Each reader had the old value within 50 ms: none waited for the refresh (0.3 s). Where
-    # 20 concurrent plain reads alone take longer (a loaded machine), within 1.5 times theirs.
-    assert max(seconds for _, seconds in answers) < max(0.05, 1.5 * plain) < 0.3
+    # Each reader had the old value within 50 ms; where 20 concurrent plain reads alone take
+    # longer (a loaded machine), within 1.5 times theirs. And none waited for the refresh (1 s).
+    slowest = max(seconds for _, seconds in answers)
+    assert slowest < max(0.05, 1.5 * plain) and slowest < 1.0
     assert call("get", key) == "new"
     assert len(calls) == 1
 
