@@ -132,8 +132,12 @@ def traces(keys: int, requests: int) -> list[tuple[str, int, Trace]]:
 # -- the simulations --------------------------------------------------------------
 
 
-def cachegrid_hits(policy: str, trace: Trace, size: int) -> int:
-    store = store_class(policy)(Limits(max_size=size, max_memory=1 << 62))
+# Variants of a policy, each its own column: (column, policy, policy options).
+VARIANTS = (("tinylfu climbing", "tinylfu", {"climb": True}),)
+
+
+def cachegrid_hits(policy: str, trace: Trace, size: int, **options: object) -> int:
+    store = store_class(policy)(Limits(max_size=size, max_memory=1 << 62), **options)
     lookup, write = store.lookup, store.set
     names = [str(key) for key in range(max(trace) + 1)]
     value = b"v"

@@ -49,10 +49,11 @@ from __future__ import annotations
 
 import random
 from array import array
+import time
 from typing import Iterator
 
 from .sketch import ONES, PATTERNS, SHIFTS, FrequencySketch
-from .store import SHARD_BITS, Store
+from .store import SHARD_BITS, Clock, Limits, Store
 
 WINDOW, PROBATION, PROTECTED = 0, 1, 2
 USED = 3  # in the byte naming an entry's list: PROTECTED, and used since it entered or last moved
@@ -61,6 +62,16 @@ WINDOW_SHARE = 0.01
 PROTECTED_SHARE = 0.80
 ADMIT_AT_RANDOM_FROM = 6
 ADMIT_AT_RANDOM_ONE_IN = 128
+# The hill climber (``climb``), Caffeine's: every CLIMB_SAMPLE × max_size
+# requests, move the window's share by a step in the direction that raised
+# the hit ratio last time (the other way if it fell); the step starts at
+# CLIMB_STEP, restarts there when the hit ratio moves by CLIMB_RESTART or
+# more (the workload changed), and shrinks by CLIMB_DECAY otherwise.
+CLIMB_SAMPLE = 10
+CLIMB_STEP = 0.0625
+CLIMB_RESTART = 0.05
+CLIMB_DECAY = 0.98
+WINDOW_SHARE_RANGE = (0.0, 0.80)
 _SHARD_MASK = (1 << SHARD_BITS) - 1
 
 
@@ -71,6 +82,12 @@ class TinyLFUStore(Store):
     ttl_overhead = 12
     list_heads = 3  # slots 0, 1, 2: the heads of WINDOW, PROBATION and PROTECTED
 
+    def __init__(self, limits: Limits = Limits(), clock: Clock = time.monotonic, climb: bool = False) -> None:
+        if climb.__class__ is not bool:
+            raise ValueError(f"climb must be true or false, not {climb!r}")
+        self.climb = climb
+        super().__init__(limits, clock)
+
     def _init_policy(self) -> None:
         self._next = array("I", range(self.list_heads))  # each head alone in its circular list
         self._prev = array("I", range(self.list_heads))
@@ -79,6 +96,12 @@ class TinyLFUStore(Store):
         self._sketch = FrequencySketch(self.max_size, self.hits)
         self._random = random.Random()
         self._window_share = WINDOW_SHARE
+        # The hill climber's state: when the next sample ends (in requests,
+        # the store's hits + misses), the last sample's hit ratio, the step.
+        self._sample_hits, self._sample_requests = self.hits, self.hits + self.misses
+        self._climb_at = self._sample_requests + CLIMB_SAMPLE * self.max_size if self.climb else float("inf")
+        self._last_ratio = 0.0
+        self._step = CLIMB_STEP
         self._bind_access()
 
     # -- the three lists -------------------------------------------------------
@@ -232,8 +255,12 @@ class TinyLFUStore(Store):
         next_[slot] = WINDOW
         prev[WINDOW] = slot
         lengths[WINDOW] += 1
+        if self.hits + self.misses >= self._climb_at:
+            self._climb()
         window = int(self._window_share * entries)
         if lengths[WINDOW] > (window if window > 1 else 1):
+            if lengths[WINDOW] > window + 1:  # the climber shrank the window: a second one goes too
+                self._move(next_[WINDOW], PROBATION)
             # The window's oldest entry moves on to probation.
             oldest = next_[WINDOW]
             after = next_[oldest]
@@ -247,6 +274,27 @@ class TinyLFUStore(Store):
             kinds[oldest] = PROBATION
             lengths[WINDOW] -= 1
             lengths[PROBATION] += 1
+
+    def _climb(self) -> None:
+        """End a sample of the hill climber: move the window's share."""
+        requests = self.hits + self.misses
+        ratio = (self.hits - self._sample_hits) / max(1, requests - self._sample_requests)
+        change = ratio - self._last_ratio
+        step = self._step if change >= 0 else -self._step
+        low, high = WINDOW_SHARE_RANGE
+        self._window_share = min(high, max(low, self._window_share + step))
+        if abs(change) >= CLIMB_RESTART:
+            self._step = CLIMB_STEP if step >= 0 else -CLIMB_STEP
+        else:
+            self._step = CLIMB_DECAY * step
+        self._last_ratio = ratio
+        self._sample_hits, self._sample_requests = self.hits, requests
+        self._climb_at = requests + CLIMB_SAMPLE * self.max_size
+
+    @property
+    def window_share(self) -> float:
+        """The window's share of the entries (1%, or where the climber moved it)."""
+        return self._window_share
 
     def _window_size(self, entries: int) -> int:
         """How many of ``entries`` the window holds at most."""
