@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import falcon
 
-from .body import encode, json_body, ttl_number
+from .body import encode, encode_exact, json_body, ttl_number
 from .errors import ApiError
 from .resources import Resource, send_json
 
@@ -35,7 +35,7 @@ class Batch(Resource):
         items = body["items"]
         self._check_count(len(items), "items")
         ttl = None if body.get("ttl") is None else ttl_number(body["ttl"])
-        count = self.cache.set_many({key: encode(value) for key, value in items.items()}, ttl)
+        count = self.cache.set_many({key: encode_exact(value) for key, value in items.items()}, ttl)
         send_json(resp, {"stored": count, "ttl": ttl})
 
     def _keys(self, req: falcon.Request) -> list[str]:

@@ -33,7 +33,7 @@ halved all at once, as in Caffeine's sketch. Between two slices some
 counters are halved and others not yet: estimates are off by at most a
 factor of two for a while, the same error a halving makes anyway.
 
-The read path (tinylfu.py) only ``add``\ s, without counting: its owner
+The read path (tinylfu.py) only calls ``add``, which counts nothing: its owner
 counts those uses anyway (the store's hits) and hands the running count to
 ``catch_up`` on its writes, which halves the slices that are due, at most
 four per call (the rest stay owed; more than four full halvings owed, which
