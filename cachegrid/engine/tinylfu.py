@@ -33,6 +33,16 @@ oldest entry if the window holds its share already. After the insert, a window
 over its share moves its oldest entry to probation: a candidate that won its
 duel, or one admitted while the store had room.
 
+With ``climb=True`` (a policy option, off by default) the window's share
+moves as Caffeine's hill climber moves it: every 10 × ``max_size`` requests
+(the store's hits and misses) the share takes a step (6.25% of the entries
+at first) in the direction that raised the hit ratio over the last sample,
+the other way if it fell; the step shrinks by 2% a sample and starts again
+at full size when the hit ratio moves by 5 points or more. A window over its
+new share hands two entries a write to probation until it fits.
+docs/benchmarks-hit-ratio.md has what it scores: on these traces it does
+not pay, which is why it is off.
+
 The shares are of the entries the store holds (``len``), not of ``max_size``,
 so a store bounded by memory splits what it holds the same way.
 
