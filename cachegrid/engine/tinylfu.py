@@ -171,7 +171,8 @@ class TinyLFUStore(Store):
             one = ones[key_hash % patterns]
             added = word + one
             if (added ^ word ^ one) & (one << 4):  # some counter at 15: the careful way
-                careful(key_hash)
+                if not careful(key_hash):
+                    sketch.uses -= 1  # a use that changed no counter counts not
             else:
                 table[index] = added
             # The use is counted by the store (its hits): see ``_on_insert``.
@@ -253,10 +254,11 @@ class TinyLFUStore(Store):
         one = _ones[key_hash % _patterns]
         added = word + one
         if (added ^ word ^ one) & (one << 4):  # some counter at 15: the careful way
-            sketch.add(key_hash)
+            if sketch.add(key_hash):
+                sketch.uses += 1
         else:
             table[index] = added
-        sketch.uses += 1
+            sketch.uses += 1
         kinds, next_, prev, lengths = self._list, self._next, self._prev, self._lengths
         kinds[slot] = WINDOW
         last = prev[WINDOW]
