@@ -25,8 +25,7 @@ keys cannot be crafted to collide.
 
 Aging in slices
 ---------------
-Every ``5 × width`` counted uses (10 per entry, as Caffeine; a use that
-changed no counter, all of them at 15, counts not), every counter
+Every ``5 × width`` counted uses (10 per entry, as Caffeine), every counter
 has been halved once: the table is cut into slices of ``SLICE_WORDS`` words
 and, every ``5 × width / slices`` uses, the next slice is halved (one
 ``bytes.translate`` of 4 KiB, in C). A table that fits in one slice is
@@ -35,8 +34,7 @@ counters are halved and others not yet: estimates are off by at most a
 factor of two for a while, the same error a halving makes anyway.
 
 The read path (tinylfu.py) only calls ``add``, which counts nothing: its owner
-counts those uses anyway (the store's hits, less the reads whose ``add``
-changed nothing, which it takes back from ``uses``) and hands the count to
+counts those uses anyway (the store's hits) and hands the running count to
 ``catch_up`` on its writes, which halves the slices that are due, at most
 four per call (the rest stay owed; more than four full halvings owed, which
 would zero every counter, are dropped). So no call ever halves more than
