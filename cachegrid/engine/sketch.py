@@ -114,10 +114,9 @@ class FrequencySketch:
             grew = True
         return grew
 
-    def add(self, key_hash: int, _ones: tuple = ONES, _patterns: int = len(PATTERNS)) -> bool:
-        """One use of the key: each of its counters below 15 goes up by one;
-        whether any did. Counts nothing towards aging (``increment`` and
-        ``catch_up`` do)."""
+    def add(self, key_hash: int, _ones: tuple = ONES, _patterns: int = len(PATTERNS)) -> None:
+        """One use of the key: each of its counters below 15 goes up by one.
+        Counts nothing towards aging (``increment`` and ``catch_up`` do)."""
         index = key_hash & self.mask
         table = self.table
         word = table[index]
@@ -126,15 +125,11 @@ class FrequencySketch:
         if (added ^ word ^ one) & (one << 4):  # a carry out of a counter: some were at 15
             # Only the counters below 15 (all four of their bits not set).
             added = word + (one ^ (word & (word >> 1) & (word >> 2) & (word >> 3) & one))
-            if added == word:
-                return False
         table[index] = added
-        return True
 
     def increment(self, key_hash: int) -> None:
         """Record one use of the key whose ``hash()`` is ``key_hash``, and count it."""
-        if not self.add(key_hash):
-            return  # a use that changed no counter counts not (as Caffeine's)
+        self.add(key_hash)
         self.uses += 1
         if self.uses >= self.period:
             self.catch_up(self.reads_seen)

@@ -171,8 +171,7 @@ class TinyLFUStore(Store):
             one = ones[key_hash % patterns]
             added = word + one
             if (added ^ word ^ one) & (one << 4):  # some counter at 15: the careful way
-                if not careful(key_hash):
-                    sketch.uses -= 1  # a use that changed no counter counts not
+                careful(key_hash)
             else:
                 table[index] = added
             # The use is counted by the store (its hits): see ``_on_insert``.
@@ -254,11 +253,10 @@ class TinyLFUStore(Store):
         one = _ones[key_hash % _patterns]
         added = word + one
         if (added ^ word ^ one) & (one << 4):  # some counter at 15: the careful way
-            if sketch.add(key_hash):
-                sketch.uses += 1
+            sketch.add(key_hash)
         else:
             table[index] = added
-            sketch.uses += 1
+        sketch.uses += 1
         kinds, next_, prev, lengths = self._list, self._next, self._prev, self._lengths
         kinds[slot] = WINDOW
         last = prev[WINDOW]
