@@ -29,13 +29,16 @@ class Batch(Resource):
         body = json_body(req, self.settings.max_body_size)
         if not isinstance(body, dict) or not isinstance(body.get("items"), dict):
             raise ApiError(400, "invalid_batch", 'the body must be {"items": {"key": value, ...}, "ttl": seconds}')
-        unknown = sorted(set(body) - {"items", "ttl"})
+        unknown = sorted(set(body) - {"items", "ttl", "tags"})
         if unknown:
-            raise ApiError(400, "invalid_batch", f"unknown field {unknown[0]!r}; expected items and ttl")
+            raise ApiError(400, "invalid_batch", f"unknown field {unknown[0]!r}; expected items, ttl and tags")
+        tags = body.get("tags")
+        if tags is not None and not isinstance(tags, list):
+            raise ApiError(400, "invalid_batch", '"tags" must be a list of tag names')
         items = body["items"]
         self._check_count(len(items), "items")
         ttl = None if body.get("ttl") is None else ttl_number(body["ttl"])
-        count = self.cache.set_many({key: encode(value) for key, value in items.items()}, ttl)
+        count = self.cache.set_many({key: encode(value) for key, value in items.items()}, ttl, tags=tags)
         send_json(resp, {"stored": count, "ttl": ttl})
 
     def _keys(self, req: falcon.Request) -> list[str]:

@@ -29,6 +29,8 @@ from ..engine import (
     PreconditionFailed,
     ValueTooLarge,
 )
+from ..engine.pattern_delete import InvalidPattern, JobNotFound, TooManyJobs
+from ..engine.tags import InvalidTag, TagLimitReached, TagTooLong, TooManyTags
 
 log = logging.getLogger("cachegrid.daemon")
 
@@ -57,6 +59,13 @@ ENGINE_ERRORS: list[tuple[type[CacheError], int, str]] = [
     (PreconditionFailed, 412, "precondition_failed"),
     (KeyNotFound, 404, "not_found"),
     (InvalidCursor, 400, "invalid_cursor"),
+    (TooManyTags, 400, "too_many_tags"),
+    (TagTooLong, 400, "tag_too_long"),
+    (InvalidTag, 400, "invalid_tag"),
+    (TagLimitReached, 507, "tag_limit_reached"),
+    (InvalidPattern, 400, "invalid_pattern"),
+    (TooManyJobs, 429, "too_many_jobs"),
+    (JobNotFound, 404, "job_not_found"),
     # Not the client's fault, and another node may have room: 507, which the
     # client SDK does not retry on the same host.
     (CacheFull, 507, "cache_full"),

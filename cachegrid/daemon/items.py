@@ -32,6 +32,7 @@ from ..engine import ANY, Cache, Entry
 from .body import bool_param, encode, int_param, json_body, ttl_param
 from .errors import ApiError
 from .resources import Resource, send_json
+from .tags import TAGS_HEADER, tags_param
 
 TTL_HEADER = "X-Cache-TTL"
 INT64_RANGE = (-(2**63), 2**63 - 1)
@@ -86,6 +87,8 @@ class Items(Resource):
         if entry is None:
             raise _not_found(key)
         resp.set_header("ETag", self.etags.of(entry.version))
+        if entry.tag_refs:
+            resp.set_header(TAGS_HEADER, ",".join(self.cache.tags_of(entry)))
         left = _ttl_header(entry, self.cache.clock())
         if left is not None:
             resp.set_header(TTL_HEADER, left)
@@ -105,6 +108,9 @@ class Items(Resource):
         ttl = ttl_param(req)
         value = encode(json_body(req, self.settings.max_body_size))
         conditions = self._conditions(req)
+        tags = tags_param(req)
+        if tags is not None:
+            conditions = {**(conditions or {}), "tags": tags}
         if conditions is None:
             result = self.cache.set(key, value, ttl)
         else:
