@@ -806,7 +806,7 @@ class Store:
         if not INT64_MIN <= result <= INT64_MAX:
             raise IntegerOverflow(f"incrementing {key!r} by {by} would overflow 64 bits")
         value = b"%d" % result
-        self._write(key, self._check_entry(key, value), value, expires_at, old, None, flags, fields)
+        self._rewrite(key, self._check_entry(key, value), value, expires_at, old, None, flags, fields)
         self.sets += 1
         return result
 
@@ -827,8 +827,8 @@ class Store:
             expires_at = expires_at if ttl is None else expires_at + window
             more, fields = encode_fields(fresh_until, entry.tag_refs)
             flags = (flags & FLAG_BINARY) | more
-        self._write(key, self._check_entry(key, entry.value), entry.value, expires_at, old, entry.version, flags,
-                    fields)
+        self._rewrite(key, self._check_entry(key, entry.value), entry.value, expires_at, old, entry.version, flags,
+                      fields)
         return True
 
     def delete(self, key: str) -> bool:
@@ -878,6 +878,20 @@ class Store:
     def tags_of(self, entry: Entry) -> tuple[str, ...]:
         """The names of the tags ``entry`` (a live one) carries."""
         return self.tags.names_of(entry.tag_refs) if entry.tag_refs else ()
+
+    def _rewrite(self, key: str, length: int, value: bytes, expires_at: float, old: bytes | None,
+                 version: int | None, flags: int, fields: bytes) -> None:
+        """``_write`` of an entry that keeps the tag refs of ``old`` (incr,
+        touch): a write gives back the old entry's counts, so they are taken
+        again first."""
+        refs = tag_refs_of(old) if old is not None and flags & FLAG_TAGS else ()
+        if refs:
+            self.tags.acquire_refs(refs)
+        try:
+            self._write(key, length, value, expires_at, old, version, flags, fields)
+        except BaseException:
+            self.release_tags(refs)
+            raise
 
     def _drop_invalidated(self, key: str, blob: bytes) -> None:
         """Remove an entry one of whose tags was invalidated since it was written."""

@@ -174,6 +174,14 @@ class TagRegistry:
         self.memory += grown
         return tuple(refs), grown
 
+    def acquire_refs(self, refs: Iterable[Ref]) -> None:
+        """Count one more entry for each ref (an entry rewritten with the
+        refs it had); refs this registry did not hand out are ignored."""
+        counts, names = self._counts, self._names
+        for tag_id, _ in refs:
+            if tag_id < len(names) and names[tag_id] is not None:
+                counts[tag_id] += 1
+
     def _register(self, tag: str) -> int:
         if self._free:
             tag_id = self._free.pop()
