@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from .cluster import Failover, Router, Sharded
 from .errors import Unavailable
+from .jobs import delete_pattern_plan
 from .protocol import (
     Call,
     HostPool,
@@ -26,7 +27,10 @@ from .protocol import (
     encode,
     error_for,
     get_call,
+    invalidate_call,
     item_path,
+    tag_list,
+    tags_param,
 )
 from .ring import RINGS
 
@@ -128,9 +132,11 @@ class Api:
         return self._run(self._or(default, self.router.read(key, get_call(key, default), repair=True)))
 
     def set(self, key: str, value: Any, ttl: float | None = None, only_if_absent: bool = False,
-            only_if_present: bool = False) -> Any:
+            only_if_present: bool = False, *, tags: Iterable[str] | None = None) -> Any:
         """Store ``value`` (anything JSON can hold), optionally for ``ttl``
-        seconds. True when stored; False when a condition prevented it."""
+        seconds. True when stored; False when a condition prevented it.
+        ``tags``: names to group it under (``invalidate_tags``); they replace
+        the tags of the value it replaces."""
         headers = {"Content-Type": "application/json"}
         if only_if_absent:
             headers["If-None-Match"] = "*"
@@ -142,6 +148,8 @@ class Api:
             _json(status, body)
             return True
         params = None if ttl is None else {"ttl": repr(ttl)}
+        if tags is not None:
+            params = {**(params or {}), "tags": tags_param(tags)}
         return self._run(self._or(False, self.router.write(
             key, Call("PUT", item_path(key), parse, params, encode(value), headers))))
 
@@ -161,10 +169,31 @@ class Api:
         """The values of those ``keys`` that exist, as a dict."""
         return self._run(self._or({}, self.router.get_multi(list(keys))))
 
-    def set_multi(self, items: Mapping[str, Any], ttl: float | None = None) -> Any:
+    def set_multi(self, items: Mapping[str, Any], ttl: float | None = None, *,
+                  tags: Iterable[str] | None = None) -> Any:
         """Store every item or none of them (on each node: see docs/cluster.md);
-        returns how many were stored."""
-        return self._run(self._or(0, self.router.set_multi(dict(items), ttl)))
+        returns how many were stored. ``tags``: as in ``set``, for every item."""
+        if tags is None:
+            return self._run(self._or(0, self.router.set_multi(dict(items), ttl)))
+        return self._run(self._or(0, self.router.set_multi(dict(items), ttl, tag_list(tags))))
+
+    def invalidate_tags(self, tags: Iterable[str]) -> Any:
+        """Make every entry carrying one of ``tags`` a miss, on every node
+        (docs/tags.md); returns how many of the tags had entries (summed
+        over the nodes)."""
+        return self._run(self._sum(self.router.broadcast(invalidate_call(tags))))
+
+    @staticmethod
+    def _sum(plan: Plan) -> Plan:
+        return sum((yield from plan))
+
+    def delete_pattern(self, pattern: str, wait: float = 60.0) -> Any:
+        """Delete every key matching ``pattern`` (a prefix, or a glob with
+        ``*``, ``?``, ``[...]``) on every node, and return how many were
+        deleted. The server deletes page by page in the background; this
+        waits for it, at most ``wait`` seconds (then TimeoutUnavailable,
+        while the deletion goes on)."""
+        return self._run(delete_pattern_plan(self.pool, self.router.nodes(), pattern, wait))
 
     def delete_multi(self, keys: Iterable[str]) -> Any:
         """Delete every key; returns how many existed."""
