@@ -8,7 +8,8 @@ other. Nothing else in the engine locks, except the sweeper thread
 slices of their work.
 
 No call holds the lock for O(n) work: reads and writes are O(1) (O(log n)
-with a TTL), ``keys()`` examines at most ``scan_count`` slots, and
+with a TTL), invalidating a tag is O(1) (tags.py), ``keys()`` and
+``delete_page()`` examine at most ``scan_count`` slots, and
 ``clear()`` swaps in an empty store under the lock and frees the old entries
 in slices without it.
 """

@@ -36,7 +36,8 @@ A record::
     key, value
 
 Records come coldest first (the policy's next victim first), so inserting
-them in file order rebuilds the policy's order. A later field (tags) is a
+them in file order rebuilds the policy's order. TAGS joined version 2
+before it was released. A later field is a
 new flag bit and a new row of FIELDS under a new format version, read
 where the others are; files of the older versions stay readable.
 ``ALLOWED_FLAGS`` says which bits each version may use, and a bit outside
@@ -79,7 +80,8 @@ layout is a matter of re-pointing these:
 
 - ``Store.export_entries(wall_now)``: every held entry as (key, value,
   wall-clock expiry or None, policy hint int, ``Extra`` or None), coldest
-  first (``Extra``, entry.py: the binary flag and the wall-clock fresh_until);
+  first (``Extra``, entry.py: the binary flag, the wall-clock fresh_until
+  and the tag names; an entry invalidated by a tag is exported expired);
 - ``Store.restore(records, wall_now, hints)``: insert such records coldest
   first, drop the expired, keep the hottest that fit; returns (restored,
   expired, left out by the limits);
