@@ -11,6 +11,7 @@ import pytest
 from falcon import testing
 
 from cachegrid.engine import Cache
+from tests.fixtures import median_seconds
 
 
 def put(client: testing.TestClient, key: str, value: Any, **params: str) -> Any:
@@ -156,24 +157,15 @@ def test_delete_pattern_is_not_a_parameter_of_delete_cache(
     assert len(cache) == 1
 
 
-def _median_time(call: Callable[[], Any], rounds: int = 50) -> float:
-    times = []
-    for _ in range(rounds):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return sorted(times)[len(times) // 2]
-
-
 def test_invalidating_100_000_entries_answers_in_the_time_of_a_get(
         make_client: Callable[..., tuple[testing.TestClient, Cache]]) -> None:
     client, cache = make_client(max_size=200_000)
     for start in range(0, 100_000, 1000):
         cache.set_many({f"user:{n}": b'{"a":1}' for n in range(start, start + 1000)}, tags=["users"])
     put(client, "admin", 1, tags="admins")
-    get_time = _median_time(lambda: client.simulate_get("/cache/admin"))
+    get_time = median_seconds(lambda: client.simulate_get("/cache/admin"))
     # Each invalidation bumps the generation of a tag still held by 100,000 entries.
-    invalidate_time = _median_time(lambda: client.simulate_post("/tags/users/invalidate"))
+    invalidate_time = median_seconds(lambda: client.simulate_post("/tags/users/invalidate"))
     # Generous: a scan of 100,000 entries under the lock would take a hundred GETs' time or more.
     assert invalidate_time < 5 * get_time, (invalidate_time, get_time)
     assert cache.get_many([f"user:{n}" for n in range(100_000)]) == {}

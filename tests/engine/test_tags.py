@@ -21,6 +21,8 @@ from cachegrid.engine.tags import (
     measure_tag_overhead,
 )
 
+from tests.fixtures import median_seconds
+
 from .conftest import FakeClock
 
 
@@ -151,16 +153,6 @@ def test_clear_forgets_every_tag_and_keeps_the_limits(clock: FakeClock) -> None:
 # -- the O(1) promise and the sweeper -------------------------------------------------
 
 
-def _time_of(call, rounds: int = 200) -> float:
-    """The median time of ``call()``, over ``rounds`` runs."""
-    times = []
-    for _ in range(rounds):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return sorted(times)[len(times) // 2]
-
-
 @pytest.mark.parametrize("policy", ["lru", "tinylfu"])
 def test_invalidating_100_000_entries_costs_what_a_get_does(policy: str, clock: FakeClock) -> None:
     small = Cache(policy, max_size=200_000, clock=clock)
@@ -171,9 +163,9 @@ def test_invalidating_100_000_entries_costs_what_a_get_does(policy: str, clock: 
                            tags=["users"])
         cache.set("other", b"2", tags=["admins"])
     # An invalidation of a tag that stays in use each time: the same work as the first.
-    small_time = _time_of(lambda: small.invalidate_tags(["users"]))
-    large_time = _time_of(lambda: large.invalidate_tags(["users"]))
-    get_time = _time_of(lambda: large.get("other"))
+    small_time = median_seconds(lambda: small.invalidate_tags(["users"]))
+    large_time = median_seconds(lambda: large.invalidate_tags(["users"]))
+    get_time = median_seconds(lambda: large.get("other"))
     # Generous bounds (a shared, noisy machine): a scan of 100,000 entries
     # would be a thousand times slower than either.
     assert large_time < 10 * small_time + 20e-6, (large_time, small_time)
