@@ -208,7 +208,8 @@ def build_document(settings: Settings) -> dict[str, Any]:
         "memory_usage_mb", "uptime_seconds"], "properties": {
         name: {"type": "integer"} for name in (
             "hits", "misses", "sets", "deletes", "evictions", "expired", "rejected_too_large",
-            "rejected_full", "current_size", "max_size", "memory_usage_bytes", "max_memory_bytes")} | {
+            "rejected_full", "current_size", "max_size", "memory_usage_bytes", "max_memory_bytes",
+            "tags", "tag_memory_bytes", "tag_invalidations", "tag_invalidated_entries")} | {
         "hit_ratio": {"type": "number"}, "memory_usage_mb": {"type": "number"},
         "max_memory_mb": {"type": "number"}, "uptime_seconds": {"type": "number"},
         "policy": {"type": "string"}, "node_id": {"type": "string"},
