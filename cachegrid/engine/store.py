@@ -342,8 +342,9 @@ class Store:
         self._expiry = ExpiryIndex(self._expires_at_slot, self._expiry_overgrown)
         self._memory = 0
         self._with_ttl = 0  # entries that have a TTL
-        # Tag names, ids and generations (tags.py); a clear forgets them too.
-        self.tags = TagRegistry(self.tags.limits if "tags" in vars(self) else TagLimits())
+        # Tag names, ids and generations (tags.py); a clear forgets them too
+        # (its counters stay, as the store's own do).
+        self.tags = self.tags.emptied() if "tags" in vars(self) else TagRegistry(TagLimits())
         self._init_policy()
 
     def detach(self) -> list[object]:

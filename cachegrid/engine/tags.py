@@ -152,6 +152,13 @@ class TagRegistry:
     def __len__(self) -> int:
         return len(self._ids)
 
+    def emptied(self) -> TagRegistry:
+        """A registry with no tag, the same limits and the counters so far
+        (what a cleared store starts with)."""
+        fresh = TagRegistry(self.limits)
+        fresh.invalidations, fresh.invalidated_entries = self.invalidations, self.invalidated_entries
+        return fresh
+
     # -- writes: taking and giving back refs --------------------------------------
 
     def acquire(self, tags: Collection[str], times: int = 1) -> tuple[tuple[Ref, ...], int]:

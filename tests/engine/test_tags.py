@@ -144,8 +144,11 @@ def test_expired_entries_give_back_their_tags(cache: Cache, clock: FakeClock) ->
 def test_clear_forgets_every_tag_and_keeps_the_limits(clock: FakeClock) -> None:
     cache = Cache("lru", clock=clock, tag_limits=TagLimits(max_tags=2))
     cache.set("a", b"1", tags=["t1", "t2"])
+    cache.invalidate_tags(["t1"])
     cache.clear()
-    assert cache.stats()["tags"] == 0
+    stats = cache.stats()
+    assert stats["tags"] == 0 and stats["tag_memory_bytes"] == 0
+    assert stats["tag_invalidations"] == 1  # the counters stay, as hits and misses do
     with pytest.raises(TagLimitReached):
         cache.set("a", b"1", tags=["t1", "t2", "t3"])
 
