@@ -26,6 +26,7 @@ from .common import (
     connect,
     field_text,
     hosts,
+    key_outcome,
     loads,
     note,
     options,
@@ -87,6 +88,9 @@ def set_(
     ttl: TtlOption = None,
     nx: Annotated[bool, typer.Option("--nx", help="Only if KEY does not exist yet (else exit 8, NOT_STORED).")] = False,
     xx: Annotated[bool, typer.Option("--xx", help="Only if KEY exists already (else exit 8, NOT_STORED).")] = False,
+    stale: Annotated[float | None, typer.Option(
+        help="Seconds past the TTL the value may still be served, marked stale (needs --ttl).",
+        show_default=False)] = None,
     tags: Annotated[str | None, typer.Option("--tags", help="Comma-separated tags for the entry (docs/tags.md).",
                                              show_default=False)] = None,
     as_json: JsonFlag = False,
@@ -99,7 +103,7 @@ def set_(
         raise fail("--nx and --xx exclude each other", ExitCode.USAGE)
     document = parse_value(read_stdin() if value == "-" else value)
     with connect(ctx) as client:
-        stored = client.set(check_key(key), document, ttl, only_if_absent=nx, only_if_present=xx,
+        stored = client.set(check_key(key), document, ttl, only_if_absent=nx, only_if_present=xx, stale=stale,
                             tags=None if tags is None else [tag for tag in tags.split(",") if tag])
     if wants_json(ctx, as_json):
         print_json({"key": key, "stored": stored, "ttl": ttl})
@@ -134,11 +138,7 @@ def delete(
     assert key is not None
     with connect(ctx) as client:
         deleted = client.delete(check_key(key))
-    if wants_json(ctx, as_json):
-        print_json({"key": key, "deleted": deleted})
-    if not deleted:
-        raise fail(f"no key {key!r}", ExitCode.NOT_FOUND)
-    note(f"deleted {key!r}")
+    key_outcome(ctx, as_json, key, "deleted", deleted, "deleted")
 
 
 ByOption = Annotated[int, typer.Option(help="The amount (may be negative).")]

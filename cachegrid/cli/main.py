@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from . import batch, cluster, commands, config_show, dashboard, loadtest, serve, snapshot, stats_view, tags
+from . import batch, cluster, commands, config_show, dashboard, loadtest, serve, snapshot, stampede, stats_view, tags
 from .common import DEFAULT_URL, Globals
 
 app = typer.Typer(
@@ -77,6 +77,7 @@ app.add_typer(config_show.app)
 app.add_typer(snapshot.app)
 app.add_typer(cluster.app)
 app.add_typer(tags.app)
+app.add_typer(stampede.app)
 
 
 def main() -> None:

@@ -139,6 +139,13 @@ class Call:
     headers: Mapping[str, str] = field(default_factory=dict)
     idempotent: bool = True
     answers: frozenset[int] = frozenset()  # 5xx statuses that are answers, not failures
+    # Reads the whole answer instead of ``parse``: for answers whose headers
+    # matter (a lease's token, a stale mark: client/leases.py).
+    read: Callable[[Answer], Any] | None = None
+
+    def result(self, answer: Answer) -> Any:
+        """What the answer means for the operation."""
+        return self.parse(answer.status, answer.body) if self.read is None else self.read(answer)
 
 
 Step = tuple[float, list[tuple[str, Call]]]  # seconds to wait first, the requests to send at once
@@ -210,7 +217,7 @@ class HostPool:
                 self.failed(host)
                 continue
             self.succeeded(host)
-            return call.parse(status, body)
+            return call.result(outcome)
         raise unavailable(f"no CacheGrid host answered {call.method} {call.path}: "
                           + "; ".join(f"{host}: {error}" for host, error in errors.items()), errors)
 

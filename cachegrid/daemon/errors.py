@@ -22,11 +22,14 @@ from ..engine import (
     IntegerOverflow,
     InvalidCursor,
     InvalidKey,
+    InvalidLease,
     InvalidTTL,
     KeyNotFound,
     KeyTooLong,
+    LeaseNotHeld,
     NotAnInteger,
     PreconditionFailed,
+    TooManyLeases,
     ValueTooLarge,
 )
 from ..engine.pattern_delete import InvalidPattern, JobNotFound, TooManyJobs
@@ -66,6 +69,9 @@ ENGINE_ERRORS: list[tuple[type[CacheError], int, str]] = [
     (InvalidPattern, 400, "invalid_pattern"),
     (TooManyJobs, 429, "too_many_jobs"),
     (JobNotFound, 404, "job_not_found"),
+    (InvalidLease, 400, "invalid_lease"),
+    (LeaseNotHeld, 409, "lease_not_held"),
+    (TooManyLeases, 507, "too_many_leases"),
     # Not the client's fault, and another node may have room: 507, which the
     # client SDK does not retry on the same host.
     (CacheFull, 507, "cache_full"),

@@ -31,6 +31,7 @@ from ..config import Settings
 from ..engine import ANY, Cache, Entry
 from .body import bool_param, encode, int_param, json_body, ttl_param
 from .errors import ApiError
+from .leases import lease_token, leased_read, mark_if_stale, stale_param
 from .resources import Resource, send_json
 from .tags import TAGS_HEADER, tags_param
 
@@ -82,6 +83,8 @@ class Items(Resource):
         self.check_key(key)
         if req.query_string and bool_param(req, "peek"):
             entry = self.cache.peek_entry(key)  # a look: no hit or miss, no change to the eviction order
+        elif req.query_string and req.get_param("lease") is not None:
+            entry = leased_read(self.cache, req, resp, key)  # leases.py: a miss says who computes
         else:
             entry = self.cache.get_entry(key)
         if entry is None:
@@ -89,7 +92,10 @@ class Items(Resource):
         resp.set_header("ETag", self.etags.of(entry.version))
         if entry.tag_refs:
             resp.set_header(TAGS_HEADER, ",".join(self.cache.tags_of(entry)))
-        left = _ttl_header(entry, self.cache.clock())
+        now = self.cache.clock()
+        if entry.fresh_until is not None:
+            mark_if_stale(resp, entry, now)  # leases.py: in its stale window
+        left = _ttl_header(entry, now)
         if left is not None:
             resp.set_header(TTL_HEADER, left)
         if "HTTP_IF_NONE_MATCH" in req.env:  # only then parse it
@@ -108,13 +114,17 @@ class Items(Resource):
         ttl = ttl_param(req)
         value = encode(json_body(req, self.settings.max_body_size))
         conditions = self._conditions(req)
+        fields = stale_param(req, self.settings, ttl)  # leases.py: {} or {"stale": seconds}
         tags = tags_param(req)
         if tags is not None:
-            conditions = {**(conditions or {}), "tags": tags}
-        if conditions is None:
+            fields = {**fields, "tags": tags}
+        token = lease_token(req)
+        if token is not None:  # the lease holder's write, which ends its lease (leases.py)
+            result = self.cache.set_leased(key, value, token, ttl, **(conditions or {}), **fields)
+        elif conditions is None and not fields:
             result = self.cache.set(key, value, ttl)
         else:
-            result = self.cache.set(key, value, ttl, **conditions)
+            result = self.cache.set(key, value, ttl, **(conditions or {}), **fields)
         resp.set_header("ETag", self.etags.of(result.version))
         send_json(resp, {"key": key, "ttl": ttl, "created": result.created}, 201 if result.created else 200)
 

@@ -832,6 +832,26 @@ class Store:
                       fields)
         return True
 
+    def mark_stale(self, key: str, grace: float) -> bool:
+        """Make a live entry stale now without removing it (memcached's
+        ``md key I``): fresh_until becomes now, and the entry is still kept
+        until its expiry. An entry without a stale window gets one of
+        ``grace`` seconds (its expiry is brought forward to now + grace if it
+        was later). Value, version, type and tags stay. False when the key
+        does not exist."""
+        now = self.clock()
+        old = self._live(key, now)
+        if old is None:
+            return False
+        entry = entry_of(old)
+        expires_at = FOREVER if entry.expires_at is None else entry.expires_at
+        if entry.fresh_until is None:
+            expires_at = min(expires_at, now + check_ttl(grace))
+        more, fields = encode_fields(now if entry.fresh_until is None else min(now, entry.fresh_until), entry.tag_refs)
+        self._rewrite(key, self._check_entry(key, entry.value), entry.value, expires_at, old, entry.version,
+                      (old[-1] & FLAG_BINARY) | more, fields)
+        return True
+
     def delete(self, key: str) -> bool:
         blob = self._live(key)
         if blob is None:

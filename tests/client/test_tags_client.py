@@ -76,3 +76,17 @@ def test_a_cluster_invalidates_and_deletes_on_every_node(kind: str, two_nodes: l
     call("set_multi", {key: 2 for key in keys})
     assert call("delete_pattern", prefix) == 200
     assert call("keys", prefix, limit=None) == []
+
+
+def test_get_or_set_stores_the_computed_value_with_its_tags(kind: str, live: Server, prefix: str) -> None:
+    call, _ = make_caller(kind, [address(live)])
+    computed = []
+
+    def compute() -> int:
+        computed.append(1)
+        return len(computed)
+
+    assert call("get_or_set", prefix + "k", compute, ttl=60, tags=[prefix + "group"]) == 1
+    assert call("get_or_set", prefix + "k", compute, ttl=60, tags=[prefix + "group"]) == 1  # a hit
+    call("invalidate_tags", [prefix + "group"])
+    assert call("get_or_set", prefix + "k", compute, ttl=60, tags=[prefix + "group"]) == 2  # computed again
