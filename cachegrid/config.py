@@ -44,6 +44,8 @@ from .engine import (
 )
 from .engine.leases import DEFAULT_MAX_LEASE_TIME, DEFAULT_MAX_LEASES
 from .engine.lfu import DEFAULT_DECAY_TIME as DEFAULT_LFU_DECAY_TIME
+from .engine.pattern_delete import DEFAULT_MAX_RUNNING as DEFAULT_MAX_DELETE_JOBS
+from .engine.tags import DEFAULT_MAX_TAG_LENGTH, DEFAULT_MAX_TAGS, DEFAULT_MAX_TAGS_PER_ENTRY, MAX_TAGS_PER_ENTRY
 
 NAME = "cachegrid"
 ENV_PREFIX = f"{NAME.upper()}_"
@@ -129,6 +131,16 @@ class Settings(BaseSettings):
     keys_scan_count: int = Field(
         default=DEFAULT_SCAN_COUNT, ge=1, le=1_000_000,
         description="Most keys one /admin/keys request examines (a page may hold fewer than its limit).",
+    )
+
+    # -- tags and delete by pattern (docs/tags.md) --------------------------------
+    max_tags_per_entry: int = Field(
+        default=DEFAULT_MAX_TAGS_PER_ENTRY, ge=1, le=MAX_TAGS_PER_ENTRY, description="Most tags on one entry.",
+    )
+    max_tag_length: int = Field(default=DEFAULT_MAX_TAG_LENGTH, ge=1, le=255, description="Longest tag, in bytes.")
+    max_tags: int = Field(default=DEFAULT_MAX_TAGS, ge=1, description="Most distinct tags in use at once.")
+    max_delete_jobs: int = Field(
+        default=DEFAULT_MAX_DELETE_JOBS, ge=1, le=64, description="Delete-by-pattern jobs that may run at once.",
     )
 
     # -- leases and locks (docs/stampedes.md) ---------------------------------------

@@ -6,7 +6,9 @@ loads this module as a plugin, so no conftest imports another).
 - ``stub``: local HTTP hosts that answer every request with a fixed status,
   or drop the connection: failing hosts on purpose;
 - ``worker_kinds()``: the worker kinds to run a test under, meinheld skipped
-  with the reason where CacheGrid's build is not usable.
+  with the reason where CacheGrid's build is not usable;
+- ``median_seconds(call)``: the median time of a call, for the few tests
+  whose issue asks for a time (compared with another call's, generously).
 """
 
 from __future__ import annotations
@@ -14,13 +16,25 @@ from __future__ import annotations
 import http.server
 import socket
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
 
 from cachegrid.daemon.workers import meinheld_problem
+from cachegrid.percentile import percentile
 from cachegrid.testing import ServerProcess
+
+
+def median_seconds(call: Callable[[], Any], rounds: int = 50) -> float:
+    """The median time of ``call()`` over ``rounds`` runs."""
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    return percentile(sorted(times), 0.5)
 
 
 def worker_kinds() -> list[Any]:

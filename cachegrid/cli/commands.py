@@ -117,6 +117,8 @@ def set_(
     stale: Annotated[float | None, typer.Option(
         help="Seconds past the TTL the value may still be served, marked stale (needs --ttl).",
         show_default=False)] = None,
+    tags: Annotated[str | None, typer.Option("--tags", help="Comma-separated tags for the entry (docs/tags.md).",
+                                             show_default=False)] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Store VALUE (or with --file, a file's bytes as a binary value) under KEY,
@@ -133,7 +135,8 @@ def set_(
     else:
         document = parse_value(read_stdin() if value == "-" else value)
     with connect(ctx) as client:
-        stored = client.set(check_key(key), document, ttl, only_if_absent=nx, only_if_present=xx, stale=stale)
+        stored = client.set(check_key(key), document, ttl, only_if_absent=nx, only_if_present=xx, stale=stale,
+                            tags=None if tags is None else [tag for tag in tags.split(",") if tag])
     if wants_json(ctx, as_json):
         print_json({"key": key, "stored": stored, "ttl": ttl})
     if not stored:
@@ -143,11 +146,28 @@ def set_(
 
 
 @app.command()
-def delete(ctx: typer.Context, key: KeyArg, as_json: JsonFlag = False) -> None:
-    """Delete KEY.
+def delete(
+    ctx: typer.Context,
+    key: Annotated[str | None, typer.Argument(metavar="KEY", help="The key.", show_default=False)] = None,
+    pattern: Annotated[str | None, typer.Option(
+        "--pattern", help="Delete every key matching this prefix or glob (*, ?, [...]) instead, on every node.",
+        show_default=False)] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Delete KEY, or with --pattern every key matching P.
 
-    Exit 1 (NOT_FOUND) when it did not exist.
+    Exit 1 (NOT_FOUND) when KEY did not exist.
     """
+    if (key is None) == (pattern is None):
+        raise fail("give either KEY or --pattern P", ExitCode.USAGE)
+    if pattern is not None:
+        with connect(ctx) as client:
+            deleted = client.delete_pattern(pattern)
+        if wants_json(ctx, as_json):
+            print_json({"pattern": pattern, "deleted": deleted})
+        note(f"deleted {deleted:,} key{'' if deleted == 1 else 's'} matching {pattern!r}")
+        return
+    assert key is not None
     with connect(ctx) as client:
         deleted = client.delete(check_key(key))
     key_outcome(ctx, as_json, key, "deleted", deleted, "deleted")

@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from .cluster import Failover, Router, Sharded
 from .errors import Unavailable
+from .jobs import delete_pattern_plan
 from .leases import (
     DEFAULT_LEASE,
     DEFAULT_WAIT,
@@ -37,7 +38,9 @@ from .protocol import (
     base_url,
     error_for,
     get_call,
+    invalidate_call,
     item_path,
+    tag_list,
     value_body,
 )
 from .ring import RINGS
@@ -140,11 +143,13 @@ class Api:
         return self._run(self._or(default, self.router.read(key, get_call(key, default), repair=True)))
 
     def set(self, key: str, value: Any, ttl: float | None = None, only_if_absent: bool = False,
-            only_if_present: bool = False, stale: float | None = None) -> Any:
+            only_if_present: bool = False, stale: float | None = None, *,
+            tags: Iterable[str] | None = None) -> Any:
         """Store ``value`` (anything JSON can hold, or ``bytes``: a binary
         value), optionally for ``ttl`` seconds (and then served stale for
         ``stale`` seconds more: see ``get_or_set``). True when stored; False
-        when a condition prevented it."""
+        when a condition prevented it. ``tags``: names to group it under
+        (``invalidate_tags``); they replace the tags of the value it replaces."""
         body, content_type = value_body(value)
         headers = {"Content-Type": content_type}
         if only_if_absent:
@@ -156,7 +161,7 @@ class Api:
                 return False
             _json(status, body)
             return True
-        params = put_params(ttl, stale)
+        params = put_params(ttl, stale, tags)
         return self._run(self._or(False, self.router.write(
             key, Call("PUT", item_path(key), parse, params, body, headers))))
 
@@ -176,10 +181,32 @@ class Api:
         """The values of those ``keys`` that exist, as a dict (binary ones as ``bytes``)."""
         return self._run(self._or({}, self.router.get_multi(list(keys))))
 
-    def set_multi(self, items: Mapping[str, Any], ttl: float | None = None) -> Any:
+    def set_multi(self, items: Mapping[str, Any], ttl: float | None = None, *,
+                  tags: Iterable[str] | None = None) -> Any:
         """Store every item or none of them (on each node: see docs/cluster.md);
-        ``bytes`` values are stored as binary values. Returns how many were stored."""
-        return self._run(self._or(0, self.router.set_multi(dict(items), ttl)))
+        ``bytes`` values are stored as binary values. Returns how many were
+        stored. ``tags``: as in ``set``, for every item."""
+        if tags is None:
+            return self._run(self._or(0, self.router.set_multi(dict(items), ttl)))
+        return self._run(self._or(0, self.router.set_multi(dict(items), ttl, tag_list(tags))))
+
+    def invalidate_tags(self, tags: Iterable[str]) -> Any:
+        """Make every entry carrying one of ``tags`` a miss, on every node
+        (docs/tags.md); returns how many of the tags had entries (summed
+        over the nodes)."""
+        return self._run(self._sum(self.router.broadcast(invalidate_call(tags))))
+
+    @staticmethod
+    def _sum(plan: Plan) -> Plan:
+        return sum((yield from plan))
+
+    def delete_pattern(self, pattern: str, wait: float = 60.0) -> Any:
+        """Delete every key matching ``pattern`` (a prefix, or a glob with
+        ``*``, ``?``, ``[...]``) on every node, and return how many were
+        deleted. The server deletes page by page in the background; this
+        waits for it, at most ``wait`` seconds (then TimeoutUnavailable,
+        while the deletion goes on)."""
+        return self._run(delete_pattern_plan(self.pool, self.router.nodes(), pattern, wait))
 
     def delete_multi(self, keys: Iterable[str]) -> Any:
         """Delete every key; returns how many existed."""
@@ -294,11 +321,7 @@ class Api:
         at most before computing themselves. In the asynchronous client
         ``compute`` may be a coroutine function."""
         check_times(lease, wait)
-        if tags:
-            # SEAM(tags): tagged entries are the tags work's (set(..., tags=...)); once set()
-            # takes tags, the PUTs of get_or_set (leases.put_call) carry them the same way.
-            raise TypeError("get_or_set(tags=...) needs tag support in set(), which this version lacks")
-        return self._drive(get_or_set_flow(self, key, ttl, stale, lease, wait), compute)
+        return self._drive(get_or_set_flow(self, key, ttl, stale, lease, wait, tags=tags), compute)
 
     def _drive(self, flow: Flow, compute: Callable[[], Any]) -> Any:
         """Run a flow of leases.py (each client its own way)."""

@@ -80,11 +80,13 @@ class Router(Protocol):
     def first(self, key: str, call: Call) -> Plan: ...
     def leased_write(self, key: str, leased: Call, plain: Call) -> Plan: ...
     def get_multi(self, keys: list[str]) -> Plan: ...
-    def set_multi(self, items: dict[str, Any], ttl: float | None) -> Plan: ...
+    def set_multi(self, items: dict[str, Any], ttl: float | None, tags: list[str] | None = None) -> Plan: ...
     def delete_multi(self, keys: list[str]) -> Plan: ...
     def scan(self, pattern: str | None, limit: int, cursor: str | None) -> Plan: ...
     def clear(self) -> Plan: ...
     def stats(self) -> Plan: ...
+    def nodes(self) -> list[str]: ...
+    def broadcast(self, call: Call) -> Plan: ...
 
 
 class Failover:
@@ -116,8 +118,8 @@ class Failover:
     def get_multi(self, keys: list[str]) -> Plan:
         return self.pool.run(batch_get_call(keys))
 
-    def set_multi(self, items: dict[str, Any], ttl: float | None) -> Plan:
-        return self.pool.run(batch_set_call(items, ttl))
+    def set_multi(self, items: dict[str, Any], ttl: float | None, tags: list[str] | None = None) -> Plan:
+        return self.pool.run(batch_set_call(items, ttl, tags))
 
     def delete_multi(self, keys: list[str]) -> Plan:
         return self.pool.run(batch_delete_call(keys))
@@ -127,6 +129,14 @@ class Failover:
 
     def clear(self) -> Plan:
         return self.pool.run(clear_call())
+
+    def nodes(self) -> list[str]:
+        """The one node a node-wide job (delete by pattern) runs on."""
+        return self.pool.candidates()[:1]
+
+    def broadcast(self, call: Call) -> Plan:
+        """``call`` where every key lives: here, the one cache; [its answer]."""
+        return [(yield from self.pool.run(call))]
 
     def stats(self) -> Plan:
         return self.pool.run(stats_call())
@@ -352,8 +362,9 @@ class Sharded:
             raise self._unavailable(what, errors)
         return results
 
-    def set_multi(self, items: dict[str, Any], ttl: float | None) -> Plan:
-        yield from self._each_copy(list(items), lambda group: batch_set_call({k: items[k] for k in group}, ttl),
+    def set_multi(self, items: dict[str, Any], ttl: float | None, tags: list[str] | None = None) -> Plan:
+        yield from self._each_copy(list(items),
+                                   lambda group: batch_set_call({k: items[k] for k in group}, ttl, tags),
                                    f"set_multi of {len(items)} key(s)")
         return len(items)
 
@@ -436,6 +447,20 @@ class Sharded:
             raise unavailable(f"cleared {len(answers)} of {len(self.pool.hosts)} nodes; not cleared: "
                               + "; ".join(f"{host}: {error}" for host, error in errors.items()), errors)
         return sum(answers.values())
+
+    def nodes(self) -> list[str]:
+        """Every node: a node-wide job (delete by pattern) runs on each."""
+        return list(self.pool.hosts)
+
+    def broadcast(self, call: Call) -> Plan:
+        """``call`` on every node (tag invalidation: a tag's entries may be on
+        any); their answers. Unavailable unless every node answered."""
+        answers, errors = yield from self._every_node(call)
+        if errors:
+            raise unavailable(f"{call.method} {call.path} reached {len(answers)} of {len(self.pool.hosts)} "
+                              "nodes; not: " + "; ".join(f"{host}: {error}" for host, error in errors.items()),
+                              errors)
+        return list(answers.values())
 
     def stats(self) -> Plan:
         answers, errors = yield from self._every_node(stats_call())

@@ -40,10 +40,10 @@ import json
 import random
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Generator, NamedTuple
+from typing import Any, Callable, Generator, Iterable, NamedTuple
 
 from .errors import RequestError, Unavailable
-from .protocol import Answer, Call, Plan, _json, error_for, item_path, read_value, value_body
+from .protocol import Answer, Call, Plan, _json, error_for, item_path, read_value, tags_param, value_body
 
 DEFAULT_LEASE = 10.0  # seconds a caller may take to compute before another one may
 DEFAULT_WAIT = 5.0  # seconds a waiter waits past the lease before computing itself
@@ -96,24 +96,27 @@ def _code(body: bytes) -> str | None:
         return None
 
 
-def put_params(ttl: float | None, stale: float | None) -> dict[str, str] | None:
-    """The query of a PUT with these expiry settings (None: none)."""
+def put_params(ttl: float | None, stale: float | None, tags: Iterable[str] | None = None) -> dict[str, str] | None:
+    """The query of a PUT with these expiry settings and tags (None: none)."""
     params = {}
     if ttl is not None:
         params["ttl"] = repr(ttl)
     if stale is not None:
         params["stale"] = repr(stale)
+    if tags is not None:
+        params["tags"] = tags_param(tags)
     return params or None
 
 
-def put_call(key: str, value: Any, ttl: float | None, stale: float | None, token: str | None = None) -> Call:
+def put_call(key: str, value: Any, ttl: float | None, stale: float | None, token: str | None = None,
+             tags: Iterable[str] | None = None) -> Call:
     """The PUT that stores ``value``; with ``token``, the lease holder's,
     which ends the lease (False: the token named no live lease)."""
     body, content_type = value_body(value)
     headers = {"Content-Type": content_type}
     if token is not None:
         headers[LEASE_HEADER] = token
-    return Call("PUT", item_path(key), _stored_or_lost, put_params(ttl, stale), body, headers)
+    return Call("PUT", item_path(key), _stored_or_lost, put_params(ttl, stale, tags), body, headers)
 
 
 def acquire_call(key: str, ttl: float) -> Call:
@@ -181,7 +184,8 @@ def check_times(lease: float, wait: float) -> None:
 
 def get_or_set_flow(api: Any, key: str, ttl: float | None, stale: float | None, lease: float, wait: float,
                     clock: Callable[[], float] = time.monotonic,
-                    jitter: Callable[[float, float], float] = random.uniform) -> Flow:
+                    jitter: Callable[[float, float], float] = random.uniform,
+                    tags: Iterable[str] | None = None) -> Flow:
     """The algorithm of ``get_or_set`` (module docstring), as actions."""
     router = api.router
     give_up = clock() + lease + wait
@@ -189,8 +193,8 @@ def get_or_set_flow(api: Any, key: str, ttl: float | None, stale: float | None, 
 
     def fill(token: str) -> Callable[[Any], Plan]:
         # The other replicas of a cluster get the same PUT without the token.
-        return lambda value: router.leased_write(key, put_call(key, value, ttl, stale, token),
-                                                 put_call(key, value, ttl, stale))
+        return lambda value: router.leased_write(key, put_call(key, value, ttl, stale, token, tags),
+                                                 put_call(key, value, ttl, stale, tags=tags))
 
     while True:
         try:
@@ -218,7 +222,7 @@ def get_or_set_flow(api: Any, key: str, ttl: float | None, stale: float | None, 
         now = clock()
         if read is None or now >= give_up:
             value = yield Compute()
-            yield Run(router.write(key, put_call(key, value, ttl, stale)))
+            yield Run(router.write(key, put_call(key, value, ttl, stale, tags=tags)))
             return value
         # Someone else computes: back off (full jitter), never much past the end of its lease.
         pause = min(jitter(delay / 2, delay), read.wait + FIRST_POLL, give_up - now)

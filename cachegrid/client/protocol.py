@@ -287,13 +287,15 @@ def batch_get_call(keys: list[str]) -> Call:
     return Call("POST", "/cache/batch/get", parse, body=encode({"keys": keys}))
 
 
-def batch_set_call(items: Mapping[str, Any], ttl: float | None) -> Call:
+def batch_set_call(items: Mapping[str, Any], ttl: float | None, tags: list[str] | None = None) -> Call:
     binary = {key: base64.b64encode(value).decode("ascii") for key, value in items.items() if isinstance(value, BYTES)}
     document: dict[str, Any] = {"items": {key: value for key, value in items.items() if key not in binary}}
     if binary:
         document["items_base64"] = binary
     if ttl is not None:
         document["ttl"] = ttl
+    if tags is not None:
+        document["tags"] = tags
     return Call("POST", "/cache/batch/set", _field("stored"), body=encode(document))
 
 
@@ -308,6 +310,29 @@ def keys_call(pattern: str | None, limit: int, cursor: str | None) -> Call:
     if cursor:
         params["cursor"] = cursor
     return Call("GET", "/admin/keys", params=params)
+
+
+def tags_param(tags: Iterable[str]) -> str:
+    """Tags as the comma-separated ``tags`` query parameter of a PUT."""
+    tags = tag_list(tags)
+    return ",".join(tags)
+
+
+def tag_list(tags: Iterable[str]) -> list[str]:
+    """``tags`` as a list of names (one string is one tag, not its letters)."""
+    return [tags] if isinstance(tags, str) else list(tags)
+
+
+def invalidate_call(tags: Iterable[str]) -> Call:
+    return Call("POST", "/tags/invalidate", _field("in_use"), body=encode({"tags": tag_list(tags)}))
+
+
+def delete_pattern_call(pattern: str) -> Call:
+    return Call("POST", "/admin/delete-pattern", body=encode({"pattern": pattern}), idempotent=False)
+
+
+def delete_job_call(job_id: str) -> Call:
+    return Call("GET", f"/admin/delete-pattern/{quote(job_id, safe='')}")
 
 
 def clear_call() -> Call:
@@ -326,6 +351,7 @@ def stats_call() -> Call:
 ENTRY_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("X-Cache-TTL", "query", "ttl"),
     ("Content-Type", "header", "Content-Type"),
+    ("X-Cache-Tags", "query", "tags"),
 )
 
 

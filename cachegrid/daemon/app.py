@@ -30,6 +30,7 @@ from .leases import LeaseLocks, StaleMarks
 from .metrics import Metrics
 from .openapi import DOCS_PATH, DOCS_STATIC, OPENAPI_PATH, SWAGGER_UI_DIRECTORY, Docs, OpenAPI
 from .routing import KeyRouter
+from .tags import DeletePattern, Tags
 
 log = logging.getLogger("cachegrid.daemon")
 
@@ -110,6 +111,12 @@ def create_app(settings: Settings | None = None, cache: Cache | None = None, wor
     app.add_route("/admin/keys", Keys(cache, settings))
     app.add_route("/test/load", LoadTest(settings))
     app.add_route("/admin/snapshot", Snapshots(cache, settings, snapshotter))
+    tags = Tags(cache, settings)
+    app.add_route("/tags/invalidate", tags, suffix="many")
+    app.add_route("/tags/{tag}/invalidate", tags, suffix="one")
+    delete_pattern = DeletePattern(cache, settings)
+    app.add_route("/admin/delete-pattern", delete_pattern)
+    app.add_route("/admin/delete-pattern/{job_id}", delete_pattern, suffix="job")
     app.add_route("/metrics", Metrics(cache, settings, snapshotter))
     app.add_route(OPENAPI_PATH, OpenAPI(settings))
     app.add_route(DOCS_PATH, Docs())

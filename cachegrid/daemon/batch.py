@@ -46,23 +46,28 @@ class Batch(Resource):
         if not isinstance(body, dict) or not isinstance(body.get("items", {}), dict) \
                 or not isinstance(body.get("items_base64", {}), dict) or not ("items" in body or "items_base64" in body):
             raise ApiError(400, "invalid_batch", 'the body must be {"items": {"key": value, ...}, '
-                                                 '"items_base64": {"key": "<base64>", ...}, "ttl": seconds}')
-        unknown = sorted(set(body) - {"items", "items_base64", "ttl"})
+                                                 '"items_base64": {"key": "<base64>", ...}, "ttl": seconds, '
+                                                 '"tags": [...]}')
+        unknown = sorted(set(body) - {"items", "items_base64", "ttl", "tags"})
         if unknown:
-            raise ApiError(400, "invalid_batch", f"unknown field {unknown[0]!r}; expected items, items_base64 and ttl")
+            raise ApiError(400, "invalid_batch",
+                           f"unknown field {unknown[0]!r}; expected items, items_base64, ttl and tags")
+        tags = body.get("tags")
+        if tags is not None and not isinstance(tags, list):
+            raise ApiError(400, "invalid_batch", '"tags" must be a list of tag names')
         items = body.get("items", {})
         binary = body.get("items_base64", {})
         self._check_count(len(items) + len(binary), "items")
         ttl = None if body.get("ttl") is None else ttl_number(body["ttl"])
         values = {key: encode_exact(value) for key, value in items.items()}
+        fields: dict[str, Any] = {} if tags is None else {"tags": tags}
         if binary:
             both = next((key for key in binary if key in values), None)
             if both is not None:
                 raise ApiError(400, "invalid_batch", f"the key {both!r} is in both items and items_base64", key=both)
             values.update((key, _decode_base64(key, text)) for key, text in binary.items())
-            count = self.cache.set_many(values, ttl, binary_keys=binary.keys())
-        else:
-            count = self.cache.set_many(values, ttl)
+            fields["binary_keys"] = binary.keys()
+        count = self.cache.set_many(values, ttl, **fields)
         send_json(resp, {"stored": count, "ttl": ttl})
 
     def _keys(self, req: falcon.Request) -> list[str]:

@@ -11,6 +11,7 @@ import time
 from ..config import Settings
 from ..engine import Cache, Limits
 from ..engine.store import Clock
+from ..engine.tags import TagLimits
 
 
 def build_cache(settings: Settings, clock: Clock = time.monotonic) -> Cache:
@@ -24,4 +25,5 @@ def build_cache(settings: Settings, clock: Clock = time.monotonic) -> Cache:
     options = {"decay_time": settings.lfu_decay_time} if settings.eviction_policy == "lfu" else None
     return Cache(settings.eviction_policy, limits, cleanup_interval=settings.cleanup_interval, clock=clock,
                  scan_count=settings.keys_scan_count, policy_options=options,
-                 max_leases=settings.max_leases, max_lease_time=settings.max_lease_time)
+                 max_leases=settings.max_leases, max_lease_time=settings.max_lease_time,
+                 tag_limits=TagLimits(settings.max_tags_per_entry, settings.max_tag_length, settings.max_tags))

@@ -32,6 +32,8 @@ from ..engine import (
     TooManyLeases,
     ValueTooLarge,
 )
+from ..engine.pattern_delete import InvalidPattern, JobNotFound, TooManyJobs
+from ..engine.tags import InvalidTag, TagLimitReached, TagTooLong, TooManyTags
 
 log = logging.getLogger("cachegrid.daemon")
 
@@ -60,6 +62,13 @@ ENGINE_ERRORS: list[tuple[type[CacheError], int, str]] = [
     (PreconditionFailed, 412, "precondition_failed"),
     (KeyNotFound, 404, "not_found"),
     (InvalidCursor, 400, "invalid_cursor"),
+    (TooManyTags, 400, "too_many_tags"),
+    (TagTooLong, 400, "tag_too_long"),
+    (InvalidTag, 400, "invalid_tag"),
+    (TagLimitReached, 507, "tag_limit_reached"),
+    (InvalidPattern, 400, "invalid_pattern"),
+    (TooManyJobs, 429, "too_many_jobs"),
+    (JobNotFound, 404, "job_not_found"),
     (InvalidLease, 400, "invalid_lease"),
     (LeaseNotHeld, 409, "lease_not_held"),
     (TooManyLeases, 507, "too_many_leases"),

@@ -35,6 +35,7 @@ from .body import bool_param, encode, int_param, json_body, read_body, ttl_param
 from .errors import ApiError
 from .leases import lease_token, leased_read, mark_if_stale, stale_param
 from .resources import Resource, send_json
+from .tags import TAGS_HEADER, tags_param
 
 TTL_HEADER = "X-Cache-TTL"
 INT64_RANGE = (-(2**63), 2**63 - 1)
@@ -93,6 +94,8 @@ class Items(Resource):
         if entry.binary:
             check_acceptable(req, key, entry)
         resp.set_header("ETag", self.etags.of(entry.version))
+        if entry.tag_refs:
+            resp.set_header(TAGS_HEADER, ",".join(self.cache.tags_of(entry)))
         now = self.cache.clock()
         if entry.fresh_until is not None:
             mark_if_stale(resp, entry, now)  # leases.py: in its stale window
@@ -127,6 +130,9 @@ class Items(Resource):
         fields: dict[str, Any] = stale_param(req, self.settings, ttl)  # leases.py: {} or {"stale": seconds}
         if binary:
             fields["binary"] = True
+        tags = tags_param(req)
+        if tags is not None:
+            fields["tags"] = tags
         token = lease_token(req)
         if token is not None:  # the lease holder's write, which ends its lease (leases.py)
             result = self.cache.set_leased(key, value, token, ttl, **(conditions or {}), **fields)

@@ -37,6 +37,8 @@ class CacheCollector(Collector):
             ("deletes", "Entries removed by delete."),
             ("evictions", "Live entries evicted to make room."),
             ("expired", "Entries reclaimed because their TTL ran out."),
+            ("tag_invalidations", "Tags invalidated (one per name asked for)."),
+            ("tag_invalidated_entries", "Entries dropped because a tag of theirs was invalidated."),
         ):
             yield CounterMetricFamily(f"{PREFIX}_{name}", documentation, value=stats[name])
         rejected = CounterMetricFamily(
@@ -52,6 +54,7 @@ class CacheCollector(Collector):
             ("max_memory_bytes", "max_memory_bytes", "The memory limit."),
             ("hit_ratio", "hit_ratio", "hits / (hits + misses) since start."),
             ("uptime_seconds", "uptime_seconds", "Seconds since the engine started."),
+            ("tags", "tags", "Distinct tags in use now."),
         ):
             yield GaugeMetricFamily(f"{PREFIX}_{name}", documentation, value=stats[key])
         yield from lease_metrics(stats)

@@ -25,6 +25,7 @@ import falcon
 
 from .. import __version__
 from ..config import Settings
+from ..engine.pattern_delete import CLOSED_SETS
 from .dashboard import STATIC_PATH
 
 JSON = "application/json"
@@ -92,6 +93,61 @@ def _operation(summary: str, responses: dict[str, Any], parameters: list[Any] | 
     return operation
 
 
+_TAGS_PARAM = ("Tags for the entry, comma-separated (`a,b`), replacing those of the entry it replaces "
+               "(empty: none); at most {settings.max_tags_per_entry}, each 1 to {settings.max_tag_length} "
+               "characters of `A-Z a-z 0-9 _ . : @ -`.")
+
+
+def _tags_param_schema(settings: Settings) -> dict[str, Any]:
+    name = f"[A-Za-z0-9_.:@-]{{1,{settings.max_tag_length}}}"
+    return {"type": "string", "pattern": f"^({name}(,{name}){{0,{settings.max_tags_per_entry - 1}}})?$"}
+
+
+def _tag_list(settings: Settings, most: int) -> dict[str, Any]:
+    return {"type": "array", "maxItems": most, "items": {
+        "type": "string", "minLength": 1, "maxLength": settings.max_tag_length, "pattern": "^[A-Za-z0-9_.:@-]+$"}}
+
+
+def _tag_paths(settings: Settings, bad: dict[str, Any]) -> dict[str, Any]:
+    """Tag invalidation and delete by pattern (daemon/tags.py, docs/tags.md)."""
+    tag = {"name": "tag", "in": "path", "required": True, "description": "The tag's name.",
+           "schema": _tag_list(settings, 1)["items"]}
+    invalidated = _obj(["tags", "in_use"], tags={"type": "array", "items": {"type": "string"}},
+                       invalidated={"type": "array", "items": {"type": "string"}},
+                       in_use={"type": "integer", "description": "How many of the tags had entries."})
+    job = _obj(["id", "pattern", "done", "deleted", "slices", "longest_lock_hold_ms"],
+               id={"type": "string"}, pattern={"type": "string"}, done={"type": "boolean"},
+               deleted={"type": "integer"}, slices={"type": "integer"}, longest_lock_hold_ms={"type": "number"},
+               started_at={"type": "number"}, finished_at={"type": ["number", "null"]},
+               error={"type": ["string", "null"]})
+    family = ["tags"]
+    return {
+        "/tags/{tag}/invalidate": {"post": _operation(
+            "Make every entry carrying the tag a miss (O(1): its generation is bumped).",
+            {"200": _ok("Invalidated.", invalidated), "400": bad}, [tag]) | {"tags": family}},
+        "/tags/invalidate": {"post": _operation(
+            "Invalidate several tags at once.",
+            {"200": _ok("Invalidated.", invalidated), "400": bad,
+             "413": _error(f"More than {settings.max_batch_size} tags.")},
+            body=_body(_obj(["tags"], tags=_tag_list(settings, settings.max_batch_size))
+                       | {"additionalProperties": False}, "The tags.")) | {"tags": family}},
+        "/admin/delete-pattern": {"post": _operation(
+            "Delete every key matching a prefix or glob, page by page in the background.",
+            {"202": _ok("Started: the job (poll GET /admin/delete-pattern/{id}).", job),
+             "400": bad, "429": _error(f"{settings.max_delete_jobs} jobs are running already.")},
+            body=_body(_obj(["pattern"], pattern={"type": "string", "minLength": 1, "pattern": CLOSED_SETS,
+                                                   "maxLength": settings.max_key_length})
+                       | {"additionalProperties": False},
+                       "A prefix (`user:`), or a glob with `*`, `?` or `[...]` (`user:*:cart`)."))
+            | {"tags": family}},
+        "/admin/delete-pattern/{job_id}": {"get": _operation(
+            "A delete job's progress.",
+            {"200": _ok("The job.", job), "404": _error("No such job (or a forgotten old one).")},
+            [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"},
+              "description": "From the POST's answer."}]) | {"tags": family}},
+    }
+
+
 def build_document(settings: Settings) -> dict[str, Any]:
     # A key is 1 to max_key_length bytes of UTF-8. JSON Schema counts
     # characters, not bytes: maxLength is the bound it can state (a character
@@ -109,6 +165,8 @@ def build_document(settings: Settings) -> dict[str, Any]:
                      "description": "The entry's version (a strong ETag)."}}
     entry_headers = etag | {"X-Cache-TTL": {"schema": {"type": "string", "pattern": "^[0-9]+\\.[0-9]{3}$"},
                                             "description": "Seconds left, when the key has a TTL."}}
+    entry_headers["X-Cache-Tags"] = {"schema": {"type": "string"},
+                                     "description": "The entry's tags, comma-separated, when it has any."}
     # What a client may do next with the key a PUT stored: the same key, from
     # the request's path (OpenAPI links; stateful testing follows them too).
     same_key = {"key": "$request.path.key"}
@@ -150,7 +208,8 @@ def build_document(settings: Settings) -> dict[str, Any]:
         "memory_usage_mb", "uptime_seconds"], "properties": {
         name: {"type": "integer"} for name in (
             "hits", "misses", "sets", "deletes", "evictions", "expired", "rejected_too_large",
-            "rejected_full", "current_size", "max_size", "memory_usage_bytes", "max_memory_bytes")} | {
+            "rejected_full", "current_size", "max_size", "memory_usage_bytes", "max_memory_bytes",
+            "tags", "tag_memory_bytes", "tag_invalidations", "tag_invalidated_entries")} | {
         "hit_ratio": {"type": "number"}, "memory_usage_mb": {"type": "number"},
         "max_memory_mb": {"type": "number"}, "uptime_seconds": {"type": "number"},
         "policy": {"type": "string"}, "node_id": {"type": "string"},
@@ -193,6 +252,7 @@ def build_document(settings: Settings) -> dict[str, Any]:
                  "400": bad, "412": _error("A condition (If-Match / If-None-Match) did not hold."),
                  "413": too_large, "507": _error("The cache is full and its policy is noeviction.")},
                 [key, _query("ttl", ttl, "Expire after this many seconds."),
+                 _query("tags", _tags_param_schema(settings), _TAGS_PARAM.format(settings=settings)),
                  _header("If-None-Match", "`*`: store only if the key is absent."),
                  _header("If-Match", "`*`: only if present; an ETag: only if still that version.")],
                 _body(any_value, "Any JSON value."),
@@ -225,7 +285,8 @@ def build_document(settings: Settings) -> dict[str, Any]:
             body=_body(_obj(["items"], items={"type": "object", "additionalProperties": True,
                                               "propertyNames": key_string,
                                               "maxProperties": settings.max_batch_size},
-                            ttl={"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 1e10}) | {
+                            ttl={"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 1e10},
+                            tags=_tag_list(settings, settings.max_tags_per_entry) | {"type": ["array", "null"]}) | {
                 "additionalProperties": False}, f"At most {settings.max_batch_size} items."))},
         "/cache/batch/get": {"post": _operation(
             "Read many keys.",
@@ -278,6 +339,7 @@ def build_document(settings: Settings) -> dict[str, Any]:
             "200": {"description": "Prometheus exposition format.",
                     "content": {"text/plain": {"schema": {"type": "string"}}}}})},
     }
+    paths.update(_tag_paths(settings, bad))
     _add_leases(paths, settings, key, bad, missing)
     _binary_values(paths, key_string, settings)
     # Grouped by URL family in /docs, as the resources are (items.py, batch.py, admin.py).
@@ -289,6 +351,7 @@ def build_document(settings: Settings) -> dict[str, Any]:
         "openapi": "3.1.0",
         "tags": [{"name": "items", "description": "Values under keys: read, write, delete, TTLs, counters."},
                  {"name": "batch", "description": "Many keys in one request."},
+                 {"name": "tags", "description": "Groups of entries made a miss at once; delete by pattern."},
                  {"name": "admin", "description": "Statistics, health, key listing, metrics, the load test."}],
         "info": {"title": "CacheGrid", "version": __version__,
                  "description": "An in-memory key/value cache with an HTTP/JSON API. The web dashboard is at "

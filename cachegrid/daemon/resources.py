@@ -2,7 +2,8 @@
 
 The resources live by URL family: items.py (``/cache``, ``/cache/{key}`` and
 its ``ttl``, ``incr`` and ``decr``), batch.py (``/cache/batch/...``), admin.py
-(``/stats``, ``/health``, ``/admin/keys``), engine_load_test.py
+(``/stats``, ``/health``, ``/admin/keys``), tags.py (``/tags/...`` and
+``/admin/delete-pattern``), engine_load_test.py
 (``/test/load``), metrics.py and openapi.py. Each is a thin adapter between
 HTTP and the engine: read the request, call the engine once, write the
 answer. Limits on keys, values and TTLs live in the engine, which raises;

@@ -8,7 +8,8 @@ other. Nothing else in the engine locks, except the sweeper thread
 slices of their work.
 
 No call holds the lock for O(n) work: reads and writes are O(1) (O(log n)
-with a TTL), ``keys()`` examines at most ``scan_count`` slots, and
+with a TTL), invalidating a tag is O(1) (tags.py), ``keys()`` and
+``delete_page()`` examine at most ``scan_count`` slots, and
 ``clear()`` swaps in an empty store under the lock and frees the old entries
 in slices without it.
 """
@@ -28,6 +29,11 @@ from .registry import DEFAULT_POLICY, store_class
 from .scan import DEFAULT_SCAN_COUNT, KeyPage, key_matcher, scan_page, start_of
 from .store import Clock, Condition, Limits, SetResult, Store, key_length
 from .sweeper import DEFAULT_CLEANUP_INTERVAL, Sweeper
+from .tags import TagLimits, check_tag, check_tags
+
+# Keys one lock hold of a delete by pattern removes at most: a removal costs
+# a few microseconds on a small server, so a slice stays near a millisecond.
+DELETE_BATCH = 256
 
 
 class Cache:
@@ -48,6 +54,7 @@ class Cache:
         clock: Clock = time.monotonic,
         scan_count: int = DEFAULT_SCAN_COUNT,
         policy_options: Mapping[str, Any] | None = None,
+        tag_limits: TagLimits | None = None,
         max_leases: int = DEFAULT_MAX_LEASES,
         max_lease_time: float = DEFAULT_MAX_LEASE_TIME,
         **limit_overrides: int,
@@ -57,6 +64,8 @@ class Cache:
             raise ValueError(f"scan_count must be a whole number of at least 1, not {scan_count!r}")
         # Settings of one policy only (lfu's decay_time), handed to its store.
         self._store = store_class(policy)(limits, clock, **(policy_options or {}))
+        self.tag_limits = tag_limits or TagLimits()
+        self._store.tags.limits = self.tag_limits
         self._lock = threading.Lock()
         self._leases = Leases(clock, max_leases, max_lease_time)  # leases.py: under the same lock
         self._sweeper = Sweeper(self._lock, self._store, clock, cleanup_interval)
@@ -145,18 +154,34 @@ class Cache:
         *,
         if_match: Condition = None,
         if_none_match: Condition = None,
+        tags: Iterable[str] | None = None,
         **fields: Any,
     ) -> SetResult:
         """Store ``value``; ``if_match``/``if_none_match`` are HTTP's
         preconditions (``ANY`` or a collection of versions), checked in the
         same lock hold (store.py); PreconditionFailed when one fails.
+        ``tags``: names the entry is grouped under (tags.py), replacing the
+        tags of the entry it replaces; ``invalidate_tags`` makes it a miss.
         ``fields``: the entry's optional fields, ``binary``, ``stale`` and
         ``tag_refs`` (``Store.set``)."""
+        if tags is not None:
+            names = check_tags(tags, self.tag_limits)
+            if names:
+                with self._lock:
+                    return self._store.set_tagged(key, value, ttl, names, if_match=if_match,
+                                                  if_none_match=if_none_match, **fields)
         with self._lock:
             return self._store.set(key, value, ttl, if_match=if_match, if_none_match=if_none_match, **fields)
 
-    def set_many(self, items: Mapping[str, bytes], ttl: float | None = None, **fields: Any) -> int:
-        """``set`` of every item, or of none (``Store.set_many``); ``fields`` as in ``set``."""
+    def set_many(self, items: Mapping[str, bytes], ttl: float | None = None,
+                 tags: Iterable[str] | None = None, **fields: Any) -> int:
+        """``set`` of every item, or of none (``Store.set_many``); ``tags``
+        and ``fields`` as in ``set``, the same for every item."""
+        if tags is not None:
+            names = check_tags(tags, self.tag_limits)
+            if names and items:
+                with self._lock:
+                    return self._store.set_many_tagged(items, ttl, names, **fields)
         with self._lock:
             return self._store.set_many(items, ttl, **fields)
 
@@ -200,6 +225,32 @@ class Cache:
         self._sweeper.release(garbage)
         return removed
 
+    # -- tags (tags.py) --------------------------------------------------------------
+
+    def invalidate_tags(self, tags: Iterable[str]) -> int:
+        """Make every entry carrying one of ``tags`` a miss from now on, in
+        O(1) per tag (a generation bump; the entries are reclaimed by reads
+        and by the sweeper). Returns how many of the tags were in use."""
+        if isinstance(tags, (str, bytes)):
+            tags = [tags]  # type: ignore[list-item]
+        names = [check_tag(tag, self.tag_limits.max_tag_length) for tag in tags]
+        with self._lock:
+            in_use = self._store.tags.invalidate(names)
+        if in_use:
+            self._sweeper.want_reclaim()
+        return in_use
+
+    def tags_of(self, entry: Entry) -> tuple[str, ...]:
+        """The tag names of ``entry``, as returned by ``get_entry`` just before."""
+        if not entry.tag_refs:
+            return ()
+        with self._lock:
+            return self._store.tags_of(entry)
+
+    def reclaim_invalidated(self) -> int:
+        """Remove every entry invalidated by a tag, walking the slots in
+        bounded slices, one per lock hold (the sweeper's job, callable here)."""
+        return self._sweeper.reclaim_invalidated()
     # -- leases (leases.py): a read and its lease, a write and its lease's end, in one hold each
 
     def _check_key(self, key: str) -> None:
@@ -232,9 +283,14 @@ class Cache:
         the lease ``token`` names, which the write ends. LeaseNotHeld (and
         nothing written) when it names none; a write that fails leaves the
         lease held."""
+        tags = options.pop("tags", None)
+        names = () if tags is None else check_tags(tags, self.tag_limits)
         with self._lock:
             self._leases.check(key, token)
-            result = self._store.set(key, value, ttl, **options)
+            if names:
+                result = self._store.set_tagged(key, value, ttl, names, **options)
+            else:
+                result = self._store.set(key, value, ttl, **options)
             self._leases.release(key, token, filled=True)
             return result
 
@@ -293,6 +349,21 @@ class Cache:
         with self._lock:
             start = start_of(cursor, self._store)
             return scan_page(self._store, start, limit, self.scan_count, matches, self.clock())
+
+    def delete_page(self, pattern: str, cursor: str | None = None) -> tuple[int, str | None, float]:
+        """Delete the live keys matching ``pattern`` among the next
+        ``scan_count`` slots, at most ``DELETE_BATCH`` of them (a page of
+        ``keys``); return how many, the cursor
+        to go on from (None: done) and how long the lock was held, in
+        seconds. pattern_delete.py runs a whole walk of them in the background."""
+        matches = key_matcher(pattern)
+        with self._lock:
+            started = time.perf_counter()
+            store = self._store
+            page = scan_page(store, start_of(cursor, store), DELETE_BATCH, self.scan_count, matches, self.clock())
+            deleted = store.delete_many(page.keys)
+            held = time.perf_counter() - started
+        return deleted, page.cursor, held
 
     # -- the sweeper (sweeper.py) --------------------------------------------------
 

@@ -36,3 +36,4 @@ class Extra(NamedTuple):
 
     binary: bool = False
     fresh_until: float | None = None  # wall clock (time.time()) in a record
+    tags: tuple[str, ...] = ()  # the names of its tags (a store's ids are its own)

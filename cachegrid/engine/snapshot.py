@@ -30,10 +30,14 @@ A record::
                  BINARY   -    the value is raw bytes, not JSON (version 2)
                  FRESH    f64  when the entry turns stale, wall-clock: it is
                                served stale from then until EXPIRES (version 2)
+                 TAGS     u8 count, then per tag u8 length + the name's
+                               ASCII: its tags by name, since tag ids and
+                               generations are one process's own (version 2)
     key, value
 
 Records come coldest first (the policy's next victim first), so inserting
-them in file order rebuilds the policy's order. A later field (tags) is a
+them in file order rebuilds the policy's order. TAGS joined version 2
+before it was released. A later field is a
 new flag bit and a new row of FIELDS under a new format version, read
 where the others are; files of the older versions stay readable.
 ``ALLOWED_FLAGS`` says which bits each version may use, and a bit outside
@@ -76,7 +80,8 @@ layout is a matter of re-pointing these:
 
 - ``Store.export_entries(wall_now)``: every held entry as (key, value,
   wall-clock expiry or None, policy hint int, ``Extra`` or None), coldest
-  first (``Extra``, entry.py: the binary flag and the wall-clock fresh_until);
+  first (``Extra``, entry.py: the binary flag, the wall-clock fresh_until
+  and the tag names; an entry invalidated by a tag is exported expired);
 - ``Store.restore(records, wall_now, hints)``: insert such records coldest
   first, drop the expired, keep the hottest that fit; returns (restored,
   expired, left out by the limits);
@@ -120,14 +125,17 @@ FLAG_EXPIRES = 0x01
 FLAG_HINT = 0x02
 FLAG_BINARY = 0x04
 FLAG_FRESH = 0x08
+FLAG_TAGS = 0x10
 FIELDS: tuple[tuple[int, str, struct.Struct | None], ...] = (
     (FLAG_EXPIRES, "expires_at", struct.Struct("<d")),
     (FLAG_HINT, "hint", struct.Struct("<Q")),
     (FLAG_BINARY, "binary", None),
     (FLAG_FRESH, "fresh_until", struct.Struct("<d")),
+    (FLAG_TAGS, "tags", None),  # variable length: a count, then length-prefixed names
 )
 # The flag bits each format version may use.
-ALLOWED_FLAGS = {1: FLAG_EXPIRES | FLAG_HINT, 2: FLAG_EXPIRES | FLAG_HINT | FLAG_BINARY | FLAG_FRESH}
+ALLOWED_FLAGS = {1: FLAG_EXPIRES | FLAG_HINT,
+                 2: FLAG_EXPIRES | FLAG_HINT | FLAG_BINARY | FLAG_FRESH | FLAG_TAGS}
 _EXPIRES = _FRESH = struct.Struct("<d")
 _HINT = struct.Struct("<Q")
 _WRITE_CHUNK = 1 << 20  # bytes gathered before each write()
@@ -167,6 +175,7 @@ def encode_record(key: str, value: bytes, expires_at: float | None, hint: int, e
     flags = (FLAG_EXPIRES if expires_at is not None else 0) | (FLAG_HINT if hint else 0)
     if extra is not None:
         flags |= (FLAG_BINARY if extra.binary else 0) | (FLAG_FRESH if extra.fresh_until is not None else 0)
+        flags |= FLAG_TAGS if extra.tags else 0
     parts = [_RECORD.pack(flags, len(key_bytes), len(value))]
     if expires_at is not None:
         parts.append(_EXPIRES.pack(expires_at))
@@ -174,8 +183,34 @@ def encode_record(key: str, value: bytes, expires_at: float | None, hint: int, e
         parts.append(_HINT.pack(hint))
     if flags & FLAG_FRESH:
         parts.append(_FRESH.pack(extra.fresh_until))  # type: ignore[union-attr]
+    if flags & FLAG_TAGS:
+        parts.append(encode_tags(extra.tags))  # type: ignore[union-attr]
     parts += (key_bytes, value)
     return b"".join(parts)
+
+
+def encode_tags(tags: tuple[str, ...]) -> bytes:
+    """A record's TAGS field: the count, then each name with its length."""
+    names = [tag.encode("ascii") for tag in tags]
+    return bytes((len(names),)) + b"".join(bytes((len(name),)) + name for name in names)
+
+
+def _decode_tags(data: bytes, offset: int, end: int, number: int) -> tuple[tuple[str, ...], int]:
+    """The TAGS field at ``offset`` and the offset after it (Truncated, Corrupt)."""
+    if offset >= end:
+        raise Truncated(f"the file ends in record {number}")
+    count, offset = data[offset], offset + 1
+    tags = []
+    for _ in range(count):
+        if offset >= end or offset + 1 + data[offset] > end:
+            raise Truncated(f"the file ends in record {number}")
+        name_end = offset + 1 + data[offset]
+        try:
+            tags.append(data[offset + 1: name_end].decode("ascii"))
+        except UnicodeDecodeError:
+            raise Corrupt(f"a tag of record {number} is not ASCII") from None
+        offset = name_end
+    return tuple(tags), offset
 
 
 def _temporary_path(path: Path) -> Path:
@@ -261,12 +296,14 @@ def _parse_records(data: bytes, offset: int, end: int, count: int, allowed: int)
             if flags & FLAG_HINT:
                 hint = unpack_hint(data, offset)[0] if offset + 8 <= end else 0
                 offset += 8
-            if flags & (FLAG_BINARY | FLAG_FRESH):
-                fresh_until = None
+            if flags & (FLAG_BINARY | FLAG_FRESH | FLAG_TAGS):
+                fresh_until, tags = None, ()
                 if flags & FLAG_FRESH:
                     fresh_until = unpack_expires(data, offset)[0] if offset + 8 <= end else None
                     offset += 8
-                extra = Extra(bool(flags & FLAG_BINARY), fresh_until)
+                if flags & FLAG_TAGS:
+                    tags, offset = _decode_tags(data, offset, end, number + 1)
+                extra = Extra(bool(flags & FLAG_BINARY), fresh_until, tags)
         key_end = offset + key_size
         value_end = key_end + value_size
         if value_end > end:

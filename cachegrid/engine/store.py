@@ -114,6 +114,7 @@ from typing import Any, Callable, Collection, Iterable, Iterator, Literal, Mappi
 
 from .entry import Entry, Extra
 from .errors import (
+    CacheError,
     CacheFull,
     IntegerOverflow,
     InvalidKey,
@@ -125,6 +126,7 @@ from .errors import (
     ValueTooLarge,
 )
 from .expire import ExpiryIndex
+from .tags import TagLimits, TagRegistry, check_tags
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -290,6 +292,13 @@ def entry_of(blob: bytes) -> Entry:
     ))
 
 
+def tag_refs_of(blob: bytes) -> tuple[tuple[int, int], ...]:
+    """The (tag id, generation) refs held in ``blob`` (one with ``FLAG_TAGS``)."""
+    end = len(blob) - TRAILER_SIZE - (_FRESH.size if blob[-1] & FLAG_STALE else 0)
+    count = blob[end - 1]
+    return tuple(_TAG_REF.iter_unpack(blob[end - 1 - _TAG_REF.size * count: end - 1]))
+
+
 class Store:
     """The shared base of every policy. Not thread-safe (see ``Cache``)."""
 
@@ -334,6 +343,9 @@ class Store:
         self._expiry = ExpiryIndex(self._expires_at_slot, self._expiry_overgrown)
         self._memory = 0
         self._with_ttl = 0  # entries that have a TTL
+        # Tag names, ids and generations (tags.py); a clear forgets them too
+        # (its counters stay, as the store's own do).
+        self.tags = self.tags.emptied() if "tags" in vars(self) else TagRegistry(TagLimits())
         self._init_policy()
 
     def detach(self) -> list[object]:
@@ -435,7 +447,9 @@ class Store:
         return size + self._overheads[has_ttl]
 
     def _remove(self, key: str, blob: bytes) -> None:
-        expires_at, _, slot, _ = _unpack_from(blob, len(blob) - TRAILER_SIZE)
+        expires_at, _, slot, flags = _unpack_from(blob, len(blob) - TRAILER_SIZE)
+        if flags & FLAG_TAGS:
+            self._memory -= self.tags.release(tag_refs_of(blob))
         del self._data[key]
         size = _stored_key_length(key) + len(blob) - TRAILER_SIZE
         has_ttl = expires_at != FOREVER
@@ -477,6 +491,9 @@ class Store:
         blob = self._data.get(key)
         if blob is None:
             return None
+        if blob[-1] & FLAG_TAGS and not self.tags.current(tag_refs_of(blob)):
+            self._drop_invalidated(key, blob)
+            return None
         expires_at = _unpack_from(blob, len(blob) - TRAILER_SIZE)[0]
         if expires_at != FOREVER and expires_at <= (self.clock() if now is None else now):
             self._remove(key, blob)
@@ -485,12 +502,15 @@ class Store:
         return blob
 
     def _hit(
-        self, key: str, _unpack_from: Callable = _unpack_from, _trailer: int = TRAILER_SIZE, _forever: float = FOREVER
+        self, key: str, _unpack_from: Callable = _unpack_from, _trailer: int = TRAILER_SIZE, _forever: float = FOREVER,
+        _tagged: int = FLAG_TAGS,
     ) -> bytes | None:
         """A read: the live blob (counting a hit and recording the access)
         or None (counting a miss). ``lookup`` and ``lookup_entry`` are this."""
         # (The defaults bind module constants as locals: the hottest path.)
         blob = self._data.get(key)
+        if blob is not None and blob[-1] & _tagged and not self.tags.current(tag_refs_of(blob)):
+            blob = self._drop_invalidated(key, blob)  # an invalidated tag: a miss
         if blob is not None:
             expires_at, _, slot, _ = _unpack_from(blob, len(blob) - _trailer)
             if expires_at == _forever or expires_at > self.clock():
@@ -553,7 +573,8 @@ class Store:
     def is_live_at(self, key: str, now: float) -> bool:
         """Whether ``key`` is held and not expired at ``now``; removes nothing."""
         blob = self._data.get(key)
-        return blob is not None and _unpack_from(blob, len(blob) - TRAILER_SIZE)[0] > now
+        return blob is not None and _unpack_from(blob, len(blob) - TRAILER_SIZE)[0] > now and (
+            not blob[-1] & FLAG_TAGS or self.tags.current(tag_refs_of(blob)))
 
     # -- writes ------------------------------------------------------------------
 
@@ -636,6 +657,8 @@ class Store:
         else:
             self._data[key] = value + fields + _pack(expires_at, version, slot, flags)
             self._memory += growth
+            if old[-1] & FLAG_TAGS:
+                self._memory -= self.tags.release(tag_refs_of(old))
             self._on_update(slot, old_size, size)
             if has_ttl != old_has_ttl:
                 self._with_ttl += has_ttl - old_has_ttl
@@ -683,6 +706,8 @@ class Store:
         old = self._data.get(key)
         if old is not None and self._with_ttl and _unpack_from(old, len(old) - TRAILER_SIZE)[0] != FOREVER:
             old = self._live(key, now)  # it may have expired: _live removes it then
+        if old is not None and old[-1] & FLAG_TAGS:
+            old = self._live(key, now)  # or be invalidated by a tag
         if if_match is not None or if_none_match is not None:
             self._check_condition(key, old, if_match, if_none_match)
         version = self._write(key, length, value, expires_at, old, None, flags, fields)
@@ -787,7 +812,7 @@ class Store:
         if not INT64_MIN <= result <= INT64_MAX:
             raise IntegerOverflow(f"incrementing {key!r} by {by} would overflow 64 bits")
         value = b"%d" % result
-        self._write(key, self._check_entry(key, value), value, expires_at, old, None, flags, fields)
+        self._rewrite(key, self._check_entry(key, value), value, expires_at, old, None, flags, fields)
         self.sets += 1
         return result
 
@@ -808,8 +833,8 @@ class Store:
             expires_at = expires_at if ttl is None else expires_at + window
             more, fields = encode_fields(fresh_until, entry.tag_refs)
             flags = (flags & FLAG_BINARY) | more
-        self._write(key, self._check_entry(key, entry.value), entry.value, expires_at, old, entry.version, flags,
-                    fields)
+        self._rewrite(key, self._check_entry(key, entry.value), entry.value, expires_at, old, entry.version, flags,
+                      fields)
         return True
 
     def mark_stale(self, key: str, grace: float) -> bool:
@@ -828,8 +853,8 @@ class Store:
         if entry.fresh_until is None:
             expires_at = min(expires_at, now + check_ttl(grace))
         more, fields = encode_fields(now if entry.fresh_until is None else min(now, entry.fresh_until), entry.tag_refs)
-        self._write(key, self._check_entry(key, entry.value), entry.value, expires_at, old, entry.version,
-                    (old[-1] & FLAG_BINARY) | more, fields)
+        self._rewrite(key, self._check_entry(key, entry.value), entry.value, expires_at, old, entry.version,
+                      (old[-1] & FLAG_BINARY) | more, fields)
         return True
 
     def delete(self, key: str) -> bool:
@@ -842,6 +867,62 @@ class Store:
 
     def delete_many(self, keys: Iterable[str]) -> int:
         return sum(self.delete(key) for key in keys)
+
+    # -- tags (tags.py): names to refs, and entries dropped for an outdated one -----
+
+    def acquire_tags(self, tags: Collection[str], times: int = 1) -> tuple[tuple[int, int], ...]:
+        """Refs to the checked ``tags`` for ``times`` entries about to be
+        written (``TagRegistry.acquire``), the new tags charged in memory_usage."""
+        refs, grown = self.tags.acquire(tags, times)
+        self._memory += grown
+        return refs
+
+    def release_tags(self, refs: Collection[tuple[int, int]], times: int = 1) -> None:
+        """Give back what ``acquire_tags`` took, for a write that did not happen."""
+        self._memory -= self.tags.release(refs, times)
+
+    def set_tagged(self, key: str, value: bytes, ttl: float | None, tags: Collection[str],
+                   **options: Any) -> SetResult:
+        """``set`` with the entry carrying ``tags`` (names, checked)."""
+        refs = self.acquire_tags(tags)
+        try:
+            return self.set(key, value, ttl, tag_refs=refs, **options)
+        except BaseException:
+            self.release_tags(refs)
+            raise
+
+    def set_many_tagged(self, items: Mapping[str, bytes], ttl: float | None, tags: Collection[str],
+                        **options: Any) -> int:
+        """``set_many`` with every item carrying ``tags`` (names, checked)."""
+        refs = self.acquire_tags(tags, len(items))
+        try:
+            return self.set_many(items, ttl, tag_refs=refs, **options)
+        except BaseException:
+            self.release_tags(refs, len(items))
+            raise
+
+    def tags_of(self, entry: Entry) -> tuple[str, ...]:
+        """The names of the tags ``entry`` (a live one) carries."""
+        return self.tags.names_of(entry.tag_refs) if entry.tag_refs else ()
+
+    def _rewrite(self, key: str, length: int, value: bytes, expires_at: float, old: bytes | None,
+                 version: int | None, flags: int, fields: bytes) -> None:
+        """``_write`` of an entry that keeps the tag refs of ``old`` (incr,
+        touch): a write gives back the old entry's counts, so they are taken
+        again first."""
+        refs = tag_refs_of(old) if old is not None and flags & FLAG_TAGS else ()
+        if refs:
+            self.tags.acquire_refs(refs)
+        try:
+            self._write(key, length, value, expires_at, old, version, flags, fields)
+        except BaseException:
+            self.release_tags(refs)
+            raise
+
+    def _drop_invalidated(self, key: str, blob: bytes) -> None:
+        """Remove an entry one of whose tags was invalidated since it was written."""
+        self._remove(key, blob)
+        self.tags.invalidated_entries += 1
 
     # -- maintenance -------------------------------------------------------------
 
@@ -877,6 +958,7 @@ class Store:
             "max_memory_bytes": self.max_memory,
             "hit_ratio": self.hits / lookups if lookups else 0.0,
             "policy": self.name,
+            **self.tags.counters(),
         }
 
     # -- snapshots (snapshot.py): the store's whole surface for them ----------------
@@ -916,15 +998,38 @@ class Store:
                 continue
             entry = entry_of(blob)
             fresh_until = None if entry.fresh_until is None else entry.fresh_until + offset
-            yield key, entry.value, wall_expiry, hint(slot), Extra(entry.binary, fresh_until)  # type: ignore[misc]
+            if entry.tag_refs and not self.tags.current(entry.tag_refs):
+                wall_expiry = wall_now  # invalidated: a loader drops it as expired
+            yield key, entry.value, wall_expiry, hint(slot), Extra(  # type: ignore[misc]
+                entry.binary, fresh_until, self.tags_of(entry))
 
     @staticmethod
-    def _restored_fields(extra: Extra | None, offset: float) -> tuple[int, bytes]:
-        """The flags and optional fields of a record's ``Extra`` on this store's clock."""
+    def _restored_fields(extra: Extra | None, offset: float,
+                         tag_refs: Collection[tuple[int, int]] = ()) -> tuple[int, bytes]:
+        """The flags and optional fields of a record's ``Extra`` on this store's
+        clock; ``tag_refs``: the refs to its tags (``_restore_tagged``)."""
         if extra is None:
             return 0, b""
-        flags, fields = encode_fields(None if extra.fresh_until is None else extra.fresh_until + offset)
+        flags, fields = encode_fields(None if extra.fresh_until is None else extra.fresh_until + offset,
+                                      tag_refs or ((0, 0),) * len(extra.tags))
         return flags | (FLAG_BINARY if extra.binary else 0), fields
+
+    def _restore_tagged(self, key: str, length: int, value: bytes, expires_at: float, extra: Extra,
+                        offset: float) -> bool:
+        """Write a restored record that has tags (by name); False when its
+        tags are not usable here (invalid under this cache's tag limits):
+        it is left out, since without them no invalidation would reach it."""
+        try:
+            refs = self.acquire_tags(check_tags(extra.tags, self.tags.limits))
+        except CacheError:
+            return False
+        try:
+            self._write(key, length, value, expires_at, self._data.get(key), None,
+                        *self._restored_fields(extra, offset, refs))
+        except BaseException:
+            self.release_tags(refs)
+            raise
+        return True
 
     def restore(self, records: list[Record], wall_now: float, hints: bool = True) -> tuple[int, int, int]:
         """Insert ``records`` as ``export_entries`` yields them (coldest first,
@@ -961,6 +1066,10 @@ class Store:
                 continue
             if extra is None:
                 write(key, length, value, expires_at, data.get(key))
+            elif extra.tags:
+                if not self._restore_tagged(key, length, value, expires_at, extra, offset):
+                    too_large += 1
+                    continue
             else:
                 write(key, length, value, expires_at, data.get(key), None, *self._restored_fields(extra, offset))
             restored += 1

@@ -14,6 +14,12 @@ It also does two jobs that would otherwise stall a request:
   is held to copy the heap (a memory copy of two arrays) and to install the
   result with at most ``REPLAY_UNDER_LOCK`` items pushed meanwhile; the O(n)
   filtering and sorting, and the replay of earlier pushes, run outside it;
+- it reclaims the entries a tag invalidation left behind (tags.py): an
+  invalidation only bumps a generation, so the entries nobody reads again
+  would stay. After one, the sweeper walks the slots, ``RECLAIM_SLOTS`` a
+  lock hold (at most ``SWEEP_BATCH`` removals), removing the entries with
+  an outdated tag; one walk after the last of several invalidations serves
+  them all, and a walk that an invalidation overtook is run again;
 - it frees what ``Cache.clear()`` detached: a cleared store starts afresh
   under the lock at once, and the old mapping, key shards and policy
   structures are emptied here, ``RELEASE_SLICE`` items at a time, with a
@@ -32,13 +38,16 @@ import time
 from collections import deque
 from typing import Any, Callable, Iterable
 
-from .store import Clock, Store
+from .store import FLAG_TAGS, Clock, Store, tag_refs_of
 
 DEFAULT_CLEANUP_INTERVAL = 60.0
 SWEEP_BATCH = 1_000
 RELEASE_SLICE = 10_000
 # Items pushed during a rebuild that its last lock hold replays at most.
 REPLAY_UNDER_LOCK = 1_000
+# Slots one lock hold of the walk after a tag invalidation examines (as key
+# listing's scan_count: about half a millisecond).
+RECLAIM_SLOTS = 2_048
 
 
 def _yield_the_interpreter() -> None:
@@ -65,6 +74,24 @@ def release_in_slices(garbage: Iterable[Any], slice_size: int, pause: Callable[[
     return slices
 
 
+def reclaim_slice(store: Store, start: int, slots: int, limit: int) -> tuple[int | None, int]:
+    """Remove the entries with an outdated tag among ``slots`` slots from
+    ``start`` (at most ``limit`` of them); return the slot to go on from
+    (None: the walk is done) and how many were removed. Under the lock."""
+    stop = min(store.slot_end, start + slots)
+    data, key_at, current = store._data, store.key_at, store.tags.current
+    reclaimed, slot = 0, start
+    while slot < stop and reclaimed < limit:
+        key = key_at(slot)
+        slot += 1
+        if key is not None:
+            blob = data[key]
+            if blob[-1] & FLAG_TAGS and not current(tag_refs_of(blob)):
+                store._drop_invalidated(key, blob)
+                reclaimed += 1
+    return (None if slot >= store.slot_end else slot), reclaimed
+
+
 class Sweeper:
     """The background thread of one ``Cache``: its lock, its store."""
 
@@ -80,12 +107,14 @@ class Sweeper:
         self._stopping = threading.Event()
         self._wake = threading.Event()  # a rebuild or a release is wanted
         self._rebuild_wanted = False
+        self._reclaim_wanted = False
         self._garbage: deque[list[Any]] = deque()
         # Longest single lock hold of the last sweep and of the last rebuild
         # of the expiry index, in seconds (the benchmark reports them).
         self.last_sweep_max_hold = 0.0
         self.last_rebuild_max_hold = 0.0
         self.rebuilds = 0
+        self.last_reclaim_max_hold = 0.0  # of the last walk after a tag invalidation
 
     def sweep(self) -> int:
         """Reclaim every entry expired by now, one batch per lock hold."""
@@ -101,6 +130,37 @@ class Sweeper:
                 break
         self.last_sweep_max_hold = longest
         return total
+
+    def reclaim_invalidated(self) -> int:
+        """Walk the slots in slices and remove every entry an invalidated
+        tag left behind, one slice per lock hold; return how many. Nothing
+        to do (no invalidation since the last walk): returns at once."""
+        total, longest, slot = 0, 0.0, 1
+        while True:
+            with self._lock:
+                registry = self._store.tags
+                if registry.reclaimed_epoch == registry.epoch:
+                    break
+                if slot == 1 or registry is not walking:  # a new walk, or cleared meanwhile
+                    slot, walking, epoch = 1, registry, registry.epoch
+                started = time.perf_counter()
+                next_slot, reclaimed = reclaim_slice(self._store, slot, RECLAIM_SLOTS, SWEEP_BATCH)
+                longest = max(longest, time.perf_counter() - started)
+                if next_slot is None:
+                    # Complete for the epoch it began at; a later invalidation walks again.
+                    registry.reclaimed_epoch = epoch
+                    slot = 1
+                else:
+                    slot = next_slot
+            total += reclaimed
+            self.pause()
+        self.last_reclaim_max_hold = longest
+        return total
+
+    def want_reclaim(self) -> None:
+        """Called after a tag invalidation: the thread walks the slots soon."""
+        self._reclaim_wanted = True
+        self._wake.set()
 
     def rebuild_expiry_index(self) -> None:
         """Drop the stale items of the expiry index, holding the lock only to
@@ -183,6 +243,9 @@ class Sweeper:
                 if self._rebuild_wanted:
                     self._rebuild_wanted = False
                     self.rebuild_expiry_index()
+                if self._reclaim_wanted:
+                    self._reclaim_wanted = False
+                    self.reclaim_invalidated()
             if time.monotonic() >= next_sweep:
                 self.sweep()
                 next_sweep = time.monotonic() + self.interval

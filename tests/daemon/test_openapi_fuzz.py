@@ -235,7 +235,10 @@ def test_token(case: schemathesis.Case) -> None:
 # the links that can be followed) must then be the same. A TTL never runs
 # out here; expiry is the engine tests' business.
 WORKFLOW_APP, WORKFLOW_CACHE = _build(clock=lambda: 1_000.0)
-workflow_schema = schemathesis.openapi.from_wsgi("/openapi.json", WORKFLOW_APP, config=_config())
+# The links of stored keys only: the tag and delete-job operations (links
+# inferred from a job's id) would take the scenarios' few steps elsewhere.
+workflow_schema = schemathesis.openapi.from_wsgi("/openapi.json", WORKFLOW_APP, config=_config()).exclude(
+    path_regex="^/(tags/|admin/delete-pattern)")
 ANSWERED: set[str] = set()  # "<operation> <status>" of the current workflow run
 
 
