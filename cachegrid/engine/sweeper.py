@@ -17,7 +17,7 @@ It also does two jobs that would otherwise stall a request:
 - it reclaims the entries a tag invalidation left behind (tags.py): an
   invalidation only bumps a generation, so the entries nobody reads again
   would stay. After one, the sweeper walks the slots, ``RECLAIM_SLOTS`` a
-  lock hold (at most ``SWEEP_BATCH`` removals), removing the entries with
+  lock hold (at most ``RECLAIM_BATCH`` removals), removing the entries with
   an outdated tag; one walk after the last of several invalidations serves
   them all, and a walk that an invalidation overtook is run again;
 - it frees what ``Cache.clear()`` detached: a cleared store starts afresh
@@ -46,8 +46,10 @@ RELEASE_SLICE = 10_000
 # Items pushed during a rebuild that its last lock hold replays at most.
 REPLAY_UNDER_LOCK = 1_000
 # Slots one lock hold of the walk after a tag invalidation examines (as key
-# listing's scan_count: about half a millisecond).
+# listing's scan_count: about half a millisecond), and the removals it makes
+# at most (a removal costs a few microseconds: a slice stays near a millisecond).
 RECLAIM_SLOTS = 2_048
+RECLAIM_BATCH = 256
 
 
 def _yield_the_interpreter() -> None:
@@ -144,7 +146,7 @@ class Sweeper:
                 if slot == 1 or registry is not walking:  # a new walk, or cleared meanwhile
                     slot, walking, epoch = 1, registry, registry.epoch
                 started = time.perf_counter()
-                next_slot, reclaimed = reclaim_slice(self._store, slot, RECLAIM_SLOTS, SWEEP_BATCH)
+                next_slot, reclaimed = reclaim_slice(self._store, slot, RECLAIM_SLOTS, RECLAIM_BATCH)
                 longest = max(longest, time.perf_counter() - started)
                 if next_slot is None:
                     # Complete for the epoch it began at; a later invalidation walks again.
