@@ -181,14 +181,15 @@ class Api:
         """The values of those ``keys`` that exist, as a dict (binary ones as ``bytes``)."""
         return self._run(self._or({}, self.router.get_multi(list(keys))))
 
-    def set_multi(self, items: Mapping[str, Any], ttl: float | None = None, *,
+    def set_multi(self, items: Mapping[str, Any], ttl: float | None = None, *, stale: float | None = None,
                   tags: Iterable[str] | None = None) -> Any:
         """Store every item or none of them (on each node: see docs/cluster.md);
         ``bytes`` values are stored as binary values. Returns how many were
-        stored. ``tags``: as in ``set``, for every item."""
-        if tags is None:
+        stored. ``stale`` and ``tags``: as in ``set``, for every item."""
+        if tags is None and stale is None:
             return self._run(self._or(0, self.router.set_multi(dict(items), ttl)))
-        return self._run(self._or(0, self.router.set_multi(dict(items), ttl, tag_list(tags))))
+        return self._run(self._or(0, self.router.set_multi(
+            dict(items), ttl, None if tags is None else tag_list(tags), stale)))
 
     def invalidate_tags(self, tags: Iterable[str]) -> Any:
         """Make every entry carrying one of ``tags`` a miss, on every node

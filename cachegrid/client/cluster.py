@@ -80,7 +80,8 @@ class Router(Protocol):
     def first(self, key: str, call: Call) -> Plan: ...
     def leased_write(self, key: str, leased: Call, plain: Call) -> Plan: ...
     def get_multi(self, keys: list[str]) -> Plan: ...
-    def set_multi(self, items: dict[str, Any], ttl: float | None, tags: list[str] | None = None) -> Plan: ...
+    def set_multi(self, items: dict[str, Any], ttl: float | None, tags: list[str] | None = None,
+                  stale: float | None = None) -> Plan: ...
     def delete_multi(self, keys: list[str]) -> Plan: ...
     def scan(self, pattern: str | None, limit: int, cursor: str | None) -> Plan: ...
     def clear(self) -> Plan: ...
@@ -118,8 +119,9 @@ class Failover:
     def get_multi(self, keys: list[str]) -> Plan:
         return self.pool.run(batch_get_call(keys))
 
-    def set_multi(self, items: dict[str, Any], ttl: float | None, tags: list[str] | None = None) -> Plan:
-        return self.pool.run(batch_set_call(items, ttl, tags))
+    def set_multi(self, items: dict[str, Any], ttl: float | None, tags: list[str] | None = None,
+                  stale: float | None = None) -> Plan:
+        return self.pool.run(batch_set_call(items, ttl, tags, stale))
 
     def delete_multi(self, keys: list[str]) -> Plan:
         return self.pool.run(batch_delete_call(keys))
@@ -362,9 +364,10 @@ class Sharded:
             raise self._unavailable(what, errors)
         return results
 
-    def set_multi(self, items: dict[str, Any], ttl: float | None, tags: list[str] | None = None) -> Plan:
+    def set_multi(self, items: dict[str, Any], ttl: float | None, tags: list[str] | None = None,
+                  stale: float | None = None) -> Plan:
         yield from self._each_copy(list(items),
-                                   lambda group: batch_set_call({k: items[k] for k in group}, ttl, tags),
+                                   lambda group: batch_set_call({k: items[k] for k in group}, ttl, tags, stale),
                                    f"set_multi of {len(items)} key(s)")
         return len(items)
 

@@ -287,7 +287,8 @@ def batch_get_call(keys: list[str]) -> Call:
     return Call("POST", "/cache/batch/get", parse, body=encode({"keys": keys}))
 
 
-def batch_set_call(items: Mapping[str, Any], ttl: float | None, tags: list[str] | None = None) -> Call:
+def batch_set_call(items: Mapping[str, Any], ttl: float | None, tags: list[str] | None = None,
+                   stale: float | None = None) -> Call:
     binary = {key: base64.b64encode(value).decode("ascii") for key, value in items.items() if isinstance(value, BYTES)}
     document: dict[str, Any] = {"items": {key: value for key, value in items.items() if key not in binary}}
     if binary:
@@ -296,6 +297,8 @@ def batch_set_call(items: Mapping[str, Any], ttl: float | None, tags: list[str] 
         document["ttl"] = ttl
     if tags is not None:
         document["tags"] = tags
+    if stale is not None:
+        document["stale"] = stale
     return Call("POST", "/cache/batch/set", _field("stored"), body=encode(document))
 
 

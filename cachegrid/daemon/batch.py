@@ -29,6 +29,7 @@ import falcon
 
 from .body import encode, encode_exact, json_body, ttl_number
 from .errors import ApiError
+from .leases import stale_field
 from .resources import Resource, send_json
 
 
@@ -48,10 +49,10 @@ class Batch(Resource):
             raise ApiError(400, "invalid_batch", 'the body must be {"items": {"key": value, ...}, '
                                                  '"items_base64": {"key": "<base64>", ...}, "ttl": seconds, '
                                                  '"tags": [...]}')
-        unknown = sorted(set(body) - {"items", "items_base64", "ttl", "tags"})
+        unknown = sorted(set(body) - {"items", "items_base64", "ttl", "stale", "tags"})
         if unknown:
             raise ApiError(400, "invalid_batch",
-                           f"unknown field {unknown[0]!r}; expected items, items_base64, ttl and tags")
+                           f"unknown field {unknown[0]!r}; expected items, items_base64, ttl, stale and tags")
         tags = body.get("tags")
         if tags is not None and not isinstance(tags, list):
             raise ApiError(400, "invalid_batch", '"tags" must be a list of tag names')
@@ -61,6 +62,15 @@ class Batch(Resource):
         ttl = None if body.get("ttl") is None else ttl_number(body["ttl"])
         values = {key: encode_exact(value) for key, value in items.items()}
         fields: dict[str, Any] = {} if tags is None else {"tags": tags}
+        stale = body.get("stale")
+        if stale is not None:
+            if stale.__class__ not in (int, float):
+                raise ApiError(400, "invalid_stale", f"stale must be a number of seconds, not {stale!r}")
+            try:
+                seconds = float(stale)
+            except OverflowError:  # an integer beyond any float: over the limit
+                seconds = float("inf")
+            fields.update(stale_field(seconds, self.settings, ttl, repr(stale)))
         if binary:
             both = next((key for key in binary if key in values), None)
             if both is not None:

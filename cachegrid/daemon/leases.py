@@ -110,13 +110,19 @@ def stale_param(req: falcon.Request, settings: Settings, ttl: float | None) -> d
     text = req.get_param("stale") if req.query_string else None
     if text is None:
         return {}
-    limit = settings.max_stale_time
     try:
         stale = float(text)
     except ValueError:
         raise ApiError(400, "invalid_stale", f"stale must be a number of seconds, not {text!r}") from None
+    return stale_field(stale, settings, ttl, text)
+
+
+def stale_field(stale: float, settings: Settings, ttl: float | None, shown: str) -> dict[str, float]:
+    """``stale_param``'s check of a number of seconds (``shown``: as the
+    request wrote it), also for the ``stale`` field of a batch set."""
+    limit = settings.max_stale_time
     if not 0 <= stale <= limit:  # NaN fails too
-        raise ApiError(400, "invalid_stale", f"stale must be at least 0 and at most {limit:g} seconds, not {text}",
+        raise ApiError(400, "invalid_stale", f"stale must be at least 0 and at most {limit:g} seconds, not {shown}",
                        limit=limit)
     if ttl is None:
         return {}

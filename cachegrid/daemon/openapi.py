@@ -286,6 +286,9 @@ def build_document(settings: Settings) -> dict[str, Any]:
                                               "propertyNames": key_string,
                                               "maxProperties": settings.max_batch_size},
                             ttl={"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 1e10},
+                            stale={"type": ["number", "null"], "minimum": 0, "maximum": settings.max_stale_time,
+                                   "description": "Seconds past the TTL every item may still be served stale, "
+                                                  "as `stale` of a PUT (no effect without `ttl`)."},
                             tags=_tag_list(settings, settings.max_tags_per_entry) | {"type": ["array", "null"]}) | {
                 "additionalProperties": False}, f"At most {settings.max_batch_size} items."))},
         "/cache/batch/get": {"post": _operation(

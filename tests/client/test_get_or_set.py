@@ -10,8 +10,10 @@ import itertools
 import threading
 import time
 from typing import Any, Callable
+from urllib.parse import quote
 
 import pytest
+import requests
 
 from cachegrid.client import CacheGridClient, SyncCacheGridClient
 from cachegrid.testing import ServerProcess as Server
@@ -237,6 +239,15 @@ def test_stale_while_revalidate_serves_the_old_value_at_once_and_refreshes_once(
     assert slowest < max(0.05, 1.5 * plain) and slowest < 1.0
     assert call("get", key) == "new"
     assert len(calls) == 1
+
+
+def test_set_multi_gives_every_item_a_stale_window(kind: str, live: Server, call: Call, key: str) -> None:
+    assert call("set_multi", {key: "old", key + ":2": b"\x00"}, ttl=0.3, stale=30) == 2
+    time.sleep(0.4)
+    # Past the TTL, inside the window: both still there, served stale.
+    assert call("get_multi", [key, key + ":2"]) == {key: "old", key + ":2": b"\x00"}
+    answer = requests.get(f"{live.url}/cache/{quote(key, safe='')}", timeout=5)
+    assert answer.headers["X-Cache-Stale"] == "true"
 
 
 def test_after_the_stale_window_it_is_a_miss(call: Call, key: str) -> None:

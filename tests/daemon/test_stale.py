@@ -98,3 +98,24 @@ def test_the_grace_of_a_mark_is_a_setting(make_client: MakeClient, clock: FakeCl
     assert client.simulate_get("/cache/k").status_code == 200
     clock.tick(0.5)
     assert client.simulate_get("/cache/k").status_code == 404
+
+
+def test_a_batch_set_gives_every_item_the_stale_window(client: testing.TestClient, clock: FakeClock) -> None:
+    answer = client.simulate_post("/cache/batch/set", json={"items": {"a": 1, "b": 2}, "ttl": 10, "stale": 20})
+    assert answer.status_code == 200 and answer.json["stored"] == 2
+    clock.tick(15)
+    for key, value in (("a", "1"), ("b", "2")):
+        stale = client.simulate_get(f"/cache/{key}")
+        assert stale.text == value and stale.headers["X-Cache-Stale"] == "true"
+    clock.tick(15)
+    assert client.simulate_get("/cache/a").status_code == 404
+
+
+@pytest.mark.parametrize("stale, message", [(-1, "at least 0"), (604801, "at most 604800"), (10**400, "at most"),
+                                            ("5", "a number"), (True, "a number")])
+def test_a_batch_set_with_a_bad_stale_window_stores_nothing(client: testing.TestClient, stale: object,
+                                                            message: str) -> None:
+    client.simulate_put("/cache/a", body='"before"')
+    answer = client.simulate_post("/cache/batch/set", json={"items": {"a": 1, "b": 2}, "ttl": 10, "stale": stale})
+    assert answer.status_code == 400 and answer.json["error"] == "invalid_stale" and message in answer.json["message"]
+    assert client.simulate_get("/cache/a").text == '"before"' and client.simulate_get("/cache/b").status_code == 404
