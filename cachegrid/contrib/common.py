@@ -114,6 +114,14 @@ def server_ttl(seconds: float) -> int | float:
     return int(seconds) if seconds.is_integer() else seconds
 
 
+def prefix_pattern(prefix: str) -> str:
+    """The server's key pattern for the keys that start with ``prefix``: the
+    prefix itself, or a glob with its glob characters bracketed."""
+    if not any(char in prefix for char in "*?["):
+        return prefix
+    return "".join(f"[{char}]" if char in "*?[" else char for char in prefix) + "*"
+
+
 def chunks(items: list[T], size: int) -> Iterator[list[T]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
