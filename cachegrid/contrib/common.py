@@ -127,6 +127,20 @@ def chunks(items: list[T], size: int) -> Iterator[list[T]]:
         yield items[start:start + size]
 
 
+def get_batched(client: SyncCacheGridClient, keys: list[str], size: int) -> dict[str, Any]:
+    """``client.get_multi`` of ``keys``, one request per ``size`` of them."""
+    found: dict[str, Any] = {}
+    for batch in chunks(list(dict.fromkeys(keys)), size):
+        found.update(client.get_multi(batch))
+    return found
+
+
+def delete_batched(client: SyncCacheGridClient, keys: list[str], size: int) -> None:
+    """``client.delete_multi`` of ``keys``, one request per ``size`` of them."""
+    for batch in chunks(keys, size):
+        client.delete_multi(batch)
+
+
 def count(client: SyncCacheGridClient, key: str, delta: int) -> int:
     """``client.incr(key, delta)``, the server's refusals as Python's errors:
     TypeError when the value is not an integer, OverflowError past 64 bits."""

@@ -62,7 +62,9 @@ from .common import (
     check_key_length,
     chunks,
     count,
+    delete_batched,
     from_server,
+    get_batched,
     make_client,
     server_key,
     server_ttl,
@@ -158,11 +160,8 @@ class CacheGridCache(BaseCache):
 
     def get_many(self, keys: Iterable[Any], version: int | None = None) -> dict[Any, Any]:
         originals = {self._key(key, version): key for key in keys}
-        found: dict[Any, Any] = {}
-        for batch in chunks(list(originals), self._batch_size):
-            for key, stored in self._client.get_multi(batch).items():
-                found[originals[key]] = from_server(stored, pickle.loads)
-        return found
+        found = get_batched(self._client, list(originals), self._batch_size)
+        return {originals[key]: from_server(stored, pickle.loads) for key, stored in found.items()}
 
     def set_many(self, data: Mapping[Any, Any], timeout: Any = DEFAULT_TIMEOUT,
                  version: int | None = None) -> list[Any]:
@@ -176,7 +175,7 @@ class CacheGridCache(BaseCache):
             items[made] = to_server(value, _dumps)
         ttl = self.get_backend_timeout(timeout)
         if ttl == 0:
-            self._delete_keys(list(items))
+            delete_batched(self._client, list(items), self._batch_size)
             return []
         failed: list[Any] = []
         for batch in chunks(list(items), self._batch_size):
@@ -190,11 +189,7 @@ class CacheGridCache(BaseCache):
         return failed
 
     def delete_many(self, keys: Iterable[Any], version: int | None = None) -> None:
-        self._delete_keys([self._key(key, version) for key in keys])
-
-    def _delete_keys(self, keys: list[str]) -> None:
-        for batch in chunks(keys, self._batch_size):
-            self._client.delete_multi(batch)
+        delete_batched(self._client, [self._key(key, version) for key in keys], self._batch_size)
 
     def clear(self) -> None:
         self._client.clear()

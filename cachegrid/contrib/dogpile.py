@@ -41,6 +41,8 @@ from .common import (
     DEFAULT_MAX_KEY_LENGTH,
     check_key_length,
     chunks,
+    delete_batched,
+    get_batched,
     make_client,
     server_key,
     server_ttl,
@@ -80,9 +82,7 @@ class CacheGridBackend(BytesBackend):
 
     def get_serialized_multi(self, keys: Iterable[str]) -> Sequence[Any]:
         made = [self._key(key) for key in keys]
-        found: dict[str, Any] = {}
-        for batch in chunks(list(dict.fromkeys(made)), self._batch_size):
-            found.update(self.client.get_multi(batch))
+        found = get_batched(self.client, made, self._batch_size)
         return [self._serialized(found.get(key, _MISSING)) for key in made]
 
     def set_serialized(self, key: str, value: bytes) -> None:
@@ -97,5 +97,4 @@ class CacheGridBackend(BytesBackend):
         self.client.delete(self._key(key))
 
     def delete_multi(self, keys: Iterable[str]) -> None:
-        for batch in chunks([self._key(key) for key in keys], self._batch_size):
-            self.client.delete_multi(batch)
+        delete_batched(self.client, [self._key(key) for key in keys], self._batch_size)

@@ -55,7 +55,9 @@ from .common import (
     check_key_length,
     chunks,
     count,
+    delete_batched,
     from_server,
+    get_batched,
     make_client,
     prefix_pattern,
     server_key,
@@ -137,9 +139,7 @@ class CacheGridCache(BaseCache):
 
     def get_many(self, *keys: str) -> list[Any]:
         made = [self._key(key) for key in keys]
-        found: dict[str, Any] = {}
-        for batch in chunks(list(dict.fromkeys(made)), self._batch_size):
-            found.update(self._client.get_multi(batch))
+        found = get_batched(self._client, made, self._batch_size)
         return [self._loads(found.get(key, _MISSING)) for key in made]
 
     def set(self, key: str, value: Any, timeout: Timeout = None) -> bool:
@@ -177,7 +177,7 @@ class CacheGridCache(BaseCache):
         items = {made: self._dumps(mapping[key]) for made, key in originals.items()}
         ttl = self._ttl(timeout)
         if ttl == 0:
-            self._delete_keys(list(items))
+            delete_batched(self._client, list(items), self._batch_size)
             return list(mapping)
         stored: list[Any] = []
         for batch in chunks(list(items), self._batch_size):
@@ -197,12 +197,8 @@ class CacheGridCache(BaseCache):
     def delete_many(self, *keys: str) -> list[Any]:
         """Every key is deleted (one that did not exist counts as deleted), or
         the request raises."""
-        self._delete_keys([self._key(key) for key in keys])
+        delete_batched(self._client, [self._key(key) for key in keys], self._batch_size)
         return list(keys)
-
-    def _delete_keys(self, keys: list[str]) -> None:
-        for batch in chunks(keys, self._batch_size):
-            self._client.delete_multi(batch)
 
     def has(self, key: str) -> bool:
         return bool(self._client.exists(self._key(key)))
@@ -212,7 +208,7 @@ class CacheGridCache(BaseCache):
         if not prefix:
             self._client.clear()
             return True
-        self._delete_keys(self._client.keys(prefix_pattern(prefix), limit=None))
+        delete_batched(self._client, self._client.keys(prefix_pattern(prefix), limit=None), self._batch_size)
         return True
 
     def inc(self, key: str, delta: int = 1) -> int:
