@@ -55,15 +55,16 @@ def split_hosts(location: str | Iterable[str]) -> list[str]:
     return hosts
 
 
-def make_client(hosts: str | Iterable[str], options: Mapping[str, Any]) -> SyncCacheGridClient:
+def make_client(hosts: str | Iterable[str], options: Mapping[str, Any],
+                backend_options: Iterable[str] = ()) -> SyncCacheGridClient:
     """A synchronous client for ``hosts``; ``options`` are its keyword
     arguments (``token`` for ``auth_token``). An unknown option is a TypeError
-    that names it."""
+    that names it and the known ones (the client's and ``backend_options``)."""
     kwargs = dict(options)
     unknown = sorted(set(kwargs) - CLIENT_OPTIONS)
     if unknown:
-        raise TypeError(f"unknown CacheGrid client option(s): {', '.join(unknown)} "
-                        f"(the client takes {', '.join(sorted(CLIENT_OPTIONS))})")
+        known = sorted(CLIENT_OPTIONS | set(backend_options))
+        raise TypeError(f"unknown CacheGrid option(s): {', '.join(unknown)} (known: {', '.join(known)})")
     if "token" in kwargs:
         token = kwargs.pop("token")
         if kwargs.get("auth_token", token) != token:
@@ -110,7 +111,7 @@ def from_server(stored: Any, loads: Callable[[bytes], Any]) -> Any:
 
 def server_ttl(seconds: float) -> int | float:
     """A positive TTL as the server takes it: at most MAX_TTL, whole seconds as an int."""
-    seconds = min(float(seconds), MAX_TTL)
+    seconds = min(float(seconds), float(MAX_TTL))
     return int(seconds) if seconds.is_integer() else seconds
 
 

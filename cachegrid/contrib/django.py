@@ -90,7 +90,7 @@ class CacheGridCache(BaseCache):
             self._batch_size = int(options.pop("batch_size", DEFAULT_BATCH_SIZE))
             if self._batch_size < 1:
                 raise ValueError(f"batch_size must be at least 1, not {self._batch_size}")
-            self._client = make_client(server, options)
+            self._client = make_client(server, options, ("max_key_length", "batch_size"))
         except (TypeError, ValueError) as error:
             raise ImproperlyConfigured(f"CacheGridCache: {error}") from None
 

@@ -96,7 +96,8 @@ class CacheGridCache(BaseCache):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, not {batch_size}")
         self._batch_size = batch_size
-        self._client = make_client(hosts, client_options)
+        self._client = make_client(hosts, client_options, ("default_timeout", "key_prefix", "ignore_delete_many_errors",
+                                                          "max_key_length", "batch_size"))
 
     @classmethod
     def factory(cls, app: Any, config: dict[str, Any], args: list[Any], kwargs: dict[str, Any]) -> CacheGridCache:
