@@ -130,13 +130,12 @@ def sliced_copy(cache: Cache, path: Path) -> tuple[float, float]:
                     records.append(entry)
         longest = max(longest, time.perf_counter() - hold_started)
         time.sleep(0)
-    from cachegrid.engine.store import TRAILER_SIZE, _unpack_from
+    from cachegrid.engine.store import entry_of
 
     def encoded():
         for name, blob in zip(keys, records):
-            end = len(blob) - TRAILER_SIZE
-            expires_at = _unpack_from(blob, end)[0]
-            yield name, blob[:end], None if expires_at == float("inf") else expires_at + wall_offset, 0
+            entry = entry_of(blob)  # the bench's values are plain: no Extra
+            yield name, entry.value, None if entry.expires_at is None else entry.expires_at + wall_offset, 0, None
 
     write_file(path, encoded(), len(records), {"policy": "lru"})
     return longest, time.perf_counter() - started

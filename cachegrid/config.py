@@ -119,7 +119,8 @@ class Settings(BaseSettings):
     # -- limits on requests ------------------------------------------------------
     max_key_length: int = Field(default=DEFAULT_MAX_KEY_LENGTH, ge=1, description="Longest key, in UTF-8 bytes.")
     max_value_size: int = Field(
-        default=DEFAULT_MAX_VALUE_SIZE, ge=1, description="Largest value, in bytes of its stored JSON encoding."
+        default=DEFAULT_MAX_VALUE_SIZE, ge=1,
+        description="Largest value, in bytes of its stored JSON encoding (of a binary value: its bytes)."
     )
     max_body_size: int = Field(default=16 * MiB, ge=1024, description="Largest request body, in bytes.")
     max_batch_size: int = Field(default=1000, ge=1, description="Most keys or items in one batch request.")

@@ -23,10 +23,10 @@ from .protocol import (
     _field,
     _json,
     base_url,
-    encode,
     error_for,
     get_call,
     item_path,
+    value_body,
 )
 from .ring import RINGS
 
@@ -124,14 +124,16 @@ class Api:
         return self.router.placement(key)
 
     def get(self, key: str, default: Any = None) -> Any:
-        """The value under ``key``, or ``default`` when there is none."""
+        """The value under ``key`` (``bytes`` for a binary value), or ``default`` when there is none."""
         return self._run(self._or(default, self.router.read(key, get_call(key, default), repair=True)))
 
     def set(self, key: str, value: Any, ttl: float | None = None, only_if_absent: bool = False,
             only_if_present: bool = False) -> Any:
-        """Store ``value`` (anything JSON can hold), optionally for ``ttl``
-        seconds. True when stored; False when a condition prevented it."""
-        headers = {"Content-Type": "application/json"}
+        """Store ``value`` (anything JSON can hold, or ``bytes``: a binary
+        value), optionally for ``ttl`` seconds. True when stored; False when a
+        condition prevented it."""
+        body, content_type = value_body(value)
+        headers = {"Content-Type": content_type}
         if only_if_absent:
             headers["If-None-Match"] = "*"
         if only_if_present:
@@ -143,7 +145,7 @@ class Api:
             return True
         params = None if ttl is None else {"ttl": repr(ttl)}
         return self._run(self._or(False, self.router.write(
-            key, Call("PUT", item_path(key), parse, params, encode(value), headers))))
+            key, Call("PUT", item_path(key), parse, params, body, headers))))
 
     def delete(self, key: str) -> Any:
         """True when the key existed."""
@@ -158,12 +160,12 @@ class Api:
         return self._run(self._or(False, self.router.read(key, Call("HEAD", item_path(key), parse))))
 
     def get_multi(self, keys: Iterable[str]) -> Any:
-        """The values of those ``keys`` that exist, as a dict."""
+        """The values of those ``keys`` that exist, as a dict (binary ones as ``bytes``)."""
         return self._run(self._or({}, self.router.get_multi(list(keys))))
 
     def set_multi(self, items: Mapping[str, Any], ttl: float | None = None) -> Any:
         """Store every item or none of them (on each node: see docs/cluster.md);
-        returns how many were stored."""
+        ``bytes`` values are stored as binary values. Returns how many were stored."""
         return self._run(self._or(0, self.router.set_multi(dict(items), ttl)))
 
     def delete_multi(self, keys: Iterable[str]) -> Any:

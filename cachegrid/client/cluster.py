@@ -177,14 +177,14 @@ class Sharded:
                 missed.append(host)
                 miss = outcome
                 continue
-            result = call.parse(outcome.status, outcome.body)
+            result = call.read(outcome)
             if repair and missed and outcome.status == 200:
                 copy = copy_call(key, outcome, overwrite=False)
                 if copy is not None:
                     yield from self._send_each(missed, copy)
             return result
         if miss is not None:
-            return call.parse(miss.status, miss.body)
+            return call.read(miss)
         raise self._unavailable(f"{call.method} {call.path}", errors)
 
     def _send_each(self, hosts: list[str], call: Call) -> Plan:
@@ -221,7 +221,7 @@ class Sharded:
         if not answers:
             raise self._unavailable(f"{call.method} {call.path}", errors)
         first = next((host for host in placement if host in answers), next(iter(answers)))
-        return call.parse(answers[first].status, answers[first].body)
+        return call.read(answers[first])
 
     def counter(self, key: str, call: Call) -> Plan:
         failed: set[str] = set()
@@ -237,7 +237,7 @@ class Sharded:
                                       errors)
                 continue
             self.pool.succeeded(primary)
-            result = call.parse(outcome.status, outcome.body)
+            result = call.read(outcome)
             others = self.placement(key, failed)[1:]
             if others:  # the primary is authoritative: its entry overwrites the replicas'
                 fetch = get_call(key)
@@ -278,7 +278,7 @@ class Sharded:
                     pending.extend(groups[host])
                     continue
                 self.pool.succeeded(host)
-                items = call.parse(outcome.status, outcome.body)
+                items = call.read(outcome)
                 found.update(items)
                 for key in groups[host]:
                     if key not in items:
@@ -312,7 +312,7 @@ class Sharded:
                     self._failed(host, reason, failed, errors)
                     continue
                 self.pool.succeeded(host)
-                results.append(call.parse(outcome.status, outcome.body))
+                results.append(call.read(outcome))
                 for key in groups[host]:
                     done[key].add(host)
         if any(not hosts for hosts in done.values()):
@@ -351,7 +351,7 @@ class Sharded:
                     raise self._unavailable("GET /admin/keys", errors)
                 positions[host] = None  # its keys have copies on the others
                 continue
-            page = call.parse(outcome.status, outcome.body)
+            page = call.read(outcome)
             found.extend(page["keys"])
             positions[host] = page["cursor"]
         if len(errors) == len(walking):  # not one node answered: no page to give
@@ -394,7 +394,7 @@ class Sharded:
                 self._failed(host, reason, set(), errors)
                 continue
             self.pool.succeeded(host)
-            answers[host] = call.parse(outcome.status, outcome.body)
+            answers[host] = call.read(outcome)
         return answers, errors
 
     def clear(self) -> Plan:

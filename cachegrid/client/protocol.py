@@ -23,10 +23,15 @@ again at once. A 4xx is the answer, never retried. A call that is not
 idempotent (incr/decr) is retried only when it was surely not sent.
 The sharded plans (cluster.py) use the same ``HostPool`` for which nodes are
 cooling down.
+
+Values: ``bytes`` (also ``bytearray`` and ``memoryview``) are stored as a
+binary value (``application/octet-stream``; in batches base64 under
+``items_base64``) and come back as ``bytes``; anything else is JSON, as before.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from dataclasses import dataclass, field
@@ -36,6 +41,9 @@ from urllib.parse import quote
 from .errors import ConnectionUnavailable, NotFound, RequestError, TimeoutUnavailable, Unauthorized, Unavailable
 
 DEFAULT_PORT = 8080
+JSON_TYPE = "application/json"
+OCTET_STREAM = "application/octet-stream"
+BYTES = (bytes, bytearray, memoryview)
 BACKOFF_START = 0.05
 BACKOFF_MAX = 1.0
 
@@ -109,6 +117,21 @@ def encode(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
+def value_body(value: Any) -> tuple[bytes, str]:
+    """The body and Content-Type that store ``value``: bytes as they are
+    (a binary value), anything else as JSON (TypeError for what JSON cannot hold)."""
+    if isinstance(value, BYTES):
+        return bytes(value), OCTET_STREAM
+    return encode(value), JSON_TYPE
+
+
+def read_value(answer: Answer) -> Any:
+    """The value a GET's 200 carries: ``bytes`` for a binary one, else the JSON decoded."""
+    if answer.headers.get("Content-Type", "").startswith(OCTET_STREAM):
+        return answer.body
+    return json.loads(answer.body)
+
+
 def error_for(status: int, body: bytes) -> RequestError:
     try:
         document = json.loads(body)
@@ -139,6 +162,14 @@ class Call:
     headers: Mapping[str, str] = field(default_factory=dict)
     idempotent: bool = True
     answers: frozenset[int] = frozenset()  # 5xx statuses that are answers, not failures
+    # Instead of ``parse``, where the answer's headers matter too (a value's type).
+    parse_answer: Callable[[Answer], Any] | None = None
+
+    def read(self, answer: Answer) -> Any:
+        """The operation's result from ``answer``."""
+        if self.parse_answer is not None:
+            return self.parse_answer(answer)
+        return self.parse(answer.status, answer.body)
 
 
 Step = tuple[float, list[tuple[str, Call]]]  # seconds to wait first, the requests to send at once
@@ -210,7 +241,7 @@ class HostPool:
                 self.failed(host)
                 continue
             self.succeeded(host)
-            return call.parse(status, body)
+            return call.read(outcome)
         raise unavailable(f"no CacheGrid host answered {call.method} {call.path}: "
                           + "; ".join(f"{host}: {error}" for host, error in errors.items()), errors)
 
@@ -235,17 +266,33 @@ def failure(outcome: Outcome, call: Call) -> str | None:
 
 
 def get_call(key: str, default: Any = None) -> Call:
-    def parse(status: int, body: bytes) -> Any:
-        return default if status == 404 else _json(status, body)
-    return Call("GET", item_path(key), parse)
+    def parse(answer: Answer) -> Any:
+        if answer.status == 404:
+            return default
+        if answer.status >= 300:
+            raise error_for(answer.status, answer.body)
+        return read_value(answer)
+    return Call("GET", item_path(key), parse_answer=parse)
+
+
+def _batch_items(status: int, body: bytes) -> dict[str, Any]:
+    """The found values of a batch get: JSON ones, and binary ones decoded from base64."""
+    document = _json(status, body)
+    items = document["items"]
+    for key, text in document.get("items_base64", {}).items():
+        items[key] = base64.b64decode(text)
+    return items
 
 
 def batch_get_call(keys: list[str]) -> Call:
-    return Call("POST", "/cache/batch/get", _field("items"), body=encode({"keys": keys}))
+    return Call("POST", "/cache/batch/get", _batch_items, body=encode({"keys": keys}))
 
 
 def batch_set_call(items: Mapping[str, Any], ttl: float | None) -> Call:
-    document: dict[str, Any] = {"items": dict(items)}
+    binary = {key: base64.b64encode(value).decode("ascii") for key, value in items.items() if isinstance(value, BYTES)}
+    document: dict[str, Any] = {"items": {key: value for key, value in items.items() if key not in binary}}
+    if binary:
+        document["items_base64"] = binary
     if ttl is not None:
         document["ttl"] = ttl
     return Call("POST", "/cache/batch/set", _field("stored"), body=encode(document))

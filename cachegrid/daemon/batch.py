@@ -5,9 +5,25 @@ A batch is bounded by ``max_batch_size`` (a limit of the HTTP request, so it
 is checked here); each key and value is checked by the engine (``set_many``
 checks every item before it stores any: all or nothing) or, for reads and
 deletes, which the engine does not check, by ``Resource.check_key``.
+
+Binary values travel as base64 in fields of their own, so that the JSON
+format is exactly what it was for JSON values, and no JSON value (say an
+object ``{"base64": ...}``) can be mistaken for bytes:
+
+- set: ``{"items": {key: json value}, "items_base64": {key: "<base64>"},
+  "ttl": N}``, either map may be left out or empty; a key in both is 400
+  ``invalid_batch``, a string that is not base64 (RFC 4648, with padding)
+  400 ``invalid_base64`` naming the key. Both maps are one batch: all or
+  nothing, counted together against ``max_batch_size``.
+- get: the found JSON values under ``"items"`` as before; the found binary
+  values under ``"items_base64"`` (only when there is one), base64-encoded.
 """
 
 from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
 
 import falcon
 
@@ -27,15 +43,26 @@ class Batch(Resource):
 
     def on_post_set(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = json_body(req, self.settings.max_body_size)
-        if not isinstance(body, dict) or not isinstance(body.get("items"), dict):
-            raise ApiError(400, "invalid_batch", 'the body must be {"items": {"key": value, ...}, "ttl": seconds}')
-        unknown = sorted(set(body) - {"items", "ttl"})
+        if not isinstance(body, dict) or not isinstance(body.get("items", {}), dict) \
+                or not isinstance(body.get("items_base64", {}), dict) or not ("items" in body or "items_base64" in body):
+            raise ApiError(400, "invalid_batch", 'the body must be {"items": {"key": value, ...}, '
+                                                 '"items_base64": {"key": "<base64>", ...}, "ttl": seconds}')
+        unknown = sorted(set(body) - {"items", "items_base64", "ttl"})
         if unknown:
-            raise ApiError(400, "invalid_batch", f"unknown field {unknown[0]!r}; expected items and ttl")
-        items = body["items"]
-        self._check_count(len(items), "items")
+            raise ApiError(400, "invalid_batch", f"unknown field {unknown[0]!r}; expected items, items_base64 and ttl")
+        items = body.get("items", {})
+        binary = body.get("items_base64", {})
+        self._check_count(len(items) + len(binary), "items")
         ttl = None if body.get("ttl") is None else ttl_number(body["ttl"])
-        count = self.cache.set_many({key: encode(value) for key, value in items.items()}, ttl)
+        values = {key: encode(value) for key, value in items.items()}
+        if binary:
+            both = next((key for key in binary if key in values), None)
+            if both is not None:
+                raise ApiError(400, "invalid_batch", f"the key {both!r} is in both items and items_base64", key=both)
+            values.update((key, _decode_base64(key, text)) for key, text in binary.items())
+            count = self.cache.set_many(values, ttl, binary_keys=binary.keys())
+        else:
+            count = self.cache.set_many(values, ttl)
         send_json(resp, {"stored": count, "ttl": ttl})
 
     def _keys(self, req: falcon.Request) -> list[str]:
@@ -51,12 +78,26 @@ class Batch(Resource):
 
     def on_post_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         unique = self._keys(req)
-        found = self.cache.get_many(unique)
-        # The stored values are JSON already: splice them in without decoding.
-        items = b",".join(encode(key) + b":" + value for key, value in found.items())
+        found = self.cache.get_many_entries(unique)
+        # The stored JSON values are JSON already: splice them in without decoding.
+        items = b",".join(encode(key) + b":" + entry.value for key, entry in found.items() if not entry.binary)
         missing = encode([key for key in unique if key not in found])
+        binary = {key: base64.b64encode(entry.value).decode("ascii") for key, entry in found.items() if entry.binary}
+        more = b',"items_base64":' + encode(binary) if binary else b""
         resp.content_type = falcon.MEDIA_JSON
-        resp.data = b'{"items":{' + items + b'},"missing":' + missing + b"}"
+        resp.data = b'{"items":{' + items + b"}" + more + b',"missing":' + missing + b"}"
 
     def on_post_delete(self, req: falcon.Request, resp: falcon.Response) -> None:
         send_json(resp, {"deleted": self.cache.delete_many(self._keys(req))})
+
+
+def _decode_base64(key: str, text: Any) -> bytes:
+    """The bytes of one ``items_base64`` value; 400 naming the key otherwise."""
+    if not isinstance(text, str):
+        raise ApiError(400, "invalid_base64", f"the value of {key!r} in items_base64 must be a base64 string, "
+                                              f"not {type(text).__name__}", key=key)
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as error:
+        raise ApiError(400, "invalid_base64", f"the value of {key!r} in items_base64 is not base64: {error}",
+                       key=key) from None

@@ -49,8 +49,9 @@ def _finite_float(text: str) -> float:
 _decoder = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
 
 
-def read_body(req: falcon.Request, limit: int) -> bytes:
-    """The whole request body; 413 past ``limit`` bytes, 400 if empty."""
+def read_body(req: falcon.Request, limit: int, allow_empty: bool = False) -> bytes:
+    """The whole request body; 413 past ``limit`` bytes, 400 if empty
+    (unless ``allow_empty``: an empty binary value is a value)."""
     length = req.content_length
     if length is not None:
         if length > limit:
@@ -62,7 +63,7 @@ def read_body(req: falcon.Request, limit: int) -> bytes:
         if len(body) > limit:
             raise ApiError(413, "body_too_large", f"the request body is over the limit of {limit} bytes",
                            limit=limit)
-    if not body:
+    if not body and not allow_empty:
         raise ApiError(400, "empty_body", "the request needs a JSON body")
     return body
 

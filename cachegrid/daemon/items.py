@@ -7,7 +7,8 @@ falcon ``suffix=`` responders of one class. The key is extracted by
 routing.py, which derives its routes from the ones app.py adds.
 
 A stored value is the compact JSON encoding of what was PUT, and a GET sends
-those bytes back as they are, without decoding them (body.py).
+those bytes back as they are, without decoding them (body.py); or, PUT as
+``application/octet-stream``, raw bytes kept as sent (binary.py).
 
 A conditional PUT (``If-Match`` / ``If-None-Match``) is one engine call: the
 ETags are turned into version numbers here, and the engine checks them under
@@ -29,7 +30,8 @@ import falcon
 
 from ..config import Settings
 from ..engine import ANY, Cache, Entry
-from .body import bool_param, encode, int_param, json_body, ttl_param
+from .binary import BINARY_TYPE, JSON_TYPE, OCTET_STREAM, TYPE_HEADER, check_acceptable, is_binary_body
+from .body import bool_param, encode, int_param, json_body, read_body, ttl_param
 from .errors import ApiError
 from .resources import Resource, send_json
 
@@ -85,6 +87,8 @@ class Items(Resource):
             entry = self.cache.get_entry(key)
         if entry is None:
             raise _not_found(key)
+        if entry.binary:
+            check_acceptable(req, key, entry)
         resp.set_header("ETag", self.etags.of(entry.version))
         left = _ttl_header(entry, self.cache.clock())
         if left is not None:
@@ -94,7 +98,12 @@ class Items(Resource):
             if if_none_match and ("*" in if_none_match or entry.version in self.etags.versions(if_none_match)):
                 resp.status = falcon.HTTP_304
                 return
-        resp.content_type = falcon.MEDIA_JSON
+        if entry.binary:
+            resp.set_header(TYPE_HEADER, BINARY_TYPE)
+            resp.content_type = OCTET_STREAM
+        else:
+            resp.set_header(TYPE_HEADER, JSON_TYPE)
+            resp.content_type = falcon.MEDIA_JSON
         resp.data = entry.value
 
     on_head = on_get
@@ -103,12 +112,17 @@ class Items(Resource):
         # The key, the TTL's range and the value's size are the engine's to
         # check (it counts what it refuses); HTTP's own limits are checked here.
         ttl = ttl_param(req)
-        value = encode(json_body(req, self.settings.max_body_size))
-        conditions = self._conditions(req)
-        if conditions is None:
-            result = self.cache.set(key, value, ttl)
+        if is_binary_body(req):
+            value = read_body(req, self.settings.max_body_size, allow_empty=True)
+            conditions = self._conditions(req) or {}
+            result = self.cache.set(key, value, ttl, binary=True, **conditions)
         else:
-            result = self.cache.set(key, value, ttl, **conditions)
+            value = encode(json_body(req, self.settings.max_body_size))
+            conditions = self._conditions(req)
+            if conditions is None:
+                result = self.cache.set(key, value, ttl)
+            else:
+                result = self.cache.set(key, value, ttl, **conditions)
         resp.set_header("ETag", self.etags.of(result.version))
         send_json(resp, {"key": key, "ttl": ttl, "created": result.created}, 201 if result.created else 200)
 

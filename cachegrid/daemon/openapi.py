@@ -278,6 +278,7 @@ def build_document(settings: Settings) -> dict[str, Any]:
             "200": {"description": "Prometheus exposition format.",
                     "content": {"text/plain": {"schema": {"type": "string"}}}}})},
     }
+    _binary_values(paths, key_string, settings)
     # Grouped by URL family in /docs, as the resources are (items.py, batch.py, admin.py).
     for path, operations in paths.items():
         family = "batch" if path.startswith("/cache/batch/") else "items" if path.startswith("/cache") else "admin"
@@ -310,6 +311,47 @@ def build_document(settings: Settings) -> dict[str, Any]:
         },
         "security": [{"bearer": []}] if settings.auth_token else [],
     }
+
+
+OCTET_STREAM = "application/octet-stream"
+
+
+def _binary_values(paths: dict[str, Any], key_string: dict[str, Any], settings: Settings) -> None:
+    """Binary values (daemon/binary.py, batch.py) added to the operations of
+    ``/cache/{key}`` and of the batches."""
+    raw = {"schema": {"type": "string", "format": "binary"}}
+    kind = {"X-Cache-Type": {"schema": {"type": "string", "enum": ["json", "binary"]},
+                             "description": "The value's kind: `json`, or `binary` (raw bytes)."}}
+    item = paths["/cache/{key}"]
+    get, head, put = item["get"], item["head"], item["put"]
+    get["summary"] = "The stored value itself: JSON, or the raw bytes of a binary value."
+    ok = get["responses"]["200"]
+    ok["description"] += " A binary value is sent as application/octet-stream."
+    ok["content"] = ok["content"] | {OCTET_STREAM: raw}
+    ok["headers"] = ok["headers"] | kind
+    head["responses"]["200"]["headers"] = head["responses"]["200"]["headers"] | kind
+    not_acceptable = _error("The value is binary and Accept allows neither application/octet-stream nor a "
+                            "wildcard.")
+    get["responses"]["406"] = not_acceptable
+    head["responses"]["406"] = {"description": not_acceptable["description"]}
+    put["summary"] = ("Store a JSON value (its compact encoding), or with Content-Type application/octet-stream "
+                      "the body's bytes as they are (a binary value; it may be empty).")
+    put["requestBody"]["content"] = put["requestBody"]["content"] | {OCTET_STREAM: raw}
+    put["requestBody"]["description"] = "Any JSON value, or any bytes as application/octet-stream."
+    put["responses"]["415"] = _error("A Content-Type that is neither JSON nor application/octet-stream "
+                                     "(`accepted` lists them).")
+    base64_items = {"type": "object", "additionalProperties": {
+        "type": "string", "contentEncoding": "base64",
+        "pattern": "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"},
+                    "propertyNames": key_string, "maxProperties": settings.max_batch_size,
+                    "description": "Binary values, base64 (RFC 4648, padded)."}
+    batch_set = paths["/cache/batch/set"]["post"]["requestBody"]["content"][JSON]["schema"]
+    batch_set["properties"]["items_base64"] = base64_items
+    batch_set["required"] = []
+    batch_set["anyOf"] = [{"required": ["items"]}, {"required": ["items_base64"]}]
+    found = paths["/cache/batch/get"]["post"]["responses"]["200"]["content"][JSON]["schema"]
+    found["properties"]["items_base64"] = base64_items | {
+        "description": "The binary values found, base64; present only when there is one."}
 
 
 DOCS_PAGE = """<!DOCTYPE html>

@@ -136,16 +136,20 @@ class Cache:
         *,
         if_match: Condition = None,
         if_none_match: Condition = None,
+        **fields: Any,
     ) -> SetResult:
         """Store ``value``; ``if_match``/``if_none_match`` are HTTP's
         preconditions (``ANY`` or a collection of versions), checked in the
-        same lock hold (store.py); PreconditionFailed when one fails."""
+        same lock hold (store.py); PreconditionFailed when one fails.
+        ``fields``: the entry's optional fields, ``binary``, ``stale`` and
+        ``tag_refs`` (``Store.set``)."""
         with self._lock:
-            return self._store.set(key, value, ttl, if_match=if_match, if_none_match=if_none_match)
+            return self._store.set(key, value, ttl, if_match=if_match, if_none_match=if_none_match, **fields)
 
-    def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> int:
+    def set_many(self, items: Mapping[str, bytes], ttl: float | None = None, **fields: Any) -> int:
+        """``set`` of every item, or of none (``Store.set_many``); ``fields`` as in ``set``."""
         with self._lock:
-            return self._store.set_many(items, ttl)
+            return self._store.set_many(items, ttl, **fields)
 
     def delete(self, key: str) -> bool:
         with self._lock:

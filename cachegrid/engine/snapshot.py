@@ -27,12 +27,15 @@ A record::
                  EXPIRES  f64  the absolute expiry, wall-clock (time.time())
                  HINT     u64  what the policy keeps beyond the order (lfu:
                                the use count), valid under header["policy"]
+                 BINARY   -    the value is raw bytes, not JSON (version 2)
+                 FRESH    f64  when the entry turns stale, wall-clock: it is
+                               served stale from then until EXPIRES (version 2)
     key, value
 
 Records come coldest first (the policy's next victim first), so inserting
-them in file order rebuilds the policy's order. A later field (a content
-type, a stale window, tags) is a new flag bit and a new row of FIELDS under
-a new format version: the reader walks the table, so it does not change;
+them in file order rebuilds the policy's order. A later field (tags) is a
+new flag bit and a new row of FIELDS under a new format version, read
+where the others are; files of the older versions stay readable.
 ``ALLOWED_FLAGS`` says which bits each version may use, and a bit outside
 them is corruption.
 
@@ -72,7 +75,8 @@ Everything of the engine this file uses, so that a change of the store's
 layout is a matter of re-pointing these:
 
 - ``Store.export_entries(wall_now)``: every held entry as (key, value,
-  wall-clock expiry or None, policy hint int), coldest first;
+  wall-clock expiry or None, policy hint int, ``Extra`` or None), coldest
+  first (``Extra``, entry.py: the binary flag and the wall-clock fresh_until);
 - ``Store.restore(records, wall_now, hints)``: insert such records coldest
   first, drop the expired, keep the hottest that fit; returns (restored,
   expired, left out by the limits);
@@ -99,10 +103,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from .entry import Extra
+from .store import Record
+
 log = logging.getLogger("cachegrid.snapshot")
 
 MAGIC = b"\x89CGSNAP\n"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _PRELUDE = struct.Struct("<8sHI")  # magic, version, header size
 _RECORD = struct.Struct("<BII")  # flags, key size, value size
 CHECKSUM_SIZE = 32  # SHA-256
@@ -111,18 +118,21 @@ MAX_HEADER_SIZE = 1 << 20
 # The optional fields of a record: (flag bit, name, layout), in file order.
 FLAG_EXPIRES = 0x01
 FLAG_HINT = 0x02
-FIELDS: tuple[tuple[int, str, struct.Struct], ...] = (
+FLAG_BINARY = 0x04
+FLAG_FRESH = 0x08
+FIELDS: tuple[tuple[int, str, struct.Struct | None], ...] = (
     (FLAG_EXPIRES, "expires_at", struct.Struct("<d")),
     (FLAG_HINT, "hint", struct.Struct("<Q")),
+    (FLAG_BINARY, "binary", None),
+    (FLAG_FRESH, "fresh_until", struct.Struct("<d")),
 )
 # The flag bits each format version may use.
-ALLOWED_FLAGS = {1: FLAG_EXPIRES | FLAG_HINT}
-_EXPIRES = FIELDS[0][2]
-_HINT = FIELDS[1][2]
+ALLOWED_FLAGS = {1: FLAG_EXPIRES | FLAG_HINT, 2: FLAG_EXPIRES | FLAG_HINT | FLAG_BINARY | FLAG_FRESH}
+_EXPIRES = _FRESH = struct.Struct("<d")
+_HINT = struct.Struct("<Q")
 _WRITE_CHUNK = 1 << 20  # bytes gathered before each write()
 CHILD_NICENESS = 10  # added to the forked writer's nice value
 
-Record = tuple[str, bytes, "float | None", int]  # key, value, wall-clock expiry, policy hint
 
 
 class SnapshotError(Exception):
@@ -152,14 +162,18 @@ class SnapshotRunning(Exception):
 # -- the format ---------------------------------------------------------------------
 
 
-def encode_record(key: str, value: bytes, expires_at: float | None, hint: int) -> bytes:
+def encode_record(key: str, value: bytes, expires_at: float | None, hint: int, extra: Extra | None = None) -> bytes:
     key_bytes = key.encode("utf-8", "surrogatepass")
     flags = (FLAG_EXPIRES if expires_at is not None else 0) | (FLAG_HINT if hint else 0)
+    if extra is not None:
+        flags |= (FLAG_BINARY if extra.binary else 0) | (FLAG_FRESH if extra.fresh_until is not None else 0)
     parts = [_RECORD.pack(flags, len(key_bytes), len(value))]
     if expires_at is not None:
         parts.append(_EXPIRES.pack(expires_at))
     if hint:
         parts.append(_HINT.pack(hint))
+    if flags & FLAG_FRESH:
+        parts.append(_FRESH.pack(extra.fresh_until))  # type: ignore[union-attr]
     parts += (key_bytes, value)
     return b"".join(parts)
 
@@ -191,8 +205,8 @@ def write_file(path: str | os.PathLike[str], records: Iterable[Record], count: i
             emit(_PRELUDE.pack(MAGIC, FORMAT_VERSION, len(header)) + header)
             pending: list[bytes] = []
             pending_size = 0
-            for key, value, expires_at, hint in records:
-                record = encode_record(key, value, expires_at, hint)
+            for key, value, expires_at, hint, extra in records:
+                record = encode_record(key, value, expires_at, hint, extra)
                 pending.append(record)
                 pending_size += len(record)
                 written += 1
@@ -236,7 +250,7 @@ def _parse_records(data: bytes, offset: int, end: int, count: int, allowed: int)
             raise Truncated(f"the file ends in record {number + 1} of {count}")
         flags, key_size, value_size = unpack_record(data, offset)
         offset += fixed
-        expires_at = None
+        expires_at = extra = None
         hint = 0
         if flags:
             if flags & ~allowed:
@@ -247,6 +261,12 @@ def _parse_records(data: bytes, offset: int, end: int, count: int, allowed: int)
             if flags & FLAG_HINT:
                 hint = unpack_hint(data, offset)[0] if offset + 8 <= end else 0
                 offset += 8
+            if flags & (FLAG_BINARY | FLAG_FRESH):
+                fresh_until = None
+                if flags & FLAG_FRESH:
+                    fresh_until = unpack_expires(data, offset)[0] if offset + 8 <= end else None
+                    offset += 8
+                extra = Extra(bool(flags & FLAG_BINARY), fresh_until)
         key_end = offset + key_size
         value_end = key_end + value_size
         if value_end > end:
@@ -257,7 +277,7 @@ def _parse_records(data: bytes, offset: int, end: int, count: int, allowed: int)
             key = data[offset:key_end].decode("utf-8")
         except UnicodeDecodeError:
             raise Corrupt(f"the key of record {number + 1} is not UTF-8") from None
-        append((key, data[key_end:value_end], expires_at, hint))
+        append((key, data[key_end:value_end], expires_at, hint, extra))
         offset = value_end
     return records, offset
 

@@ -6,10 +6,22 @@ lock of the engine.
 
 Entries, and why they are bytes
 -------------------------------
-``self._data`` maps each key (``str``) to one ``bytes`` object: the value
-followed by a fixed 20-byte trailer holding the expiry time (``inf``: no TTL),
-the version (drawn from a per-store counter on every write; the daemon turns
-it into an ETag, conditional writes check it) and the entry's *slot* (below).
+``self._data`` maps each key (``str``) to one ``bytes`` object: the value,
+then the entry's optional fields, then a fixed 21-byte trailer holding the
+expiry time (``inf``: no TTL), the version (drawn from a per-store counter on
+every write; the daemon turns it into an ETag, conditional writes check it),
+the entry's *slot* (below) and a flags byte saying which optional fields
+are present (docs/entry-layout.md has the bytes of each)::
+
+    value | tag refs (u32 id, u32 generation each) | tag count (u8)
+          | fresh_until (f64) | expires_at (f64) | version (i64) | slot (u32) | flags (u8)
+
+``FLAG_BINARY`` (the value is raw bytes, not JSON) takes no bytes;
+``FLAG_STALE`` adds ``fresh_until``, ``FLAG_TAGS`` the tag refs and their
+count. They are read from the end: the trailer, then ``fresh_until``, then
+the count. ``expires_at`` is always the time the entry is removed; an entry
+with a stale window is stale (still served, marked so) from ``fresh_until``
+until then. The tag refs are opaque to the store.
 Nothing the store keeps per entry is an object the cyclic garbage collector
 tracks: a dict whose keys and values are all ``str``/``bytes``/``int`` is not
 tracked at all, and the per-slot structures are ``array`` objects and such
@@ -41,7 +53,8 @@ eviction rule reclaim expired entries earliest first, without scanning.
 
 Memory accounting
 -----------------
-Each entry is charged ``len(key as UTF-8) + len(value) + entry_overhead``, plus
+Each entry is charged ``len(key as UTF-8) + len(value) + its optional
+fields' bytes + entry_overhead``, plus
 ``ttl_overhead`` when it has a TTL: ``_overheads`` is the one table of what an
 entry costs beyond its key and value, and ``_write`` (every write) and
 ``_remove`` (every removal) the only two places that change the running sum.
@@ -98,7 +111,7 @@ from math import isfinite
 from operator import itemgetter
 from typing import Any, Callable, Collection, Iterable, Iterator, Literal, Mapping, NamedTuple, Union
 
-from .entry import Entry
+from .entry import Entry, Extra
 from .errors import (
     CacheFull,
     IntegerOverflow,
@@ -128,12 +141,20 @@ _INTEGER = re.compile(rb"-?(?:0|[1-9][0-9]{0,18})")
 
 Clock = Callable[[], float]
 
-# The trailer of every stored blob: expires_at (inf: none), version, slot.
-_TRAILER = struct.Struct("<dqI")
+# The trailer of every stored blob: expires_at (inf: none), version, slot, flags.
+_TRAILER = struct.Struct("<dqIB")
 TRAILER_SIZE = _TRAILER.size
 _pack = _TRAILER.pack
 _unpack_from = _TRAILER.unpack_from
 FOREVER = float("inf")
+# The flags byte: which optional fields an entry has.
+FLAG_BINARY = 0x01  # the value is raw bytes, not JSON (no bytes of its own)
+FLAG_STALE = 0x02  # fresh_until follows the tag refs
+FLAG_TAGS = 0x04  # tag refs and their count follow the value
+_FIELD_FLAGS = FLAG_STALE | FLAG_TAGS  # the flags whose fields take bytes
+_FRESH = struct.Struct("<d")
+_TAG_REF = struct.Struct("<II")
+MAX_TAG_REFS = 255  # the count is one byte
 SHARD_BITS = 6  # slots per shard of _key_at: 64
 _SHARD_MASK = (1 << SHARD_BITS) - 1
 _EMPTY_SHARD: tuple[str | None, ...] = (None,) * (1 << SHARD_BITS)
@@ -143,6 +164,11 @@ ANY: Literal["*"] = "*"
 Condition = Union[Literal["*"], Collection[int], None]
 
 _new_tuple = tuple.__new__
+
+
+# A snapshot record (snapshot.py): key, value, wall-clock expiry or None,
+# policy hint, and what else the entry holds (None: nothing).
+Record = tuple[str, bytes, Union[float, None], int, Union[Extra, None]]
 
 
 class SetResult(NamedTuple):
@@ -193,6 +219,74 @@ def check_ttl(ttl: float) -> float:
     if not (isfinite(ttl) and 0 < ttl <= MAX_TTL):
         raise InvalidTTL(f"ttl must be greater than 0 and at most {MAX_TTL} seconds, not {ttl!r}")
     return ttl
+
+
+def check_stale(stale: float) -> float:
+    """``stale`` if it is a usable stale window in seconds, else ``InvalidTTL``."""
+    if stale.__class__ not in (int, float):
+        raise InvalidTTL(f"stale must be a number of seconds, not {type(stale).__name__}")
+    if not (isfinite(stale) and 0 <= stale <= MAX_TTL):
+        raise InvalidTTL(f"stale must be at least 0 and at most {MAX_TTL} seconds, not {stale!r}")
+    return stale
+
+
+def encode_fields(fresh_until: float | None = None, tag_refs: Collection[tuple[int, int]] = ()) -> tuple[int, bytes]:
+    """The flags and bytes of an entry's optional fields (none: ``(0, b"")``)."""
+    flags, parts = 0, []
+    if tag_refs:
+        if len(tag_refs) > MAX_TAG_REFS:
+            raise ValueError(f"an entry holds at most {MAX_TAG_REFS} tags, not {len(tag_refs)}")
+        parts.extend(_TAG_REF.pack(tag, generation) for tag, generation in tag_refs)
+        parts.append(bytes((len(tag_refs),)))
+        flags |= FLAG_TAGS
+    if fresh_until is not None:
+        parts.append(_FRESH.pack(fresh_until))
+        flags |= FLAG_STALE
+    return flags, b"".join(parts)
+
+
+def value_end(blob: bytes) -> int:
+    """Where the value ends in ``blob`` (its optional fields follow)."""
+    end = len(blob) - TRAILER_SIZE
+    flags = blob[-1]
+    if flags & _FIELD_FLAGS:
+        if flags & FLAG_STALE:
+            end -= _FRESH.size
+        if flags & FLAG_TAGS:
+            end -= 1 + _TAG_REF.size * blob[end - 1]
+    return end
+
+
+def value_of(blob: bytes) -> bytes:
+    """The value held in ``blob``."""
+    return blob[: len(blob) - TRAILER_SIZE] if not blob[-1] & _FIELD_FLAGS else blob[: value_end(blob)]
+
+
+def fields_of(blob: bytes) -> tuple[int, bytes]:
+    """The flags of ``blob`` and the bytes of its optional fields, to write them again."""
+    flags = blob[-1]
+    if not flags & _FIELD_FLAGS:
+        return flags, b""
+    return flags, blob[value_end(blob): len(blob) - TRAILER_SIZE]
+
+
+def entry_of(blob: bytes) -> Entry:
+    """The whole entry held in ``blob``."""
+    end = len(blob) - TRAILER_SIZE
+    expires_at, version, _, flags = _unpack_from(blob, end)
+    fresh_until, tag_refs = None, ()
+    if flags & _FIELD_FLAGS:
+        if flags & FLAG_STALE:
+            end -= _FRESH.size
+            fresh_until = _FRESH.unpack_from(blob, end)[0]
+        if flags & FLAG_TAGS:
+            count = blob[end - 1]
+            end -= 1 + _TAG_REF.size * count
+            tag_refs = tuple(_TAG_REF.iter_unpack(blob[end: end + _TAG_REF.size * count]))
+    return _new_tuple(Entry, (
+        blob[:end], version, None if expires_at == FOREVER else expires_at,
+        bool(flags & FLAG_BINARY), fresh_until, tag_refs,
+    ))
 
 
 class Store:
@@ -340,7 +434,7 @@ class Store:
         return size + self._overheads[has_ttl]
 
     def _remove(self, key: str, blob: bytes) -> None:
-        expires_at, _, slot = _unpack_from(blob, len(blob) - TRAILER_SIZE)
+        expires_at, _, slot, _ = _unpack_from(blob, len(blob) - TRAILER_SIZE)
         del self._data[key]
         size = _stored_key_length(key) + len(blob) - TRAILER_SIZE
         has_ttl = expires_at != FOREVER
@@ -389,43 +483,43 @@ class Store:
             return None
         return blob
 
-    def lookup(
+    def _hit(
         self, key: str, _unpack_from: Callable = _unpack_from, _trailer: int = TRAILER_SIZE, _forever: float = FOREVER
     ) -> bytes | None:
-        """A read: the live value (counting a hit and recording the access)
-        or None (counting a miss)."""
+        """A read: the live blob (counting a hit and recording the access)
+        or None (counting a miss). ``lookup`` and ``lookup_entry`` are this."""
         # (The defaults bind module constants as locals: the hottest path.)
         blob = self._data.get(key)
         if blob is not None:
-            end = len(blob) - _trailer
-            expires_at, _, slot = _unpack_from(blob, end)
+            expires_at, _, slot, _ = _unpack_from(blob, len(blob) - _trailer)
             if expires_at == _forever or expires_at > self.clock():
                 self._on_access(slot)
                 self.hits += 1
-                return blob[:end]
+                return blob
             self._remove(key, blob)
             self.expired += 1
         self.misses += 1
         return None
 
-    def lookup_entry(self, key: str) -> Entry | None:
-        """``lookup``, returning the whole entry (value, version, expires_at)."""
-        value = self.lookup(key)
-        if value is None:
+    def lookup(self, key: str, _trailer: int = TRAILER_SIZE) -> bytes | None:
+        """A read: the live value (counting a hit and recording the access)
+        or None (counting a miss)."""
+        blob = self._hit(key)
+        if blob is None:
             return None
-        expires_at, version, _ = _unpack_from(self._data[key], len(value))
-        return _new_tuple(Entry, (value, version, None if expires_at == FOREVER else expires_at))
+        return blob[: len(blob) - _trailer] if not blob[-1] & _FIELD_FLAGS else blob[: value_end(blob)]
+
+    def lookup_entry(self, key: str) -> Entry | None:
+        """``lookup``, returning the whole entry (``Entry``)."""
+        blob = self._hit(key)
+        return None if blob is None else entry_of(blob)
 
     def peek_entry(self, key: str) -> Entry | None:
         """The live entry, like ``lookup_entry``, but only looked at: counts
         no hit or miss and changes no recency or frequency (an expired entry
         is still removed, and counted as expired)."""
         blob = self._live(key)
-        if blob is None:
-            return None
-        end = len(blob) - TRAILER_SIZE
-        expires_at, version, _ = _unpack_from(blob, end)
-        return _new_tuple(Entry, (blob[:end], version, None if expires_at == FOREVER else expires_at))
+        return None if blob is None else entry_of(blob)
 
     def lookup_many(self, keys: Iterable[str], entries: bool = False) -> dict[str, Any]:
         """``lookup`` (or ``lookup_entry`` with ``entries``) of each key, by
@@ -453,9 +547,7 @@ class Store:
     def entries(self) -> Iterator[tuple[str, Entry]]:
         """Every held entry, expired or not, as (key, Entry): for checks and tests."""
         for key, blob in list(self._data.items()):
-            end = len(blob) - TRAILER_SIZE
-            expires_at, version, _ = _unpack_from(blob, end)
-            yield key, Entry(blob[:end], version, None if expires_at == FOREVER else expires_at)
+            yield key, entry_of(blob)
 
     def is_live_at(self, key: str, now: float) -> bool:
         """Whether ``key`` is held and not expired at ``now``; removes nothing."""
@@ -482,10 +574,11 @@ class Store:
             raise ValueTooLarge(size, self.max_value_size)
         return length
 
-    def _check_fits_alone(self, length: int, value: bytes, has_ttl: bool) -> None:
-        """ValueTooLarge (counted) if the entry alone exceeds ``max_memory``:
-        it is refused, never stored by evicting everything else."""
-        charge = length + len(value) + self._overheads[has_ttl]
+    def _check_fits_alone(self, length: int, stored: int, has_ttl: bool) -> None:
+        """ValueTooLarge (counted) if the entry alone (key ``length``, value
+        and optional fields ``stored`` bytes) exceeds ``max_memory``: it is
+        refused, never stored by evicting everything else."""
+        charge = length + stored + self._overheads[has_ttl]
         if charge > self.max_memory:
             self.rejected_too_large += 1
             raise ValueTooLarge(charge, self.max_memory, "max_memory")
@@ -498,18 +591,22 @@ class Store:
         expires_at: float,
         old: bytes | None,
         version: int | None = None,
+        flags: int = 0,
+        fields: bytes = b"",
     ) -> int:
         """Store ``value`` under ``key`` in place of ``old`` (the live blob, or
         None) and return the version: the one write path of the store, plain
-        sets included. The key and value were checked by ``_check_entry``."""
-        size = key_length + len(value)
+        sets included. The key and value were checked by ``_check_entry``;
+        ``flags`` and ``fields`` are the entry's optional fields
+        (``encode_fields``), charged with the value."""
+        size = key_length + len(value) + len(fields)
         has_ttl = expires_at != FOREVER
         charge = size + self._overheads[has_ttl]
         if charge > self.max_memory:
-            self._check_fits_alone(key_length, value, has_ttl)
+            self._check_fits_alone(key_length, size - key_length, has_ttl)
         if old is not None:
-            old_expires_at, old_version, slot = _unpack_from(old, len(old) - TRAILER_SIZE)
-            old_size = size - len(value) + len(old) - TRAILER_SIZE
+            old_expires_at, old_version, slot, _ = _unpack_from(old, len(old) - TRAILER_SIZE)
+            old_size = key_length + len(old) - TRAILER_SIZE
             old_has_ttl = old_expires_at != FOREVER
             growth = charge - old_size - self._overheads[old_has_ttl]
             if self._memory + growth > self.max_memory:
@@ -529,14 +626,14 @@ class Store:
             version = self._version
         if old is None:
             slot = self._take_slot(key)
-            self._data[key] = value + _pack(expires_at, version, slot)
+            self._data[key] = value + fields + _pack(expires_at, version, slot, flags)
             self._memory += charge
             self._on_insert(slot, size)
             if has_ttl:
                 self._with_ttl += 1
                 self._expiry.add(expires_at, slot, self._with_ttl)
         else:
-            self._data[key] = value + _pack(expires_at, version, slot)
+            self._data[key] = value + fields + _pack(expires_at, version, slot, flags)
             self._memory += growth
             self._on_update(slot, old_size, size)
             if has_ttl != old_has_ttl:
@@ -553,15 +650,25 @@ class Store:
         *,
         if_match: Condition = None,
         if_none_match: Condition = None,
+        binary: bool = False,
+        stale: float | None = None,
+        tag_refs: Collection[tuple[int, int]] = (),
     ) -> SetResult:
         """Store ``value`` under ``key``, optionally expiring after ``ttl``
         seconds, if the preconditions hold (see the module docstring; a
-        failed one raises PreconditionFailed and nothing is written)."""
+        failed one raises PreconditionFailed and nothing is written).
+        ``binary``: the value is raw bytes, not JSON. ``stale``: seconds past
+        the TTL during which the entry is kept and served stale (needs a
+        ttl). ``tag_refs``: opaque (tag id, generation) pairs kept with it."""
         if ttl is None:
             expires_at, now = FOREVER, None
         else:
             now = self.clock()
             expires_at = now + check_ttl(ttl)
+        flags, fields = FLAG_BINARY if binary else 0, b""
+        if stale is not None or tag_refs:
+            expires_at, more, fields = self._fields(expires_at, stale, tag_refs)
+            flags |= more
         if (
             key.__class__ is str
             and key.isascii()
@@ -577,9 +684,25 @@ class Store:
             old = self._live(key, now)  # it may have expired: _live removes it then
         if if_match is not None or if_none_match is not None:
             self._check_condition(key, old, if_match, if_none_match)
-        version = self._write(key, length, value, expires_at, old)
+        version = self._write(key, length, value, expires_at, old, None, flags, fields)
         self.sets += 1
         return _new_tuple(SetResult, (old is None, version))  # NamedTuple's __new__ is slow
+
+    @staticmethod
+    def _fields(
+        expires_at: float, stale: float | None, tag_refs: Collection[tuple[int, int]]
+    ) -> tuple[float, int, bytes]:
+        """(expiry, flags, bytes) of a write's optional fields: a stale window
+        moves the expiry to its end and keeps the TTL's end as fresh_until."""
+        fresh_until = None
+        if stale is not None:
+            check_stale(stale)
+            if expires_at == FOREVER:
+                raise InvalidTTL("a stale window needs a ttl: an entry without one never turns stale")
+            if stale:
+                fresh_until, expires_at = expires_at, expires_at + stale
+        flags, fields = encode_fields(fresh_until, tag_refs)
+        return expires_at, flags, fields
 
     @staticmethod
     def _check_condition(key: str, old: bytes | None, if_match: Condition, if_none_match: Condition) -> None:
@@ -595,17 +718,33 @@ class Store:
             if version in if_none_match:
                 raise PreconditionFailed(f"key {key!r} is still at version {version}, named in If-None-Match")
 
-    def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> int:
+    def set_many(
+        self,
+        items: Mapping[str, bytes],
+        ttl: float | None = None,
+        *,
+        binary: bool = False,
+        stale: float | None = None,
+        tag_refs: Collection[tuple[int, int]] = (),
+        binary_keys: Collection[str] = (),
+    ) -> int:
         """Store every item, or none of them: every key and value is checked
         first, and a policy that does not evict refuses the whole batch if it
-        does not fit. Returns how many were stored."""
+        does not fit. Returns how many were stored. ``binary``, ``stale`` and
+        ``tag_refs`` as in ``set``, the same for every item; ``binary_keys``:
+        the items that are binary in a batch of both kinds (one batch, so
+        still all or nothing)."""
         now = self.clock()
         expires_at = FOREVER if ttl is None else now + check_ttl(ttl)
+        flags, fields = FLAG_BINARY if binary else 0, b""
+        if stale is not None or tag_refs:
+            expires_at, more, fields = self._fields(expires_at, stale, tag_refs)
+            flags |= more
         checked = []
         for key, value in items.items():
             try:
                 length = self._check_entry(key, value)
-                self._check_fits_alone(length, value, ttl is not None)
+                self._check_fits_alone(length, len(value) + len(fields), ttl is not None)
             except (InvalidKey, ValueTooLarge, TypeError) as error:
                 error.key = key  # type: ignore[attr-defined]
                 raise
@@ -613,7 +752,7 @@ class Store:
         if not self.evicts:
             new_entries = extra_bytes = 0
             for key, length, value in checked:
-                charge = self._charge(length + len(value), ttl is not None)
+                charge = self._charge(length + len(value) + len(fields), ttl is not None)
                 old = self._live(key, now)
                 if old is None:
                     new_entries += 1
@@ -623,7 +762,8 @@ class Store:
                     extra_bytes += charge - self._charge(length + len(old) - TRAILER_SIZE, old_has_ttl)
             self._make_room(new_entries, extra_bytes, now)
         for key, length, value in checked:
-            self._write(key, length, value, expires_at, self._live(key, now))
+            item_flags = (flags | FLAG_BINARY) if binary_keys and key in binary_keys else flags
+            self._write(key, length, value, expires_at, self._live(key, now), None, item_flags, fields)
         self.sets += len(checked)
         return len(checked)
 
@@ -633,31 +773,42 @@ class Store:
         if by.__class__ is not int:
             raise NotAnInteger(f"the increment must be an integer, not {type(by).__name__}")
         old = self._live(key)
-        current, expires_at = 0, FOREVER
+        current, expires_at, flags, fields = 0, FOREVER, 0, b""
         if old is not None:
-            end = len(old) - TRAILER_SIZE
+            end = value_end(old)
+            flags, fields = fields_of(old)
+            if flags & FLAG_BINARY:
+                raise NotAnInteger(f"the value of {key!r} is binary, not an integer")
             if not _INTEGER.fullmatch(old, 0, end):
                 raise NotAnInteger(f"the value of {key!r} is not an integer in the signed 64-bit range")
-            current, expires_at = int(old[:end]), _unpack_from(old, end)[0]
+            current, expires_at = int(old[:end]), _unpack_from(old, len(old) - TRAILER_SIZE)[0]
         result = current + by
         if not INT64_MIN <= result <= INT64_MAX:
             raise IntegerOverflow(f"incrementing {key!r} by {by} would overflow 64 bits")
         value = b"%d" % result
-        self._write(key, self._check_entry(key, value), value, expires_at, old)
+        self._write(key, self._check_entry(key, value), value, expires_at, old, None, flags, fields)
         self.sets += 1
         return result
 
     def expire(self, key: str, ttl: float | None) -> bool:
-        """Give a live key a new TTL (None: no TTL any more). Its value and
-        version stay. False when the key does not exist."""
+        """Give a live key a new TTL (None: no TTL any more). Its value,
+        version, type and tags stay; a stale window keeps its length after
+        the new TTL (and goes with the TTL). False when the key does not exist."""
         now = self.clock()
         expires_at = FOREVER if ttl is None else now + check_ttl(ttl)
         old = self._live(key, now)
         if old is None:
             return False
-        end = len(old) - TRAILER_SIZE
-        value, version = old[:end], _unpack_from(old, end)[1]
-        self._write(key, self._check_entry(key, value), value, expires_at, old, version)
+        entry = entry_of(old)
+        flags, fields = fields_of(old)
+        if entry.fresh_until is not None:
+            window = entry.expires_at - entry.fresh_until  # type: ignore[operator]
+            fresh_until = None if ttl is None else expires_at
+            expires_at = expires_at if ttl is None else expires_at + window
+            more, fields = encode_fields(fresh_until, entry.tag_refs)
+            flags = (flags & FLAG_BINARY) | more
+        self._write(key, self._check_entry(key, entry.value), entry.value, expires_at, old, entry.version, flags,
+                    fields)
         return True
 
     def delete(self, key: str) -> bool:
@@ -725,24 +876,36 @@ class Store:
     def _restore_hint(self, slot: int, hint: int) -> None:
         """Give the just-restored entry at ``slot`` its ``_snapshot_hint``."""
 
-    def export_entries(self, wall_now: float) -> Iterator[tuple[str, bytes, float | None, int]]:
+    def export_entries(self, wall_now: float) -> Iterator[Record]:
         """Every held entry (expired ones too: a loader drops them) as (key,
-        value, expiry as a wall-clock time or None, policy hint), coldest
-        first. ``wall_now`` is ``time.time()`` taken with the store's clock,
-        to turn its expiry times into wall-clock ones. The caller keeps the
-        store still while it iterates (the lock, or a forked copy)."""
+        value, expiry as a wall-clock time or None, policy hint, ``Extra`` or
+        None), coldest first. ``wall_now`` is ``time.time()`` taken with the
+        store's clock, to turn its times into wall-clock ones. The caller
+        keeps the store still while it iterates (the lock, or a forked copy)."""
         offset = wall_now - self.clock()
         data, key_at, hint = self._data, self.key_at, self._snapshot_hint
         for slot in self._snapshot_order():
             key = key_at(slot)
             blob = data[key]  # type: ignore[index]
             end = len(blob) - TRAILER_SIZE
-            expires_at = _unpack_from(blob, end)[0]
-            yield key, blob[:end], None if expires_at == FOREVER else expires_at + offset, hint(slot)  # type: ignore[misc]
+            expires_at, _, _, flags = _unpack_from(blob, end)
+            wall_expiry = None if expires_at == FOREVER else expires_at + offset
+            if not flags:
+                yield key, blob[:end], wall_expiry, hint(slot), None  # type: ignore[misc]
+                continue
+            entry = entry_of(blob)
+            fresh_until = None if entry.fresh_until is None else entry.fresh_until + offset
+            yield key, entry.value, wall_expiry, hint(slot), Extra(entry.binary, fresh_until)  # type: ignore[misc]
 
-    def restore(
-        self, records: list[tuple[str, bytes, float | None, int]], wall_now: float, hints: bool = True
-    ) -> tuple[int, int, int]:
+    @staticmethod
+    def _restored_fields(extra: Extra | None, offset: float) -> tuple[int, bytes]:
+        """The flags and optional fields of a record's ``Extra`` on this store's clock."""
+        if extra is None:
+            return 0, b""
+        flags, fields = encode_fields(None if extra.fresh_until is None else extra.fresh_until + offset)
+        return flags | (FLAG_BINARY if extra.binary else 0), fields
+
+    def restore(self, records: list[Record], wall_now: float, hints: bool = True) -> tuple[int, int, int]:
         """Insert ``records`` as ``export_entries`` yields them (coldest first,
         so the policy ends up in the same order) and return (restored,
         expired, left out by the limits). Expired records are dropped; when
@@ -755,7 +918,7 @@ class Store:
         # character); if not, find the hottest that fit first.
         keys_bound = 4 * sum(map(len, map(itemgetter(0), records)))
         values = sum(map(len, map(itemgetter(1), records)))
-        charges_bound = keys_bound + values + len(records) * self._overheads[True]
+        charges_bound = keys_bound + values + len(records) * (self._overheads[True] + _FRESH.size)
         fits = (len(self._data) + len(records) <= self.max_size
                 and self._memory + charges_bound <= self.max_memory)
         start = 0 if fits else self._first_that_fits(records, now, offset)
@@ -763,7 +926,7 @@ class Store:
         max_key_length, max_value_size = self.max_key_length, self.max_value_size
         restored = expired = too_large = 0
         for index in range(start, len(records)):
-            key, value, wall_expiry, hint = records[index]
+            key, value, wall_expiry, hint, extra = records[index]
             if wall_expiry is None:
                 expires_at = FOREVER
             else:
@@ -775,7 +938,10 @@ class Store:
             if length > max_key_length or len(value) > max_value_size:
                 too_large += 1
                 continue
-            write(key, length, value, expires_at, data.get(key))
+            if extra is None:
+                write(key, length, value, expires_at, data.get(key))
+            else:
+                write(key, length, value, expires_at, data.get(key), None, *self._restored_fields(extra, offset))
             restored += 1
             if hints and hint:
                 blob = data[key]
@@ -788,18 +954,18 @@ class Store:
             left_out = 0
         return restored, expired, too_large + left_out
 
-    def _restore_keeps(self, record: tuple[str, bytes, float | None, int], now: float, offset: float) -> int | None:
+    def _restore_keeps(self, record: Record, now: float, offset: float) -> int | None:
         """The charge of a record ``restore`` would insert, or None (expired, oversized)."""
-        key, value, wall_expiry, _ = record
+        key, value, wall_expiry, _, extra = record
         if wall_expiry is not None and wall_expiry + offset <= now:
             return None
         length = key_length(key)
         if length > self.max_key_length or len(value) > self.max_value_size:
             return None
-        return length + len(value) + self._overheads[wall_expiry is not None]
+        fields = self._restored_fields(extra, offset)[1]
+        return length + len(value) + len(fields) + self._overheads[wall_expiry is not None]
 
-    def _first_that_fits(self, records: list[tuple[str, bytes, float | None, int]], now: float,
-                         offset: float) -> int:
+    def _first_that_fits(self, records: list[Record], now: float, offset: float) -> int:
         """The index from which the records ``restore`` keeps fit the limits:
         walking back from the hottest while they fit."""
         start, entries, memory = len(records), len(self._data), self._memory
@@ -813,11 +979,10 @@ class Store:
             start -= 1
         return start
 
-    def _classify(self, records: list[tuple[str, bytes, float | None, int]], now: float,
-                  offset: float) -> tuple[int, int, int]:
+    def _classify(self, records: list[Record], now: float, offset: float) -> tuple[int, int, int]:
         """(expired, oversized, left out by the limits) among records ``restore`` cut."""
         expired = too_large = 0
-        for key, value, wall_expiry, _ in records:
+        for key, value, wall_expiry, *_ in records:
             if wall_expiry is not None and wall_expiry + offset <= now:
                 expired += 1
             elif key_length(key) > self.max_key_length or len(value) > self.max_value_size:

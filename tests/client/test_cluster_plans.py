@@ -75,6 +75,23 @@ def test_a_hit_on_a_later_replica_repairs_the_earlier_one() -> None:
     assert repair.headers["If-None-Match"] == "*"
 
 
+def test_read_repair_copies_a_binary_value_as_binary() -> None:
+    sharded, client = router()
+    first, second = client.node_for("k")
+    value_bytes = bytes(range(256))
+
+    def reply(host: str, call: Call) -> Any:
+        if call.method == "PUT":
+            return answer(201)
+        return answer(404) if host == first else answer(200, value_bytes, Content_Type="application/octet-stream",
+                                                          X_Cache_Type="binary")
+    value, steps = drive(sharded.read("k", get_call("k"), repair=True), reply)
+    assert value == value_bytes and type(value) is bytes
+    repair = steps[2][0][1]
+    assert repair.method == "PUT" and repair.body == value_bytes
+    assert repair.headers["Content-Type"] == "application/octet-stream"
+
+
 def test_a_miss_on_every_replica_is_a_miss_not_an_error() -> None:
     sharded, client = router()
     value, steps = drive(sharded.read("k", get_call("k", "default"), repair=True), lambda h, c: answer(404))

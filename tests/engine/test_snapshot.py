@@ -65,7 +65,7 @@ def test_every_entry_comes_back_in_the_policys_order(policy: str, tmp_path: Path
     report = Snapshotter(restored, path).load()
     assert (report.result, report.entries) == ("ok", 50)
     assert keys_in_order(restored) == keys_in_order(cache)
-    for key, value, _, _ in exported(cache):
+    for key, value, *_ in exported(cache):
         assert restored.get(key) == value
 
 
@@ -93,7 +93,7 @@ def test_lfu_counts_survive_a_restore(tmp_path: Path) -> None:
     path = snapshot_of(cache, tmp_path / "cache.snap")
     restored = Cache("lfu", max_size=3)
     Snapshotter(restored, path).load()
-    assert [hint for *_, hint in exported(restored)] == [1, 2, 6]
+    assert [hint for _, _, _, hint, _ in exported(restored)] == [1, 2, 6]
     restored.set("new", b"x")  # evicts the least used, "cold"; then "new" (1 use) is next
     restored.set("newer", b"x")
     assert sorted(key for key, *_ in exported(restored)) == ["hot", "newer", "warm"]
@@ -105,7 +105,7 @@ def test_ttls_are_kept_as_wall_clock_expiry_and_expired_ones_are_dropped(tmp_pat
     cache.set("long", b"2", ttl=1000)
     cache.set("forever", b"3")
     records = exported(cache)
-    by_key = {key: expires for key, _, expires, _ in records}
+    by_key = {key: expires for key, _, expires, *_ in records}
     assert by_key["forever"] is None
     assert by_key["long"] == pytest.approx(WALL + 1000, abs=0.5)
 
@@ -170,7 +170,7 @@ def test_a_snapshot_of_another_policy_loads_in_its_order(tmp_path: Path) -> None
     report = Snapshotter(restored, path).load()
     assert report.result == "ok" and report.policy == "lfu"
     assert keys_in_order(restored) == keys_in_order(cache)
-    assert all(hint == 0 for *_, hint in exported(restored))
+    assert all(hint == 0 for _, _, _, hint, _ in exported(restored))
 
 
 def test_values_up_to_max_value_size_and_keys_of_any_character(tmp_path: Path) -> None:
@@ -182,7 +182,7 @@ def test_values_up_to_max_value_size_and_keys_of_any_character(tmp_path: Path) -
     path = snapshot_of(cache, tmp_path / "cache.snap")
     restored = Cache("lru", max_value_size=64 * 1024, max_key_length=250)
     assert Snapshotter(restored, path).load().entries == len(keys)
-    for key, value, _, _ in exported(cache):
+    for key, value, *_ in exported(cache):
         assert restored.get(key) == value
 
 
@@ -213,7 +213,7 @@ def test_a_write_that_fails_midway_leaves_the_previous_snapshot(tmp_path: Path) 
     before = path.read_bytes()
 
     def broken():
-        yield "a", b"1", None, 0
+        yield "a", b"1", None, 0, None
         raise OSError("disk on fire")
 
     with pytest.raises(OSError, match="disk on fire"):
@@ -225,7 +225,7 @@ def test_a_write_that_fails_midway_leaves_the_previous_snapshot(tmp_path: Path) 
 def test_a_write_with_fewer_records_than_announced_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "cache.snap"
     with pytest.raises(RuntimeError, match="1 records were written, not the 2"):
-        write_file(path, iter([("a", b"1", None, 0)]), 2, {})
+        write_file(path, iter([("a", b"1", None, 0, None)]), 2, {})
     assert not path.exists()
 
 
@@ -300,7 +300,7 @@ def test_unknown_record_flags_are_corruption(tmp_path: Path) -> None:
     import hashlib
 
     path = tmp_path / "cache.snap"
-    write_file(path, iter([("a", b"1", None, 0)]), 1, {})
+    write_file(path, iter([("a", b"1", None, 0, None)]), 1, {})
     data = bytearray(path.read_bytes()[:-CHECKSUM_SIZE])
     header_end = 14 + struct.unpack_from("<I", data, 10)[0]
     data[header_end] = 0x80  # a flag no version 1 file may carry, with a valid checksum

@@ -221,6 +221,18 @@ def test_read_repair_never_overwrites_a_value_written_meanwhile(nodes: Cluster) 
     assert node.request("GET", item_path("raced"))[2] == b'"newer"'
 
 
+def test_read_repair_keeps_a_binary_value_binary(nodes: Cluster) -> None:
+    client = SyncCacheGridClient(nodes.hosts, replicas=2)
+    first, second = client.node_for("binary:repaired")
+    value = bytes(range(256))
+    headers = {"Content-Type": "application/octet-stream"}
+    nodes.node(second).request("PUT", item_path("binary:repaired") + "?ttl=600", raw=value, headers=headers)
+    assert client.get("binary:repaired") == value  # a miss on the first replica, a hit on the second
+    status, headers, body = nodes.node(first).request("GET", item_path("binary:repaired"))
+    assert (status, body, headers["x-cache-type"]) == (200, value, "binary")
+    assert 500 < float(headers["x-cache-ttl"]) <= 600
+
+
 def test_a_hung_node_costs_only_the_first_timeouts(nodes: Cluster) -> None:
     client = SyncCacheGridClient(nodes.hosts, replicas=2, timeout=1.0, cooldown=3.0)
     keys = KEYS[:300]
