@@ -25,15 +25,26 @@ this is a ``BytesBackend``: every entry is a binary value. ``get_multi``,
 per ``batch_size`` keys). An entry that is not binary (another client wrote
 JSON under the key) reads as no value, so the region makes a new one.
 
-``get_mutex`` gives no distributed mutex yet: it returns None, so dogpile
-uses its in-process lock (one creator per process, not per cluster).
+``get_mutex`` is a distributed mutex (one creator of a value in the whole
+cluster, not one per process) built on the server's locks: the client's
+``acquire_lock``/``release_lock``/``lock_held`` (docs/stampedes.md), on the
+value's own key (a lock is not the value: it does not hide or end it).
+``lock_timeout`` (60 s) is how long a lock lasts at most, so a creator that
+dies blocks the key no longer than that (at most the server's
+``max_lease_time``); a waiting caller asks again every ``lock_sleep``
+seconds (0.05). ``distributed_lock=False`` returns None instead: dogpile's
+own lock, one creator per process; so does a client without locks (a
+CacheGrid from before them).
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any, Iterable, Mapping, Sequence
 
 from dogpile.cache.api import NO_VALUE, BytesBackend, CacheMutex
+
+from cachegrid.client import SyncCacheGridClient
 
 from .common import (
     CLIENT_OPTIONS,
@@ -49,6 +60,41 @@ from .common import (
 )
 
 _MISSING = object()
+DEFAULT_LOCK_TIMEOUT = 60.0
+DEFAULT_LOCK_SLEEP = 0.05
+# SEAM(leases): the client's locks are the stampede work's; until a client
+# has them, get_mutex gives dogpile's in-process lock.
+_LOCKS = all(hasattr(SyncCacheGridClient, name) for name in ("acquire_lock", "release_lock", "lock_held"))
+
+
+class CacheGridMutex(CacheMutex):
+    """The server's lock on one key, as dogpile's mutex."""
+
+    def __init__(self, client: SyncCacheGridClient, key: str, timeout: float, sleep: float) -> None:
+        self.client = client
+        self.key = key
+        self.timeout = timeout
+        self.sleep = sleep
+        self._token: str | None = None
+
+    def acquire(self, wait: bool = True) -> bool:
+        while True:
+            token = self.client.acquire_lock(self.key, self.timeout)
+            if token is not None:
+                self._token = token
+                return True
+            if not wait:
+                return False
+            time.sleep(self.sleep)
+
+    def release(self) -> None:
+        token, self._token = self._token, None
+        if token is None:
+            raise RuntimeError(f"the lock on {self.key!r} is not held by this mutex")
+        self.client.release_lock(self.key, token)  # False: it had run out, which is as good
+
+    def locked(self) -> bool:
+        return bool(self.client.lock_held(self.key))
 
 
 class CacheGridBackend(BytesBackend):
@@ -64,6 +110,12 @@ class CacheGridBackend(BytesBackend):
         self._batch_size = int(arguments.get("batch_size", DEFAULT_BATCH_SIZE))
         if self._batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, not {self._batch_size}")
+        self.distributed_lock = bool(arguments.get("distributed_lock", True)) and _LOCKS
+        self.lock_timeout = float(arguments.get("lock_timeout", DEFAULT_LOCK_TIMEOUT))
+        self.lock_sleep = float(arguments.get("lock_sleep", DEFAULT_LOCK_SLEEP))
+        if not (self.lock_timeout > 0 and self.lock_sleep > 0):
+            raise ValueError(f"lock_timeout and lock_sleep must be seconds greater than 0, "
+                             f"not {self.lock_timeout!r} and {self.lock_sleep!r}")
         options = {name: value for name, value in arguments.items() if name in CLIENT_OPTIONS}
         self.client = make_client(arguments.get("hosts", "localhost:8080"), options)
 
@@ -74,8 +126,13 @@ class CacheGridBackend(BytesBackend):
     def _serialized(stored: Any) -> Any:
         return bytes(stored) if isinstance(stored, (bytes, bytearray)) else NO_VALUE
 
+    def has_lock_timeout(self) -> bool:
+        return self.distributed_lock
+
     def get_mutex(self, key: str) -> CacheMutex | None:
-        return None
+        if not self.distributed_lock:
+            return None
+        return CacheGridMutex(self.client, self._key(key), self.lock_timeout, self.lock_sleep)
 
     def get_serialized(self, key: str) -> Any:
         return self._serialized(self.client.get(self._key(key), _MISSING))

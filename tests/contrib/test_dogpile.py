@@ -12,7 +12,7 @@ import pytest
 from dogpile.cache import make_region
 from dogpile.cache.api import NO_VALUE
 
-from cachegrid.contrib.dogpile import CacheGridBackend
+from cachegrid.contrib.dogpile import _LOCKS, CacheGridBackend
 from cachegrid.testing import ServerProcess as Server
 from tests.contrib.helpers import raw_entry, sent, server_keys
 
@@ -40,7 +40,8 @@ def test_arguments_are_the_hosts_and_the_clients_options() -> None:
 
 
 @pytest.mark.parametrize("arguments, problem", [({"ttl": 0}, "ttl"), ({"max_key_length": 20}, "max_key_length"),
-                                                ({"batch_size": 0}, "batch_size"), ({"replicas": 0}, "replicas")])
+                                                ({"batch_size": 0}, "batch_size"), ({"replicas": 0}, "replicas"),
+                                                ({"lock_timeout": 0}, "lock_timeout")])
 def test_a_wrong_argument_is_named(arguments: dict[str, Any], problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         region(hosts="127.0.0.1:1", **arguments)
@@ -100,3 +101,36 @@ def test_two_regions_share_a_replicated_cluster(start_server: Callable[..., Serv
     assert calls == [7]
     for cache in (writer, reader):
         cache.backend.client.close()
+
+
+needs_locks = pytest.mark.skipif(not _LOCKS, reason="the mutex waits for the client's lease API (acquire_lock, "
+                                 "release_lock, lock_held): until then get_mutex returns None")
+
+
+@needs_locks
+def test_the_mutex_is_one_lock_for_every_process(live: Server, key: str) -> None:
+    first, second = region(hosts=[live.url], lock_timeout=30), region(hosts=[live.url])
+    held = first.backend.get_mutex(key)
+    assert held.acquire(wait=False)
+    other = second.backend.get_mutex(key)
+    assert other.locked() and not other.acquire(wait=False)  # another process: the same lock
+    assert second.backend.client.get(key) is None  # the lock is not a value
+    held.release()
+    assert not other.locked() and other.acquire(wait=False)
+    other.release()
+    with pytest.raises(RuntimeError, match="not held"):
+        other.release()
+
+
+@needs_locks
+def test_a_lock_ends_by_itself_after_lock_timeout(live: Server, key: str) -> None:
+    mutex = region(hosts=[live.url], lock_timeout=0.5).backend.get_mutex(key)
+    assert mutex.acquire(wait=False)
+    waiting = region(hosts=[live.url], lock_sleep=0.05).backend.get_mutex(key)
+    assert waiting.acquire(wait=True)  # within about half a second: the holder never released it
+    waiting.release()
+
+
+def test_distributed_lock_false_is_dogpiles_own_lock() -> None:
+    backend = region(hosts="127.0.0.1:1", distributed_lock=False).backend
+    assert backend.get_mutex("k") is None and backend.has_lock_timeout() is False

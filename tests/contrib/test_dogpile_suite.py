@@ -10,12 +10,11 @@ from typing import Iterator
 import pytest
 from dogpile.testing.fixtures import _GenericBackendTestSuite, _GenericMutexTestSuite, _GenericSerializerTestSuite
 
-from cachegrid.client import SyncCacheGridClient
+from cachegrid.contrib.dogpile import _LOCKS
 from tests.contrib.suites import SuiteServer
 
 pytestmark = pytest.mark.process
 SERVER = SuiteServer()
-LEASES = all(hasattr(SyncCacheGridClient, name) for name in ("acquire_lock", "release_lock", "lock_held"))
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -38,7 +37,7 @@ class TestCacheGridSerializer(_GenericSerializerTestSuite, TestCacheGridBackend)
     """The same, with the serializer suite's JSON (de)serializer on the region."""
 
 
-@pytest.mark.skipif(not LEASES, reason="get_mutex waits for the client's lease API (acquire_lock, release_lock, "
+@pytest.mark.skipif(not _LOCKS, reason="get_mutex waits for the client's lease API (acquire_lock, release_lock, "
                     "lock_held): until then the backend has no distributed mutex and get_mutex returns None")
 class TestCacheGridMutex(_OnCacheGrid, _GenericMutexTestSuite):
     """dogpile's mutex tests, on the leases."""
