@@ -80,6 +80,12 @@ def check_key_length(max_key_length: int) -> int:
     return max_key_length
 
 
+def check_batch_size(batch_size: int) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a whole number of at least 1, not {batch_size!r}")
+    return batch_size
+
+
 def server_key(key: str, max_length: int = DEFAULT_MAX_KEY_LENGTH) -> str:
     """``key`` itself when it fits in ``max_length`` bytes of UTF-8; else its
     first bytes (whole characters), ``#`` and the SHA-256 of all of it, in

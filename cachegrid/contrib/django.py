@@ -54,11 +54,12 @@ from typing import Any, Iterable, Mapping
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
 from django.core.exceptions import ImproperlyConfigured
 
-from cachegrid.client import RequestError, Unauthorized
+from cachegrid.client import RequestError, SyncCacheGridClient, Unauthorized
 
 from .common import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_KEY_LENGTH,
+    check_batch_size,
     check_key_length,
     chunks,
     count,
@@ -87,15 +88,13 @@ class CacheGridCache(BaseCache):
         options = {str(name).lower(): value for name, value in (params.get("OPTIONS") or {}).items()}
         try:
             self._max_key_length = check_key_length(options.pop("max_key_length", DEFAULT_MAX_KEY_LENGTH))
-            self._batch_size = int(options.pop("batch_size", DEFAULT_BATCH_SIZE))
-            if self._batch_size < 1:
-                raise ValueError(f"batch_size must be at least 1, not {self._batch_size}")
+            self._batch_size = check_batch_size(options.pop("batch_size", DEFAULT_BATCH_SIZE))
             self._client = make_client(server, options, ("max_key_length", "batch_size"))
         except (TypeError, ValueError) as error:
             raise ImproperlyConfigured(f"CacheGridCache: {error}") from None
 
     @property
-    def client(self) -> Any:
+    def client(self) -> SyncCacheGridClient:
         """The ``SyncCacheGridClient`` this cache uses, for what Django's API lacks."""
         return self._client
 

@@ -50,6 +50,7 @@ from .common import (
     CLIENT_OPTIONS,
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_KEY_LENGTH,
+    check_batch_size,
     check_key_length,
     chunks,
     delete_batched,
@@ -107,9 +108,7 @@ class CacheGridBackend(BytesBackend):
             raise ValueError(f"ttl must be a number of seconds greater than 0, or None, not {ttl!r}")
         self.ttl = None if ttl is None else server_ttl(ttl)
         self._max_key_length = check_key_length(arguments.get("max_key_length", DEFAULT_MAX_KEY_LENGTH))
-        self._batch_size = int(arguments.get("batch_size", DEFAULT_BATCH_SIZE))
-        if self._batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, not {self._batch_size}")
+        self._batch_size = check_batch_size(arguments.get("batch_size", DEFAULT_BATCH_SIZE))
         self.distributed_lock = bool(arguments.get("distributed_lock", True)) and _LOCKS
         self.lock_timeout = float(arguments.get("lock_timeout", DEFAULT_LOCK_TIMEOUT))
         self.lock_sleep = float(arguments.get("lock_sleep", DEFAULT_LOCK_SLEEP))

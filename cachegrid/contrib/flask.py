@@ -47,11 +47,12 @@ from typing import Any, Callable
 from cachelib.serializers import BaseSerializer
 from flask_caching.backends.base import BaseCache
 
-from cachegrid.client import RequestError, Unauthorized
+from cachegrid.client import RequestError, SyncCacheGridClient, Unauthorized
 
 from .common import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_KEY_LENGTH,
+    check_batch_size,
     check_key_length,
     chunks,
     count,
@@ -93,9 +94,7 @@ class CacheGridCache(BaseCache):
         super().__init__(default_timeout=default_timeout, ignore_delete_many_errors=ignore_delete_many_errors)
         self.key_prefix = key_prefix or ""
         self._max_key_length = check_key_length(max_key_length)
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, not {batch_size}")
-        self._batch_size = batch_size
+        self._batch_size = check_batch_size(batch_size)
         self._client = make_client(hosts, client_options, ("default_timeout", "key_prefix", "ignore_delete_many_errors",
                                                           "max_key_length", "batch_size"))
 
@@ -112,7 +111,7 @@ class CacheGridCache(BaseCache):
         return cls(*args, **kwargs)
 
     @property
-    def client(self) -> Any:
+    def client(self) -> SyncCacheGridClient:
         """The ``SyncCacheGridClient`` this cache uses."""
         return self._client
 
