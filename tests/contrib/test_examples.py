@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-
 from cachegrid.testing import ServerProcess as Server
 from cachegrid.testing import free_port
 
