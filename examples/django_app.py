@@ -3,7 +3,7 @@
 operation on the server).
 
     make serve                                   # CacheGrid on 127.0.0.1:8080 (another terminal)
-    python examples/django_app.py runserver 8000
+    .venv/bin/python examples/django_app.py runserver 8000
     curl http://127.0.0.1:8000/                  # again within 30 s: the same page, from the cache
     curl http://127.0.0.1:8000/visits
 

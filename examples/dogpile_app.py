@@ -2,7 +2,7 @@
 a function cached on its arguments, and its invalidation.
 
     make serve                                   # CacheGrid on 127.0.0.1:8080 (another terminal)
-    python examples/dogpile_app.py               # twice: the second run finds the values made by the first
+    .venv/bin/python examples/dogpile_app.py     # twice: the second run finds the values made by the first
 
 CACHEGRID_URL names another server (several, separated by commas: a
 cluster) and CACHEGRID_AUTH_TOKEN its token, as for the command line.

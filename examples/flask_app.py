@@ -2,7 +2,7 @@
 cached for 30 seconds, a memoized function and a visit counter.
 
     make serve                                   # CacheGrid on 127.0.0.1:8080 (another terminal)
-    flask --app examples/flask_app.py run --port 5000
+    .venv/bin/flask --app examples/flask_app.py run --port 5000
     curl http://127.0.0.1:5000/                  # again within 30 s: the same page, from the cache
     curl http://127.0.0.1:5000/square/12
     curl http://127.0.0.1:5000/visits
