@@ -17,6 +17,7 @@ from rich.text import Text
 from .common import (
     JsonFlag,
     TtlOption,
+    binary_summary,
     check_key,
     connect,
     dumps,
@@ -24,6 +25,7 @@ from .common import (
     note,
     print_json,
     read_stdin,
+    split_binary,
     wants_json,
 )
 from .status import ExitCode, fail, out
@@ -40,24 +42,29 @@ def batch_get(
     """Print the values of the KEYs that exist.
 
     A table on a terminal, "KEY<tab>VALUE-AS-JSON" lines when piped,
-    {"items": {...}, "missing": [...]} with --json. Exit 1 (NOT_FOUND) when
-    any KEY is missing.
+    {"items": {...}, "missing": [...]} with --json (binary values: their size
+    instead, and base64 under "items_base64" with --json). Exit 1
+    (NOT_FOUND) when any KEY is missing.
     """
     with connect(ctx) as client:
         items = client.get_multi([check_key(name) for name in names])
     missing = [name for name in dict.fromkeys(names) if name not in items]
     if wants_json(ctx, as_json):
-        print_json({"items": items, "missing": missing})
+        print_json({**split_binary(items), "missing": missing})
     elif out.is_terminal:
         table = Table("key", "value")
         for name, value in items.items():
-            table.add_row(Text(name), Text(dumps(value)))
+            table.add_row(Text(name), Text(_shown(value)))
         out.print(table)
     else:
         for name, value in items.items():
-            print(f"{name}\t{dumps(value)}")
+            print(f"{name}\t{_shown(value)}")
     if missing:
         raise fail(f"{len(missing)} of the keys not found: {', '.join(map(repr, missing))}", ExitCode.NOT_FOUND)
+
+
+def _shown(value: Any) -> str:
+    return f"<{binary_summary(value)}>" if isinstance(value, bytes) else dumps(value)
 
 
 @app.command("set")

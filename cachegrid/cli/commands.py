@@ -10,6 +10,7 @@ the result as a JSON document on stdout.
 
 from __future__ import annotations
 
+import base64
 import sys
 from itertools import islice
 from typing import Annotated, Any
@@ -19,10 +20,12 @@ from rich.table import Table
 from rich.text import Text
 
 from ..client import NotFound
+from ..client.protocol import encode
 from .common import (
     JsonFlag,
     TtlOption,
     check_key,
+    binary_summary,
     connect,
     field_text,
     hosts,
@@ -32,8 +35,10 @@ from .common import (
     print_fields,
     print_json,
     print_value,
+    read_bytes,
     read_stdin,
     wants_json,
+    write_bytes,
 )
 from .status import ExitCode, fail, out
 
@@ -61,16 +66,34 @@ def interactive() -> bool:
 
 
 @app.command()
-def get(ctx: typer.Context, key: KeyArg, as_json: JsonFlag = False) -> None:
+def get(
+    ctx: typer.Context,
+    key: KeyArg,
+    as_json: JsonFlag = False,
+    output: Annotated[str | None, typer.Option(
+        "--output", "-o", metavar="FILE",
+        help="Write the value to FILE (- : stdout) as it is stored: a binary value's bytes, "
+             "a JSON value's JSON.")] = None,
+) -> None:
     """Print the value under KEY as JSON.
 
+    A binary value is not printed: a line says its size, --output writes its
+    bytes, and --json prints {"key", "type": "binary", "size", "value_base64"}.
     Exit 1 (NOT_FOUND) when there is none.
     """
     with connect(ctx) as client:
         value = client.get(check_key(key), _MISSING)
     if value is _MISSING:
         raise fail(f"no key {key!r}", ExitCode.NOT_FOUND)
-    if wants_json(ctx, as_json):
+    if output is not None:
+        write_bytes(output, value if isinstance(value, bytes) else encode(value))
+    elif isinstance(value, bytes):
+        if wants_json(ctx, as_json):
+            print_json({"key": key, "type": "binary", "size": len(value),
+                        "value_base64": base64.b64encode(value).decode("ascii")})
+        else:
+            print(f"{binary_summary(value)} (--output FILE writes them, --output - to stdout)", flush=True)
+    elif wants_json(ctx, as_json):
         print_json(value)
     else:
         print_value(value)
@@ -80,22 +103,31 @@ def get(ctx: typer.Context, key: KeyArg, as_json: JsonFlag = False) -> None:
 def set_(
     ctx: typer.Context,
     key: KeyArg,
-    value: Annotated[str, typer.Argument(
+    value: Annotated[str | None, typer.Argument(
         metavar="VALUE", show_default=False,
         help="JSON (42, true, [1, 2], '{\"a\": 1}', '\"42\"'); anything else is stored as a string. "
-             "- reads it from stdin.")],
+             "- reads it from stdin.")] = None,
+    from_file: Annotated[str | None, typer.Option(
+        "--file", "-f", metavar="FILE",
+        help="Store FILE's bytes as a binary value instead of VALUE (- reads them from stdin).")] = None,
     ttl: TtlOption = None,
     nx: Annotated[bool, typer.Option("--nx", help="Only if KEY does not exist yet (else exit 8, NOT_STORED).")] = False,
     xx: Annotated[bool, typer.Option("--xx", help="Only if KEY exists already (else exit 8, NOT_STORED).")] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Store VALUE under KEY, optionally for --ttl seconds.
+    """Store VALUE (or with --file, a file's bytes as a binary value) under KEY,
+    optionally for --ttl seconds.
 
     With --nx or --xx, a write the condition refuses exits 8 (NOT_STORED).
     """
     if nx and xx:
         raise fail("--nx and --xx exclude each other", ExitCode.USAGE)
-    document = parse_value(read_stdin() if value == "-" else value)
+    if (value is None) == (from_file is None):
+        raise fail("give VALUE or --file FILE (one of them)", ExitCode.USAGE)
+    if from_file is not None:
+        document: Any = read_bytes(from_file)
+    else:
+        document = parse_value(read_stdin() if value == "-" else value)
     with connect(ctx) as client:
         stored = client.set(check_key(key), document, ttl, only_if_absent=nx, only_if_present=xx)
     if wants_json(ctx, as_json):

@@ -11,9 +11,11 @@ with ``--json`` it is one JSON document, compact, on one line.
 
 from __future__ import annotations
 
+import base64
 import json
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, Iterable, Iterator, Literal
 from urllib.parse import urlsplit
 
@@ -163,6 +165,44 @@ def _not_json(constant: str) -> Any:
 
 def read_stdin() -> str:
     return typer.get_text_stream("stdin").read()
+
+
+def read_bytes(source: str) -> bytes:
+    """The bytes of FILE (stdin for -): a binary value; a red line when unreadable."""
+    try:
+        if source == "-":
+            return typer.get_binary_stream("stdin").read()
+        return Path(source).read_bytes()
+    except OSError as error:
+        raise fail(f"cannot read {source}: {error.strerror or error}", ExitCode.USAGE) from None
+
+
+def write_bytes(target: str, data: bytes) -> None:
+    """``data`` to FILE (stdout for -), as they are."""
+    try:
+        if target == "-":
+            stream = typer.get_binary_stream("stdout")
+            stream.write(data)
+            stream.flush()
+        else:
+            Path(target).write_bytes(data)
+    except OSError as error:
+        raise fail(f"cannot write {target}: {error.strerror or error}", ExitCode.USAGE) from None
+
+
+def binary_summary(value: bytes) -> str:
+    """What is printed for a binary value instead of its bytes."""
+    return f"binary value, {len(value):,} byte{'' if len(value) == 1 else 's'}"
+
+
+def split_binary(items: dict[str, Any]) -> dict[str, Any]:
+    """Found values as a JSON document, the server's batch format: JSON ones
+    under "items", binary ones base64 under "items_base64" (when there are any)."""
+    document: dict[str, Any] = {"items": {key: value for key, value in items.items() if not isinstance(value, bytes)}}
+    binary = {key: base64.b64encode(value).decode("ascii") for key, value in items.items() if isinstance(value, bytes)}
+    if binary:
+        document["items_base64"] = binary
+    return document
 
 
 # -- printing ------------------------------------------------------------------------

@@ -275,17 +275,16 @@ def get_call(key: str, default: Any = None) -> Call:
     return Call("GET", item_path(key), parse_answer=parse)
 
 
-def _batch_items(status: int, body: bytes) -> dict[str, Any]:
-    """The found values of a batch get: JSON ones, and binary ones decoded from base64."""
-    document = _json(status, body)
-    items = document["items"]
-    for key, text in document.get("items_base64", {}).items():
-        items[key] = base64.b64decode(text)
-    return items
-
-
 def batch_get_call(keys: list[str]) -> Call:
-    return Call("POST", "/cache/batch/get", _batch_items, body=encode({"keys": keys}))
+    def parse(status: int, body: bytes) -> dict[str, Any]:
+        """The values found: JSON ones, and binary ones decoded from base64, in the order asked."""
+        document = _json(status, body)
+        binary = document.get("items_base64")
+        if not binary:
+            return document["items"]
+        found = document["items"] | {key: base64.b64decode(text) for key, text in binary.items()}
+        return {key: found[key] for key in keys if key in found}
+    return Call("POST", "/cache/batch/get", parse, body=encode({"keys": keys}))
 
 
 def batch_set_call(items: Mapping[str, Any], ttl: float | None) -> Call:

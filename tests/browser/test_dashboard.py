@@ -121,14 +121,20 @@ def test_the_key_browser_finds_opens_and_deletes_a_key(browser: Any, server: Ser
     page.close()
 
 
-def test_cancelling_the_confirmation_deletes_nothing(browser: Any, server: ServerProcess) -> None:
-    assert server.request("PUT", "/cache/keep:me", {"kept": True})[0] in (200, 201)
+def open_key(browser: Any, server: ServerProcess, pattern: str, key: str) -> tuple[Any, Any]:
+    """A watched dashboard page that found ``pattern`` and opened ``key``."""
     watched = watch(browser)
     page = watched.page
     page.goto(server.url + "/dashboard")
-    page.fill("#pattern", "keep:*")
+    page.fill("#pattern", pattern)
     page.click("#key-search button[type=submit]")
-    page.click('#key-list button[data-key="keep:me"]')
+    page.click(f'#key-list button[data-key="{key}"]')
+    return watched, page
+
+
+def test_cancelling_the_confirmation_deletes_nothing(browser: Any, server: ServerProcess) -> None:
+    assert server.request("PUT", "/cache/keep:me", {"kept": True})[0] in (200, 201)
+    watched, page = open_key(browser, server, "keep:*", "keep:me")
     page.click("#delete-key")
     page.click('#confirm-delete button[value="cancel"]')
     expect(page.locator("#confirm-delete")).to_be_hidden()
@@ -158,3 +164,18 @@ def _traffic_for_the_charts(server: ServerProcess, page: Any, seconds: float = 2
     thread.start()
     thread.join(timeout=seconds + TIMEOUT_MS / 1000)
     page.wait_for_timeout(1500)
+
+
+def test_a_binary_value_shows_its_size_and_type_not_json(browser: Any, server: ServerProcess) -> None:
+    value = bytes(range(256)) * 2
+    status, _, _ = server.request("PUT", "/cache/blob:1", raw=value, headers={"Content-Type": "application/octet-stream"})
+    assert status in (200, 201)
+    watched, page = open_key(browser, server, "blob:", "blob:1")
+    expect(page.locator("#detail-key")).to_have_text("blob:1")
+    expect(page.locator("#detail-type")).to_have_text("binary (application/octet-stream)")
+    expect(page.locator("#detail-size")).to_have_text("512 B")
+    shown = page.locator("#detail-value").inner_text().splitlines()
+    assert shown[0] == "00000000  " + " ".join(f"{byte:02x}" for byte in range(16))
+    assert shown[15].startswith("000000f0  f0 f1") and shown[-1] == "... 256 more bytes"
+    watched.assert_clean()
+    page.close()

@@ -349,6 +349,19 @@
     return typeof value;
   }
 
+  const HEX_PREVIEW = 256;  // bytes of a binary value shown, 16 a line
+
+  function hexPreview(raw) {
+    const lines = [];
+    for (let start = 0; start < Math.min(raw.length, HEX_PREVIEW); start += 16) {
+      const row = Array.from(raw.subarray(start, Math.min(start + 16, HEX_PREVIEW)),
+                             (byte) => byte.toString(16).padStart(2, "0"));
+      lines.push(start.toString(16).padStart(8, "0") + "  " + row.join(" "));
+    }
+    if (raw.length > HEX_PREVIEW) lines.push("... " + (raw.length - HEX_PREVIEW) + " more bytes");
+    return lines.length ? lines.join("\n") : "(empty)";
+  }
+
   async function openKey(key, button) {
     let response;
     try {
@@ -366,24 +379,32 @@
       keyMessage(await errorText(response), true);
       return;
     }
-    const text = await response.text();
+    const binary = response.headers.get("X-Cache-Type") === "binary";
+    const raw = new Uint8Array(await response.arrayBuffer());
     for (const other of document.querySelectorAll("#key-list button[aria-current]")) {
       other.removeAttribute("aria-current");
     }
     button.setAttribute("aria-current", "true");
     browser.open = { key: key, button: button };
     $("detail-key").textContent = key;
-    $("detail-size").textContent = bytes(new TextEncoder().encode(text).length);
+    $("detail-size").textContent = bytes(raw.length);
     const ttl = response.headers.get("X-Cache-TTL");
     $("detail-ttl").textContent = ttl === null ? "no expiry" : ttl + " s";
     $("detail-etag").textContent = response.headers.get("ETag") || "-";
-    try {
-      const value = JSON.parse(text);
-      $("detail-type").textContent = typeOf(value);
-      $("detail-value").textContent = JSON.stringify(value, null, 2);
-    } catch (error) {
-      $("detail-type").textContent = "not JSON";
-      $("detail-value").textContent = text;
+    if (binary) {
+      // Raw bytes (a pickle, an image): never decoded as text; the first ones in hex.
+      $("detail-type").textContent = "binary (application/octet-stream)";
+      $("detail-value").textContent = hexPreview(raw);
+    } else {
+      const text = new TextDecoder().decode(raw);
+      try {
+        const value = JSON.parse(text);
+        $("detail-type").textContent = typeOf(value);
+        $("detail-value").textContent = JSON.stringify(value, null, 2);
+      } catch (error) {
+        $("detail-type").textContent = "not JSON";
+        $("detail-value").textContent = text;
+      }
     }
     $("key-detail").hidden = false;
     keyMessage("");
