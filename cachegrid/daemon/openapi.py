@@ -344,7 +344,9 @@ def _binary_values(paths: dict[str, Any], key_string: dict[str, Any], settings: 
         "type": "string", "contentEncoding": "base64",
         "pattern": "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"},
                     "propertyNames": key_string, "maxProperties": settings.max_batch_size,
-                    "description": "Binary values, base64 (RFC 4648, padded)."}
+                    "description": "Binary values, base64 (RFC 4648, padded). A key may not be in both `items` "
+                                   "and `items_base64` (400 `invalid_batch`); the two together hold at most "
+                                   f"{settings.max_batch_size} items (413)."}
     batch_set = paths["/cache/batch/set"]["post"]["requestBody"]["content"][JSON]["schema"]
     batch_set["properties"]["items_base64"] = base64_items
     batch_set["required"] = []
