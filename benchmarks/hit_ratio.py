@@ -31,7 +31,8 @@ cache of 1% and of 10% of the keys (1,000 and 10,000 entries):
   to learn: LRU's best case.
 
 The columns: CacheGrid's policies (the stores themselves, without the lock
-of ``Cache``); libcachesim's LRU, W-TinyLFU (window 1%, SLRU main: the same
+of ``Cache``); ``tinylfu climbing``, ``tinylfu`` with its hill climber on
+(the policy option ``climb``: the window's share adapts); libcachesim's LRU, W-TinyLFU (window 1%, SLRU main: the same
 design as ``tinylfu``), S3-FIFO, SIEVE and ARC, driven with the same requests
 one by one; and Belady's OPT (evict the key asked for again the furthest in
 the future), computed here, the upper bound of every column. ``noeviction``
@@ -132,8 +133,12 @@ def traces(keys: int, requests: int) -> list[tuple[str, int, Trace]]:
 # -- the simulations --------------------------------------------------------------
 
 
-def cachegrid_hits(policy: str, trace: Trace, size: int) -> int:
-    store = store_class(policy)(Limits(max_size=size, max_memory=1 << 62))
+# Variants of a policy, each its own column: (column, policy, policy options).
+VARIANTS = (("tinylfu climbing", "tinylfu", {"climb": True}),)
+
+
+def cachegrid_hits(policy: str, trace: Trace, size: int, **options: object) -> int:
+    store = store_class(policy)(Limits(max_size=size, max_memory=1 << 62), **options)
     lookup, write = store.lookup, store.set
     names = [str(key) for key in range(max(trace) + 1)]
     value = b"v"
@@ -204,13 +209,16 @@ def libcachesim_version() -> str | None:
 def run(keys: int, requests: int, log: Callable[[str], None]) -> str:
     started = time.monotonic()
     lcs = libcachesim_version()
-    columns = list(POLICIES) + ([f"lcs {name}" for name in LIBCACHESIM] if lcs else []) + ["OPT"]
+    variants = [column for column, _, _ in VARIANTS]
+    columns = list(POLICIES) + variants + ([f"lcs {name}" for name in LIBCACHESIM] if lcs else []) + ["OPT"]
     rows = []
     for name, size, trace in traces(keys, requests):
         log(f"{name} @ {size}")
         ratios: dict[str, float] = {}
         for policy in POLICIES:
             ratios[policy] = cachegrid_hits(policy, trace, size) / len(trace)
+        for column, policy, options in VARIANTS:
+            ratios[column] = cachegrid_hits(policy, trace, size, **options) / len(trace)
         if lcs:
             for algorithm in LIBCACHESIM:
                 ratios[f"lcs {algorithm}"] = libcachesim_hits(algorithm, trace, size) / len(trace)

@@ -42,6 +42,7 @@ from .engine import (
     DEFAULT_SCAN_COUNT,
     POLICIES,
 )
+from .engine.leases import DEFAULT_MAX_LEASE_TIME, DEFAULT_MAX_LEASES
 from .engine.lfu import DEFAULT_DECAY_TIME as DEFAULT_LFU_DECAY_TIME
 
 NAME = "cachegrid"
@@ -128,6 +129,24 @@ class Settings(BaseSettings):
     keys_scan_count: int = Field(
         default=DEFAULT_SCAN_COUNT, ge=1, le=1_000_000,
         description="Most keys one /admin/keys request examines (a page may hold fewer than its limit).",
+    )
+
+    # -- leases and locks (docs/stampedes.md) ---------------------------------------
+    max_leases: int = Field(
+        default=DEFAULT_MAX_LEASES, ge=1, le=10_000_000,
+        description="Most leases and locks held at once (a further one is refused with 507 too_many_leases).",
+    )
+    max_lease_time: float = Field(
+        default=DEFAULT_MAX_LEASE_TIME, gt=0, le=86_400,
+        description="Longest lease or lock a request may ask for, in seconds (400 invalid_lease past it).",
+    )
+    max_stale_time: float = Field(
+        default=7 * 86_400, gt=0, le=10**9,
+        description="Longest stale window a PUT may ask for (?stale=), in seconds (400 invalid_stale past it).",
+    )
+    stale_grace: float = Field(
+        default=30, gt=0, le=10**9,
+        description="Seconds a key marked stale stays when it had no stale window of its own (memcached's md I T).",
     )
 
     # -- snapshots (docs/snapshots.md) --------------------------------------------

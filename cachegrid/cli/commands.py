@@ -29,6 +29,7 @@ from .common import (
     connect,
     field_text,
     hosts,
+    key_outcome,
     loads,
     note,
     options,
@@ -113,6 +114,9 @@ def set_(
     ttl: TtlOption = None,
     nx: Annotated[bool, typer.Option("--nx", help="Only if KEY does not exist yet (else exit 8, NOT_STORED).")] = False,
     xx: Annotated[bool, typer.Option("--xx", help="Only if KEY exists already (else exit 8, NOT_STORED).")] = False,
+    stale: Annotated[float | None, typer.Option(
+        help="Seconds past the TTL the value may still be served, marked stale (needs --ttl).",
+        show_default=False)] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Store VALUE (or with --file, a file's bytes as a binary value) under KEY,
@@ -129,7 +133,7 @@ def set_(
     else:
         document = parse_value(read_stdin() if value == "-" else value)
     with connect(ctx) as client:
-        stored = client.set(check_key(key), document, ttl, only_if_absent=nx, only_if_present=xx)
+        stored = client.set(check_key(key), document, ttl, only_if_absent=nx, only_if_present=xx, stale=stale)
     if wants_json(ctx, as_json):
         print_json({"key": key, "stored": stored, "ttl": ttl})
     if not stored:
@@ -146,11 +150,7 @@ def delete(ctx: typer.Context, key: KeyArg, as_json: JsonFlag = False) -> None:
     """
     with connect(ctx) as client:
         deleted = client.delete(check_key(key))
-    if wants_json(ctx, as_json):
-        print_json({"key": key, "deleted": deleted})
-    if not deleted:
-        raise fail(f"no key {key!r}", ExitCode.NOT_FOUND)
-    note(f"deleted {key!r}")
+    key_outcome(ctx, as_json, key, "deleted", deleted, "deleted")
 
 
 ByOption = Annotated[int, typer.Option(help="The amount (may be negative).")]

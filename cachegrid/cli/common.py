@@ -255,3 +255,14 @@ def field_text(value: Any) -> str:
 def note(message: str) -> None:
     """A message for the user (not data): on stderr."""
     err.print(Text(message), soft_wrap=True)
+
+
+def key_outcome(ctx: typer.Context, as_json: bool, key: str, field: str, done: bool, verb: str) -> None:
+    """How a write to one existing key ends (delete, mark-stale): ``{"key",
+    field}`` with --json, then NOT_FOUND when there was no such key, else a
+    note that it was ``verb``."""
+    if wants_json(ctx, as_json):
+        print_json({"key": key, field: done})
+    if not done:
+        raise fail(f"no key {key!r}", ExitCode.NOT_FOUND)
+    note(f"{verb} {key!r}")

@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from . import batch, cluster, commands, config_show, dashboard, loadtest, serve, snapshot, stats_view
+from . import batch, cluster, commands, config_show, dashboard, loadtest, serve, snapshot, stampede, stats_view
 from .common import DEFAULT_URL, Globals
 
 app = typer.Typer(
@@ -76,6 +76,7 @@ app.add_typer(batch.app)
 app.add_typer(config_show.app)
 app.add_typer(snapshot.app)
 app.add_typer(cluster.app)
+app.add_typer(stampede.app)
 
 
 def main() -> None:

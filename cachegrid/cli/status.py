@@ -30,6 +30,7 @@ class ExitCode(IntEnum):
     UNHEALTHY = 7  # the server answered that it is unhealthy
     NOT_STORED = 8  # set --nx/--xx: the condition did not hold, nothing was written
     UNAUTHORIZED = 9  # the server needs a token (--token) and got none or a wrong one
+    HELD = 10  # lock: another caller holds the lock
     INTERRUPTED = 130  # Ctrl-C that ended a command early: 128 + SIGINT, as a shell reports it
 
 

@@ -12,12 +12,24 @@ step of a plan that go to several nodes at once run as concurrent tasks.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator
+import inspect
+import logging
+from typing import Any, AsyncIterator, Callable
 
 import httpx
 
 from .api import Api
+from .leases import Compute, Flow, Refresh, Run, Sleep
 from .protocol import Answer, Call, ConnectTimedOut, MaybeSent, NotSent, Outcome, Plan, TimedOut
+
+
+log = logging.getLogger("cachegrid.client")
+
+
+async def _value_of(compute: Callable[[], Any]) -> Any:
+    """``compute()``, awaited when it is a coroutine function (or returns an awaitable)."""
+    result = compute()
+    return await result if inspect.isawaitable(result) else result
 
 
 class CacheGridClient(Api):
@@ -28,6 +40,7 @@ class CacheGridClient(Api):
     def _open_transport(self) -> None:
         self._client: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._refreshes: set[asyncio.Task[None]] = set()  # held until done: the loop keeps only weak references
 
     def _open(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
@@ -88,6 +101,37 @@ class CacheGridClient(Api):
                 wait, sends = plan.send(outcomes)
         except StopIteration as done:
             return done.value
+
+    async def _drive(self, flow: Flow, compute: Callable[[], Any]) -> Any:  # type: ignore[override]
+        """Run a get_or_set flow (leases.py): awaited calls, refreshes as tasks."""
+        try:
+            action = next(flow)
+            while True:
+                try:
+                    if isinstance(action, Run):
+                        result = await self._run(action.plan)
+                    elif isinstance(action, Sleep):
+                        result = await asyncio.sleep(action.seconds)
+                    elif isinstance(action, Compute):
+                        result = await _value_of(compute)
+                    else:
+                        result = self._refresh_in_background(action, compute)
+                except BaseException as error:  # the flow releases its lease, then re-raises
+                    action = flow.throw(error)
+                    continue
+                action = flow.send(result)
+        except StopIteration as done:
+            return done.value
+
+    def _refresh_in_background(self, refresh: Refresh, compute: Callable[[], Any]) -> None:
+        async def run() -> None:
+            try:
+                await self._run(refresh.fill(await _value_of(compute)))
+            except Exception:
+                log.exception("refreshing %r failed; its stale value is served until its window ends", refresh.key)
+        task = asyncio.get_running_loop().create_task(run())
+        self._refreshes.add(task)
+        task.add_done_callback(self._refreshes.discard)
 
     async def iter_keys(self, pattern: str | None = None, page_size: int = 1000) -> AsyncIterator[str]:
         """Every live key matching ``pattern``, page by page through the cursor

@@ -24,6 +24,11 @@ only when every candidate for its key failed.
   value written there meanwhile is never overwritten.
 - Counters (incr, decr) run on the first node of the placement, which is
   authoritative; with R > 1 its entry is then copied over the others.
+- Leases and locks (client/leases.py) live on the first node of the
+  placement: a read that asks for a lease, acquire, release and held? go
+  there only; a write with a lease's token goes there, and once stored, to
+  the other replicas without the token. ``mark_stale`` is a write: every
+  replica.
 - Batches are split per node, one request per node per round, all sent at
   once and merged; keys whose node failed go round again to their next node.
   ``get_multi`` asks the next replica for the keys a node did not have.
@@ -72,6 +77,8 @@ class Router(Protocol):
     def read(self, key: str, call: Call, repair: bool = False) -> Plan: ...
     def write(self, key: str, call: Call) -> Plan: ...
     def counter(self, key: str, call: Call) -> Plan: ...
+    def first(self, key: str, call: Call) -> Plan: ...
+    def leased_write(self, key: str, leased: Call, plain: Call) -> Plan: ...
     def get_multi(self, keys: list[str]) -> Plan: ...
     def set_multi(self, items: dict[str, Any], ttl: float | None) -> Plan: ...
     def delete_multi(self, keys: list[str]) -> Plan: ...
@@ -99,6 +106,12 @@ class Failover:
 
     def counter(self, key: str, call: Call) -> Plan:
         return self.pool.run(call)
+
+    def first(self, key: str, call: Call) -> Plan:
+        return self.pool.run(call)
+
+    def leased_write(self, key: str, leased: Call, plain: Call) -> Plan:
+        return self.pool.run(leased)
 
     def get_multi(self, keys: list[str]) -> Plan:
         return self.pool.run(batch_get_call(keys))
@@ -223,7 +236,9 @@ class Sharded:
         first = next((host for host in placement if host in answers), next(iter(answers)))
         return call.read(answers[first])
 
-    def counter(self, key: str, call: Call) -> Plan:
+    def _on_primary(self, key: str, call: Call) -> Plan:
+        """``call`` on the first node of the placement that answers: (its
+        result, that node, the nodes that failed before it)."""
         failed: set[str] = set()
         errors: dict[str, str] = {}
         while len(failed) <= self.pool.max_retries and (placement := self.placement(key, failed)):
@@ -232,22 +247,40 @@ class Sharded:
             reason = failure(outcome, call)
             if reason is not None:
                 self._failed(primary, reason, failed, errors)
-                if isinstance(outcome, MaybeSent):
+                if isinstance(outcome, MaybeSent) and not call.idempotent:
                     raise unavailable(f"{call.method} {call.path} may or may not have been applied: {reason}",
                                       errors)
                 continue
             self.pool.succeeded(primary)
-            result = call.read(outcome)
-            others = self.placement(key, failed)[1:]
-            if others:  # the primary is authoritative: its entry overwrites the replicas'
-                fetch = get_call(key)
-                entry = (yield 0.0, [(primary, fetch)])[0]
-                if failure(entry, fetch) is None and entry.status == 200:
-                    copy = copy_call(key, entry, overwrite=True)
-                    if copy is not None:
-                        yield from self._send_each(others, copy)
-            return result
+            return call.read(outcome), primary, failed
         raise self._unavailable(f"{call.method} {call.path}", errors)
+
+    def first(self, key: str, call: Call) -> Plan:
+        """``call`` on the key's first node only (its leases live there)."""
+        result, _, _ = yield from self._on_primary(key, call)
+        return result
+
+    def leased_write(self, key: str, leased: Call, plain: Call) -> Plan:
+        """``leased`` (a write presenting a lease's token) on the key's first
+        node, which holds the lease; once it is stored there, ``plain`` (the
+        same write without the token) on the other replicas."""
+        result, _, failed = yield from self._on_primary(key, leased)
+        others = self.placement(key, failed)[1:]
+        if others and result:
+            yield from self._send_each(others, plain)
+        return result
+
+    def counter(self, key: str, call: Call) -> Plan:
+        result, primary, failed = yield from self._on_primary(key, call)
+        others = self.placement(key, failed)[1:]
+        if others:  # the primary is authoritative: its entry overwrites the replicas'
+            fetch = get_call(key)
+            entry = (yield 0.0, [(primary, fetch)])[0]
+            if failure(entry, fetch) is None and entry.status == 200:
+                copy = copy_call(key, entry, overwrite=True)
+                if copy is not None:
+                    yield from self._send_each(others, copy)
+        return result
 
     # -- batches -----------------------------------------------------------------------
 

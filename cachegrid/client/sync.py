@@ -11,17 +11,20 @@ first use.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import requests
 
 from .api import Api
+from .leases import Compute, Flow, Refresh, Run, Sleep
 from .protocol import Answer, Call, ConnectTimedOut, MaybeSent, NotSent, Outcome, Plan, TimedOut
 
 MAX_THREADS = 16
+log = logging.getLogger("cachegrid.client")
 
 
 class SyncCacheGridClient(Api):
@@ -113,6 +116,35 @@ class SyncCacheGridClient(Api):
                 wait, sends = plan.send(outcomes)
         except StopIteration as done:
             return done.value
+
+    def _drive(self, flow: Flow, compute: Callable[[], Any]) -> Any:
+        """Run a get_or_set flow (leases.py): blocking calls, refreshes on daemon threads."""
+        try:
+            action = next(flow)
+            while True:
+                try:
+                    if isinstance(action, Run):
+                        result = self._run(action.plan)
+                    elif isinstance(action, Sleep):
+                        result = time.sleep(action.seconds)
+                    elif isinstance(action, Compute):
+                        result = compute()
+                    else:
+                        result = self._refresh_in_background(action, compute)
+                except BaseException as error:  # the flow releases its lease, then re-raises
+                    action = flow.throw(error)
+                    continue
+                action = flow.send(result)
+        except StopIteration as done:
+            return done.value
+
+    def _refresh_in_background(self, refresh: Refresh, compute: Callable[[], Any]) -> None:
+        def run() -> None:
+            try:
+                self._run(refresh.fill(compute()))
+            except Exception:
+                log.exception("refreshing %r failed; its stale value is served until its window ends", refresh.key)
+        threading.Thread(target=run, name=f"cachegrid-refresh:{refresh.key[:40]}", daemon=True).start()
 
     def iter_keys(self, pattern: str | None = None, page_size: int = 1000) -> Iterator[str]:
         """Every live key matching ``pattern``, page by page through the cursor

@@ -26,6 +26,7 @@ from .cache_factory import build_cache
 from .dashboard import DASHBOARD_PATH, STATIC_PATH, STATIC_DIRECTORY, Dashboard
 from .engine_load_test import LoadTest
 from .items import ETags, Items
+from .leases import LeaseLocks, StaleMarks
 from .metrics import Metrics
 from .openapi import DOCS_PATH, DOCS_STATIC, OPENAPI_PATH, SWAGGER_UI_DIRECTORY, Docs, OpenAPI
 from .routing import KeyRouter
@@ -98,6 +99,8 @@ def create_app(settings: Settings | None = None, cache: Cache | None = None, wor
     app.add_route("/cache/{key}/ttl", items, suffix="ttl")
     app.add_route("/cache/{key}/incr", items, suffix="incr")
     app.add_route("/cache/{key}/decr", items, suffix="decr")
+    app.add_route("/cache/{key}/lease", LeaseLocks(cache, settings))
+    app.add_route("/cache/{key}/stale", StaleMarks(cache, settings))
     batch = Batch(cache, settings)
     app.add_route("/cache/batch/set", batch, suffix="set")
     app.add_route("/cache/batch/get", batch, suffix="get")

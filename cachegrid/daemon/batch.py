@@ -27,7 +27,7 @@ from typing import Any
 
 import falcon
 
-from .body import encode, json_body, ttl_number
+from .body import encode, encode_exact, json_body, ttl_number
 from .errors import ApiError
 from .resources import Resource, send_json
 
@@ -54,7 +54,7 @@ class Batch(Resource):
         binary = body.get("items_base64", {})
         self._check_count(len(items) + len(binary), "items")
         ttl = None if body.get("ttl") is None else ttl_number(body["ttl"])
-        values = {key: encode(value) for key, value in items.items()}
+        values = {key: encode_exact(value) for key, value in items.items()}
         if binary:
             both = next((key for key in binary if key in values), None)
             if both is not None:

@@ -23,4 +23,5 @@ def build_cache(settings: Settings, clock: Clock = time.monotonic) -> Cache:
     )
     options = {"decay_time": settings.lfu_decay_time} if settings.eviction_policy == "lfu" else None
     return Cache(settings.eviction_policy, limits, cleanup_interval=settings.cleanup_interval, clock=clock,
-                 scan_count=settings.keys_scan_count, policy_options=options)
+                 scan_count=settings.keys_scan_count, policy_options=options,
+                 max_leases=settings.max_leases, max_lease_time=settings.max_lease_time)

@@ -22,11 +22,14 @@ from ..engine import (
     IntegerOverflow,
     InvalidCursor,
     InvalidKey,
+    InvalidLease,
     InvalidTTL,
     KeyNotFound,
     KeyTooLong,
+    LeaseNotHeld,
     NotAnInteger,
     PreconditionFailed,
+    TooManyLeases,
     ValueTooLarge,
 )
 
@@ -57,6 +60,9 @@ ENGINE_ERRORS: list[tuple[type[CacheError], int, str]] = [
     (PreconditionFailed, 412, "precondition_failed"),
     (KeyNotFound, 404, "not_found"),
     (InvalidCursor, 400, "invalid_cursor"),
+    (InvalidLease, 400, "invalid_lease"),
+    (LeaseNotHeld, 409, "lease_not_held"),
+    (TooManyLeases, 507, "too_many_leases"),
     # Not the client's fault, and another node may have room: 507, which the
     # client SDK does not retry on the same host.
     (CacheFull, 507, "cache_full"),

@@ -33,6 +33,7 @@ from ..engine import ANY, Cache, Entry
 from .binary import BINARY_TYPE, JSON_TYPE, OCTET_STREAM, TYPE_HEADER, check_acceptable, is_binary_body
 from .body import bool_param, encode, int_param, json_body, read_body, ttl_param
 from .errors import ApiError
+from .leases import lease_token, leased_read, mark_if_stale, stale_param
 from .resources import Resource, send_json
 
 TTL_HEADER = "X-Cache-TTL"
@@ -83,6 +84,8 @@ class Items(Resource):
         self.check_key(key)
         if req.query_string and bool_param(req, "peek"):
             entry = self.cache.peek_entry(key)  # a look: no hit or miss, no change to the eviction order
+        elif req.query_string and req.get_param("lease") is not None:
+            entry = leased_read(self.cache, req, resp, key)  # leases.py: a miss says who computes
         else:
             entry = self.cache.get_entry(key)
         if entry is None:
@@ -90,7 +93,10 @@ class Items(Resource):
         if entry.binary:
             check_acceptable(req, key, entry)
         resp.set_header("ETag", self.etags.of(entry.version))
-        left = _ttl_header(entry, self.cache.clock())
+        now = self.cache.clock()
+        if entry.fresh_until is not None:
+            mark_if_stale(resp, entry, now)  # leases.py: in its stale window
+        left = _ttl_header(entry, now)
         if left is not None:
             resp.set_header(TTL_HEADER, left)
         if "HTTP_IF_NONE_MATCH" in req.env:  # only then parse it
@@ -112,17 +118,22 @@ class Items(Resource):
         # The key, the TTL's range and the value's size are the engine's to
         # check (it counts what it refuses); HTTP's own limits are checked here.
         ttl = ttl_param(req)
-        if is_binary_body(req):
+        binary = is_binary_body(req)
+        if binary:
             value = read_body(req, self.settings.max_body_size, allow_empty=True)
-            conditions = self._conditions(req) or {}
-            result = self.cache.set(key, value, ttl, binary=True, **conditions)
         else:
             value = encode(json_body(req, self.settings.max_body_size))
-            conditions = self._conditions(req)
-            if conditions is None:
-                result = self.cache.set(key, value, ttl)
-            else:
-                result = self.cache.set(key, value, ttl, **conditions)
+        conditions = self._conditions(req)
+        fields: dict[str, Any] = stale_param(req, self.settings, ttl)  # leases.py: {} or {"stale": seconds}
+        if binary:
+            fields["binary"] = True
+        token = lease_token(req)
+        if token is not None:  # the lease holder's write, which ends its lease (leases.py)
+            result = self.cache.set_leased(key, value, token, ttl, **(conditions or {}), **fields)
+        elif conditions is None and not fields:
+            result = self.cache.set(key, value, ttl)
+        else:
+            result = self.cache.set(key, value, ttl, **(conditions or {}), **fields)
         resp.set_header("ETag", self.etags.of(result.version))
         send_json(resp, {"key": key, "ttl": ttl, "created": result.created}, 201 if result.created else 200)
 

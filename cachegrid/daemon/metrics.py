@@ -54,11 +54,29 @@ class CacheCollector(Collector):
             ("uptime_seconds", "uptime_seconds", "Seconds since the engine started."),
         ):
             yield GaugeMetricFamily(f"{PREFIX}_{name}", documentation, value=stats[key])
+        yield from lease_metrics(stats)
         yield InfoMetricFamily(
             PREFIX, "This node.", value={"node_id": self.settings.node_id, "policy": stats["policy"]}
         )
         if self.snapshotter is not None:
             yield from snapshot_metrics(self.snapshotter.status())
+
+
+def lease_metrics(stats: dict[str, Any]) -> Iterator[Metric]:
+    """The counters of leases, locks and stale reads (docs/stampedes.md), as metrics."""
+    leases = CounterMetricFamily(f"{PREFIX}_leases", "Leases and locks since start, by what became of them.",
+                                 labels=["outcome"])
+    for outcome in ("granted", "refused", "filled", "released", "expired"):
+        leases.add_metric([outcome], stats[f"leases_{outcome}"])
+    yield leases
+    yield CounterMetricFamily(f"{PREFIX}_stale_hits", "Reads answered with a stale value.", value=stats["stale_hits"])
+    yield CounterMetricFamily(f"{PREFIX}_marked_stale", "Keys marked stale.", value=stats["marked_stale"])
+    for name, key, documentation in (
+        ("leases_held", "leases_held", "Leases and locks held now."),
+        ("max_leases", "max_leases", "The lease limit."),
+        ("lease_memory_bytes", "lease_memory_bytes", "Bytes charged for the leases held now."),
+    ):
+        yield GaugeMetricFamily(f"{PREFIX}_{name}", documentation, value=stats[key])
 
 
 def snapshot_metrics(status: dict[str, Any]) -> Iterator[Metric]:

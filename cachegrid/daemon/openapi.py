@@ -278,6 +278,7 @@ def build_document(settings: Settings) -> dict[str, Any]:
             "200": {"description": "Prometheus exposition format.",
                     "content": {"text/plain": {"schema": {"type": "string"}}}}})},
     }
+    _add_leases(paths, settings, key, bad, missing)
     _binary_values(paths, key_string, settings)
     # Grouped by URL family in /docs, as the resources are (items.py, batch.py, admin.py).
     for path, operations in paths.items():
@@ -297,7 +298,9 @@ def build_document(settings: Settings) -> dict[str, Any]:
         "components": {
             "schemas": {
                 "Error": _obj(["error", "message"], error={"type": "string"}, message={"type": "string"},
-                              limit={"type": "integer"}, key={"type": "string"}),
+                              limit={"type": "number"}, key={"type": "string"},
+                              lease={"type": "string", "enum": ["granted", "held"]},
+                              retry_after={"type": "number", "minimum": 0}),
                 "Stored": _obj(["key", "ttl", "created"], key={"type": "string"},
                                ttl={"type": ["number", "null"]}, created={"type": "boolean"}),
                 "Health": _obj(["status", "last_check", "node_id"],
@@ -311,6 +314,69 @@ def build_document(settings: Settings) -> dict[str, Any]:
         },
         "security": [{"bearer": []}] if settings.auth_token else [],
     }
+
+
+def _add_leases(paths: dict[str, Any], settings: Settings, key: dict[str, Any], bad: dict[str, Any],
+                missing: dict[str, Any]) -> None:
+    """Leases and locks (daemon/leases.py, docs/stampedes.md): the ``lease``
+    parameter of a read, the token of a write, and ``/cache/{key}/lease``."""
+    seconds = {"type": "number", "exclusiveMinimum": 0, "maximum": settings.max_lease_time}
+    status = {"schema": {"type": "string", "enum": ["granted", "held"]},
+              "description": "`granted`: this caller computes the value (the token is in X-Cache-Lease); "
+                             "`held`: another caller does."}
+    grant_headers = {
+        "X-Cache-Lease-Status": status,
+        "X-Cache-Lease": {"schema": {"type": "string"}, "description": "The lease's token, when granted."},
+        "Retry-After": {"schema": {"type": "string", "pattern": "^[0-9]+$"},
+                        "description": "Whole seconds the holder has left, when held."}}
+    lease = _query("lease", seconds, "On a miss, ask for the lease to compute the value (for this many seconds): "
+                   "exactly one caller gets it, the others are told to retry after a while.")
+    token = _header("X-Cache-Lease", "The token of the lease on this key: the write ends the lease (409 "
+                                     "`lease_not_held`, nothing stored, when it names no live lease).")
+    too_many = _error(f"Too many leases held (max_leases, {settings.max_leases}).")
+    stale_header = {"X-Cache-Stale": {"schema": {"type": "string", "enum": ["true"]},
+                                      "description": "The value is past its TTL, in its stale window (or marked "
+                                                     "stale): served while one reader refreshes it."}}
+    for method in ("get", "head"):
+        operation = paths["/cache/{key}"][method]
+        operation["parameters"].append(lease)
+        operation["responses"]["507"] = too_many if method == "get" else {"description": "Too many leases held."}
+        for status, headers in (("404", grant_headers), ("200", grant_headers | stale_header)):
+            answer = operation["responses"][status]
+            answer["headers"] = answer.get("headers", {}) | headers
+    put = paths["/cache/{key}"]["put"]
+    put["parameters"] += [token, _query(
+        "stale", {"type": "number", "minimum": 0, "maximum": settings.max_stale_time},
+        "Seconds past the TTL the value may still be served, marked stale, while one reader refreshes it "
+        "(stale-while-revalidate, stale-if-error). Without `ttl` it has no effect: such a value never turns "
+        "stale.")]
+    put["responses"]["409"] = _error("The lease token names no live lease on the key (`lease_not_held`).")
+    held_answer = _ok("Whether the lease is held, and its seconds left.", _obj(
+        ["key", "held", "ttl"], key={"type": "string"}, held={"type": "boolean"},
+        ttl={"type": ["number", "null"]}))
+    paths["/cache/{key}/lease"] = {
+        "post": _operation(
+            "Acquire the lease on the key as a lock, without waiting.",
+            {"201": _ok("Acquired: the token releases it.", _obj(
+                ["key", "token", "ttl"], key={"type": "string"}, token={"type": "string"},
+                ttl={"type": "number"}), grant_headers),
+             "400": bad, "409": _error("Held by another caller (`lease_held`); see Retry-After.") | {
+                 "headers": grant_headers}, "507": too_many},
+            [key, _query("ttl", seconds, "Seconds the lock lasts unless released first.", required=True)]),
+        "delete": _operation(
+            "Release the lease with its token.",
+            {"200": _ok("Released.", _obj(["key", "released"], key={"type": "string"},
+                                          released={"type": "boolean"})),
+             "400": bad, "409": _error("The token names no live lease on the key (`lease_not_held`).")},
+            [key, token | {"required": True, "schema": {"type": "string", "minLength": 1},
+                           "description": "The token the acquire gave."}]),
+        "get": _operation("Whether the lease on the key is held.", {"200": held_answer, "400": bad}, [key]),
+    }
+    paths["/cache/{key}/stale"] = {"post": _operation(
+        "Mark the key stale instead of deleting it: readers get the old value marked stale, one of them "
+        f"the lease to refresh it. A key without a stale window keeps {settings.stale_grace:g} s (stale_grace).",
+        {"200": _ok("Marked.", _obj(["key", "stale"], key={"type": "string"}, stale={"type": "boolean"})),
+         "400": bad, "404": missing}, [key])}
 
 
 OCTET_STREAM = "application/octet-stream"

@@ -1,7 +1,7 @@
 """Routing of keys that may hold any character, ``/`` included.
 
 A key is one path segment: ``/cache/{key}``, and its subresources
-``/cache/{key}/<action>`` (``ttl``, ``incr``, ``decr``). Clients
+``/cache/{key}/<action>`` (``ttl``, ``incr``, ``decr``, ``lease``, ``stale``). Clients
 percent-encode the key (``a%2Fb`` for ``a/b``, ``%D0%BA%D0%BB%D1%8E%D1%87``
 for ``ключ``). WSGI servers decode PATH_INFO before the application sees it,
 so this router reads the undecoded path where the server provides it
@@ -12,7 +12,7 @@ whatever it is next to.
 Where the server gives only the decoded path (meinheld), a ``/`` in a key
 cannot be told from a separator; the key is then everything between
 ``/cache/`` and an optional last segment naming an action. Keys that
-themselves end in ``/ttl``, ``/incr`` or ``/decr`` are therefore only
+themselves end in ``/ttl``, ``/incr``, ``/decr``, ``/lease`` or ``/stale`` are therefore only
 reachable as plain items where the server keeps the raw path.
 
 The router learns everything from the routes the app adds: a route

@@ -27,6 +27,8 @@ from .errors import (
     PreconditionFailed,
     ValueTooLarge,
 )
+from .errors import InvalidLease, LeaseNotHeld, TooManyLeases
+from .leases import DEFAULT_MAX_LEASE_TIME, DEFAULT_MAX_LEASES, Grant
 from .registry import DEFAULT_POLICY, POLICIES, store_class
 from .scan import DEFAULT_SCAN_COUNT, KeyPage, key_matcher
 from .store import (
@@ -73,5 +75,12 @@ __all__ = [
     "Store",
     "ValueTooLarge",
     "key_matcher",
+    # leases (leases.py)
+    "DEFAULT_MAX_LEASES",
+    "DEFAULT_MAX_LEASE_TIME",
+    "Grant",
+    "InvalidLease",
+    "LeaseNotHeld",
+    "TooManyLeases",
     "store_class",
 ]

@@ -22,9 +22,11 @@ import time
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from .entry import Entry
+from .errors import KeyTooLong, TooManyLeases
+from .leases import DEFAULT_MAX_LEASE_TIME, DEFAULT_MAX_LEASES, Grant, Leases, check_lease_time
 from .registry import DEFAULT_POLICY, store_class
 from .scan import DEFAULT_SCAN_COUNT, KeyPage, key_matcher, scan_page, start_of
-from .store import Clock, Condition, Limits, SetResult, Store
+from .store import Clock, Condition, Limits, SetResult, Store, key_length
 from .sweeper import DEFAULT_CLEANUP_INTERVAL, Sweeper
 
 
@@ -46,6 +48,8 @@ class Cache:
         clock: Clock = time.monotonic,
         scan_count: int = DEFAULT_SCAN_COUNT,
         policy_options: Mapping[str, Any] | None = None,
+        max_leases: int = DEFAULT_MAX_LEASES,
+        max_lease_time: float = DEFAULT_MAX_LEASE_TIME,
         **limit_overrides: int,
     ) -> None:
         limits = dataclasses.replace(limits or Limits(), **limit_overrides)
@@ -54,6 +58,7 @@ class Cache:
         # Settings of one policy only (lfu's decay_time), handed to its store.
         self._store = store_class(policy)(limits, clock, **(policy_options or {}))
         self._lock = threading.Lock()
+        self._leases = Leases(clock, max_leases, max_lease_time)  # leases.py: under the same lock
         self._sweeper = Sweeper(self._lock, self._store, clock, cleanup_interval)
         self.policy = policy
         self.limits = limits
@@ -97,9 +102,13 @@ class Cache:
         return default if value is None else value
 
     def get_entry(self, key: str) -> Entry | None:
-        """The live entry (value, version, expires_at) or None; a read like get."""
+        """The live entry (value, version, expires_at, ...) or None; a read
+        like get. A stale entry (``Entry.is_stale``) is counted as such."""
         with self._lock:
-            return self._store.lookup_entry(key)
+            entry = self._store.lookup_entry(key)
+            if entry is not None and entry.fresh_until is not None and entry.is_stale(self.clock()):
+                self._leases.stale_hits += 1
+            return entry
 
     def peek_entry(self, key: str) -> Entry | None:
         """The live entry or None, without using it: counts no hit or miss
@@ -191,12 +200,77 @@ class Cache:
         self._sweeper.release(garbage)
         return removed
 
+    # -- leases (leases.py): a read and its lease, a write and its lease's end, in one hold each
+
+    def _check_key(self, key: str) -> None:
+        length = key_length(key)
+        if length > self.limits.max_key_length:
+            raise KeyTooLong(length, self.limits.max_key_length)
+
+    def get_or_lease(self, key: str, lease_time: float) -> tuple[Entry | None, Grant | None]:
+        """A read that, on a miss or a stale hit, also asks for the lease on
+        ``key``: the entry (None on a miss) and, then, the ``Grant`` (a token:
+        the caller computes the value; none: someone else does, for ``wait``
+        more seconds at most). A fresh hit asks for nothing (None). A stale
+        hit when ``max_leases`` are held is served without a grant."""
+        check_lease_time(lease_time, self._leases.max_lease_time)
+        with self._lock:
+            entry = self._store.lookup_entry(key)
+            if entry is None:
+                self._check_key(key)
+                return None, self._leases.acquire(key, lease_time)
+            if not entry.is_stale(self.clock()):
+                return entry, None
+            self._leases.stale_hits += 1
+            try:
+                return entry, self._leases.acquire(key, lease_time)
+            except TooManyLeases:
+                return entry, None  # the stale value is still an answer; a later reader refreshes it
+
+    def set_leased(self, key: str, value: bytes, token: str, ttl: float | None = None, **options: Any) -> SetResult:
+        """``set`` (``options``: its conditions and fields), by the holder of
+        the lease ``token`` names, which the write ends. LeaseNotHeld (and
+        nothing written) when it names none; a write that fails leaves the
+        lease held."""
+        with self._lock:
+            self._leases.check(key, token)
+            result = self._store.set(key, value, ttl, **options)
+            self._leases.release(key, token, filled=True)
+            return result
+
+    def acquire_lease(self, key: str, lease_time: float) -> Grant:
+        """The lease on ``key`` as a plain lock, without waiting: a token, or
+        none and the seconds the holder has left."""
+        with self._lock:
+            self._check_key(key)
+            return self._leases.acquire(key, lease_time)
+
+    def release_lease(self, key: str, token: str) -> None:
+        """End the lease ``token`` names; LeaseNotHeld when it names none."""
+        with self._lock:
+            self._leases.release(key, token)
+
+    def mark_stale(self, key: str, grace: float) -> bool:
+        """Invalidate ``key`` without deleting it (``Store.mark_stale``):
+        readers get the old value, marked stale, and one of them the lease
+        to refresh it. False when the key does not exist."""
+        with self._lock:
+            marked = self._store.mark_stale(key, grace)
+            self._leases.marked_stale += marked
+            return marked
+
+    def lease_remaining(self, key: str) -> float | None:
+        """Seconds the lease on ``key`` has left; None when nobody holds it."""
+        with self._lock:
+            return self._leases.remaining(key)
+
     # -- statistics ----------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
         """One consistent snapshot of every counter."""
         with self._lock:
             snapshot = self._store.counters()
+            snapshot.update(self._leases.counters())
         snapshot["uptime_seconds"] = self.clock() - self._started_at
         return snapshot
 

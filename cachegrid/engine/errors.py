@@ -66,3 +66,28 @@ class KeyNotFound(CacheError, KeyError):
 
 class InvalidCursor(CacheError, ValueError):
     """A key-listing cursor that is malformed, finished or has expired."""
+
+
+class InvalidLease(CacheError, ValueError):
+    """A lease time that is not a finite number of seconds in (0, max_lease_time]."""
+
+    def __init__(self, message: str, limit: float) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
+class LeaseNotHeld(CacheError):
+    """A token that names no live lease on the key: forged, or its lease
+    ended (released, filled or run out). Nothing was changed."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"the token names no lease held on {key!r} (forged, or the lease ended or ran out)")
+        self.key = key
+
+
+class TooManyLeases(CacheError):
+    """``max_leases`` leases are held already; no new one can be granted."""
+
+    def __init__(self, message: str, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit

@@ -130,7 +130,7 @@ class LFUStore(Store):
             node = following
         self._node_at = node_at
 
-    def _on_access(self, slot: int) -> None:
+    def _on_access(self, slot: int, key: str | None = None) -> None:
         self._age()
         count = self.count_of(slot)
         node = self._node_at[count]

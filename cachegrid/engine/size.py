@@ -60,7 +60,7 @@ class SizeStore(Store):
         if not bucket:
             del self._buckets[size]
 
-    def _on_access(self, slot: int) -> None:
+    def _on_access(self, slot: int, key: str | None = None) -> None:
         bucket = self._buckets[self._size_of[slot]]
         if bucket.last != slot:
             self._chains.unlink(bucket, slot)

@@ -89,7 +89,8 @@ Policies
 --------
 A policy subclasses ``Store`` and overrides some of these hooks, all keyed by
 slot: ``_init_policy`` (build its structures; also called by ``clear``),
-``_on_access(slot)`` (a read hit), ``_on_insert(slot, size)``,
+``_on_access(slot, key)`` (a read hit; ``key`` is the slot's key, handed
+over because the store has it at hand), ``_on_insert(slot, size)``,
 ``_on_update(slot, old_size, new_size)`` (a replacement in place),
 ``_on_remove(slot, size)`` and ``_victim()`` (the slot to evict next). ``size``
 is the entry's key and value length. ``list_heads`` slots (0 up to it) are
@@ -360,14 +361,14 @@ class Store:
     def _init_policy(self) -> None:
         pass
 
-    def _on_access(self, slot: int) -> None:
+    def _on_access(self, slot: int, key: str) -> None:
         pass
 
     def _on_insert(self, slot: int, size: int) -> None:
         pass
 
     def _on_update(self, slot: int, old_size: int, new_size: int) -> None:
-        self._on_access(slot)
+        self._on_access(slot, self.key_at(slot))  # type: ignore[arg-type]
 
     def _on_remove(self, slot: int, size: int) -> None:
         pass
@@ -493,7 +494,7 @@ class Store:
         if blob is not None:
             expires_at, _, slot, _ = _unpack_from(blob, len(blob) - _trailer)
             if expires_at == _forever or expires_at > self.clock():
-                self._on_access(slot)
+                self._on_access(slot, key)
                 self.hits += 1
                 return blob
             self._remove(key, blob)
@@ -809,6 +810,26 @@ class Store:
             flags = (flags & FLAG_BINARY) | more
         self._write(key, self._check_entry(key, entry.value), entry.value, expires_at, old, entry.version, flags,
                     fields)
+        return True
+
+    def mark_stale(self, key: str, grace: float) -> bool:
+        """Make a live entry stale now without removing it (memcached's
+        ``md key I``): fresh_until becomes now, and the entry is still kept
+        until its expiry. An entry without a stale window gets one of
+        ``grace`` seconds (its expiry is brought forward to now + grace if it
+        was later). Value, version, type and tags stay. False when the key
+        does not exist."""
+        now = self.clock()
+        old = self._live(key, now)
+        if old is None:
+            return False
+        entry = entry_of(old)
+        expires_at = FOREVER if entry.expires_at is None else entry.expires_at
+        if entry.fresh_until is None:
+            expires_at = min(expires_at, now + check_ttl(grace))
+        more, fields = encode_fields(now if entry.fresh_until is None else min(now, entry.fresh_until), entry.tag_refs)
+        self._write(key, self._check_entry(key, entry.value), entry.value, expires_at, old, entry.version,
+                    (old[-1] & FLAG_BINARY) | more, fields)
         return True
 
     def delete(self, key: str) -> bool:

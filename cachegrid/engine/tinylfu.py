@@ -11,7 +11,12 @@ cache admission policy" (2017); this follows Caffeine's design:
 - what falls out of the window is a *candidate* for the *main* space, a
   segmented LRU: *probation* (entries used once in main) and *protected*
   (80% of main: entries used again while in probation; when it overflows,
-  its least recently used entry goes back to probation);
+  its oldest entry goes back to probation). Protected is kept in the order
+  of CLOCK rather than of LRU: a read of a protected entry only marks it
+  used (one byte written, no relinking: the hottest path, kept cheap), and
+  when protected overflows, a marked oldest entry gets a second chance
+  (unmarked, to the end) instead of leaving, up to ``SECOND_CHANCES`` (4)
+  per overflow, so an overflow stays O(1);
 - when the store must evict, the candidate (the window's least recently used
   entry, once the window is full) duels main's victim (probation's least
   recently used entry, else protected's): the one the sketch estimates used
@@ -28,29 +33,55 @@ oldest entry if the window holds its share already. After the insert, a window
 over its share moves its oldest entry to probation: a candidate that won its
 duel, or one admitted while the store had room.
 
+With ``climb=True`` (a policy option, off by default) the window's share
+moves as Caffeine's hill climber moves it: every 10 × ``max_size`` requests
+(the store's hits and misses) the share takes a step (6.25% of the entries
+at first) in the direction that raised the hit ratio over the last sample,
+the other way if it fell; the step shrinks by 2% a sample and starts again
+at full size when the hit ratio moves by 5 points or more. A window over its
+new share hands two entries a write to probation until it fits.
+docs/benchmarks-hit-ratio.md has what it scores: on these traces it does
+not pay, which is why it is off.
+
 The shares are of the entries the store holds (``len``), not of ``max_size``,
 so a store bounded by memory splits what it holds the same way.
 
 Every hook is O(1). Per entry: two links in two ``array('I')`` (the three
 lists share them; their heads are slots 0, 1 and 2, which the store never
-hands out), one byte naming its list, and its share of the sketch (8 to 16
-bytes): nothing the garbage collector walks.
+hands out), one byte naming its list (3: protected and marked used), and
+its share of the sketch (8 to 16 bytes): nothing the garbage collector
+walks. The read hook (``_on_access``) is a closure over these structures,
+bound in ``_bind_access``: the sketch's increment and the list's move
+written out, with no attribute lookups and no calls.
 """
 
 from __future__ import annotations
 
 import random
 from array import array
+import time
 from typing import Iterator
 
-from .sketch import _PAIR, FrequencySketch
-from .store import SHARD_BITS, Store
+from .sketch import ONES, PATTERNS, SHIFTS, FrequencySketch
+from .store import SHARD_BITS, Clock, Limits, Store
 
 WINDOW, PROBATION, PROTECTED = 0, 1, 2
+USED = 3  # in the byte naming an entry's list: PROTECTED, and used since it entered or last moved
+SECOND_CHANCES = 4
 WINDOW_SHARE = 0.01
 PROTECTED_SHARE = 0.80
 ADMIT_AT_RANDOM_FROM = 6
 ADMIT_AT_RANDOM_ONE_IN = 128
+# The hill climber (``climb``), Caffeine's: every CLIMB_SAMPLE × max_size
+# requests, move the window's share by a step in the direction that raised
+# the hit ratio last time (the other way if it fell); the step starts at
+# CLIMB_STEP, restarts there when the hit ratio moves by CLIMB_RESTART or
+# more (the workload changed), and shrinks by CLIMB_DECAY otherwise.
+CLIMB_SAMPLE = 10
+CLIMB_STEP = 0.0625
+CLIMB_RESTART = 0.05
+CLIMB_DECAY = 0.98
+WINDOW_SHARE_RANGE = (0.0, 0.80)
 _SHARD_MASK = (1 << SHARD_BITS) - 1
 
 
@@ -61,13 +92,27 @@ class TinyLFUStore(Store):
     ttl_overhead = 12
     list_heads = 3  # slots 0, 1, 2: the heads of WINDOW, PROBATION and PROTECTED
 
+    def __init__(self, limits: Limits = Limits(), clock: Clock = time.monotonic, climb: bool = False) -> None:
+        if climb.__class__ is not bool:
+            raise ValueError(f"climb must be true or false, not {climb!r}")
+        self.climb = climb
+        super().__init__(limits, clock)
+
     def _init_policy(self) -> None:
         self._next = array("I", range(self.list_heads))  # each head alone in its circular list
         self._prev = array("I", range(self.list_heads))
         self._list = array("B", bytes(self.list_heads))  # by slot: WINDOW, PROBATION or PROTECTED
         self._lengths = [0, 0, 0]  # entries in each list
-        self._sketch = FrequencySketch(self.max_size)
+        self._sketch = FrequencySketch(self.max_size, self.hits)
         self._random = random.Random()
+        self._window_share = WINDOW_SHARE
+        # The hill climber's state: when the next sample ends (in requests,
+        # the store's hits + misses), the last sample's hit ratio, the step.
+        self._sample_hits, self._sample_requests = self.hits, self.hits + self.misses
+        self._climb_at = self._sample_requests + CLIMB_SAMPLE * self.max_size if self.climb else float("inf")
+        self._last_ratio = 0.0
+        self._step = CLIMB_STEP
+        self._bind_access()
 
     # -- the three lists -------------------------------------------------------
 
@@ -85,9 +130,14 @@ class TinyLFUStore(Store):
         next_[before] = after
         prev[after] = before
 
+    def _head_of(self, slot: int) -> int:
+        """The list ``slot`` is in."""
+        kind = self._list[slot]
+        return PROTECTED if kind == USED else kind
+
     def _move(self, slot: int, head: int) -> None:
         """Move ``slot`` to the end of the list ``head`` (its own or another)."""
-        self._lengths[self._list[slot]] -= 1
+        self._lengths[self._head_of(slot)] -= 1
         self._lengths[head] += 1
         self._list[slot] = head
         self._unlink(slot)
@@ -102,100 +152,205 @@ class TinyLFUStore(Store):
 
     # -- the hooks -------------------------------------------------------------
 
-    def _on_access(self, slot: int, _pair: tuple = _PAIR, _bits: int = SHARD_BITS, _low: int = _SHARD_MASK) -> None:
-        # The hottest path of the policy, written out: the sketch's increment
-        # (sketch.py) and the move within a list, without a call.
-        key_hash = hash(self._key_at[slot >> _bits][slot & _low])
+    def _bind_access(self) -> None:
+        """Bind ``_on_access``, the hottest path of the policy: the sketch's
+        ``add`` and the move within (or between) the lists, written out in
+        one closure over the structures it touches. Bound again whenever one
+        of them is replaced (``_init_policy``) or the sketch's mask changes."""
         sketch = self._sketch
-        table = sketch.table
-        index = key_hash & sketch.mask
-        word = table[index]
-        one = _pair[(key_hash >> 32) & 255] | _pair[(key_hash >> 40) & 255]
-        added = word + one
-        if (added ^ word ^ one) & (one << 4):  # some counter at 15: the careful way
-            sketch.increment(key_hash)
-        else:
-            table[index] = added
-            sketch.uses += 1
-            if sketch.uses >= sketch.period:
-                sketch.age()
-        where = self._list[slot]
-        prev, next_ = self._prev, self._next
-        last = prev[where]
-        if where != PROBATION:
-            if last != slot:  # not already the most recent of its list
-                before, after = prev[slot], next_[slot]
-                next_[before] = after
-                prev[after] = before
-                next_[last] = slot
-                prev[slot] = last
-                next_[slot] = where
-                prev[where] = slot
-            return
-        # Used again in main: promoted to protected.
-        before, after = prev[slot], next_[slot]
-        next_[before] = after
-        prev[after] = before
-        last = prev[PROTECTED]
-        next_[last] = slot
-        prev[slot] = last
-        next_[slot] = PROTECTED
-        prev[PROTECTED] = slot
-        self._list[slot] = PROTECTED
-        lengths = self._lengths
-        if lengths[PROTECTED] + 1 > PROTECTED_SHARE * (len(self._data) - lengths[WINDOW]):
-            # Protected is full: its oldest entry goes back to probation.
-            oldest = next_[PROTECTED]
-            after = next_[oldest]
-            next_[PROTECTED] = after
-            prev[after] = PROTECTED
-            last = prev[PROBATION]
-            next_[last] = oldest
-            prev[oldest] = last
-            next_[oldest] = PROBATION
-            prev[PROBATION] = oldest
-            self._list[oldest] = PROBATION
-        else:
-            lengths[PROBATION] -= 1
-            lengths[PROTECTED] += 1
+        table, mask = sketch.table, sketch.mask
+        careful = sketch.add
+        kinds, prev, next_, lengths, data = self._list, self._prev, self._next, self._lengths, self._data
+        ones, patterns = ONES, len(PATTERNS)
+        demote = self._demote
 
-    def _on_insert(self, slot: int, size: int) -> None:
+        def on_access(slot: int, key: str) -> None:
+            key_hash = hash(key)  # cached in the str object
+            index = key_hash & mask
+            word = table[index]
+            one = ones[key_hash % patterns]
+            added = word + one
+            if (added ^ word ^ one) & (one << 4):  # some counter at 15: the careful way
+                careful(key_hash)
+            else:
+                table[index] = added
+            # The use is counted by the store (its hits): see ``_on_insert``.
+            where = kinds[slot]
+            if where >= 2:  # PROTECTED: marked used (it moves when its turn to leave comes)
+                if where == 2:
+                    kinds[slot] = 3
+                return
+            last = prev[where]
+            if where == 0:  # WINDOW: to the end of the window
+                if last != slot:
+                    before, after = prev[slot], next_[slot]
+                    next_[before] = after
+                    prev[after] = before
+                    next_[last] = slot
+                    prev[slot] = last
+                    next_[slot] = 0
+                    prev[0] = slot
+                return
+            # PROBATION: used again in main, promoted to protected.
+            before, after = prev[slot], next_[slot]
+            next_[before] = after
+            prev[after] = before
+            last = prev[2]
+            next_[last] = slot
+            prev[slot] = last
+            next_[slot] = 2
+            prev[2] = slot
+            kinds[slot] = 2
+            if lengths[2] + 1 > PROTECTED_SHARE * (len(data) - lengths[0]):
+                demote()
+            else:
+                lengths[1] -= 1
+                lengths[2] += 1
+
+        self._on_access = on_access  # type: ignore[method-assign]
+
+    def _demote(self) -> None:
+        """Protected is over its share: its oldest entry goes back to
+        probation; one marked used since it entered (or last moved) gets a
+        second chance instead: unmarked, to the end of protected, at most
+        ``SECOND_CHANCES`` of them per call, so this stays O(1)."""
+        kinds, next_ = self._list, self._next
+        oldest = next_[PROTECTED]
+        for _ in range(SECOND_CHANCES):
+            if kinds[oldest] != USED:
+                break
+            kinds[oldest] = PROTECTED
+            self._unlink(oldest)
+            self._append(oldest, PROTECTED)
+            oldest = next_[PROTECTED]
+        kinds[oldest] = PROBATION
+        self._unlink(oldest)
+        self._append(oldest, PROBATION)
+
+    def _on_update(self, slot: int, old_size: int, new_size: int) -> None:
+        self._sketch.uses += 1  # a write is a use the store does not count in its hits
+        self._on_access(slot, self._key_at[slot >> SHARD_BITS][slot & _SHARD_MASK])
+
+    def _on_insert(self, slot: int, size: int, _ones: tuple = ONES, _patterns: int = len(PATTERNS)) -> None:
         if slot >= len(self._list):
             extra = max(slot + 1, 2 * len(self._list)) - len(self._list)
             self._list.frombytes(bytes(extra))
             self._next.frombytes(bytes(4 * extra))
             self._prev.frombytes(bytes(4 * extra))
         entries = len(self._data)
-        if 2 * entries > self._sketch.mask:
-            self._sketch.ensure_width(entries)
-        self._sketch.increment(self._hash_of(slot))
-        self._list[slot] = WINDOW
-        self._lengths[WINDOW] += 1
-        self._append(slot, WINDOW)
-        if self._lengths[WINDOW] > max(1, int(WINDOW_SHARE * entries)):
-            self._move(self._oldest(WINDOW), PROBATION)
+        sketch = self._sketch
+        if 2 * entries > sketch.mask and sketch.ensure_width(entries):
+            self._bind_access()
+        # Reads add to the sketch without counting (the hot path); the store
+        # counts them in its hits, and the halving they are owed happens here.
+        hits = self.hits
+        if sketch.uses + hits - sketch.reads_seen >= sketch.period:
+            sketch.catch_up(hits)
+        # The sketch's add (sketch.py), written out.
+        key_hash = hash(self._key_at[slot >> SHARD_BITS][slot & _SHARD_MASK])
+        table, index = sketch.table, key_hash & sketch.mask
+        word = table[index]
+        one = _ones[key_hash % _patterns]
+        added = word + one
+        if (added ^ word ^ one) & (one << 4):  # some counter at 15: the careful way
+            sketch.add(key_hash)
+        else:
+            table[index] = added
+        sketch.uses += 1
+        kinds, next_, prev, lengths = self._list, self._next, self._prev, self._lengths
+        kinds[slot] = WINDOW
+        last = prev[WINDOW]
+        next_[last] = slot
+        prev[slot] = last
+        next_[slot] = WINDOW
+        prev[WINDOW] = slot
+        lengths[WINDOW] += 1
+        if self.hits + self.misses >= self._climb_at:
+            self._climb()
+        window = int(self._window_share * entries)
+        if lengths[WINDOW] > (window if window > 1 else 1):
+            if lengths[WINDOW] > window + 1:  # the climber shrank the window: a second one goes too
+                self._move(next_[WINDOW], PROBATION)
+            # The window's oldest entry moves on to probation.
+            oldest = next_[WINDOW]
+            after = next_[oldest]
+            next_[WINDOW] = after
+            prev[after] = WINDOW
+            last = prev[PROBATION]
+            next_[last] = oldest
+            prev[oldest] = last
+            next_[oldest] = PROBATION
+            prev[PROBATION] = oldest
+            kinds[oldest] = PROBATION
+            lengths[WINDOW] -= 1
+            lengths[PROBATION] += 1
+
+    def _climb(self) -> None:
+        """End a sample of the hill climber: move the window's share."""
+        requests = self.hits + self.misses
+        ratio = (self.hits - self._sample_hits) / max(1, requests - self._sample_requests)
+        change = ratio - self._last_ratio
+        step = self._step if change >= 0 else -self._step
+        low, high = WINDOW_SHARE_RANGE
+        self._window_share = min(high, max(low, self._window_share + step))
+        if abs(change) >= CLIMB_RESTART:
+            self._step = CLIMB_STEP if step >= 0 else -CLIMB_STEP
+        else:
+            self._step = CLIMB_DECAY * step
+        self._last_ratio = ratio
+        self._sample_hits, self._sample_requests = self.hits, requests
+        self._climb_at = requests + CLIMB_SAMPLE * self.max_size
+
+    @property
+    def window_share(self) -> float:
+        """The window's share of the entries (1%, or where the climber moved it)."""
+        return self._window_share
+
+    def _window_size(self, entries: int) -> int:
+        """How many of ``entries`` the window holds at most."""
+        size = int(self._window_share * entries)
+        return size if size > 1 else 1
 
     def _on_remove(self, slot: int, size: int) -> None:
-        self._lengths[self._list[slot]] -= 1
-        self._unlink(slot)
+        kind = self._list[slot]
+        self._lengths[PROTECTED if kind == USED else kind] -= 1
+        next_, prev = self._next, self._prev
+        before, after = prev[slot], next_[slot]
+        next_[before] = after
+        prev[after] = before
 
-    def _victim(self) -> int:
-        lengths = self._lengths
-        main = PROBATION if lengths[PROBATION] else PROTECTED
-        if not lengths[main]:
-            return self._oldest(WINDOW)
-        victim = self._oldest(main)
+    def _victim(self, _shifts: tuple = SHIFTS, _patterns: int = len(PATTERNS)) -> int:
+        lengths, next_ = self._lengths, self._next
+        victim = next_[PROBATION] if lengths[PROBATION] else next_[PROTECTED]
+        window = lengths[WINDOW]
+        if victim <= PROTECTED:  # main is empty
+            return next_[WINDOW]
         # The entry about to arrive joins the window: is the window full, so
         # that its oldest entry would then be a candidate for main?
-        if not lengths[WINDOW] or lengths[WINDOW] < max(1, int(WINDOW_SHARE * len(self._data))):
+        if not window or window < self._window_size(len(self._data)):
             return victim
-        candidate = self._oldest(WINDOW)
-        return victim if self._admits(candidate, victim) else candidate
+        candidate = next_[WINDOW]
+        # The duel (``_admits``), its estimates written out (sketch.py's frequency).
+        key_at, sketch = self._key_at, self._sketch
+        table, mask = sketch.table, sketch.mask
+        key_hash = hash(key_at[candidate >> SHARD_BITS][candidate & _SHARD_MASK])
+        word = table[key_hash & mask]
+        a, b, c, d = _shifts[key_hash % _patterns]
+        candidate_frequency = min((word >> a) & 15, (word >> b) & 15, (word >> c) & 15, (word >> d) & 15)
+        key_hash = hash(key_at[victim >> SHARD_BITS][victim & _SHARD_MASK])
+        word = table[key_hash & mask]
+        a, b, c, d = _shifts[key_hash % _patterns]
+        if candidate_frequency > min((word >> a) & 15, (word >> b) & 15, (word >> c) & 15, (word >> d) & 15):
+            return victim
+        if candidate_frequency >= ADMIT_AT_RANDOM_FROM and self._random.randrange(ADMIT_AT_RANDOM_ONE_IN) == 0:
+            return victim
+        return candidate
 
     def _admits(self, candidate: int, victim: int) -> bool:
         """Whether ``candidate`` (from the window) may take ``victim``'s place in main."""
-        candidate_frequency = self._sketch.frequency(self._hash_of(candidate))
-        victim_frequency = self._sketch.frequency(self._hash_of(victim))
+        frequency, key_at = self._sketch.frequency, self._key_at
+        candidate_frequency = frequency(hash(key_at[candidate >> SHARD_BITS][candidate & _SHARD_MASK]))
+        victim_frequency = frequency(hash(key_at[victim >> SHARD_BITS][victim & _SHARD_MASK]))
         if candidate_frequency > victim_frequency:
             return True
         if candidate_frequency >= ADMIT_AT_RANDOM_FROM:
@@ -218,7 +373,7 @@ class TinyLFUStore(Store):
     def _snapshot_hint(self, slot: int) -> int:
         """The sketch's estimate for the entry (1 to 15), plus 16 when it is
         in protected."""
-        return self._sketch.frequency(self._hash_of(slot)) | (16 if self._list[slot] == PROTECTED else 0)
+        return self._sketch.frequency(self._hash_of(slot)) | (16 if self._head_of(slot) == PROTECTED else 0)
 
     def _restore_hint(self, slot: int, hint: int) -> None:
         """Bring the estimate of the entry just inserted (which counted one
@@ -228,5 +383,5 @@ class TinyLFUStore(Store):
         key_hash = self._hash_of(slot)
         for _ in range((hint & 15) - self._sketch.frequency(key_hash)):
             self._sketch.increment(key_hash)
-        if hint & 16 and self._list[slot] != PROTECTED:
+        if hint & 16 and self._head_of(slot) != PROTECTED:
             self._move(slot, PROTECTED)

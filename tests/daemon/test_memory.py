@@ -41,3 +41,24 @@ def test_stored_entries_cost_what_stats_claims(make_client: Callable[..., tuple[
     per_entry = traced / ENTRIES
     assert len(cache) == ENTRIES + 1
     assert per_entry <= 1.3 * claimed, f"{per_entry:.0f} bytes per entry traced, {claimed:.0f} claimed"
+
+
+def test_a_batch_set_does_not_hold_a_buffer_per_value_while_it_runs(
+        make_client: Callable[..., tuple[testing.TestClient, Cache]]) -> None:
+    # orjson writes each value into a 4 KiB buffer and hands it back with it:
+    # 1,000 values held at once would be 4 MiB at the peak of one request.
+    client, cache = make_client(max_size=10_000)
+    items = {f"user:{i:06d}": {"name": "Alice", "age": 30} for i in range(1000)}
+    body = json.dumps({"items": items})
+    client.simulate_post("/cache/batch/set", body=json.dumps({"items": {"warm": 1}}),
+                         headers={"Content-Type": "application/json"})
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        result = client.simulate_post("/cache/batch/set", body=body, headers={"Content-Type": "application/json"})
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    assert result.status_code == 200 and len(cache) == 1001
+    assert peak < 2 * 1024 * 1024, f"a batch of 1,000 small values peaked at {peak:,} bytes"

@@ -207,3 +207,67 @@ def test_tinylfu_beats_lru_by_5_points_on_a_zipf_trace() -> None:
     trace = zipf_trace(10_000, 100_000, 0.8, seed=13)
     lru, tinylfu = hit_ratio("lru", trace, 1000), hit_ratio("tinylfu", trace, 1000)
     assert tinylfu - lru >= 0.05, (lru, tinylfu)
+
+
+# -- protected in CLOCK order, aging counted by the store, the hill climber --------
+
+
+def test_a_protected_entry_read_again_gets_a_second_chance_when_protected_overflows(clock: FakeClock) -> None:
+    store = TinyLFUStore(Limits(max_size=100), clock)
+    for i in range(100):
+        store.set(f"k:{i}", b"v")
+    for i in range(1, 80):  # promoted in this order, 79 of them (80% of main): k:1 is protected's oldest
+        store.lookup(f"k:{i}")
+    protected = [slot for slot in store._snapshot_order() if store._head_of(slot) == 2]
+    assert store.key_at(protected[0]) == "k:1" and store.key_at(protected[1]) == "k:2"
+    store.lookup("k:1")  # marked used: no relinking
+    assert store._list[store.slot_of("k:1")] == 3
+    store.lookup("k:80")  # one more promotion: protected overflows
+    assert store._head_of(store.slot_of("k:1")) == 2  # second chance: unmarked, to the end
+    assert store._list[store.slot_of("k:1")] == 2
+    assert store._head_of(store.slot_of("k:2")) == 1  # the next oldest went back to probation
+
+
+def test_reads_counted_by_the_store_age_the_sketch_at_the_next_write() -> None:
+    sketch = FrequencySketch(16)  # one slice
+    key = hash("k")
+    for _ in range(12):
+        sketch.add(key)  # as the read path: not counted here
+    assert sketch.frequency(key) == 12 and sketch.uses == 0
+    sketch.catch_up(sketch.period - 1)  # reads counted by the owner, one short of a halving
+    assert sketch.frequency(key) == 12
+    sketch.catch_up(sketch.period)
+    assert sketch.frequency(key) == 6
+
+
+def test_aging_owed_is_halved_a_few_slices_per_call() -> None:
+    sketch = FrequencySketch(8 * SLICE_WORDS)
+    sketch.ensure_width(8 * SLICE_WORDS)
+    slices = sketch.width // SLICE_WORDS
+    sketch.catch_up(10 * slices * sketch.period)  # far more than four full halvings owed
+    assert sketch.next_slice == 4  # four slices in this call
+    assert sketch.uses == (4 * slices - 4) * sketch.period  # the rest owed, beyond four full halvings dropped
+
+
+def test_climb_must_be_true_or_false() -> None:
+    try:
+        TinyLFUStore(Limits(max_size=10), climb="yes")  # type: ignore[arg-type]
+    except ValueError as error:
+        assert "climb" in str(error)
+    else:
+        raise AssertionError("climb='yes' was accepted")
+
+
+def test_the_hill_climber_moves_the_window_and_without_it_the_window_stays(clock: FakeClock) -> None:
+    shares = {}
+    for climb in (False, True):
+        cache = Cache("tinylfu", max_size=100, clock=clock, policy_options={"climb": climb})
+        rng = random.Random(5)
+        for i in range(20_000):  # recency: mostly keys asked for a moment ago
+            key = f"k:{i - rng.randrange(min(i, 300) + 1)}"
+            if cache.get(key) is None:
+                cache.set(key, b"v")
+        shares[climb] = cache._store.window_share
+        assert len(cache) == 100
+    assert shares[False] == 0.01
+    assert shares[True] != 0.01
