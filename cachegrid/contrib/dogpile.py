@@ -33,8 +33,7 @@ value's own key (a lock is not the value: it does not hide or end it).
 dies blocks the key no longer than that (at most the server's
 ``max_lease_time``); a waiting caller asks again every ``lock_sleep``
 seconds (0.05). ``distributed_lock=False`` returns None instead: dogpile's
-own lock, one creator per process; so does a client without locks (a
-CacheGrid from before them).
+own lock, one creator per process.
 """
 
 from __future__ import annotations
@@ -63,9 +62,6 @@ from .common import (
 _MISSING = object()
 DEFAULT_LOCK_TIMEOUT = 60.0
 DEFAULT_LOCK_SLEEP = 0.05
-# SEAM(leases): the client's locks are the stampede work's; until a client
-# has them, get_mutex gives dogpile's in-process lock.
-_LOCKS = all(hasattr(SyncCacheGridClient, name) for name in ("acquire_lock", "release_lock", "lock_held"))
 
 
 class CacheGridMutex(CacheMutex):
@@ -109,7 +105,7 @@ class CacheGridBackend(BytesBackend):
         self.ttl = None if ttl is None else server_ttl(ttl)
         self._max_key_length = check_key_length(arguments.get("max_key_length", DEFAULT_MAX_KEY_LENGTH))
         self._batch_size = check_batch_size(arguments.get("batch_size", DEFAULT_BATCH_SIZE))
-        self.distributed_lock = bool(arguments.get("distributed_lock", True)) and _LOCKS
+        self.distributed_lock = bool(arguments.get("distributed_lock", True))
         self.lock_timeout = float(arguments.get("lock_timeout", DEFAULT_LOCK_TIMEOUT))
         self.lock_sleep = float(arguments.get("lock_sleep", DEFAULT_LOCK_SLEEP))
         if not (self.lock_timeout > 0 and self.lock_sleep > 0):

@@ -12,7 +12,7 @@ import pytest
 from dogpile.cache import make_region
 from dogpile.cache.api import NO_VALUE
 
-from cachegrid.contrib.dogpile import _LOCKS, CacheGridBackend
+from cachegrid.contrib.dogpile import CacheGridBackend
 from cachegrid.testing import ServerProcess as Server
 from tests.contrib.helpers import raw_entry, sent, server_keys
 
@@ -103,11 +103,6 @@ def test_two_regions_share_a_replicated_cluster(start_server: Callable[..., Serv
         cache.backend.client.close()
 
 
-needs_locks = pytest.mark.skipif(not _LOCKS, reason="the mutex waits for the client's lease API (acquire_lock, "
-                                 "release_lock, lock_held): until then get_mutex returns None")
-
-
-@needs_locks
 def test_the_mutex_is_one_lock_for_every_process(live: Server, key: str) -> None:
     first, second = region(hosts=[live.url], lock_timeout=30), region(hosts=[live.url])
     held = first.backend.get_mutex(key)
@@ -122,7 +117,6 @@ def test_the_mutex_is_one_lock_for_every_process(live: Server, key: str) -> None
         other.release()
 
 
-@needs_locks
 def test_a_lock_ends_by_itself_after_lock_timeout(live: Server, key: str) -> None:
     mutex = region(hosts=[live.url], lock_timeout=0.5).backend.get_mutex(key)
     assert mutex.acquire(wait=False)

@@ -10,7 +10,6 @@ from typing import Iterator
 import pytest
 from dogpile.testing.fixtures import _GenericBackendTestSuite, _GenericMutexTestSuite, _GenericSerializerTestSuite
 
-from cachegrid.contrib.dogpile import _LOCKS
 from tests.contrib.suites import SuiteServer
 
 pytestmark = pytest.mark.process
@@ -37,7 +36,5 @@ class TestCacheGridSerializer(_GenericSerializerTestSuite, TestCacheGridBackend)
     """The same, with the serializer suite's JSON (de)serializer on the region."""
 
 
-@pytest.mark.skipif(not _LOCKS, reason="get_mutex waits for the client's lease API (acquire_lock, release_lock, "
-                    "lock_held): until then the backend has no distributed mutex and get_mutex returns None")
 class TestCacheGridMutex(_OnCacheGrid, _GenericMutexTestSuite):
     """dogpile's mutex tests, on the leases."""
