@@ -26,10 +26,11 @@ keys.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
 
-from cachegrid.client import RequestError, SyncCacheGridClient
+from cachegrid.client import RequestError, SyncCacheGridClient, Unauthorized
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # the server's counter range
 MAX_TTL = 10**10  # seconds: the longest TTL the server takes (about 317 years)
@@ -140,6 +141,23 @@ def get_batched(client: SyncCacheGridClient, keys: list[str], size: int) -> dict
     for batch in chunks(list(dict.fromkeys(keys)), size):
         found.update(client.get_multi(batch))
     return found
+
+
+def set_batched(client: SyncCacheGridClient, items: Mapping[str, Any], ttl: float | None, size: int,
+                log: logging.Logger) -> list[str]:
+    """``client.set_multi`` of ``items``, one request per ``size`` of them;
+    returns the keys of the batches the server refused (each refusal
+    logged). A refused token is raised: no batch would be stored."""
+    refused: list[str] = []
+    for batch in chunks(list(items), size):
+        try:
+            client.set_multi({key: items[key] for key in batch}, ttl)
+        except Unauthorized:
+            raise
+        except RequestError as error:
+            log.warning("CacheGrid refused a batch of %d key(s): %s", len(batch), error)
+            refused.extend(batch)
+    return refused
 
 
 def delete_batched(client: SyncCacheGridClient, keys: list[str], size: int) -> None:

@@ -61,7 +61,6 @@ from .common import (
     DEFAULT_MAX_KEY_LENGTH,
     check_batch_size,
     check_key_length,
-    chunks,
     count,
     delete_batched,
     from_server,
@@ -69,6 +68,7 @@ from .common import (
     make_client,
     server_key,
     server_ttl,
+    set_batched,
     to_server,
 )
 
@@ -176,16 +176,7 @@ class CacheGridCache(BaseCache):
         if ttl == 0:
             delete_batched(self._client, list(items), self._batch_size)
             return []
-        failed: list[Any] = []
-        for batch in chunks(list(items), self._batch_size):
-            try:
-                self._client.set_multi({key: items[key] for key in batch}, ttl)
-            except Unauthorized:
-                raise
-            except RequestError as error:
-                log.warning("CacheGrid refused a batch of %d key(s): %s", len(batch), error)
-                failed.extend(originals[key] for key in batch)
-        return failed
+        return [originals[key] for key in set_batched(self._client, items, ttl, self._batch_size, log)]
 
     def delete_many(self, keys: Iterable[Any], version: int | None = None) -> None:
         delete_batched(self._client, [self._key(key, version) for key in keys], self._batch_size)

@@ -54,7 +54,6 @@ from .common import (
     DEFAULT_MAX_KEY_LENGTH,
     check_batch_size,
     check_key_length,
-    chunks,
     count,
     delete_batched,
     from_server,
@@ -63,6 +62,7 @@ from .common import (
     prefix_pattern,
     server_key,
     server_ttl,
+    set_batched,
     to_server,
 )
 
@@ -179,17 +179,8 @@ class CacheGridCache(BaseCache):
         if ttl == 0:
             delete_batched(self._client, list(items), self._batch_size)
             return list(mapping)
-        stored: list[Any] = []
-        for batch in chunks(list(items), self._batch_size):
-            try:
-                self._client.set_multi({key: items[key] for key in batch}, ttl)
-            except Unauthorized:
-                raise
-            except RequestError as error:
-                log.warning("CacheGrid refused a batch of %d key(s): %s", len(batch), error)
-                continue
-            stored.extend(originals[key] for key in batch)
-        return stored
+        refused = set(set_batched(self._client, items, ttl, self._batch_size, log))
+        return [key for made, key in originals.items() if made not in refused]
 
     def delete(self, key: str) -> bool:
         return bool(self._client.delete(self._key(key)))
