@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import itertools
-import time
 from typing import Iterator
 
 import pytest
@@ -16,9 +14,6 @@ from tests.client.callers import Call, address, make_caller
 
 MAX_VALUE = 4096
 EVERY_BYTE = bytes(range(256))
-_unique = itertools.count()
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[Server]:
     with running(env={"CACHEGRID_MAX_VALUE_SIZE": str(MAX_VALUE)}) as started:
@@ -28,11 +23,6 @@ def server() -> Iterator[Server]:
 @pytest.fixture
 def call(kind: str, server: Server) -> Call:
     return make_caller(kind, [address(server)])[0]
-
-
-@pytest.fixture
-def key() -> str:
-    return f"client-binary:{next(_unique)}:{time.monotonic_ns()}"
 
 
 @pytest.mark.parametrize("value", [EVERY_BYTE, b"", b"\x80\x04K*.", b'"looks like json"', b"123"],

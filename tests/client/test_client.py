@@ -7,7 +7,6 @@ same behaviour."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 from typing import Any, Callable, Iterator
 
@@ -25,19 +24,6 @@ from cachegrid.client import (
 from cachegrid.testing import ServerProcess as Server
 from tests.client.callers import Call, address, collect, make_caller
 from tests.fixtures import Stub
-
-_unique = itertools.count()
-
-
-@pytest.fixture
-def call(kind: str, live: Server) -> Call:
-    return make_caller(kind, [address(live)])[0]
-
-
-@pytest.fixture
-def key() -> str:
-    return f"client-test:{next(_unique)}:{time.monotonic_ns()}"
-
 
 @pytest.mark.parametrize("value", [{"name": "Alice", "age": 30}, [1, 2.5, None, True], "ключ", 0, None, 10**20])
 def test_values_come_back_equal(call: Call, key: str, value: Any) -> None:

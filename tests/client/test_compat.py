@@ -9,11 +9,10 @@ connections and never answers (a timeout), and a host answering 500."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import socket
 import time
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 import pytest
 
@@ -30,14 +29,6 @@ from cachegrid.client import (
 from cachegrid.testing import ServerProcess as Server
 from tests.client.callers import Call, address, collect, make_caller
 from tests.fixtures import Stub
-
-_unique = itertools.count()
-
-
-@pytest.fixture
-def key() -> str:
-    return f"compat-test:{next(_unique)}:{time.monotonic_ns()}"
-
 
 @pytest.fixture
 def silent_host() -> Iterator[str]:

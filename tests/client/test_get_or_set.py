@@ -6,7 +6,6 @@ compute that fails, and the lock calls."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import threading
 import time
 from typing import Any, Callable
@@ -18,19 +17,6 @@ import requests
 from cachegrid.client import CacheGridClient, SyncCacheGridClient
 from cachegrid.testing import ServerProcess as Server
 from tests.client.callers import Call, address, make_caller
-
-_unique = itertools.count()
-
-
-@pytest.fixture
-def key() -> str:
-    return f"stampede:{next(_unique)}:{time.monotonic_ns()}"
-
-
-@pytest.fixture
-def call(kind: str, live: Server) -> Call:
-    return make_caller(kind, [address(live)])[0]
-
 
 def concurrently(kind: str, live: Server, callers: int, run: Callable[[Any], Any]) -> list[Any]:
     """``run(client)`` by ``callers`` threads (sync) or tasks of one loop (async) at once; their answers."""
