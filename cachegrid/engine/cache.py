@@ -164,6 +164,9 @@ class Cache:
         tags of the entry it replaces; ``invalidate_tags`` makes it a miss.
         ``fields``: the entry's optional fields, ``binary``, ``stale`` and
         ``tag_refs`` (``Store.set``)."""
+        if tags is None and not fields:  # the plain set: no keyword dicts to build
+            with self._lock:
+                return self._store.set(key, value, ttl, if_match, if_none_match)
         if tags is not None:
             names = check_tags(tags, self.tag_limits)
             if names:
@@ -171,7 +174,7 @@ class Cache:
                     return self._store.set_tagged(key, value, ttl, names, if_match=if_match,
                                                   if_none_match=if_none_match, **fields)
         with self._lock:
-            return self._store.set(key, value, ttl, if_match=if_match, if_none_match=if_none_match, **fields)
+            return self._store.set(key, value, ttl, if_match, if_none_match, **fields)
 
     def set_many(self, items: Mapping[str, bytes], ttl: float | None = None,
                  tags: Iterable[str] | None = None, **fields: Any) -> int:
