@@ -45,7 +45,7 @@ import time
 from array import array
 from typing import Iterator
 
-from .links import Chain, SlotChains
+from .links import Chain, SlotChains, more_slots
 from .store import Clock, Limits, Store
 
 MAX_COUNT = 255
@@ -66,7 +66,7 @@ class _FrequencyNode(Chain):
 class LFUStore(Store):
     name = "lfu"
     # Measured by `python -m cachegrid.engine.calibrate` (100,000 entries, CPython 3.11).
-    entry_overhead = 172
+    entry_overhead = 168
     ttl_overhead = 12
 
     def __init__(
@@ -147,7 +147,7 @@ class LFUStore(Store):
     def _on_insert(self, slot: int, size: int) -> None:
         self._age()
         if slot >= len(self._count):
-            self._count.frombytes(bytes(8 * (max(slot + 1, 2 * len(self._count)) - len(self._count))))
+            self._count.frombytes(bytes(8 * more_slots(len(self._count), slot)))
         first = self._head.next
         self._chains.append(self._node_after(first if first.count == 0 else self._head, 1), slot)
         self._count[slot] = 1 | self._epoch << _COUNT_BITS

@@ -25,7 +25,7 @@ from typing import Iterator
 from array import array
 from heapq import heapify, heappop, heappush
 
-from .links import Chain, SlotChains
+from .links import Chain, SlotChains, more_slots
 from .store import Store
 
 _COMPACT_SLACK = 64
@@ -34,7 +34,7 @@ _COMPACT_SLACK = 64
 class SizeStore(Store):
     name = "size"
     # Measured by `python -m cachegrid.engine.calibrate` (100,000 entries, CPython 3.11).
-    entry_overhead = 166
+    entry_overhead = 163
     ttl_overhead = 12
 
     def _init_policy(self) -> None:
@@ -68,7 +68,7 @@ class SizeStore(Store):
 
     def _on_insert(self, slot: int, size: int) -> None:
         if slot >= len(self._size_of):
-            self._size_of.frombytes(bytes(4 * (max(slot + 1, 2 * len(self._size_of)) - len(self._size_of))))
+            self._size_of.frombytes(bytes(4 * more_slots(len(self._size_of), slot)))
         self._join(slot, size)
 
     def _on_update(self, slot: int, old_size: int, size: int) -> None:

@@ -62,6 +62,7 @@ from array import array
 import time
 from typing import Iterator
 
+from .links import more_slots
 from .sketch import ONES, PATTERNS, SHIFTS, FrequencySketch
 from .store import SHARD_BITS, Clock, Limits, Store
 
@@ -88,7 +89,7 @@ _SHARD_MASK = (1 << SHARD_BITS) - 1
 class TinyLFUStore(Store):
     name = "tinylfu"
     # Measured by `python -m cachegrid.engine.calibrate` (100,000 entries, CPython 3.11).
-    entry_overhead = 180
+    entry_overhead = 172
     ttl_overhead = 12
     list_heads = 3  # slots 0, 1, 2: the heads of WINDOW, PROBATION and PROTECTED
 
@@ -233,7 +234,7 @@ class TinyLFUStore(Store):
 
     def _on_insert(self, slot: int, size: int, _ones: tuple = ONES, _patterns: int = len(PATTERNS)) -> None:
         if slot >= len(self._list):
-            extra = max(slot + 1, 2 * len(self._list)) - len(self._list)
+            extra = more_slots(len(self._list), slot)
             self._list.frombytes(bytes(extra))
             self._next.frombytes(bytes(4 * extra))
             self._prev.frombytes(bytes(4 * extra))
