@@ -29,7 +29,7 @@ from typing import Any
 import falcon
 
 from ..config import Settings
-from ..engine import ANY, Cache, Entry
+from ..engine import ANY, Cache
 from .binary import BINARY_TYPE, JSON_TYPE, OCTET_STREAM, TYPE_HEADER, check_acceptable, is_binary_body
 from .body import bool_param, encode, int_param, json_body, read_body, ttl_param
 from .errors import ApiError
@@ -66,11 +66,6 @@ def _not_found(key: str) -> ApiError:
     return ApiError(404, "not_found", f"no such key: {key!r}", key=key)
 
 
-def _ttl_header(entry: Entry, now: float) -> str | None:
-    left = entry.ttl(now)
-    return None if left is None else f"{max(left, 0.0):.3f}"
-
-
 class Items(Resource):
     """``/cache``, ``/cache/{key}``, ``/cache/{key}/ttl``, ``/cache/{key}/incr``
     and ``/cache/{key}/decr``."""
@@ -96,12 +91,11 @@ class Items(Resource):
         resp.set_header("ETag", self.etags.of(entry.version))
         if entry.tag_refs:
             resp.set_header(TAGS_HEADER, ",".join(self.cache.tags_of(entry)))
-        now = self.cache.clock()
-        if entry.fresh_until is not None:
-            mark_if_stale(resp, entry, now)  # leases.py: in its stale window
-        left = _ttl_header(entry, now)
-        if left is not None:
-            resp.set_header(TTL_HEADER, left)
+        if entry.expires_at is not None:  # without a TTL, no clock to read: no TTL header, never stale
+            now = self.cache.clock()
+            if entry.fresh_until is not None:  # a stale window needs a TTL
+                mark_if_stale(resp, entry, now)  # leases.py: in its stale window
+            resp.set_header(TTL_HEADER, f"{max(entry.expires_at - now, 0.0):.3f}")
         if "HTTP_IF_NONE_MATCH" in req.env:  # only then parse it
             if_none_match = req.if_none_match
             if if_none_match and ("*" in if_none_match or entry.version in self.etags.versions(if_none_match)):
