@@ -2,9 +2,9 @@
 window, main and duel counting as libcachesim's W-TinyLFU counts.
 
 A small recency trace (hit_ratio.py's, 500 entries, 50,000 requests), where
-libcachesim's rules (uncapped counts, aged only by hits in main) fill main
-with keys counted often once and never asked for again, so newcomers are
-kept out: the exact figures live in docs/benchmarks-hit-ratio.md.
+libcachesim's rules (uncapped counts halved rarely, no random admission)
+keep most newcomers out of main: the exact figures of the full traces live
+in docs/benchmarks-hit-ratio.md.
 """
 
 from __future__ import annotations
