@@ -2,7 +2,7 @@
 
 Run it on demand (it is not a test)::
 
-    .venv/bin/python benchmarks/hit_ratio.py [--requests N] [--output PATH]
+    .venv/bin/python benchmarks/hit_ratio.py [--requests N] [--output PATH] [--ablation]
 
 Each trace is a list of keys, replayed as a cache server sees it: a read,
 and on a miss a write of the key (every entry has the same size, so a cache
@@ -38,6 +38,20 @@ one by one; and Belady's OPT (evict the key asked for again the furthest in
 the future), computed here, the upper bound of every column. ``noeviction``
 keeps the first keys it is given and refuses the rest.
 
+``tinylfu, lcs rules`` is ``tinylfu``'s machinery (its window, main and
+duel) counting as libcachesim's W-TinyLFU counts (lcs_rules.py: its
+counters, what it counts, its aging, no random admission, protected in LRU
+order, its window while the cache fills); it replays libcachesim's
+W-TinyLFU hit for hit. ``--ablation`` adds a second table: on the traces
+where ``tinylfu`` is more than 1.5 points from libcachesim's W-TinyLFU at
+one size at least (``ABLATION_TRACES``), the hit ratio with only one of
+those rules switched to libcachesim's, and with all but one (about 11
+minutes more).
+
+With ``--output``, the file's text after ``KEPT_BELOW`` (the prose written
+by hand) is kept, and so is its ablation table when ``--ablation`` is not
+given.
+
 The figures are exact counts of a deterministic replay, not timings: they
 do not depend on the machine's load (the hash randomization of Python moves
 ``tinylfu``'s sketch collisions, so its figures move by a few tenths of a
@@ -61,7 +75,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cachegrid.engine import POLICIES, CacheFull  # noqa: E402
 from cachegrid.engine.registry import store_class  # noqa: E402
-from cachegrid.engine.store import Limits  # noqa: E402
+from cachegrid.engine.store import Limits, Store  # noqa: E402
+from lcs_rules import RULES, LcsRulesStore  # noqa: E402  (beside this file)
 
 SEED = 13
 KEYS = 100_000
@@ -135,10 +150,23 @@ def traces(keys: int, requests: int) -> list[tuple[str, int, Trace]]:
 
 # Variants of a policy, each its own column: (column, policy, policy options).
 VARIANTS = (("tinylfu climbing", "tinylfu", {"climb": True}),)
+LCS_RULES = "tinylfu, lcs rules"  # the column of LcsRulesStore with every rule libcachesim's
+ABLATION_TRACES = ("loop", "zipf-shift", "recency")
+
+
+def limits(size: int) -> Limits:
+    return Limits(max_size=size, max_memory=1 << 62)
 
 
 def cachegrid_hits(policy: str, trace: Trace, size: int, **options: object) -> int:
-    store = store_class(policy)(Limits(max_size=size, max_memory=1 << 62), **options)
+    return replay(store_class(policy)(limits(size), **options), trace)
+
+
+def lcs_rules_hits(rules: tuple[str, ...], trace: Trace, size: int) -> int:
+    return replay(LcsRulesStore(limits(size), rules=rules), trace)
+
+
+def replay(store: Store, trace: Trace) -> int:
     lookup, write = store.lookup, store.set
     names = [str(key) for key in range(max(trace) + 1)]
     value = b"v"
@@ -206,12 +234,25 @@ def libcachesim_version() -> str | None:
         return None
 
 
-def run(keys: int, requests: int, log: Callable[[str], None]) -> str:
+KEPT_BELOW = "<!-- The text from here on is written by hand: hit_ratio.py --output keeps it. -->"
+ABLATION_HEADING = "## libcachesim's rules one at a time"
+# The rows of the ablation table: (row, rules switched to libcachesim's).
+ABLATIONS = (
+    [("none (tinylfu's rules)", ())]
+    + [(f"only {rule}", (rule,)) for rule in RULES]
+    + [(f"all but {rule}", tuple(other for other in RULES if other != rule)) for rule in RULES]
+    + [(f"all ({LCS_RULES})", RULES)]
+)
+
+
+def run(keys: int, requests: int, log: Callable[[str], None], ablation: bool = False) -> tuple[str, str | None]:
+    """The hit-ratio table, and the ablation table if asked for (else None)."""
     started = time.monotonic()
     lcs = libcachesim_version()
-    variants = [column for column, _, _ in VARIANTS]
+    variants = [column for column, _, _ in VARIANTS] + [LCS_RULES]
     columns = list(POLICIES) + variants + ([f"lcs {name}" for name in LIBCACHESIM] if lcs else []) + ["OPT"]
     rows = []
+    ablated: list[tuple[str, int, dict[str, float]]] = []
     for name, size, trace in traces(keys, requests):
         log(f"{name} @ {size}")
         ratios: dict[str, float] = {}
@@ -219,11 +260,15 @@ def run(keys: int, requests: int, log: Callable[[str], None]) -> str:
             ratios[policy] = cachegrid_hits(policy, trace, size) / len(trace)
         for column, policy, options in VARIANTS:
             ratios[column] = cachegrid_hits(policy, trace, size, **options) / len(trace)
+        ratios[LCS_RULES] = lcs_rules_hits(RULES, trace, size) / len(trace)
         if lcs:
             for algorithm in LIBCACHESIM:
                 ratios[f"lcs {algorithm}"] = libcachesim_hits(algorithm, trace, size) / len(trace)
         ratios["OPT"] = opt_hits(trace, size) / len(trace)
         rows.append((name, size, ratios))
+        if ablation and name in ABLATION_TRACES:
+            log(f"{name} @ {size}: ablation")
+            ablated.append((name, size, ablation_ratios(trace, size, ratios)))
     lines = [
         "# Hit ratio",
         "",
@@ -232,22 +277,29 @@ def run(keys: int, requests: int, log: Callable[[str], None]) -> str:
         f"- {keys:,} keys, {requests:,} requests per trace, seed {SEED} (the traces: benchmarks/hit_ratio.py); "
         f"{time.monotonic() - started:.0f} s in all",
         "",
-        "Hit % per trace and cache size (entries). `lcs`: libcachesim's implementation.",
+        "Hit % per trace and cache size (entries). `lcs`: libcachesim's implementation; "
+        f"`{LCS_RULES}`: `tinylfu` counting as libcachesim's W-TinyLFU does (benchmarks/lcs_rules.py).",
         "",
-        "| trace @ size | " + " | ".join(columns) + " | tinylfu − lru | tinylfu − lcs WTinyLFU |",
-        "| :--- | " + " | ".join("---:" for _ in columns) + " | ---: | ---: |",
+        "| trace @ size | " + " | ".join(columns) + " | tinylfu − lru | tinylfu − lcs WTinyLFU | lcs rules − lcs WTinyLFU |",
+        "| :--- | " + " | ".join("---:" for _ in columns) + " | ---: | ---: | ---: |",
     ]
+
+    def from_lcs(ratios: dict[str, float], column: str) -> str:
+        return f"{100 * (ratios[column] - ratios['lcs WTinyLFU']):+.1f}" if lcs else "–"
+
     for name, size, ratios in rows:
         cells = [f"{100 * ratios[column]:.1f}" for column in columns]
         over_lru = 100 * (ratios["tinylfu"] - ratios["lru"])
-        over_lcs = f"{100 * (ratios['tinylfu'] - ratios['lcs WTinyLFU']):+.1f}" if lcs else "–"
-        lines.append(f"| {name} @ {size:,} | " + " | ".join(cells) + f" | {over_lru:+.1f} | {over_lcs} |")
+        lines.append(
+            f"| {name} @ {size:,} | " + " | ".join(cells)
+            + f" | {over_lru:+.1f} | {from_lcs(ratios, 'tinylfu')} | {from_lcs(ratios, LCS_RULES)} |"
+        )
     average = {column: sum(r[column] for _, _, r in rows) / len(rows) for column in columns}
     lines.append(
         "| **average** | "
         + " | ".join(f"{100 * average[column]:.1f}" for column in columns)
-        + f" | {100 * (average['tinylfu'] - average['lru']):+.1f} | "
-        + (f"{100 * (average['tinylfu'] - average['lcs WTinyLFU']):+.1f} |" if lcs else "– |")
+        + f" | {100 * (average['tinylfu'] - average['lru']):+.1f} | {from_lcs(average, 'tinylfu')}"
+        + f" | {from_lcs(average, LCS_RULES)} |"
     )
     worst = min(rows, key=lambda row: row[2]["tinylfu"] - row[2]["lru"])
     lines += [
@@ -255,19 +307,78 @@ def run(keys: int, requests: int, log: Callable[[str], None]) -> str:
         f"tinylfu against lru: at worst {100 * (worst[2]['tinylfu'] - worst[2]['lru']):+.1f} points "
         f"({worst[0]} @ {worst[1]:,}), on average {100 * (average['tinylfu'] - average['lru']):+.1f}.",
     ]
+    if lcs:
+        apart = [round((r[LCS_RULES] - r["lcs WTinyLFU"]) * requests) for _, _, r in rows]
+        lines.append(
+            f"{LCS_RULES} against lcs WTinyLFU: {sum(1 for hits in apart if hits == 0)} runs of {len(rows)} "
+            f"hit for hit the same; at most {max(abs(hits) for hits in apart):,} hits apart "
+            f"(of {requests:,} requests)."
+        )
+    table = "\n".join(lines) + "\n"
+    return table, (ablation_table(ablated, lcs is not None) if ablation else None)
+
+
+def ablation_ratios(trace: Trace, size: int, ratios: dict[str, float]) -> dict[str, float]:
+    """The hit ratio of every row of ``ABLATIONS`` (with all rules: the main
+    table's figure), beside the main table's ``tinylfu`` and libcachesim's."""
+    out = {"tinylfu": ratios["tinylfu"]}
+    for row, rules in ABLATIONS:
+        out[row] = ratios[LCS_RULES] if rules == RULES else lcs_rules_hits(rules, trace, size) / len(trace)
+    if "lcs WTinyLFU" in ratios:
+        out["lcs WTinyLFU"] = ratios["lcs WTinyLFU"]
+    return out
+
+
+def ablation_table(ablated: list[tuple[str, int, dict[str, float]]], lcs: bool) -> str:
+    runs = [f"{name} @ {size:,}" for name, size, _ in ablated]
+    lines = [
+        ABLATION_HEADING,
+        "",
+        f"Produced by `benchmarks/hit_ratio.py --ablation`, on the traces where `tinylfu` is more than 1.5 "
+        f"points from libcachesim's W-TinyLFU at one size at least: `{LCS_RULES}` (benchmarks/lcs_rules.py) with only one rule "
+        "switched to libcachesim's, and with all but one. Hit %"
+        + (", and in brackets the difference from `lcs WTinyLFU`." if lcs else "."),
+        "",
+        "| rules | " + " | ".join(runs) + " |",
+        "| :--- | " + " | ".join("---:" for _ in runs) + " |",
+    ]
+    for row in ["tinylfu"] + [row for row, _ in ABLATIONS] + (["lcs WTinyLFU"] if lcs else []):
+        cells = []
+        for _, _, ratios in ablated:
+            cell = f"{100 * ratios[row]:.1f}"
+            if lcs and row != "lcs WTinyLFU":
+                cell += f" ({100 * (ratios[row] - ratios['lcs WTinyLFU']):+.1f})"
+            cells.append(cell)
+        lines.append(f"| {'`tinylfu`' if row == 'tinylfu' else row} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def merge(old: str | None, table: str, ablation: str | None) -> str:
+    """The document: the new table, the new ablation table (else the old
+    one's, if any), then the old text from ``KEPT_BELOW`` on (if any)."""
+    generated, kept = (old.split(KEPT_BELOW, 1) if old and KEPT_BELOW in old else (old or "", None))
+    if ablation is None and ABLATION_HEADING in generated:
+        ablation = generated[generated.index(ABLATION_HEADING):].rstrip("\n") + "\n"
+    parts = [table] + ([ablation] if ablation else []) + ([KEPT_BELOW + kept] if kept is not None else [])
+    return "\n".join(parts)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keys", type=int, default=KEYS)
     parser.add_argument("--requests", type=int, default=REQUESTS)
-    parser.add_argument("--output", type=Path, help="also write the table to this file")
+    parser.add_argument("--output", type=Path, help="also write the tables to this file (keeping its hand-written part)")
+    parser.add_argument(
+        "--ablation", action="store_true", help=f"add the table of libcachesim's rules one at a time ({', '.join(RULES)})"
+    )
     args = parser.parse_args(argv)
-    document = run(args.keys, args.requests, lambda message: print(message, file=sys.stderr, flush=True))
-    print(document)
+    table, ablation = run(
+        args.keys, args.requests, lambda message: print(message, file=sys.stderr, flush=True), args.ablation
+    )
+    print(table + ("\n" + ablation if ablation else ""))
     if args.output:
-        args.output.write_text(document)
+        old = args.output.read_text() if args.output.exists() else None
+        args.output.write_text(merge(old, table, ablation))
 
 
 if __name__ == "__main__":
