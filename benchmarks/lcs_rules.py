@@ -251,10 +251,7 @@ class LcsRulesStore(TinyLFUStore):
 
     def _on_insert(self, slot: int, size: int) -> None:
         if slot >= len(self._list):
-            extra = max(slot + 1, 2 * len(self._list)) - len(self._list)
-            self._list.frombytes(bytes(extra))
-            self._next.frombytes(bytes(4 * extra))
-            self._prev.frombytes(bytes(4 * extra))
+            self._grow(slot)
         self.counters.add(self._key(slot))
         self._list[slot] = WINDOW
         self._append(slot, WINDOW)

@@ -232,12 +232,16 @@ class TinyLFUStore(Store):
         self._sketch.uses += 1  # a write is a use the store does not count in its hits
         self._on_access(slot, self._key_at[slot >> SHARD_BITS][slot & _SHARD_MASK])
 
+    def _grow(self, slot: int) -> None:
+        """Room in the per-slot arrays for ``slot``."""
+        extra = more_slots(len(self._list), slot)
+        self._list.frombytes(bytes(extra))
+        self._next.frombytes(bytes(4 * extra))
+        self._prev.frombytes(bytes(4 * extra))
+
     def _on_insert(self, slot: int, size: int, _ones: tuple = ONES, _patterns: int = len(PATTERNS)) -> None:
         if slot >= len(self._list):
-            extra = more_slots(len(self._list), slot)
-            self._list.frombytes(bytes(extra))
-            self._next.frombytes(bytes(4 * extra))
-            self._prev.frombytes(bytes(4 * extra))
+            self._grow(slot)
         entries = len(self._data)
         sketch = self._sketch
         if 2 * entries > sketch.mask and sketch.ensure_width(entries):
