@@ -5,11 +5,11 @@ process (``-m "not process and not fuzz"``): the engine, the daemon in
 process, and the client and CLI against in-process stubs. A test is marked
 ``process`` when it starts a real process (a server, gunicorn, a unit
 checker, a browser): every test under tests/integration, tests/deploy and
-tests/browser, every test that uses a fixture that starts one, and every
-test whose code starts one itself, or uses a fixture of the suite whose
-code does. In the fast run a test that starts a
-process anyway fails at once, naming itself, so the marking cannot silently
-drift.
+tests/browser, every test that uses a fixture that starts one, every test
+whose code starts one itself, and every test that uses a fixture of the
+suite whose code does (a module- or package-scoped one is set up before the
+guard below). In the fast run a test that starts a process anyway fails at
+once, naming itself, so the marking cannot silently drift.
 """
 
 from __future__ import annotations
@@ -33,6 +33,9 @@ PROCESS_FIXTURES = frozenset({"server", "start_server", "live", "cli_server", "t
 STARTS_A_PROCESS = ("Server(", "running(", "subprocess.", "Popen(")
 FAST_RUN = "CACHEGRID_FAST_TESTS_ONLY"
 TESTS = Path(__file__).resolve().parent
+# The fast run selects no fuzz test (that module is all fuzz): it does not
+# even collect it, which spares it importing schemathesis (seconds).
+collect_ignore = ["daemon/test_openapi_fuzz.py"] if os.environ.get(FAST_RUN) == "1" else []
 
 
 def _source_starts_a_process(function: Any) -> bool:
