@@ -33,7 +33,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
-from cachegrid.testing import CLI, children, free_port
+from cachegrid.testing import CLI, children, end_group, free_port
 
 HERE = Path(__file__).resolve().parent
 LUA = HERE / "lua"
@@ -163,18 +163,7 @@ class Server:
 
     def stop(self) -> None:
         try:
-            if self.process.poll() is None:
-                self.process.send_signal(signal.SIGTERM)
-                try:
-                    self.process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    pass
-            # The session started for this server only: its master and its worker.
-            try:
-                os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.process.wait(timeout=10)
+            end_group(self.process, timeout=10)  # the session started for this server only
         finally:
             self.log.close()
 

@@ -13,6 +13,13 @@ and what a project that tests against a real CacheGrid can use the same way
 Every wait is bounded, and ``stop()`` (which ``running`` calls) leaves no
 process behind: SIGTERM, then SIGKILL of the process group and of any
 worker still alive.
+
+``stop()`` is gunicorn's graceful stop (SIGTERM): requests in flight
+finish, and idle keep-alive connections are waited for (up to the
+``keepalive`` setting, 5 s, under meinheld), about 1.5 s at the least.
+``kill()``, and ``running(..., graceful=False)`` at the end of the block,
+end the server at once: for a server whose stop nothing examines, such as a
+fixture's once its tests are done.
 """
 
 from __future__ import annotations
@@ -112,27 +119,56 @@ class ServerProcess:
         return children(self.process.pid)
 
     def stop(self) -> int | None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                pass
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-        for pid in self.workers():  # never leave a worker behind
+        """gunicorn's graceful stop (SIGTERM), its return code (``end_group``)."""
+        try:
+            return end_group(self.process)
+        finally:
+            self.log.close()
+
+    def kill(self) -> int | None:
+        """SIGKILL at once (``end_group``): for a server whose stop nothing
+        examines (a fixture's, once its tests are done)."""
+        try:
+            return end_group(self.process, graceful=False)
+        finally:
+            self.log.close()
+
+
+def end_group(process: subprocess.Popen[Any], graceful: bool = True, timeout: float = 15.0) -> int | None:
+    """End a server started in a session of its own, its return code.
+    Graceful: SIGTERM, and up to ``timeout`` seconds for it to exit; then
+    (or at once when not graceful) SIGKILL of its process group, so that no
+    worker, snapshot child or hung master is left behind."""
+    if graceful and process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
+    workers = children(process.pid) if process.poll() is None else []
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):  # the whole group has exited already
+        pass
+    for pid in workers:  # one that left the group: never leave a worker behind
+        try:
             os.kill(pid, signal.SIGKILL)
-        self.log.close()
-        return self.process.returncode
+        except ProcessLookupError:
+            pass
+    process.wait(timeout=10)
+    return process.returncode
 
 
 @contextmanager
-def running(*args: str, env: dict[str, str] | None = None) -> Iterator[ServerProcess]:
-    """A healthy server for the duration of the block, stopped after it."""
+def running(*args: str, env: dict[str, str] | None = None, graceful: bool = True) -> Iterator[ServerProcess]:
+    """A healthy server for the duration of the block, stopped after it
+    (``stop()``), or killed (``kill()``) when not ``graceful``."""
     server = ServerProcess(*args, env=env)
     try:
         server.wait_healthy()
         yield server
     finally:
-        server.stop()
+        if graceful:
+            server.stop()
+        else:
+            server.kill()

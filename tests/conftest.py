@@ -5,10 +5,11 @@ process (``-m "not process and not fuzz"``): the engine, the daemon in
 process, and the client and CLI against in-process stubs. A test is marked
 ``process`` when it starts a real process (a server, gunicorn, a unit
 checker, a browser): every test under tests/integration, tests/deploy and
-tests/browser, every test that uses a fixture that starts one, and every
-test whose code starts one itself. In the fast run a test that starts a
-process anyway fails at once, naming itself, so the marking cannot silently
-drift.
+tests/browser, every test that uses a fixture that starts one, every test
+whose code starts one itself, and every test that uses a fixture of the
+suite whose code does (a module- or package-scoped one is set up before the
+guard below). In the fast run a test that starts a process anyway fails at
+once, naming itself, so the marking cannot silently drift.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import inspect
 import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,28 @@ PROCESS_DIRECTORIES = frozenset({"integration", "deploy", "browser"})
 PROCESS_FIXTURES = frozenset({"server", "start_server", "live", "cli_server", "token_server", "cli", "guarded"})
 STARTS_A_PROCESS = ("Server(", "running(", "subprocess.", "Popen(")
 FAST_RUN = "CACHEGRID_FAST_TESTS_ONLY"
+TESTS = Path(__file__).resolve().parent
+# The fast run selects no fuzz test (that module is all fuzz): it does not
+# even collect it, which spares it importing schemathesis (seconds).
+collect_ignore = ["daemon/test_openapi_fuzz.py"] if os.environ.get(FAST_RUN) == "1" else []
+
+
+def _source_starts_a_process(function: Any) -> bool:
+    try:
+        source = inspect.getsource(function)
+    except (AttributeError, OSError, TypeError):
+        return False
+    return any(marker in source for marker in STARTS_A_PROCESS)
+
+
+def _suite_fixtures(item: pytest.Item) -> list[Any]:
+    """The functions of the suite's own fixtures that ``item`` uses (directly
+    or through other fixtures): a module- or package-scoped fixture is set up
+    before the fast run's guard below could refuse it."""
+    definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+    return [definition.func for chain in definitions.values() for definition in chain
+            if Path(inspect.getfile(definition.func)).is_relative_to(TESTS)
+            and inspect.getmodule(definition.func) is not sys.modules[__name__]]  # not this module's guards
 
 
 def _starts_a_process(item: pytest.Item) -> bool:
@@ -37,11 +61,9 @@ def _starts_a_process(item: pytest.Item) -> bool:
         return True
     if PROCESS_FIXTURES.intersection(getattr(item, "fixturenames", ())):
         return True
-    try:
-        source = inspect.getsource(item.function)  # type: ignore[attr-defined]
-    except (AttributeError, OSError, TypeError):
-        return False
-    return any(marker in source for marker in STARTS_A_PROCESS)
+    if any(_source_starts_a_process(function) for function in _suite_fixtures(item)):
+        return True
+    return _source_starts_a_process(getattr(item, "function", None))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

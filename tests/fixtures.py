@@ -2,7 +2,8 @@
 loads this module as a plugin, so no conftest imports another).
 
 - ``start_server``: start real servers (cachegrid.testing) in a test, all
-  stopped when it ends;
+  stopped when it ends (killed at once: a test that examines a
+  graceful one calls ``stop()`` itself);
 - ``stub``: local HTTP hosts that answer every request with a fixed status,
   or drop the connection: failing hosts on purpose;
 - ``worker_kinds()``: the worker kinds to run a test under, meinheld skipped
@@ -58,8 +59,8 @@ def start_server() -> Iterator[Any]:
         return server
 
     yield start
-    for server in started:
-        server.stop()
+    for server in started:  # what a test examines of a stop, it stops itself
+        server.kill()
 
 
 class Stub:

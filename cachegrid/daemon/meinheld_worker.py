@@ -17,7 +17,12 @@ immediate stop. This worker:
 - on SIGTERM stops accepting and lets requests in flight finish within the
   graceful timeout; on SIGINT/SIGQUIT stops at once. meinheld installs its own
   C-level handlers when its loop starts, so the watchdog puts ours back on its
-  first call.
+  first call;
+- handles a signal when it arrives: Python runs a signal's handler only when
+  Python code runs, which in an idle meinheld loop is the watchdog's next
+  call, up to a second later (every stop took over a second). A greenlet in
+  meinheld's loop waits on the pipe that gunicorn has Python write each
+  signal to (``signal.set_wakeup_fd``), so the handler runs at once.
 
 It is imported only when chosen (workers.py decides when that is safe).
 """
@@ -68,6 +73,7 @@ class MeinheldWorker(Worker):
 
     def init_process(self) -> None:
         self._signals_restored = False
+        self._exit_now = False
         self.access_lines: accesslog.AccessLog | None = None
         super().init_process()
 
@@ -101,12 +107,34 @@ class MeinheldWorker(Worker):
             signal.signal(signal.SIGINT, self.handle_quit)
             signal.signal(signal.SIGQUIT, self.handle_quit)
             self._signals_restored = True
+            server.spawn(self.wake_on_signals)  # in the loop: spawn needs it running
+        if self._exit_now:
+            sys.exit(0)
         self.notify()
         if self.access_lines:
             self.access_lines.flush_if_due()
         if self.ppid != os.getppid():
             self.log.info("Parent changed, shutting down: %s", self)
             server.stop(int(self.cfg.graceful_timeout))
+
+    def wake_on_signals(self) -> None:
+        """A greenlet: wait for gunicorn's signal pipe (non-blocking) to be
+        readable, so that the Python code here runs a signal's handler as
+        soon as the signal arrives; until the worker stops. meinheld counts
+        the wait as activity, so it ends with the worker's ``alive``."""
+        try:
+            while self.alive:
+                server.trampoline(self.PIPE[0], read=True)
+                try:
+                    while os.read(self.PIPE[0], 64):
+                        pass
+                except BlockingIOError:
+                    pass
+        except SystemExit:
+            # handle_quit ran here, where an exception only reaches meinheld's
+            # error log: meinheld is stopping (at once when no connection is
+            # left), and the watchdog's next call exits if it has not.
+            self._exit_now = True
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         """SIGTERM: graceful; stop accepting, finish what is in flight."""

@@ -24,7 +24,7 @@ ALICE = {"name": "Alice", "age": 30, "roles": ["admin", "ops"]}
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[ServerProcess]:
-    with running("--max-size", "1000") as started:
+    with running("--max-size", "1000", graceful=False) as started:
         yield started
 
 

@@ -16,7 +16,7 @@ from .conftest import screenshot, watch
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[ServerProcess]:
-    with running() as started:
+    with running(graceful=False) as started:
         yield started
 
 

@@ -23,7 +23,7 @@ REFUSED = "401"  # Chromium logs each refused request on the console: expected w
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[ServerProcess]:
-    with running(env={"CACHEGRID_AUTH_TOKEN": TOKEN}) as started:
+    with running(env={"CACHEGRID_AUTH_TOKEN": TOKEN}, graceful=False) as started:
         yield started
 
 

@@ -21,14 +21,14 @@ _unique = itertools.count()
 
 @pytest.fixture(scope="package")
 def cli_server() -> Iterator[Server]:
-    with running() as server:
+    with running(graceful=False) as server:
         yield server
 
 
 @pytest.fixture(scope="package")
 def token_server() -> Iterator[Server]:
     """A server started with CACHEGRID_AUTH_TOKEN=TOKEN."""
-    with running(env={"CACHEGRID_AUTH_TOKEN": TOKEN}) as server:
+    with running(env={"CACHEGRID_AUTH_TOKEN": TOKEN}, graceful=False) as server:
         yield server
 
 

@@ -29,7 +29,7 @@ UNAUTHORIZED = ExitCode.UNAUTHORIZED
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[Server]:
-    with running() as started:
+    with running(graceful=False) as started:
         yield started
 
 
@@ -155,7 +155,7 @@ SECRET = "s3cret-token-for-tests"
 @pytest.fixture(scope="module")
 def guarded() -> Iterator[Server]:
     """A server started with an auth token (SECRET)."""
-    with running(env={"CACHEGRID_AUTH_TOKEN": SECRET}) as started:
+    with running(env={"CACHEGRID_AUTH_TOKEN": SECRET}, graceful=False) as started:
         yield started
 
 

@@ -16,7 +16,7 @@ _unique = itertools.count()
 @pytest.fixture(scope="package")
 def live() -> Iterator[Server]:
     """One real server shared by the client tests (each test uses its own keys)."""
-    with running() as server:
+    with running(graceful=False) as server:
         yield server
 
 

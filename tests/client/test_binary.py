@@ -16,7 +16,7 @@ MAX_VALUE = 4096
 EVERY_BYTE = bytes(range(256))
 @pytest.fixture(scope="module")
 def server() -> Iterator[Server]:
-    with running(env={"CACHEGRID_MAX_VALUE_SIZE": str(MAX_VALUE)}) as started:
+    with running(env={"CACHEGRID_MAX_VALUE_SIZE": str(MAX_VALUE)}, graceful=False) as started:
         yield started
 
 

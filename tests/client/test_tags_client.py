@@ -59,7 +59,7 @@ def test_delete_pattern_waits_for_the_job_and_returns_the_count(kind: str, live:
 
 @pytest.fixture(scope="module")
 def two_nodes() -> Iterator[list[Server]]:
-    with running() as first, running() as second:
+    with running(graceful=False) as first, running(graceful=False) as second:
         yield [first, second]
 
 

@@ -23,6 +23,6 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(scope="package")
 def live() -> Iterator[ServerProcess]:
     """One real server shared by the backends' own tests (each test uses its own keys)."""
-    with running() as server:
+    with running(graceful=False) as server:
         yield server
 

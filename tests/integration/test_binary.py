@@ -25,7 +25,7 @@ EVERY_BYTE = bytes(range(256))
 @pytest.fixture(scope="module", params=worker_kinds())
 def server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
     env = {"CACHEGRID_MAX_VALUE_SIZE": str(MAX_VALUE), "CACHEGRID_MAX_BODY_SIZE": str(MAX_BODY)}
-    with running("--worker", request.param, env=env) as started:
+    with running("--worker", request.param, env=env, graceful=False) as started:
         yield started
 
 

@@ -116,8 +116,9 @@ class Cluster:
         return found
 
     def stop(self) -> None:
+        """The module's fixture is done with the nodes: killed at once."""
         for node in self.nodes:
-            node.stop()
+            node.kill()
 
 
 @pytest.fixture(scope="module")

@@ -98,7 +98,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[Ser
         if front is not None:
             front.stop()
         for node in nodes:
-            node.stop()
+            node.kill()
 
 
 def holder(nodes: list[ServerProcess], key: str) -> list[str]:

@@ -22,7 +22,8 @@ KEYS = 100_000
 
 @pytest.fixture(scope="module", params=worker_kinds())
 def server(request: pytest.FixtureRequest) -> Iterator[Server]:
-    with running(env={"CACHEGRID_WORKER": request.param, "CACHEGRID_MAX_SIZE": str(2 * KEYS)}) as server:
+    env = {"CACHEGRID_WORKER": request.param, "CACHEGRID_MAX_SIZE": str(2 * KEYS)}
+    with running(env=env, graceful=False) as server:
         yield server
 
 

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is no
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[Server]:
-    with running() as instance:
+    with running(graceful=False) as instance:
         yield instance
 
 

@@ -28,7 +28,7 @@ LARGE_LIMITS = {"CACHEGRID_MAX_VALUE_SIZE": str(16 * MiB), "CACHEGRID_MAX_BODY_S
 @pytest.fixture(scope="module", params=worker_kinds())
 def server(request: pytest.FixtureRequest) -> Iterator[Server]:
     """One server per worker kind, shared by the tests that change nothing global."""
-    with running("--worker", request.param, env=LARGE_LIMITS) as instance:
+    with running("--worker", request.param, env=LARGE_LIMITS, graceful=False) as instance:
         instance.kind = request.param  # type: ignore[attr-defined]
         yield instance
 

@@ -25,7 +25,7 @@ from .test_serving import LARGE_LIMITS, MiB, read_response
 
 @pytest.fixture(scope="module", params=worker_kinds())
 def server(request: pytest.FixtureRequest) -> Iterator[Server]:
-    with running("--worker", request.param, env=LARGE_LIMITS) as instance:
+    with running("--worker", request.param, env=LARGE_LIMITS, graceful=False) as instance:
         instance.kind = request.param  # type: ignore[attr-defined]
         yield instance
 

@@ -14,7 +14,7 @@ from cachegrid.testing import free_port, running
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[Server]:
-    with running(env={"CACHEGRID_AUTH_TOKEN": "loadgen-test-token"}) as started:
+    with running(env={"CACHEGRID_AUTH_TOKEN": "loadgen-test-token"}, graceful=False) as started:
         yield started
 
 
