@@ -700,13 +700,10 @@ class Store:
         else:
             now = self.clock()
             expires_at = now + check_ttl(ttl)
-        if binary or stale is not None or tag_refs:
-            flags, fields = FLAG_BINARY if binary else 0, b""
-            if stale is not None or tag_refs:
-                expires_at, more, fields = self._fields(expires_at, stale, tag_refs)
-                flags |= more
-        else:
-            flags, fields = 0, b""
+        flags, fields = FLAG_BINARY if binary else 0, b""
+        if stale is not None or tag_refs:
+            expires_at, more, fields = self._fields(expires_at, stale, tag_refs)
+            flags |= more
         if (
             key.__class__ is str
             and key.isascii()
