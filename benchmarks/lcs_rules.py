@@ -69,7 +69,7 @@ import time
 from typing import Iterable
 
 from cachegrid.engine.sketch import COUNTERS_PER_WORD, PATTERNS, SAMPLE_FACTOR, SLICE_WORDS, WORDS_PER_ENTRY
-from cachegrid.engine.store import SHARD_BITS, Clock, Limits
+from cachegrid.engine.store import Clock, Limits
 from cachegrid.engine.tinylfu import (
     ADMIT_AT_RANDOM_FROM,
     ADMIT_AT_RANDOM_ONE_IN,
@@ -95,7 +95,6 @@ AGING_MAIN_HITS_PER_ENTRY = 32
 # (``HASH_SEED0`` and ``HASH_SEED1`` of its hash.h) and keeps the low 32 bits
 # of each: a and b of the double hashing.
 FILTER_SEEDS = (0x12345678, 0x12344321)
-_SHARD_MASK = (1 << SHARD_BITS) - 1
 _WORD = 0xFFFFFFFF
 
 
@@ -171,13 +170,10 @@ class RuleSketch:
             if ceiling is None or counts[i] < ceiling:
                 counts[i] += 1
         if not self.main_aging:
-            self.clock += 1
-            if self.clock >= self.period:
-                self.clock = 0
-                self._halve()
+            self.tick()  # tinylfu's aging clock: every use
 
     def tick(self) -> None:
-        """A hit in main: libcachesim's aging clock."""
+        """One step of the aging clock: a hit in main under libcachesim's aging."""
         self.clock += 1
         if self.clock >= self.period:
             self.clock = 0
@@ -214,9 +210,6 @@ class LcsRulesStore(TinyLFUStore):
         self._dueled = -1  # the window entry that dueled last (counted once, not again when it moves)
         super()._init_policy()
 
-    def _key(self, slot: int) -> str:
-        return self._key_at[slot >> SHARD_BITS][slot & _SHARD_MASK]
-
     def _bind_access(self) -> None:
         counters, main_only, lru_protected = self.counters, self._count_main_only, self._lru_protected
         add, tick, main_aging = counters.add, counters.tick, counters.main_aging
@@ -247,12 +240,12 @@ class LcsRulesStore(TinyLFUStore):
         self._on_access = on_access  # type: ignore[method-assign]
 
     def _on_update(self, slot: int, old_size: int, new_size: int) -> None:
-        self._on_access(slot, self._key(slot))
+        self._on_access(slot, self.key_at(slot))
 
     def _on_insert(self, slot: int, size: int) -> None:
         if slot >= len(self._list):
             self._grow(slot)
-        self.counters.add(self._key(slot))
+        self.counters.add(self.key_at(slot))
         self._list[slot] = WINDOW
         self._append(slot, WINDOW)
         self._lengths[WINDOW] += 1
@@ -262,7 +255,7 @@ class LcsRulesStore(TinyLFUStore):
         if self._lengths[WINDOW] > self._window_size(len(self._data)):
             oldest = self._oldest(WINDOW)
             if self._count_main_only and oldest != dueled:
-                self.counters.add(self._key(oldest))  # it leaves for main without a duel
+                self.counters.add(self.key_at(oldest))  # it leaves for main without a duel
             self._move(oldest, PROBATION)
 
     def _victim(self) -> int:
@@ -277,9 +270,9 @@ class LcsRulesStore(TinyLFUStore):
             return victim
         candidate = next_[WINDOW]
         counters = self.counters
-        candidate_key = self._key(candidate)
+        candidate_key = self.key_at(candidate)
         candidate_frequency = counters.estimate(candidate_key)
-        if candidate_frequency > counters.estimate(self._key(victim)):
+        if candidate_frequency > counters.estimate(self.key_at(victim)):
             chosen = victim
         elif (
             self._admit_at_random
@@ -303,5 +296,5 @@ class LcsRulesStore(TinyLFUStore):
         while lengths[WINDOW] > window and lengths[PROBATION] + lengths[PROTECTED] < main:
             oldest = self._oldest(WINDOW)
             if self._count_main_only:
-                self.counters.add(self._key(oldest))
+                self.counters.add(self.key_at(oldest))
             self._move(oldest, PROBATION if lengths[PROBATION] < main - int(PROTECTED_SHARE * main) else PROTECTED)
