@@ -61,8 +61,10 @@ def test_keys_used_once_lose_their_duels_and_go(clock: FakeClock) -> None:
         cache.set(f"once:{i}", b"v")
     assert cache.get("once:49") == b"v"  # the window keeps the newest entry
     # The others lost their duels (a rare one may win where the sketch's
-    # counters collide with a frequent key's).
-    assert sum(cache.get(f"once:{i}") is not None for i in range(49)) <= 5
+    # counters collide with a frequent key's: Python's hash, so it varies per
+    # process). Over 1,301 hash seeds: 0 to 6 stayed, 1 most often. LRU would
+    # keep all 49.
+    assert sum(cache.get(f"once:{i}") is not None for i in range(49)) <= 12
 
 
 def test_a_frequent_candidate_is_admitted_at_random_about_once_in_128() -> None:
