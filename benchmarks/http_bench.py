@@ -538,6 +538,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="gthread threads (default: CacheGrid's default)")
     parser.add_argument("--skip-http", action="store_true", help="only the memory figure")
     parser.add_argument("--skip-memory", action="store_true", help="only the HTTP figures")
+    parser.add_argument("--policy", help="the eviction policy of every CacheGrid server (default: the default, lru)")
     parser.add_argument("--output", type=Path, help="also write the Markdown here")
     args = parser.parse_args()
     defaults = (2, 1, 0, 20_000) if args.quick else (5, 3, 1, 100_000)
@@ -546,6 +547,9 @@ def main() -> None:
             setattr(args, name, default)
     args.notes = []
     args.growth = []
+    if args.policy:
+        SETTINGS["CACHEGRID_EVICTION_POLICY"] = args.policy
+        args.notes.append(f"Every CacheGrid server ran the `{args.policy}` eviction policy.")
     exit_on_sigterm()
 
     require_tools()
