@@ -11,7 +11,18 @@ import pytest
 
 from cachegrid.engine import POLICIES, Cache, InvalidTTL, NotAnInteger
 from cachegrid.engine.snapshot import CHECKSUM_SIZE, Snapshotter, read_file
-from cachegrid.engine.store import MAX_TAG_REFS, TRAILER_SIZE, encode_fields, entry_of, value_of
+from cachegrid.engine.store import (
+    FLAG_EXPIRES,
+    FOREVER,
+    MAX_TAG_REFS,
+    TIMED_SIZE,
+    TRAILER_SIZE,
+    encode_fields,
+    entry_of,
+    expires_at_of,
+    slot_in,
+    value_of,
+)
 
 from .conftest import FakeClock
 
@@ -24,18 +35,21 @@ def cache(request: pytest.FixtureRequest, clock: FakeClock) -> Cache:
 
 
 @pytest.mark.parametrize("binary", [False, True])
+@pytest.mark.parametrize("expires_at", [None, 99.5])
 @pytest.mark.parametrize("fresh_until", [None, 1234.5])
 @pytest.mark.parametrize("tag_refs", [(), TAGS[:1], TAGS])
 @pytest.mark.parametrize("value", [b"", b"{}", bytes(range(256))])
-def test_every_combination_of_fields_reads_back(binary, fresh_until, tag_refs, value) -> None:
+def test_every_combination_of_fields_reads_back(binary, expires_at, fresh_until, tag_refs, value) -> None:
     flags, fields = encode_fields(fresh_until, tag_refs)
-    trailer = struct.pack("<dqIB", 99.5, 42, 17, flags | binary)
-    blob = value + fields + trailer
-    entry = entry_of(blob)
-    assert len(trailer) == TRAILER_SIZE
+    trailer = struct.pack("<IB", 17, flags | binary | (FLAG_EXPIRES if expires_at else 0))
+    expiry = b"" if expires_at is None else struct.pack("<d", expires_at)
+    blob = value + fields + expiry + trailer
+    entry = entry_of(blob, 42)
+    assert len(trailer) == TRAILER_SIZE and len(expiry + trailer) == (TIMED_SIZE if expires_at else TRAILER_SIZE)
     assert value_of(blob) == entry.value == value
-    assert (entry.version, entry.expires_at, entry.binary) == (42, 99.5, binary)
+    assert (entry.version, entry.expires_at, entry.binary) == (42, expires_at, binary)
     assert (entry.fresh_until, entry.tag_refs) == (fresh_until, tag_refs)
+    assert slot_in(blob) == 17 and expires_at_of(blob) == (FOREVER if expires_at is None else expires_at)
 
 
 def test_a_plain_entry_has_no_optional_bytes(cache: Cache) -> None:
