@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cachegrid.engine import POLICIES, Cache, InvalidTTL, NotAnInteger
+from cachegrid.engine import POLICIES, Cache, InvalidTTL, NotAnInteger, PreconditionFailed
 from cachegrid.engine.snapshot import CHECKSUM_SIZE, Snapshotter, read_file
 from cachegrid.engine.store import (
     FLAG_EXPIRES,
@@ -182,3 +182,25 @@ def test_a_version_1_file_is_still_read(tmp_path: Path) -> None:
     path.write_bytes(bytes(data) + hashlib.sha256(data).digest())
     records = read_file(path).records
     assert [(key, value, extra) for key, value, _, _, extra in records] == [("a", b"1", None), ("b", b"2", None)]
+
+
+def test_versions_stay_exact_across_the_32_bit_line(cache: Cache) -> None:
+    store = cache._store
+    store._version = 2**32 - 2  # as after four billion writes
+    versions = [cache.set(f"k{i}", b"1").version for i in range(4)]
+    assert versions == [2**32 - 1, 2**32, 2**32 + 1, 2**32 + 2]
+    assert [cache.get_entry(f"k{i}").version for i in range(4)] == versions
+    assert cache.set("k0", b"2", if_match=[versions[0]]).version == 2**32 + 3
+
+
+def test_an_entry_older_than_2_to_the_32_writes_reads_as_a_later_version_never_an_earlier_one(cache: Cache) -> None:
+    store = cache._store
+    old = cache.set("old", b"1").version
+    etag_seen = cache.get_entry("old").version
+    store._version += 2**32 + 5  # four billion writes later, "old" untouched
+    now = cache.get_entry("old").version
+    assert now > etag_seen and now <= store._version and (now - old) % 2**32 == 0
+    with pytest.raises(PreconditionFailed):  # the ETag a client kept matches no more
+        cache.set("old", b"2", if_match=[etag_seen])
+    assert cache.get("old") == b"1"
+    assert cache.set("old", b"2", if_match=[now]).version == store._version
