@@ -134,7 +134,7 @@ def sliced_copy(cache: Cache, path: Path) -> tuple[float, float]:
 
     def encoded():
         for name, blob in zip(keys, records):
-            entry = entry_of(blob)  # the bench's values are plain: no Extra
+            entry = entry_of(blob, 0)  # the bench's values are plain: no Extra, and a record keeps no version
             yield name, entry.value, None if entry.expires_at is None else entry.expires_at + wall_offset, 0, None
 
     write_file(path, encoded(), len(records), {"policy": "lru"})

@@ -11,8 +11,9 @@ from .store import Store
 
 
 class NoEvictionStore(Store):
+    __slots__ = ()
     name = "noeviction"
     evicts = False
     # Measured by `python -m cachegrid.engine.calibrate` (100,000 entries, CPython 3.11).
-    entry_overhead = 149
-    ttl_overhead = 12
+    entry_overhead = 139
+    ttl_overhead = 20

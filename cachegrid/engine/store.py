@@ -7,21 +7,24 @@ lock of the engine.
 Entries, and why they are bytes
 -------------------------------
 ``self._data`` maps each key (``str``) to one ``bytes`` object: the value,
-then the entry's optional fields, then a fixed 21-byte trailer holding the
-expiry time (``inf``: no TTL), the version (drawn from a per-store counter on
-every write; the daemon turns it into an ETag, conditional writes check it),
-the entry's *slot* (below) and a flags byte saying which optional fields
-are present (docs/entry-layout.md has the bytes of each)::
+then the entry's optional fields, then a 5-byte trailer holding the entry's
+*slot* (below) and a flags byte saying which optional fields are present
+(docs/entry-layout.md has the bytes of each)::
 
     value | tag refs (u32 id, u32 generation each) | tag count (u8)
-          | fresh_until (f64) | expires_at (f64) | version (i64) | slot (u32) | flags (u8)
+          | fresh_until (f64) | expires_at (f64) | slot (u32) | flags (u8)
 
 ``FLAG_BINARY`` (the value is raw bytes, not JSON) takes no bytes;
-``FLAG_STALE`` adds ``fresh_until``, ``FLAG_TAGS`` the tag refs and their
-count. They are read from the end: the trailer, then ``fresh_until``, then
-the count. ``expires_at`` is always the time the entry is removed; an entry
-with a stale window is stale (still served, marked so) from ``fresh_until``
-until then. The tag refs are opaque to the store.
+``FLAG_EXPIRES`` adds ``expires_at`` (an entry without it has no TTL),
+``FLAG_STALE`` ``fresh_until``, ``FLAG_TAGS`` the tag refs and their count.
+They are read from the end: the trailer, then the expiry, then
+``fresh_until``, then the count. The version (drawn from a per-store counter
+on every write; the daemon turns it into an ETag, conditional writes check
+it) is kept beside the blob, in ``_versions`` by slot (``_version_at``): in
+the blob its 8 bytes would take a small entry to the next block size.
+``expires_at`` is always the time the entry is removed; an entry with a
+stale window is stale (still served, marked so) from ``fresh_until`` until
+then. The tag refs are opaque to the store.
 Nothing the store keeps per entry is an object the cyclic garbage collector
 tracks: a dict whose keys and values are all ``str``/``bytes``/``int`` is not
 tracked at all, and the per-slot structures are ``array`` objects and such
@@ -145,23 +148,32 @@ _INTEGER = re.compile(rb"-?(?:0|[1-9][0-9]{0,18})")
 
 Clock = Callable[[], float]
 
-# The trailer of every stored blob: expires_at (inf: none), version, slot, flags.
-_TRAILER = struct.Struct("<dqIB")
+# The trailer of every stored blob: slot, flags; with FLAG_EXPIRES, the
+# expiry time before it (_TIMED: the two read as one).
+_TRAILER = struct.Struct("<IB")
 TRAILER_SIZE = _TRAILER.size
 _pack = _TRAILER.pack
 _unpack_from = _TRAILER.unpack_from
+_TIMED = struct.Struct("<dIB")
+TIMED_SIZE = _TIMED.size
+_pack_timed = _TIMED.pack
+_unpack_timed = _TIMED.unpack_from
 FOREVER = float("inf")
 # The flags byte: which optional fields an entry has.
 FLAG_BINARY = 0x01  # the value is raw bytes, not JSON (no bytes of its own)
 FLAG_STALE = 0x02  # fresh_until follows the tag refs
 FLAG_TAGS = 0x04  # tag refs and their count follow the value
+FLAG_EXPIRES = 0x08  # expires_at precedes the trailer: the entry has a TTL
 _FIELD_FLAGS = FLAG_STALE | FLAG_TAGS  # the flags whose fields take bytes
+# The versions array keeps a version's low 32 bits (see Store._version_at).
+_VERSION_MASK = 0xFFFFFFFF
 _FRESH = struct.Struct("<d")
 _TAG_REF = struct.Struct("<II")
 MAX_TAG_REFS = 255  # the count is one byte
 SHARD_BITS = 6  # slots per shard of _key_at: 64
 _SHARD_MASK = (1 << SHARD_BITS) - 1
 _EMPTY_SHARD: tuple[str | None, ...] = (None,) * (1 << SHARD_BITS)
+_EMPTY_VERSIONS = array("I", bytes(4 << SHARD_BITS))
 
 ANY: Literal["*"] = "*"
 # A precondition: ANY, or the versions that satisfy it (an empty one: none).
@@ -249,10 +261,25 @@ def encode_fields(fresh_until: float | None = None, tag_refs: Collection[tuple[i
     return flags, b"".join(parts)
 
 
+def fields_end(blob: bytes) -> int:
+    """Where the optional fields end in ``blob`` (the expiry or the trailer follows)."""
+    return len(blob) - (TIMED_SIZE if blob[-1] & FLAG_EXPIRES else TRAILER_SIZE)
+
+
+def expires_at_of(blob: bytes) -> float:
+    """The expiry time held in ``blob`` (``FOREVER``: no TTL)."""
+    return _unpack_timed(blob, len(blob) - TIMED_SIZE)[0] if blob[-1] & FLAG_EXPIRES else FOREVER
+
+
+def slot_in(blob: bytes) -> int:
+    """The slot held in ``blob``."""
+    return _unpack_from(blob, len(blob) - TRAILER_SIZE)[0]
+
+
 def value_end(blob: bytes) -> int:
     """Where the value ends in ``blob`` (its optional fields follow)."""
-    end = len(blob) - TRAILER_SIZE
     flags = blob[-1]
+    end = len(blob) - (TIMED_SIZE if flags & FLAG_EXPIRES else TRAILER_SIZE)
     if flags & _FIELD_FLAGS:
         if flags & FLAG_STALE:
             end -= _FRESH.size
@@ -263,23 +290,32 @@ def value_end(blob: bytes) -> int:
 
 def value_of(blob: bytes) -> bytes:
     """The value held in ``blob``."""
-    return blob[: len(blob) - TRAILER_SIZE] if not blob[-1] & _FIELD_FLAGS else blob[: value_end(blob)]
+    flags = blob[-1]
+    if not flags & _FIELD_FLAGS:
+        return blob[: len(blob) - (TIMED_SIZE if flags & FLAG_EXPIRES else TRAILER_SIZE)]
+    return blob[: value_end(blob)]
 
 
 def fields_of(blob: bytes) -> tuple[int, bytes]:
-    """The flags of ``blob`` and the bytes of its optional fields, to write them again."""
+    """The flags of ``blob`` (but ``FLAG_EXPIRES``, which ``Store._write``
+    sets from the expiry) and the bytes of its optional fields, to write them again."""
     flags = blob[-1]
     if not flags & _FIELD_FLAGS:
-        return flags, b""
-    return flags, blob[value_end(blob): len(blob) - TRAILER_SIZE]
+        return flags & ~FLAG_EXPIRES, b""
+    return flags & ~FLAG_EXPIRES, blob[value_end(blob): fields_end(blob)]
 
 
-def entry_of(blob: bytes, _trailer: int = TRAILER_SIZE, _forever: float = FOREVER) -> Entry:
-    """The whole entry held in ``blob``."""
-    end = len(blob) - _trailer
-    expires_at, version, _, flags = _unpack_from(blob, end)
-    if not flags:  # the common case: JSON, no optional fields
-        return _new_tuple(Entry, (blob[:end], version, None if expires_at == _forever else expires_at, False, None, ()))
+def entry_of(blob: bytes, version: int, _trailer: int = TRAILER_SIZE) -> Entry:
+    """The whole entry held in ``blob``, whose version is ``version`` (the
+    store keeps versions beside the blobs: ``Store._version_at``)."""
+    flags = blob[-1]
+    if not flags:  # the common case: JSON, no TTL, no optional fields
+        return _new_tuple(Entry, (blob[: len(blob) - _trailer], version, None, False, None, ()))
+    if flags & FLAG_EXPIRES:
+        end = len(blob) - TIMED_SIZE
+        expires_at = _unpack_timed(blob, end)[0]
+    else:
+        end, expires_at = len(blob) - _trailer, None
     fresh_until, tag_refs = None, ()
     if flags & _FIELD_FLAGS:
         if flags & FLAG_STALE:
@@ -289,15 +325,12 @@ def entry_of(blob: bytes, _trailer: int = TRAILER_SIZE, _forever: float = FOREVE
             count = blob[end - 1]
             end -= 1 + _TAG_REF.size * count
             tag_refs = tuple(_TAG_REF.iter_unpack(blob[end: end + _TAG_REF.size * count]))
-    return _new_tuple(Entry, (
-        blob[:end], version, None if expires_at == FOREVER else expires_at,
-        bool(flags & FLAG_BINARY), fresh_until, tag_refs,
-    ))
+    return _new_tuple(Entry, (blob[:end], version, expires_at, bool(flags & FLAG_BINARY), fresh_until, tag_refs))
 
 
 def tag_refs_of(blob: bytes) -> tuple[tuple[int, int], ...]:
     """The (tag id, generation) refs held in ``blob`` (one with ``FLAG_TAGS``)."""
-    end = len(blob) - TRAILER_SIZE - (_FRESH.size if blob[-1] & FLAG_STALE else 0)
+    end = fields_end(blob) - (_FRESH.size if blob[-1] & FLAG_STALE else 0)
     count = blob[end - 1]
     return tuple(_TAG_REF.iter_unpack(blob[end - 1 - _TAG_REF.size * count: end - 1]))
 
@@ -305,6 +338,17 @@ def tag_refs_of(blob: bytes) -> tuple[tuple[int, int], ...]:
 class Store:
     """The shared base of every policy. Not thread-safe (see ``Cache``)."""
 
+    # Every attribute is a slot, in the base and in each policy: CPython
+    # reads slots with one specialized instruction, always. (Without them an
+    # object's attributes sit inline only while it has few enough of them
+    # (about 30) and nothing has read its __dict__; past that each read
+    # takes the generic lookup, about twice the time.)
+    __slots__ = (
+        "limits", "max_size", "max_memory", "max_key_length", "max_value_size", "clock", "_overheads",
+        "_version", "hits", "misses", "sets", "deletes", "evictions", "expired", "rejected_too_large",
+        "rejected_full", "slot_epoch", "_data", "_key_at", "_versions", "_free_slots", "_slot_end", "_expiry",
+        "_memory", "_with_ttl", "tags", "on_expiry_overgrown",
+    )
     name = "base"
     # Whether a full store makes room by evicting (False: refuse with CacheFull).
     evicts = True
@@ -322,6 +366,9 @@ class Store:
         self.max_key_length = limits.max_key_length
         self.max_value_size = limits.max_value_size
         self.clock = clock
+        # Set by Cache while its sweeper runs: rebuilds of the expiry index
+        # are then handed to the sweeper instead of done inside a write.
+        self.on_expiry_overgrown: Callable[[], None] | None = None
         # What an entry is charged beyond its key and value, by has-a-TTL.
         self._overheads = (self.entry_overhead, self.entry_overhead + self.ttl_overhead)
         self._version = 0
@@ -330,15 +377,14 @@ class Store:
         self.evictions = self.expired = self.rejected_too_large = self.rejected_full = 0
         self._reset()
 
-    # Set by Cache while its sweeper runs: rebuilds of the expiry index are
-    # then handed to the sweeper instead of done inside a write.
-    on_expiry_overgrown: Callable[[], None] | None = None
-
     def _reset(self) -> None:
         # Names this numbering of slots: key-listing cursors carry it (scan.py).
         self.slot_epoch = secrets.token_hex(6)
         self._data: dict[str, bytes] = {}
         self._key_at: list[tuple[str | None, ...]] = []
+        # Each slot's entry's version, its low 32 bits (see _version_at),
+        # grown a shard at a time with _key_at.
+        self._versions = array("I")
         self._free_slots = array("I")
         # Slots below list_heads are never handed out: policies use them as
         # the heads of their lists.
@@ -414,7 +460,22 @@ class Store:
     def slot_of(self, key: str) -> int | None:
         """The slot ``key`` holds (expired or not), None when it is absent."""
         blob = self._data.get(key)
-        return None if blob is None else _unpack_from(blob, len(blob) - TRAILER_SIZE)[2]
+        return None if blob is None else _unpack_from(blob, len(blob) - TRAILER_SIZE)[0]
+
+    def _version_at(self, slot: int) -> int:
+        """The version of the entry holding ``slot``. Versions come from one
+        counter, drawn on every write; the array beside the blobs keeps their
+        low 32 bits (4 bytes a slot, where 8 in the blob would take an
+        entry's block to the next size class), and the version is the
+        latest one drawn with those bits. That is exact for an entry
+        written in the last 2**32 writes; one written longer ago reads as a
+        later version (its ETag changes once), never as an earlier one."""
+        version = self._version
+        return version - ((version - self._versions[slot]) & _VERSION_MASK)
+
+    def _entry(self, blob: bytes) -> Entry:
+        """The whole entry held in ``blob`` (``entry_of``, with its version)."""
+        return entry_of(blob, self._version_at(_unpack_from(blob, len(blob) - TRAILER_SIZE)[0]))
 
     def _take_slot(self, key: str) -> int:
         if self._free_slots:
@@ -424,6 +485,7 @@ class Store:
             self._slot_end += 1
             if slot >> SHARD_BITS == len(self._key_at):
                 self._key_at.append(_EMPTY_SHARD)
+                self._versions.extend(_EMPTY_VERSIONS)
         self._set_key_at(slot, key)
         return slot
 
@@ -441,7 +503,7 @@ class Store:
         # .get at both steps: the sweeper calls this outside the lock (expire.py).
         key = self.key_at(slot)
         blob = None if key is None else self._data.get(key)
-        return None if blob is None else _unpack_from(blob, len(blob) - TRAILER_SIZE)[0]
+        return None if blob is None else expires_at_of(blob)
 
     # -- size bookkeeping ------------------------------------------------------
 
@@ -458,12 +520,12 @@ class Store:
         return size + self._overheads[has_ttl]
 
     def _remove(self, key: str, blob: bytes) -> None:
-        expires_at, _, slot, flags = _unpack_from(blob, len(blob) - TRAILER_SIZE)
+        slot, flags = _unpack_from(blob, len(blob) - TRAILER_SIZE)
         if flags & FLAG_TAGS:
             self._memory -= self.tags.release(tag_refs_of(blob))
         del self._data[key]
-        size = _stored_key_length(key) + len(blob) - TRAILER_SIZE
-        has_ttl = expires_at != FOREVER
+        has_ttl = flags & FLAG_EXPIRES != 0
+        size = _stored_key_length(key) + len(blob) - (TIMED_SIZE if has_ttl else TRAILER_SIZE)
         self._memory -= size + self._overheads[has_ttl]
         self._with_ttl -= has_ttl
         self._on_remove(slot, size)
@@ -505,31 +567,37 @@ class Store:
         if blob[-1] & FLAG_TAGS and not self.tags.current(tag_refs_of(blob)):
             self._drop_invalidated(key, blob)
             return None
-        expires_at = _unpack_from(blob, len(blob) - TRAILER_SIZE)[0]
-        if expires_at != FOREVER and expires_at <= (self.clock() if now is None else now):
+        if blob[-1] & FLAG_EXPIRES and (_unpack_timed(blob, len(blob) - TIMED_SIZE)[0]
+                                        <= (self.clock() if now is None else now)):
             self._remove(key, blob)
             self.expired += 1
             return None
         return blob
 
     def _hit(
-        self, key: str, _unpack_from: Callable = _unpack_from, _trailer: int = TRAILER_SIZE, _forever: float = FOREVER,
-        _tagged: int = FLAG_TAGS,
+        self, key: str, _unpack_from: Callable = _unpack_from, _unpack_timed: Callable = _unpack_timed,
+        _trailer: int = TRAILER_SIZE, _timed: int = TIMED_SIZE, _tagged: int = FLAG_TAGS, _expires: int = FLAG_EXPIRES,
     ) -> bytes | None:
         """A read: the live blob (counting a hit and recording the access)
         or None (counting a miss). ``lookup`` and ``lookup_entry`` are this."""
         # (The defaults bind module constants as locals: the hottest path.)
         blob = self._data.get(key)
-        if blob is not None and blob[-1] & _tagged and not self.tags.current(tag_refs_of(blob)):
-            blob = self._drop_invalidated(key, blob)  # an invalidated tag: a miss
         if blob is not None:
-            expires_at, _, slot, _ = _unpack_from(blob, len(blob) - _trailer)
-            if expires_at == _forever or expires_at > self.clock():
-                self._on_access(slot, key)
+            flags = blob[-1]
+            if flags & _tagged and not self.tags.current(tag_refs_of(blob)):
+                blob = self._drop_invalidated(key, blob)  # an invalidated tag: a miss
+            elif not flags & _expires:
+                self._on_access(_unpack_from(blob, len(blob) - _trailer)[0], key)
                 self.hits += 1
                 return blob
-            self._remove(key, blob)
-            self.expired += 1
+            else:
+                expires_at, slot, _ = _unpack_timed(blob, len(blob) - _timed)
+                if expires_at > self.clock():
+                    self._on_access(slot, key)
+                    self.hits += 1
+                    return blob
+                self._remove(key, blob)
+                self.expired += 1
         self.misses += 1
         return None
 
@@ -539,19 +607,22 @@ class Store:
         blob = self._hit(key)
         if blob is None:
             return None
-        return blob[: len(blob) - _trailer] if not blob[-1] & _FIELD_FLAGS else blob[: value_end(blob)]
+        return blob[: len(blob) - _trailer] if not blob[-1] else value_of(blob)
 
-    def lookup_entry(self, key: str) -> Entry | None:
+    def lookup_entry(self, key: str, _trailer: int = TRAILER_SIZE, _mask: int = _VERSION_MASK) -> Entry | None:
         """``lookup``, returning the whole entry (``Entry``)."""
         blob = self._hit(key)
-        return None if blob is None else entry_of(blob)
+        if blob is None:
+            return None
+        version = self._version  # _entry and _version_at, written out: a GET's path
+        return entry_of(blob, version - ((version - self._versions[_unpack_from(blob, len(blob) - _trailer)[0]]) & _mask))
 
     def peek_entry(self, key: str) -> Entry | None:
         """The live entry, like ``lookup_entry``, but only looked at: counts
         no hit or miss and changes no recency or frequency (an expired entry
         is still removed, and counted as expired)."""
         blob = self._live(key)
-        return None if blob is None else entry_of(blob)
+        return None if blob is None else self._entry(blob)
 
     def lookup_many(self, keys: Iterable[str], entries: bool = False) -> dict[str, Any]:
         """``lookup`` (or ``lookup_entry`` with ``entries``) of each key, by
@@ -573,18 +644,18 @@ class Store:
         blob = self._live(key, now)
         if blob is None:
             raise KeyNotFound(key)
-        expires_at = _unpack_from(blob, len(blob) - TRAILER_SIZE)[0]
+        expires_at = expires_at_of(blob)
         return None if expires_at == FOREVER else expires_at - now
 
     def entries(self) -> Iterator[tuple[str, Entry]]:
         """Every held entry, expired or not, as (key, Entry): for checks and tests."""
         for key, blob in list(self._data.items()):
-            yield key, entry_of(blob)
+            yield key, self._entry(blob)
 
     def is_live_at(self, key: str, now: float) -> bool:
         """Whether ``key`` is held and not expired at ``now``; removes nothing."""
         blob = self._data.get(key)
-        return blob is not None and _unpack_from(blob, len(blob) - TRAILER_SIZE)[0] > now and (
+        return blob is not None and expires_at_of(blob) > now and (
             not blob[-1] & FLAG_TAGS or self.tags.current(tag_refs_of(blob)))
 
     # -- writes ------------------------------------------------------------------
@@ -638,9 +709,12 @@ class Store:
         if charge > self.max_memory:
             self._check_fits_alone(key_length, size - key_length, has_ttl)
         if old is not None:
-            old_expires_at, old_version, slot, _ = _unpack_from(old, len(old) - TRAILER_SIZE)
-            old_size = key_length + len(old) - TRAILER_SIZE
-            old_has_ttl = old_expires_at != FOREVER
+            if old[-1] & FLAG_EXPIRES:
+                old_expires_at, slot, _ = _unpack_timed(old, len(old) - TIMED_SIZE)
+                old_size, old_has_ttl = key_length + len(old) - TIMED_SIZE, True
+            else:
+                slot = _unpack_from(old, len(old) - TRAILER_SIZE)[0]
+                old_expires_at, old_size, old_has_ttl = FOREVER, key_length + len(old) - TRAILER_SIZE, False
             growth = charge - old_size - self._overheads[old_has_ttl]
             if self._memory + growth > self.max_memory:
                 if self.evicts:
@@ -659,14 +733,17 @@ class Store:
             version = self._version
         if old is None:
             slot = self._take_slot(key)
-            self._data[key] = (value + fields if fields else value) + _pack(expires_at, version, slot, flags)
+        self._versions[slot] = version & _VERSION_MASK
+        trailer = _pack_timed(expires_at, slot, flags | FLAG_EXPIRES) if has_ttl else _pack(slot, flags)
+        if old is None:
+            self._data[key] = (value + fields if fields else value) + trailer
             self._memory += charge
             self._on_insert(slot, size)
             if has_ttl:
                 self._with_ttl += 1
                 self._expiry.add(expires_at, slot, self._with_ttl)
         else:
-            self._data[key] = (value + fields if fields else value) + _pack(expires_at, version, slot, flags)
+            self._data[key] = (value + fields if fields else value) + trailer
             self._memory += growth
             if old[-1] & FLAG_TAGS:
                 self._memory -= self.tags.release(tag_refs_of(old))
@@ -715,8 +792,7 @@ class Store:
         else:
             length = self._check_entry(key, value)
         old = self._data.get(key)
-        if old is not None and (old[-1] & FLAG_TAGS or (
-                self._with_ttl and _unpack_from(old, len(old) - TRAILER_SIZE)[0] != FOREVER)):
+        if old is not None and old[-1] & (FLAG_TAGS | FLAG_EXPIRES):
             old = self._live(key, now)  # it may have expired or been invalidated by a tag: _live removes it then
         if if_match is not None or if_none_match is not None:
             self._check_condition(key, old, if_match, if_none_match)
@@ -740,9 +816,8 @@ class Store:
         flags, fields = encode_fields(fresh_until, tag_refs)
         return expires_at, flags, fields
 
-    @staticmethod
-    def _check_condition(key: str, old: bytes | None, if_match: Condition, if_none_match: Condition) -> None:
-        version = None if old is None else _unpack_from(old, len(old) - TRAILER_SIZE)[1]
+    def _check_condition(self, key: str, old: bytes | None, if_match: Condition, if_none_match: Condition) -> None:
+        version = None if old is None else self._version_at(_unpack_from(old, len(old) - TRAILER_SIZE)[0])
         if if_match is not None:
             if version is None:
                 raise PreconditionFailed(f"key {key!r} does not exist")
@@ -794,8 +869,7 @@ class Store:
                     new_entries += 1
                     extra_bytes += charge
                 else:
-                    old_has_ttl = _unpack_from(old, len(old) - TRAILER_SIZE)[0] != FOREVER
-                    extra_bytes += charge - self._charge(length + len(old) - TRAILER_SIZE, old_has_ttl)
+                    extra_bytes += charge - self._charge(length + fields_end(old), old[-1] & FLAG_EXPIRES != 0)
             self._make_room(new_entries, extra_bytes, now)
         for key, length, value in checked:
             item_flags = (flags | FLAG_BINARY) if binary_keys and key in binary_keys else flags
@@ -817,7 +891,7 @@ class Store:
                 raise NotAnInteger(f"the value of {key!r} is binary, not an integer")
             if not _INTEGER.fullmatch(old, 0, end):
                 raise NotAnInteger(f"the value of {key!r} is not an integer in the signed 64-bit range")
-            current, expires_at = int(old[:end]), _unpack_from(old, len(old) - TRAILER_SIZE)[0]
+            current, expires_at = int(old[:end]), expires_at_of(old)
         result = current + by
         if not INT64_MIN <= result <= INT64_MAX:
             raise IntegerOverflow(f"incrementing {key!r} by {by} would overflow 64 bits")
@@ -835,7 +909,7 @@ class Store:
         old = self._live(key, now)
         if old is None:
             return False
-        entry = entry_of(old)
+        entry = self._entry(old)
         flags, fields = fields_of(old)
         if entry.fresh_until is not None:
             window = entry.expires_at - entry.fresh_until  # type: ignore[operator]
@@ -858,7 +932,7 @@ class Store:
         old = self._live(key, now)
         if old is None:
             return False
-        entry = entry_of(old)
+        entry = self._entry(old)
         expires_at = FOREVER if entry.expires_at is None else entry.expires_at
         if entry.fresh_until is None:
             expires_at = min(expires_at, now + check_ttl(grace))
@@ -979,7 +1053,7 @@ class Store:
         """Every held slot, coldest first (the next victim first). The default,
         for a policy that keeps no order of its own: insertion order."""
         for blob in self._data.values():
-            yield _unpack_from(blob, len(blob) - TRAILER_SIZE)[2]
+            yield _unpack_from(blob, len(blob) - TRAILER_SIZE)[0]
 
     def _snapshot_hint(self, slot: int) -> int:
         """What the policy keeps about ``slot`` beyond its place in the order
@@ -1000,13 +1074,16 @@ class Store:
         for slot in self._snapshot_order():
             key = key_at(slot)
             blob = data[key]  # type: ignore[index]
-            end = len(blob) - TRAILER_SIZE
-            expires_at, _, _, flags = _unpack_from(blob, end)
-            wall_expiry = None if expires_at == FOREVER else expires_at + offset
-            if not flags:
+            flags = blob[-1]
+            if flags & FLAG_EXPIRES:
+                end = len(blob) - TIMED_SIZE
+                wall_expiry = _unpack_timed(blob, end)[0] + offset
+            else:
+                end, wall_expiry = len(blob) - TRAILER_SIZE, None
+            if not flags & ~FLAG_EXPIRES:
                 yield key, blob[:end], wall_expiry, hint(slot), None  # type: ignore[misc]
                 continue
-            entry = entry_of(blob)
+            entry = entry_of(blob, 0)  # (a record keeps no version)
             fresh_until = None if entry.fresh_until is None else entry.fresh_until + offset
             if entry.tag_refs and not self.tags.current(entry.tag_refs):
                 wall_expiry = wall_now  # invalidated: a loader drops it as expired
@@ -1085,7 +1162,7 @@ class Store:
             restored += 1
             if hints and hint:
                 blob = data[key]
-                restore_hint(_unpack_from(blob, len(blob) - TRAILER_SIZE)[2], hint)
+                restore_hint(_unpack_from(blob, len(blob) - TRAILER_SIZE)[0], hint)
         if start:  # what was cut: the expired and oversized among them are counted as such
             skipped_expired, skipped_too_large, left_out = self._classify(records[:start], now, offset)
             expired += skipped_expired

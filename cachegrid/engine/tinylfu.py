@@ -87,10 +87,14 @@ _SHARD_MASK = (1 << SHARD_BITS) - 1
 
 
 class TinyLFUStore(Store):
+    __slots__ = (
+        "_climb_at", "_last_ratio", "_lengths", "_list", "_next", "_on_access", "_prev", "_random", "_sample_hits",
+        "_sample_requests", "_sketch", "_step", "_window_share", "climb",
+    )
     name = "tinylfu"
     # Measured by `python -m cachegrid.engine.calibrate` (100,000 entries, CPython 3.11).
-    entry_overhead = 172
-    ttl_overhead = 12
+    entry_overhead = 160
+    ttl_overhead = 20
     list_heads = 3  # slots 0, 1, 2: the heads of WINDOW, PROBATION and PROTECTED
 
     def __init__(self, limits: Limits = Limits(), clock: Clock = time.monotonic, climb: bool = False) -> None:

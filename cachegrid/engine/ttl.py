@@ -13,6 +13,7 @@ from .lru import LRUStore
 
 
 class TTLStore(LRUStore):
+    __slots__ = ()
     name = "ttl"
 
     def _victim(self) -> int:

@@ -9,9 +9,20 @@ from pathlib import Path
 
 import pytest
 
-from cachegrid.engine import POLICIES, Cache, InvalidTTL, NotAnInteger
+from cachegrid.engine import POLICIES, Cache, InvalidTTL, NotAnInteger, PreconditionFailed
 from cachegrid.engine.snapshot import CHECKSUM_SIZE, Snapshotter, read_file
-from cachegrid.engine.store import MAX_TAG_REFS, TRAILER_SIZE, encode_fields, entry_of, value_of
+from cachegrid.engine.store import (
+    FLAG_EXPIRES,
+    FOREVER,
+    MAX_TAG_REFS,
+    TIMED_SIZE,
+    TRAILER_SIZE,
+    encode_fields,
+    entry_of,
+    expires_at_of,
+    slot_in,
+    value_of,
+)
 
 from .conftest import FakeClock
 
@@ -24,18 +35,21 @@ def cache(request: pytest.FixtureRequest, clock: FakeClock) -> Cache:
 
 
 @pytest.mark.parametrize("binary", [False, True])
+@pytest.mark.parametrize("expires_at", [None, 99.5])
 @pytest.mark.parametrize("fresh_until", [None, 1234.5])
 @pytest.mark.parametrize("tag_refs", [(), TAGS[:1], TAGS])
 @pytest.mark.parametrize("value", [b"", b"{}", bytes(range(256))])
-def test_every_combination_of_fields_reads_back(binary, fresh_until, tag_refs, value) -> None:
+def test_every_combination_of_fields_reads_back(binary, expires_at, fresh_until, tag_refs, value) -> None:
     flags, fields = encode_fields(fresh_until, tag_refs)
-    trailer = struct.pack("<dqIB", 99.5, 42, 17, flags | binary)
-    blob = value + fields + trailer
-    entry = entry_of(blob)
-    assert len(trailer) == TRAILER_SIZE
+    trailer = struct.pack("<IB", 17, flags | binary | (FLAG_EXPIRES if expires_at else 0))
+    expiry = b"" if expires_at is None else struct.pack("<d", expires_at)
+    blob = value + fields + expiry + trailer
+    entry = entry_of(blob, 42)
+    assert len(trailer) == TRAILER_SIZE and len(expiry + trailer) == (TIMED_SIZE if expires_at else TRAILER_SIZE)
     assert value_of(blob) == entry.value == value
-    assert (entry.version, entry.expires_at, entry.binary) == (42, 99.5, binary)
+    assert (entry.version, entry.expires_at, entry.binary) == (42, expires_at, binary)
     assert (entry.fresh_until, entry.tag_refs) == (fresh_until, tag_refs)
+    assert slot_in(blob) == 17 and expires_at_of(blob) == (FOREVER if expires_at is None else expires_at)
 
 
 def test_a_plain_entry_has_no_optional_bytes(cache: Cache) -> None:
@@ -168,3 +182,25 @@ def test_a_version_1_file_is_still_read(tmp_path: Path) -> None:
     path.write_bytes(bytes(data) + hashlib.sha256(data).digest())
     records = read_file(path).records
     assert [(key, value, extra) for key, value, _, _, extra in records] == [("a", b"1", None), ("b", b"2", None)]
+
+
+def test_versions_stay_exact_across_the_32_bit_line(cache: Cache) -> None:
+    store = cache._store
+    store._version = 2**32 - 2  # as after four billion writes
+    versions = [cache.set(f"k{i}", b"1").version for i in range(4)]
+    assert versions == [2**32 - 1, 2**32, 2**32 + 1, 2**32 + 2]
+    assert [cache.get_entry(f"k{i}").version for i in range(4)] == versions
+    assert cache.set("k0", b"2", if_match=[versions[0]]).version == 2**32 + 3
+
+
+def test_an_entry_older_than_2_to_the_32_writes_reads_as_a_later_version_never_an_earlier_one(cache: Cache) -> None:
+    store = cache._store
+    old = cache.set("old", b"1").version
+    etag_seen = cache.get_entry("old").version
+    store._version += 2**32 + 5  # four billion writes later, "old" untouched
+    now = cache.get_entry("old").version
+    assert now > etag_seen and now <= store._version and (now - old) % 2**32 == 0
+    with pytest.raises(PreconditionFailed):  # the ETag a client kept matches no more
+        cache.set("old", b"2", if_match=[etag_seen])
+    assert cache.get("old") == b"1"
+    assert cache.set("old", b"2", if_match=[now]).version == store._version
