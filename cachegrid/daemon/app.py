@@ -2,7 +2,8 @@
 
 ``create_app(settings)`` builds the engine from the settings and starts its
 sweeper and the heap trimmer (heap.py; call it in the process that serves:
-gunicorn loads the app in its worker, after the fork); ``create_app(settings, cache=...)`` serves a cache the caller owns.
+gunicorn loads the app in its worker, after the fork);
+``create_app(settings, cache=...)`` serves a cache the caller owns.
 Routes are added here and nowhere else; errors are mapped once (errors.py).
 """
 
