@@ -26,7 +26,14 @@ What it measures
    fresh server: one PUT per entry over 16 keep-alive connections, one request
    in flight on each (meinheld answers only the first of pipelined requests,
    so no pipelining), and batch set in chunks of 1,000 (fewer, larger
-   requests: different garbage, a different RSS). Also the RSS of each
+   requests: different garbage, a different RSS). The worker gives its
+   heap's free memory back in the background (``memory_trim_interval``,
+   cachegrid/daemon/heap.py), so RSS right after a fill depends on whether a
+   trim ran yet: with trimming on, each RSS reading (after the warm-up and
+   after the fill) waits until the server reports a trim that began after
+   that fill (``memory_trim_last_at`` in /stats; a miss is sent first, so
+   there is work to trim after): the steady state a user sees. With
+   ``--memory-trim-interval 0`` (trimming off) RSS is read at once. Also the RSS of each
    benchmark server's worker before and after all its runs, per request
    served: the runs store no new keys, so steady growth there is a leak.
 4. The project's goals, each reported as met or not met.
@@ -324,6 +331,7 @@ class Memory:
     stats_before: int
     stats_after: int
     size_after: int
+    trimmed: bool  # both RSS readings waited for a trim of the heap's free memory
 
     @property
     def rss_per_entry(self) -> float:
@@ -340,6 +348,24 @@ FILLS: dict[str, Callable[[int, list[str]], None]] = {
 }
 
 
+def after_a_trim(server: Server, stats: Callable[[], dict]) -> bool:
+    """With trimming on, wait until the server reports a trim begun after
+    this moment (a miss is sent first, so that there is work to trim after);
+    False at once when trimming is off."""
+    document = stats()
+    if not document.get("memory_trim_enabled"):
+        return False
+    since = time.time()
+    server.request("GET", "/cache/bench:absent")  # work: the next interval trims
+    deadline = time.monotonic() + 3 * document["memory_trim_interval_seconds"] + 30
+    while time.monotonic() < deadline:
+        last_at = stats()["memory_trim_last_at"]
+        if last_at is not None and last_at >= since:
+            return True
+        time.sleep(0.1)
+    raise SystemExit(f"{server.name}: no memory trim within {deadline - since:.0f} s of the fill")
+
+
 def bench_memory(kind: str, method: str, args: argparse.Namespace, work_dir: Path) -> Memory:
     fill = FILLS[method]
     server = cachegrid_server(kind, args.threads, work_dir, tag=f"-memory-{'put' if method == 'PUT' else 'batch'}")
@@ -353,17 +379,20 @@ def bench_memory(kind: str, method: str, args: argparse.Namespace, work_dir: Pat
         # Warm the same code path with other keys first, so the baseline already
         # holds what the first requests allocate once (buffers, caches, imports).
         fill(server.port, [f"warm:{i:06d}" for i in range(2 * FILL_CHUNK)])
+        trimmed = after_a_trim(server, stats)
         rss_before, before = rss_bytes(pid), stats()
         started = time.monotonic()
         fill(server.port, [key(i) for i in range(args.entries)])
         elapsed = time.monotonic() - started
+        trimmed = after_a_trim(server, stats) and trimmed
         rss_after, after = rss_bytes(pid), stats()
-        log(f"memory {kind}, {method}: {args.entries:,} entries in {elapsed:.1f} s")
+        log(f"memory {kind}, {method}: {args.entries:,} entries in {elapsed:.1f} s"
+            f"{', RSS read after a trim' if trimmed else ''}")
         if after["current_size"] - before["current_size"] != args.entries:
             raise SystemExit(f"{server.name}: expected {args.entries} more entries, /stats says "
                              f"{after['current_size'] - before['current_size']}")
         return Memory(kind, method, args.entries, rss_before, rss_after, before["memory_usage_bytes"],
-                      after["memory_usage_bytes"], after["current_size"])
+                      after["memory_usage_bytes"], after["current_size"], trimmed)
     finally:
         server.stop()
 
@@ -460,8 +489,8 @@ def growth_section(growth: list[Growth]) -> str:
 def memory_section(results: list[Memory]) -> str:
     mib = 1024 * 1024
     rows = [[m.kind, m.method, f"{m.entries:,}", f"{m.rss_before / mib:.1f}", f"{m.rss_after / mib:.1f}",
-             f"{m.rss_per_entry:.0f}", f"{m.stats_per_entry:.0f}", ratio(m.rss_per_entry / m.stats_per_entry)]
-            for m in results]
+             "yes" if m.trimmed else "no", f"{m.rss_per_entry:.0f}", f"{m.stats_per_entry:.0f}",
+             ratio(m.rss_per_entry / m.stats_per_entry)] for m in results]
     return "\n".join([
         "## Memory per entry in the running daemon",
         "",
@@ -471,11 +500,12 @@ def memory_section(results: list[Memory]) -> str:
         f"set: {FILL_CHUNK:,} items per request (fewer, larger requests leave different garbage). /stats: the "
         "growth of `memory_usage_bytes`, the engine's own accounting of keys, values and bookkeeping. A PUT "
         "row also carries whatever the worker keeps per request, whether entries are stored or not (see the "
-        "worker RSS over the HTTP runs).",
+        "worker RSS over the HTTP runs). After a trim: both RSS readings waited until the server reported a trim "
+        "of its heap's free memory begun after that fill (`memory_trim_interval`; no: trimming was off).",
         "",
-        "| worker | stored by | entries | RSS before MiB | RSS after MiB | RSS growth B/entry | /stats B/entry "
-        "| RSS ÷ /stats |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| worker | stored by | entries | RSS before MiB | RSS after MiB | after a trim | RSS growth B/entry "
+        "| /stats B/entry | RSS ÷ /stats |",
+        "|---|---|---:|---:|---:|---|---:|---:|---:|",
         *("| " + " | ".join(row) + " |" for row in rows),
     ])
 
@@ -539,6 +569,8 @@ def main() -> None:
     parser.add_argument("--skip-http", action="store_true", help="only the memory figure")
     parser.add_argument("--skip-memory", action="store_true", help="only the HTTP figures")
     parser.add_argument("--policy", help="the eviction policy of every CacheGrid server (default: the default, lru)")
+    parser.add_argument("--memory-trim-interval", type=float,
+                        help="memory_trim_interval of every CacheGrid server, 0: off (default: the default, 10 s)")
     parser.add_argument("--output", type=Path, help="also write the Markdown here")
     args = parser.parse_args()
     defaults = (2, 1, 0, 20_000) if args.quick else (5, 3, 1, 100_000)
@@ -550,6 +582,8 @@ def main() -> None:
     if args.policy:
         SETTINGS["CACHEGRID_EVICTION_POLICY"] = args.policy
         args.notes.append(f"Every CacheGrid server ran the `{args.policy}` eviction policy.")
+    if args.memory_trim_interval is not None:
+        SETTINGS["CACHEGRID_MEMORY_TRIM_INTERVAL"] = f"{args.memory_trim_interval:g}"
     exit_on_sigterm()
 
     require_tools()
@@ -593,6 +627,14 @@ def main() -> None:
               for cell in (cells or {}).values() for run in cell.runs if run.errors]
     if errors:
         args.notes.append("wrk reported errors in some runs: " + "; ".join(errors))
+    if any(m.trimmed for m in memory):
+        args.notes.append("The memory rows read RSS only once the server had reported a trim of its heap's free "
+                          "memory (malloc_trim, every `memory_trim_interval` seconds after work) begun after the "
+                          "fill, before and after the entries: the steady state a user sees, not the moment after "
+                          "the fill.")
+    elif memory:
+        args.notes.append("The memory rows read RSS right after each fill: the servers did not trim their heap "
+                          "(`memory_trim_interval` 0, or no glibc).")
     if args.quick:
         args.notes.append("A --quick smoke run: too few and too short runs to quote.")
     publish(parts, args.output, args.notes)

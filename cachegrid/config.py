@@ -53,6 +53,12 @@ CONFIG_ENV = f"{ENV_PREFIX}CONFIG"
 DEFAULT_CONFIG_FILE = Path("etc") / f"{NAME}.toml"
 MiB = 1024 * 1024
 MAX_SNAPSHOT_INTERVAL = 7 * 24 * 3600  # a week
+# The worker gives its heap's free memory back this often, when there was work
+# (daemon/heap.py): as soon as jemalloc's default decay does for Redis (10 s),
+# for a few milliseconds of trimming per interval at most.
+DEFAULT_MEMORY_TRIM_INTERVAL = 10.0
+MIN_MEMORY_TRIM_INTERVAL = 0.1
+MAX_MEMORY_TRIM_INTERVAL = 86_400  # a day; longer is as good as never (0)
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
@@ -117,6 +123,11 @@ class Settings(BaseSettings):
     )
     cleanup_interval: float = Field(
         default=DEFAULT_CLEANUP_INTERVAL, gt=0, description="Seconds between two sweeps of expired entries."
+    )
+    memory_trim_interval: float = Field(
+        default=DEFAULT_MEMORY_TRIM_INTERVAL, ge=0, le=MAX_MEMORY_TRIM_INTERVAL,
+        description="Seconds between two looks at whether to give the heap's free memory back to the OS "
+        "(glibc's malloc_trim, only after work); 0: never.",
     )
 
     # -- limits on requests ------------------------------------------------------
@@ -221,6 +232,13 @@ class Settings(BaseSettings):
     def _sensible_interval(cls, value: float) -> float:
         if 0 < value < 1:
             raise ValueError("must be 0 (only at shutdown) or at least 1 second: each snapshot forks the worker")
+        return value
+
+    @field_validator("memory_trim_interval", mode="after")
+    @classmethod
+    def _sensible_trim_interval(cls, value: float) -> float:
+        if 0 < value < MIN_MEMORY_TRIM_INTERVAL:
+            raise ValueError(f"must be 0 (never) or at least {MIN_MEMORY_TRIM_INTERVAL:g} seconds")
         return value
 
     @field_validator("auth_token", mode="after")

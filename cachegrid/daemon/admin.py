@@ -20,6 +20,7 @@ from ..engine import Cache
 from ..engine.snapshot import Snapshotter, SnapshotRunning
 from .body import int_param
 from .errors import ApiError
+from .heap import HeapTrimmer, trim_fields
 from .resources import Resource, send_json
 
 SNAPSHOTS_OFF = {"enabled": False, "path": None, "running": False}
@@ -55,16 +56,18 @@ def snapshot_fields(snapshotter: Snapshotter | None) -> dict[str, Any]:
 
 
 class Stats(Resource):
-    """``GET /stats``: the engine's counters and the snapshot state."""
+    """``GET /stats``: the engine's counters, the snapshot state and the heap trimmer's."""
 
     def __init__(self, cache: Cache, settings: Settings, snapshotter: Snapshotter | None = None,
-                 worker: str | None = None) -> None:
+                 worker: str | None = None, trimmer: HeapTrimmer | None = None) -> None:
         super().__init__(cache, settings)
         self.snapshotter = snapshotter
         self.worker = worker
+        self.trimmer = trimmer
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        send_json(resp, stats_document(self.cache, self.settings, self.worker) | snapshot_fields(self.snapshotter))
+        send_json(resp, stats_document(self.cache, self.settings, self.worker) | snapshot_fields(self.snapshotter)
+                  | trim_fields(self.trimmer))
 
 
 class Snapshots(Resource):

@@ -1,8 +1,9 @@
 """The falcon application: ``create_app`` builds it around a cache.
 
 ``create_app(settings)`` builds the engine from the settings and starts its
-sweeper (call it in the process that serves: gunicorn loads the app in its
-worker); ``create_app(settings, cache=...)`` serves a cache the caller owns.
+sweeper and the heap trimmer (heap.py; call it in the process that serves:
+gunicorn loads the app in its worker, after the fork);
+``create_app(settings, cache=...)`` serves a cache the caller owns.
 Routes are added here and nowhere else; errors are mapped once (errors.py).
 """
 
@@ -25,6 +26,7 @@ from .batch import Batch
 from .cache_factory import build_cache
 from .dashboard import DASHBOARD_PATH, STATIC_PATH, STATIC_DIRECTORY, Dashboard
 from .engine_load_test import LoadTest
+from .heap import HeapTrimmer, start_trimmer
 from .items import ETags, Items
 from .leases import LeaseLocks, StaleMarks
 from .metrics import Metrics
@@ -79,15 +81,19 @@ def start_snapshots(cache: Cache, settings: Settings, heartbeat: Callable[[], No
 def create_app(settings: Settings | None = None, cache: Cache | None = None, worker: str | None = None, *,
                snapshotter: Snapshotter | None = None, heartbeat: Callable[[], None] | None = None) -> falcon.App:
     """The WSGI app. Without ``cache``, one is built (loaded from the snapshot
-    when ``snapshot_path`` is set) and its sweeper started; ``snapshotter``
-    serves the snapshots of a cache the caller owns. ``worker`` names the
-    worker kind serving it, for /stats (None: in process)."""
+    when ``snapshot_path`` is set) and its sweeper and heap trimmer
+    started; ``snapshotter`` serves the snapshots of a cache the caller
+    owns. ``worker`` names the worker kind serving it, for /stats (None: in
+    process)."""
     settings = settings if settings is not None else load_settings()
+    trimmer: HeapTrimmer | None = None  # a cache the caller owns: its memory is the caller's business
     if cache is None:
         cache = build_cache(settings)
         if settings.snapshot_path is not None:
             snapshotter = start_snapshots(cache, settings, heartbeat)
         cache.start()
+        trimmer = start_trimmer(cache, settings.memory_trim_interval)
+        atexit.register(trimmer.stop)  # before the snapshot at shutdown (atexit runs last first)
     middleware = [BearerAuth(settings.auth_token.get_secret_value())] if settings.auth_token else []
     app = falcon.App(middleware=middleware, router=KeyRouter())
     app.req_options.auto_parse_qs_csv = False
@@ -106,7 +112,7 @@ def create_app(settings: Settings | None = None, cache: Cache | None = None, wor
     app.add_route("/cache/batch/set", batch, suffix="set")
     app.add_route("/cache/batch/get", batch, suffix="get")
     app.add_route("/cache/batch/delete", batch, suffix="delete")
-    app.add_route("/stats", Stats(cache, settings, snapshotter, worker))
+    app.add_route("/stats", Stats(cache, settings, snapshotter, worker, trimmer))
     app.add_route("/health", Health(cache, settings))
     app.add_route("/admin/keys", Keys(cache, settings))
     app.add_route("/test/load", LoadTest(settings))
@@ -117,7 +123,7 @@ def create_app(settings: Settings | None = None, cache: Cache | None = None, wor
     delete_pattern = DeletePattern(cache, settings)
     app.add_route("/admin/delete-pattern", delete_pattern)
     app.add_route("/admin/delete-pattern/{job_id}", delete_pattern, suffix="job")
-    app.add_route("/metrics", Metrics(cache, settings, snapshotter))
+    app.add_route("/metrics", Metrics(cache, settings, snapshotter, trimmer))
     app.add_route(OPENAPI_PATH, OpenAPI(settings))
     app.add_route(DOCS_PATH, Docs())
     app.add_static_route(DOCS_STATIC, SWAGGER_UI_DIRECTORY)

@@ -18,15 +18,18 @@ from prometheus_client.registry import Collector
 from ..config import Settings
 from ..engine import Cache
 from ..engine.snapshot import Snapshotter
+from .heap import HeapTrimmer
 
 PREFIX = "cachegrid"
 
 
 class CacheCollector(Collector):
-    def __init__(self, cache: Cache, settings: Settings, snapshotter: Snapshotter | None = None) -> None:
+    def __init__(self, cache: Cache, settings: Settings, snapshotter: Snapshotter | None = None,
+                 trimmer: HeapTrimmer | None = None) -> None:
         self.cache = cache
         self.settings = settings
         self.snapshotter = snapshotter
+        self.trimmer = trimmer
 
     def collect(self) -> Iterator[Metric]:
         stats = self.cache.stats()
@@ -63,6 +66,8 @@ class CacheCollector(Collector):
         )
         if self.snapshotter is not None:
             yield from snapshot_metrics(self.snapshotter.status())
+        if self.trimmer is not None and self.trimmer.enabled:
+            yield from trim_metrics(self.trimmer)
 
 
 def lease_metrics(stats: dict[str, Any]) -> Iterator[Metric]:
@@ -106,10 +111,19 @@ def snapshot_metrics(status: dict[str, Any]) -> Iterator[Metric]:
                             value=status["loaded"]["entries"])
 
 
+def trim_metrics(trimmer: HeapTrimmer) -> Iterator[Metric]:
+    """The heap trimmer's counters (daemon/heap.py), as metrics."""
+    yield CounterMetricFamily(f"{PREFIX}_memory_trims", "Times the heap's free memory was given back to the OS.",
+                              value=trimmer.trims)
+    yield CounterMetricFamily(f"{PREFIX}_memory_trim_released_bytes", "RSS given back to the OS by those trims.",
+                              value=trimmer.released_bytes)
+
+
 class Metrics:
-    def __init__(self, cache: Cache, settings: Settings, snapshotter: Snapshotter | None = None) -> None:
+    def __init__(self, cache: Cache, settings: Settings, snapshotter: Snapshotter | None = None,
+                 trimmer: HeapTrimmer | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(CacheCollector(cache, settings, snapshotter))
+        self.registry.register(CacheCollector(cache, settings, snapshotter, trimmer))
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.content_type = CONTENT_TYPE_LATEST

@@ -215,6 +215,15 @@ def build_document(settings: Settings) -> dict[str, Any]:
         "policy": {"type": "string"}, "node_id": {"type": "string"},
         "snapshot_enabled": {"type": "boolean", "description": "Whether snapshots are on; the other snapshot_* "
                              "fields (present only then) are those of GET /admin/snapshot, flattened."},
+        "memory_trim_enabled": {"type": "boolean", "description": "Whether the worker gives its heap's free "
+                                "memory back to the OS (glibc malloc_trim every memory_trim_interval seconds after "
+                                "work); the other memory_trim_* fields are present only then."},
+        "memory_trim_interval_seconds": {"type": "number"},
+        "memory_trims": {"type": "integer", "description": "Trims since start."},
+        "memory_trim_released_bytes": {"type": "integer", "description": "RSS they gave back, in bytes."},
+        "memory_trim_last_at": {"type": ["number", "null"], "description": "When the last one began (Unix time)."},
+        "memory_trim_last_released_bytes": {"type": ["integer", "null"]},
+        "memory_trim_last_seconds": {"type": ["number", "null"], "description": "How long the last one took."},
         "worker": {"type": ["string", "null"], "description": "The worker kind serving (null: not gunicorn)."}}}
     last_snapshot = _obj(
         ["result"], result={"type": "string", "enum": ["none", "ok", "failed"]},
