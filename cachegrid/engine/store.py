@@ -615,7 +615,8 @@ class Store:
         if blob is None:
             return None
         version = self._version  # _entry and _version_at, written out: a GET's path
-        return entry_of(blob, version - ((version - self._versions[_unpack_from(blob, len(blob) - _trailer)[0]]) & _mask))
+        low = self._versions[_unpack_from(blob, len(blob) - _trailer)[0]]
+        return entry_of(blob, version - ((version - low) & _mask))
 
     def peek_entry(self, key: str) -> Entry | None:
         """The live entry, like ``lookup_entry``, but only looked at: counts
