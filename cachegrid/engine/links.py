@@ -34,6 +34,15 @@ def more_slots(length: int, slot: int) -> int:
     return max(slot + 1 - length, (length >> GROWTH_SHIFT) + 64)
 
 
+def grow_links(next_: array, prev: array, slot: int) -> int:
+    """Room for ``slot`` in a pair of link arrays (``array('I')``, of one
+    length); returns how many slots each grew by (``more_slots``)."""
+    extra = more_slots(len(next_), slot)
+    next_.frombytes(bytes(4 * extra))
+    prev.frombytes(bytes(4 * extra))
+    return extra
+
+
 class SlotList:
     """One circular list of slots through the head node 0."""
 
@@ -47,9 +56,7 @@ class SlotList:
         """Link ``slot`` (not in the list) at its end."""
         next_, prev = self.next, self.prev
         if slot >= len(next_):
-            extra = more_slots(len(next_), slot)
-            next_.frombytes(bytes(4 * extra))
-            prev.frombytes(bytes(4 * extra))
+            grow_links(next_, prev, slot)
         last = prev[0]
         next_[last] = slot
         prev[slot] = last
@@ -108,9 +115,7 @@ class SlotChains:
 
     def append(self, chain: Chain, slot: int) -> None:
         if slot >= len(self.next):
-            extra = more_slots(len(self.next), slot)
-            self.next.frombytes(bytes(4 * extra))
-            self.prev.frombytes(bytes(4 * extra))
+            grow_links(self.next, self.prev, slot)
         last = chain.last
         self.prev[slot] = last
         self.next[slot] = 0

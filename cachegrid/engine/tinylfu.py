@@ -62,7 +62,7 @@ from array import array
 import time
 from typing import Iterator
 
-from .links import more_slots
+from .links import grow_links
 from .sketch import ONES, PATTERNS, SHIFTS, FrequencySketch
 from .store import SHARD_BITS, Clock, Limits, Store
 
@@ -238,10 +238,7 @@ class TinyLFUStore(Store):
 
     def _grow(self, slot: int) -> None:
         """Room in the per-slot arrays for ``slot``."""
-        extra = more_slots(len(self._list), slot)
-        self._list.frombytes(bytes(extra))
-        self._next.frombytes(bytes(4 * extra))
-        self._prev.frombytes(bytes(4 * extra))
+        self._list.frombytes(bytes(grow_links(self._next, self._prev, slot)))  # the three have one length
 
     def _on_insert(self, slot: int, size: int, _ones: tuple = ONES, _patterns: int = len(PATTERNS)) -> None:
         if slot >= len(self._list):
