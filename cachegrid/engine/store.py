@@ -278,8 +278,8 @@ def slot_in(blob: bytes) -> int:
 
 def value_end(blob: bytes) -> int:
     """Where the value ends in ``blob`` (its optional fields follow)."""
+    end = fields_end(blob)
     flags = blob[-1]
-    end = len(blob) - (TIMED_SIZE if flags & FLAG_EXPIRES else TRAILER_SIZE)
     if flags & _FIELD_FLAGS:
         if flags & FLAG_STALE:
             end -= _FRESH.size
@@ -460,7 +460,7 @@ class Store:
     def slot_of(self, key: str) -> int | None:
         """The slot ``key`` holds (expired or not), None when it is absent."""
         blob = self._data.get(key)
-        return None if blob is None else _unpack_from(blob, len(blob) - TRAILER_SIZE)[0]
+        return None if blob is None else slot_in(blob)
 
     def _version_at(self, slot: int) -> int:
         """The version of the entry holding ``slot``. Versions come from one
@@ -475,7 +475,7 @@ class Store:
 
     def _entry(self, blob: bytes) -> Entry:
         """The whole entry held in ``blob`` (``entry_of``, with its version)."""
-        return entry_of(blob, self._version_at(_unpack_from(blob, len(blob) - TRAILER_SIZE)[0]))
+        return entry_of(blob, self._version_at(slot_in(blob)))
 
     def _take_slot(self, key: str) -> int:
         if self._free_slots:
@@ -818,7 +818,7 @@ class Store:
         return expires_at, flags, fields
 
     def _check_condition(self, key: str, old: bytes | None, if_match: Condition, if_none_match: Condition) -> None:
-        version = None if old is None else self._version_at(_unpack_from(old, len(old) - TRAILER_SIZE)[0])
+        version = None if old is None else self._version_at(slot_in(old))
         if if_match is not None:
             if version is None:
                 raise PreconditionFailed(f"key {key!r} does not exist")
@@ -1054,7 +1054,7 @@ class Store:
         """Every held slot, coldest first (the next victim first). The default,
         for a policy that keeps no order of its own: insertion order."""
         for blob in self._data.values():
-            yield _unpack_from(blob, len(blob) - TRAILER_SIZE)[0]
+            yield slot_in(blob)
 
     def _snapshot_hint(self, slot: int) -> int:
         """What the policy keeps about ``slot`` beyond its place in the order
@@ -1162,8 +1162,7 @@ class Store:
                 write(key, length, value, expires_at, data.get(key), None, *self._restored_fields(extra, offset))
             restored += 1
             if hints and hint:
-                blob = data[key]
-                restore_hint(_unpack_from(blob, len(blob) - TRAILER_SIZE)[0], hint)
+                restore_hint(slot_in(data[key]), hint)
         if start:  # what was cut: the expired and oversized among them are counted as such
             skipped_expired, skipped_too_large, left_out = self._classify(records[:start], now, offset)
             expired += skipped_expired
