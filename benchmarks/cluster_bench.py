@@ -94,11 +94,13 @@ OPERATIONS: list[tuple[str, Callable[[Any, str], Any]]] = [
 def per_operation_us(client: Any, operation: Callable[[Any, str], Any], count: int, asynchronous: bool) -> float:
     names = [f"user:{n}" for n in range(count)]
     if asynchronous:
+
         async def loop() -> float:
             started = time.perf_counter()
             for name in names:
                 await operation(client, name)
             return time.perf_counter() - started
+
         elapsed = asyncio.run(loop())
     else:
         started = time.perf_counter()
@@ -121,18 +123,21 @@ def client_cost(count: int, rounds: int) -> str:
             reference = statistics.median(results[CLIENTS[0][0]])
             for label, _, _ in CLIENTS:
                 value = statistics.median(results[label])
-                rows.append([kind, operation_name, label, f"{value:.1f}", f"{value - reference:+.1f}",
-                             ratio(value / reference)])
+                rows.append(
+                    [kind, operation_name, label, f"{value:.1f}", f"{value - reference:+.1f}", ratio(value / reference)]
+                )
             log(f"client cost: {kind} {operation_name} done")
-    return "\n".join([
-        "## The client's cost per operation (no network)",
-        "",
-        f"Median of {rounds} interleaved rounds of {count:,} operations each; µs per operation.",
-        "The sync client's fan-out (R=2 writes, batches over several nodes) runs on its thread pool,",
-        "which is where most of its extra cost is.",
-        "",
-        table(["client", "operation", "cluster", "µs/op", "vs one host (µs)", "ratio"], rows, text_columns=3),
-    ])
+    return "\n".join(
+        [
+            "## The client's cost per operation (no network)",
+            "",
+            f"Median of {rounds} interleaved rounds of {count:,} operations each; µs per operation.",
+            "The sync client's fan-out (R=2 writes, batches over several nodes) runs on its thread pool,",
+            "which is where most of its extra cost is.",
+            "",
+            table(["client", "operation", "cluster", "µs/op", "vs one host (µs)", "ratio"], rows, text_columns=3),
+        ]
+    )
 
 
 def concurrent_wrk(servers: list[Server], connections: int, threads: int, duration: int) -> float:
@@ -144,6 +149,7 @@ def concurrent_wrk(servers: list[Server], connections: int, threads: int, durati
         run = run_wrk(server.url(GET_HIT.path), GET_HIT, connections, duration, threads)
         with lock:
             runs.append(run)
+
     workers = [threading.Thread(target=one, args=(server,)) for server in servers]
     for worker in workers:
         worker.start()
@@ -171,16 +177,21 @@ def throughput(rounds: int, duration: int, work_dir: Path) -> tuple[str, float]:
         for server in servers:
             server.stop()
     single, double = statistics.median(one), statistics.median(two)
-    text = "\n".join([
-        "## Aggregate throughput: one node against two (GET hit)",
-        "",
-        f"Median of {rounds} interleaved rounds of {duration} s; wrk, 32 connections and 2 threads in all.",
-        "",
-        table(["nodes", "req/s (sum)", "ratio"], [
-            ["1 node (reference)", f"{single:,.0f}", ratio(1.0)],
-            ["2 nodes", f"{double:,.0f}", ratio(double / single)],
-        ]),
-    ])
+    text = "\n".join(
+        [
+            "## Aggregate throughput: one node against two (GET hit)",
+            "",
+            f"Median of {rounds} interleaved rounds of {duration} s; wrk, 32 connections and 2 threads in all.",
+            "",
+            table(
+                ["nodes", "req/s (sum)", "ratio"],
+                [
+                    ["1 node (reference)", f"{single:,.0f}", ratio(1.0)],
+                    ["2 nodes", f"{double:,.0f}", ratio(double / single)],
+                ],
+            ),
+        ]
+    )
     return text, double / single
 
 
@@ -209,8 +220,7 @@ def main() -> None:
         "per core nodes only compete for cores. A client's own cost per operation is the table above, and is "
         "the same whatever the number of nodes (the ring lookup is a binary search).",
     ]
-    publish([f"# Cluster benchmark\n\n`{command_line()}`", machine_section(), cost, speed], options.output,
-            notes)
+    publish([f"# Cluster benchmark\n\n`{command_line()}`", machine_section(), cost, speed], options.output, notes)
 
 
 if __name__ == "__main__":

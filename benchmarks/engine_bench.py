@@ -359,8 +359,9 @@ def bench_rss(settings: Settings, log: Callable[[str], None], entries: int = 100
     results: dict[str, list[float]] = {}
     for _ in range(3):  # interleaved, the median kept
         for kind in ("dict", "lru", "tinylfu"):
-            out = subprocess.run([sys.executable, "-c", _RSS_CHILD, kind, str(entries)], check=True,
-                                 capture_output=True, text=True).stdout
+            out = subprocess.run(
+                [sys.executable, "-c", _RSS_CHILD, kind, str(entries)], check=True, capture_output=True, text=True
+            ).stdout
             results.setdefault(kind, []).append(float(out))
     reference = statistics.median(results["dict"])
     for kind in ("dict", "lru", "tinylfu"):
@@ -544,10 +545,26 @@ def bench_lock_hold(settings: Settings, log: Callable[[str], None]) -> str:
         "rrrr",
     )
     set_table = table(
-        ["sets timed", "worst set (ms)", "p99.9 (µs)", "median (µs)", "sets over 10 ms",
-         "index rebuilds", "longest rebuild lock hold (ms)"],
-        [[f"{len(durations):,}", f"{worst * 1e3:.2f}", f"{p999 * 1e6:.1f}", f"{median * 1e6:.2f}", f"{stalls:,}",
-          f"{rebuilds}", f"{rebuild_hold * 1e3:.2f}"]],
+        [
+            "sets timed",
+            "worst set (ms)",
+            "p99.9 (µs)",
+            "median (µs)",
+            "sets over 10 ms",
+            "index rebuilds",
+            "longest rebuild lock hold (ms)",
+        ],
+        [
+            [
+                f"{len(durations):,}",
+                f"{worst * 1e3:.2f}",
+                f"{p999 * 1e6:.1f}",
+                f"{median * 1e6:.2f}",
+                f"{stalls:,}",
+                f"{rebuilds}",
+                f"{rebuild_hold * 1e3:.2f}",
+            ]
+        ],
         "rrrrrrr",
     )
     return (
@@ -631,19 +648,32 @@ def bench_pauses(settings: Settings, log: Callable[[str], None]) -> str:
             started = time.perf_counter()
             cache.clear()
             clear_total = time.perf_counter() - started
-            row += [f"{first_call * 1e3:.2f}", f"{median_call * 1e3:.2f} / {longest_call * 1e3:.2f} ({len(calls):,} calls)",
-                    f"{timed.longest * 1e3:.2f}", f"{clear_total * 1e3:.0f}"]
-            log(f"pauses lru: keys() first {first_call * 1e3:.2f} ms, median {median_call * 1e3:.2f} ms, "
+            row += [
+                f"{first_call * 1e3:.2f}",
+                f"{median_call * 1e3:.2f} / {longest_call * 1e3:.2f} ({len(calls):,} calls)",
+                f"{timed.longest * 1e3:.2f}",
+                f"{clear_total * 1e3:.0f}",
+            ]
+            log(
+                f"pauses lru: keys() first {first_call * 1e3:.2f} ms, median {median_call * 1e3:.2f} ms, "
                 f"longest {longest_call * 1e3:.2f} ms; "
-                f"clear() hold {timed.longest * 1e3:.2f} ms of {clear_total * 1e3:.0f} ms")
+                f"clear() hold {timed.longest * 1e3:.2f} ms of {clear_total * 1e3:.0f} ms"
+            )
         else:
             row += ["", "", "", ""]
         log(f"pauses {policy:<10} gc.collect() {gc_pause * 1e3:.1f} ms")
         rows.append(row)
         del cache, cache_set, cache_get
         gc.collect()
-    header = ["policy", "entries", "longest full gc.collect() (ms)", "keys() first call (ms)",
-              "keys() median / longest call (ms)", "clear() longest lock hold (ms)", "clear() total (ms)"]
+    header = [
+        "policy",
+        "entries",
+        "longest full gc.collect() (ms)",
+        "keys() first call (ms)",
+        "keys() median / longest call (ms)",
+        "clear() longest lock hold (ms)",
+        "clear() total (ms)",
+    ]
     return (
         f"Each cache filled with {n:,} entries (keys `user:0000123`, 25-byte values, no TTL, a third of "
         f"them read once). `keys()` lists with a prefix that matches nothing, so every call examines its "
@@ -765,16 +795,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, help="interleaved rounds per comparison (default 7, quick 3)")
     parser.add_argument("--entries", type=int, help="entries of the memory part (default 1,000,000, quick 50,000)")
     parser.add_argument("--pause-entries", type=int, help="entries of the pause part (default 1,000,000)")
-    parser.add_argument("--only", choices=["throughput", "policies", "memory", "rss", "lock_hold", "pauses"],
-                        help="run one part only, and print it alone")
+    parser.add_argument(
+        "--only",
+        choices=["throughput", "policies", "memory", "rss", "lock_hold", "pauses"],
+        help="run one part only, and print it alone",
+    )
     parser.add_argument("--output", help="also write the Markdown document to this file")
     args = parser.parse_args(argv)
     if args.quick:
-        settings = Settings(rounds=3, keyspace=10_000, ops=10_000, entries=50_000, sweep_entries=100_000,
-                            pause_entries=1_000_000)
+        settings = Settings(
+            rounds=3, keyspace=10_000, ops=10_000, entries=50_000, sweep_entries=100_000, pause_entries=1_000_000
+        )
     else:
-        settings = Settings(rounds=7, keyspace=100_000, ops=100_000, entries=1_000_000, sweep_entries=1_000_000,
-                            pause_entries=1_000_000)
+        settings = Settings(
+            rounds=7, keyspace=100_000, ops=100_000, entries=1_000_000, sweep_entries=1_000_000, pause_entries=1_000_000
+        )
     if args.rounds is not None:
         settings = dataclasses.replace(settings, rounds=args.rounds)
     if args.entries is not None:

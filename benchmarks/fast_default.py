@@ -77,8 +77,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from harness import (HERE, MIB, Run, Server, Workload, command_line, exit_on_sigterm, fill_by_batch, gunicorn_bind,
-                     key, log, machine_section, ms, port_only, preload, publish, ratio, require_tools, run_wrk, table)
+from harness import (
+    HERE,
+    MIB,
+    Run,
+    Server,
+    Workload,
+    command_line,
+    exit_on_sigterm,
+    fill_by_batch,
+    gunicorn_bind,
+    key,
+    log,
+    machine_section,
+    ms,
+    port_only,
+    preload,
+    publish,
+    ratio,
+    require_tools,
+    run_wrk,
+    table,
+)
 
 ROOT = HERE.parent
 STOCK_ENV = ROOT / ".bench" / "stock-meinheld"
@@ -110,9 +130,11 @@ HELLO_PUT = Workload("put", "PUT", "/hello", "put.lua", hello=True)
 def stock_python() -> Path:
     """The scratch virtualenv with stock meinheld 1.0.2 on greenlet 1.1.3; built when missing."""
     python = STOCK_ENV / "bin" / "python"
-    check = ("import importlib.metadata as m, meinheld.server, gunicorn, falcon; "
-             "v = m.version('meinheld'); g = m.version('greenlet'); "
-             "assert v == '1.0.2' and g.startswith('1.'), (v, g)")
+    check = (
+        "import importlib.metadata as m, meinheld.server, gunicorn, falcon; "
+        "v = m.version('meinheld'); g = m.version('greenlet'); "
+        "assert v == '1.0.2' and g.startswith('1.'), (v, g)"
+    )
     if python.exists() and subprocess.run([str(python), "-c", check], capture_output=True, timeout=60).returncode == 0:
         return python
     log(f"building the stock meinheld environment in {STOCK_ENV.relative_to(ROOT)} (once)")
@@ -129,8 +151,10 @@ def stock_python() -> Path:
     for step in steps:
         result = subprocess.run(step, capture_output=True, text=True, timeout=900)
         if result.returncode != 0:
-            raise SystemExit(f"building the stock meinheld environment failed: {' '.join(step)}\n"
-                             f"{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
+            raise SystemExit(
+                f"building the stock meinheld environment failed: {' '.join(step)}\n"
+                f"{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+            )
     result = subprocess.run([str(python), "-c", check], capture_output=True, text=True, timeout=60)
     if result.returncode != 0:
         raise SystemExit(f"the stock meinheld environment does not work:\n{result.stderr[-2000:]}")
@@ -138,10 +162,10 @@ def stock_python() -> Path:
 
 
 def package_versions(python: Path, packages: tuple[str, ...]) -> str:
-    code = ("import importlib.metadata as m, sys; "
-            "print(', '.join(f'{p} {m.version(p)}' for p in sys.argv[1:]))")
-    return subprocess.run([str(python), "-c", code, *packages], capture_output=True, text=True,
-                          timeout=60).stdout.strip()
+    code = "import importlib.metadata as m, sys; print(', '.join(f'{p} {m.version(p)}' for p in sys.argv[1:]))"
+    return subprocess.run(
+        [str(python), "-c", code, *packages], capture_output=True, text=True, timeout=60
+    ).stdout.strip()
 
 
 # -- the servers -----------------------------------------------------------------
@@ -176,14 +200,24 @@ class Target:
 
 def hello_server(name: str, python: Path, work_dir: Path) -> Server:
     """The hello app under plain gunicorn (its defaults: one worker, no access log) and meinheld's stock worker."""
-    command = [str(python), "-m", "gunicorn", "--worker-class", STOCK_WORKER, "--chdir", str(HERE),
-               # Only so that parallel runs on one machine do not share gunicorn's control socket.
-               "--no-control-socket", "hello_app:create_app()"]
+    command = [
+        str(python),
+        "-m",
+        "gunicorn",
+        "--worker-class",
+        STOCK_WORKER,
+        "--chdir",
+        str(HERE),
+        # Only so that parallel runs on one machine do not share gunicorn's control socket.
+        "--no-control-socket",
+        "hello_app:create_app()",
+    ]
     return Server(name, command, "/hello", work_dir, bind=gunicorn_bind)
 
 
-def cachegrid_server(name: str, work_dir: Path, options: tuple[str, ...] = (),
-                     settings: dict[str, str] | None = None) -> Server:
+def cachegrid_server(
+    name: str, work_dir: Path, options: tuple[str, ...] = (), settings: dict[str, str] | None = None
+) -> Server:
     return Server.cachegrid(name, list(options), work_dir, settings, bind=port_only)
 
 
@@ -196,17 +230,34 @@ def worker_kind(server: Server) -> str:
 def targets(stock: Path) -> list[Target]:
     ours = Path(sys.executable)
     return [
-        Target("ceiling", "hello world, **stock** meinheld (greenlet 1.1.3), stock worker — *the ceiling*",
-               lambda d: hello_server("ceiling", stock, d), hello=True),
-        Target("our_hello", "hello world, **our** meinheld build, stock worker",
-               lambda d: hello_server("our-hello", ours, d), hello=True),
+        Target(
+            "ceiling",
+            "hello world, **stock** meinheld (greenlet 1.1.3), stock worker — *the ceiling*",
+            lambda d: hello_server("ceiling", stock, d),
+            hello=True,
+        ),
+        Target(
+            "our_hello",
+            "hello world, **our** meinheld build, stock worker",
+            lambda d: hello_server("our-hello", ours, d),
+            hello=True,
+        ),
         Target("defaults", "`cachegrid serve` (defaults)", lambda d: cachegrid_server("defaults", d)),
-        Target("meinheld", "`cachegrid serve --worker meinheld`",
-               lambda d: cachegrid_server("meinheld", d, ("--worker", "meinheld"))),
-        Target("gthread", "`cachegrid serve --worker gthread`",
-               lambda d: cachegrid_server("gthread", d, ("--worker", "gthread"))),
-        Target("access_log", "`cachegrid serve` (defaults), `CACHEGRID_ACCESS_LOG=true`",
-               lambda d: cachegrid_server("access-log", d, settings={"CACHEGRID_ACCESS_LOG": "true"})),
+        Target(
+            "meinheld",
+            "`cachegrid serve --worker meinheld`",
+            lambda d: cachegrid_server("meinheld", d, ("--worker", "meinheld")),
+        ),
+        Target(
+            "gthread",
+            "`cachegrid serve --worker gthread`",
+            lambda d: cachegrid_server("gthread", d, ("--worker", "gthread")),
+        ),
+        Target(
+            "access_log",
+            "`cachegrid serve` (defaults), `CACHEGRID_ACCESS_LOG=true`",
+            lambda d: cachegrid_server("access-log", d, settings={"CACHEGRID_ACCESS_LOG": "true"}),
+        ),
     ]
 
 
@@ -262,10 +313,11 @@ def bench_table(rows: list[Target], args: argparse.Namespace, work_dir: Path) ->
                 row.server.check_alive()
                 problems = row.server.log_problems()
                 if problems:
-                    args.notes.append(f"{row.server.name}'s log reported {problems} error lines in round "
-                                      f"{round_ + 1}.")
-            log(f"table: round {round_ + 1}/{args.rounds} in {time.monotonic() - started:.0f} s, "
-                f"load average {args.loads[-1]:.1f}")
+                    args.notes.append(f"{row.server.name}'s log reported {problems} error lines in round {round_ + 1}.")
+            log(
+                f"table: round {round_ + 1}/{args.rounds} in {time.monotonic() - started:.0f} s, "
+                f"load average {args.loads[-1]:.1f}"
+            )
         finally:
             for row in rows:
                 if row.server:
@@ -346,8 +398,9 @@ class SlowClients:
         return max(self.all_ms)
 
 
-SLOW_HEAD = (b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: slow-client\r\nX-Padding: "
-             + b"x" * 200 + b"\r\n\r\n")  # never completes at one byte a second within the test
+SLOW_HEAD = (
+    b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: slow-client\r\nX-Padding: " + b"x" * 200 + b"\r\n\r\n"
+)  # never completes at one byte a second within the test
 
 
 def drip(port: int, count: int, stop: threading.Event, limit: float, result: list[int]) -> None:
@@ -360,7 +413,7 @@ def drip(port: int, count: int, stop: threading.Event, limit: float, result: lis
         deadline = time.monotonic() + limit
         position = 0
         while not stop.is_set() and time.monotonic() < deadline:
-            byte = SLOW_HEAD[position:position + 1]
+            byte = SLOW_HEAD[position : position + 1]
             position += 1
             for sock in list(sockets):
                 try:
@@ -401,8 +454,11 @@ def bench_slow(label: str, server: Server, count: int, gets: int, pause: float, 
         try:
             for _ in range(gets):
                 for samples, fresh_connection in ((fresh, True), (kept, False)):
-                    connection = (http.client.HTTPConnection("127.0.0.1", server.port, timeout=timeout)
-                                  if fresh_connection else keepalive)
+                    connection = (
+                        http.client.HTTPConnection("127.0.0.1", server.port, timeout=timeout)
+                        if fresh_connection
+                        else keepalive
+                    )
                     try:
                         samples.append(timed_get(connection))
                     except OSError:
@@ -420,8 +476,10 @@ def bench_slow(label: str, server: Server, count: int, gets: int, pause: float, 
             thread.join(timeout=15)
         server.check_alive()
         result = SlowClients(label, count, dripping[0] if dripping else 0, fresh, kept, failures)
-        log(f"slow clients {label}: median {statistics.median(result.all_ms):.1f} ms, max {result.worst_ms:.1f} ms, "
-            f"{result.dripping_at_end}/{count} still dripping")
+        log(
+            f"slow clients {label}: median {statistics.median(result.all_ms):.1f} ms, max {result.worst_ms:.1f} ms, "
+            f"{result.dripping_at_end}/{count} still dripping"
+        )
         return result
     finally:
         stop.set()
@@ -523,94 +581,183 @@ def throughput_section(rows: list[Target], kinds: dict[str, str], args: argparse
         get, put = row.median("get", "rps"), row.median("put", "rps")
         p99_get, p99_put = row.median("get", "p99_ms"), row.median("put", "p99_ms")
         label = row.label + (f" → {kinds[row.name]}" if row.name in kinds else "")
-        lines.append([
-            label, f"{get:,.0f}", f"{put:,.0f}", ms(p99_get), ms(p99_put),
-            ratio(get / top.median("get", "rps")), ratio(put / top.median("put", "rps")),
-            ratio(p99_get / top.median("get", "p99_ms")), ratio(p99_put / top.median("put", "p99_ms")),
-            f"{row.spread('get'):.0%} / {row.spread('put'):.0%}",
-        ])
-    return "\n".join([
-        "## Throughput and latency, side by side",
-        "",
-        f"`wrk -t{WRK_THREADS} -c{CONNECTIONS} -d{args.duration}s`, GET hit of `{HIT_KEY}` and PUT of "
-        f"`{{\"name\":\"Alice\",\"age\":30}}` to it (the hello worlds: GET and PUT of `/hello`); medians of "
-        f"{args.rounds} interleaved rounds. × ceiling: against the ceiling's figure for the same method (req/s: "
-        "higher is better; p99: lower is better). → names the worker each CacheGrid server said it ran. Spread: "
-        "(max - min) / median of the rounds' req/s.",
-        "",
-        table(["server", "GET req/s", "PUT req/s", "GET p99 ms", "PUT p99 ms", "GET × ceiling", "PUT × ceiling",
-               "GET p99 × ceiling", "PUT p99 × ceiling", "spread GET / PUT"], lines),
-        "",
-        "Round by round, req/s ÷ the ceiling's req/s in the same round (GET; PUT), for a look at the noise: "
-        "the machine's 1-minute load average at the end of each round was "
-        + ", ".join(f"{load:.1f}" for load in args.loads) + " (2 cores; the benchmark itself keeps about 2 busy).",
-        "",
-        table(["server", "GET ÷ ceiling, by round", "PUT ÷ ceiling, by round"],
-              [[row.name, " ".join(f"{r:.2f}" for r in row.round_ratios("get", top)),
-                " ".join(f"{r:.2f}" for r in row.round_ratios("put", top))] for row in rows[1:]]),
-    ])
+        lines.append(
+            [
+                label,
+                f"{get:,.0f}",
+                f"{put:,.0f}",
+                ms(p99_get),
+                ms(p99_put),
+                ratio(get / top.median("get", "rps")),
+                ratio(put / top.median("put", "rps")),
+                ratio(p99_get / top.median("get", "p99_ms")),
+                ratio(p99_put / top.median("put", "p99_ms")),
+                f"{row.spread('get'):.0%} / {row.spread('put'):.0%}",
+            ]
+        )
+    return "\n".join(
+        [
+            "## Throughput and latency, side by side",
+            "",
+            f"`wrk -t{WRK_THREADS} -c{CONNECTIONS} -d{args.duration}s`, GET hit of `{HIT_KEY}` and PUT of "
+            f'`{{"name":"Alice","age":30}}` to it (the hello worlds: GET and PUT of `/hello`); medians of '
+            f"{args.rounds} interleaved rounds. × ceiling: against the ceiling's figure for the same method (req/s: "
+            "higher is better; p99: lower is better). → names the worker each CacheGrid server said it ran. Spread: "
+            "(max - min) / median of the rounds' req/s.",
+            "",
+            table(
+                [
+                    "server",
+                    "GET req/s",
+                    "PUT req/s",
+                    "GET p99 ms",
+                    "PUT p99 ms",
+                    "GET × ceiling",
+                    "PUT × ceiling",
+                    "GET p99 × ceiling",
+                    "PUT p99 × ceiling",
+                    "spread GET / PUT",
+                ],
+                lines,
+            ),
+            "",
+            "Round by round, req/s ÷ the ceiling's req/s in the same round (GET; PUT), for a look at the noise: "
+            "the machine's 1-minute load average at the end of each round was "
+            + ", ".join(f"{load:.1f}" for load in args.loads)
+            + " (2 cores; the benchmark itself keeps about 2 busy).",
+            "",
+            table(
+                ["server", "GET ÷ ceiling, by round", "PUT ÷ ceiling, by round"],
+                [
+                    [
+                        row.name,
+                        " ".join(f"{r:.2f}" for r in row.round_ratios("get", top)),
+                        " ".join(f"{r:.2f}" for r in row.round_ratios("put", top)),
+                    ]
+                    for row in rows[1:]
+                ],
+            ),
+        ]
+    )
 
 
 def slope_section(slopes: list[Slope]) -> str:
-    rows = [[s.label, f"{s.warmup:,}", f"{s.requests:,}", f"{s.rss_start / MIB:.1f}", f"{s.rss_warm / MIB:.1f}",
-             f"{s.rss_end / MIB:.1f}", f"{s.per_request:,.3f}"] for s in slopes]
-    return "\n".join([
-        "## Worker RSS per request",
-        "",
-        f"A fresh server per row, GET hit (`/hello` for the hello worlds) over {CONNECTIONS} keep-alive "
-        "connections, in wrk runs until the count is reached (the requests are those wrk reports). VmRSS of the "
-        "worker at start, after the warm-up and at the end; slope = (end - after warm-up) / requests.",
-        "",
-        table(["server", "warm-up requests", "measured requests", "RSS at start MiB", "after warm-up MiB",
-               "at end MiB", "B/request"], rows),
-    ])
+    rows = [
+        [
+            s.label,
+            f"{s.warmup:,}",
+            f"{s.requests:,}",
+            f"{s.rss_start / MIB:.1f}",
+            f"{s.rss_warm / MIB:.1f}",
+            f"{s.rss_end / MIB:.1f}",
+            f"{s.per_request:,.3f}",
+        ]
+        for s in slopes
+    ]
+    return "\n".join(
+        [
+            "## Worker RSS per request",
+            "",
+            f"A fresh server per row, GET hit (`/hello` for the hello worlds) over {CONNECTIONS} keep-alive "
+            "connections, in wrk runs until the count is reached (the requests are those wrk reports). VmRSS of the "
+            "worker at start, after the warm-up and at the end; slope = (end - after warm-up) / requests.",
+            "",
+            table(
+                [
+                    "server",
+                    "warm-up requests",
+                    "measured requests",
+                    "RSS at start MiB",
+                    "after warm-up MiB",
+                    "at end MiB",
+                    "B/request",
+                ],
+                rows,
+            ),
+        ]
+    )
 
 
 def slow_section(results: list[SlowClients], pause: float) -> str:
     rows = []
     for r in results:
-        rows.append([r.label, str(r.connections), f"{r.dripping_at_end}/{r.connections}",
-                     ms(statistics.median(r.fresh_ms)), ms(max(r.fresh_ms)),
-                     ms(statistics.median(r.keepalive_ms)), ms(max(r.keepalive_ms)), str(r.failures)])
-    return "\n".join([
-        "## Slow clients",
-        "",
-        "N connections each send a request head one byte a second (the head is longer than the test, so none "
-        f"completes); from 2 s in, {len(results[0].fresh_ms) if results else 0} GETs on a new connection each and "
-        f"as many on one keep-alive connection, alternately, {pause:g} s apart, are timed. Still dripping: the "
-        "slow connections the server had not closed at the end. A failed GET (timeout, error) counts as the "
-        "timeout.",
-        "",
-        table(["server", "slow connections", "still dripping", "new conn. median ms", "new conn. max ms",
-               "keep-alive median ms", "keep-alive max ms", "failed GETs"], rows),
-    ])
+        rows.append(
+            [
+                r.label,
+                str(r.connections),
+                f"{r.dripping_at_end}/{r.connections}",
+                ms(statistics.median(r.fresh_ms)),
+                ms(max(r.fresh_ms)),
+                ms(statistics.median(r.keepalive_ms)),
+                ms(max(r.keepalive_ms)),
+                str(r.failures),
+            ]
+        )
+    return "\n".join(
+        [
+            "## Slow clients",
+            "",
+            "N connections each send a request head one byte a second (the head is longer than the test, so none "
+            f"completes); from 2 s in, {len(results[0].fresh_ms) if results else 0} GETs on a new connection each and "
+            f"as many on one keep-alive connection, alternately, {pause:g} s apart, are timed. Still dripping: the "
+            "slow connections the server had not closed at the end. A failed GET (timeout, error) counts as the "
+            "timeout.",
+            "",
+            table(
+                [
+                    "server",
+                    "slow connections",
+                    "still dripping",
+                    "new conn. median ms",
+                    "new conn. max ms",
+                    "keep-alive median ms",
+                    "keep-alive max ms",
+                    "failed GETs",
+                ],
+                rows,
+            ),
+        ]
+    )
 
 
 def listing_section(listing: Listing, args: argparse.Namespace) -> str:
     def row(label: str, runs: list[Run]) -> list[str]:
-        return [label, f"{statistics.median(r.rps for r in runs):,.0f}",
-                ms(statistics.median(r.p50_ms for r in runs)), ms(statistics.median(r.p99_ms for r in runs)),
-                ms(statistics.median(r.max_ms for r in runs)), ms(max(r.max_ms for r in runs))]
+        return [
+            label,
+            f"{statistics.median(r.rps for r in runs):,.0f}",
+            ms(statistics.median(r.p50_ms for r in runs)),
+            ms(statistics.median(r.p99_ms for r in runs)),
+            ms(statistics.median(r.max_ms for r in runs)),
+            ms(max(r.max_ms for r in runs)),
+        ]
 
     pages = sorted(listing.page_ms)
-    page_line = (f"The lister fetched {listing.pages:,} pages and finished {listing.passes} full passes over "
-                 f"the keys; a page took {ms(statistics.median(pages))} ms at the median and "
-                 f"{ms(listing.slowest_page_ms)} ms at worst." if pages else "The lister fetched no page.")
-    return "\n".join([
-        "## Listing keys under load",
-        "",
-        f"A default server with `CACHEGRID_MAX_SIZE` and `CACHEGRID_MAX_MEMORY_MB` raised, {listing.entries:,} "
-        f"entries stored by batch set ({listing.fill_seconds:.1f} s). One thread lists "
-        "`GET /admin/keys?pattern=nomatch*&limit=100`, following the cursor to its end, then again, non-stop; "
-        f"meanwhile `wrk -t{WRK_THREADS} -c{CONNECTIONS} -d{args.list_duration}s` GETs `{HIT_KEY}`. The same "
-        f"wrk run without the lister, interleaved; medians of {args.list_rounds} rounds (worst max: the highest "
-        "of the rounds).",
-        "",
-        table(["wrk GETs", "req/s", "p50 ms", "p99 ms", "max ms (median)", "max ms (worst)"],
-              [row("without the lister", listing.quiet), row("while listing", listing.listed)]),
-        "",
-        page_line,
-    ])
+    page_line = (
+        f"The lister fetched {listing.pages:,} pages and finished {listing.passes} full passes over "
+        f"the keys; a page took {ms(statistics.median(pages))} ms at the median and "
+        f"{ms(listing.slowest_page_ms)} ms at worst."
+        if pages
+        else "The lister fetched no page."
+    )
+    return "\n".join(
+        [
+            "## Listing keys under load",
+            "",
+            f"A default server with `CACHEGRID_MAX_SIZE` and `CACHEGRID_MAX_MEMORY_MB` raised, {listing.entries:,} "
+            f"entries stored by batch set ({listing.fill_seconds:.1f} s). One thread lists "
+            "`GET /admin/keys?pattern=nomatch*&limit=100`, following the cursor to its end, then again, non-stop; "
+            f"meanwhile `wrk -t{WRK_THREADS} -c{CONNECTIONS} -d{args.list_duration}s` GETs `{HIT_KEY}`. The same "
+            f"wrk run without the lister, interleaved; medians of {args.list_rounds} rounds (worst max: the highest "
+            "of the rounds).",
+            "",
+            table(
+                ["wrk GETs", "req/s", "p50 ms", "p99 ms", "max ms (median)", "max ms (worst)"],
+                [row("without the lister", listing.quiet), row("while listing", listing.listed)],
+            ),
+            "",
+            page_line,
+        ]
+    )
 
 
 def goals(rows: list[Target], slopes: list[Slope], slow: list[SlowClients], listing: Listing | None) -> list[Goal]:
@@ -623,35 +770,61 @@ def goals(rows: list[Target], slopes: list[Slope], slow: list[SlowClients], list
     if rows:
         top, ours, defaults = by["ceiling"], by["our_hello"], by["defaults"]
         build = ours.median("get", "rps") / top.median("get", "rps")
-        add("falcon hello world, our meinheld build ÷ the stock build (GET c32)", f"≥ {GOAL_BUILD_RATIO}×",
-            ratio(build), build >= GOAL_BUILD_RATIO)
+        add(
+            "falcon hello world, our meinheld build ÷ the stock build (GET c32)",
+            f"≥ {GOAL_BUILD_RATIO}×",
+            ratio(build),
+            build >= GOAL_BUILD_RATIO,
+        )
         get = defaults.median("get", "rps") / top.median("get", "rps")
-        add("`cachegrid serve` defaults, GET c32 ÷ the ceiling", f"≥ {GOAL_GET_RATIO}×", ratio(get),
-            get >= GOAL_GET_RATIO)
+        add(
+            "`cachegrid serve` defaults, GET c32 ÷ the ceiling",
+            f"≥ {GOAL_GET_RATIO}×",
+            ratio(get),
+            get >= GOAL_GET_RATIO,
+        )
         put = defaults.median("put", "rps") / top.median("put", "rps")
         add("same, PUT c32 ÷ the ceiling's PUT", f"≥ {GOAL_PUT_RATIO}×", ratio(put), put >= GOAL_PUT_RATIO)
         for method in ("get", "put"):
             p99 = defaults.median(method, "p99_ms") / top.median(method, "p99_ms")
-            add(f"defaults, {method.upper()} p99 c32 ÷ the ceiling's p99", f"≤ {GOAL_P99_RATIO}×",
-                f"{ratio(p99)} ({ms(defaults.median(method, 'p99_ms'))} ms vs "
-                f"{ms(top.median(method, 'p99_ms'))} ms)", p99 <= GOAL_P99_RATIO)
+            add(
+                f"defaults, {method.upper()} p99 c32 ÷ the ceiling's p99",
+                f"≤ {GOAL_P99_RATIO}×",
+                f"{ratio(p99)} ({ms(defaults.median(method, 'p99_ms'))} ms vs {ms(top.median(method, 'p99_ms'))} ms)",
+                p99 <= GOAL_P99_RATIO,
+            )
         logged = by["access_log"].median("get", "rps") / defaults.median("get", "rps")
-        add("access log on ÷ access log off (defaults, GET c32)", f"≥ {GOAL_ACCESS_LOG_RATIO}×", ratio(logged),
-            logged >= GOAL_ACCESS_LOG_RATIO)
+        add(
+            "access log on ÷ access log off (defaults, GET c32)",
+            f"≥ {GOAL_ACCESS_LOG_RATIO}×",
+            ratio(logged),
+            logged >= GOAL_ACCESS_LOG_RATIO,
+        )
     for s in slopes:
         if s.label.startswith("`cachegrid serve`"):
-            add(f"RSS slope over {s.requests:,} requests after {s.warmup:,} (defaults)", f"≤ {GOAL_RSS_SLOPE} B",
-                f"{s.per_request:.3f} B/request", s.per_request <= GOAL_RSS_SLOPE)
+            add(
+                f"RSS slope over {s.requests:,} requests after {s.warmup:,} (defaults)",
+                f"≤ {GOAL_RSS_SLOPE} B",
+                f"{s.per_request:.3f} B/request",
+                s.per_request <= GOAL_RSS_SLOPE,
+            )
     for r, limit in zip(slow, (GOAL_SLOW_DEFAULT_MS, GOAL_SLOW_GTHREAD_MS)):
-        add(f"{r.connections} connections dripping headers: a normal GET's latency ({r.label})",
-            f"< {limit:,} ms", f"median {ms(statistics.median(r.all_ms))} ms, max {ms(r.worst_ms)} ms"
-            + (f", {r.failures} failed" if r.failures else ""), r.worst_ms < limit and not r.failures)
+        add(
+            f"{r.connections} connections dripping headers: a normal GET's latency ({r.label})",
+            f"< {limit:,} ms",
+            f"median {ms(statistics.median(r.all_ms))} ms, max {ms(r.worst_ms)} ms"
+            + (f", {r.failures} failed" if r.failures else ""),
+            r.worst_ms < limit and not r.failures,
+        )
     if listing and listing.listed:
         p99 = statistics.median(r.p99_ms for r in listing.listed)
         worst = statistics.median(r.max_ms for r in listing.listed)
-        add(f"{listing.entries:,} entries, one client listing keys: other clients' GET p99 / max",
-            f"≤ {GOAL_LIST_P99_MS} ms / ≤ {GOAL_LIST_MAX_MS} ms", f"{ms(p99)} ms / {ms(worst)} ms",
-            p99 <= GOAL_LIST_P99_MS and worst <= GOAL_LIST_MAX_MS)
+        add(
+            f"{listing.entries:,} entries, one client listing keys: other clients' GET p99 / max",
+            f"≤ {GOAL_LIST_P99_MS} ms / ≤ {GOAL_LIST_MAX_MS} ms",
+            f"{ms(p99)} ms / {ms(worst)} ms",
+            p99 <= GOAL_LIST_P99_MS and worst <= GOAL_LIST_MAX_MS,
+        )
     return result
 
 
@@ -665,17 +838,26 @@ def goals_section(results: list[Goal]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="a smoke run of about 2 minutes: 2 rounds of 2 s, 200,000 requests for the RSS "
-                             "slope, 100,000 entries for the listing")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke run of about 2 minutes: 2 rounds of 2 s, 200,000 requests for the RSS "
+        "slope, 100,000 entries for the listing",
+    )
     parser.add_argument("--rounds", type=int, help="interleaved rounds of the table (default 5; quick 2)")
     parser.add_argument("--duration", type=int, help="seconds per wrk run of the table (default 5; quick 2)")
     parser.add_argument("--warmup", type=int, help="seconds of unmeasured wrk per cell first (default 1; quick 0)")
-    parser.add_argument("--slope-requests", type=int,
-                        help="requests measured for the RSS slope (default 1,000,000; quick 200,000)")
+    parser.add_argument(
+        "--slope-requests", type=int, help="requests measured for the RSS slope (default 1,000,000; quick 200,000)"
+    )
     parser.add_argument("--entries", type=int, help="entries for the listing (default 1,000,000; quick 100,000)")
-    parser.add_argument("--skip", action="append", default=[], choices=("table", "slope", "slow", "listing"),
-                        help="leave a part out (repeatable)")
+    parser.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        choices=("table", "slope", "slow", "listing"),
+        help="leave a part out (repeatable)",
+    )
     parser.add_argument("--output", type=Path, help="also write the Markdown here")
     args = parser.parse_args()
     quick = dict(rounds=2, duration=2, warmup=0, slope_requests=200_000, entries=100_000)
@@ -707,19 +889,54 @@ def main() -> None:
             rows = targets(stock)
             kinds = bench_table(rows, args, work_dir)
         if "slope" not in args.skip:
-            slopes.append(bench_slope("`cachegrid serve` (defaults)", cachegrid_server("slope-defaults", work_dir),
-                                      GET, args.slope_warmup, args.slope_requests))
-            slopes.append(bench_slope("hello world, our meinheld build", hello_server("slope-ours",
-                                      Path(sys.executable), work_dir), HELLO_GET, args.slope_warmup,
-                                      args.slope_requests))
-            slopes.append(bench_slope("hello world, stock meinheld (the ceiling)", hello_server("slope-stock", stock,
-                                      work_dir), HELLO_GET, args.stock_warmup, args.stock_requests))
+            slopes.append(
+                bench_slope(
+                    "`cachegrid serve` (defaults)",
+                    cachegrid_server("slope-defaults", work_dir),
+                    GET,
+                    args.slope_warmup,
+                    args.slope_requests,
+                )
+            )
+            slopes.append(
+                bench_slope(
+                    "hello world, our meinheld build",
+                    hello_server("slope-ours", Path(sys.executable), work_dir),
+                    HELLO_GET,
+                    args.slope_warmup,
+                    args.slope_requests,
+                )
+            )
+            slopes.append(
+                bench_slope(
+                    "hello world, stock meinheld (the ceiling)",
+                    hello_server("slope-stock", stock, work_dir),
+                    HELLO_GET,
+                    args.stock_warmup,
+                    args.stock_requests,
+                )
+            )
         if "slow" not in args.skip:
-            slow.append(bench_slow("`cachegrid serve` (defaults)", cachegrid_server("slow-defaults", work_dir), 200,
-                                   args.slow_gets, args.slow_pause, timeout=10))
-            slow.append(bench_slow("`cachegrid serve --worker gthread`",
-                                   cachegrid_server("slow-gthread", work_dir, ("--worker", "gthread")), 50,
-                                   args.slow_gets, args.slow_pause, timeout=10))
+            slow.append(
+                bench_slow(
+                    "`cachegrid serve` (defaults)",
+                    cachegrid_server("slow-defaults", work_dir),
+                    200,
+                    args.slow_gets,
+                    args.slow_pause,
+                    timeout=10,
+                )
+            )
+            slow.append(
+                bench_slow(
+                    "`cachegrid serve --worker gthread`",
+                    cachegrid_server("slow-gthread", work_dir, ("--worker", "gthread")),
+                    50,
+                    args.slow_gets,
+                    args.slow_pause,
+                    timeout=10,
+                )
+            )
         if "listing" not in args.skip:
             listing = bench_listing(args, work_dir)
 
@@ -735,7 +952,9 @@ def main() -> None:
         f"`{STOCK_WORKER}` on the stock meinheld build, which leaks 4 KiB a request but is as fast as meinheld "
         "gets.",
         "",
-        machine_section([f"the ceiling's environment: {package_versions(stock, ('meinheld', 'greenlet', 'gunicorn', 'falcon'))}"]),
+        machine_section(
+            [f"the ceiling's environment: {package_versions(stock, ('meinheld', 'greenlet', 'gunicorn', 'falcon'))}"]
+        ),
         "",
         goals_section(results),
     ]

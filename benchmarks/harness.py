@@ -55,8 +55,10 @@ def key(i: int) -> str:
 def require_tools() -> None:
     """Exits with what to do when wrk or the project's ``cachegrid`` command is missing."""
     if shutil.which("wrk") is None:
-        raise SystemExit("wrk is not installed; install it with `apt-get install -y wrk` (run `apt-get update` "
-                         "first if apt cannot find it), or build it from https://github.com/wg/wrk")
+        raise SystemExit(
+            "wrk is not installed; install it with `apt-get install -y wrk` (run `apt-get update` "
+            "first if apt cannot find it), or build it from https://github.com/wg/wrk"
+        )
     if not Path(CLI).exists():
         raise SystemExit(f"{CLI} is missing: run this with the project's virtualenv (.venv/bin/python)")
 
@@ -92,9 +94,15 @@ def gunicorn_bind(port: int) -> list[str]:
 class Server:
     """One gunicorn master on a free port; ``stop`` kills it and its worker."""
 
-    def __init__(self, name: str, command: list[str], health_path: str, work_dir: Path,
-                 settings: dict[str, str] | None = None,
-                 bind: Callable[[int], list[str]] = cachegrid_bind) -> None:
+    def __init__(
+        self,
+        name: str,
+        command: list[str],
+        health_path: str,
+        work_dir: Path,
+        settings: dict[str, str] | None = None,
+        bind: Callable[[int], list[str]] = cachegrid_bind,
+    ) -> None:
         self.name = name
         self.port = free_port()
         self.health_path = health_path
@@ -106,21 +114,29 @@ class Server:
         # a new session, so that stop() can kill the worker too if the master hangs.
         self.process = subprocess.Popen(
             [*command, *bind(self.port)],
-            stdout=self.log, stderr=subprocess.STDOUT, env=clean_environment(settings), cwd=work_dir,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=clean_environment(settings),
+            cwd=work_dir,
             start_new_session=True,
         )
 
     @classmethod
-    def cachegrid(cls, name: str, options: list[str], work_dir: Path, settings: dict[str, str] | None = None,
-                  bind: Callable[[int], list[str]] = cachegrid_bind) -> Server:
+    def cachegrid(
+        cls,
+        name: str,
+        options: list[str],
+        work_dir: Path,
+        settings: dict[str, str] | None = None,
+        bind: Callable[[int], list[str]] = cachegrid_bind,
+    ) -> Server:
         """``cachegrid serve [options]`` with the address added."""
         return cls(name, [CLI, "serve", *options], "/health", work_dir, settings, bind)
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
-    def request(self, method: str, path: str, body: bytes | None = None,
-                timeout: float = 30) -> tuple[int, bytes]:
+    def request(self, method: str, path: str, body: bytes | None = None, timeout: float = 30) -> tuple[int, bytes]:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             connection.request(method, path, body=body, headers={"Content-Type": "application/json"})
@@ -133,8 +149,10 @@ class Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise SystemExit(f"{self.name} exited with {self.process.returncode}; see its log:\n"
-                                 + self.log_path.read_text(errors="replace")[-2000:])
+                raise SystemExit(
+                    f"{self.name} exited with {self.process.returncode}; see its log:\n"
+                    + self.log_path.read_text(errors="replace")[-2000:]
+                )
             try:
                 if self.request("GET", self.health_path)[0] == 200:
                     return
@@ -158,8 +176,9 @@ class Server:
 
     def check_alive(self) -> None:
         if self.process.poll() is not None:
-            raise SystemExit(f"{self.name} died during the benchmark (exit {self.process.returncode}); "
-                             f"see {self.log_path}")
+            raise SystemExit(
+                f"{self.name} died during the benchmark (exit {self.process.returncode}); see {self.log_path}"
+            )
 
     def stop(self) -> None:
         try:
@@ -191,7 +210,7 @@ def fill_by_batch(port: int, names: list[str]) -> None:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     try:
         for start in range(0, len(names), FILL_CHUNK):
-            body = json.dumps({"items": {name: item for name in names[start:start + FILL_CHUNK]}}).encode()
+            body = json.dumps({"items": {name: item for name in names[start : start + FILL_CHUNK]}}).encode()
             connection.request("POST", "/cache/batch/set", body=body, headers={"Content-Type": "application/json"})
             response = connection.getresponse()
             answer = response.read()
@@ -230,8 +249,23 @@ def run_wrk(url: str, workload: Workload, connections: int, duration: int, threa
     """One wrk run; ``threads`` defaults to 1 for one connection, else 2."""
     if threads is None:
         threads = 1 if connections == 1 else 2
-    command = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s", "--latency",
-               "--timeout", "10s", "-s", str(LUA / workload.script), url, "--", *workload.args]
+    command = [
+        "wrk",
+        "-t",
+        str(threads),
+        "-c",
+        str(connections),
+        "-d",
+        f"{duration}s",
+        "--latency",
+        "--timeout",
+        "10s",
+        "-s",
+        str(LUA / workload.script),
+        url,
+        "--",
+        *workload.args,
+    ]
     # subprocess.run kills wrk if it overruns the timeout.
     result = subprocess.run(command, capture_output=True, text=True, timeout=duration + 30)
     match = re.search(r"^BENCH_JSON (.*)$", result.stdout, re.MULTILINE)
@@ -295,17 +329,19 @@ def ratio(value: float) -> str:
 
 def machine_section(extra: list[str] | None = None) -> str:
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return "\n".join([
-        "## Machine",
-        "",
-        f"- CPU: {cpu_model()}, {os.cpu_count()} cores ({affinity} usable by this process); the servers and "
-        "wrk share them",
-        f"- {platform.system()} {platform.release()}, Python {platform.python_version()} "
-        f"({platform.python_implementation()})",
-        f"- falcon {version('falcon')}, gunicorn {version('gunicorn')}, meinheld {version('meinheld')}, "
-        f"greenlet {version('greenlet')}, wrk {wrk_version()}",
-        *(f"- {line}" for line in extra or []),
-    ])
+    return "\n".join(
+        [
+            "## Machine",
+            "",
+            f"- CPU: {cpu_model()}, {os.cpu_count()} cores ({affinity} usable by this process); the servers and "
+            "wrk share them",
+            f"- {platform.system()} {platform.release()}, Python {platform.python_version()} "
+            f"({platform.python_implementation()})",
+            f"- falcon {version('falcon')}, gunicorn {version('gunicorn')}, meinheld {version('meinheld')}, "
+            f"greenlet {version('greenlet')}, wrk {wrk_version()}",
+            *(f"- {line}" for line in extra or []),
+        ]
+    )
 
 
 def command_line() -> str:

@@ -60,8 +60,9 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--worker", choices=("meinheld", "gthread"), required=True)
-    parser.add_argument("--threads", type=int, default=None,
-                        help="threads of the gthread worker (default: CacheGrid's)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="threads of the gthread worker (default: CacheGrid's)"
+    )
     args = parser.parse_args()
 
     from cachegrid.config import load_settings

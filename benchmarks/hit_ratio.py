@@ -280,7 +280,9 @@ def run(keys: int, requests: int, log: Callable[[str], None], ablation: bool = F
         "Hit % per trace and cache size (entries). `lcs`: libcachesim's implementation; "
         f"`{LCS_RULES}`: `tinylfu` counting as libcachesim's W-TinyLFU does (benchmarks/lcs_rules.py).",
         "",
-        "| trace @ size | " + " | ".join(columns) + " | tinylfu − lru | tinylfu − lcs WTinyLFU | lcs rules − lcs WTinyLFU |",
+        "| trace @ size | "
+        + " | ".join(columns)
+        + " | tinylfu − lru | tinylfu − lcs WTinyLFU | lcs rules − lcs WTinyLFU |",
         "| :--- | " + " | ".join("---:" for _ in columns) + " | ---: | ---: | ---: |",
     ]
 
@@ -291,7 +293,8 @@ def run(keys: int, requests: int, log: Callable[[str], None], ablation: bool = F
         cells = [f"{100 * ratios[column]:.1f}" for column in columns]
         over_lru = 100 * (ratios["tinylfu"] - ratios["lru"])
         lines.append(
-            f"| {name} @ {size:,} | " + " | ".join(cells)
+            f"| {name} @ {size:,} | "
+            + " | ".join(cells)
             + f" | {over_lru:+.1f} | {from_lcs(ratios, 'tinylfu')} | {from_lcs(ratios, LCS_RULES)} |"
         )
     average = {column: sum(r[column] for _, _, r in rows) / len(rows) for column in columns}
@@ -356,9 +359,9 @@ def ablation_table(ablated: list[tuple[str, int, dict[str, float]]], lcs: bool) 
 def merge(old: str | None, table: str, ablation: str | None) -> str:
     """The document: the new table, the new ablation table (else the old
     one's, if any), then the old text from ``KEPT_BELOW`` on (if any)."""
-    generated, kept = (old.split(KEPT_BELOW, 1) if old and KEPT_BELOW in old else (old or "", None))
+    generated, kept = old.split(KEPT_BELOW, 1) if old and KEPT_BELOW in old else (old or "", None)
     if ablation is None and ABLATION_HEADING in generated:
-        ablation = generated[generated.index(ABLATION_HEADING):].rstrip("\n") + "\n"
+        ablation = generated[generated.index(ABLATION_HEADING) :].rstrip("\n") + "\n"
     parts = [table] + ([ablation] if ablation else []) + ([KEPT_BELOW + kept] if kept is not None else [])
     return "\n".join(parts)
 
@@ -367,9 +370,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keys", type=int, default=KEYS)
     parser.add_argument("--requests", type=int, default=REQUESTS)
-    parser.add_argument("--output", type=Path, help="also write the tables to this file (keeping its hand-written part)")
     parser.add_argument(
-        "--ablation", action="store_true", help=f"add the table of libcachesim's rules one at a time ({', '.join(RULES)})"
+        "--output", type=Path, help="also write the tables to this file (keeping its hand-written part)"
+    )
+    parser.add_argument(
+        "--ablation",
+        action="store_true",
+        help=f"add the table of libcachesim's rules one at a time ({', '.join(RULES)})",
     )
     args = parser.parse_args(argv)
     table, ablation = run(

@@ -75,9 +75,28 @@ from pathlib import Path
 from typing import Callable
 
 from cachegrid.daemon.workers import meinheld_problem
-from harness import (FILL_CHUNK, HELLO_APP, VALUE, Run, Server, Workload, command_line, exit_on_sigterm,
-                     fill_by_batch, key, log, machine_section, ms, preload, publish, ratio, require_tools, rss_bytes,
-                     run_wrk, table)
+from harness import (
+    FILL_CHUNK,
+    HELLO_APP,
+    VALUE,
+    Run,
+    Server,
+    Workload,
+    command_line,
+    exit_on_sigterm,
+    fill_by_batch,
+    key,
+    log,
+    machine_section,
+    ms,
+    preload,
+    publish,
+    ratio,
+    require_tools,
+    rss_bytes,
+    run_wrk,
+    table,
+)
 
 KEYSPACE = 10_000  # keys preloaded for the GET, mixed and batch workloads
 BATCH = 100  # keys per batch request
@@ -103,10 +122,12 @@ WORKLOADS = [
     Workload("get_miss", "GET miss", "/cache/absent:000042", "get.lua", expect_status=404),
     Workload("put", "PUT", f"/cache/{key(42)}", "put.lua"),
     Workload("mixed", "75% GET / 25% PUT", "/", "mixed.lua", args=(str(KEYSPACE), "0.75")),
-    Workload("batch_get", f"batch get, {BATCH} keys", "/cache/batch/get", "batch_get.lua", args=(str(BATCH),),
-             keys=BATCH),
-    Workload("batch_set", f"batch set, {BATCH} items", "/cache/batch/set", "batch_set.lua", args=(str(BATCH),),
-             keys=BATCH),
+    Workload(
+        "batch_get", f"batch get, {BATCH} keys", "/cache/batch/get", "batch_get.lua", args=(str(BATCH),), keys=BATCH
+    ),
+    Workload(
+        "batch_set", f"batch set, {BATCH} items", "/cache/batch/set", "batch_set.lua", args=(str(BATCH),), keys=BATCH
+    ),
 ]
 
 
@@ -123,8 +144,7 @@ def threads_option(threads: int | None) -> list[str]:
 
 
 def cachegrid_server(kind: str, threads: int | None, work_dir: Path, tag: str = "") -> Server:
-    return Server.cachegrid(f"cachegrid-{kind}{tag}", ["--worker", kind, *threads_option(threads)], work_dir,
-                            SETTINGS)
+    return Server.cachegrid(f"cachegrid-{kind}{tag}", ["--worker", kind, *threads_option(threads)], work_dir, SETTINGS)
 
 
 def hello_server(kind: str, threads: int | None, work_dir: Path) -> Server:
@@ -178,8 +198,9 @@ def sanity_check(server: Server, workload: Workload) -> None:
         body = json.dumps({"items": {key(i): json.loads(VALUE) for i in range(workload.keys)}}).encode()
     status, answer = server.request(method, workload.path, body)
     if status != workload.expect_status:
-        raise SystemExit(f"{server.name}: {method} {workload.path} answered {status}, not "
-                         f"{workload.expect_status}: {answer[:200]!r}")
+        raise SystemExit(
+            f"{server.name}: {method} {workload.path} answered {status}, not {workload.expect_status}: {answer[:200]!r}"
+        )
     if workload.script == "batch_get.lua" and len(json.loads(answer)["items"]) != workload.keys:
         raise SystemExit(f"{server.name}: the batch get did not find all {workload.keys} keys")
 
@@ -210,16 +231,18 @@ def bench_http(kinds: list[str], args: argparse.Namespace, work_dir: Path) -> di
         for cell in cells.values():
             if cell.connections == HIGH_CONNECTIONS and args.warmup > 0:
                 server = servers[cell.kind, cell.workload.hello]
-                server.requests_sent += run_wrk(server.url(cell.workload.path), cell.workload, cell.connections,
-                                                args.warmup).requests
+                server.requests_sent += run_wrk(
+                    server.url(cell.workload.path), cell.workload, cell.connections, args.warmup
+                ).requests
         order = list(cells.values())
         for round_ in range(args.rounds):
             random.Random(round_).shuffle(order)
             started = time.monotonic()
             for cell in order:
                 server = servers[cell.kind, cell.workload.hello]
-                cell.runs.append(run_wrk(server.url(cell.workload.path), cell.workload, cell.connections,
-                                         args.duration))
+                cell.runs.append(
+                    run_wrk(server.url(cell.workload.path), cell.workload, cell.connections, args.duration)
+                )
                 server.requests_sent += cell.runs[-1].requests
             log(f"round {round_ + 1}/{args.rounds} done in {time.monotonic() - started:.0f} s")
         for server in servers.values():
@@ -227,8 +250,9 @@ def bench_http(kinds: list[str], args: argparse.Namespace, work_dir: Path) -> di
                 raise SystemExit(f"{server.name} died during the benchmark (exit {server.process.returncode})")
             # A worker whose RSS keeps growing with requests (not with entries:
             # the mixed and batch-set PUTs only replace values) is leaking.
-            args.growth.append(Growth(server.name, server.requests_sent, server.rss_start,
-                                      rss_bytes(server.worker_pid())))
+            args.growth.append(
+                Growth(server.name, server.requests_sent, server.rss_start, rss_bytes(server.worker_pid()))
+            )
             problems = server.log_problems()
             if problems:
                 log(f"warning: {server.name}'s log has {problems} error lines ({server.log_path})")
@@ -256,10 +280,11 @@ class Growth:
         return (self.rss_end - self.rss_start) / max(self.requests, 1)
 
 
-
 def put_request(name: str) -> bytes:
-    return (f"PUT /cache/{name} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(VALUE)}\r\n\r\n").encode() + VALUE
+    return (
+        f"PUT /cache/{name} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(VALUE)}\r\n\r\n"
+    ).encode() + VALUE
 
 
 def response_length(buffer: bytes) -> int | None:
@@ -386,13 +411,26 @@ def bench_memory(kind: str, method: str, args: argparse.Namespace, work_dir: Pat
         elapsed = time.monotonic() - started
         trimmed = after_a_trim(server, stats) and trimmed
         rss_after, after = rss_bytes(pid), stats()
-        log(f"memory {kind}, {method}: {args.entries:,} entries in {elapsed:.1f} s"
-            f"{', RSS read after a trim' if trimmed else ''}")
+        log(
+            f"memory {kind}, {method}: {args.entries:,} entries in {elapsed:.1f} s"
+            f"{', RSS read after a trim' if trimmed else ''}"
+        )
         if after["current_size"] - before["current_size"] != args.entries:
-            raise SystemExit(f"{server.name}: expected {args.entries} more entries, /stats says "
-                             f"{after['current_size'] - before['current_size']}")
-        return Memory(kind, method, args.entries, rss_before, rss_after, before["memory_usage_bytes"],
-                      after["memory_usage_bytes"], after["current_size"], trimmed)
+            raise SystemExit(
+                f"{server.name}: expected {args.entries} more entries, /stats says "
+                f"{after['current_size'] - before['current_size']}"
+            )
+        return Memory(
+            kind,
+            method,
+            args.entries,
+            rss_before,
+            rss_after,
+            before["memory_usage_bytes"],
+            after["memory_usage_bytes"],
+            after["current_size"],
+            trimmed,
+        )
     finally:
         server.stop()
 
@@ -408,14 +446,34 @@ def http_sections(cells: dict[tuple[str, str, int], Cell], kinds: list[str], arg
     high_rows = []
     for kind in kinds:
         top = ceiling(kind, HIGH_CONNECTIONS)
-        high_rows.append([kind, f"*{CEILING.label}*", f"{top.rps:,.0f}", "", ms(top.p50), ms(top.p99), "1.00x",
-                          "1.00x", f"{top.spread:.0%}"])
+        high_rows.append(
+            [
+                kind,
+                f"*{CEILING.label}*",
+                f"{top.rps:,.0f}",
+                "",
+                ms(top.p50),
+                ms(top.p99),
+                "1.00x",
+                "1.00x",
+                f"{top.spread:.0%}",
+            ]
+        )
         for workload in WORKLOADS:
             cell = cells[kind, workload.name, HIGH_CONNECTIONS]
-            high_rows.append([
-                kind, workload.label, f"{cell.rps:,.0f}", f"{cell.rps * workload.keys:,.0f}" if workload.keys else "",
-                ms(cell.p50), ms(cell.p99), ratio(cell.rps / top.rps), ratio(cell.p99 / top.p99), f"{cell.spread:.0%}",
-            ])
+            high_rows.append(
+                [
+                    kind,
+                    workload.label,
+                    f"{cell.rps:,.0f}",
+                    f"{cell.rps * workload.keys:,.0f}" if workload.keys else "",
+                    ms(cell.p50),
+                    ms(cell.p99),
+                    ratio(cell.rps / top.rps),
+                    ratio(cell.p99 / top.p99),
+                    f"{cell.spread:.0%}",
+                ]
+            )
     parts += [
         f"## {HIGH_CONNECTIONS} connections: throughput and latency",
         "",
@@ -423,8 +481,11 @@ def http_sections(cells: dict[tuple[str, str, int], Cell], kinds: list[str], arg
         "to the hello-world ceiling of the same worker kind (requests/s: higher is better; p99: lower is "
         "better). Spread: (max - min) / median of the runs' requests/s.",
         "",
-        table(["worker", "workload", "req/s", "keys/s", "p50 ms", "p99 ms", "req/s ÷ ceiling", "p99 ÷ ceiling",
-               "spread"], high_rows, text_columns=2),
+        table(
+            ["worker", "workload", "req/s", "keys/s", "p50 ms", "p99 ms", "req/s ÷ ceiling", "p99 ÷ ceiling", "spread"],
+            high_rows,
+            text_columns=2,
+        ),
     ]
 
     low_rows = []
@@ -433,8 +494,17 @@ def http_sections(cells: dict[tuple[str, str, int], Cell], kinds: list[str], arg
         low_rows.append([kind, f"*{CEILING.label}*", ms(top.p50), ms(top.p99), f"{top.rps:,.0f}", "1.00x", "1.00x"])
         for workload in WORKLOADS:
             cell = cells[kind, workload.name, LOW_CONNECTIONS]
-            low_rows.append([kind, workload.label, ms(cell.p50), ms(cell.p99), f"{cell.rps:,.0f}",
-                             ratio(cell.rps / top.rps), ratio(cell.p99 / top.p99)])
+            low_rows.append(
+                [
+                    kind,
+                    workload.label,
+                    ms(cell.p50),
+                    ms(cell.p99),
+                    f"{cell.rps:,.0f}",
+                    ratio(cell.rps / top.rps),
+                    ratio(cell.p99 / top.p99),
+                ]
+            )
     parts += [
         "",
         f"## {LOW_CONNECTIONS} connection: latency",
@@ -442,8 +512,11 @@ def http_sections(cells: dict[tuple[str, str, int], Cell], kinds: list[str], arg
         f"`wrk -t 1 -c {LOW_CONNECTIONS} -d {args.duration}s`; medians of {args.rounds} runs; one request "
         "in flight, so req/s is 1 / mean latency.",
         "",
-        table(["worker", "workload", "p50 ms", "p99 ms", "req/s", "req/s ÷ ceiling", "p99 ÷ ceiling"], low_rows,
-              text_columns=2),
+        table(
+            ["worker", "workload", "p50 ms", "p99 ms", "req/s", "req/s ÷ ceiling", "p99 ÷ ceiling"],
+            low_rows,
+            text_columns=2,
+        ),
     ]
 
     if len(kinds) == 2:
@@ -463,89 +536,143 @@ def http_sections(cells: dict[tuple[str, str, int], Cell], kinds: list[str], arg
             "below 1 means gthread is worse: req/s of gthread ÷ req/s of meinheld, and p99 of meinheld ÷ p99 of "
             "gthread.",
             "",
-            table(["workload", f"req/s, {HIGH_CONNECTIONS} conn.", f"p99, {HIGH_CONNECTIONS} conn.",
-                   f"req/s, {LOW_CONNECTIONS} conn.", f"p99, {LOW_CONNECTIONS} conn."], rows),
+            table(
+                [
+                    "workload",
+                    f"req/s, {HIGH_CONNECTIONS} conn.",
+                    f"p99, {HIGH_CONNECTIONS} conn.",
+                    f"req/s, {LOW_CONNECTIONS} conn.",
+                    f"p99, {LOW_CONNECTIONS} conn.",
+                ],
+                rows,
+            ),
         ]
     return "\n".join(parts)
 
 
 def growth_section(growth: list[Growth]) -> str:
     mib = 1024 * 1024
-    rows = [[g.server, f"{g.requests:,}", f"{g.rss_start / mib:.1f}", f"{g.rss_end / mib:.1f}",
-             f"{g.per_request:,.0f}"] for g in growth]
-    return "\n".join([
-        "## Worker RSS over the HTTP runs",
-        "",
-        "VmRSS of each benchmark server's worker after the preload, and after all its runs (warm-up included). "
-        "The runs store no new keys (PUTs replace the preloaded values), so growth per request should be near 0; "
-        "a steady growth per request is a leak.",
-        "",
-        "| server | requests | RSS before MiB | RSS after MiB | growth B/request |",
-        "|---|---:|---:|---:|---:|",
-        *("| " + " | ".join(row) + " |" for row in rows),
-    ])
+    rows = [
+        [g.server, f"{g.requests:,}", f"{g.rss_start / mib:.1f}", f"{g.rss_end / mib:.1f}", f"{g.per_request:,.0f}"]
+        for g in growth
+    ]
+    return "\n".join(
+        [
+            "## Worker RSS over the HTTP runs",
+            "",
+            "VmRSS of each benchmark server's worker after the preload, and after all its runs (warm-up included). "
+            "The runs store no new keys (PUTs replace the preloaded values), so growth per request should be near 0; "
+            "a steady growth per request is a leak.",
+            "",
+            "| server | requests | RSS before MiB | RSS after MiB | growth B/request |",
+            "|---|---:|---:|---:|---:|",
+            *("| " + " | ".join(row) + " |" for row in rows),
+        ]
+    )
 
 
 def memory_section(results: list[Memory]) -> str:
     mib = 1024 * 1024
-    rows = [[m.kind, m.method, f"{m.entries:,}", f"{m.rss_before / mib:.1f}", f"{m.rss_after / mib:.1f}",
-             "yes" if m.trimmed else "no", f"{m.rss_per_entry:.0f}", f"{m.stats_per_entry:.0f}",
-             ratio(m.rss_per_entry / m.stats_per_entry)] for m in results]
-    return "\n".join([
-        "## Memory per entry in the running daemon",
-        "",
-        f"A fresh server per row; keys `user:NNNNNN`, value `{VALUE.decode()}`. RSS: VmRSS of the gunicorn "
-        f"worker, before and after the entries (after {2 * FILL_CHUNK:,} warm-up entries stored the same way). "
-        f"PUT: one request per entry over {FILL_CONNECTIONS} keep-alive connections, one in flight each. Batch "
-        f"set: {FILL_CHUNK:,} items per request (fewer, larger requests leave different garbage). /stats: the "
-        "growth of `memory_usage_bytes`, the engine's own accounting of keys, values and bookkeeping. A PUT "
-        "row also carries whatever the worker keeps per request, whether entries are stored or not (see the "
-        "worker RSS over the HTTP runs). After a trim: both RSS readings waited until the server reported a trim "
-        "of its heap's free memory begun after that fill (`memory_trim_interval`; no: trimming was off).",
-        "",
-        "| worker | stored by | entries | RSS before MiB | RSS after MiB | after a trim | RSS growth B/entry "
-        "| /stats B/entry | RSS ÷ /stats |",
-        "|---|---|---:|---:|---:|---|---:|---:|---:|",
-        *("| " + " | ".join(row) + " |" for row in rows),
-    ])
+    rows = [
+        [
+            m.kind,
+            m.method,
+            f"{m.entries:,}",
+            f"{m.rss_before / mib:.1f}",
+            f"{m.rss_after / mib:.1f}",
+            "yes" if m.trimmed else "no",
+            f"{m.rss_per_entry:.0f}",
+            f"{m.stats_per_entry:.0f}",
+            ratio(m.rss_per_entry / m.stats_per_entry),
+        ]
+        for m in results
+    ]
+    return "\n".join(
+        [
+            "## Memory per entry in the running daemon",
+            "",
+            f"A fresh server per row; keys `user:NNNNNN`, value `{VALUE.decode()}`. RSS: VmRSS of the gunicorn "
+            f"worker, before and after the entries (after {2 * FILL_CHUNK:,} warm-up entries stored the same way). "
+            f"PUT: one request per entry over {FILL_CONNECTIONS} keep-alive connections, one in flight each. Batch "
+            f"set: {FILL_CHUNK:,} items per request (fewer, larger requests leave different garbage). /stats: the "
+            "growth of `memory_usage_bytes`, the engine's own accounting of keys, values and bookkeeping. A PUT "
+            "row also carries whatever the worker keeps per request, whether entries are stored or not (see the "
+            "worker RSS over the HTTP runs). After a trim: both RSS readings waited until the server reported a trim "
+            "of its heap's free memory begun after that fill (`memory_trim_interval`; no: trimming was off).",
+            "",
+            "| worker | stored by | entries | RSS before MiB | RSS after MiB | after a trim | RSS growth B/entry "
+            "| /stats B/entry | RSS ÷ /stats |",
+            "|---|---|---:|---:|---:|---|---:|---:|---:|",
+            *("| " + " | ".join(row) + " |" for row in rows),
+        ]
+    )
 
 
-def goals_section(cells: dict[tuple[str, str, int], Cell] | None, kinds: list[str], memory: list[Memory],
-                  primary: str) -> str:
+def goals_section(
+    cells: dict[tuple[str, str, int], Cell] | None, kinds: list[str], memory: list[Memory], primary: str
+) -> str:
     goals: list[tuple[str, bool, str]] = []
 
     def goal(text: str, met: bool, measured: str) -> None:
         goals.append((text, met, measured))
 
     if cells:
+
         def at(kind: str, name: str, connections: int = HIGH_CONNECTIONS) -> Cell:
             return cells[kind, name, connections]
 
         top = at(primary, CEILING.name)
         get, put = at(primary, "get_hit"), at(primary, "put")
-        goal(f"GET hit >= {GOAL_GET_RATIO}x the ceiling ({primary}, {HIGH_CONNECTIONS} conn.)",
-             get.rps >= GOAL_GET_RATIO * top.rps, ratio(get.rps / top.rps))
-        goal(f"PUT >= {GOAL_PUT_RATIO}x the ceiling ({primary}, {HIGH_CONNECTIONS} conn.)",
-             put.rps >= GOAL_PUT_RATIO * top.rps, ratio(put.rps / top.rps))
-        goal(f"GET hit p99 <= {GOAL_P99_RATIO}x the ceiling's p99 ({primary}, {HIGH_CONNECTIONS} conn.)",
-             get.p99 <= GOAL_P99_RATIO * top.p99, ratio(get.p99 / top.p99))
-        goal(f"PUT p99 <= {GOAL_P99_RATIO}x the ceiling's p99 ({primary}, {HIGH_CONNECTIONS} conn.)",
-             put.p99 <= GOAL_P99_RATIO * top.p99, ratio(put.p99 / top.p99))
+        goal(
+            f"GET hit >= {GOAL_GET_RATIO}x the ceiling ({primary}, {HIGH_CONNECTIONS} conn.)",
+            get.rps >= GOAL_GET_RATIO * top.rps,
+            ratio(get.rps / top.rps),
+        )
+        goal(
+            f"PUT >= {GOAL_PUT_RATIO}x the ceiling ({primary}, {HIGH_CONNECTIONS} conn.)",
+            put.rps >= GOAL_PUT_RATIO * top.rps,
+            ratio(put.rps / top.rps),
+        )
+        goal(
+            f"GET hit p99 <= {GOAL_P99_RATIO}x the ceiling's p99 ({primary}, {HIGH_CONNECTIONS} conn.)",
+            get.p99 <= GOAL_P99_RATIO * top.p99,
+            ratio(get.p99 / top.p99),
+        )
+        goal(
+            f"PUT p99 <= {GOAL_P99_RATIO}x the ceiling's p99 ({primary}, {HIGH_CONNECTIONS} conn.)",
+            put.p99 <= GOAL_P99_RATIO * top.p99,
+            ratio(put.p99 / top.p99),
+        )
         batch_get, batch_set = at(primary, "batch_get"), at(primary, "batch_set")
-        goal(f"batch get of {BATCH} keys >= {GOAL_BATCH_GET_KEYS:,} keys/s ({primary}, {HIGH_CONNECTIONS} conn.)",
-             batch_get.rps * BATCH >= GOAL_BATCH_GET_KEYS, f"{batch_get.rps * BATCH:,.0f} keys/s")
-        goal(f"batch set of {BATCH} items >= {GOAL_BATCH_SET_ITEMS:,} items/s ({primary}, {HIGH_CONNECTIONS} conn.)",
-             batch_set.rps * BATCH >= GOAL_BATCH_SET_ITEMS, f"{batch_set.rps * BATCH:,.0f} items/s")
+        goal(
+            f"batch get of {BATCH} keys >= {GOAL_BATCH_GET_KEYS:,} keys/s ({primary}, {HIGH_CONNECTIONS} conn.)",
+            batch_get.rps * BATCH >= GOAL_BATCH_GET_KEYS,
+            f"{batch_get.rps * BATCH:,.0f} keys/s",
+        )
+        goal(
+            f"batch set of {BATCH} items >= {GOAL_BATCH_SET_ITEMS:,} items/s ({primary}, {HIGH_CONNECTIONS} conn.)",
+            batch_set.rps * BATCH >= GOAL_BATCH_SET_ITEMS,
+            f"{batch_set.rps * BATCH:,.0f} items/s",
+        )
     for m in memory:
-        goal(f"RSS growth <= {GOAL_RSS_PER_ENTRY} B/entry for {m.entries:,} entries ({m.kind}, {m.method})",
-             m.rss_per_entry <= GOAL_RSS_PER_ENTRY, f"{m.rss_per_entry:.0f} B/entry")
+        goal(
+            f"RSS growth <= {GOAL_RSS_PER_ENTRY} B/entry for {m.entries:,} entries ({m.kind}, {m.method})",
+            m.rss_per_entry <= GOAL_RSS_PER_ENTRY,
+            f"{m.rss_per_entry:.0f} B/entry",
+        )
     if cells and len(kinds) == 2:
         worst = min(
-            ((cells["gthread", w.name, c].rps / cells["meinheld", w.name, c].rps, w.label, c)
-             for w in WORKLOADS for c in (HIGH_CONNECTIONS, LOW_CONNECTIONS)),
+            (
+                (cells["gthread", w.name, c].rps / cells["meinheld", w.name, c].rps, w.label, c)
+                for w in WORKLOADS
+                for c in (HIGH_CONNECTIONS, LOW_CONNECTIONS)
+            ),
         )
-        goal(f"no gthread req/s below {GOAL_GTHREAD_RATIO}x meinheld (CacheGrid rows, both connection counts)",
-             worst[0] >= GOAL_GTHREAD_RATIO, f"lowest {ratio(worst[0])}: {worst[1]}, {worst[2]} conn.")
+        goal(
+            f"no gthread req/s below {GOAL_GTHREAD_RATIO}x meinheld (CacheGrid rows, both connection counts)",
+            worst[0] >= GOAL_GTHREAD_RATIO,
+            f"lowest {ratio(worst[0])}: {worst[1]}, {worst[2]} conn.",
+        )
     lines = ["## Goals", ""]
     lines += [f"- **{'met' if met else 'NOT met'}**: {text}: {measured}" for text, met, measured in goals]
     if cells and len(kinds) < 2:
@@ -563,14 +690,18 @@ def main() -> None:
     # wrk takes whole seconds only.
     parser.add_argument("--duration", type=int, help="seconds per wrk run (default 3; quick 1)")
     parser.add_argument("--warmup", type=int, help="seconds of unmeasured warm-up per workload (default 1; quick 0)")
-    parser.add_argument("--entries", type=int,
-                        help="entries stored for the memory figure (default 100,000; quick 20,000)")
+    parser.add_argument(
+        "--entries", type=int, help="entries stored for the memory figure (default 100,000; quick 20,000)"
+    )
     parser.add_argument("--threads", type=int, default=None, help="gthread threads (default: CacheGrid's default)")
     parser.add_argument("--skip-http", action="store_true", help="only the memory figure")
     parser.add_argument("--skip-memory", action="store_true", help="only the HTTP figures")
     parser.add_argument("--policy", help="the eviction policy of every CacheGrid server (default: the default, lru)")
-    parser.add_argument("--memory-trim-interval", type=float,
-                        help="memory_trim_interval of every CacheGrid server, 0: off (default: the default, 10 s)")
+    parser.add_argument(
+        "--memory-trim-interval",
+        type=float,
+        help="memory_trim_interval of every CacheGrid server, 0: off (default: the default, 10 s)",
+    )
     parser.add_argument("--output", type=Path, help="also write the Markdown here")
     args = parser.parse_args()
     defaults = (2, 1, 0, 20_000) if args.quick else (5, 3, 1, 100_000)
@@ -623,18 +754,26 @@ def main() -> None:
     if memory:
         parts += ["", memory_section(memory)]
     parts += ["", goals_section(cells, kinds, memory, primary)]
-    errors = [f"{cell.kind} {cell.workload.label}, {cell.connections} conn.: {run.errors}"
-              for cell in (cells or {}).values() for run in cell.runs if run.errors]
+    errors = [
+        f"{cell.kind} {cell.workload.label}, {cell.connections} conn.: {run.errors}"
+        for cell in (cells or {}).values()
+        for run in cell.runs
+        if run.errors
+    ]
     if errors:
         args.notes.append("wrk reported errors in some runs: " + "; ".join(errors))
     if any(m.trimmed for m in memory):
-        args.notes.append("The memory rows read RSS only once the server had reported a trim of its heap's free "
-                          "memory (malloc_trim, every `memory_trim_interval` seconds after work) begun after the "
-                          "fill, before and after the entries: the steady state a user sees, not the moment after "
-                          "the fill.")
+        args.notes.append(
+            "The memory rows read RSS only once the server had reported a trim of its heap's free "
+            "memory (malloc_trim, every `memory_trim_interval` seconds after work) begun after the "
+            "fill, before and after the entries: the steady state a user sees, not the moment after "
+            "the fill."
+        )
     elif memory:
-        args.notes.append("The memory rows read RSS right after each fill: the servers did not trim their heap "
-                          "(`memory_trim_interval` 0, or no glibc).")
+        args.notes.append(
+            "The memory rows read RSS right after each fill: the servers did not trim their heap "
+            "(`memory_trim_interval` 0, or no glibc)."
+        )
     if args.quick:
         args.notes.append("A --quick smoke run: too few and too short runs to quote.")
     publish(parts, args.output, args.notes)

@@ -50,7 +50,10 @@ VALUE = "x" * 32
 def run_wrk(url: str, duration: float, connections: int, threads: int) -> float:
     output = subprocess.run(
         ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration:g}s", f"{url}/cache/{KEY}"],
-        capture_output=True, text=True, check=True, timeout=duration + 60,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=duration + 60,
     ).stdout
     match = re.search(r"Requests/sec:\s*([\d.]+)", output)
     if not match:
@@ -62,8 +65,14 @@ def run_wrk(url: str, duration: float, connections: int, threads: int) -> float:
 
 
 def run_loadtest(url: str, duration: float, connections: int, processes: int | None) -> dict:
-    plan = loadgen.Plan(requests=None, duration=duration, concurrency=connections, get_share=1.0, keyspace=1,
-                        processes=processes or loadgen.default_processes())
+    plan = loadgen.Plan(
+        requests=None,
+        duration=duration,
+        concurrency=connections,
+        get_share=1.0,
+        keyspace=1,
+        processes=processes or loadgen.default_processes(),
+    )
     try:
         document = loadgen.run(loadgen.Target.parse(url), plan).to_dict()
     except loadgen.LoadError as error:
@@ -103,13 +112,16 @@ def main() -> None:
                 load_rates.append(document["requests_per_second"])
                 p50s.append(document["latency_ms"]["p50"])
                 p99s.append(document["latency_ms"]["p99"])
-                print(f"{kind} round {round_ + 1}: wrk {wrk_rates[-1]:,.0f} req/s, "
-                      f"loadtest {load_rates[-1]:,.0f} req/s", file=sys.stderr)
+                print(
+                    f"{kind} round {round_ + 1}: wrk {wrk_rates[-1]:,.0f} req/s, loadtest {load_rates[-1]:,.0f} req/s",
+                    file=sys.stderr,
+                )
         finally:
             server.stop()
         wrk, load = statistics.median(wrk_rates), statistics.median(load_rates)
-        rows.append((kind, wrk, load, load / wrk, statistics.median(p50s), statistics.median(p99s),
-                     wrk_rates, load_rates))
+        rows.append(
+            (kind, wrk, load, load / wrk, statistics.median(p50s), statistics.median(p99s), wrk_rates, load_rates)
+        )
 
     lines = [
         "# `cachegrid loadtest` against wrk\n",
@@ -122,8 +134,10 @@ def main() -> None:
         "|---|---:|---:|---:|---:|---:|---|---|",
     ]
     for kind, wrk, load, ratio, p50, p99, wrk_rates, load_rates in rows:
-        lines.append(f"| {kind} | {wrk:,.0f} | {load:,.0f} | {ratio:.2f} | {p50:.2f} | {p99:.2f} "
-                     f"| {', '.join(f'{r:,.0f}' for r in wrk_rates)} | {', '.join(f'{r:,.0f}' for r in load_rates)} |")
+        lines.append(
+            f"| {kind} | {wrk:,.0f} | {load:,.0f} | {ratio:.2f} | {p50:.2f} | {p99:.2f} "
+            f"| {', '.join(f'{r:,.0f}' for r in wrk_rates)} | {', '.join(f'{r:,.0f}' for r in load_rates)} |"
+        )
     document = "\n".join(lines) + "\n"
     print(document, end="")
     if args.output:

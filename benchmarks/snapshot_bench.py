@@ -104,8 +104,12 @@ class Requests:
 
     def summary(self) -> dict[str, float]:
         ordered = sorted(self.latencies)
-        return {"turns": len(ordered), "p50": percentile(ordered, 0.5) * 1000,
-                "p99": percentile(ordered, 0.99) * 1000, "max": ordered[-1] * 1000}
+        return {
+            "turns": len(ordered),
+            "p50": percentile(ordered, 0.5) * 1000,
+            "p99": percentile(ordered, 0.99) * 1000,
+            "max": ordered[-1] * 1000,
+        }
 
 
 def sliced_copy(cache: Cache, path: Path) -> tuple[float, float]:
@@ -124,7 +128,7 @@ def sliced_copy(cache: Cache, path: Path) -> tuple[float, float]:
     for start in range(0, len(keys), SLICE):
         hold_started = time.perf_counter()
         with lock:
-            for name in keys[start:start + SLICE]:
+            for name in keys[start : start + SLICE]:
                 entry = store._data.get(name)
                 if entry is not None:
                     records.append(entry)
@@ -191,33 +195,66 @@ def engine_part(entries: int, work: Path) -> tuple[list[str], dict[str, float]]:
 
     base, fork_run, slice_run = baseline.summary(), forked.summary(), sliced.summary()
     rows = [
-        ["no snapshot (reference)", f"{base['turns']:,}", ms(base["p50"]), ms(base["p99"]), ms(base["max"]),
-         "1.00x", "-", "-"],
-        ["fork (CacheGrid's choice)", f"{fork_run['turns']:,}", ms(fork_run["p50"]), ms(fork_run["p99"]),
-         ms(fork_run["max"]), ratio(fork_run["p99"] / base["p99"]), f"{fork_hold * 1000:.1f}",
-         f"{fork_seconds:.2f}"],
-        [f"slices of {SLICE:,} under the lock", f"{slice_run['turns']:,}", ms(slice_run["p50"]),
-         ms(slice_run["p99"]), ms(slice_run["max"]), ratio(slice_run["p99"] / base["p99"]),
-         f"{slice_hold * 1000:.1f}", f"{slice_seconds:.2f}"],
+        [
+            "no snapshot (reference)",
+            f"{base['turns']:,}",
+            ms(base["p50"]),
+            ms(base["p99"]),
+            ms(base["max"]),
+            "1.00x",
+            "-",
+            "-",
+        ],
+        [
+            "fork (CacheGrid's choice)",
+            f"{fork_run['turns']:,}",
+            ms(fork_run["p50"]),
+            ms(fork_run["p99"]),
+            ms(fork_run["max"]),
+            ratio(fork_run["p99"] / base["p99"]),
+            f"{fork_hold * 1000:.1f}",
+            f"{fork_seconds:.2f}",
+        ],
+        [
+            f"slices of {SLICE:,} under the lock",
+            f"{slice_run['turns']:,}",
+            ms(slice_run["p50"]),
+            ms(slice_run["p99"]),
+            ms(slice_run["max"]),
+            ratio(slice_run["p99"] / base["p99"]),
+            f"{slice_hold * 1000:.1f}",
+            f"{slice_seconds:.2f}",
+        ],
     ]
     parts = [
         f"## The engine, {entries:,} entries (in process)",
         "",
-        table(["", "value"], [
-            ["snapshot write, foreground", f"{write_seconds:.2f} s"],
-            ["snapshot size", f"{size / 2**20:.1f} MiB ({size / entries:.0f} bytes an entry)"],
-            ["load into an empty cache", f"{load_seconds:.2f} s (goal: under 5 s)"],
-            ["memory the forked copy dirtied", f"{dirty[0]:.0f} MiB of the process' {cache_mib:.0f} MiB "
-                                               f"({dirty[0] / cache_mib:.0%})"],
-        ]),
+        table(
+            ["", "value"],
+            [
+                ["snapshot write, foreground", f"{write_seconds:.2f} s"],
+                ["snapshot size", f"{size / 2**20:.1f} MiB ({size / entries:.0f} bytes an entry)"],
+                ["load into an empty cache", f"{load_seconds:.2f} s (goal: under 5 s)"],
+                [
+                    "memory the forked copy dirtied",
+                    f"{dirty[0]:.0f} MiB of the process' {cache_mib:.0f} MiB ({dirty[0] / cache_mib:.0%})",
+                ],
+            ],
+        ),
         "",
         "A request thread (one get and one set per turn) meanwhile; latencies of a turn in ms; "
         "ratio: p99 against the reference:",
         "",
         table(["", "turns", "p50", "p99", "max", "p99 ratio", "longest lock hold (ms)", "snapshot (s)"], rows),
     ]
-    figures = {"write": write_seconds, "load": load_seconds, "size": size, "fork_hold": fork_hold,
-               "fork_p99_ratio": fork_run["p99"] / base["p99"], "fork_max": fork_run["max"]}
+    figures = {
+        "write": write_seconds,
+        "load": load_seconds,
+        "size": size,
+        "fork_hold": fork_hold,
+        "fork_p99_ratio": fork_run["p99"] / base["p99"],
+        "fork_max": fork_run["max"],
+    }
     return parts, figures
 
 
@@ -237,8 +274,18 @@ def wait_snapshot(server: Server, written: int, timeout: float = 120) -> dict:
 def http_part(entries: int, duration: int, work: Path) -> tuple[list[str], dict[str, float]]:
     worker = "meinheld" if meinheld_problem() is None else "gthread"
     snap = work / "http.snap"
-    options = ["--worker", worker, "--max-size", str(entries + 200_000), "--max-memory-mb", "4096",
-               "--snapshot-path", str(snap), "--snapshot-interval", "0"]
+    options = [
+        "--worker",
+        worker,
+        "--max-size",
+        str(entries + 200_000),
+        "--max-memory-mb",
+        "4096",
+        "--snapshot-path",
+        str(snap),
+        "--snapshot-interval",
+        "0",
+    ]
     server = Server.cachegrid("snapshot", options, work)
     try:
         server.wait_ready()
@@ -284,10 +331,24 @@ def http_part(entries: int, duration: int, work: Path) -> tuple[list[str], dict[
 
     ok = [last for last in snapshots if last["result"] == "ok"]
     rows = [
-        ["no snapshot (reference)", f"{reference.rps:,.0f}", ms(reference.p50_ms), ms(reference.p99_ms),
-         ms(reference.max_ms), "1.00x", str(sum(reference.errors.values()))],
-        [f"during {len(ok)} background snapshots", f"{during.rps:,.0f}", ms(during.p50_ms), ms(during.p99_ms),
-         ms(during.max_ms), ratio(during.p99_ms / reference.p99_ms), str(sum(during.errors.values()))],
+        [
+            "no snapshot (reference)",
+            f"{reference.rps:,.0f}",
+            ms(reference.p50_ms),
+            ms(reference.p99_ms),
+            ms(reference.max_ms),
+            "1.00x",
+            str(sum(reference.errors.values())),
+        ],
+        [
+            f"during {len(ok)} background snapshots",
+            f"{during.rps:,.0f}",
+            ms(during.p50_ms),
+            ms(during.p99_ms),
+            ms(during.max_ms),
+            ratio(during.p99_ms / reference.p99_ms),
+            str(sum(during.errors.values())),
+        ],
     ]
     each = sum(last["duration_seconds"] for last in ok) / len(ok) if ok else float("nan")
     parts = [
@@ -295,16 +356,24 @@ def http_part(entries: int, duration: int, work: Path) -> tuple[list[str], dict[
         "",
         table(["", "req/s", "p50 ms", "p99 ms", "max ms", "p99 ratio", "errors"], rows),
         "",
-        table(["", "value"], [
-            ["background snapshot, each", f"{each:.2f} s ({ok[0]['bytes'] / 2**20:.1f} MiB)" if ok else "-"],
-            ["SIGTERM to exit, with the shutdown snapshot", f"{stop_seconds:.2f} s"],
-            ["start to healthy, with the load", f"{ready_seconds:.2f} s"],
-            ["load time the server reports", f"{stats['snapshot_loaded_seconds']:.2f} s "
-                                            f"({stats['snapshot_loaded_entries']:,} entries)"],
-        ]),
+        table(
+            ["", "value"],
+            [
+                ["background snapshot, each", f"{each:.2f} s ({ok[0]['bytes'] / 2**20:.1f} MiB)" if ok else "-"],
+                ["SIGTERM to exit, with the shutdown snapshot", f"{stop_seconds:.2f} s"],
+                ["start to healthy, with the load", f"{ready_seconds:.2f} s"],
+                [
+                    "load time the server reports",
+                    f"{stats['snapshot_loaded_seconds']:.2f} s ({stats['snapshot_loaded_entries']:,} entries)",
+                ],
+            ],
+        ),
     ]
-    return parts, {"http_p99_ratio": during.p99_ms / reference.p99_ms, "http_max": during.max_ms,
-                   "server_load": stats["snapshot_loaded_seconds"]}
+    return parts, {
+        "http_p99_ratio": during.p99_ms / reference.p99_ms,
+        "http_max": during.max_ms,
+        "server_load": stats["snapshot_loaded_seconds"],
+    }
 
 
 def main() -> None:
@@ -329,9 +398,11 @@ def main() -> None:
         if not arguments.engine_only:
             http, http_figures = http_part(arguments.entries, arguments.duration, work)
             parts += ["", *http]
-            notes.append(f"Goals: p99 during a snapshot {http_figures['http_p99_ratio']:.2f}x the reference "
-                         f"(goal 2x), worst {http_figures['http_max']:.1f} ms (goal 50 ms), load "
-                         f"{http_figures['server_load']:.2f} s (goal 5 s).")
+            notes.append(
+                f"Goals: p99 during a snapshot {http_figures['http_p99_ratio']:.2f}x the reference "
+                f"(goal 2x), worst {http_figures['http_max']:.1f} ms (goal 50 ms), load "
+                f"{http_figures['server_load']:.2f} s (goal 5 s)."
+            )
         parts += ["", machine_section()]
     publish(parts, arguments.output, notes)
 

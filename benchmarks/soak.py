@@ -36,8 +36,22 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import (MIB, Server, Workload, command_line, exit_on_sigterm, log, machine_section, port_only, preload,
-                     publish, ratio, require_tools, run_wrk, table)
+from harness import (
+    MIB,
+    Server,
+    Workload,
+    command_line,
+    exit_on_sigterm,
+    log,
+    machine_section,
+    port_only,
+    preload,
+    publish,
+    ratio,
+    require_tools,
+    run_wrk,
+    table,
+)
 
 KEYS = 100_000
 GET_SHARE = 0.8
@@ -45,8 +59,9 @@ CONNECTIONS = 32
 SAMPLE_SECONDS = 10
 WARMUP_SECONDS = 60
 GOAL_RSS_RATIO = 1.05
-MIXED = Workload("mixed", f"{GET_SHARE:.0%} GET / {1 - GET_SHARE:.0%} PUT", "/", "mixed.lua",
-                 args=(str(KEYS), str(GET_SHARE)))
+MIXED = Workload(
+    "mixed", f"{GET_SHARE:.0%} GET / {1 - GET_SHARE:.0%} PUT", "/", "mixed.lua", args=(str(KEYS), str(GET_SHARE))
+)
 
 
 @dataclass
@@ -75,11 +90,14 @@ def soak(minutes: float, work_dir: Path) -> tuple[list[Sample], int, dict[str, i
             requests += run.requests
             for kind, count in run.errors.items():
                 errors[kind] = errors.get(kind, 0) + count
-            samples.append(Sample(time.monotonic() - started, requests, run.rps, server.worker_rss(),
-                                  sum(errors.values())))
+            samples.append(
+                Sample(time.monotonic() - started, requests, run.rps, server.worker_rss(), sum(errors.values()))
+            )
             if len(samples) % 6 == 0:
-                log(f"{samples[-1].seconds:.0f} s: {requests:,} requests, RSS {samples[-1].rss / MIB:.1f} MiB, "
-                    f"{samples[-1].errors} errors")
+                log(
+                    f"{samples[-1].seconds:.0f} s: {requests:,} requests, RSS {samples[-1].rss / MIB:.1f} MiB, "
+                    f"{samples[-1].errors} errors"
+                )
         server.check_alive()
         entries = json.loads(server.request("GET", "/stats")[1])["current_size"]
         problems = server.log_problems()
@@ -114,8 +132,7 @@ def svg_plot(samples: list[Sample], width: int = 640, height: int = 280) -> str:
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
         '<rect width="100%" height="100%" fill="white"/>',
-        f'<text x="{left}" y="15" font-size="13">Worker RSS (MiB) under {MIXED.label}, '
-        f'{KEYS:,} keys</text>',
+        f'<text x="{left}" y="15" font-size="13">Worker RSS (MiB) under {MIXED.label}, {KEYS:,} keys</text>',
     ]
     for i in range(6):
         mib = peak * i / 5
@@ -123,8 +140,9 @@ def svg_plot(samples: list[Sample], width: int = 640, height: int = 280) -> str:
         parts.append(f'<text x="{left - 6}" y="{y(mib) + 4:.1f}" text-anchor="end">{mib:.0f}</text>')
     step = 60 if end > 240 else 30 if end > 90 else 10
     for tick in range(0, int(end) + 1, step):
-        parts.append(f'<text x="{x(tick):.1f}" y="{top + plot_h + 16}" text-anchor="middle">{tick // 60}:'
-                     f'{tick % 60:02d}</text>')
+        parts.append(
+            f'<text x="{x(tick):.1f}" y="{top + plot_h + 16}" text-anchor="middle">{tick // 60}:{tick % 60:02d}</text>'
+        )
     parts += [
         f'<text x="{left + plot_w / 2}" y="{height - 6}" text-anchor="middle">time (min:s)</text>',
         f'<line x1="{left}" x2="{left}" y1="{top}" y2="{top + plot_h}" stroke="black"/>',
@@ -139,8 +157,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--minutes", type=float, default=10, help="minutes of load (default 10)")
     parser.add_argument("--output", type=Path, help="also write the Markdown here")
-    parser.add_argument("--plot", type=Path,
-                        help="the SVG plot (default: next to --output, with .svg; none without --output)")
+    parser.add_argument(
+        "--plot", type=Path, help="the SVG plot (default: next to --output, with .svg; none without --output)"
+    )
     args = parser.parse_args()
     exit_on_sigterm()
     require_tools()
@@ -153,8 +172,16 @@ def main() -> None:
     growth = last.rss / base.rss
     error_count = sum(errors.values())
     met = growth <= GOAL_RSS_RATIO and error_count == 0
-    rows = [[f"{int(s.seconds) // 60}:{int(s.seconds) % 60:02d}", f"{s.requests:,}", f"{s.rate:,.0f}",
-             f"{s.rss / MIB:.2f}", str(s.errors)] for s in samples]
+    rows = [
+        [
+            f"{int(s.seconds) // 60}:{int(s.seconds) % 60:02d}",
+            f"{s.requests:,}",
+            f"{s.rate:,.0f}",
+            f"{s.rss / MIB:.2f}",
+            str(s.errors),
+        ]
+        for s in samples
+    ]
     label = f"{args.minutes:g}-minute run"
     parts = [
         f"# Soak: the default server under {args.minutes:g} minutes of mixed load ({label})",

@@ -105,7 +105,9 @@ class Settings(BaseSettings):
     )
     keepalive: int = Field(default=5, ge=0, description="Seconds an idle keep-alive connection stays open.")
     header_timeout: float = Field(
-        default=10, gt=0, le=3600,
+        default=10,
+        gt=0,
+        le=3600,
         description="Seconds a client has to send a request's headers under gthread (then 408).",
     )
 
@@ -118,14 +120,18 @@ class Settings(BaseSettings):
         default=512, gt=0, description="Maximum memory for keys, values and their bookkeeping, in MiB."
     )
     lfu_decay_time: float = Field(
-        default=DEFAULT_LFU_DECAY_TIME, ge=0, le=10**9,
+        default=DEFAULT_LFU_DECAY_TIME,
+        ge=0,
+        le=10**9,
         description="Seconds after which lfu halves every use count, as Redis' lfu-decay-time (0: never).",
     )
     cleanup_interval: float = Field(
         default=DEFAULT_CLEANUP_INTERVAL, gt=0, description="Seconds between two sweeps of expired entries."
     )
     memory_trim_interval: float = Field(
-        default=DEFAULT_MEMORY_TRIM_INTERVAL, ge=0, le=MAX_MEMORY_TRIM_INTERVAL,
+        default=DEFAULT_MEMORY_TRIM_INTERVAL,
+        ge=0,
+        le=MAX_MEMORY_TRIM_INTERVAL,
         description="Seconds between two looks at whether to give the heap's free memory back to the OS "
         "(glibc's malloc_trim, only after work); 0: never.",
     )
@@ -133,42 +139,59 @@ class Settings(BaseSettings):
     # -- limits on requests ------------------------------------------------------
     max_key_length: int = Field(default=DEFAULT_MAX_KEY_LENGTH, ge=1, description="Longest key, in UTF-8 bytes.")
     max_value_size: int = Field(
-        default=DEFAULT_MAX_VALUE_SIZE, ge=1,
-        description="Largest value, in bytes of its stored JSON encoding (of a binary value: its bytes)."
+        default=DEFAULT_MAX_VALUE_SIZE,
+        ge=1,
+        description="Largest value, in bytes of its stored JSON encoding (of a binary value: its bytes).",
     )
     max_body_size: int = Field(default=16 * MiB, ge=1024, description="Largest request body, in bytes.")
     max_batch_size: int = Field(default=1000, ge=1, description="Most keys or items in one batch request.")
     max_keys_limit: int = Field(default=10_000, ge=1, description="Largest page size of /admin/keys.")
     keys_scan_count: int = Field(
-        default=DEFAULT_SCAN_COUNT, ge=1, le=1_000_000,
+        default=DEFAULT_SCAN_COUNT,
+        ge=1,
+        le=1_000_000,
         description="Most keys one /admin/keys request examines (a page may hold fewer than its limit).",
     )
 
     # -- tags and delete by pattern (docs/tags.md) --------------------------------
     max_tags_per_entry: int = Field(
-        default=DEFAULT_MAX_TAGS_PER_ENTRY, ge=1, le=MAX_TAGS_PER_ENTRY, description="Most tags on one entry.",
+        default=DEFAULT_MAX_TAGS_PER_ENTRY,
+        ge=1,
+        le=MAX_TAGS_PER_ENTRY,
+        description="Most tags on one entry.",
     )
     max_tag_length: int = Field(default=DEFAULT_MAX_TAG_LENGTH, ge=1, le=255, description="Longest tag, in bytes.")
     max_tags: int = Field(default=DEFAULT_MAX_TAGS, ge=1, description="Most distinct tags in use at once.")
     max_delete_jobs: int = Field(
-        default=DEFAULT_MAX_DELETE_JOBS, ge=1, le=64, description="Delete-by-pattern jobs that may run at once.",
+        default=DEFAULT_MAX_DELETE_JOBS,
+        ge=1,
+        le=64,
+        description="Delete-by-pattern jobs that may run at once.",
     )
 
     # -- leases and locks (docs/stampedes.md) ---------------------------------------
     max_leases: int = Field(
-        default=DEFAULT_MAX_LEASES, ge=1, le=10_000_000,
+        default=DEFAULT_MAX_LEASES,
+        ge=1,
+        le=10_000_000,
         description="Most leases and locks held at once (a further one is refused with 507 too_many_leases).",
     )
     max_lease_time: float = Field(
-        default=DEFAULT_MAX_LEASE_TIME, gt=0, le=86_400,
+        default=DEFAULT_MAX_LEASE_TIME,
+        gt=0,
+        le=86_400,
         description="Longest lease or lock a request may ask for, in seconds (400 invalid_lease past it).",
     )
     max_stale_time: float = Field(
-        default=7 * 86_400, gt=0, le=10**9,
+        default=7 * 86_400,
+        gt=0,
+        le=10**9,
         description="Longest stale window a PUT may ask for (?stale=), in seconds (400 invalid_stale past it).",
     )
     stale_grace: float = Field(
-        default=30, gt=0, le=10**9,
+        default=30,
+        gt=0,
+        le=10**9,
         description="Seconds a key marked stale stays when it had no stale window of its own (memcached's md I T).",
     )
 
@@ -178,18 +201,21 @@ class Settings(BaseSettings):
         description="File the cache is saved to and loaded from at start (warm restarts); none: no snapshots.",
     )
     snapshot_interval: float = Field(
-        default=300, ge=0, le=MAX_SNAPSHOT_INTERVAL,
+        default=300,
+        ge=0,
+        le=MAX_SNAPSHOT_INTERVAL,
         description="Seconds between background snapshots when snapshot_path is set; 0: only at shutdown.",
     )
     snapshot_on_shutdown: bool = Field(
-        default=True, description="Write a snapshot when the worker stops (when snapshot_path is set).",
+        default=True,
+        description="Write a snapshot when the worker stops (when snapshot_path is set).",
     )
 
     # -- security and the built-in load test ------------------------------------
     auth_token: SecretStr | None = Field(
         default=None,
         description="When set, every API endpoint but /health needs 'Authorization: Bearer <token>' "
-                    "(the pages /dashboard and /docs load without it, and ask for it).",
+        "(the pages /dashboard and /docs load without it, and ask for it).",
     )
     loadtest_enabled: bool = Field(default=True, description="Whether POST /test/load may run.")
     loadtest_max_operations: int = Field(
@@ -222,7 +248,9 @@ class Settings(BaseSettings):
         if value is None:
             return None
         if value.is_dir():
-            raise ValueError(f"{str(value)!r} is a directory; give the snapshot's file name, e.g. {str(value / 'cachegrid.snap')!r}")
+            raise ValueError(
+                f"{str(value)!r} is a directory; give the snapshot's file name, e.g. {str(value / 'cachegrid.snap')!r}"
+            )
         if not value.parent.is_dir():
             raise ValueError(f"the directory {str(value.parent)!r} does not exist (it is not created for you)")
         return value
@@ -299,9 +327,7 @@ def read_table(path: Path) -> dict[str, Any]:
     return table
 
 
-def setting_sources(
-    path: Path | None, table: dict[str, Any], overrides: dict[str, Any]
-) -> dict[str, str]:
+def setting_sources(path: Path | None, table: dict[str, Any], overrides: dict[str, Any]) -> dict[str, str]:
     """Where each setting's value comes from: argument, environment, file or default."""
     sources = {}
     for field in Settings.model_fields:

@@ -77,8 +77,9 @@ class ServerProcess:
         command = [CLI, "serve", "--host", self.host, *args]
         if "--port" not in args:
             command += ["--port", str(self.port)]
-        self.process = subprocess.Popen(command, env=environment, cwd=cwd, stdout=self.log,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = subprocess.Popen(
+            command, env=environment, cwd=cwd, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     @property
     def url(self) -> str:
@@ -91,8 +92,15 @@ class ServerProcess:
     def connection(self, timeout: float = 10.0) -> http.client.HTTPConnection:
         return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
 
-    def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
-                raw: bytes | None = None, timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        raw: bytes | None = None,
+        timeout: float = 10.0,
+    ) -> tuple[int, dict[str, str], bytes]:
         connection = self.connection(timeout)
         try:
             payload = raw if raw is not None else (None if body is None else json.dumps(body).encode())

@@ -51,9 +51,13 @@ def _suite_fixtures(item: pytest.Item) -> list[Any]:
     or through other fixtures): a module- or package-scoped fixture is set up
     before the fast run's guard below could refuse it."""
     definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
-    return [definition.func for chain in definitions.values() for definition in chain
-            if Path(inspect.getfile(definition.func)).is_relative_to(TESTS)
-            and inspect.getmodule(definition.func) is not sys.modules[__name__]]  # not this module's guards
+    return [
+        definition.func
+        for chain in definitions.values()
+        for definition in chain
+        if Path(inspect.getfile(definition.func)).is_relative_to(TESTS)
+        and inspect.getmodule(definition.func) is not sys.modules[__name__]
+    ]  # not this module's guards
 
 
 def _starts_a_process(item: pytest.Item) -> bool:
@@ -78,8 +82,10 @@ def _no_process_in_the_fast_run(request: pytest.FixtureRequest, monkeypatch: pyt
         return
 
     def refuse(*args: Any, **kwargs: Any) -> None:
-        raise AssertionError(f"{request.node.nodeid} starts a process: it belongs to the process tests "
-                             "(tests/conftest.py says how they are marked)")
+        raise AssertionError(
+            f"{request.node.nodeid} starts a process: it belongs to the process tests "
+            "(tests/conftest.py says how they are marked)"
+        )
 
     monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
 

@@ -50,8 +50,9 @@ def worker_kinds() -> list[Any]:
 def start_server() -> Iterator[Any]:
     started: list[ServerProcess] = []
 
-    def start(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
-              healthy: bool = True) -> ServerProcess:
+    def start(
+        *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, healthy: bool = True
+    ) -> ServerProcess:
         server = ServerProcess(*args, env=env, cwd=cwd)
         started.append(server)
         if healthy:

@@ -36,4 +36,5 @@ def test_lines_are_held_until_the_batch_is_full_or_the_interval_has_passed() -> 
 
 def test_both_workers_write_gunicorns_line() -> None:
     assert format_line("127.0.0.1", "GET", "/cache/k?x=1", "HTTP/1.1", 200, 25, 0) == (
-        '127.0.0.1 "GET /cache/k?x=1 HTTP/1.1" 200 25 0ms\n')
+        '127.0.0.1 "GET /cache/k?x=1 HTTP/1.1" 200 25 0ms\n'
+    )

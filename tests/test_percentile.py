@@ -9,8 +9,18 @@ from cachegrid.percentile import histogram_percentiles, nearest_rank, percentile
 
 @pytest.mark.parametrize(
     ("count", "fraction", "rank"),
-    [(1, 0.5, 1), (2, 0.5, 1), (3, 0.5, 2), (4, 0.5, 2), (5, 0.5, 3), (100, 0.99, 99), (1000, 0.999, 999),
-     (10, 0.0, 1), (10, 1.0, 10), (7, 0.95, 7)],
+    [
+        (1, 0.5, 1),
+        (2, 0.5, 1),
+        (3, 0.5, 2),
+        (4, 0.5, 2),
+        (5, 0.5, 3),
+        (100, 0.99, 99),
+        (1000, 0.999, 999),
+        (10, 0.0, 1),
+        (10, 1.0, 10),
+        (7, 0.95, 7),
+    ],
 )
 def test_nearest_rank_is_the_ceiling_of_p_times_n(count: int, fraction: float, rank: int) -> None:
     assert nearest_rank(count, fraction) == rank

@@ -70,9 +70,14 @@ def _shown(value: Any) -> str:
 @app.command("set")
 def batch_set(
     ctx: typer.Context,
-    source: Annotated[str, typer.Argument(
-        metavar="FILE|-", show_default=False,
-        help='A JSON object of items, {"key": value, ...}; - reads it from stdin.')],
+    source: Annotated[
+        str,
+        typer.Argument(
+            metavar="FILE|-",
+            show_default=False,
+            help='A JSON object of items, {"key": value, ...}; - reads it from stdin.',
+        ),
+    ],
     ttl: TtlOption = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -98,6 +103,7 @@ def read_items(source: str) -> dict[str, Any]:
     except ValueError as error:
         raise fail(f"{name} is not valid JSON: {error}", ExitCode.USAGE) from None
     if not isinstance(items, dict):
-        raise fail(f'{name}: give a JSON object of items, {{"key": value, ...}}, not {type(items).__name__}',
-                   ExitCode.USAGE)
+        raise fail(
+            f'{name}: give a JSON object of items, {{"key": value, ...}}, not {type(items).__name__}', ExitCode.USAGE
+        )
     return items

@@ -22,8 +22,9 @@ from .common import JsonFlag, connect, hosts, options, print_json, wants_json
 from .stats_view import History, Histories, OPERATIONS, node_rows, nodes_table, record
 from .status import ExitCode, fail, out
 
-app = typer.Typer(name="cluster", help="A cluster of nodes: their status, and an nginx configuration for them.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    name="cluster", help="A cluster of nodes: their status, and an nginx configuration for them.", no_args_is_help=True
+)
 
 
 @app.command()
@@ -47,23 +48,31 @@ def status(
             totals.add(document)
     total_ops = totals.rate(*OPERATIONS)
     if wants_json(ctx, as_json):
-        print_json({"nodes": node_rows(document, nodes),
-                    "total": {name: value for name, value in document.items() if name != "nodes"}
-                    | {"ops_per_second": total_ops}})
+        print_json(
+            {
+                "nodes": node_rows(document, nodes),
+                "total": {name: value for name, value in document.items() if name != "nodes"}
+                | {"ops_per_second": total_ops},
+            }
+        )
     elif out.is_terminal:
         out.print(nodes_table(document, nodes, total_ops))
     else:
         for row in node_rows(document, nodes):
             if row["up"]:
-                print(f"{row['node']}  up  items={row['items']}/{row['max_items']} "
-                      f"memory_bytes={row['memory_bytes']}/{row['max_memory_bytes']} "
-                      f"hit_ratio={row['hit_ratio']:.4f} ops/s={_rate(row['ops_per_second'])} "
-                      f"uptime={row['uptime_seconds']:.1f}")
+                print(
+                    f"{row['node']}  up  items={row['items']}/{row['max_items']} "
+                    f"memory_bytes={row['memory_bytes']}/{row['max_memory_bytes']} "
+                    f"hit_ratio={row['hit_ratio']:.4f} ops/s={_rate(row['ops_per_second'])} "
+                    f"uptime={row['uptime_seconds']:.1f}"
+                )
             else:
                 print(f"{row['node']}  down  {row['error']}")
-        print(f"total  {document['nodes_up']} up {document['nodes_down']} down  "
-              f"items={document['current_size']}/{document['max_size']} hit_ratio={document['hit_ratio']:.4f} "
-              f"ops/s={_rate(total_ops)}")
+        print(
+            f"total  {document['nodes_up']} up {document['nodes_down']} down  "
+            f"items={document['current_size']}/{document['max_size']} hit_ratio={document['hit_ratio']:.4f} "
+            f"ops/s={_rate(total_ops)}"
+        )
     if document["nodes_down"]:
         raise typer.Exit(ExitCode.UNHEALTHY)
 
@@ -82,12 +91,20 @@ def _cluster_stats(document: dict, host: str) -> dict:
 @app.command("nginx-config")
 def nginx_config(
     ctx: typer.Context,
-    node: Annotated[list[str] | None, typer.Option(
-        "--node", metavar="HOST:PORT[=WEIGHT]", show_default=False,
-        help="A node (repeat for each). Default: the --url nodes.")] = None,
+    node: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--node",
+            metavar="HOST:PORT[=WEIGHT]",
+            show_default=False,
+            help="A node (repeat for each). Default: the --url nodes.",
+        ),
+    ] = None,
     listen: Annotated[str, typer.Option(help="Where nginx listens (nginx's listen syntax).")] = "127.0.0.1:8080",
-    runtime_dir: Annotated[Path | None, typer.Option(
-        help="Put nginx's pid file, logs and temporary files here (for an nginx run as a user).")] = None,
+    runtime_dir: Annotated[
+        Path | None,
+        typer.Option(help="Put nginx's pid file, logs and temporary files here (for an nginx run as a user)."),
+    ] = None,
     fail_timeout: Annotated[int, typer.Option(help="Seconds a failed node is left out.")] = 10,
 ) -> None:
     """Print an nginx configuration for the cluster: each key routed to its
@@ -97,8 +114,9 @@ def nginx_config(
     if fail_timeout < 1:
         raise fail(f"--fail-timeout {fail_timeout}: at least 1 second", ExitCode.USAGE)
     try:
-        text = render_nginx([parse_node(text) for text in given], listen,
-                            runtime_dir.resolve() if runtime_dir else None, fail_timeout)
+        text = render_nginx(
+            [parse_node(text) for text in given], listen, runtime_dir.resolve() if runtime_dir else None, fail_timeout
+        )
     except ValueError as error:
         raise fail(f"--node: {error}", ExitCode.USAGE) from None
     print(text, end="")

@@ -71,10 +71,15 @@ def get(
     ctx: typer.Context,
     key: KeyArg,
     as_json: JsonFlag = False,
-    output: Annotated[str | None, typer.Option(
-        "--output", "-o", metavar="FILE",
-        help="Write the value to FILE (- : stdout) as it is stored: a binary value's bytes, "
-             "a JSON value's JSON.")] = None,
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="Write the value to FILE (- : stdout) as it is stored: a binary value's bytes, a JSON value's JSON.",
+        ),
+    ] = None,
 ) -> None:
     """Print the value under KEY as JSON.
 
@@ -90,8 +95,14 @@ def get(
         write_bytes(output, value if isinstance(value, bytes) else encode(value))
     elif isinstance(value, bytes):
         if wants_json(ctx, as_json):
-            print_json({"key": key, "type": "binary", "size": len(value),
-                        "value_base64": base64.b64encode(value).decode("ascii")})
+            print_json(
+                {
+                    "key": key,
+                    "type": "binary",
+                    "size": len(value),
+                    "value_base64": base64.b64encode(value).decode("ascii"),
+                }
+            )
         else:
             print(f"{binary_summary(value)} (--output FILE writes them, --output - to stdout)", flush=True)
     elif wants_json(ctx, as_json):
@@ -104,21 +115,37 @@ def get(
 def set_(
     ctx: typer.Context,
     key: KeyArg,
-    value: Annotated[str | None, typer.Argument(
-        metavar="VALUE", show_default=False,
-        help="JSON (42, true, [1, 2], '{\"a\": 1}', '\"42\"'); anything else is stored as a string. "
-             "- reads it from stdin.")] = None,
-    from_file: Annotated[str | None, typer.Option(
-        "--file", "-f", metavar="FILE",
-        help="Store FILE's bytes as a binary value instead of VALUE (- reads them from stdin).")] = None,
+    value: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="VALUE",
+            show_default=False,
+            help="JSON (42, true, [1, 2], '{\"a\": 1}', '\"42\"'); anything else is stored as a string. "
+            "- reads it from stdin.",
+        ),
+    ] = None,
+    from_file: Annotated[
+        str | None,
+        typer.Option(
+            "--file",
+            "-f",
+            metavar="FILE",
+            help="Store FILE's bytes as a binary value instead of VALUE (- reads them from stdin).",
+        ),
+    ] = None,
     ttl: TtlOption = None,
     nx: Annotated[bool, typer.Option("--nx", help="Only if KEY does not exist yet (else exit 8, NOT_STORED).")] = False,
     xx: Annotated[bool, typer.Option("--xx", help="Only if KEY exists already (else exit 8, NOT_STORED).")] = False,
-    stale: Annotated[float | None, typer.Option(
-        help="Seconds past the TTL the value may still be served, marked stale (needs --ttl).",
-        show_default=False)] = None,
-    tags: Annotated[str | None, typer.Option("--tags", help="Comma-separated tags for the entry (docs/tags.md).",
-                                             show_default=False)] = None,
+    stale: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds past the TTL the value may still be served, marked stale (needs --ttl).", show_default=False
+        ),
+    ] = None,
+    tags: Annotated[
+        str | None,
+        typer.Option("--tags", help="Comma-separated tags for the entry (docs/tags.md).", show_default=False),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Store VALUE (or with --file, a file's bytes as a binary value) under KEY,
@@ -135,8 +162,15 @@ def set_(
     else:
         document = parse_value(read_stdin() if value == "-" else value)
     with connect(ctx) as client:
-        stored = client.set(check_key(key), document, ttl, only_if_absent=nx, only_if_present=xx, stale=stale,
-                            tags=None if tags is None else [tag for tag in tags.split(",") if tag])
+        stored = client.set(
+            check_key(key),
+            document,
+            ttl,
+            only_if_absent=nx,
+            only_if_present=xx,
+            stale=stale,
+            tags=None if tags is None else [tag for tag in tags.split(",") if tag],
+        )
     if wants_json(ctx, as_json):
         print_json({"key": key, "stored": stored, "ttl": ttl})
     if not stored:
@@ -149,9 +183,14 @@ def set_(
 def delete(
     ctx: typer.Context,
     key: Annotated[str | None, typer.Argument(metavar="KEY", help="The key.", show_default=False)] = None,
-    pattern: Annotated[str | None, typer.Option(
-        "--pattern", help="Delete every key matching this prefix or glob (*, ?, [...]) instead, on every node.",
-        show_default=False)] = None,
+    pattern: Annotated[
+        str | None,
+        typer.Option(
+            "--pattern",
+            help="Delete every key matching this prefix or glob (*, ?, [...]) instead, on every node.",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Delete KEY, or with --pattern every key matching P.
@@ -221,11 +260,17 @@ def ttl(ctx: typer.Context, key: KeyArg, as_json: JsonFlag = False) -> None:
 @app.command()
 def keys(
     ctx: typer.Context,
-    pattern: Annotated[str | None, typer.Option(
-        help="A glob (user:*) or, without * ? [, a prefix (user:).", show_default=False)] = None,
-    limit: Annotated[int | None, typer.Option(
-        help="List at most this many keys. Default: every key, read page by page "
-             f"({KEYS_PAGE} a request) through the server's cursor.", show_default=False)] = None,
+    pattern: Annotated[
+        str | None, typer.Option(help="A glob (user:*) or, without * ? [, a prefix (user:).", show_default=False)
+    ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            help="List at most this many keys. Default: every key, read page by page "
+            f"({KEYS_PAGE} a request) through the server's cursor.",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """List the live keys.
@@ -242,8 +287,9 @@ def keys(
             print_json(list(found))
         elif out.is_terminal:
             listed = list(found)
-            table = Table("key", caption=f"{len(listed):,} key{'' if len(listed) == 1 else 's'}",
-                          caption_justify="left")
+            table = Table(
+                "key", caption=f"{len(listed):,} key{'' if len(listed) == 1 else 's'}", caption_justify="left"
+            )
             for name in listed:
                 table.add_row(Text(name))
             out.print(table)
@@ -255,8 +301,7 @@ def keys(
 @app.command()
 def clear(
     ctx: typer.Context,
-    yes: Annotated[bool, typer.Option(
-        "--yes", "-y", help="Do not ask. Needed when stdin is not a terminal.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask. Needed when stdin is not a terminal.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Remove every key of the server.
@@ -265,8 +310,7 @@ def clear(
     """
     if not yes:
         if not interactive():
-            raise fail("clear removes every key: add --yes (stdin is not a terminal, so it cannot ask)",
-                       ExitCode.USAGE)
+            raise fail("clear removes every key: add --yes (stdin is not a terminal, so it cannot ask)", ExitCode.USAGE)
         server = hosts(options(ctx).urls)[0]
         if not typer.confirm(f"Remove every key of the cache at {server}?", default=False, err=True):
             note("nothing cleared")

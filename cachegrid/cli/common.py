@@ -72,8 +72,9 @@ def hosts(urls: Iterable[str]) -> list[str]:
             except ValueError:
                 raise fail(f"--url {part.strip()!r}: the port is not a number", ExitCode.USAGE) from None
             if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise fail(f"--url {part.strip()!r}: give http://HOST:PORT, https://HOST:PORT or HOST:PORT",
-                           ExitCode.USAGE)
+                raise fail(
+                    f"--url {part.strip()!r}: give http://HOST:PORT, https://HOST:PORT or HOST:PORT", ExitCode.USAGE
+                )
             found.append(url)
     if not found:
         raise fail("--url: give at least one server", ExitCode.USAGE)
@@ -104,18 +105,26 @@ def connect(ctx: typer.Context) -> Iterator[SyncCacheGridClient]:
     # Several --url are a cluster (keys placed by the ring), or with
     # --no-sharding copies of one cache. Each host once and one more try:
     # failover without making a user wait through the SDK's longer retry plan.
-    client = SyncCacheGridClient(servers, timeout=given.timeout, max_retries=len(servers),
-                                 auth_token=given.token, replicas=given.replicas, ring=given.ring,
-                                 sharding=given.sharding)
+    client = SyncCacheGridClient(
+        servers,
+        timeout=given.timeout,
+        max_retries=len(servers),
+        auth_token=given.token,
+        replicas=given.replicas,
+        ring=given.ring,
+        sharding=given.sharding,
+    )
     try:
         with client:
             yield client
     except Unauthorized as error:
         if given.token:
-            raise fail(f"the server refused the token (--token / CACHEGRID_AUTH_TOKEN): {error.message}",
-                       ExitCode.UNAUTHORIZED) from None
-        raise fail("the server needs a token: give --token or set CACHEGRID_AUTH_TOKEN",
-                   ExitCode.UNAUTHORIZED) from None
+            raise fail(
+                f"the server refused the token (--token / CACHEGRID_AUTH_TOKEN): {error.message}", ExitCode.UNAUTHORIZED
+            ) from None
+        raise fail(
+            "the server needs a token: give --token or set CACHEGRID_AUTH_TOKEN", ExitCode.UNAUTHORIZED
+        ) from None
     except NotFound as error:
         raise fail(error.message, ExitCode.NOT_FOUND) from None
     except RequestError as error:
@@ -132,8 +141,7 @@ def unavailable(error: Unavailable, servers: list[str]) -> typer.Exit:
     else:
         detail = "; ".join(f"{host}: {reason}" for host, reason in reasons.items()) or str(error)
     if "may or may not" in str(error):  # a non-idempotent call (incr/decr) whose answer was lost
-        return fail(f"no complete answer, the change may or may not have been applied ({detail})",
-                    ExitCode.UNAVAILABLE)
+        return fail(f"no complete answer, the change may or may not have been applied ({detail})", ExitCode.UNAVAILABLE)
     if reasons and all(reason.startswith("HTTP 5") for reason in reasons.values()):
         return fail(f"the server failed at {', '.join(reasons)}: {detail}", ExitCode.SERVER_ERROR)
     return fail(f"no CacheGrid server answered at {', '.join(servers)}: {detail}", ExitCode.UNAVAILABLE)
@@ -142,9 +150,14 @@ def unavailable(error: Unavailable, servers: list[str]) -> typer.Exit:
 def short_reason(reason: str) -> str:
     """The SDK's per-host error (``NotSent: <requests' long message>``) in a few words."""
     lowered = reason.lower()
-    for needle, short in (("connection refused", "connection refused"), ("timed out", "timed out"),
-                          ("timeout", "timed out"), ("name or service not known", "unknown host"),
-                          ("nameresolutionerror", "unknown host"), ("no route to host", "no route to host")):
+    for needle, short in (
+        ("connection refused", "connection refused"),
+        ("timed out", "timed out"),
+        ("timeout", "timed out"),
+        ("name or service not known", "unknown host"),
+        ("nameresolutionerror", "unknown host"),
+        ("no route to host", "no route to host"),
+    ):
         if needle in lowered:
             return short
     return reason if len(reason) <= 160 else reason[:157] + "..."
@@ -225,8 +238,9 @@ def print_value(value: Any) -> None:
         print_json(value)
 
 
-def print_fields(rows: list[tuple[str, str]], title: str | None = None,
-                 justify: Literal["left", "right"] = "left") -> None:
+def print_fields(
+    rows: list[tuple[str, str]], title: str | None = None, justify: Literal["left", "right"] = "left"
+) -> None:
     """A two-column table on a terminal (values ``justify``-ed: right for
     numbers); aligned ``name  value`` lines otherwise."""
     if not out.is_terminal:

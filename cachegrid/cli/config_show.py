@@ -29,9 +29,14 @@ app = typer.Typer(name="config", help="The server's settings.", no_args_is_help=
 @app.command("show")
 def show(
     ctx: typer.Context,
-    config_path: Annotated[Path | None, typer.Option(
-        "--config", show_default=False,
-        help="TOML file (default: $CACHEGRID_CONFIG, else etc/cachegrid.toml if present).")] = None,
+    config_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            show_default=False,
+            help="TOML file (default: $CACHEGRID_CONFIG, else etc/cachegrid.toml if present).",
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Print the effective server settings and where each comes from.
@@ -47,11 +52,15 @@ def show(
         raise fail(str(error), ExitCode.CONFIG) from None
     values = {name: shown(getattr(settings, name)) for name in Settings.model_fields}
     if wants_json(ctx, as_json):
-        print_json({
-            "config_file": None if path is None else str(path),
-            "settings": {name: {"value": value, "source": sources[name], "env": env_var(name)}
-                         for name, value in values.items()},
-        })
+        print_json(
+            {
+                "config_file": None if path is None else str(path),
+                "settings": {
+                    name: {"value": value, "source": sources[name], "env": env_var(name)}
+                    for name, value in values.items()
+                },
+            }
+        )
         return
     rows = [(name, "" if value is None else field_text(value), sources[name]) for name, value in values.items()]
     if not out.is_terminal:

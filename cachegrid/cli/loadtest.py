@@ -47,30 +47,42 @@ def loadtest(
     ctx: typer.Context,
     # Aliases of the global options, without an environment variable or a
     # default of their own: those are the global option's.
-    url: Annotated[str | None, typer.Option(
-        "--url", metavar="URL", show_default=False,
-        help="The global --url, given after the command (wins over it).")] = None,
-    token: Annotated[str | None, typer.Option(
-        show_default=False, help="The global --token, given after the command (wins over it).")] = None,
-    requests: Annotated[int | None, typer.Option(
-        "--requests", "-n", help=f"Requests to send (default {DEFAULT_REQUESTS}; not with --duration).")] = None,
-    duration: Annotated[float | None, typer.Option(
-        "--duration", "-d", help="Run for this many seconds instead of a number of requests.")] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url", metavar="URL", show_default=False, help="The global --url, given after the command (wins over it)."
+        ),
+    ] = None,
+    token: Annotated[
+        str | None, typer.Option(show_default=False, help="The global --token, given after the command (wins over it).")
+    ] = None,
+    requests: Annotated[
+        int | None,
+        typer.Option("--requests", "-n", help=f"Requests to send (default {DEFAULT_REQUESTS}; not with --duration)."),
+    ] = None,
+    duration: Annotated[
+        float | None,
+        typer.Option("--duration", "-d", help="Run for this many seconds instead of a number of requests."),
+    ] = None,
     concurrency: Annotated[int, typer.Option("--concurrency", "-c", help="Connections.")] = 32,
     mix: Annotated[str, typer.Option(help="GET:SET ratio of the requests.")] = "80:20",
     keyspace: Annotated[int, typer.Option(help="Keys key:0 .. key:K-1, filled first (untimed).")] = 10_000,
     value_size: Annotated[int, typer.Option(help="Characters of the JSON string value that is SET.")] = 32,
     batch: Annotated[int, typer.Option(help="Keys per request with batch get/set; 0: single-key requests.")] = 0,
     pipeline: Annotated[int, typer.Option(help="Requests in flight per connection (HTTP/1.1 pipelining).")] = 1,
-    processes: Annotated[int | None, typer.Option(
-        help="Load generator processes (default: the number of CPUs).", show_default=False)] = None,
+    processes: Annotated[
+        int | None, typer.Option(help="Load generator processes (default: the number of CPUs).", show_default=False)
+    ] = None,
     as_json: JsonFlag = False,
-    server_side: Annotated[bool, typer.Option(
-        "--server-side", help="Run the server's own engine load test (POST /test/load) instead.")] = False,
-    operations: Annotated[int | None, typer.Option(
-        help="With --server-side: operations (default 1000).", show_default=False)] = None,
-    operation_type: Annotated[str | None, typer.Option(
-        help="With --server-side: get, set or mixed (default mixed).", show_default=False)] = None,
+    server_side: Annotated[
+        bool, typer.Option("--server-side", help="Run the server's own engine load test (POST /test/load) instead.")
+    ] = False,
+    operations: Annotated[
+        int | None, typer.Option(help="With --server-side: operations (default 1000).", show_default=False)
+    ] = None,
+    operation_type: Annotated[
+        str | None, typer.Option(help="With --server-side: get, set or mixed (default mixed).", show_default=False)
+    ] = None,
 ) -> None:
     """Put load on a server over HTTP and report requests/s, errors and latency."""
     target = _target(ctx, url, token)
@@ -107,8 +119,17 @@ def _target(ctx: typer.Context, url: str | None, token: str | None) -> loadgen.T
         raise fail(f"--url {error}", ExitCode.USAGE) from None
 
 
-def _plan(requests: int | None, duration: float | None, concurrency: int, mix: str, keyspace: int,
-          value_size: int, batch: int, pipeline: int, processes: int | None) -> loadgen.Plan:
+def _plan(
+    requests: int | None,
+    duration: float | None,
+    concurrency: int,
+    mix: str,
+    keyspace: int,
+    value_size: int,
+    batch: int,
+    pipeline: int,
+    processes: int | None,
+) -> loadgen.Plan:
     """The plan, or one red line for an option that cannot be used."""
     if requests is not None and duration is not None:
         raise fail("give --requests or --duration, not both", ExitCode.USAGE)
@@ -132,8 +153,13 @@ def _plan(requests: int | None, duration: float | None, concurrency: int, mix: s
         raise fail(str(error), ExitCode.USAGE) from None
     return loadgen.Plan(
         requests=DEFAULT_REQUESTS if requests is None and duration is None else requests,
-        duration=duration, concurrency=concurrency, get_share=get_share, keyspace=keyspace,
-        value_size=value_size, batch=batch, pipeline=pipeline,
+        duration=duration,
+        concurrency=concurrency,
+        get_share=get_share,
+        keyspace=keyspace,
+        value_size=value_size,
+        batch=batch,
+        pipeline=pipeline,
         processes=processes or loadgen.default_processes(),
     )
 
@@ -142,8 +168,12 @@ def _run(target: loadgen.Target, plan: loadgen.Plan) -> loadgen.Report:
     if not err.is_terminal:
         return loadgen.run(target, plan)
     by_time = plan.requests is None
-    columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[done]} requests"),
-               TimeElapsedColumn()]
+    columns = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[done]} requests"),
+        TimeElapsedColumn(),
+    ]
     # No auto-refresh: it would be a thread, and the workers are forked from
     # this process; the bar is redrawn from the ~10 updates a second instead.
     with Progress(*columns, console=err, transient=True, auto_refresh=False) as progress:
@@ -194,8 +224,10 @@ def _client_rows(document: dict[str, Any]) -> list[tuple[str, str]]:
     rows += [(f"latency {name}", f"{_ms(latency[name])} ms") for name in ("p50", "p95", "p99", "max")]
     if document["generator_cpu_percent"] is not None:
         rows.append(("generator CPU", f"{document['generator_cpu_percent']:.0f} % of a core"))
-    setup = (f"{document['concurrency']} over {document['processes']} process(es), "
-             f"pipeline {document['pipeline']}, batch {document['batch']}")
+    setup = (
+        f"{document['concurrency']} over {document['processes']} process(es), "
+        f"pipeline {document['pipeline']}, batch {document['batch']}"
+    )
     rows.append(("connections", setup))
     return rows
 
@@ -214,5 +246,3 @@ def _server_rows(answer: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append((f"latency {name}", f"{_ms(None if value is None else value / 1000)} ms"))
     rows.append(("policy", str(answer.get("policy"))))
     return rows
-
-

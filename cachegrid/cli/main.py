@@ -36,33 +36,66 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     ctx: typer.Context,
-    url: Annotated[list[str] | None, typer.Option(
-        "--url", envvar="CACHEGRID_URL", metavar="URL", show_default=False,
-        help=f"The server (default {DEFAULT_URL}). Give it several times, or comma-separated, "
-             "for a cluster: keys spread over the nodes by a consistent-hash ring.")] = None,
-    replicas: Annotated[int, typer.Option(
-        envvar="CACHEGRID_REPLICAS", help="With several --url: the nodes each key is written to.")] = 1,
-    ring: Annotated[str, typer.Option(
-        envvar="CACHEGRID_RING", help="With several --url: ketama (memcached clients' ring) or nginx "
-                                      "(the ring of nginx's hash ... consistent).")] = "ketama",
-    sharding: Annotated[bool, typer.Option(
-        envvar="CACHEGRID_SHARDING", help="--no-sharding: several --url are copies of one cache, tried in order.")
+    url: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--url",
+            envvar="CACHEGRID_URL",
+            metavar="URL",
+            show_default=False,
+            help=f"The server (default {DEFAULT_URL}). Give it several times, or comma-separated, "
+            "for a cluster: keys spread over the nodes by a consistent-hash ring.",
+        ),
+    ] = None,
+    replicas: Annotated[
+        int, typer.Option(envvar="CACHEGRID_REPLICAS", help="With several --url: the nodes each key is written to.")
+    ] = 1,
+    ring: Annotated[
+        str,
+        typer.Option(
+            envvar="CACHEGRID_RING",
+            help="With several --url: ketama (memcached clients' ring) or nginx "
+            "(the ring of nginx's hash ... consistent).",
+        ),
+    ] = "ketama",
+    sharding: Annotated[
+        bool,
+        typer.Option(
+            envvar="CACHEGRID_SHARDING", help="--no-sharding: several --url are copies of one cache, tried in order."
+        ),
     ] = True,
-    token: Annotated[str | None, typer.Option(
-        envvar="CACHEGRID_AUTH_TOKEN", show_default=False,
-        help="Bearer token, for a server started with an auth token.")] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="CACHEGRID_AUTH_TOKEN",
+            show_default=False,
+            help="Bearer token, for a server started with an auth token.",
+        ),
+    ] = None,
     # Not CACHEGRID_TIMEOUT: that is the server's worker timeout setting.
-    timeout: Annotated[float, typer.Option(
-        envvar="CACHEGRID_CLIENT_TIMEOUT", help="Seconds to wait for each answer of the server.")] = 5.0,
-    json_output: Annotated[bool, typer.Option(
-        "--json", help="Machine-readable output: one JSON document on stdout (also an option of each command).")
+    timeout: Annotated[
+        float, typer.Option(envvar="CACHEGRID_CLIENT_TIMEOUT", help="Seconds to wait for each answer of the server.")
+    ] = 5.0,
+    json_output: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="Machine-readable output: one JSON document on stdout (also an option of each command)."
+        ),
     ] = False,
-    version: Annotated[bool, typer.Option(
-        "--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     """CacheGrid: an in-memory key/value cache server with an HTTP/JSON API."""
-    ctx.obj = Globals(urls=list(url or [DEFAULT_URL]), token=token or None, timeout=timeout, json=json_output,
-                      replicas=replicas, ring=ring, sharding=sharding)
+    ctx.obj = Globals(
+        urls=list(url or [DEFAULT_URL]),
+        token=token or None,
+        timeout=timeout,
+        json=json_output,
+        replicas=replicas,
+        ring=ring,
+        sharding=sharding,
+    )
 
 
 # In the order `cachegrid --help` lists them. A module's Typer without a name

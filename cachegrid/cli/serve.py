@@ -15,28 +15,69 @@ app = typer.Typer()
 
 @app.command()
 def serve(
-    host: Annotated[Optional[str], typer.Option(help="Address to listen on (env CACHEGRID_HOST; default 127.0.0.1).")] = None,
+    host: Annotated[
+        Optional[str], typer.Option(help="Address to listen on (env CACHEGRID_HOST; default 127.0.0.1).")
+    ] = None,
     port: Annotated[Optional[int], typer.Option(help="TCP port (env CACHEGRID_PORT; default 8080).")] = None,
-    config: Annotated[Optional[Path], typer.Option(help="TOML file (env CACHEGRID_CONFIG; default etc/cachegrid.toml if present).")] = None,
-    worker: Annotated[Optional[str], typer.Option(help="auto (gthread), gthread or meinheld (fast, leaks memory) (env CACHEGRID_WORKER; default auto).")] = None,
-    threads: Annotated[Optional[int], typer.Option(help="Threads of the gthread worker (env CACHEGRID_THREADS; default 4).")] = None,
-    policy: Annotated[Optional[str], typer.Option(help="Eviction policy: lru, lfu, ttl, size, noeviction (env CACHEGRID_EVICTION_POLICY).")] = None,
-    max_size: Annotated[Optional[int], typer.Option(help="Maximum number of items (env CACHEGRID_MAX_SIZE; default 10000).")] = None,
-    max_memory_mb: Annotated[Optional[float], typer.Option(help="Maximum memory in MiB (env CACHEGRID_MAX_MEMORY_MB; default 512).")] = None,
-    log_level: Annotated[Optional[str], typer.Option(help="debug, info, warning, error, critical (env CACHEGRID_LOG_LEVEL).")] = None,
-    snapshot_path: Annotated[Optional[Path], typer.Option(help="Snapshot file for warm restarts (env CACHEGRID_SNAPSHOT_PATH; default none: no snapshots).")] = None,
-    snapshot_interval: Annotated[Optional[float], typer.Option(help="Seconds between background snapshots, 0: only at shutdown (env CACHEGRID_SNAPSHOT_INTERVAL; default 300).")] = None,
-    workers: Annotated[int, typer.Option(help="Worker processes: only 1 is possible, each would hold its own cache.")] = 1,
+    config: Annotated[
+        Optional[Path], typer.Option(help="TOML file (env CACHEGRID_CONFIG; default etc/cachegrid.toml if present).")
+    ] = None,
+    worker: Annotated[
+        Optional[str],
+        typer.Option(
+            help="auto (gthread), gthread or meinheld (fast, leaks memory) (env CACHEGRID_WORKER; default auto)."
+        ),
+    ] = None,
+    threads: Annotated[
+        Optional[int], typer.Option(help="Threads of the gthread worker (env CACHEGRID_THREADS; default 4).")
+    ] = None,
+    policy: Annotated[
+        Optional[str],
+        typer.Option(help="Eviction policy: lru, lfu, ttl, size, noeviction (env CACHEGRID_EVICTION_POLICY)."),
+    ] = None,
+    max_size: Annotated[
+        Optional[int], typer.Option(help="Maximum number of items (env CACHEGRID_MAX_SIZE; default 10000).")
+    ] = None,
+    max_memory_mb: Annotated[
+        Optional[float], typer.Option(help="Maximum memory in MiB (env CACHEGRID_MAX_MEMORY_MB; default 512).")
+    ] = None,
+    log_level: Annotated[
+        Optional[str], typer.Option(help="debug, info, warning, error, critical (env CACHEGRID_LOG_LEVEL).")
+    ] = None,
+    snapshot_path: Annotated[
+        Optional[Path],
+        typer.Option(help="Snapshot file for warm restarts (env CACHEGRID_SNAPSHOT_PATH; default none: no snapshots)."),
+    ] = None,
+    snapshot_interval: Annotated[
+        Optional[float],
+        typer.Option(
+            help="Seconds between background snapshots, 0: only at shutdown (env CACHEGRID_SNAPSHOT_INTERVAL; default 300)."
+        ),
+    ] = None,
+    workers: Annotated[
+        int, typer.Option(help="Worker processes: only 1 is possible, each would hold its own cache.")
+    ] = 1,
 ) -> None:
     """Run the CacheGrid server in the foreground (gunicorn, one worker)."""
     if workers != 1:
-        raise fail(f"--workers {workers}: CacheGrid runs exactly one worker process, since each worker would "
-                   "hold a separate cache; run more nodes instead, one per port", ExitCode.USAGE)
+        raise fail(
+            f"--workers {workers}: CacheGrid runs exactly one worker process, since each worker would "
+            "hold a separate cache; run more nodes instead, one per port",
+            ExitCode.USAGE,
+        )
     try:
         settings = load_settings(
-            config, host=host, port=port, worker=worker, threads=threads, eviction_policy=policy,
-            max_size=max_size, max_memory_mb=max_memory_mb, log_level=log_level,
-            snapshot_path=snapshot_path, snapshot_interval=snapshot_interval,
+            config,
+            host=host,
+            port=port,
+            worker=worker,
+            threads=threads,
+            eviction_policy=policy,
+            max_size=max_size,
+            max_memory_mb=max_memory_mb,
+            log_level=log_level,
+            snapshot_path=snapshot_path,
+            snapshot_interval=snapshot_interval,
         )
     except ConfigError as error:
         raise fail(str(error), ExitCode.CONFIG) from None

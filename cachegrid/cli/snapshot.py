@@ -41,15 +41,21 @@ def rows(state: dict[str, Any]) -> list[tuple[str, str]]:
         ("last result", last["result"] + (f" ({last['trigger']})" if last["trigger"] else "")),
     ]
     if last["result"] != "none":
-        found += [("last started", when(last["started_at"])),
-                  ("last duration", f"{last['duration_seconds']:.3f} s")]
+        found += [("last started", when(last["started_at"])), ("last duration", f"{last['duration_seconds']:.3f} s")]
     if last["result"] == "ok":
         found += [("last entries", f"{last['entries']:,}"), ("last size", f"{last['bytes']:,} bytes")]
     if last["error"]:
         found.append(("last error", last["error"]))
-    found.append(("loaded at start", {"none": "nothing (no file)", "failed": f"failed: {loaded['error']}"}.get(
-        loaded["result"], f"{loaded['entries']:,} entries in {loaded['duration_seconds']:.2f} s "
-                          f"({loaded['expired']:,} expired while down, {loaded['left_out']:,} over the limits)")))
+    found.append(
+        (
+            "loaded at start",
+            {"none": "nothing (no file)", "failed": f"failed: {loaded['error']}"}.get(
+                loaded["result"],
+                f"{loaded['entries']:,} entries in {loaded['duration_seconds']:.2f} s "
+                f"({loaded['expired']:,} expired while down, {loaded['left_out']:,} over the limits)",
+            ),
+        )
+    )
     if loaded.get("moved_to"):
         found.append(("bad file kept as", loaded["moved_to"]))
     return found

@@ -27,8 +27,10 @@ def lock(
     ctx: typer.Context,
     key: Annotated[str, typer.Argument(metavar="KEY", help="The key the lock is on.", show_default=False)],
     ttl: Annotated[float, typer.Option(help="Seconds the lock lasts unless released first.")] = 60.0,
-    release: Annotated[str | None, typer.Option(
-        "--release", metavar="TOKEN", show_default=False, help="Release the lock this token names.")] = None,
+    release: Annotated[
+        str | None,
+        typer.Option("--release", metavar="TOKEN", show_default=False, help="Release the lock this token names."),
+    ] = None,
     status: Annotated[bool, typer.Option("--status", help="Only say whether the lock is held.")] = False,
     as_json: JsonFlag = False,
 ) -> None:

@@ -148,31 +148,59 @@ def node_rows(document: Stats, nodes: Histories) -> list[dict[str, Any]]:
             rows.append({"node": url, "up": False, "error": stats.get("error")})
             continue
         history = nodes.get(url) or History()
-        rows.append({"node": url, "up": True, "items": stats["current_size"], "max_items": stats["max_size"],
-                     "memory_bytes": stats["memory_usage_bytes"], "max_memory_bytes": stats["max_memory_bytes"],
-                     "hit_ratio": stats["hit_ratio"], "ops_per_second": history.rate(*OPERATIONS),
-                     "uptime_seconds": stats["uptime_seconds"]})
+        rows.append(
+            {
+                "node": url,
+                "up": True,
+                "items": stats["current_size"],
+                "max_items": stats["max_size"],
+                "memory_bytes": stats["memory_usage_bytes"],
+                "max_memory_bytes": stats["max_memory_bytes"],
+                "hit_ratio": stats["hit_ratio"],
+                "ops_per_second": history.rate(*OPERATIONS),
+                "uptime_seconds": stats["uptime_seconds"],
+            }
+        )
     return rows
 
 
 def nodes_table(document: Stats, nodes: Histories, total_ops: float | None = None) -> Table:
     """The rows of ``node_rows`` and the cluster's totals, as a table."""
     table = Table(title="nodes", title_justify="left")
-    for name, justify in (("node", "left"), ("state", "left"), ("items", "right"), ("memory", "right"),
-                          ("hit ratio", "right"), ("ops/s", "right"), ("uptime", "right")):
+    for name, justify in (
+        ("node", "left"),
+        ("state", "left"),
+        ("items", "right"),
+        ("memory", "right"),
+        ("hit ratio", "right"),
+        ("ops/s", "right"),
+        ("uptime", "right"),
+    ):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for row in node_rows(document, nodes):
         if not row["up"]:
             table.add_row(Text(row["node"]), Text("down", style="red"), "-", "-", "-", "-", "-")
             continue
-        table.add_row(Text(row["node"]), Text("up", style="green"), f"{row['items']:,} / {row['max_items']:,}",
-                      _memory(row["memory_bytes"], row["max_memory_bytes"]), f"{row['hit_ratio'] * 100:.1f} %",
-                      rate_text(row["ops_per_second"]), _duration(row["uptime_seconds"]))
+        table.add_row(
+            Text(row["node"]),
+            Text("up", style="green"),
+            f"{row['items']:,} / {row['max_items']:,}",
+            _memory(row["memory_bytes"], row["max_memory_bytes"]),
+            f"{row['hit_ratio'] * 100:.1f} %",
+            rate_text(row["ops_per_second"]),
+            _duration(row["uptime_seconds"]),
+        )
     up, down = document.get("nodes_up", 0), document.get("nodes_down", 0)
-    table.add_row(Text("total", style="bold"), f"{up} up, {down} down",
-                  f"{document['current_size']:,} / {document['max_size']:,}",
-                  _memory(document["memory_usage_bytes"], document["max_memory_bytes"]),
-                  f"{document['hit_ratio'] * 100:.1f} %", rate_text(total_ops), "", style="bold")
+    table.add_row(
+        Text("total", style="bold"),
+        f"{up} up, {down} down",
+        f"{document['current_size']:,} / {document['max_size']:,}",
+        _memory(document["memory_usage_bytes"], document["max_memory_bytes"]),
+        f"{document['hit_ratio'] * 100:.1f} %",
+        rate_text(total_ops),
+        "",
+        style="bold",
+    )
     return table
 
 
@@ -190,22 +218,26 @@ def render(stats: Stats, history: History, nodes: Histories | None = None) -> Re
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column()
     recent = history.hit_ratio()
-    grid.add_row("hit ratio", f"{stats['hit_ratio'] * 100:.1f} % since start"
-                              + ("" if recent is None else f", {recent * 100:.1f} % last refresh")
-                              + f"  (hits {stats['hits']:,}, misses {stats['misses']:,})")
+    grid.add_row(
+        "hit ratio",
+        f"{stats['hit_ratio'] * 100:.1f} % since start"
+        + ("" if recent is None else f", {recent * 100:.1f} % last refresh")
+        + f"  (hits {stats['hits']:,}, misses {stats['misses']:,})",
+    )
     ops = Text(f"{rate_text(per_second['ops_per_second'])}  ")
     ops.append(sparkline(history.series(*OPERATIONS)), style="cyan")
     grid.add_row("ops/s", ops)
-    grid.add_row("memory", _bar(used, limit, f"{size_text(used)} / {size_text(limit)} "
-                                             f"({used / limit * 100 if limit else 0:.1f} %)"))
+    grid.add_row(
+        "memory",
+        _bar(used, limit, f"{size_text(used)} / {size_text(limit)} ({used / limit * 100 if limit else 0:.1f} %)"),
+    )
     grid.add_row("items", _bar(size, max_size, f"{size:,} / {max_size:,}"))
-    grid.add_row("evictions/s", f"{rate_text(per_second['evictions_per_second'])}  "
-                                f"({stats['evictions']:,} in all)")
-    grid.add_row("expirations/s", f"{rate_text(per_second['expirations_per_second'])}  "
-                                  f"({stats['expired']:,} in all)")
+    grid.add_row("evictions/s", f"{rate_text(per_second['evictions_per_second'])}  ({stats['evictions']:,} in all)")
+    grid.add_row("expirations/s", f"{rate_text(per_second['expirations_per_second'])}  ({stats['expired']:,} in all)")
     grid.add_row("rejected", f"{stats['rejected_full']:,} full, {stats['rejected_too_large']:,} too large")
-    title = Text(f"cachegrid {stats.get('node_id', '')} · {stats.get('policy', '')} · "
-                 f"up {_duration(stats['uptime_seconds'])}")
+    title = Text(
+        f"cachegrid {stats.get('node_id', '')} · {stats.get('policy', '')} · up {_duration(stats['uptime_seconds'])}"
+    )
     footer = Text("ops/s: hits + misses + sets + deletes per second · Ctrl-C to quit", style="dim")
     parts: list[RenderableType] = [grid]
     if "nodes" in stats:
@@ -216,12 +248,14 @@ def render(stats: Stats, history: History, nodes: Histories | None = None) -> Re
 def line(stats: Stats, history: History) -> str:
     """One refresh as a plain line of name=value (stdout not a terminal)."""
     per_second = {name: "-" if value is None else f"{value:.1f}" for name, value in rates(history).items()}
-    return (f"uptime={stats['uptime_seconds']:.1f} ops/s={per_second['ops_per_second']} "
-            f"hit_ratio={stats['hit_ratio']:.4f} memory_mb={stats['memory_usage_bytes'] / MiB:.3f}"
-            f"/{stats['max_memory_bytes'] / MiB:.3f} items={stats['current_size']}/{stats['max_size']} "
-            f"evictions/s={per_second['evictions_per_second']} "
-            f"expirations/s={per_second['expirations_per_second']}"
-            + (f" nodes_up={stats['nodes_up']}/{len(stats['nodes'])}" if "nodes" in stats else ""))
+    return (
+        f"uptime={stats['uptime_seconds']:.1f} ops/s={per_second['ops_per_second']} "
+        f"hit_ratio={stats['hit_ratio']:.4f} memory_mb={stats['memory_usage_bytes'] / MiB:.3f}"
+        f"/{stats['max_memory_bytes'] / MiB:.3f} items={stats['current_size']}/{stats['max_size']} "
+        f"evictions/s={per_second['evictions_per_second']} "
+        f"expirations/s={per_second['expirations_per_second']}"
+        + (f" nodes_up={stats['nodes_up']}/{len(stats['nodes'])}" if "nodes" in stats else "")
+    )
 
 
 @app.command()
@@ -276,8 +310,7 @@ def _watch(client: SyncCacheGridClient, interval: float, iterations: int | None,
             live.update(render(stats, history, nodes), refresh=True)
 
 
-def _samples(client: SyncCacheGridClient, history: History, interval: float,
-             iterations: int | None) -> Iterator[Stats]:
+def _samples(client: SyncCacheGridClient, history: History, interval: float, iterations: int | None) -> Iterator[Stats]:
     """Each refresh's /stats document, recorded in ``history`` first."""
     count = 0
     while True:

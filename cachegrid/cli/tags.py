@@ -27,5 +27,4 @@ def invalidate_tag(
         in_use = client.invalidate_tags(tags)
     if wants_json(ctx, as_json):
         print_json({"tags": tags, "in_use": in_use})
-    note(f"invalidated {', '.join(repr(tag) for tag in tags)}"
-         + ("" if in_use else " (no entry carried them)"))
+    note(f"invalidated {', '.join(repr(tag) for tag in tags)}" + ("" if in_use else " (no entry carried them)"))

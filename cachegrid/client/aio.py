@@ -70,8 +70,9 @@ class CacheGridClient(Api):
     async def _send(self, host: str, call: Call) -> Answer:
         client = self._open()
         try:
-            response = await client.request(call.method, host + call.path, params=call.params,
-                                            content=call.body, headers=call.headers)
+            response = await client.request(
+                call.method, host + call.path, params=call.params, content=call.body, headers=call.headers
+            )
             return Answer(response.status_code, response.content, response.headers)
         except httpx.ConnectTimeout as error:
             raise ConnectTimedOut(str(error) or type(error).__name__) from None
@@ -129,6 +130,7 @@ class CacheGridClient(Api):
                 await self._run(refresh.fill(await _value_of(compute)))
             except Exception:
                 log.exception("refreshing %r failed; its stale value is served until its window ends", refresh.key)
+
         task = asyncio.get_running_loop().create_task(run())
         self._refreshes.add(task)
         task.add_done_callback(self._refreshes.discard)

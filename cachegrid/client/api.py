@@ -63,10 +63,20 @@ class Api:
     ``fail_open=True`` an outage (``Unavailable``) is a miss, not an error:
     see ``_fail_open``."""
 
-    def __init__(self, hosts: Hosts = ("localhost:8080",), timeout: float = 5.0,
-                 max_retries: int = 3, auth_token: str | None = None, cooldown: float = 30.0,
-                 *, replicas: int = 1, sharding: bool = True, ring: str = "ketama",
-                 api_key: str | None = None, fail_open: bool = False) -> None:
+    def __init__(
+        self,
+        hosts: Hosts = ("localhost:8080",),
+        timeout: float = 5.0,
+        max_retries: int = 3,
+        auth_token: str | None = None,
+        cooldown: float = 30.0,
+        *,
+        replicas: int = 1,
+        sharding: bool = True,
+        ring: str = "ketama",
+        api_key: str | None = None,
+        fail_open: bool = False,
+    ) -> None:
         if api_key is not None and auth_token is not None and api_key != auth_token:
             raise ValueError("auth_token and api_key are two names of the token: give one (they differ)")
         if isinstance(hosts, str):
@@ -132,6 +142,7 @@ class Api:
             fresh = [key for key in keys if key not in seen]
             seen.update(fresh)
             return fresh
+
         return once
 
     def node_for(self, key: str) -> list[str]:
@@ -142,9 +153,17 @@ class Api:
         """The value under ``key`` (``bytes`` for a binary value), or ``default`` when there is none."""
         return self._run(self._or(default, self.router.read(key, get_call(key, default), repair=True)))
 
-    def set(self, key: str, value: Any, ttl: float | None = None, only_if_absent: bool = False,
-            only_if_present: bool = False, stale: float | None = None, *,
-            tags: Iterable[str] | None = None) -> Any:
+    def set(
+        self,
+        key: str,
+        value: Any,
+        ttl: float | None = None,
+        only_if_absent: bool = False,
+        only_if_present: bool = False,
+        stale: float | None = None,
+        *,
+        tags: Iterable[str] | None = None,
+    ) -> Any:
         """Store ``value`` (anything JSON can hold, or ``bytes``: a binary
         value), optionally for ``ttl`` seconds (and then served stale for
         ``stale`` seconds more: see ``get_or_set``). True when stored; False
@@ -156,14 +175,17 @@ class Api:
             headers["If-None-Match"] = "*"
         if only_if_present:
             headers["If-Match"] = "*"
+
         def parse(status: int, body: bytes) -> bool:
             if status == 412:
                 return False
             _json(status, body)
             return True
+
         params = put_params(ttl, stale, tags)
-        return self._run(self._or(False, self.router.write(
-            key, Call("PUT", item_path(key), parse, params, body, headers))))
+        return self._run(
+            self._or(False, self.router.write(key, Call("PUT", item_path(key), parse, params, body, headers)))
+        )
 
     def delete(self, key: str) -> Any:
         """True when the key existed."""
@@ -171,25 +193,34 @@ class Api:
 
     def exists(self, key: str) -> Any:
         """True when ``key`` holds a live value (a HEAD request: the value is not sent)."""
+
         def parse(status: int, body: bytes) -> bool:
             if status in (200, 404):
                 return status == 200
             raise error_for(status, body)
+
         return self._run(self._or(False, self.router.read(key, Call("HEAD", item_path(key), parse))))
 
     def get_multi(self, keys: Iterable[str]) -> Any:
         """The values of those ``keys`` that exist, as a dict (binary ones as ``bytes``)."""
         return self._run(self._or({}, self.router.get_multi(list(keys))))
 
-    def set_multi(self, items: Mapping[str, Any], ttl: float | None = None, *, stale: float | None = None,
-                  tags: Iterable[str] | None = None) -> Any:
+    def set_multi(
+        self,
+        items: Mapping[str, Any],
+        ttl: float | None = None,
+        *,
+        stale: float | None = None,
+        tags: Iterable[str] | None = None,
+    ) -> Any:
         """Store every item or none of them (on each node: see docs/cluster.md);
         ``bytes`` values are stored as binary values. Returns how many were
         stored. ``stale`` and ``tags``: as in ``set``, for every item."""
         if tags is None and stale is None:
             return self._run(self._or(0, self.router.set_multi(dict(items), ttl)))
-        return self._run(self._or(0, self.router.set_multi(
-            dict(items), ttl, None if tags is None else tag_list(tags), stale)))
+        return self._run(
+            self._or(0, self.router.set_multi(dict(items), ttl, None if tags is None else tag_list(tags), stale))
+        )
 
     def invalidate_tags(self, tags: Iterable[str]) -> Any:
         """Make every entry carrying one of ``tags`` a miss, on every node
@@ -215,12 +246,18 @@ class Api:
 
     def incr(self, key: str, by: int = 1) -> Any:
         """Add ``by`` to the integer under ``key`` (0 when absent); the new value."""
-        return self._run(self.router.counter(key, Call("POST", item_path(key, "/incr"), _field("value"),
-                                                       {"by": str(int(by))}, idempotent=False)))
+        return self._run(
+            self.router.counter(
+                key, Call("POST", item_path(key, "/incr"), _field("value"), {"by": str(int(by))}, idempotent=False)
+            )
+        )
 
     def decr(self, key: str, by: int = 1) -> Any:
-        return self._run(self.router.counter(key, Call("POST", item_path(key, "/decr"), _field("value"),
-                                                       {"by": str(int(by))}, idempotent=False)))
+        return self._run(
+            self.router.counter(
+                key, Call("POST", item_path(key, "/decr"), _field("value"), {"by": str(int(by))}, idempotent=False)
+            )
+        )
 
     def increment(self, key: str, delta: int = 1) -> Any:
         """``incr(key, delta)``, by the earlier client's name."""
@@ -236,8 +273,11 @@ class Api:
 
     def touch(self, key: str, ttl: float) -> Any:
         """Give the key a new TTL; False when it does not exist."""
-        return self._run(self._or(False, self.router.write(key, Call("PUT", item_path(key, "/ttl"), _exists_parse,
-                                                                     {"ttl": repr(ttl)}))))
+        return self._run(
+            self._or(
+                False, self.router.write(key, Call("PUT", item_path(key, "/ttl"), _exists_parse, {"ttl": repr(ttl)}))
+            )
+        )
 
     def expire(self, key: str, seconds: float) -> Any:
         """``touch(key, seconds)``, by the earlier client's name."""
@@ -245,8 +285,7 @@ class Api:
 
     def persist(self, key: str) -> Any:
         """Remove the key's TTL; False when it does not exist."""
-        return self._run(self._or(False, self.router.write(key, Call("DELETE", item_path(key, "/ttl"),
-                                                                     _exists_parse))))
+        return self._run(self._or(False, self.router.write(key, Call("DELETE", item_path(key, "/ttl"), _exists_parse))))
 
     def keys(self, pattern: str | None = None, limit: int | None = 100) -> Any:
         """The live keys matching ``pattern`` (a glob, or a prefix), as a list
@@ -273,8 +312,11 @@ class Api:
         the cursor back for the next page, until it is None (a page may be
         short, even empty, before that). Across a cluster the cursor holds
         every node's position."""
-        return self._run(self._or({"keys": [], "count": 0, "cursor": None, "pattern": pattern},
-                                  self.router.scan(pattern, limit, cursor)))
+        return self._run(
+            self._or(
+                {"keys": [], "count": 0, "cursor": None, "pattern": pattern}, self.router.scan(pattern, limit, cursor)
+            )
+        )
 
     def clear(self, confirm: bool = True) -> Any:
         """Remove every key (of every node); returns how many. ``confirm=False``
@@ -291,8 +333,10 @@ class Api:
 
     def health(self) -> Any:
         """The /health document; an unhealthy node (503) answers too."""
+
         def parse(status: int, body: bytes) -> Any:
             return json.loads(body) if status == 503 else _json(status, body)
+
         return self._run(self.pool.run(Call("GET", "/health", parse, answers=frozenset({503}))))
 
     def snapshot(self) -> Any:
@@ -306,14 +350,29 @@ class Api:
 
     def server_load_test(self, num_operations: int = 1000, operation_type: str = "mixed") -> Any:
         """Run the server's built-in engine load test (POST /test/load) on one node."""
-        return self._run(self.pool.run(Call("POST", "/test/load", params={
-            "num_operations": str(num_operations), "operation_type": operation_type}, idempotent=False)))
+        return self._run(
+            self.pool.run(
+                Call(
+                    "POST",
+                    "/test/load",
+                    params={"num_operations": str(num_operations), "operation_type": operation_type},
+                    idempotent=False,
+                )
+            )
+        )
 
     # -- stampedes: leases, locks, stale values (client/leases.py, docs/stampedes.md) --------
 
-    def get_or_set(self, key: str, compute: Callable[[], Any], ttl: float | None = None,
-                   stale: float | None = None, tags: Iterable[str] | None = None,
-                   lease: float = DEFAULT_LEASE, wait: float = DEFAULT_WAIT) -> Any:
+    def get_or_set(
+        self,
+        key: str,
+        compute: Callable[[], Any],
+        ttl: float | None = None,
+        stale: float | None = None,
+        tags: Iterable[str] | None = None,
+        lease: float = DEFAULT_LEASE,
+        wait: float = DEFAULT_WAIT,
+    ) -> Any:
         """The value under ``key``; on a miss, ``compute()``'s, stored for
         ``ttl`` seconds (and ``stale`` more, served stale while one caller
         refreshes it in the background). However many callers miss at

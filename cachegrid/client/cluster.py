@@ -80,8 +80,9 @@ class Router(Protocol):
     def first(self, key: str, call: Call) -> Plan: ...
     def leased_write(self, key: str, leased: Call, plain: Call) -> Plan: ...
     def get_multi(self, keys: list[str]) -> Plan: ...
-    def set_multi(self, items: dict[str, Any], ttl: float | None, tags: list[str] | None = None,
-                  stale: float | None = None) -> Plan: ...
+    def set_multi(
+        self, items: dict[str, Any], ttl: float | None, tags: list[str] | None = None, stale: float | None = None
+    ) -> Plan: ...
     def delete_multi(self, keys: list[str]) -> Plan: ...
     def scan(self, pattern: str | None, limit: int, cursor: str | None) -> Plan: ...
     def clear(self) -> Plan: ...
@@ -119,8 +120,9 @@ class Failover:
     def get_multi(self, keys: list[str]) -> Plan:
         return self.pool.run(batch_get_call(keys))
 
-    def set_multi(self, items: dict[str, Any], ttl: float | None, tags: list[str] | None = None,
-                  stale: float | None = None) -> Plan:
+    def set_multi(
+        self, items: dict[str, Any], ttl: float | None, tags: list[str] | None = None, stale: float | None = None
+    ) -> Plan:
         return self.pool.run(batch_set_call(items, ttl, tags, stale))
 
     def delete_multi(self, keys: list[str]) -> Plan:
@@ -170,7 +172,7 @@ class Sharded:
             live.append(url)
             if len(live) == self.replicas:
                 return live
-        return live or sorted(resting, key=self.pool.back_at)[:self.replicas]
+        return live or sorted(resting, key=self.pool.back_at)[: self.replicas]
 
     def _failed(self, host: str, reason: str, failed: set[str], errors: dict[str, str]) -> None:
         failed.add(host)
@@ -260,8 +262,7 @@ class Sharded:
             if reason is not None:
                 self._failed(primary, reason, failed, errors)
                 if isinstance(outcome, MaybeSent) and not call.idempotent:
-                    raise unavailable(f"{call.method} {call.path} may or may not have been applied: {reason}",
-                                      errors)
+                    raise unavailable(f"{call.method} {call.path} may or may not have been applied: {reason}", errors)
                 continue
             self.pool.succeeded(primary)
             return call.read(outcome), primary, failed
@@ -364,11 +365,14 @@ class Sharded:
             raise self._unavailable(what, errors)
         return results
 
-    def set_multi(self, items: dict[str, Any], ttl: float | None, tags: list[str] | None = None,
-                  stale: float | None = None) -> Plan:
-        yield from self._each_copy(list(items),
-                                   lambda group: batch_set_call({k: items[k] for k in group}, ttl, tags, stale),
-                                   f"set_multi of {len(items)} key(s)")
+    def set_multi(
+        self, items: dict[str, Any], ttl: float | None, tags: list[str] | None = None, stale: float | None = None
+    ) -> Plan:
+        yield from self._each_copy(
+            list(items),
+            lambda group: batch_set_call({k: items[k] for k in group}, ttl, tags, stale),
+            f"set_multi of {len(items)} key(s)",
+        )
         return len(items)
 
     def delete_multi(self, keys: list[str]) -> Plan:
@@ -405,8 +409,12 @@ class Sharded:
             raise self._unavailable("GET /admin/keys", errors)
         unique = list(dict.fromkeys(found))
         more = any(position is not None for position in positions.values())
-        return {"keys": unique, "count": len(unique), "cursor": self._encode_cursor(positions) if more else None,
-                "pattern": pattern}
+        return {
+            "keys": unique,
+            "count": len(unique),
+            "cursor": self._encode_cursor(positions) if more else None,
+            "pattern": pattern,
+        }
 
     def _encode_cursor(self, positions: dict[str, str | None]) -> str:
         document = json.dumps([positions[host] for host in self.pool.hosts], separators=(",", ":"))
@@ -419,14 +427,20 @@ class Sharded:
         try:
             if not cursor.startswith(CURSOR_PREFIX):
                 raise ValueError
-            text = cursor[len(CURSOR_PREFIX):]
+            text = cursor[len(CURSOR_PREFIX) :]
             positions = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-            if (not isinstance(positions, list) or len(positions) != len(self.pool.hosts)
-                    or not all(p is None or isinstance(p, str) for p in positions)):
+            if (
+                not isinstance(positions, list)
+                or len(positions) != len(self.pool.hosts)
+                or not all(p is None or isinstance(p, str) for p in positions)
+            ):
                 raise ValueError
         except (ValueError, binascii.Error, UnicodeDecodeError):
-            raise RequestError(400, "invalid_cursor", "the cursor is not one this cluster's scan() returned "
-                               f"(a cluster of {len(self.pool.hosts)} nodes)") from None
+            raise RequestError(
+                400,
+                "invalid_cursor",
+                f"the cursor is not one this cluster's scan() returned (a cluster of {len(self.pool.hosts)} nodes)",
+            ) from None
         return dict(zip(self.pool.hosts, positions))
 
     def _every_node(self, call: Call) -> Plan:
@@ -447,8 +461,11 @@ class Sharded:
     def clear(self) -> Plan:
         answers, errors = yield from self._every_node(clear_call())
         if errors:
-            raise unavailable(f"cleared {len(answers)} of {len(self.pool.hosts)} nodes; not cleared: "
-                              + "; ".join(f"{host}: {error}" for host, error in errors.items()), errors)
+            raise unavailable(
+                f"cleared {len(answers)} of {len(self.pool.hosts)} nodes; not cleared: "
+                + "; ".join(f"{host}: {error}" for host, error in errors.items()),
+                errors,
+            )
         return sum(answers.values())
 
     def nodes(self) -> list[str]:
@@ -460,9 +477,11 @@ class Sharded:
         any); their answers. Unavailable unless every node answered."""
         answers, errors = yield from self._every_node(call)
         if errors:
-            raise unavailable(f"{call.method} {call.path} reached {len(answers)} of {len(self.pool.hosts)} "
-                              "nodes; not: " + "; ".join(f"{host}: {error}" for host, error in errors.items()),
-                              errors)
+            raise unavailable(
+                f"{call.method} {call.path} reached {len(answers)} of {len(self.pool.hosts)} "
+                "nodes; not: " + "; ".join(f"{host}: {error}" for host, error in errors.items()),
+                errors,
+            )
         return list(answers.values())
 
     def stats(self) -> Plan:
@@ -496,6 +515,8 @@ def merge_stats(answers: dict[str, dict[str, Any]], errors: dict[str, str]) -> d
             total[mb] = round(total[byte_count] / 2**20, 2)
     total["nodes_up"] = len(answers)
     total["nodes_down"] = len(errors)
-    total["nodes"] = {host: answers[host] if host in answers else {"down": True, "error": errors[host]}
-                      for host in [*answers, *errors]}
+    total["nodes"] = {
+        host: answers[host] if host in answers else {"down": True, "error": errors[host]}
+        for host in [*answers, *errors]
+    }
     return total

@@ -38,8 +38,9 @@ def _answers(pool: HostPool, sends: list[tuple[str, Call]], outcomes: list[Any],
     return answers
 
 
-def delete_pattern_plan(pool: HostPool, hosts: list[str], pattern: str, wait: float,
-                        clock: Callable[[], float] = time.monotonic) -> Plan:
+def delete_pattern_plan(
+    pool: HostPool, hosts: list[str], pattern: str, wait: float, clock: Callable[[], float] = time.monotonic
+) -> Plan:
     """Start a delete job for ``pattern`` on each of ``hosts`` and wait for
     them all; returns how many keys they deleted together."""
     start = delete_pattern_call(pattern)
@@ -51,8 +52,12 @@ def delete_pattern_plan(pool: HostPool, hosts: list[str], pattern: str, wait: fl
         if clock() + delay > deadline:
             raise TimeoutUnavailable(
                 f"delete_pattern({pattern!r}) is not done after {wait} s (it goes on on the server)",
-                {host: f"job {job['id']}: {job['deleted']} deleted so far" for host, job in jobs.items()
-                 if not job["done"]})
+                {
+                    host: f"job {job['id']}: {job['deleted']} deleted so far"
+                    for host, job in jobs.items()
+                    if not job["done"]
+                },
+            )
         sends = [(host, delete_job_call(job["id"])) for host, job in jobs.items() if not job["done"]]
         jobs.update(_answers(pool, sends, (yield delay, sends), f"delete_pattern({pattern!r}) status"))
         delay = min(delay * 2, POLL_MAX)

@@ -108,8 +108,14 @@ def put_params(ttl: float | None, stale: float | None, tags: Iterable[str] | Non
     return params or None
 
 
-def put_call(key: str, value: Any, ttl: float | None, stale: float | None, token: str | None = None,
-             tags: Iterable[str] | None = None) -> Call:
+def put_call(
+    key: str,
+    value: Any,
+    ttl: float | None,
+    stale: float | None,
+    token: str | None = None,
+    tags: Iterable[str] | None = None,
+) -> Call:
     """The PUT that stores ``value``; with ``token``, the lease holder's,
     which ends the lease (False: the token named no live lease)."""
     body, content_type = value_body(value)
@@ -124,6 +130,7 @@ def acquire_call(key: str, ttl: float) -> Call:
         if status == 409 and _code(body) == "lease_held":
             return None
         return _json(status, body)["token"]
+
     # Not idempotent: a retry of an acquire that did arrive finds the lock held, by ourselves.
     return Call("POST", item_path(key, "/lease"), parse, {"ttl": repr(float(ttl))}, idempotent=False)
 
@@ -131,12 +138,14 @@ def acquire_call(key: str, ttl: float) -> Call:
 def release_call(key: str, token: str) -> Call:
     def parse(status: int, body: bytes) -> bool:
         return _stored_or_lost(status, body)
+
     return Call("DELETE", item_path(key, "/lease"), parse, headers={LEASE_HEADER: token})
 
 
 def mark_stale_call(key: str) -> Call:
     def parse(status: int, body: bytes) -> bool:
         return status != 404 and bool(_json(status, body)["stale"])
+
     return Call("POST", item_path(key, "/stale"), parse)
 
 
@@ -182,10 +191,17 @@ def check_times(lease: float, wait: float) -> None:
         raise ValueError(f"lease must be more than 0 seconds, not {lease!r}")
 
 
-def get_or_set_flow(api: Any, key: str, ttl: float | None, stale: float | None, lease: float, wait: float,
-                    clock: Callable[[], float] = time.monotonic,
-                    jitter: Callable[[float, float], float] = random.uniform,
-                    tags: Iterable[str] | None = None) -> Flow:
+def get_or_set_flow(
+    api: Any,
+    key: str,
+    ttl: float | None,
+    stale: float | None,
+    lease: float,
+    wait: float,
+    clock: Callable[[], float] = time.monotonic,
+    jitter: Callable[[float, float], float] = random.uniform,
+    tags: Iterable[str] | None = None,
+) -> Flow:
     """The algorithm of ``get_or_set`` (module docstring), as actions."""
     router = api.router
     give_up = clock() + lease + wait
@@ -193,8 +209,9 @@ def get_or_set_flow(api: Any, key: str, ttl: float | None, stale: float | None, 
 
     def fill(token: str) -> Callable[[Any], Plan]:
         # The other replicas of a cluster get the same PUT without the token.
-        return lambda value: router.leased_write(key, put_call(key, value, ttl, stale, token, tags),
-                                                 put_call(key, value, ttl, stale, tags=tags))
+        return lambda value: router.leased_write(
+            key, put_call(key, value, ttl, stale, token, tags), put_call(key, value, ttl, stale, tags=tags)
+        )
 
     while True:
         try:

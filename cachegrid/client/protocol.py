@@ -183,8 +183,9 @@ def retryable(status: int, call: Call) -> bool:
 class HostPool:
     """The hosts, in order of preference, and which are cooling down."""
 
-    def __init__(self, hosts: Iterable[str], max_retries: int, cooldown: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, hosts: Iterable[str], max_retries: int, cooldown: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         if isinstance(hosts, str):
             hosts = [hosts]
         self.hosts = [base_url(host) for host in hosts]
@@ -232,8 +233,7 @@ class HostPool:
                 errors[host] = f"{type(outcome).__name__}: {outcome}"
                 self.failed(host)
                 if isinstance(outcome, MaybeSent) and not call.idempotent:
-                    raise unavailable(f"{call.method} {call.path} may or may not have been applied: {outcome}",
-                                      errors)
+                    raise unavailable(f"{call.method} {call.path} may or may not have been applied: {outcome}", errors)
                 continue
             status, body = outcome.status, outcome.body
             if retryable(status, call):
@@ -242,8 +242,11 @@ class HostPool:
                 continue
             self.succeeded(host)
             return call.read(outcome)
-        raise unavailable(f"no CacheGrid host answered {call.method} {call.path}: "
-                          + "; ".join(f"{host}: {error}" for host, error in errors.items()), errors)
+        raise unavailable(
+            f"no CacheGrid host answered {call.method} {call.path}: "
+            + "; ".join(f"{host}: {error}" for host, error in errors.items()),
+            errors,
+        )
 
 
 def _exists_parse(status: int, body: bytes) -> bool:
@@ -272,6 +275,7 @@ def get_call(key: str, default: Any = None) -> Call:
         if answer.status >= 300:
             raise error_for(answer.status, answer.body)
         return read_value(answer)
+
     return Call("GET", item_path(key), parse_answer=parse)
 
 
@@ -284,11 +288,13 @@ def batch_get_call(keys: list[str]) -> Call:
             return document["items"]
         found = document["items"] | {key: base64.b64decode(text) for key, text in binary.items()}
         return {key: found[key] for key in keys if key in found}
+
     return Call("POST", "/cache/batch/get", parse, body=encode({"keys": keys}))
 
 
-def batch_set_call(items: Mapping[str, Any], ttl: float | None, tags: list[str] | None = None,
-                   stale: float | None = None) -> Call:
+def batch_set_call(
+    items: Mapping[str, Any], ttl: float | None, tags: list[str] | None = None, stale: float | None = None
+) -> Call:
     binary = {key: base64.b64encode(value).decode("ascii") for key, value in items.items() if isinstance(value, BYTES)}
     document: dict[str, Any] = {"items": {key: value for key, value in items.items() if key not in binary}}
     if binary:

@@ -62,8 +62,7 @@ class KetamaRing:
     def __init__(self, weights: Mapping[str, int]) -> None:
         check_weights(weights)
         self.nodes = list(weights)
-        self._ring = HashRing(nodes={label: {"weight": weight} for label, weight in weights.items()},
-                              hash_fn="ketama")
+        self._ring = HashRing(nodes={label: {"weight": weight} for label, weight in weights.items()}, hash_fn="ketama")
         # uhashring's continuum, read once: its range() copies the point list
         # on every call. A key's point is uhashring's: the first after its hash.
         points = self._ring.get_points()

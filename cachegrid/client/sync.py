@@ -65,8 +65,9 @@ class SyncCacheGridClient(Api):
     def _pool(self) -> ThreadPoolExecutor:
         with self._lock:
             if self._threads is None:
-                self._threads = ThreadPoolExecutor(min(MAX_THREADS, len(self.hosts)),
-                                                   thread_name_prefix="cachegrid-client")
+                self._threads = ThreadPoolExecutor(
+                    min(MAX_THREADS, len(self.hosts)), thread_name_prefix="cachegrid-client"
+                )
             return self._threads
 
     def __enter__(self) -> SyncCacheGridClient:
@@ -84,8 +85,14 @@ class SyncCacheGridClient(Api):
     def _send(self, host: str, call: Call) -> Answer:
         session = self._open()
         try:
-            response = session.request(call.method, host + call.path, params=call.params, data=call.body,
-                                       headers=call.headers, timeout=self.timeout)
+            response = session.request(
+                call.method,
+                host + call.path,
+                params=call.params,
+                data=call.body,
+                headers=call.headers,
+                timeout=self.timeout,
+            )
             return Answer(response.status_code, response.content, response.headers)
         except requests.ConnectTimeout as error:
             raise ConnectTimedOut(str(error)) from None
@@ -144,6 +151,7 @@ class SyncCacheGridClient(Api):
                 self._run(refresh.fill(compute()))
             except Exception:
                 log.exception("refreshing %r failed; its stale value is served until its window ends", refresh.key)
+
         threading.Thread(target=run, name=f"cachegrid-refresh:{refresh.key[:40]}", daemon=True).start()
 
     def iter_keys(self, pattern: str | None = None, page_size: int = 1000) -> Iterator[str]:

@@ -32,8 +32,10 @@ NODE_HEADER = "X-CacheGrid-Node"
 REFUSED_STATUS = 421
 _NODE = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(?P<port>\d{1,5})(?:=(?P<weight>\d+))?$")
 
-CLIENT_POINTER = ("use CacheGrid's Python client with every node "
-                  "(SyncCacheGridClient(hosts=[...], ring='nginx')), or one request per key")
+CLIENT_POINTER = (
+    "use CacheGrid's Python client with every node "
+    "(SyncCacheGridClient(hosts=[...], ring='nginx')), or one request per key"
+)
 REFUSALS = {
     "batch": ("cross_node_batch", "a batch holds keys of several nodes, which nginx cannot split"),
     "clear": ("cross_node_clear", "clearing through nginx would empty one node only"),
@@ -67,24 +69,34 @@ def _refusal(kind: str) -> str:
     return body.replace("\\", "\\\\").replace("'", "\\'")
 
 
-def render(nodes: list[Node], listen: str = "127.0.0.1:8080", runtime_dir: Path | None = None,
-           fail_timeout: int = 10, connect_timeout: float = 1.0, read_timeout: float = 5.0) -> str:
+def render(
+    nodes: list[Node],
+    listen: str = "127.0.0.1:8080",
+    runtime_dir: Path | None = None,
+    fail_timeout: int = 10,
+    connect_timeout: float = 1.0,
+    read_timeout: float = 5.0,
+) -> str:
     """The nginx.conf text. ``runtime_dir``: where the pid file, logs and
     temporary files go (nginx's compiled-in places when None)."""
     if not nodes:
         raise ValueError("give at least one node")
     if len({node.server for node in nodes}) != len(nodes):
         raise ValueError("a node is given twice")
-    servers = "\n".join(f"        server {node.server}"
-                        + (f" weight={node.weight}" if node.weight != 1 else "")
-                        + f" max_fails=1 fail_timeout={fail_timeout}s;" for node in nodes)
+    servers = "\n".join(
+        f"        server {node.server}"
+        + (f" weight={node.weight}" if node.weight != 1 else "")
+        + f" max_fails=1 fail_timeout={fail_timeout}s;"
+        for node in nodes
+    )
     plain = "\n".join(f"        server {node.server} max_fails=1 fail_timeout={fail_timeout}s;" for node in nodes)
     runtime = ""
     if runtime_dir is not None:
         root = Path(runtime_dir)
-        runtime = (f"pid {root / 'nginx.pid'};\nerror_log {root / 'error.log'} warn;\n")
-        temps = "".join(f"    {name}_temp_path {root / name};\n"
-                        for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        runtime = f"pid {root / 'nginx.pid'};\nerror_log {root / 'error.log'} warn;\n"
+        temps = "".join(
+            f"    {name}_temp_path {root / name};\n" for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        )
         access = f"    access_log {root / 'access.log'};\n"
     else:
         temps, access = "", ""

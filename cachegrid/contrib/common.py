@@ -40,8 +40,20 @@ HASH_MARK = "#"
 _HASHED_LENGTH = len(HASH_MARK) + 64  # "#" and a SHA-256 in hex
 
 # SyncCacheGridClient's keyword arguments; ``token`` is one more name of ``auth_token``.
-CLIENT_OPTIONS = frozenset({"timeout", "max_retries", "auth_token", "api_key", "token", "cooldown",
-                            "replicas", "sharding", "ring", "fail_open"})
+CLIENT_OPTIONS = frozenset(
+    {
+        "timeout",
+        "max_retries",
+        "auth_token",
+        "api_key",
+        "token",
+        "cooldown",
+        "replicas",
+        "sharding",
+        "ring",
+        "fail_open",
+    }
+)
 
 T = TypeVar("T")
 
@@ -56,8 +68,9 @@ def split_hosts(location: str | Iterable[str]) -> list[str]:
     return hosts
 
 
-def make_client(hosts: str | Iterable[str], options: Mapping[str, Any],
-                backend_options: Iterable[str] = ()) -> SyncCacheGridClient:
+def make_client(
+    hosts: str | Iterable[str], options: Mapping[str, Any], backend_options: Iterable[str] = ()
+) -> SyncCacheGridClient:
     """A synchronous client for ``hosts``; ``options`` are its keyword
     arguments (``token`` for ``auth_token``). An unknown option is a TypeError
     that names it and the known ones (the client's and ``backend_options``)."""
@@ -76,8 +89,10 @@ def make_client(hosts: str | Iterable[str], options: Mapping[str, Any],
 
 def check_key_length(max_key_length: int) -> int:
     if isinstance(max_key_length, bool) or not isinstance(max_key_length, int) or max_key_length < _HASHED_LENGTH + 1:
-        raise ValueError(f"max_key_length must be a whole number of at least {_HASHED_LENGTH + 1} (room for a "
-                         f"hash of {_HASHED_LENGTH} bytes), not {max_key_length!r}")
+        raise ValueError(
+            f"max_key_length must be a whole number of at least {_HASHED_LENGTH + 1} (room for a "
+            f"hash of {_HASHED_LENGTH} bytes), not {max_key_length!r}"
+        )
     return max_key_length
 
 
@@ -95,7 +110,7 @@ def server_key(key: str, max_length: int = DEFAULT_MAX_KEY_LENGTH) -> str:
     if len(encoded) <= max_length:
         return key
     digest = HASH_MARK + hashlib.sha256(encoded).hexdigest()
-    return encoded[:max_length - len(digest)].decode("utf-8", "ignore") + digest
+    return encoded[: max_length - len(digest)].decode("utf-8", "ignore") + digest
 
 
 def to_server(value: Any, dumps: Callable[[Any], bytes | None]) -> Any:
@@ -132,7 +147,7 @@ def prefix_pattern(prefix: str) -> str:
 
 def chunks(items: list[T], size: int) -> Iterator[list[T]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 def get_batched(client: SyncCacheGridClient, keys: list[str], size: int) -> dict[str, Any]:
@@ -143,8 +158,9 @@ def get_batched(client: SyncCacheGridClient, keys: list[str], size: int) -> dict
     return found
 
 
-def set_batched(client: SyncCacheGridClient, items: Mapping[str, Any], ttl: float | None, size: int,
-                log: logging.Logger) -> list[str]:
+def set_batched(
+    client: SyncCacheGridClient, items: Mapping[str, Any], ttl: float | None, size: int, log: logging.Logger
+) -> list[str]:
     """``client.set_multi`` of ``items``, one request per ``size`` of them;
     returns the keys of the batches the server refused (each refusal
     logged). A refused token is raised: no batch would be stored."""

@@ -162,8 +162,9 @@ class CacheGridCache(BaseCache):
         found = get_batched(self._client, list(originals), self._batch_size)
         return {originals[key]: from_server(stored, pickle.loads) for key, stored in found.items()}
 
-    def set_many(self, data: Mapping[Any, Any], timeout: Any = DEFAULT_TIMEOUT,
-                 version: int | None = None) -> list[Any]:
+    def set_many(
+        self, data: Mapping[Any, Any], timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
+    ) -> list[Any]:
         if not data:
             return []
         originals = {}

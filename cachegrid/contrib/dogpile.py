@@ -109,8 +109,10 @@ class CacheGridBackend(BytesBackend):
         self.lock_timeout = float(arguments.get("lock_timeout", DEFAULT_LOCK_TIMEOUT))
         self.lock_sleep = float(arguments.get("lock_sleep", DEFAULT_LOCK_SLEEP))
         if not (self.lock_timeout > 0 and self.lock_sleep > 0):
-            raise ValueError(f"lock_timeout and lock_sleep must be seconds greater than 0, "
-                             f"not {self.lock_timeout!r} and {self.lock_sleep!r}")
+            raise ValueError(
+                f"lock_timeout and lock_sleep must be seconds greater than 0, "
+                f"not {self.lock_timeout!r} and {self.lock_sleep!r}"
+            )
         options = {name: value for name, value in arguments.items() if name in CLIENT_OPTIONS}
         self.client = make_client(arguments.get("hosts", "localhost:8080"), options)
 

@@ -87,16 +87,25 @@ class CacheGridCache(BaseCache):
 
     serializer = PickleSerializer()
 
-    def __init__(self, hosts: Any = "localhost:8080", default_timeout: int | dt.timedelta = 300,
-                 key_prefix: str | Callable[[], str] | None = None, ignore_delete_many_errors: bool = True,
-                 max_key_length: int = DEFAULT_MAX_KEY_LENGTH, batch_size: int = DEFAULT_BATCH_SIZE,
-                 **client_options: Any) -> None:
+    def __init__(
+        self,
+        hosts: Any = "localhost:8080",
+        default_timeout: int | dt.timedelta = 300,
+        key_prefix: str | Callable[[], str] | None = None,
+        ignore_delete_many_errors: bool = True,
+        max_key_length: int = DEFAULT_MAX_KEY_LENGTH,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        **client_options: Any,
+    ) -> None:
         super().__init__(default_timeout=default_timeout, ignore_delete_many_errors=ignore_delete_many_errors)
         self.key_prefix = key_prefix or ""
         self._max_key_length = check_key_length(max_key_length)
         self._batch_size = check_batch_size(batch_size)
-        self._client = make_client(hosts, client_options, ("default_timeout", "key_prefix", "ignore_delete_many_errors",
-                                                          "max_key_length", "batch_size"))
+        self._client = make_client(
+            hosts,
+            client_options,
+            ("default_timeout", "key_prefix", "ignore_delete_many_errors", "max_key_length", "batch_size"),
+        )
 
     @classmethod
     def factory(cls, app: Any, config: dict[str, Any], args: list[Any], kwargs: dict[str, Any]) -> CacheGridCache:
@@ -104,8 +113,11 @@ class CacheGridCache(BaseCache):
         ``CACHE_KEY_PREFIX``; ``CACHE_OPTIONS`` are already in ``kwargs``."""
         kwargs = dict(kwargs)
         kwargs.setdefault("hosts", config.get("CACHE_CACHEGRID_HOSTS", "localhost:8080"))
-        for setting, option in (("CACHE_CACHEGRID_TOKEN", "token"), ("CACHE_CACHEGRID_TIMEOUT", "timeout"),
-                                ("CACHE_KEY_PREFIX", "key_prefix")):
+        for setting, option in (
+            ("CACHE_CACHEGRID_TOKEN", "token"),
+            ("CACHE_CACHEGRID_TIMEOUT", "timeout"),
+            ("CACHE_KEY_PREFIX", "key_prefix"),
+        ):
             if config.get(setting) is not None:
                 kwargs.setdefault(option, config[setting])
         return cls(*args, **kwargs)

@@ -29,8 +29,9 @@ BATCH_LINES = 512
 INTERVAL_SECONDS = 1.0
 
 
-def format_line(remote: str, method: str, target: str, protocol: str, status: object, sent: object,
-                milliseconds: object) -> str:
+def format_line(
+    remote: str, method: str, target: str, protocol: str, status: object, sent: object, milliseconds: object
+) -> str:
     return f'{remote} "{method} {target} {protocol}" {status} {sent} {milliseconds}ms\n'
 
 
@@ -38,9 +39,14 @@ class AccessLog:
     """Lines kept in memory and written together; safe to call from threads
     (appending to a list and swapping it out are atomic)."""
 
-    def __init__(self, stream: IO[str] | None = None, batch: int = BATCH_LINES,
-                 interval: float = INTERVAL_SECONDS, clock: Callable[[], float] = time.monotonic,
-                 background: bool = True) -> None:
+    def __init__(
+        self,
+        stream: IO[str] | None = None,
+        batch: int = BATCH_LINES,
+        interval: float = INTERVAL_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+        background: bool = True,
+    ) -> None:
         self.stream = stream if stream is not None else sys.stderr
         self.batch = batch
         self.interval = interval

@@ -44,30 +44,49 @@ def snapshot_fields(snapshotter: Snapshotter | None) -> dict[str, Any]:
     if snapshotter is None:
         return {"snapshot_enabled": False}
     status = snapshotter.status()
-    fields = {"snapshot_enabled": True, "snapshot_path": status["path"], "snapshot_running": status["running"],
-              "snapshot_interval_seconds": status["interval_seconds"], "snapshots_written": status["written"],
-              "snapshots_failed": status["failed"]}
+    fields = {
+        "snapshot_enabled": True,
+        "snapshot_path": status["path"],
+        "snapshot_running": status["running"],
+        "snapshot_interval_seconds": status["interval_seconds"],
+        "snapshots_written": status["written"],
+        "snapshots_failed": status["failed"],
+    }
     fields.update({f"snapshot_last_{name}": value for name, value in status["last"].items()})
     loaded = status["loaded"]
-    fields.update(snapshot_loaded_result=loaded["result"], snapshot_loaded_entries=loaded["entries"],
-                  snapshot_loaded_expired=loaded["expired"], snapshot_loaded_left_out=loaded["left_out"],
-                  snapshot_loaded_seconds=round(loaded["duration_seconds"], 3))
+    fields.update(
+        snapshot_loaded_result=loaded["result"],
+        snapshot_loaded_entries=loaded["entries"],
+        snapshot_loaded_expired=loaded["expired"],
+        snapshot_loaded_left_out=loaded["left_out"],
+        snapshot_loaded_seconds=round(loaded["duration_seconds"], 3),
+    )
     return fields
 
 
 class Stats(Resource):
     """``GET /stats``: the engine's counters, the snapshot state and the heap trimmer's."""
 
-    def __init__(self, cache: Cache, settings: Settings, snapshotter: Snapshotter | None = None,
-                 worker: str | None = None, trimmer: HeapTrimmer | None = None) -> None:
+    def __init__(
+        self,
+        cache: Cache,
+        settings: Settings,
+        snapshotter: Snapshotter | None = None,
+        worker: str | None = None,
+        trimmer: HeapTrimmer | None = None,
+    ) -> None:
         super().__init__(cache, settings)
         self.snapshotter = snapshotter
         self.worker = worker
         self.trimmer = trimmer
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        send_json(resp, stats_document(self.cache, self.settings, self.worker) | snapshot_fields(self.snapshotter)
-                  | trim_fields(self.trimmer))
+        send_json(
+            resp,
+            stats_document(self.cache, self.settings, self.worker)
+            | snapshot_fields(self.snapshotter)
+            | trim_fields(self.trimmer),
+        )
 
 
 class Snapshots(Resource):
@@ -84,8 +103,9 @@ class Snapshots(Resource):
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         if self.snapshotter is None:
-            raise ApiError(409, "snapshots_off", "snapshots are off: set snapshot_path (CACHEGRID_SNAPSHOT_PATH) "
-                           "to turn them on")
+            raise ApiError(
+                409, "snapshots_off", "snapshots are off: set snapshot_path (CACHEGRID_SNAPSHOT_PATH) to turn them on"
+            )
         try:
             state = self.snapshotter.start("request")
         except SnapshotRunning as error:

@@ -59,10 +59,14 @@ class BearerAuth:
         given = (req.get_header("Authorization") or "").encode()
         if not hmac.compare_digest(given, self.expected):
             # Which of the two it was helps a person at /docs or the dashboard.
-            message = ("the bearer token is not this server's" if given
-                       else "this server needs 'Authorization: Bearer <token>'")
-            raise errors.ApiError(401, "unauthorized", message,
-                                  headers={"WWW-Authenticate": 'Bearer realm="cachegrid"'})
+            message = (
+                "the bearer token is not this server's"
+                if given
+                else "this server needs 'Authorization: Bearer <token>'"
+            )
+            raise errors.ApiError(
+                401, "unauthorized", message, headers={"WWW-Authenticate": 'Bearer realm="cachegrid"'}
+            )
 
 
 def start_snapshots(cache: Cache, settings: Settings, heartbeat: Callable[[], None] | None = None) -> Snapshotter:
@@ -70,16 +74,23 @@ def start_snapshots(cache: Cache, settings: Settings, heartbeat: Callable[[], No
     ``heartbeat`` keeps the worker alive meanwhile), start the interval
     snapshots, and write the last one when the process exits."""
     assert settings.snapshot_path is not None
-    snapshotter = Snapshotter(cache, settings.snapshot_path, settings.snapshot_interval,
-                              producer=f"cachegrid {__version__}")
+    snapshotter = Snapshotter(
+        cache, settings.snapshot_path, settings.snapshot_interval, producer=f"cachegrid {__version__}"
+    )
     snapshotter.load(heartbeat)
     snapshotter.start_interval()
     atexit.register(snapshotter.shutdown, settings.snapshot_on_shutdown)
     return snapshotter
 
 
-def create_app(settings: Settings | None = None, cache: Cache | None = None, worker: str | None = None, *,
-               snapshotter: Snapshotter | None = None, heartbeat: Callable[[], None] | None = None) -> falcon.App:
+def create_app(
+    settings: Settings | None = None,
+    cache: Cache | None = None,
+    worker: str | None = None,
+    *,
+    snapshotter: Snapshotter | None = None,
+    heartbeat: Callable[[], None] | None = None,
+) -> falcon.App:
     """The WSGI app. Without ``cache``, one is built (loaded from the snapshot
     when ``snapshot_path`` is set) and its sweeper and heap trimmer
     started; ``snapshotter`` serves the snapshots of a cache the caller

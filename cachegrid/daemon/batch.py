@@ -44,15 +44,24 @@ class Batch(Resource):
 
     def on_post_set(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = json_body(req, self.settings.max_body_size)
-        if not isinstance(body, dict) or not isinstance(body.get("items", {}), dict) \
-                or not isinstance(body.get("items_base64", {}), dict) or not ("items" in body or "items_base64" in body):
-            raise ApiError(400, "invalid_batch", 'the body must be {"items": {"key": value, ...}, '
-                                                 '"items_base64": {"key": "<base64>", ...}, "ttl": seconds, '
-                                                 '"tags": [...]}')
+        if (
+            not isinstance(body, dict)
+            or not isinstance(body.get("items", {}), dict)
+            or not isinstance(body.get("items_base64", {}), dict)
+            or not ("items" in body or "items_base64" in body)
+        ):
+            raise ApiError(
+                400,
+                "invalid_batch",
+                'the body must be {"items": {"key": value, ...}, '
+                '"items_base64": {"key": "<base64>", ...}, "ttl": seconds, '
+                '"tags": [...]}',
+            )
         unknown = sorted(set(body) - {"items", "items_base64", "ttl", "stale", "tags"})
         if unknown:
-            raise ApiError(400, "invalid_batch",
-                           f"unknown field {unknown[0]!r}; expected items, items_base64, ttl, stale and tags")
+            raise ApiError(
+                400, "invalid_batch", f"unknown field {unknown[0]!r}; expected items, items_base64, ttl, stale and tags"
+            )
         tags = body.get("tags")
         if tags is not None and not isinstance(tags, list):
             raise ApiError(400, "invalid_batch", '"tags" must be a list of tag names')
@@ -109,10 +118,15 @@ class Batch(Resource):
 def _decode_base64(key: str, text: Any) -> bytes:
     """The bytes of one ``items_base64`` value; 400 naming the key otherwise."""
     if not isinstance(text, str):
-        raise ApiError(400, "invalid_base64", f"the value of {key!r} in items_base64 must be a base64 string, "
-                                              f"not {type(text).__name__}", key=key)
+        raise ApiError(
+            400,
+            "invalid_base64",
+            f"the value of {key!r} in items_base64 must be a base64 string, not {type(text).__name__}",
+            key=key,
+        )
     try:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as error:
-        raise ApiError(400, "invalid_base64", f"the value of {key!r} in items_base64 is not base64: {error}",
-                       key=key) from None
+        raise ApiError(
+            400, "invalid_base64", f"the value of {key!r} in items_base64 is not base64: {error}", key=key
+        ) from None

@@ -49,15 +49,23 @@ def is_binary_body(req: falcon.Request) -> bool:
         return True
     if not kind or kind in JSON_MEDIA_TYPES or kind.endswith("+json"):
         return False
-    raise ApiError(415, "unsupported_media_type",
-                   f"a value is JSON ({falcon.MEDIA_JSON}) or raw bytes ({OCTET_STREAM}), not {kind}",
-                   accepted=[falcon.MEDIA_JSON, OCTET_STREAM])
+    raise ApiError(
+        415,
+        "unsupported_media_type",
+        f"a value is JSON ({falcon.MEDIA_JSON}) or raw bytes ({OCTET_STREAM}), not {kind}",
+        accepted=[falcon.MEDIA_JSON, OCTET_STREAM],
+    )
 
 
 def check_acceptable(req: falcon.Request, key: str, entry: Entry) -> None:
     """406 when the request does not accept the bytes of the binary ``entry``."""
     if "HTTP_ACCEPT" in req.env and not req.client_accepts(OCTET_STREAM):
-        raise ApiError(406, "not_acceptable",
-                       f"the value of {key!r} is binary ({len(entry.value)} bytes, {OCTET_STREAM}) and the "
-                       f"request accepts only {req.accept}; send Accept: {OCTET_STREAM} (or */*) to read it",
-                       key=key, type=BINARY_TYPE, size=len(entry.value))
+        raise ApiError(
+            406,
+            "not_acceptable",
+            f"the value of {key!r} is binary ({len(entry.value)} bytes, {OCTET_STREAM}) and the "
+            f"request accepts only {req.accept}; send Accept: {OCTET_STREAM} (or */*) to read it",
+            key=key,
+            type=BINARY_TYPE,
+            size=len(entry.value),
+        )

@@ -55,14 +55,14 @@ def read_body(req: falcon.Request, limit: int, allow_empty: bool = False) -> byt
     length = req.content_length
     if length is not None:
         if length > limit:
-            raise ApiError(413, "body_too_large", f"the request body is {length} bytes; the limit is {limit}",
-                           limit=limit)
+            raise ApiError(
+                413, "body_too_large", f"the request body is {length} bytes; the limit is {limit}", limit=limit
+            )
         body = _read(req, length)  # exactly the announced length: no wrapper needed
     else:
         body = _read(req, limit + 1)
         if len(body) > limit:
-            raise ApiError(413, "body_too_large", f"the request body is over the limit of {limit} bytes",
-                           limit=limit)
+            raise ApiError(413, "body_too_large", f"the request body is over the limit of {limit} bytes", limit=limit)
     if not body and not allow_empty:
         raise ApiError(400, "empty_body", "the request needs a JSON body")
     return body
@@ -96,8 +96,9 @@ def _parse_exactly(body: bytes) -> Any:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise ApiError(400, "invalid_encoding", f"the body is not UTF-8: {error.reason} at byte {error.start}") \
-            from None
+        raise ApiError(
+            400, "invalid_encoding", f"the body is not UTF-8: {error.reason} at byte {error.start}"
+        ) from None
     try:
         value = _decoder.decode(text.removeprefix("\ufeff"))
         _encoder.encode(value).encode("utf-8")  # refuses lone surrogates now, not when storing
@@ -164,8 +165,9 @@ def ttl_number(raw: Any, name: str = "ttl", text: bool = False) -> float:
     return int(number) if number.is_integer() else number  # echoed back as 3600, not 3600.0
 
 
-def int_param(req: falcon.Request, name: str, default: int, minimum: int | None = None,
-              maximum: int | None = None) -> int:
+def int_param(
+    req: falcon.Request, name: str, default: int, minimum: int | None = None, maximum: int | None = None
+) -> int:
     """An integer query parameter within bounds; 400 otherwise."""
     text = req.get_param(name)
     if text is None:

@@ -23,7 +23,14 @@ def build_cache(settings: Settings, clock: Clock = time.monotonic) -> Cache:
         max_value_size=settings.max_value_size,
     )
     options = {"decay_time": settings.lfu_decay_time} if settings.eviction_policy == "lfu" else None
-    return Cache(settings.eviction_policy, limits, cleanup_interval=settings.cleanup_interval, clock=clock,
-                 scan_count=settings.keys_scan_count, policy_options=options,
-                 max_leases=settings.max_leases, max_lease_time=settings.max_lease_time,
-                 tag_limits=TagLimits(settings.max_tags_per_entry, settings.max_tag_length, settings.max_tags))
+    return Cache(
+        settings.eviction_policy,
+        limits,
+        cleanup_interval=settings.cleanup_interval,
+        clock=clock,
+        scan_count=settings.keys_scan_count,
+        policy_options=options,
+        max_leases=settings.max_leases,
+        max_lease_time=settings.max_lease_time,
+        tag_limits=TagLimits(settings.max_tags_per_entry, settings.max_tag_length, settings.max_tags),
+    )

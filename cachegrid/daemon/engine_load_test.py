@@ -95,11 +95,16 @@ class LoadTest:
         limit = self.settings.loadtest_max_operations
         count = int_param(req, "num_operations", min(DEFAULT_OPERATIONS, limit), 1)
         if count > limit:
-            raise ApiError(400, "invalid_parameter",
-                           f"num_operations must be at most {limit} (loadtest_max_operations), not {count}",
-                           limit=limit, limit_name="loadtest_max_operations")
+            raise ApiError(
+                400,
+                "invalid_parameter",
+                f"num_operations must be at most {limit} (loadtest_max_operations), not {count}",
+                limit=limit,
+                limit_name="loadtest_max_operations",
+            )
         kind = req.get_param("operation_type") or "mixed"
         if kind not in OPERATION_TYPES:
-            raise ApiError(400, "invalid_parameter",
-                           f"operation_type must be one of {', '.join(OPERATION_TYPES)}, not {kind!r}")
+            raise ApiError(
+                400, "invalid_parameter", f"operation_type must be one of {', '.join(OPERATION_TYPES)}, not {kind!r}"
+            )
         send_json(resp, run_load_test(self.settings, count, kind))

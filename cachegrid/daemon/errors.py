@@ -41,8 +41,9 @@ log = logging.getLogger("cachegrid.daemon")
 class ApiError(falcon.HTTPError):
     """An error answer: status, code, message and any extra fields."""
 
-    def __init__(self, status: str | int, code: str, message: str, headers: dict[str, str] | None = None,
-                 **extra: Any) -> None:
+    def __init__(
+        self, status: str | int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
         super().__init__(status, title=code, description=message, headers=headers)
         self.code = code
         self.extra = extra

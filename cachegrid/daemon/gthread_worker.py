@@ -44,17 +44,19 @@ _END_OF_HEAD = b"\r\n\r\n"
 _TRANSFER_ENCODING = re.compile(rb"\r\ntransfer-encoding[ \t]*:[ \t]*([^\r\n]*)", re.IGNORECASE)
 
 
-
 def error_response(status: str, error: str, message: str) -> bytes:
     """A complete JSON error response that closes the connection."""
     body = json.dumps({"error": error, "message": message}).encode()
-    return (f"HTTP/1.1 {status}\r\nConnection: close\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    return (
+        f"HTTP/1.1 {status}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
 
 
 TIMEOUT_RESPONSE = error_response("408 Request Timeout", "request_timeout", "the request head did not arrive in time")
-CODING_RESPONSE = error_response("501 Not Implemented", "unsupported_transfer_coding",
-                                 "only Transfer-Encoding: chunked is served")
+CODING_RESPONSE = error_response(
+    "501 Not Implemented", "unsupported_transfer_coding", "only Transfer-Encoding: chunked is served"
+)
 
 
 def unsupported_coding(head: bytes) -> bool:

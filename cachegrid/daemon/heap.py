@@ -93,8 +93,17 @@ def resident_bytes() -> int | None:
 
 def engine_activity(cache: Cache) -> Callable[[], Hashable]:
     """What changes whenever the engine did work: its counters and its memory."""
-    names = ("hits", "misses", "sets", "deletes", "evictions", "expired", "current_size", "memory_usage_bytes",
-             "tag_invalidated_entries")
+    names = (
+        "hits",
+        "misses",
+        "sets",
+        "deletes",
+        "evictions",
+        "expired",
+        "current_size",
+        "memory_usage_bytes",
+        "tag_invalidated_entries",
+    )
 
     def activity() -> Hashable:
         stats = cache.stats()
@@ -107,8 +116,13 @@ class HeapTrimmer:
     """Calls ``trim(0)`` from a daemon thread every ``interval`` seconds when
     it can pay (see the module docstring). ``trim`` None: not available."""
 
-    def __init__(self, interval: float, activity: Callable[[], Hashable],
-                 trim: Callable[[int], int] | None, rss: Callable[[], int | None] = resident_bytes) -> None:
+    def __init__(
+        self,
+        interval: float,
+        activity: Callable[[], Hashable],
+        trim: Callable[[int], int] | None,
+        rss: Callable[[], int | None] = resident_bytes,
+    ) -> None:
         self.interval = interval
         self.activity = activity
         self.trim = trim
@@ -199,8 +213,12 @@ def trim_fields(trimmer: HeapTrimmer | None) -> dict[str, Any]:
     if trimmer is None or not trimmer.enabled:
         return {"memory_trim_enabled": False}
     last_at, duration = trimmer.last_at, trimmer.last_duration_seconds
-    return {"memory_trim_enabled": True, "memory_trim_interval_seconds": trimmer.interval,
-            "memory_trims": trimmer.trims, "memory_trim_released_bytes": trimmer.released_bytes,
-            "memory_trim_last_at": None if last_at is None else round(last_at, 3),
-            "memory_trim_last_released_bytes": trimmer.last_released_bytes,
-            "memory_trim_last_seconds": None if duration is None else round(duration, 6)}
+    return {
+        "memory_trim_enabled": True,
+        "memory_trim_interval_seconds": trimmer.interval,
+        "memory_trims": trimmer.trims,
+        "memory_trim_released_bytes": trimmer.released_bytes,
+        "memory_trim_last_at": None if last_at is None else round(last_at, 3),
+        "memory_trim_last_released_bytes": trimmer.last_released_bytes,
+        "memory_trim_last_seconds": None if duration is None else round(duration, 6),
+    }

@@ -57,8 +57,8 @@ class ETags:
         found = []
         for tag in tags:
             text = str(tag)
-            if not getattr(tag, "is_weak", False) and text.startswith(prefix) and text[len(prefix):].isdigit():
-                found.append(int(text[len(prefix):]))
+            if not getattr(tag, "is_weak", False) and text.startswith(prefix) and text[len(prefix) :].isdigit():
+                found.append(int(text[len(prefix) :]))
         return found
 
 

@@ -94,8 +94,9 @@ def leased_read(cache: Cache, req: falcon.Request, resp: falcon.Response, key: s
     entry, grant = cache.get_or_lease(key, lease_param(req, "lease"))
     if grant is not None:
         if entry is None:
-            raise ApiError(404, "not_found", f"no such key: {key!r}", headers=grant_headers(grant),
-                           key=key, **grant_fields(grant))
+            raise ApiError(
+                404, "not_found", f"no such key: {key!r}", headers=grant_headers(grant), key=key, **grant_fields(grant)
+            )
         for name, value in grant_headers(grant).items():
             resp.set_header(name, value)
     assert entry is not None
@@ -122,8 +123,9 @@ def stale_field(stale: float, settings: Settings, ttl: float | None, shown: str)
     request wrote it), also for the ``stale`` field of a batch set."""
     limit = settings.max_stale_time
     if not 0 <= stale <= limit:  # NaN fails too
-        raise ApiError(400, "invalid_stale", f"stale must be at least 0 and at most {limit:g} seconds, not {shown}",
-                       limit=limit)
+        raise ApiError(
+            400, "invalid_stale", f"stale must be at least 0 and at most {limit:g} seconds, not {shown}", limit=limit
+        )
     if ttl is None:
         return {}
     return {"stale": int(stale) if stale.is_integer() else stale}
@@ -146,8 +148,14 @@ class LeaseLocks(Resource):
     def on_post(self, req: falcon.Request, resp: falcon.Response, key: str) -> None:
         grant = self.cache.acquire_lease(key, lease_param(req, "ttl"))
         if grant.token is None:
-            raise ApiError(409, "lease_held", f"the lease on {key!r} is held by another caller",
-                           headers=grant_headers(grant), key=key, **grant_fields(grant))
+            raise ApiError(
+                409,
+                "lease_held",
+                f"the lease on {key!r} is held by another caller",
+                headers=grant_headers(grant),
+                key=key,
+                **grant_fields(grant),
+            )
         for name, value in grant_headers(grant).items():
             resp.set_header(name, value)
         send_json(resp, {"key": key, "token": grant.token, "ttl": grant.wait}, 201)

@@ -51,11 +51,17 @@ class AccessLog:
         method = environ.get("REQUEST_METHOD")
         if not method:  # a keep-alive connection closed between requests
             return
-        self.lines.write(accesslog.format_line(
-            environ.get("REMOTE_ADDR", "-"), method, environ.get("RAW_URI") or environ.get("PATH_INFO", "-"),
-            environ.get("SERVER_PROTOCOL", "-"), environ.get("STATUS_CODE", "-"), environ.get("SEND_BYTES", "-"),
-            environ.get("REQUEST_TIME", "-"),
-        ))
+        self.lines.write(
+            accesslog.format_line(
+                environ.get("REMOTE_ADDR", "-"),
+                method,
+                environ.get("RAW_URI") or environ.get("PATH_INFO", "-"),
+                environ.get("SERVER_PROTOCOL", "-"),
+                environ.get("STATUS_CODE", "-"),
+                environ.get("SEND_BYTES", "-"),
+                environ.get("REQUEST_TIME", "-"),
+            )
+        )
 
 
 class ErrorLog:

@@ -24,8 +24,13 @@ PREFIX = "cachegrid"
 
 
 class CacheCollector(Collector):
-    def __init__(self, cache: Cache, settings: Settings, snapshotter: Snapshotter | None = None,
-                 trimmer: HeapTrimmer | None = None) -> None:
+    def __init__(
+        self,
+        cache: Cache,
+        settings: Settings,
+        snapshotter: Snapshotter | None = None,
+        trimmer: HeapTrimmer | None = None,
+    ) -> None:
         self.cache = cache
         self.settings = settings
         self.snapshotter = snapshotter
@@ -44,9 +49,7 @@ class CacheCollector(Collector):
             ("tag_invalidated_entries", "Entries dropped because a tag of theirs was invalidated."),
         ):
             yield CounterMetricFamily(f"{PREFIX}_{name}", documentation, value=stats[name])
-        rejected = CounterMetricFamily(
-            f"{PREFIX}_rejected_writes", "Writes refused by a limit.", labels=["reason"]
-        )
+        rejected = CounterMetricFamily(f"{PREFIX}_rejected_writes", "Writes refused by a limit.", labels=["reason"])
         rejected.add_metric(["too_large"], stats["rejected_too_large"])
         rejected.add_metric(["full"], stats["rejected_full"])
         yield rejected
@@ -72,8 +75,9 @@ class CacheCollector(Collector):
 
 def lease_metrics(stats: dict[str, Any]) -> Iterator[Metric]:
     """The counters of leases, locks and stale reads (docs/stampedes.md), as metrics."""
-    leases = CounterMetricFamily(f"{PREFIX}_leases", "Leases and locks since start, by what became of them.",
-                                 labels=["outcome"])
+    leases = CounterMetricFamily(
+        f"{PREFIX}_leases", "Leases and locks since start, by what became of them.", labels=["outcome"]
+    )
     for outcome in ("granted", "refused", "filled", "released", "expired"):
         leases.add_metric([outcome], stats[f"leases_{outcome}"])
     yield leases
@@ -89,16 +93,19 @@ def lease_metrics(stats: dict[str, Any]) -> Iterator[Metric]:
 
 def snapshot_metrics(status: dict[str, Any]) -> Iterator[Metric]:
     """The fields of GET /admin/snapshot, as metrics."""
-    written = CounterMetricFamily(f"{PREFIX}_snapshots", "Snapshots written since start, by result.",
-                                  labels=["result"])
+    written = CounterMetricFamily(f"{PREFIX}_snapshots", "Snapshots written since start, by result.", labels=["result"])
     written.add_metric(["ok"], status["written"])
     written.add_metric(["failed"], status["failed"])
     yield written
-    yield GaugeMetricFamily(f"{PREFIX}_snapshot_running", "1 while a snapshot is being written.",
-                            value=int(status["running"]))
+    yield GaugeMetricFamily(
+        f"{PREFIX}_snapshot_running", "1 while a snapshot is being written.", value=int(status["running"])
+    )
     last = status["last"]
-    yield GaugeMetricFamily(f"{PREFIX}_snapshot_last_success", "1 if the last snapshot succeeded, 0 if not "
-                            "(or none yet).", value=int(last["result"] == "ok"))
+    yield GaugeMetricFamily(
+        f"{PREFIX}_snapshot_last_success",
+        "1 if the last snapshot succeeded, 0 if not (or none yet).",
+        value=int(last["result"] == "ok"),
+    )
     for name, key, documentation in (
         ("snapshot_last_finished_timestamp_seconds", "finished_at", "When the last snapshot ended (Unix time)."),
         ("snapshot_last_duration_seconds", "duration_seconds", "How long the last snapshot took."),
@@ -107,21 +114,31 @@ def snapshot_metrics(status: dict[str, Any]) -> Iterator[Metric]:
     ):
         if last[key] is not None:
             yield GaugeMetricFamily(f"{PREFIX}_{name}", documentation, value=last[key])
-    yield GaugeMetricFamily(f"{PREFIX}_snapshot_loaded_entries", "Entries loaded from the snapshot at start.",
-                            value=status["loaded"]["entries"])
+    yield GaugeMetricFamily(
+        f"{PREFIX}_snapshot_loaded_entries",
+        "Entries loaded from the snapshot at start.",
+        value=status["loaded"]["entries"],
+    )
 
 
 def trim_metrics(trimmer: HeapTrimmer) -> Iterator[Metric]:
     """The heap trimmer's counters (daemon/heap.py), as metrics."""
-    yield CounterMetricFamily(f"{PREFIX}_memory_trims", "Times the heap's free memory was given back to the OS.",
-                              value=trimmer.trims)
-    yield CounterMetricFamily(f"{PREFIX}_memory_trim_released_bytes", "RSS given back to the OS by those trims.",
-                              value=trimmer.released_bytes)
+    yield CounterMetricFamily(
+        f"{PREFIX}_memory_trims", "Times the heap's free memory was given back to the OS.", value=trimmer.trims
+    )
+    yield CounterMetricFamily(
+        f"{PREFIX}_memory_trim_released_bytes", "RSS given back to the OS by those trims.", value=trimmer.released_bytes
+    )
 
 
 class Metrics:
-    def __init__(self, cache: Cache, settings: Settings, snapshotter: Snapshotter | None = None,
-                 trimmer: HeapTrimmer | None = None) -> None:
+    def __init__(
+        self,
+        cache: Cache,
+        settings: Settings,
+        snapshotter: Snapshotter | None = None,
+        trimmer: HeapTrimmer | None = None,
+    ) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(CacheCollector(cache, settings, snapshotter, trimmer))
 

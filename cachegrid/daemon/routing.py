@@ -62,11 +62,11 @@ class KeyRouter(CompiledRouter):
 
     def add_route(self, uri_template: str, resource: object, **kwargs: Any) -> None:
         if uri_template.startswith(PREFIX):
-            rest = uri_template[len(PREFIX):]
+            rest = uri_template[len(PREFIX) :]
             if rest == KEY_FIELD:
                 pass
             elif rest.startswith(KEY_FIELD + "/"):
-                action = rest[len(KEY_FIELD) + 1:]
+                action = rest[len(KEY_FIELD) + 1 :]
                 if "/" in action or "{" in action:
                     raise ValueError(f"{uri_template}: a key's subresource is one literal segment")
                 self._actions.add(action)
@@ -92,8 +92,8 @@ class KeyRouter(CompiledRouter):
     ) -> tuple[object, Any, dict[str, Any], str | None] | None:
         raw = raw_path(req)
         path = raw if raw is not None else uri
-        if path.startswith(PREFIX) and path[len(PREFIX):] not in self._reserved:
-            key = path[len(PREFIX):]
+        if path.startswith(PREFIX) and path[len(PREFIX) :] not in self._reserved:
+            key = path[len(PREFIX) :]
             action = None
             if "/" in key:
                 head, _, last = key.rpartition("/")

@@ -37,6 +37,7 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 
 from ..config import MiB, Settings
+
 # Not `from . import accesslog`: gunicorn reads this module's names as its
 # settings when it is a config file (-c python:...), and accesslog is one.
 from .accesslog import AccessLog, format_line
@@ -66,11 +67,17 @@ class StderrLogger(Logger):
             return
         status = resp.status.split(None, 1)[0] if isinstance(resp.status, str) else resp.status
         milliseconds = request_time.seconds * 1000 + request_time.microseconds // 1000
-        self.lines.write(format_line(
-            environ.get("REMOTE_ADDR", "-"), environ.get("REQUEST_METHOD", "-"),
-            environ.get("RAW_URI", "-"), environ.get("SERVER_PROTOCOL", "-"), status,
-            getattr(resp, "sent", None) or "-", milliseconds,
-        ))
+        self.lines.write(
+            format_line(
+                environ.get("REMOTE_ADDR", "-"),
+                environ.get("REQUEST_METHOD", "-"),
+                environ.get("RAW_URI", "-"),
+                environ.get("SERVER_PROTOCOL", "-"),
+                status,
+                getattr(resp, "sent", None) or "-",
+                milliseconds,
+            )
+        )
 
 
 def on_starting(server: Any) -> None:
@@ -137,8 +144,10 @@ def hand_over_snapshot(settings: Settings, log: Any, poll: float = 0.05) -> bool
         return False
     last = state.get("last", {})
     if state.get("running") or last.get("result") != "ok":
-        log.warning("SIGHUP: the snapshot for the new worker did not succeed (%s); it loads the last one on "
-                    "disk", last.get("error") or "still running")
+        log.warning(
+            "SIGHUP: the snapshot for the new worker did not succeed (%s); it loads the last one on disk",
+            last.get("error") or "still running",
+        )
         return False
     log.info("SIGHUP: handed over a snapshot of %s entries to the new worker", last.get("entries"))
     return True
@@ -191,8 +200,9 @@ class CacheGridServer(BaseApplication):
         # Runs in the worker, after the fork: the engine and its sweeper live there.
         from .app import create_app
 
-        return create_app(self.settings, worker=self.worker_kind,
-                          heartbeat=self.worker.notify if self.worker is not None else None)
+        return create_app(
+            self.settings, worker=self.worker_kind, heartbeat=self.worker.notify if self.worker is not None else None
+        )
 
 
 def browser_url(host: str, port: int) -> str:
@@ -214,17 +224,29 @@ def serve(settings: Settings) -> None:
         # meinheld refuses larger bodies itself (413 and a reset) before the
         # app sees them; up to this, the app answers 413 with a JSON body.
         MeinheldWorker.body_limit = settings.max_body_size + MiB
-    logging.basicConfig(level=settings.log_level.upper(), format="[%(asctime)s] [%(levelname)s] %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="[%(asctime)s] [%(levelname)s] %(message)s", stream=sys.stderr
+    )
     detail = f" with {settings.threads} threads" if kind == "gthread" else ""
-    log.info("CacheGrid node %s on %s:%d: worker %s%s, policy %s, max %d items / %s MiB",
-             settings.node_id, settings.host, settings.port, kind, detail, settings.eviction_policy,
-             settings.max_size, f"{settings.max_memory_mb:g}")
+    log.info(
+        "CacheGrid node %s on %s:%d: worker %s%s, policy %s, max %d items / %s MiB",
+        settings.node_id,
+        settings.host,
+        settings.port,
+        kind,
+        detail,
+        settings.eviction_policy,
+        settings.max_size,
+        f"{settings.max_memory_mb:g}",
+    )
     if kind == "gthread" and not_meinheld:
         log.warning("worker gthread, not meinheld: %s", not_meinheld)
     if settings.auth_token is None and settings.host not in ("127.0.0.1", "localhost", "::1"):
-        log.warning("listening on %s without an auth token: anyone who can reach it can read and change the "
-                    "cache (set CACHEGRID_AUTH_TOKEN)", settings.host)
+        log.warning(
+            "listening on %s without an auth token: anyone who can reach it can read and change the "
+            "cache (set CACHEGRID_AUTH_TOKEN)",
+            settings.host,
+        )
     url = browser_url(settings.host, settings.port)
     log.info("dashboard: %s/dashboard, API docs: %s/docs", url, url)
     CacheGridServer(settings, worker_class, kind).run()

@@ -48,16 +48,20 @@ def meinheld_problem() -> str | None:
     except metadata.PackageNotFoundError:
         return f"greenlet is not installed (meinheld needs {GREENLET_REQUIREMENT})"
     if _release(greenlet) < MIN_GREENLET:
-        return (f"greenlet {greenlet} leaks 4 KiB per request (fixed in 2.0.1); "
-                f"install {GREENLET_REQUIREMENT} and CacheGrid's meinheld: {BUILD_HINT}")
+        return (
+            f"greenlet {greenlet} leaks 4 KiB per request (fixed in 2.0.1); "
+            f"install {GREENLET_REQUIREMENT} and CacheGrid's meinheld: {BUILD_HINT}"
+        )
     try:
         version = metadata.version("meinheld")
     except metadata.PackageNotFoundError:
         return f"meinheld is not installed; build CacheGrid's: {BUILD_HINT}"
     want = expected_version()
     if f"+{LOCAL_TAG}." not in version:
-        return (f"meinheld {version} is the stock build, which corrupts memory with greenlet >= 2 and "
-                f"stalls keep-alive connections; build CacheGrid's: {BUILD_HINT}")
+        return (
+            f"meinheld {version} is the stock build, which corrupts memory with greenlet >= 2 and "
+            f"stalls keep-alive connections; build CacheGrid's: {BUILD_HINT}"
+        )
     if version != want:
         return f"meinheld {version} was built from another patch set than this one ({want}); rebuild: {BUILD_HINT}"
     try:

@@ -171,13 +171,15 @@ class Cache:
             names = check_tags(tags, self.tag_limits)
             if names:
                 with self._lock:
-                    return self._store.set_tagged(key, value, ttl, names, if_match=if_match,
-                                                  if_none_match=if_none_match, **fields)
+                    return self._store.set_tagged(
+                        key, value, ttl, names, if_match=if_match, if_none_match=if_none_match, **fields
+                    )
         with self._lock:
             return self._store.set(key, value, ttl, if_match, if_none_match, **fields)
 
-    def set_many(self, items: Mapping[str, bytes], ttl: float | None = None,
-                 tags: Iterable[str] | None = None, **fields: Any) -> int:
+    def set_many(
+        self, items: Mapping[str, bytes], ttl: float | None = None, tags: Iterable[str] | None = None, **fields: Any
+    ) -> int:
         """``set`` of every item, or of none (``Store.set_many``); ``tags``
         and ``fields`` as in ``set``, the same for every item."""
         if tags is not None:
@@ -254,6 +256,7 @@ class Cache:
         """Remove every entry invalidated by a tag, walking the slots in
         bounded slices, one per lock hold (the sweeper's job, callable here)."""
         return self._sweeper.reclaim_invalidated()
+
     # -- leases (leases.py): a read and its lease, a write and its lease's end, in one hold each
 
     def _check_key(self, key: str) -> None:

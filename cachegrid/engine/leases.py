@@ -68,8 +68,12 @@ def check_lease_time(seconds: object, limit: float) -> float:
 class Leases:
     """The leases of one cache (not thread-safe: see the module docstring)."""
 
-    def __init__(self, clock: Callable[[], float], max_leases: int = DEFAULT_MAX_LEASES,
-                 max_lease_time: float = DEFAULT_MAX_LEASE_TIME) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        max_leases: int = DEFAULT_MAX_LEASES,
+        max_lease_time: float = DEFAULT_MAX_LEASE_TIME,
+    ) -> None:
         if max_leases.__class__ is not int or max_leases < 1:
             raise ValueError(f"max_leases must be a whole number of at least 1, not {max_leases!r}")
         if not (isinstance(max_lease_time, (int, float)) and 0 < max_lease_time < float("inf")):

@@ -149,8 +149,9 @@ def _yield_the_interpreter() -> None:
 class PatternDeletes:
     """The delete jobs of one cache: start them, ask about them."""
 
-    def __init__(self, cache: Cache, max_running: int = DEFAULT_MAX_RUNNING,
-                 pause: Callable[[], None] = _yield_the_interpreter) -> None:
+    def __init__(
+        self, cache: Cache, max_running: int = DEFAULT_MAX_RUNNING, pause: Callable[[], None] = _yield_the_interpreter
+    ) -> None:
         if max_running.__class__ is not int or max_running < 1:
             raise ValueError(f"max_running must be a whole number of at least 1, not {max_running!r}")
         self.cache = cache

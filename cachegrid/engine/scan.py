@@ -75,8 +75,9 @@ def start_of(cursor: str | None, store: Store) -> int:
     return int(slot_text)
 
 
-def scan_page(store: Store, start: int, limit: int, scan_count: int, matches: Callable[[str], Any],
-              now: float) -> KeyPage:
+def scan_page(
+    store: Store, start: int, limit: int, scan_count: int, matches: Callable[[str], Any], now: float
+) -> KeyPage:
     """Up to ``limit`` live keys matching ``matches`` in the slots from
     ``start``, examining at most ``scan_count`` slots. Under the lock."""
     stop = min(store.slot_end, start + scan_count)

@@ -134,13 +134,11 @@ FIELDS: tuple[tuple[int, str, struct.Struct | None], ...] = (
     (FLAG_TAGS, "tags", None),  # variable length: a count, then length-prefixed names
 )
 # The flag bits each format version may use.
-ALLOWED_FLAGS = {1: FLAG_EXPIRES | FLAG_HINT,
-                 2: FLAG_EXPIRES | FLAG_HINT | FLAG_BINARY | FLAG_FRESH | FLAG_TAGS}
+ALLOWED_FLAGS = {1: FLAG_EXPIRES | FLAG_HINT, 2: FLAG_EXPIRES | FLAG_HINT | FLAG_BINARY | FLAG_FRESH | FLAG_TAGS}
 _EXPIRES = _FRESH = struct.Struct("<d")
 _HINT = struct.Struct("<Q")
 _WRITE_CHUNK = 1 << 20  # bytes gathered before each write()
 CHILD_NICENESS = 10  # added to the forked writer's nice value
-
 
 
 class SnapshotError(Exception):
@@ -206,7 +204,7 @@ def _decode_tags(data: bytes, offset: int, end: int, number: int) -> tuple[tuple
             raise Truncated(f"the file ends in record {number}")
         name_end = offset + 1 + data[offset]
         try:
-            tags.append(data[offset + 1: name_end].decode("ascii"))
+            tags.append(data[offset + 1 : name_end].decode("ascii"))
         except UnicodeDecodeError:
             raise Corrupt(f"a tag of record {number} is not ASCII") from None
         offset = name_end
@@ -231,6 +229,7 @@ def write_file(path: str | os.PathLike[str], records: Iterable[Record], count: i
         # 0600: the file holds every value of the cache; O_EXCL: never write through a planted file.
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_TRUNC, 0o600)
         with open(descriptor, "wb", buffering=0) as file:
+
             def emit(chunk: bytes) -> None:
                 nonlocal size
                 digest.update(chunk)
@@ -325,14 +324,16 @@ def read_file(path: str | os.PathLike[str]) -> Snapshot:
     data = Path(path).read_bytes()
     if not data:
         raise Truncated("the file is empty")
-    if len(data) < _PRELUDE.size and MAGIC.startswith(data[:len(MAGIC)]):
+    if len(data) < _PRELUDE.size and MAGIC.startswith(data[: len(MAGIC)]):
         raise Truncated(f"the file is {len(data)} bytes, shorter than the snapshot prelude")
     if len(data) < _PRELUDE.size or not data.startswith(MAGIC):
         raise NotASnapshot("not a CacheGrid snapshot (its first bytes are not the snapshot magic)")
     _, version, header_size = _PRELUDE.unpack_from(data)
     if version > FORMAT_VERSION:
-        raise FutureVersion(f"written in snapshot format {version}; this CacheGrid reads up to format "
-                            f"{FORMAT_VERSION} (upgrade CacheGrid to load it)")
+        raise FutureVersion(
+            f"written in snapshot format {version}; this CacheGrid reads up to format "
+            f"{FORMAT_VERSION} (upgrade CacheGrid to load it)"
+        )
     if version not in ALLOWED_FLAGS:
         raise Corrupt(f"unknown snapshot format {version}")
     header_end = _PRELUDE.size + header_size
@@ -341,7 +342,7 @@ def read_file(path: str | os.PathLike[str]) -> Snapshot:
     if header_end + CHECKSUM_SIZE > len(data):
         raise Truncated(f"the file is {len(data)} bytes, shorter than its header and checksum")
     try:
-        header = json.loads(data[_PRELUDE.size:header_end])
+        header = json.loads(data[_PRELUDE.size : header_end])
         count = header["entries"]
         if not isinstance(header, dict) or count.__class__ is not int or count < 0:
             raise ValueError
@@ -386,7 +387,7 @@ def remove_partial_writes(path: Path) -> list[Path]:
     prefix = f".{path.name}.tmp-"
     if path.parent.is_dir():
         for candidate in path.parent.iterdir():
-            if candidate.name.startswith(prefix) and candidate.name[len(prefix):].isdigit():
+            if candidate.name.startswith(prefix) and candidate.name[len(prefix) :].isdigit():
                 candidate.unlink(missing_ok=True)
                 removed.append(candidate)
     return removed
@@ -450,8 +451,9 @@ class Snapshotter:
     (``start``), every ``interval`` seconds (``start_interval``; 0: never),
     and in the foreground at shutdown (``shutdown``)."""
 
-    def __init__(self, cache: Any, path: str | os.PathLike[str], interval: float = 0.0,
-                 producer: str = "unknown") -> None:
+    def __init__(
+        self, cache: Any, path: str | os.PathLike[str], interval: float = 0.0, producer: str = "unknown"
+    ) -> None:
         if interval < 0:
             raise ValueError(f"interval must be 0 (off) or a number of seconds, not {interval!r}")
         self.cache = cache
@@ -488,7 +490,8 @@ class Snapshotter:
             report.policy = snapshot.header.get("policy")
             same_policy = snapshot.header.get("policy") == self.cache.policy
             report.entries, report.expired, report.left_out = self.cache.restore(
-                snapshot.records, time.time(), same_policy)
+                snapshot.records, time.time(), same_policy
+            )
             report.result = "ok"
             del snapshot
         except FileNotFoundError:
@@ -508,8 +511,14 @@ class Snapshotter:
                 beating.join()
         report.duration_seconds = time.monotonic() - started
         if report.result == "ok":
-            log.info("snapshot %s: loaded %d entries in %.2f s (%d expired while down, %d over the limits)",
-                     self.path, report.entries, report.duration_seconds, report.expired, report.left_out)
+            log.info(
+                "snapshot %s: loaded %d entries in %.2f s (%d expired while down, %d over the limits)",
+                self.path,
+                report.entries,
+                report.duration_seconds,
+                report.expired,
+                report.left_out,
+            )
         self.loaded = report
         return report
 
@@ -568,8 +577,9 @@ class Snapshotter:
             finally:
                 os.close(write_end)
             running = self._running = _Running(pid, meta["written_at"], started, trigger)
-        threading.Thread(target=self._reap, args=(running, read_end), name="cachegrid-snapshot-reaper",
-                         daemon=True).start()
+        threading.Thread(
+            target=self._reap, args=(running, read_end), name="cachegrid-snapshot-reaper", daemon=True
+        ).start()
         return self.status()
 
     def _stopping_check(self) -> None:
@@ -595,8 +605,12 @@ class Snapshotter:
         running.done.set()
 
     def _finish(self, started_at: float, started: float, trigger: str, message: dict[str, Any]) -> None:
-        last = LastSnapshot(started_at=started_at, finished_at=time.time(),
-                            duration_seconds=round(time.monotonic() - started, 6), trigger=trigger)
+        last = LastSnapshot(
+            started_at=started_at,
+            finished_at=time.time(),
+            duration_seconds=round(time.monotonic() - started, 6),
+            trigger=trigger,
+        )
         if "error" in message:
             last.result, last.error = "failed", message["error"]
             self.snapshots_failed += 1
@@ -604,8 +618,14 @@ class Snapshotter:
         else:
             last.result, last.entries, last.bytes = "ok", message["entries"], message["bytes"]
             self.snapshots_written += 1
-            log.info("snapshot %s: %d entries, %d bytes in %.2f s (%s)", self.path, last.entries, last.bytes,
-                     last.duration_seconds, trigger)
+            log.info(
+                "snapshot %s: %d entries, %d bytes in %.2f s (%s)",
+                self.path,
+                last.entries,
+                last.bytes,
+                last.duration_seconds,
+                trigger,
+            )
         self.last = last
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -622,7 +642,8 @@ class Snapshotter:
         started = time.monotonic()
         try:
             count, size = self.cache.export_locked(
-                lambda entries, count: (count, write_file(self.path, entries, count, meta)), meta["written_at"])
+                lambda entries, count: (count, write_file(self.path, entries, count, meta)), meta["written_at"]
+            )
             message: dict[str, Any] = {"entries": count, "bytes": size}
         except Exception as error:  # noqa: BLE001 - reported in the state and the log
             message = {"error": f"{type(error).__name__}: {error}"}
@@ -635,8 +656,7 @@ class Snapshotter:
         """Start the thread that snapshots every ``interval`` seconds (none for 0)."""
         if self.interval <= 0 or self._interval_thread is not None:
             return
-        self._interval_thread = threading.Thread(target=self._every_interval, name="cachegrid-snapshots",
-                                                 daemon=True)
+        self._interval_thread = threading.Thread(target=self._every_interval, name="cachegrid-snapshots", daemon=True)
         self._interval_thread.start()
 
     def _every_interval(self) -> None:

@@ -302,7 +302,7 @@ def fields_of(blob: bytes) -> tuple[int, bytes]:
     flags = blob[-1]
     if not flags & _FIELD_FLAGS:
         return flags & ~FLAG_EXPIRES, b""
-    return flags & ~FLAG_EXPIRES, blob[value_end(blob): fields_end(blob)]
+    return flags & ~FLAG_EXPIRES, blob[value_end(blob) : fields_end(blob)]
 
 
 def entry_of(blob: bytes, version: int, _trailer: int = TRAILER_SIZE) -> Entry:
@@ -324,7 +324,7 @@ def entry_of(blob: bytes, version: int, _trailer: int = TRAILER_SIZE) -> Entry:
         if flags & FLAG_TAGS:
             count = blob[end - 1]
             end -= 1 + _TAG_REF.size * count
-            tag_refs = tuple(_TAG_REF.iter_unpack(blob[end: end + _TAG_REF.size * count]))
+            tag_refs = tuple(_TAG_REF.iter_unpack(blob[end : end + _TAG_REF.size * count]))
     return _new_tuple(Entry, (blob[:end], version, expires_at, bool(flags & FLAG_BINARY), fresh_until, tag_refs))
 
 
@@ -332,7 +332,7 @@ def tag_refs_of(blob: bytes) -> tuple[tuple[int, int], ...]:
     """The (tag id, generation) refs held in ``blob`` (one with ``FLAG_TAGS``)."""
     end = fields_end(blob) - (_FRESH.size if blob[-1] & FLAG_STALE else 0)
     count = blob[end - 1]
-    return tuple(_TAG_REF.iter_unpack(blob[end - 1 - _TAG_REF.size * count: end - 1]))
+    return tuple(_TAG_REF.iter_unpack(blob[end - 1 - _TAG_REF.size * count : end - 1]))
 
 
 class Store:
@@ -344,10 +344,33 @@ class Store:
     # (about 30) and nothing has read its __dict__; past that each read
     # takes the generic lookup, about twice the time.)
     __slots__ = (
-        "limits", "max_size", "max_memory", "max_key_length", "max_value_size", "clock", "_overheads",
-        "_version", "hits", "misses", "sets", "deletes", "evictions", "expired", "rejected_too_large",
-        "rejected_full", "slot_epoch", "_data", "_key_at", "_versions", "_free_slots", "_slot_end", "_expiry",
-        "_memory", "_with_ttl", "tags", "on_expiry_overgrown",
+        "limits",
+        "max_size",
+        "max_memory",
+        "max_key_length",
+        "max_value_size",
+        "clock",
+        "_overheads",
+        "_version",
+        "hits",
+        "misses",
+        "sets",
+        "deletes",
+        "evictions",
+        "expired",
+        "rejected_too_large",
+        "rejected_full",
+        "slot_epoch",
+        "_data",
+        "_key_at",
+        "_versions",
+        "_free_slots",
+        "_slot_end",
+        "_expiry",
+        "_memory",
+        "_with_ttl",
+        "tags",
+        "on_expiry_overgrown",
     )
     name = "base"
     # Whether a full store makes room by evicting (False: refuse with CacheFull).
@@ -567,16 +590,23 @@ class Store:
         if blob[-1] & FLAG_TAGS and not self.tags.current(tag_refs_of(blob)):
             self._drop_invalidated(key, blob)
             return None
-        if blob[-1] & FLAG_EXPIRES and (_unpack_timed(blob, len(blob) - TIMED_SIZE)[0]
-                                        <= (self.clock() if now is None else now)):
+        if blob[-1] & FLAG_EXPIRES and (
+            _unpack_timed(blob, len(blob) - TIMED_SIZE)[0] <= (self.clock() if now is None else now)
+        ):
             self._remove(key, blob)
             self.expired += 1
             return None
         return blob
 
     def _hit(
-        self, key: str, _unpack_from: Callable = _unpack_from, _unpack_timed: Callable = _unpack_timed,
-        _trailer: int = TRAILER_SIZE, _timed: int = TIMED_SIZE, _tagged: int = FLAG_TAGS, _expires: int = FLAG_EXPIRES,
+        self,
+        key: str,
+        _unpack_from: Callable = _unpack_from,
+        _unpack_timed: Callable = _unpack_timed,
+        _trailer: int = TRAILER_SIZE,
+        _timed: int = TIMED_SIZE,
+        _tagged: int = FLAG_TAGS,
+        _expires: int = FLAG_EXPIRES,
     ) -> bytes | None:
         """A read: the live blob (counting a hit and recording the access)
         or None (counting a miss). ``lookup`` and ``lookup_entry`` are this."""
@@ -656,8 +686,11 @@ class Store:
     def is_live_at(self, key: str, now: float) -> bool:
         """Whether ``key`` is held and not expired at ``now``; removes nothing."""
         blob = self._data.get(key)
-        return blob is not None and expires_at_of(blob) > now and (
-            not blob[-1] & FLAG_TAGS or self.tags.current(tag_refs_of(blob)))
+        return (
+            blob is not None
+            and expires_at_of(blob) > now
+            and (not blob[-1] & FLAG_TAGS or self.tags.current(tag_refs_of(blob)))
+        )
 
     # -- writes ------------------------------------------------------------------
 
@@ -918,8 +951,9 @@ class Store:
             expires_at = expires_at if ttl is None else expires_at + window
             more, fields = encode_fields(fresh_until, entry.tag_refs)
             flags = (flags & FLAG_BINARY) | more
-        self._rewrite(key, self._check_entry(key, entry.value), entry.value, expires_at, old, entry.version, flags,
-                      fields)
+        self._rewrite(
+            key, self._check_entry(key, entry.value), entry.value, expires_at, old, entry.version, flags, fields
+        )
         return True
 
     def mark_stale(self, key: str, grace: float) -> bool:
@@ -938,8 +972,16 @@ class Store:
         if entry.fresh_until is None:
             expires_at = min(expires_at, now + check_ttl(grace))
         more, fields = encode_fields(now if entry.fresh_until is None else min(now, entry.fresh_until), entry.tag_refs)
-        self._rewrite(key, self._check_entry(key, entry.value), entry.value, expires_at, old, entry.version,
-                      (old[-1] & FLAG_BINARY) | more, fields)
+        self._rewrite(
+            key,
+            self._check_entry(key, entry.value),
+            entry.value,
+            expires_at,
+            old,
+            entry.version,
+            (old[-1] & FLAG_BINARY) | more,
+            fields,
+        )
         return True
 
     def delete(self, key: str) -> bool:
@@ -966,8 +1008,7 @@ class Store:
         """Give back what ``acquire_tags`` took, for a write that did not happen."""
         self._memory -= self.tags.release(refs, times)
 
-    def set_tagged(self, key: str, value: bytes, ttl: float | None, tags: Collection[str],
-                   **options: Any) -> SetResult:
+    def set_tagged(self, key: str, value: bytes, ttl: float | None, tags: Collection[str], **options: Any) -> SetResult:
         """``set`` with the entry carrying ``tags`` (names, checked)."""
         refs = self.acquire_tags(tags)
         try:
@@ -976,8 +1017,9 @@ class Store:
             self.release_tags(refs)
             raise
 
-    def set_many_tagged(self, items: Mapping[str, bytes], ttl: float | None, tags: Collection[str],
-                        **options: Any) -> int:
+    def set_many_tagged(
+        self, items: Mapping[str, bytes], ttl: float | None, tags: Collection[str], **options: Any
+    ) -> int:
         """``set_many`` with every item carrying ``tags`` (names, checked)."""
         refs = self.acquire_tags(tags, len(items))
         try:
@@ -990,8 +1032,17 @@ class Store:
         """The names of the tags ``entry`` (a live one) carries."""
         return self.tags.names_of(entry.tag_refs) if entry.tag_refs else ()
 
-    def _rewrite(self, key: str, length: int, value: bytes, expires_at: float, old: bytes | None,
-                 version: int | None, flags: int, fields: bytes) -> None:
+    def _rewrite(
+        self,
+        key: str,
+        length: int,
+        value: bytes,
+        expires_at: float,
+        old: bytes | None,
+        version: int | None,
+        flags: int,
+        fields: bytes,
+    ) -> None:
         """``_write`` of an entry that keeps the tag refs of ``old`` (incr,
         touch): a write gives back the old entry's counts, so they are taken
         again first."""
@@ -1088,22 +1139,32 @@ class Store:
             fresh_until = None if entry.fresh_until is None else entry.fresh_until + offset
             if entry.tag_refs and not self.tags.current(entry.tag_refs):
                 wall_expiry = wall_now  # invalidated: a loader drops it as expired
-            yield key, entry.value, wall_expiry, hint(slot), Extra(  # type: ignore[misc]
-                entry.binary, fresh_until, self.tags_of(entry))
+            yield (
+                key,
+                entry.value,
+                wall_expiry,
+                hint(slot),
+                Extra(  # type: ignore[misc]
+                    entry.binary, fresh_until, self.tags_of(entry)
+                ),
+            )
 
     @staticmethod
-    def _restored_fields(extra: Extra | None, offset: float,
-                         tag_refs: Collection[tuple[int, int]] = ()) -> tuple[int, bytes]:
+    def _restored_fields(
+        extra: Extra | None, offset: float, tag_refs: Collection[tuple[int, int]] = ()
+    ) -> tuple[int, bytes]:
         """The flags and optional fields of a record's ``Extra`` on this store's
         clock; ``tag_refs``: the refs to its tags (``_restore_tagged``)."""
         if extra is None:
             return 0, b""
-        flags, fields = encode_fields(None if extra.fresh_until is None else extra.fresh_until + offset,
-                                      tag_refs or ((0, 0),) * len(extra.tags))
+        flags, fields = encode_fields(
+            None if extra.fresh_until is None else extra.fresh_until + offset, tag_refs or ((0, 0),) * len(extra.tags)
+        )
         return flags | (FLAG_BINARY if extra.binary else 0), fields
 
-    def _restore_tagged(self, key: str, length: int, value: bytes, expires_at: float, extra: Extra,
-                        offset: float) -> bool:
+    def _restore_tagged(
+        self, key: str, length: int, value: bytes, expires_at: float, extra: Extra, offset: float
+    ) -> bool:
         """Write a restored record that has tags (by name); False when its
         tags are not usable here (invalid under this cache's tag limits):
         it is left out, since without them no invalidation would reach it."""
@@ -1112,8 +1173,9 @@ class Store:
         except CacheError:
             return False
         try:
-            self._write(key, length, value, expires_at, self._data.get(key), None,
-                        *self._restored_fields(extra, offset, refs))
+            self._write(
+                key, length, value, expires_at, self._data.get(key), None, *self._restored_fields(extra, offset, refs)
+            )
         except BaseException:
             self.release_tags(refs)
             raise
@@ -1133,8 +1195,7 @@ class Store:
         keys_bound = 4 * sum(map(len, map(itemgetter(0), records)))
         values = sum(map(len, map(itemgetter(1), records)))
         charges_bound = keys_bound + values + len(records) * (self._overheads[True] + _FRESH.size)
-        fits = (len(self._data) + len(records) <= self.max_size
-                and self._memory + charges_bound <= self.max_memory)
+        fits = len(self._data) + len(records) <= self.max_size and self._memory + charges_bound <= self.max_memory
         start = 0 if fits else self._first_that_fits(records, now, offset)
         data, write, restore_hint = self._data, self._write, self._restore_hint
         max_key_length, max_value_size = self.max_key_length, self.max_value_size

@@ -103,8 +103,7 @@ class TagLimits:
             if value.__class__ is not int or value < 1:
                 raise ValueError(f"{setting} must be a whole number of at least 1, not {value!r}")
         if self.max_tags_per_entry > MAX_TAGS_PER_ENTRY:
-            raise ValueError(f"max_tags_per_entry must be at most {MAX_TAGS_PER_ENTRY}, "
-                             f"not {self.max_tags_per_entry}")
+            raise ValueError(f"max_tags_per_entry must be at most {MAX_TAGS_PER_ENTRY}, not {self.max_tags_per_entry}")
 
 
 def check_tag(tag: Any, max_length: int) -> str:
@@ -235,8 +234,11 @@ class TagRegistry:
     def names_of(self, refs: Iterable[Ref]) -> tuple[str, ...]:
         """The names of the current refs among ``refs``."""
         names, generations = self._names, self._generations
-        return tuple(names[tag_id] for tag_id, generation in refs  # type: ignore[misc]
-                     if tag_id < len(names) and names[tag_id] is not None and generations[tag_id] == generation)
+        return tuple(
+            names[tag_id]
+            for tag_id, generation in refs  # type: ignore[misc]
+            if tag_id < len(names) and names[tag_id] is not None and generations[tag_id] == generation
+        )
 
     def entries_of(self, tag: str) -> int:
         """Entries holding a ref to ``tag`` (outdated ones not reclaimed yet included)."""

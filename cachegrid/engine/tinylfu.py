@@ -88,8 +88,20 @@ _SHARD_MASK = (1 << SHARD_BITS) - 1
 
 class TinyLFUStore(Store):
     __slots__ = (
-        "_climb_at", "_last_ratio", "_lengths", "_list", "_next", "_on_access", "_prev", "_random", "_sample_hits",
-        "_sample_requests", "_sketch", "_step", "_window_share", "climb",
+        "_climb_at",
+        "_last_ratio",
+        "_lengths",
+        "_list",
+        "_next",
+        "_on_access",
+        "_prev",
+        "_random",
+        "_sample_hits",
+        "_sample_requests",
+        "_sketch",
+        "_step",
+        "_window_share",
+        "climb",
     )
     name = "tinylfu"
     # Measured by `python -m cachegrid.engine.calibrate` (100,000 entries, CPython 3.11).

@@ -51,8 +51,11 @@ def request(target: Target, method: str, path: str, body: Any = None, timeout: f
     if status >= 400:
         detail = document.get("message") or document.get("error") if isinstance(document, dict) else None
         if status == 401:
-            detail = "the server needs a bearer token (--token or CACHEGRID_AUTH_TOKEN)" if not target.token \
+            detail = (
+                "the server needs a bearer token (--token or CACHEGRID_AUTH_TOKEN)"
+                if not target.token
                 else "the server did not accept the token"
+            )
         text = f"{method} {path}: HTTP {status}" + (f": {detail}" if detail else "")
         raise LoadError(text, status)
     return status, document

@@ -61,12 +61,32 @@ class Load:
     clock); ``sending`` turns false once the budget, the deadline or the stop
     flag says so."""
 
-    __slots__ = ("alive", "clients", "done", "errors", "gets", "histogram", "in_flight", "keys", "last_answer",
-                 "max_us", "next_request", "pipeline", "receive", "remaining", "selector", "sending", "sets",
-                 "stop_at", "target", "view")
+    __slots__ = (
+        "alive",
+        "clients",
+        "done",
+        "errors",
+        "gets",
+        "histogram",
+        "in_flight",
+        "keys",
+        "last_answer",
+        "max_us",
+        "next_request",
+        "pipeline",
+        "receive",
+        "remaining",
+        "selector",
+        "sending",
+        "sets",
+        "stop_at",
+        "target",
+        "view",
+    )
 
-    def __init__(self, target: Target, plan: Plan, budget: int | None,
-                 next_request: Callable[[float], tuple[bytes, Sent]]) -> None:
+    def __init__(
+        self, target: Target, plan: Plan, budget: int | None, next_request: Callable[[float], tuple[bytes, Sent]]
+    ) -> None:
         self.target = target
         self.pipeline = plan.pipeline
         self.next_request = next_request
@@ -98,8 +118,11 @@ class Load:
     def replace(self) -> None:
         """A new connection in place of a closed one, while there is work; if
         the server cannot be reached, the slot stays closed."""
-        if not self.sending or self.remaining == 0 or (
-                self.stop_at is not None and time.perf_counter() >= self.stop_at):
+        if (
+            not self.sending
+            or self.remaining == 0
+            or (self.stop_at is not None and time.perf_counter() >= self.stop_at)
+        ):
             return
         try:
             client = self.open()

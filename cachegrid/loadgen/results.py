@@ -104,8 +104,9 @@ def merge(target: Target, plan: Plan, connections: int, results: list[WorkerResu
         errors=dict(errors),
         duration=max(finished - started, 0.0),
         cpu_seconds=sum(r.cpu_seconds for r in results),
-        latency_ms={name: round(us / 1000, 3) for name, us in
-                    (("p50", p50), ("p95", p95), ("p99", p99), ("max", max_us))},
+        latency_ms={
+            name: round(us / 1000, 3) for name, us in (("p50", p50), ("p95", p95), ("p99", p99), ("max", max_us))
+        },
         concurrency=connections,
         processes=len(results),
         batch=plan.batch,

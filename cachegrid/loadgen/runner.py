@@ -28,8 +28,18 @@ from .worker import IDLE_TIMEOUT, run_worker
 START_TIMEOUT = 30.0  # seconds for the worker processes to connect and report ready
 
 
-def _worker_main(target: Target, plan: Plan, connections: int, budget: int | None, index: int,
-                 pipe: Any, go: Any, start_time: Any, progress: Any, stop: Any) -> None:
+def _worker_main(
+    target: Target,
+    plan: Plan,
+    connections: int,
+    budget: int | None,
+    index: int,
+    pipe: Any,
+    go: Any,
+    start_time: Any,
+    progress: Any,
+    stop: Any,
+) -> None:
     # Ctrl-C reaches the whole process group: the parent handles it by raising
     # the stop flag, so the workers finish and report what they measured.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -77,7 +87,9 @@ def run(target: Target, plan: Plan, on_progress: Callable[[int, float], None] | 
     for index in range(processes):
         receiver, sender = context.Pipe(duplex=False)
         process = context.Process(
-            target=_worker_main, name=f"cachegrid-loadtest-{index}", daemon=True,
+            target=_worker_main,
+            name=f"cachegrid-loadtest-{index}",
+            daemon=True,
             args=(target, plan, shares[index], requests[index], index, sender, go, start_time, progress, stop),
         )
         process.start()
@@ -98,8 +110,17 @@ def run(target: Target, plan: Plan, on_progress: Callable[[int, float], None] | 
             pipe.close()
 
 
-def _drive(target: Target, plan: Plan, workers: list[Any], pipes: list[Any], go: Any, start_time: Any,
-           progress: Any, stop: Any, on_progress: Callable[[int, float], None] | None) -> Report:
+def _drive(
+    target: Target,
+    plan: Plan,
+    workers: list[Any],
+    pipes: list[Any],
+    go: Any,
+    start_time: Any,
+    progress: Any,
+    stop: Any,
+    on_progress: Callable[[int, float], None] | None,
+) -> Report:
     """Wait until every worker is connected, start them together, follow their
     progress, collect their results."""
     deadline = time.monotonic() + START_TIMEOUT

@@ -41,12 +41,19 @@ class Requests:
         self.batch = plan.batch
         self.value = value_json(plan.value_size)
         self.get_head = b"GET /cache/key:%d HTTP/1.1\r\n" + common + b"\r\n"
-        self.set_head = (b"PUT /cache/key:%d HTTP/1.1\r\n" + common
-                         + b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n")
-        self.post_head = (b"POST /cache/batch/%s HTTP/1.1\r\n" + common
-                          + b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n")
-        self.gets = ([self.get_head % key for key in range(plan.keyspace)]
-                     if plan.batch == 0 and plan.keyspace <= PREBUILT_KEYS else None)
+        self.set_head = (
+            b"PUT /cache/key:%d HTTP/1.1\r\n" + common + b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+        )
+        self.post_head = (
+            b"POST /cache/batch/%s HTTP/1.1\r\n"
+            + common
+            + b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+        )
+        self.gets = (
+            [self.get_head % key for key in range(plan.keyspace)]
+            if plan.batch == 0 and plan.keyspace <= PREBUILT_KEYS
+            else None
+        )
 
     def get(self, key: int) -> bytes:
         if self.gets is not None:
@@ -102,7 +109,7 @@ def response_length(head: bytes, end: int) -> int:
     line_end = head.find(b"\r", at)
     if at <= 0 or not head.startswith(b"HTTP/1."):
         raise ValueError("not an HTTP/1.x response framed by Content-Length")
-    return end + 4 + int(head[at + 14:line_end if line_end > 0 else len(head)])
+    return end + 4 + int(head[at + 14 : line_end if line_end > 0 else len(head)])
 
 
 def closes(head: bytes) -> bool:

@@ -29,9 +29,17 @@ IDLE_TIMEOUT = 10.0  # seconds without any response before requests in flight co
 REPORT_EVERY = 0.1  # seconds between a worker's progress updates
 
 
-def run_worker(target: Target, plan: Plan, connections: int, budget: int | None, index: int,
-               ready: Callable[[WorkerResult | None], None], wait_go: Callable[[], float | None],
-               progress: Any, stop: Any) -> WorkerResult:
+def run_worker(
+    target: Target,
+    plan: Plan,
+    connections: int,
+    budget: int | None,
+    index: int,
+    ready: Callable[[WorkerResult | None], None],
+    wait_go: Callable[[], float | None],
+    progress: Any,
+    stop: Any,
+) -> WorkerResult:
     """One process's share of the load: ``connections`` connections and
     ``budget`` requests (None: until the deadline). ``ready(problem)`` is
     called once connected; ``wait_go()`` returns the shared start time (or None
@@ -108,7 +116,14 @@ def _run(load: Load, plan: Plan, start: float, index: int, progress: Any, stop: 
     # closed); they are not counted: requests are what was sent or failed.
     progress[index] = load.done
     return WorkerResult(
-        requests=load.done, gets=load.gets, sets=load.sets, keys=load.keys, errors=load.errors,
-        histogram=load.histogram, max_us=load.max_us, started=started, finished=finished,
+        requests=load.done,
+        gets=load.gets,
+        sets=load.sets,
+        keys=load.keys,
+        errors=load.errors,
+        histogram=load.histogram,
+        max_us=load.max_us,
+        started=started,
+        finished=finished,
         cpu_seconds=time.process_time() - cpu_before,
     )

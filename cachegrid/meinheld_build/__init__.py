@@ -75,7 +75,8 @@ def installed_version(python: str | None = None) -> str | None:
             return None
     probe = subprocess.run(
         [python, "-c", "from importlib import metadata; print(metadata.version('meinheld'))"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     return probe.stdout.strip() if probe.returncode == 0 else None
 
@@ -120,8 +121,17 @@ def _sha256(path: Path) -> str:
 
 def build(python: str, scratch: Path) -> Path:
     """Download, check, patch and build; the wheel's path."""
-    _pip(python, "download", "--quiet", "--no-deps", "--no-binary", ":all:", "-d", str(scratch),
-         f"meinheld=={UPSTREAM_VERSION}")
+    _pip(
+        python,
+        "download",
+        "--quiet",
+        "--no-deps",
+        "--no-binary",
+        ":all:",
+        "-d",
+        str(scratch),
+        f"meinheld=={UPSTREAM_VERSION}",
+    )
     sdist = scratch / SDIST
     if _sha256(sdist) != SDIST_SHA256:
         raise RuntimeError(f"{SDIST} from the package index does not have the known SHA-256 {SDIST_SHA256}")

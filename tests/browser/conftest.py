@@ -24,8 +24,16 @@ from urllib.parse import urlsplit
 import pytest
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 VIEWPORT = {"width": 1280, "height": 860}
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "img"
 TIMEOUT_MS = 15_000  # the longest wait for anything a page should show
@@ -49,7 +57,8 @@ def browser() -> Iterator[Any]:
     try:
         try:
             context = playwright.chromium.launch_persistent_context(
-                profile, executable_path=CHROMIUM, args=FLAGS, headless=True, viewport=VIEWPORT)
+                profile, executable_path=CHROMIUM, args=FLAGS, headless=True, viewport=VIEWPORT
+            )
         except Exception as error:  # noqa: BLE001 - any failure to start means: no browser here
             pytest.skip(f"Chromium at {CHROMIUM} did not start: {error}")
         context.set_default_timeout(TIMEOUT_MS)

@@ -168,7 +168,9 @@ def _traffic_for_the_charts(server: ServerProcess, page: Any, seconds: float = 2
 
 def test_a_binary_value_shows_its_size_and_type_not_json(browser: Any, server: ServerProcess) -> None:
     value = bytes(range(256)) * 2
-    status, _, _ = server.request("PUT", "/cache/blob:1", raw=value, headers={"Content-Type": "application/octet-stream"})
+    status, _, _ = server.request(
+        "PUT", "/cache/blob:1", raw=value, headers={"Content-Type": "application/octet-stream"}
+    )
     assert status in (200, 201)
     watched, page = open_key(browser, server, "blob:", "blob:1")
     expect(page.locator("#detail-key")).to_have_text("blob:1")

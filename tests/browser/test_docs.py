@@ -23,7 +23,8 @@ def server() -> Iterator[ServerProcess]:
 def operation(page: Any, method: str, path: str) -> Any:
     """The operation block of ``method path`` on the page."""
     return page.locator(f".opblock-{method}").filter(
-        has=page.locator(".opblock-summary-path", has_text=re.compile(f"^{re.escape(path)}$")))
+        has=page.locator(".opblock-summary-path", has_text=re.compile(f"^{re.escape(path)}$"))
+    )
 
 
 def try_it_out(page: Any, method: str, path: str) -> Any:

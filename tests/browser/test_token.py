@@ -28,8 +28,12 @@ def server() -> Iterator[ServerProcess]:
 
 
 def test_the_api_refuses_calls_without_the_token(server: ServerProcess) -> None:
-    for method, path in (("GET", "/stats"), ("GET", "/admin/keys"), ("GET", "/cache/k?peek=true"),
-                         ("DELETE", "/cache/k")):
+    for method, path in (
+        ("GET", "/stats"),
+        ("GET", "/admin/keys"),
+        ("GET", "/cache/k?peek=true"),
+        ("DELETE", "/cache/k"),
+    ):
         status, headers, body = server.request(method, path)
         assert status == 401 and json.loads(body)["error"] == "unauthorized", (method, path)
     for path in ("/dashboard", "/docs", "/openapi.json", "/static/dashboard.js", "/docs/static/swagger-ui.css"):

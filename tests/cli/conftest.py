@@ -50,9 +50,9 @@ def cli(cli_server: Server) -> Invoke:
 
 def runner_for(url: str, **env: str) -> Invoke:
     def invoke(*args: str, input: str | None = None, **more_env: Any) -> Result:
-        result = CliRunner().invoke(app, list(args), input=input,
-                                    env={"CACHEGRID_URL": url, **env, **more_env})
+        result = CliRunner().invoke(app, list(args), input=input, env={"CACHEGRID_URL": url, **env, **more_env})
         assert "Traceback" not in result.stdout + result.stderr, result.stderr
         assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
         return result
+
     return invoke

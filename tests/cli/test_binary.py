@@ -18,8 +18,7 @@ Key = Callable[..., str]
 EVERY_BYTE = bytes(range(256))
 
 
-def test_set_from_a_file_stores_its_bytes_as_binary(cli: Invoke, key: Key, cli_server: Server,
-                                                     tmp_path: Path) -> None:
+def test_set_from_a_file_stores_its_bytes_as_binary(cli: Invoke, key: Key, cli_server: Server, tmp_path: Path) -> None:
     source = tmp_path / "blob.bin"
     source.write_bytes(EVERY_BYTE)
     result = cli("set", key(), "--file", str(source), "--ttl", "60")
@@ -42,8 +41,12 @@ def test_get_of_a_binary_value_prints_a_summary_not_its_bytes(cli: Invoke, key: 
     assert result.exit_code == 0
     assert result.stdout.startswith("binary value, 5 bytes") and "--output" in result.stdout
     document = json.loads(cli("get", key(), "--json").stdout)
-    assert document == {"key": key(), "type": "binary", "size": 5,
-                        "value_base64": base64.b64encode(b"\x80\x04K*.").decode()}
+    assert document == {
+        "key": key(),
+        "type": "binary",
+        "size": 5,
+        "value_base64": base64.b64encode(b"\x80\x04K*.").decode(),
+    }
     target = tmp_path / "out.bin"
     assert cli("get", key(), "-o", str(target)).exit_code == 0
     assert target.read_bytes() == b"\x80\x04K*."
@@ -71,8 +74,7 @@ def test_value_and_file_together_or_neither_is_a_usage_error(cli: Invoke, key: K
     assert cli("get", key()).exit_code == ExitCode.NOT_FOUND  # nothing was stored
 
 
-def test_batch_get_shows_binary_values_by_size_and_base64_with_json(cli: Invoke, key: Key,
-                                                                     tmp_path: Path) -> None:
+def test_batch_get_shows_binary_values_by_size_and_base64_with_json(cli: Invoke, key: Key, tmp_path: Path) -> None:
     source = tmp_path / "blob.bin"
     source.write_bytes(EVERY_BYTE)
     cli("set", key("bin"), "--file", str(source))
@@ -80,5 +82,8 @@ def test_batch_get_shows_binary_values_by_size_and_base64_with_json(cli: Invoke,
     lines = cli("batch", "get", key("bin"), key("json")).stdout.splitlines()
     assert lines == [f"{key('bin')}\t<binary value, 256 bytes>", f"{key('json')}\t[1]"]
     document = json.loads(cli("--json", "batch", "get", key("bin"), key("json")).stdout)
-    assert document == {"items": {key("json"): [1]}, "items_base64": {key("bin"): base64.b64encode(EVERY_BYTE).decode()},
-                        "missing": []}
+    assert document == {
+        "items": {key("json"): [1]},
+        "items_base64": {key("bin"): base64.b64encode(EVERY_BYTE).decode()},
+        "missing": [],
+    }

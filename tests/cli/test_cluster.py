@@ -60,8 +60,9 @@ def test_every_command_uses_the_cluster(start_server: Callable[..., Server]) -> 
 
 def test_nginx_config_for_the_given_nodes() -> None:
     invoke = runner_for("http://127.0.0.1:1")
-    result = invoke("cluster", "nginx-config", "--node", "10.0.0.1:8001", "--node", "10.0.0.2:8001=2",
-                    "--listen", "0.0.0.0:80")
+    result = invoke(
+        "cluster", "nginx-config", "--node", "10.0.0.1:8001", "--node", "10.0.0.2:8001=2", "--listen", "0.0.0.0:80"
+    )
     assert result.exit_code == 0
     text = result.stdout
     assert "hash $cachegrid_key consistent;" in text and "listen 0.0.0.0:80;" in text
@@ -74,8 +75,13 @@ def test_nginx_config_for_the_given_nodes() -> None:
 
 def test_nginx_config_refuses_bad_nodes() -> None:
     invoke = runner_for("http://127.0.0.1:1")
-    for arguments in (["--node", "no-port"], ["--node", "h:70000"], ["--node", "h:1", "--node", "h:1"],
-                      ["--node", "h:1=0"], ["--node", "h:1", "--fail-timeout", "0"]):
+    for arguments in (
+        ["--node", "no-port"],
+        ["--node", "h:70000"],
+        ["--node", "h:1", "--node", "h:1"],
+        ["--node", "h:1=0"],
+        ["--node", "h:1", "--fail-timeout", "0"],
+    ):
         result = invoke("cluster", "nginx-config", *arguments)
         assert result.exit_code == ExitCode.USAGE, arguments
         assert result.stdout == "" and "error:" in result.stderr

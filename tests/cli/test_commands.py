@@ -52,10 +52,18 @@ def test_a_stored_null_is_a_value_not_a_miss(cli: Invoke, key: Key) -> None:
     assert (result.exit_code, result.stdout) == (0, "null\n")
 
 
-@pytest.mark.parametrize(("given", "stored"), [
-    ("42", 42), ("true", True), ("[1, 2]", [1, 2]), ('"42"', "42"),
-    ("hello world", "hello world"), ("NaN", "NaN"), ("{broken", "{broken"),
-])
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        ("42", 42),
+        ("true", True),
+        ("[1, 2]", [1, 2]),
+        ('"42"', "42"),
+        ("hello world", "hello world"),
+        ("NaN", "NaN"),
+        ("{broken", "{broken"),
+    ],
+)
 def test_set_value_is_json_when_it_parses_else_a_string(cli: Invoke, key: Key, given: str, stored: object) -> None:
     assert cli("set", key(), given).exit_code == 0
     assert json.loads(cli("get", key()).stdout) == stored
@@ -211,7 +219,7 @@ def test_batch_get_prints_found_items_and_exits_not_found_for_missing(cli: Invok
     cli("set", key("b"), "2")
     result = cli("batch", "get", key("a"), key("b"))
     assert result.exit_code == 0
-    assert result.stdout.splitlines() == [f'{key("a")}\t{{"x": 1}}', f'{key("b")}\t2']
+    assert result.stdout.splitlines() == [f'{key("a")}\t{{"x": 1}}', f"{key('b')}\t2"]
     result = cli("batch", "get", key("a"), key("missing"), "--json")
     assert result.exit_code == ExitCode.NOT_FOUND
     assert json.loads(result.stdout) == {"items": {key("a"): {"x": 1}}, "missing": [key("missing")]}
@@ -235,11 +243,14 @@ def test_batch_set_from_stdin(cli: Invoke, key: Key) -> None:
     assert cli("get", key("b")).stdout == "2\n"
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    ("{not json", "not valid JSON"),
-    ("[1, 2]", "JSON object"),
-    ('{"k": NaN}', "not valid JSON"),
-])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "JSON object"),
+        ('{"k": NaN}', "not valid JSON"),
+    ],
+)
 def test_batch_set_of_a_bad_file_is_a_usage_error(cli: Invoke, tmp_path: Path, content: str, message: str) -> None:
     source = tmp_path / "items.json"
     source.write_text(content)
@@ -265,8 +276,12 @@ def test_health_of_a_healthy_server_exits_0(cli: Invoke) -> None:
 
 
 def test_health_of_an_unhealthy_server_exits_unhealthy(stub: Callable[..., object]) -> None:
-    unhealthy = stub(503, json.dumps({"status": "unhealthy", "problems": ["the expiry sweeper is not running"],
-                                      "node_id": "n1"}).encode())
+    unhealthy = stub(
+        503,
+        json.dumps(
+            {"status": "unhealthy", "problems": ["the expiry sweeper is not running"], "node_id": "n1"}
+        ).encode(),
+    )
     result = runner_for(f"http://{unhealthy.host}")("health", "--json")  # type: ignore[attr-defined]
     assert result.exit_code == ExitCode.UNHEALTHY == 7
     assert json.loads(result.stdout)["status"] == "unhealthy"
@@ -343,11 +358,14 @@ def test_a_wrong_or_missing_token_exits_unauthorized(token_server: Server, key: 
     assert invoke("health").exit_code == 0  # /health needs no token
 
 
-@pytest.mark.parametrize("arguments", [
-    ["--url", "ftp://host", "get", "k"],
-    ["--url", "host:port", "get", "k"],
-    ["--timeout", "0", "get", "k"],
-])
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["--url", "ftp://host", "get", "k"],
+        ["--url", "host:port", "get", "k"],
+        ["--timeout", "0", "get", "k"],
+    ],
+)
 def test_unusable_global_options_are_usage_errors(arguments: list[str]) -> None:
     result = runner_for("http://127.0.0.1:1")(*arguments)
     assert result.exit_code == ExitCode.USAGE
@@ -365,8 +383,9 @@ def test_help_shows_the_environment_variables() -> None:
 def test_config_show_gives_each_setting_and_its_source(tmp_path: Path) -> None:
     toml = tmp_path / "cachegrid.toml"
     toml.write_text("[cachegrid]\nmax_size = 1234\nport = 9000\n")
-    invoke = runner_for("http://127.0.0.1:1", CACHEGRID_EVICTION_POLICY="lfu", CACHEGRID_PORT="9100",
-                        CACHEGRID_AUTH_TOKEN="very-secret")
+    invoke = runner_for(
+        "http://127.0.0.1:1", CACHEGRID_EVICTION_POLICY="lfu", CACHEGRID_PORT="9100", CACHEGRID_AUTH_TOKEN="very-secret"
+    )
     result = invoke("config", "show", "--config", str(toml), "--json")
     assert result.exit_code == 0
     document = json.loads(result.stdout)

@@ -43,8 +43,9 @@ def imports(name: str) -> list[tuple[str, bool]]:
             else:
                 source = node.module or ""
             # `from package import module` imports the module; `from module import name` the module.
-            targets = [f"{source}.{alias.name}" if f"{source}.{alias.name}" in MODULES else source
-                       for alias in node.names]
+            targets = [
+                f"{source}.{alias.name}" if f"{source}.{alias.name}" in MODULES else source for alias in node.names
+            ]
         else:
             continue
         for target in targets:
@@ -141,6 +142,7 @@ def test_the_cluster_tools_import_nothing_of_the_server() -> None:
     # may use the client's contract, never the daemon or the engine.
     for name in MODULES:
         if name.startswith("cachegrid.cluster"):
-            outside = [target for target in GRAPH[name] if not target.startswith(("cachegrid.cluster",
-                                                                                "cachegrid.client"))]
+            outside = [
+                target for target in GRAPH[name] if not target.startswith(("cachegrid.cluster", "cachegrid.client"))
+            ]
             assert outside == [], (name, outside)

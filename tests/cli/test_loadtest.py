@@ -61,8 +61,9 @@ def one_error_line(result: Result, code: ExitCode) -> str:
 
 def test_counts_add_up_and_the_sets_reach_the_server(server: Server) -> None:
     before = stats(server)["sets"]
-    document = run_json("--url", server.url, "--requests", "2000", "--concurrency", "4", "--processes", "1",
-                        "--keyspace", "100")
+    document = run_json(
+        "--url", server.url, "--requests", "2000", "--concurrency", "4", "--processes", "1", "--keyspace", "100"
+    )
     assert document["requests"] == 2000
     assert document["errors"] == 0 and document["errors_by_kind"] == {}
     assert document["gets"] + document["sets"] == 2000
@@ -76,8 +77,22 @@ def test_counts_add_up_and_the_sets_reach_the_server(server: Server) -> None:
 
 
 def test_several_processes_and_pipelining(server: Server) -> None:
-    document = run_json("--url", server.url, "--requests", "1001", "--concurrency", "5", "--processes", "2",
-                        "--pipeline", "3", "--mix", "100:0", "--keyspace", "10")
+    document = run_json(
+        "--url",
+        server.url,
+        "--requests",
+        "1001",
+        "--concurrency",
+        "5",
+        "--processes",
+        "2",
+        "--pipeline",
+        "3",
+        "--mix",
+        "100:0",
+        "--keyspace",
+        "10",
+    )
     assert document["requests"] == 1001 and document["gets"] == 1001
     assert document["errors"] == 0
     assert document["processes"] == 2 and document["pipeline"] == 3
@@ -85,16 +100,29 @@ def test_several_processes_and_pipelining(server: Server) -> None:
 
 def test_only_sets_skip_the_fill(server: Server) -> None:
     before = stats(server)["sets"]
-    document = run_json("--url", server.url, "--requests", "300", "--concurrency", "2", "--processes", "1",
-                        "--mix", "0:1")
+    document = run_json(
+        "--url", server.url, "--requests", "300", "--concurrency", "2", "--processes", "1", "--mix", "0:1"
+    )
     assert document["sets"] == 300 and document["gets"] == 0 and document["errors"] == 0
     assert stats(server)["sets"] - before == 300
 
 
 def test_batch_requests_count_keys(server: Server) -> None:
     before = stats(server)["sets"]
-    document = run_json("--url", server.url, "--requests", "200", "--batch", "10", "--keyspace", "50",
-                        "--concurrency", "4", "--processes", "1")
+    document = run_json(
+        "--url",
+        server.url,
+        "--requests",
+        "200",
+        "--batch",
+        "10",
+        "--keyspace",
+        "50",
+        "--concurrency",
+        "4",
+        "--processes",
+        "1",
+    )
     assert document["requests"] == 200 and document["errors"] == 0
     assert document["keys"] == 200 * 10
     assert document["keys_per_second"] == pytest.approx(10 * document["requests_per_second"], rel=0.01)
@@ -102,15 +130,28 @@ def test_batch_requests_count_keys(server: Server) -> None:
 
 
 def test_a_duration_run_stops_by_itself(server: Server) -> None:
-    document = run_json("--url", server.url, "--duration", "0.5", "--concurrency", "2", "--processes", "1",
-                        "--keyspace", "10")
+    document = run_json(
+        "--url", server.url, "--duration", "0.5", "--concurrency", "2", "--processes", "1", "--keyspace", "10"
+    )
     assert document["requests"] > 0 and document["errors"] == 0
     assert document["duration_seconds"] < 15
 
 
 def test_plain_table_when_stdout_is_not_a_terminal(server: Server) -> None:
-    result = loadtest("--url", server.url, "--requests", "200", "--concurrency", "2", "--processes", "1",
-                      "--keyspace", "10", "--batch", "2")
+    result = loadtest(
+        "--url",
+        server.url,
+        "--requests",
+        "200",
+        "--concurrency",
+        "2",
+        "--processes",
+        "1",
+        "--keyspace",
+        "10",
+        "--batch",
+        "2",
+    )
     assert result.exit_code == 0, result.stderr
     assert "\x1b[" not in result.stdout and "┃" not in result.stdout and "│" not in result.stdout
     # "name  value" lines: the name and the value are two or more spaces apart.
@@ -126,8 +167,20 @@ def test_plain_table_when_stdout_is_not_a_terminal(server: Server) -> None:
 def test_misses_and_errors_are_counted_by_kind() -> None:
     # A cache of 10 items and a keyspace of 200: most GETs find nothing (404).
     with running("--max-size", "10", "--policy", "lru") as small:
-        document = run_json("--url", small.url, "--requests", "500", "--concurrency", "2", "--processes", "1",
-                            "--keyspace", "200", "--mix", "100:0")
+        document = run_json(
+            "--url",
+            small.url,
+            "--requests",
+            "500",
+            "--concurrency",
+            "2",
+            "--processes",
+            "1",
+            "--keyspace",
+            "200",
+            "--mix",
+            "100:0",
+        )
     assert document["requests"] == 500
     assert document["errors_by_kind"]["HTTP 404"] == document["errors"] > 0
     assert document["gets"] + document["errors"] == 500
@@ -165,8 +218,9 @@ def test_a_token(guarded: Server) -> None:
     assert "token" in one_error_line(loadtest(*common, "--token", "wrong"), UNAUTHORIZED)
     assert "401" in one_error_line(loadtest(*common, "--token", "wrong", "--mix", "0:1"), UNAUTHORIZED)
     one_error_line(loadtest(*common, "--token", "wrong", "--server-side"), UNAUTHORIZED)
-    document = json.loads(runner.invoke(app, ["loadtest", *common, "--json"],
-                                        env={"CACHEGRID_AUTH_TOKEN": SECRET}).stdout)
+    document = json.loads(
+        runner.invoke(app, ["loadtest", *common, "--json"], env={"CACHEGRID_AUTH_TOKEN": SECRET}).stdout
+    )
     assert document["requests"] == 100 and document["errors"] == 0
 
 
@@ -182,35 +236,54 @@ def test_the_global_token_applies_and_the_alias_wins_over_it(guarded: Server) ->
 
 
 def test_the_global_options_apply(server: Server) -> None:
-    result = runner.invoke(app, ["--url", server.url, "--json", "loadtest", "--requests", "100",
-                                 "--concurrency", "2", "--processes", "1"])
+    result = runner.invoke(
+        app, ["--url", server.url, "--json", "loadtest", "--requests", "100", "--concurrency", "2", "--processes", "1"]
+    )
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["requests"] == 100
     # The command's own --url wins over the global one.
-    result = runner.invoke(app, ["--url", f"http://127.0.0.1:{free_port()}", "loadtest", "--url", server.url,
-                                 "--requests", "100", "--concurrency", "2", "--processes", "1", "--json"])
+    result = runner.invoke(
+        app,
+        [
+            "--url",
+            f"http://127.0.0.1:{free_port()}",
+            "loadtest",
+            "--url",
+            server.url,
+            "--requests",
+            "100",
+            "--concurrency",
+            "2",
+            "--processes",
+            "1",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.stderr
 
 
-@pytest.mark.parametrize("args", [
-    ["--mix", "80"],
-    ["--mix", "0:0"],
-    ["--mix", "a:b"],
-    ["--requests", "10", "--duration", "1"],
-    ["--requests", "0"],
-    ["--duration", "-1"],
-    ["--duration", "inf"],
-    ["--duration", "nan"],
-    ["--concurrency", "0"],
-    ["--pipeline", "0"],
-    ["--processes", "0"],
-    ["--batch", "20", "--keyspace", "10"],
-    ["--url", "https://127.0.0.1:1"],
-    ["--url", "http://127.0.0.1:1/cache"],
-    ["--operations", "5"],
-    ["--server-side", "--operation-type", "delete"],
-    ["--server-side", "--operations", "0"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--mix", "80"],
+        ["--mix", "0:0"],
+        ["--mix", "a:b"],
+        ["--requests", "10", "--duration", "1"],
+        ["--requests", "0"],
+        ["--duration", "-1"],
+        ["--duration", "inf"],
+        ["--duration", "nan"],
+        ["--concurrency", "0"],
+        ["--pipeline", "0"],
+        ["--processes", "0"],
+        ["--batch", "20", "--keyspace", "10"],
+        ["--url", "https://127.0.0.1:1"],
+        ["--url", "http://127.0.0.1:1/cache"],
+        ["--operations", "5"],
+        ["--server-side", "--operation-type", "delete"],
+        ["--server-side", "--operations", "0"],
+    ],
+)
 def test_bad_options(args: list[str]) -> None:
     # Checked before any connection: the port 1 is never reached.
     one_error_line(loadtest("--url", "http://127.0.0.1:1", *args), ExitCode.USAGE)
@@ -232,8 +305,9 @@ def test_the_url_comes_from_the_environment_and_the_first_of_several_hosts(serve
 
 def test_a_full_server_refuses_the_fill() -> None:
     with running("--max-size", "10", "--policy", "noeviction") as full:
-        result = loadtest("--url", full.url, "--requests", "100", "--concurrency", "2", "--processes", "1",
-                          "--keyspace", "200")
+        result = loadtest(
+            "--url", full.url, "--requests", "100", "--concurrency", "2", "--processes", "1", "--keyspace", "200"
+        )
     # 507 is the server declining a write, as for `cachegrid set`: REFUSED, not SERVER_ERROR.
     assert "HTTP 507" in one_error_line(result, ExitCode.REFUSED)
 

@@ -25,10 +25,23 @@ from cachegrid.testing import CLI
 
 def stats(uptime: float, **counters: Any) -> dict[str, Any]:
     document = {
-        "hits": 0, "misses": 0, "sets": 0, "deletes": 0, "evictions": 0, "expired": 0,
-        "rejected_too_large": 0, "rejected_full": 0, "current_size": 10, "max_size": 100,
-        "memory_usage_bytes": 128 * MiB, "max_memory_bytes": 512 * MiB, "hit_ratio": 0.0,
-        "policy": "lru", "uptime_seconds": uptime, "memory_usage_mb": 128.0, "max_memory_mb": 512.0,
+        "hits": 0,
+        "misses": 0,
+        "sets": 0,
+        "deletes": 0,
+        "evictions": 0,
+        "expired": 0,
+        "rejected_too_large": 0,
+        "rejected_full": 0,
+        "current_size": 10,
+        "max_size": 100,
+        "memory_usage_bytes": 128 * MiB,
+        "max_memory_bytes": 512 * MiB,
+        "hit_ratio": 0.0,
+        "policy": "lru",
+        "uptime_seconds": uptime,
+        "memory_usage_mb": 128.0,
+        "max_memory_mb": 512.0,
         "node_id": "node-1",
     }
     document.update(counters)
@@ -87,8 +100,13 @@ def test_plain_line_names_every_value() -> None:
     history.add(stats(1.0))
     history.add(stats(2.0, sets=20))
     assert line(stats(2.0, sets=20), history).split() == [
-        "uptime=2.0", "ops/s=20.0", "hit_ratio=0.0000", "memory_mb=128.000/512.000", "items=10/100",
-        "evictions/s=0.0", "expirations/s=0.0",
+        "uptime=2.0",
+        "ops/s=20.0",
+        "hit_ratio=0.0000",
+        "memory_mb=128.000/512.000",
+        "items=10/100",
+        "evictions/s=0.0",
+        "expirations/s=0.0",
     ]
 
 
@@ -109,8 +127,12 @@ def test_watch_on_a_terminal_ends_cleanly_on_ctrl_c(cli_server: Server) -> None:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("CACHEGRID_")}
     environment.update(CACHEGRID_URL=cli_server.url, COLUMNS="100", LINES="30", TERM="xterm")
     process = subprocess.Popen(
-        [CLI, "stats", "--watch", "--interval", "0.1"], stdin=subprocess.DEVNULL, stdout=child, stderr=child,
-        env=environment, start_new_session=True,
+        [CLI, "stats", "--watch", "--interval", "0.1"],
+        stdin=subprocess.DEVNULL,
+        stdout=child,
+        stderr=child,
+        env=environment,
+        start_new_session=True,
         # a runner started with SIGINT ignored would pass that on: Ctrl-C must work
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )

@@ -8,17 +8,20 @@ import typer
 from cachegrid.cli.status import ExitCode, exit_code_for, fail
 
 
-@pytest.mark.parametrize(("status", "code"), [
-    (None, ExitCode.UNAVAILABLE),
-    (401, ExitCode.UNAUTHORIZED),
-    (400, ExitCode.REFUSED),
-    (403, ExitCode.REFUSED),
-    (404, ExitCode.REFUSED),  # a missing key is NOT_FOUND by the command's choice, not by the status
-    (413, ExitCode.REFUSED),
-    (507, ExitCode.REFUSED),  # full: the server declines, it does not fail
-    (500, ExitCode.SERVER_ERROR),
-    (503, ExitCode.SERVER_ERROR),
-])
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [
+        (None, ExitCode.UNAVAILABLE),
+        (401, ExitCode.UNAUTHORIZED),
+        (400, ExitCode.REFUSED),
+        (403, ExitCode.REFUSED),
+        (404, ExitCode.REFUSED),  # a missing key is NOT_FOUND by the command's choice, not by the status
+        (413, ExitCode.REFUSED),
+        (507, ExitCode.REFUSED),  # full: the server declines, it does not fail
+        (500, ExitCode.SERVER_ERROR),
+        (503, ExitCode.SERVER_ERROR),
+    ],
+)
 def test_each_http_status_has_one_exit_code(status: int | None, code: ExitCode) -> None:
     assert exit_code_for(status) is code
 

@@ -33,4 +33,5 @@ def collect(kind: str, client: Any, *args: Any, **kwargs: Any) -> list[str]:
 
     async def every() -> list[str]:
         return [name async for name in client.iter_keys(*args, **kwargs)]
+
     return asyncio.run(every())

@@ -14,6 +14,8 @@ from tests.client.callers import Call, address, make_caller
 
 MAX_VALUE = 4096
 EVERY_BYTE = bytes(range(256))
+
+
 @pytest.fixture(scope="module")
 def server() -> Iterator[Server]:
     with running(env={"CACHEGRID_MAX_VALUE_SIZE": str(MAX_VALUE)}, graceful=False) as started:
@@ -25,8 +27,11 @@ def call(kind: str, server: Server) -> Call:
     return make_caller(kind, [address(server)])[0]
 
 
-@pytest.mark.parametrize("value", [EVERY_BYTE, b"", b"\x80\x04K*.", b'"looks like json"', b"123"],
-                         ids=["every-byte", "empty", "pickle", "json-text", "digits"])
+@pytest.mark.parametrize(
+    "value",
+    [EVERY_BYTE, b"", b"\x80\x04K*.", b'"looks like json"', b"123"],
+    ids=["every-byte", "empty", "pickle", "json-text", "digits"],
+)
 def test_bytes_come_back_as_bytes(call: Call, key: str, value: bytes, server: Server) -> None:
     assert call("set", key, value) is True
     got = call("get", key)

@@ -25,6 +25,7 @@ from cachegrid.testing import ServerProcess as Server
 from tests.client.callers import Call, address, collect, make_caller
 from tests.fixtures import Stub
 
+
 @pytest.mark.parametrize("value", [{"name": "Alice", "age": 30}, [1, 2.5, None, True], "ключ", 0, None, 10**20])
 def test_values_come_back_equal(call: Call, key: str, value: Any) -> None:
     assert call("set", key, value) is True
@@ -159,8 +160,9 @@ def test_fails_over_from_a_dead_host_to_a_live_one(kind: str, live: Server, dead
 
 
 def test_every_host_dead_is_unavailable(kind: str, dead_host: str) -> None:
-    caller, _ = make_caller(kind, [dead_host, f"127.0.0.1:{int(dead_host.split(':')[1]) ^ 1}"],
-                            timeout=1.0, max_retries=2)
+    caller, _ = make_caller(
+        kind, [dead_host, f"127.0.0.1:{int(dead_host.split(':')[1]) ^ 1}"], timeout=1.0, max_retries=2
+    )
     with pytest.raises(Unavailable) as raised:
         caller("get", "k")
     assert raised.value.errors
@@ -169,8 +171,7 @@ def test_every_host_dead_is_unavailable(kind: str, dead_host: str) -> None:
 def test_a_host_that_comes_back_is_used_again(kind: str, start_server: Callable[..., Server]) -> None:
     first = start_server()
     second = start_server()
-    caller, client = make_caller(kind, [address(first), address(second)], cooldown=0.5, max_retries=3,
-                                 sharding=False)
+    caller, client = make_caller(kind, [address(first), address(second)], cooldown=0.5, max_retries=3, sharding=False)
     assert caller("set", "where", "first")
     port = first.port
     assert first.stop() == 0
@@ -188,8 +189,7 @@ def json_stat(server: Server, name: str) -> Any:
     return json.loads(server.request("GET", "/stats")[2])[name]
 
 
-def test_5xx_fails_over_and_4xx_is_never_retried(kind: str, live: Server, stub: Callable[..., Stub],
-                                                 key: str) -> None:
+def test_5xx_fails_over_and_4xx_is_never_retried(kind: str, live: Server, stub: Callable[..., Stub], key: str) -> None:
     broken = stub(500)
     caller, _ = make_caller(kind, [broken.host, address(live)], max_retries=2, sharding=False)
     assert caller("set", key, 1) and caller("get", key) == 1
@@ -209,8 +209,7 @@ def test_a_full_cache_is_not_a_failover(kind: str, stub: Callable[..., Stub], li
     assert raised.value.status == 507 and full.requests == 1
 
 
-def test_incr_is_not_retried_when_it_may_have_been_applied(kind: str, stub: Callable[..., Stub],
-                                                           live: Server) -> None:
+def test_incr_is_not_retried_when_it_may_have_been_applied(kind: str, stub: Callable[..., Stub], live: Server) -> None:
     silent = stub(None)  # reads the request, then hangs up without answering
     caller, _ = make_caller(kind, [silent.host, address(live)], max_retries=3, sharding=False)
     with pytest.raises(Unavailable):

@@ -65,8 +65,10 @@ def test_a_hit_on_a_later_replica_repairs_the_earlier_one() -> None:
     def reply(host: str, call: Call) -> Any:
         if call.method == "PUT":
             return answer(201)
-        return answer(404) if host == first else answer(200, b'"v"', X_Cache_TTL="41.500",
-                                                          Content_Type="application/json")
+        return (
+            answer(404) if host == first else answer(200, b'"v"', X_Cache_TTL="41.500", Content_Type="application/json")
+        )
+
     value, steps = drive(sharded.read("k", get_call("k"), repair=True), reply)
     assert value == "v"
     assert [[host for host, _ in step] for step in steps] == [[first], [second], [first]]
@@ -83,8 +85,12 @@ def test_read_repair_copies_a_binary_value_as_binary() -> None:
     def reply(host: str, call: Call) -> Any:
         if call.method == "PUT":
             return answer(201)
-        return answer(404) if host == first else answer(200, value_bytes, Content_Type="application/octet-stream",
-                                                          X_Cache_Type="binary")
+        return (
+            answer(404)
+            if host == first
+            else answer(200, value_bytes, Content_Type="application/octet-stream", X_Cache_Type="binary")
+        )
+
     value, steps = drive(sharded.read("k", get_call("k"), repair=True), reply)
     assert value == value_bytes and type(value) is bytes
     repair = steps[2][0][1]
@@ -101,8 +107,9 @@ def test_a_miss_on_every_replica_is_a_miss_not_an_error() -> None:
 def test_a_failed_node_cools_down_and_its_keys_go_to_the_next_node() -> None:
     sharded, client = router(replicas=1)
     home = client.node_for("k")[0]
-    value, steps = drive(sharded.read("k", get_call("k")),
-                         lambda h, c: NotSent("refused") if h == home else answer(200, b"1"))
+    value, steps = drive(
+        sharded.read("k", get_call("k")), lambda h, c: NotSent("refused") if h == home else answer(200, b"1")
+    )
     assert value == 1 and steps[0][0][0] == home and steps[1][0][0] != home
     assert home not in client.node_for("k")  # skipped while it cools down
     # Later calls do not ask it at all.
@@ -136,25 +143,36 @@ def test_a_counter_that_may_have_been_applied_is_not_repeated() -> None:
 
 def test_the_cursor_holds_every_node_and_refuses_another_clusters() -> None:
     sharded, _ = router(replicas=1)
-    pages = {host: {"keys": [f"{host}-a"], "cursor": None if host.endswith("7002") else "e.1"}
-             for host in sharded.pool.hosts}
+    pages = {
+        host: {"keys": [f"{host}-a"], "cursor": None if host.endswith("7002") else "e.1"} for host in sharded.pool.hosts
+    }
     page, _ = drive(sharded.scan(None, 30, None), lambda h, c: answer(200, json.dumps(pages[h]).encode()))
     assert page["count"] == 3 and page["cursor"].startswith("c1.")
-    _, steps = drive(sharded.scan(None, 30, page["cursor"]),
-                     lambda h, c: answer(200, b'{"keys": [], "cursor": null}'))
+    _, steps = drive(sharded.scan(None, 30, page["cursor"]), lambda h, c: answer(200, b'{"keys": [], "cursor": null}'))
     assert sorted(host for host, _ in steps[0]) == sorted(h for h in sharded.pool.hosts if not h.endswith("7002"))
     assert all(call.params["cursor"] == "e.1" and call.params["limit"] == "15" for _, call in steps[0])
     finished = "c1." + base64.urlsafe_b64encode(b"[null,null,null]").decode()
     assert drive(sharded.scan(None, 30, finished), lambda h, c: answer(200)) == (
-        {"keys": [], "count": 0, "cursor": None, "pattern": None}, [])
+        {"keys": [], "count": 0, "cursor": None, "pattern": None},
+        [],
+    )
     with pytest.raises(RequestError) as raised:
         drive(sharded.scan(None, 30, "not-a-cursor"), lambda h, c: answer(200))
     assert raised.value.code == "invalid_cursor"
 
 
 def test_stats_are_summed_with_ratios_recomputed() -> None:
-    one = {"hits": 3, "misses": 1, "current_size": 10, "hit_ratio": 0.75, "uptime_seconds": 50.0,
-           "memory_usage_bytes": 2**20, "memory_usage_mb": 1.0, "policy": "lru", "node_id": "a"}
+    one = {
+        "hits": 3,
+        "misses": 1,
+        "current_size": 10,
+        "hit_ratio": 0.75,
+        "uptime_seconds": 50.0,
+        "memory_usage_bytes": 2**20,
+        "memory_usage_mb": 1.0,
+        "policy": "lru",
+        "node_id": "a",
+    }
     two = {**one, "hits": 1, "misses": 3, "hit_ratio": 0.25, "uptime_seconds": 5.0, "node_id": "b"}
     total = merge_stats({"x": one, "y": two}, {"z": "NotSent: refused"})
     assert total["hits"] == 4 and total["current_size"] == 20 and total["hit_ratio"] == 0.5
@@ -183,15 +201,18 @@ def test_client_options_are_checked() -> None:
 
 
 @pytest.mark.parametrize("sharding", [True, False])
-@pytest.mark.parametrize(("failures", "connection", "timeout"), [
-    ([ConnectTimedOut("connect timed out"), TimedOut("read timed out")], False, True),
-    ([NotSent("refused"), TimedOut("read timed out")], True, False),
-    ([MaybeSent("reset")], True, False),
-    ([NotSent("refused"), answer(503)], False, False),
-    ([answer(500)], False, False),
-])
+@pytest.mark.parametrize(
+    ("failures", "connection", "timeout"),
+    [
+        ([ConnectTimedOut("connect timed out"), TimedOut("read timed out")], False, True),
+        ([NotSent("refused"), TimedOut("read timed out")], True, False),
+        ([MaybeSent("reset")], True, False),
+        ([NotSent("refused"), answer(503)], False, False),
+        ([answer(500)], False, False),
+    ],
+)
 def test_the_outage_says_why(sharding: bool, failures: list[Any], connection: bool, timeout: bool) -> None:
-    client = SyncCacheGridClient(HOSTS[:len(failures)], max_retries=len(failures) - 1, sharding=sharding)
+    client = SyncCacheGridClient(HOSTS[: len(failures)], max_retries=len(failures) - 1, sharding=sharding)
     outcomes = iter(failures)
     with pytest.raises(Unavailable) as raised:
         drive(client.router.read("k", get_call("k")), lambda h, c: next(outcomes))
@@ -201,12 +222,21 @@ def test_the_outage_says_why(sharding: bool, failures: list[Any], connection: bo
 
 def test_keys_is_a_list_over_short_pages_and_stops_at_the_limit() -> None:
     client = SyncCacheGridClient(HOSTS[:1])
-    pages = iter([{"keys": ["a", "b"], "cursor": "1"}, {"keys": [], "cursor": "2"},
-                  {"keys": ["c", "d", "e"], "cursor": "3"}, {"keys": ["f"], "cursor": None}])
+    pages = iter(
+        [
+            {"keys": ["a", "b"], "cursor": "1"},
+            {"keys": [], "cursor": "2"},
+            {"keys": ["c", "d", "e"], "cursor": "3"},
+            {"keys": ["f"], "cursor": None},
+        ]
+    )
     listed, steps = drive(client._key_list(None, 4), lambda h, c: answer(200, json.dumps(next(pages)).encode()))
     assert listed == ["a", "b", "c", "d"]
     assert [step[0][1].params for step in steps] == [
-        {"limit": "4"}, {"limit": "2", "cursor": "1"}, {"limit": "2", "cursor": "2"}]
+        {"limit": "4"},
+        {"limit": "2", "cursor": "1"},
+        {"limit": "2", "cursor": "2"},
+    ]
     pages = iter([{"keys": ["a"], "cursor": "1"}, {"keys": ["b"], "cursor": None}])
     listed, steps = drive(client._key_list("p:", None), lambda h, c: answer(200, json.dumps(next(pages)).encode()))
     assert listed == ["a", "b"] and steps[0][0][1].params == {"limit": "1000", "pattern": "p:"}
@@ -216,8 +246,10 @@ def test_fail_open_answers_the_absent_value_and_lets_refusals_through() -> None:
     client = SyncCacheGridClient(HOSTS[:1], max_retries=0, fail_open=True)
     assert drive(client._or("absent", client.router.read("k", get_call("k"))), lambda h, c: NotSent("x"))[0] == "absent"
     with pytest.raises(RequestError):
-        drive(client._or("absent", client.router.read("k", get_call("k"))),
-              lambda h, c: answer(400, b'{"error": "invalid_key", "message": "no"}'))
+        drive(
+            client._or("absent", client.router.read("k", get_call("k"))),
+            lambda h, c: answer(400, b'{"error": "invalid_key", "message": "no"}'),
+        )
     closed = SyncCacheGridClient(HOSTS[:1], max_retries=0)
     with pytest.raises(Unavailable):
         drive(closed._or("absent", closed.router.read("k", get_call("k"))), lambda h, c: NotSent("x"))

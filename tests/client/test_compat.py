@@ -30,6 +30,7 @@ from cachegrid.testing import ServerProcess as Server
 from tests.client.callers import Call, address, collect, make_caller
 from tests.fixtures import Stub
 
+
 @pytest.fixture
 def silent_host() -> Iterator[str]:
     """A socket that accepts connections (the kernel's backlog) and never answers."""
@@ -102,6 +103,7 @@ def test_async_connect_and_close_are_safe_twice(live: Server, key: str) -> None:
         assert client._client is None and pool.is_closed
         assert await client.get(key) == "connected"
         await client.close()
+
     asyncio.run(scenario())
 
 
@@ -215,8 +217,7 @@ def test_a_host_that_never_answers_is_a_timeout_error(kind: str, silent_host: st
         assert isinstance(raised.value, Unavailable) and not isinstance(raised.value, CacheGridConnectionError)
 
 
-def test_a_timeout_and_a_refusal_together_are_a_connection_error(kind: str, silent_host: str,
-                                                                 dead_host: str) -> None:
+def test_a_timeout_and_a_refusal_together_are_a_connection_error(kind: str, silent_host: str, dead_host: str) -> None:
     caller, _ = make_caller(kind, [silent_host, dead_host], timeout=0.3, max_retries=1, sharding=False)
     with pytest.raises(CacheGridConnectionError) as raised:
         caller("get", "k")
@@ -236,8 +237,15 @@ def test_server_errors_are_unavailable_but_no_connection_error(kind: str, stub: 
 def test_a_cluster_of_dead_nodes_is_a_connection_error(kind: str, dead_host: str, replicas: int) -> None:
     other = f"127.0.0.1:{int(dead_host.split(':')[1]) ^ 1}"
     caller, _ = make_caller(kind, [dead_host, other], timeout=2.0, max_retries=1, replicas=replicas)
-    for name, args in (("get", ("k",)), ("set", ("k", 1)), ("get_multi", (["a", "b"],)), ("stats", ()),
-                       ("keys", ()), ("scan", ()), ("clear", ())):
+    for name, args in (
+        ("get", ("k",)),
+        ("set", ("k", 1)),
+        ("get_multi", (["a", "b"],)),
+        ("stats", ()),
+        ("keys", ()),
+        ("scan", ()),
+        ("clear", ()),
+    ):
         with pytest.raises(CacheGridConnectionError):
             caller(name, *args)
 
@@ -263,8 +271,14 @@ def test_fail_open_on_a_dead_port_answers_the_absent_value(kind: str, dead_host:
     assert caller("scan", "p:") == {"keys": [], "count": 0, "cursor": None, "pattern": "p:"}
     assert collect(kind, client, "p:") == []
     # No answer to invent: a counter's value, a TTL, a clear, the health check.
-    for name, args in (("incr", (key,)), ("increment", (key,)), ("decr", (key,)), ("ttl", (key,)),
-                       ("clear", ()), ("health", ())):
+    for name, args in (
+        ("incr", (key,)),
+        ("increment", (key,)),
+        ("decr", (key,)),
+        ("ttl", (key,)),
+        ("clear", ()),
+        ("health", ()),
+    ):
         with pytest.raises(CacheGridConnectionError):
             caller(name, *args)
 
@@ -285,8 +299,7 @@ def test_fail_open_logs_the_outage(kind: str, dead_host: str, caplog: pytest.Log
     caller, _ = make_caller(kind, [dead_host], max_retries=0, fail_open=True)
     with caplog.at_level(logging.WARNING, logger="cachegrid.client"):
         assert caller("get", "k") is None
-    assert any("fail_open" in record.getMessage() and dead_host in record.getMessage()
-               for record in caplog.records)
+    assert any("fail_open" in record.getMessage() and dead_host in record.getMessage() for record in caplog.records)
 
 
 def test_without_fail_open_an_outage_raises(kind: str, dead_host: str) -> None:

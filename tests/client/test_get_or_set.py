@@ -18,6 +18,7 @@ from cachegrid.client import CacheGridClient, SyncCacheGridClient
 from cachegrid.testing import ServerProcess as Server
 from tests.client.callers import Call, address, make_caller
 
+
 def concurrently(kind: str, live: Server, callers: int, run: Callable[[Any], Any]) -> list[Any]:
     """``run(client)`` by ``callers`` threads (sync) or tasks of one loop (async) at once; their answers."""
     if kind == "sync":
@@ -36,22 +37,26 @@ def concurrently(kind: str, live: Server, callers: int, run: Callable[[Any], Any
             return list(await asyncio.gather(*(run(client) for _ in range(callers))))
         finally:
             await client.close()
+
     return asyncio.run(every())
 
 
 def counting(kind: str, calls: list[int], value: Any, seconds: float) -> Callable[[], Any]:
     """A compute that counts its calls and takes ``seconds`` (a coroutine function for async)."""
     if kind == "sync":
+
         def compute() -> Any:
             calls.append(1)
             time.sleep(seconds)
             return value
+
         return compute
 
     async def compute_async() -> Any:
         calls.append(1)
         await asyncio.sleep(seconds)
         return value
+
     return compute_async
 
 
@@ -73,6 +78,7 @@ def test_a_winner_that_never_writes_holds_nobody_past_lease_plus_wait(kind: str,
             started.set()
             time.sleep(2.5)
             return "late"
+
         return SyncCacheGridClient(hosts).get_or_set(key, compute, ttl=60, lease=lease, wait=wait)
 
     late: list[Any] = []
@@ -90,6 +96,7 @@ def test_a_winner_that_never_writes_holds_nobody_past_lease_plus_wait(kind: str,
         async def run() -> Any:
             begun = time.monotonic()
             return await client.get_or_set(key, compute, ttl=60, lease=lease, wait=wait), time.monotonic() - begun
+
         return run()
 
     answers = concurrently(kind, live, 10, timed)
@@ -105,6 +112,7 @@ def test_a_winner_that_never_writes_holds_nobody_past_lease_plus_wait(kind: str,
 def test_a_compute_that_fails_raises_and_releases_the_lease(call: Call, kind: str, key: str) -> None:
     def failing() -> Any:
         raise LookupError("the database is down")
+
     with pytest.raises(LookupError):
         call("get_or_set", key, failing, ttl=60)
     assert call("lock_held", key) is False
@@ -150,8 +158,9 @@ def test_a_lock_runs_out_by_itself(call: Call, key: str) -> None:
 # -- stale values ----------------------------------------------------------------------
 
 
-def stale_readers(kind: str, live: Server, key: str, readers: int, compute: Callable[[], Any],
-                  refreshed: Callable[[Any], bool]) -> tuple[list[tuple[Any, float]], float]:
+def stale_readers(
+    kind: str, live: Server, key: str, readers: int, compute: Callable[[], Any], refreshed: Callable[[Any], bool]
+) -> tuple[list[tuple[Any, float]], float]:
     """``readers`` concurrent get_or_set calls (value, seconds each); then
     waits (10 s at most) for the background refresh to store what
     ``refreshed`` accepts, in the same loop for the async client. Before
@@ -167,6 +176,7 @@ def stale_readers(kind: str, live: Server, key: str, readers: int, compute: Call
             begun = time.monotonic()
             client.exists(key)
             plain.append(time.monotonic() - begun)
+
         for _ in range(2):  # the first round opens the connections; the second is the plain reads' time
             plain.clear()
             looks = [threading.Thread(target=look) for _ in range(readers)]
@@ -179,6 +189,7 @@ def stale_readers(kind: str, live: Server, key: str, readers: int, compute: Call
             begun = time.monotonic()
             value = client.get_or_set(key, compute, **options)
             answers.append((value, time.monotonic() - begun))
+
         threads = [threading.Thread(target=read) for _ in range(readers)]
         for thread in threads:
             thread.start()
@@ -196,10 +207,12 @@ def stale_readers(kind: str, live: Server, key: str, readers: int, compute: Call
             begun = time.monotonic()
             value = await client.get_or_set(key, compute, **options)
             return value, time.monotonic() - begun
+
         async def look() -> float:
             begun = time.monotonic()
             await client.exists(key)
             return time.monotonic() - begun
+
         for _ in range(2):  # the first round opens the connections; the second is the plain reads' time
             plain = await asyncio.gather(*(look() for _ in range(readers)))
         answers = list(await asyncio.gather(*(read() for _ in range(readers))))
@@ -208,16 +221,17 @@ def stale_readers(kind: str, live: Server, key: str, readers: int, compute: Call
             await asyncio.sleep(0.05)
         await client.close()
         return answers, max(plain)
+
     return asyncio.run(every())
 
 
 def test_stale_while_revalidate_serves_the_old_value_at_once_and_refreshes_once(
-        kind: str, live: Server, call: Call, key: str) -> None:
+    kind: str, live: Server, call: Call, key: str
+) -> None:
     assert call("set", key, "old", ttl=0.5, stale=30)
     time.sleep(0.6)
     calls: list[int] = []
-    answers, plain = stale_readers(kind, live, key, 20, counting(kind, calls, "new", 1.0),
-                                   lambda value: value == "new")
+    answers, plain = stale_readers(kind, live, key, 20, counting(kind, calls, "new", 1.0), lambda value: value == "new")
     assert [value for value, _ in answers] == ["old"] * 20
     # Each reader had the old value within 50 ms; where 20 concurrent plain reads alone take
     # longer (a loaded machine), within 1.5 times theirs. And none waited for the refresh (1 s).
@@ -243,8 +257,9 @@ def test_after_the_stale_window_it_is_a_miss(call: Call, key: str) -> None:
     assert call("get_or_set", key, lambda: "computed", ttl=60) == "computed"
 
 
-def test_a_failed_refresh_is_logged_and_keeps_the_old_value(kind: str, live: Server, call: Call, key: str,
-                                                          caplog: pytest.LogCaptureFixture) -> None:
+def test_a_failed_refresh_is_logged_and_keeps_the_old_value(
+    kind: str, live: Server, call: Call, key: str, caplog: pytest.LogCaptureFixture
+) -> None:
     call("set", key, "old", ttl=0.3, stale=30)
     time.sleep(0.4)
     attempts: list[int] = []
@@ -252,6 +267,7 @@ def test_a_failed_refresh_is_logged_and_keeps_the_old_value(kind: str, live: Ser
     def failing() -> Any:
         attempts.append(1)
         raise ConnectionError("the database is down")
+
     with caplog.at_level("ERROR", logger="cachegrid.client"):
         answers, _ = stale_readers(kind, live, key, 5, failing, lambda value: bool(attempts))
         time.sleep(0.2)  # the refresh's failure is logged after its attempt
@@ -261,8 +277,9 @@ def test_a_failed_refresh_is_logged_and_keeps_the_old_value(kind: str, live: Ser
     assert call("get", key) == "old"
 
 
-def test_mark_stale_serves_the_old_value_while_one_caller_refreshes(kind: str, live: Server, call: Call,
-                                                                   key: str) -> None:
+def test_mark_stale_serves_the_old_value_while_one_caller_refreshes(
+    kind: str, live: Server, call: Call, key: str
+) -> None:
     call("set", key, "old", ttl=60)
     assert call("mark_stale", key) is True
     assert call("mark_stale", key + ":absent") is False

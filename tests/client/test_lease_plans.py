@@ -14,20 +14,30 @@ from tests.client.test_cluster_plans import answer, drive, router
 def test_a_read_with_a_lease_asks_the_first_node_only() -> None:
     sharded, client = router()
     first = client.node_for("k")[0]
-    read, steps = drive(sharded.first("k", lease_read_call("k", 5)), lambda h, c: answer(
-        404, b'{"error": "not_found", "message": "", "lease": "held", "retry_after": 1.25}',
-        X_Cache_Lease_Status="held", Retry_After="2"))
+    read, steps = drive(
+        sharded.first("k", lease_read_call("k", 5)),
+        lambda h, c: answer(
+            404,
+            b'{"error": "not_found", "message": "", "lease": "held", "retry_after": 1.25}',
+            X_Cache_Lease_Status="held",
+            Retry_After="2",
+        ),
+    )
     assert [[host for host, _ in step] for step in steps] == [[first]]
     assert read.found is False and read.token is None and read.wait == 1.25
 
 
 def test_the_grant_and_a_stale_hit_are_read_from_the_headers() -> None:
     sharded, _ = router()
-    granted, _ = drive(sharded.first("k", lease_read_call("k", 5)),
-                       lambda h, c: answer(404, b'{"lease": "granted"}', X_Cache_Lease="tok"))
+    granted, _ = drive(
+        sharded.first("k", lease_read_call("k", 5)),
+        lambda h, c: answer(404, b'{"lease": "granted"}', X_Cache_Lease="tok"),
+    )
     assert granted.found is False and granted.token == "tok"
-    stale, _ = drive(sharded.first("k", lease_read_call("k", 5)),
-                     lambda h, c: answer(200, b'"old"', X_Cache_Stale="true", X_Cache_Lease="tok2"))
+    stale, _ = drive(
+        sharded.first("k", lease_read_call("k", 5)),
+        lambda h, c: answer(200, b'"old"', X_Cache_Stale="true", X_Cache_Lease="tok2"),
+    )
     assert (stale.found, stale.value, stale.stale, stale.token) == (True, "old", True, "tok2")
 
 
@@ -44,8 +54,9 @@ def test_a_leased_write_goes_to_the_first_node_then_plain_to_the_replicas() -> N
 def test_a_lost_lease_writes_no_replica() -> None:
     sharded, _ = router(replicas=2)
     lost = answer(409, b'{"error": "lease_not_held", "message": ""}')
-    stored, steps = drive(sharded.leased_write("k", put_call("k", 1, None, None, "old"), put_call("k", 1, None, None)),
-                          lambda h, c: lost)
+    stored, steps = drive(
+        sharded.leased_write("k", put_call("k", 1, None, None, "old"), put_call("k", 1, None, None)), lambda h, c: lost
+    )
     assert stored is False and len(steps) == 1
 
 
@@ -55,5 +66,6 @@ def test_a_lock_fails_over_to_the_next_node_when_the_first_is_down() -> None:
 
     def reply(host: str, call: Call) -> Any:
         return NotSent("refused") if host == home else answer(201, b'{"key": "k", "token": "t", "ttl": 5}')
+
     token, steps = drive(sharded.first("k", acquire_call("k", 5)), reply)
     assert token == "t" and steps[0][0][0] == home and steps[1][0][0] != home

@@ -17,7 +17,7 @@ import pytest
 
 from cachegrid.testing import ServerProcess as Server
 
-ASYNC_EXAMPLE = '''
+ASYNC_EXAMPLE = """
 import asyncio
 from cachegrid.client import CacheGridClient
 
@@ -48,9 +48,9 @@ async def main():
 
 if __name__ == "__main__":
     asyncio.run(main())
-'''
+"""
 
-SYNC_EXAMPLE = '''
+SYNC_EXAMPLE = """
 from cachegrid.client import SyncCacheGridClient
 
 # For non-async applications
@@ -58,9 +58,9 @@ with SyncCacheGridClient(['localhost:8080']) as client:
     client.set('config:app_name', 'MyApp')
     app_name = client.get('config:app_name')
     print(f"App name: {app_name}")
-'''
+"""
 
-FAILOVER_EXAMPLE = '''
+FAILOVER_EXAMPLE = """
 async with CacheGridClient(
     hosts=['cache1.example.com', 'cache2.example.com'],
     timeout=5.0,
@@ -68,9 +68,9 @@ async with CacheGridClient(
 ) as client:
     # Client automatically handles failover between hosts
     result = await client.get('my_key')
-'''
+"""
 
-FLASK_EXAMPLE = '''
+FLASK_EXAMPLE = """
 from flask import Flask, request, jsonify
 from cachegrid.client import SyncCacheGridClient
 
@@ -92,9 +92,9 @@ def get_user(user_id):
             cache.set(f'user:{user_id}', user, ttl=3600)
         
         return jsonify(user)
-'''
+"""
 
-SERVICE_EXAMPLE = '''
+SERVICE_EXAMPLE = """
 # Order Service
 class OrderService:
     def __init__(self):
@@ -115,13 +115,17 @@ class OrderService:
         await self.cache.set(cache_key, orders, ttl=1800)
         
         return orders
-'''
+"""
 
 
 def localized(example: str, server: Server, dead: str) -> str:
     live = f"{server.host}:{server.port}"
-    return (example.replace("localhost:8080", live).replace("cache-service:8080", live)
-            .replace("cache1.example.com", dead).replace("cache2.example.com", live))
+    return (
+        example.replace("localhost:8080", live)
+        .replace("cache-service:8080", live)
+        .replace("cache1.example.com", dead)
+        .replace("cache2.example.com", live)
+    )
 
 
 def run(source: str, namespace: dict[str, Any] | None = None) -> tuple[dict[str, Any], str]:
@@ -135,8 +139,9 @@ def run(source: str, namespace: dict[str, Any] | None = None) -> tuple[dict[str,
 def test_async_client_example(live: Server, dead_host: str) -> None:
     _, output = run(localized(ASYNC_EXAMPLE, live, dead_host))
     assert "User: {'name': 'Alice', 'age': 30}" in output
-    assert ("Products: {'product:1': {'name': 'Widget', 'price': 19.99}, "
-            "'product:2': {'name': 'Gadget', 'price': 29.99}}") in output
+    assert (
+        "Products: {'product:1': {'name': 'Widget', 'price': 19.99}, 'product:2': {'name': 'Gadget', 'price': 29.99}}"
+    ) in output
     assert "Cache size: " in output and int(output.split("Cache size: ")[1]) >= 4
 
 
@@ -150,8 +155,11 @@ def test_failover_example(live: Server, dead_host: str) -> None:
     from cachegrid.client import SyncCacheGridClient
 
     SyncCacheGridClient([live_client]).set("my_key", {"found": True})
-    source = "from cachegrid.client import CacheGridClient\n\nasync def example():\n" + textwrap.indent(
-        localized(FAILOVER_EXAMPLE, live, dead_host), "    ") + "    return result\n"
+    source = (
+        "from cachegrid.client import CacheGridClient\n\nasync def example():\n"
+        + textwrap.indent(localized(FAILOVER_EXAMPLE, live, dead_host), "    ")
+        + "    return result\n"
+    )
     namespace, _ = run(source)
     assert asyncio.run(namespace["example"]()) == {"found": True}
 

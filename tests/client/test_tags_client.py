@@ -38,8 +38,11 @@ def test_set_with_tags_then_invalidate(kind: str, live: Server, prefix: str) -> 
 def test_bad_tags_are_refused_by_the_server(kind: str, live: Server, prefix: str) -> None:
     call, _ = make_caller(kind, [address(live)])
     call("set", prefix + "k", "old")
-    for tags, code in (([f"t{n}" for n in range(33)], "too_many_tags"), (["x" * 129], "tag_too_long"),
-                       (["no spaces"], "invalid_tag")):
+    for tags, code in (
+        ([f"t{n}" for n in range(33)], "too_many_tags"),
+        (["x" * 129], "tag_too_long"),
+        (["no spaces"], "invalid_tag"),
+    ):
         with pytest.raises(RequestError) as raised:
             call("set", prefix + "k", "new", tags=tags)
         assert raised.value.status == 400 and raised.value.code == code

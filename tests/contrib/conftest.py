@@ -25,4 +25,3 @@ def live() -> Iterator[ServerProcess]:
     """One real server shared by the backends' own tests (each test uses its own keys)."""
     with running(graceful=False) as server:
         yield server
-

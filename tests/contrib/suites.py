@@ -56,14 +56,26 @@ def _download(distribution: str, version: str) -> Path:
     found = [path for path in downloads.glob("*.tar.gz") if _normal(path.name).startswith(prefix)]
     if found:
         return found[0]
-    command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-               f"{distribution}=={version}", "--dest", str(downloads)]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--no-deps",
+        "--no-binary",
+        ":all:",
+        f"{distribution}=={version}",
+        "--dest",
+        str(downloads),
+    ]
     try:
         subprocess.run(command, check=True, capture_output=True, text=True, timeout=DOWNLOAD_TIMEOUT)
     except (OSError, subprocess.SubprocessError) as error:
         output = getattr(error, "stderr", "") or ""
-        raise SuiteUnavailable(f"pip could not download the sdist of {distribution}=={version}: "
-                               f"{error}\n{output[-2000:]}") from None
+        raise SuiteUnavailable(
+            f"pip could not download the sdist of {distribution}=={version}: {error}\n{output[-2000:]}"
+        ) from None
     found = [path for path in downloads.glob("*.tar.gz") if _normal(path.name).startswith(prefix)]
     if not found:
         raise SuiteUnavailable(f"pip downloaded no sdist of {distribution}=={version} into {downloads}")
@@ -79,15 +91,17 @@ def _unpack(archive_path: Path, subdirectory: str, target: Path) -> None:
         inside = f"{top}/{subdirectory}/"
         for member in archive.getmembers():
             if member.name.startswith(inside) and (member.isfile() or member.isdir()):
-                member.name = member.name[len(inside):]
+                member.name = member.name[len(inside) :]
                 archive.extract(member, target, filter="data")
 
 
 def suite_unavailable(error: Exception) -> Callable[[], None]:
     """A test that fails with ``error``: what a suite module defines when
     its suite could not be had."""
+
     def test_the_suite_is_available() -> None:
         pytest.fail(str(error))
+
     return test_the_suite_is_available
 
 

@@ -47,7 +47,7 @@ def test_a_long_key_is_never_cut_inside_a_character() -> None:
         key = "x" * length + "清" * 40
         stored = server_key(key)
         assert len(stored.encode("utf-8")) <= 250
-        assert stored.split("#")[0] == key[:len(stored.split("#")[0])]
+        assert stored.split("#")[0] == key[: len(stored.split("#")[0])]
 
 
 def test_a_smaller_limit_is_kept_and_one_without_room_for_the_hash_is_refused() -> None:

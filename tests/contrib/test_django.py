@@ -38,6 +38,7 @@ def make_cache(start_server: Callable[..., Server]) -> Iterator[Callable[..., Ca
     def make(location: Any, **settings: Any) -> CacheGridCache:
         made.append(django_cache(location, **settings))
         return made[-1]
+
     yield make
     for cache in made:
         cache.client.close()
@@ -58,8 +59,11 @@ def cache(live: Server, prefix: str) -> CacheGridCache:
 
 def test_location_is_a_url_a_separated_string_or_a_list() -> None:
     assert django_cache("http://127.0.0.1:8080").client.hosts == ["http://127.0.0.1:8080"]
-    for location in ("127.0.0.1:8001;127.0.0.1:8002", "127.0.0.1:8001,127.0.0.1:8002",
-                     ["127.0.0.1:8001", "127.0.0.1:8002"]):
+    for location in (
+        "127.0.0.1:8001;127.0.0.1:8002",
+        "127.0.0.1:8001,127.0.0.1:8002",
+        ["127.0.0.1:8001", "127.0.0.1:8002"],
+    ):
         client = django_cache(location, OPTIONS={"replicas": 2}).client
         assert client.hosts == ["http://127.0.0.1:8001", "http://127.0.0.1:8002"]
         assert client.replicas == 2
@@ -70,8 +74,10 @@ def test_options_are_the_clients_in_either_case() -> None:
     assert (client.auth_token, client.timeout, client.pool.max_retries) == ("secret", 0.5, 0)
 
 
-@pytest.mark.parametrize("options, named", [({"tokn": "x"}, "tokn"), ({"max_key_length": 10}, "max_key_length"),
-                                            ({"batch_size": 0}, "batch_size")])
+@pytest.mark.parametrize(
+    "options, named",
+    [({"tokn": "x"}, "tokn"), ({"max_key_length": 10}, "max_key_length"), ({"batch_size": 0}, "batch_size")],
+)
 def test_a_wrong_option_is_improperly_configured_and_named(options: dict[str, Any], named: str) -> None:
     with pytest.raises(ImproperlyConfigured, match=named):
         django_cache("127.0.0.1:1", OPTIONS=options)
@@ -124,8 +130,9 @@ def test_a_json_value_another_client_wrote_is_read_as_it_is(cache: CacheGridCach
     assert cache.get("shared") == {"from": "curl"}
 
 
-def test_a_key_longer_than_the_server_takes_is_hashed_and_works(cache: CacheGridCache, live: Server,
-                                                                prefix: str) -> None:
+def test_a_key_longer_than_the_server_takes_is_hashed_and_works(
+    cache: CacheGridCache, live: Server, prefix: str
+) -> None:
     long_key = "k" * 400
     with pytest.warns(Warning, match="longer than 250"):  # Django's CacheKeyWarning, as its own backends
         cache.set(long_key, "value")
@@ -158,7 +165,8 @@ def test_a_batch_larger_than_batch_size_is_one_request_per_batch_size(live: Serv
 
 
 def test_set_many_returns_the_keys_of_a_refused_batch_and_stores_none_of_them(
-        start_server: Callable[..., Server], make_cache: Callable[..., CacheGridCache], prefix: str) -> None:
+    start_server: Callable[..., Server], make_cache: Callable[..., CacheGridCache], prefix: str
+) -> None:
     server = start_server(env={"CACHEGRID_MAX_VALUE_SIZE": "1000"})
     cache = make_cache(server.url, KEY_PREFIX=prefix, OPTIONS={"batch_size": 2})
     failed = cache.set_many({"a": "small", "b": "x" * 5000, "c": "small"})
@@ -166,8 +174,9 @@ def test_set_many_returns_the_keys_of_a_refused_batch_and_stores_none_of_them(
     assert cache.get_many(["a", "b", "c"]) == {"c": "small"}
 
 
-def test_a_refused_set_raises_and_leaves_no_stale_value(start_server: Callable[..., Server],
-        make_cache: Callable[..., CacheGridCache], prefix: str) -> None:
+def test_a_refused_set_raises_and_leaves_no_stale_value(
+    start_server: Callable[..., Server], make_cache: Callable[..., CacheGridCache], prefix: str
+) -> None:
     server = start_server(env={"CACHEGRID_MAX_VALUE_SIZE": "1000"})
     cache = make_cache(server.url, KEY_PREFIX=prefix)
     cache.set("session", "old")
@@ -180,8 +189,9 @@ def test_a_refused_set_raises_and_leaves_no_stale_value(start_server: Callable[.
 # -- token, cluster, outages --------------------------------------------------------------
 
 
-def test_the_token_option_authenticates(start_server: Callable[..., Server],
-        make_cache: Callable[..., CacheGridCache], prefix: str) -> None:
+def test_the_token_option_authenticates(
+    start_server: Callable[..., Server], make_cache: Callable[..., CacheGridCache], prefix: str
+) -> None:
     server = start_server(env={"CACHEGRID_AUTH_TOKEN": "right"})
     cache = make_cache(server.url, KEY_PREFIX=prefix, OPTIONS={"token": "right"})
     cache.set("k", "v")
@@ -190,8 +200,9 @@ def test_the_token_option_authenticates(start_server: Callable[..., Server],
         make_cache(server.url, KEY_PREFIX=prefix, OPTIONS={"token": "wrong"}).get("k")
 
 
-def test_a_list_of_locations_is_a_cluster(start_server: Callable[..., Server],
-        make_cache: Callable[..., CacheGridCache], prefix: str) -> None:
+def test_a_list_of_locations_is_a_cluster(
+    start_server: Callable[..., Server], make_cache: Callable[..., CacheGridCache], prefix: str
+) -> None:
     nodes = [start_server(), start_server()]
     cache = make_cache([node.url for node in nodes], KEY_PREFIX=prefix)
     data = {f"user:{i}": {"id": i} for i in range(40)}
@@ -211,4 +222,3 @@ def test_an_outage_raises_unless_fail_open() -> None:
     lenient = django_cache(dead, OPTIONS={"timeout": 0.5, "max_retries": 0, "fail_open": True})
     assert lenient.get("k", "default") == "default"
     assert lenient.get_many(["k"]) == {}
-

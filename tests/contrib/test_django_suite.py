@@ -48,9 +48,11 @@ else:
     import django.test
     from cache.tests import BaseCacheTests, caches_setting_for_tests
 
-    @django.test.override_settings(CACHES=caches_setting_for_tests(
-        base={"BACKEND": "cachegrid.contrib.django.CacheGridCache", "LOCATION": SERVER.url},
-        exclude=EXCLUDED))
+    @django.test.override_settings(
+        CACHES=caches_setting_for_tests(
+            base={"BACKEND": "cachegrid.contrib.django.CacheGridCache", "LOCATION": SERVER.url}, exclude=EXCLUDED
+        )
+    )
     class CacheGridCacheTests(BaseCacheTests, django.test.TestCase):
         """Every test of BaseCacheTests, on CacheGrid."""
 

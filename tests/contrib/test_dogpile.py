@@ -32,16 +32,29 @@ def test_the_entry_point_names_the_backend() -> None:
 
 
 def test_arguments_are_the_hosts_and_the_clients_options() -> None:
-    backend = region(hosts=["127.0.0.1:8001", "127.0.0.1:8002"], token="secret", timeout=1.5, replicas=2,
-                     ttl=600, unrelated="ignored").backend
+    backend = region(
+        hosts=["127.0.0.1:8001", "127.0.0.1:8002"],
+        token="secret",
+        timeout=1.5,
+        replicas=2,
+        ttl=600,
+        unrelated="ignored",
+    ).backend
     assert backend.client.hosts == ["http://127.0.0.1:8001", "http://127.0.0.1:8002"]
     assert (backend.client.auth_token, backend.client.timeout, backend.client.replicas) == ("secret", 1.5, 2)
     assert backend.ttl == 600
 
 
-@pytest.mark.parametrize("arguments, problem", [({"ttl": 0}, "ttl"), ({"max_key_length": 20}, "max_key_length"),
-                                                ({"batch_size": 0}, "batch_size"), ({"replicas": 0}, "replicas"),
-                                                ({"lock_timeout": 0}, "lock_timeout")])
+@pytest.mark.parametrize(
+    "arguments, problem",
+    [
+        ({"ttl": 0}, "ttl"),
+        ({"max_key_length": 20}, "max_key_length"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"replicas": 0}, "replicas"),
+        ({"lock_timeout": 0}, "lock_timeout"),
+    ],
+)
 def test_a_wrong_argument_is_named(arguments: dict[str, Any], problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         region(hosts="127.0.0.1:1", **arguments)
@@ -92,6 +105,7 @@ def test_two_regions_share_a_replicated_cluster(start_server: Callable[..., Serv
         def value(n: int) -> str:
             calls.append(n)
             return f"value {n}"
+
         return value
 
     assert cached(writer)(7) == "value 7"

@@ -35,8 +35,14 @@ def fetch(url: str) -> Any:
 @contextmanager
 def web_app(command: list[str], port: int, server: Server) -> Iterator[str]:
     """The app ``command`` starts, once it answers on ``port``; stopped after the block."""
-    process = subprocess.Popen(command, cwd=ROOT, env=environment(server), stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=environment(server),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + START_TIMEOUT
@@ -83,8 +89,15 @@ def test_the_flask_example(live: Server) -> None:
 
 def test_the_dogpile_example(live: Server) -> None:
     def run() -> list[str]:
-        done = subprocess.run([str(BIN / "python"), "examples/dogpile_app.py"], cwd=ROOT, env=environment(live),
-                              capture_output=True, text=True, timeout=60, check=True)
+        done = subprocess.run(
+            [str(BIN / "python"), "examples/dogpile_app.py"],
+            cwd=ROOT,
+            env=environment(live),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
         return done.stdout.splitlines()
 
     first, second = run(), run()

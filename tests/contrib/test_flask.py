@@ -36,9 +36,14 @@ def prefix() -> str:
 
 
 def test_cache_type_and_the_cachegrid_settings_configure_it() -> None:
-    app, cache = flask_app(CACHE_CACHEGRID_HOSTS=["127.0.0.1:8001", "127.0.0.1:8002"],
-                           CACHE_CACHEGRID_TOKEN="secret", CACHE_CACHEGRID_TIMEOUT=1.5,
-                           CACHE_KEY_PREFIX="app:", CACHE_DEFAULT_TIMEOUT=60, CACHE_OPTIONS={"replicas": 2})
+    app, cache = flask_app(
+        CACHE_CACHEGRID_HOSTS=["127.0.0.1:8001", "127.0.0.1:8002"],
+        CACHE_CACHEGRID_TOKEN="secret",
+        CACHE_CACHEGRID_TIMEOUT=1.5,
+        CACHE_KEY_PREFIX="app:",
+        CACHE_DEFAULT_TIMEOUT=60,
+        CACHE_OPTIONS={"replicas": 2},
+    )
     made = backend(cache, app)
     assert isinstance(made, CacheGridCache)
     assert made.client.hosts == ["http://127.0.0.1:8001", "http://127.0.0.1:8002"]

@@ -73,6 +73,7 @@ else:
         def factory(self: Any, *args: Any, **kwargs: Any) -> CacheGridCache:
             kwargs.setdefault("key_prefix", request.param)
             return _new_cache(**kwargs)
+
         request.cls.cache_factory = factory
 
     @pytest.mark.usefixtures("cache_factory")

@@ -15,8 +15,9 @@ def test_the_load_test_is_bounded_by_default_and_answers_the_seed_examples(make_
         result = client.simulate_post("/test/load", params={"num_operations": count, "operation_type": "mixed"})
         assert result.status_code == 200 and result.json["num_operations"] == int(count)
     assert client.simulate_post("/test/load").json["num_operations"] == 1000
-    body = assert_error(client.simulate_post("/test/load", params={"num_operations": str(limit + 1)}),
-                        400, "invalid_parameter")
+    body = assert_error(
+        client.simulate_post("/test/load", params={"num_operations": str(limit + 1)}), 400, "invalid_parameter"
+    )
     assert body["limit"] == limit and body["limit_name"] == "loadtest_max_operations"
     assert "loadtest_max_operations" in body["message"]
     # The old default, a million operations in one request, no longer runs.

@@ -61,7 +61,8 @@ def test_any_json_value_round_trips(client: testing.TestClient, value: Any) -> N
 def test_big_integers_stay_exact(client: testing.TestClient) -> None:
     client.simulate_put("/cache/k", body=b'{"big": 123456789012345678901234567890, "id": "12345678901234567890"}')
     assert client.simulate_get("/cache/k").content == (
-        b'{"big":123456789012345678901234567890,"id":"12345678901234567890"}')
+        b'{"big":123456789012345678901234567890,"id":"12345678901234567890"}'
+    )
 
 
 def test_a_byte_order_mark_is_allowed(client: testing.TestClient) -> None:
@@ -182,8 +183,9 @@ def test_key_over_the_length_limit_is_400_with_the_limit(make_client: MakeClient
         (b'{"n": 12345678901234567890123, "x": 1e999}', "invalid_json"),
     ],
 )
-def test_bad_bodies_are_400_and_touch_nothing(cache_and_client: tuple[Cache, testing.TestClient], body: bytes,
-                                               code: str) -> None:
+def test_bad_bodies_are_400_and_touch_nothing(
+    cache_and_client: tuple[Cache, testing.TestClient], body: bytes, code: str
+) -> None:
     cache, client = cache_and_client
     put(client, "other", "untouched")
     put(client, "k", "before")
@@ -283,31 +285,37 @@ def test_clear_needs_confirmation(client: testing.TestClient) -> None:
 
 
 def test_batch_set_then_get(client: testing.TestClient, clock: FakeClock) -> None:
-    stored = client.simulate_post("/cache/batch/set", json={
-        "items": {"user:123": {"name": "Alice"}, "user:456": {"name": "Bob"}}, "ttl": 3600})
+    stored = client.simulate_post(
+        "/cache/batch/set", json={"items": {"user:123": {"name": "Alice"}, "user:456": {"name": "Bob"}}, "ttl": 3600}
+    )
     assert stored.json == {"stored": 2, "ttl": 3600}
     got = client.simulate_post("/cache/batch/get", json={"keys": ["user:123", "user:456", "nobody", "user:123"]})
-    assert got.json == {"items": {"user:123": {"name": "Alice"}, "user:456": {"name": "Bob"}},
-                        "missing": ["nobody"]}
+    assert got.json == {"items": {"user:123": {"name": "Alice"}, "user:456": {"name": "Bob"}}, "missing": ["nobody"]}
     clock.tick(3600)
     assert client.simulate_post("/cache/batch/get", json={"keys": ["user:123"]}).json == {
-        "items": {}, "missing": ["user:123"]}
+        "items": {},
+        "missing": ["user:123"],
+    }
 
 
 def test_batch_set_is_all_or_nothing_and_names_the_bad_item(make_client: MakeClient) -> None:
     client, cache = make_client(max_key_length=20, max_value_size=50)
     put(client, "a", "old")
-    body = assert_error(client.simulate_post("/cache/batch/set", json={
-        "items": {"a": "new", "b": "x" * 100, "c": 3}}), 413, "value_too_large")
+    body = assert_error(
+        client.simulate_post("/cache/batch/set", json={"items": {"a": "new", "b": "x" * 100, "c": 3}}),
+        413,
+        "value_too_large",
+    )
     assert body["key"] == "b" and body["limit"] == 50
-    assert_error(client.simulate_post("/cache/batch/set", json={"items": {"a": "new", "k" * 21: 1}}),
-                 400, "key_too_long")
+    assert_error(
+        client.simulate_post("/cache/batch/set", json={"items": {"a": "new", "k" * 21: 1}}), 400, "key_too_long"
+    )
     assert_error(client.simulate_post("/cache/batch/set", json={"items": {"a": "new", "": 1}}), 400, "invalid_key")
-    assert_error(client.simulate_post("/cache/batch/set", json={"items": {"a": "new"}, "ttl": -5}),
-                 400, "invalid_ttl")
+    assert_error(client.simulate_post("/cache/batch/set", json={"items": {"a": "new"}, "ttl": -5}), 400, "invalid_ttl")
     # In a JSON body a TTL is a JSON number: "6" is a string (query text is parsed).
-    assert_error(client.simulate_post("/cache/batch/set", json={"items": {"a": "new"}, "ttl": "\n6"}),
-                 400, "invalid_ttl")
+    assert_error(
+        client.simulate_post("/cache/batch/set", json={"items": {"a": "new"}, "ttl": "\n6"}), 400, "invalid_ttl"
+    )
     assert client.simulate_get("/cache/a").json == "old"
     assert len(cache) == 1
 
@@ -332,11 +340,11 @@ def test_batch_with_the_wrong_shape_is_400(client: testing.TestClient, path: str
 def test_batch_size_limit_is_413(make_client: MakeClient) -> None:
     client, cache = make_client(max_batch_size=3)
     assert client.simulate_post("/cache/batch/set", json={"items": {"a": 1, "b": 2, "c": 3}}).status_code == 200
-    body = assert_error(client.simulate_post("/cache/batch/set", json={"items": {str(i): i for i in range(4)}}),
-                        413, "batch_too_large")
+    body = assert_error(
+        client.simulate_post("/cache/batch/set", json={"items": {str(i): i for i in range(4)}}), 413, "batch_too_large"
+    )
     assert body["limit"] == 3
-    assert_error(client.simulate_post("/cache/batch/get", json={"keys": ["a", "b", "c", "d"]}), 413,
-                 "batch_too_large")
+    assert_error(client.simulate_post("/cache/batch/get", json={"keys": ["a", "b", "c", "d"]}), 413, "batch_too_large")
     assert len(cache) == 3
 
 
@@ -345,8 +353,9 @@ def test_batch_with_default_limit_of_1000(client: testing.TestClient) -> None:
     assert client.simulate_post("/cache/batch/set", json={"items": items}).json["stored"] == 1000
     got = client.simulate_post("/cache/batch/get", json={"keys": list(items)}).json
     assert got["items"] == items and got["missing"] == []
-    assert_error(client.simulate_post("/cache/batch/get", json={"keys": [f"k{i}" for i in range(1001)]}),
-                 413, "batch_too_large")
+    assert_error(
+        client.simulate_post("/cache/batch/get", json={"keys": [f"k{i}" for i in range(1001)]}), 413, "batch_too_large"
+    )
 
 
 # -- counters ---------------------------------------------------------------------
@@ -412,9 +421,24 @@ def test_stats_has_every_field_of_the_seed_and_more(client: testing.TestClient) 
     client.simulate_get("/cache/a")
     client.simulate_get("/cache/b")
     stats = client.simulate_get("/stats").json
-    for field in ("hits", "misses", "sets", "deletes", "evictions", "current_size", "max_size", "hit_ratio",
-                  "memory_usage_mb", "uptime_seconds", "expired", "policy", "memory_usage_bytes",
-                  "rejected_too_large", "rejected_full", "node_id"):
+    for field in (
+        "hits",
+        "misses",
+        "sets",
+        "deletes",
+        "evictions",
+        "current_size",
+        "max_size",
+        "hit_ratio",
+        "memory_usage_mb",
+        "uptime_seconds",
+        "expired",
+        "policy",
+        "memory_usage_bytes",
+        "rejected_too_large",
+        "rejected_full",
+        "node_id",
+    ):
         assert field in stats, field
     assert (stats["hits"], stats["misses"], stats["sets"], stats["current_size"]) == (1, 1, 1, 1)
     assert stats["hit_ratio"] == 0.5 and stats["max_size"] == 10_000
@@ -454,16 +478,16 @@ def test_admin_keys_prefix_limit_and_cursor(client: testing.TestClient) -> None:
     assert page["count"] == 10 and len(page["keys"]) == 10 and page["cursor"]
     seen = list(page["keys"])
     while page["cursor"]:
-        page = client.simulate_get("/admin/keys", params={"pattern": "user:", "limit": "10",
-                                                          "cursor": page["cursor"]}).json
+        page = client.simulate_get(
+            "/admin/keys", params={"pattern": "user:", "limit": "10", "cursor": page["cursor"]}
+        ).json
         seen += page["keys"]
     assert sorted(seen) == sorted(f"user:{i}" for i in range(25))
 
 
 def test_admin_keys_glob(client: testing.TestClient) -> None:
     client.simulate_post("/cache/batch/set", json={"items": {"user:1": 1, "user:22": 2, "product:1": 3}})
-    assert sorted(client.simulate_get("/admin/keys", params={"pattern": "*:1"}).json["keys"]) == [
-        "product:1", "user:1"]
+    assert sorted(client.simulate_get("/admin/keys", params={"pattern": "*:1"}).json["keys"]) == ["product:1", "user:1"]
 
 
 @pytest.mark.parametrize("query", [{"limit": "0"}, {"limit": "x"}, {"limit": "10001"}, {"cursor": "bogus"}])
@@ -519,9 +543,20 @@ def test_metrics_in_prometheus_format(client: testing.TestClient) -> None:
 def test_openapi_document_describes_every_route(client: testing.TestClient) -> None:
     document = client.simulate_get("/openapi.json").json
     assert document["openapi"].startswith("3.")
-    for path in ("/cache/{key}", "/cache/{key}/ttl", "/cache/{key}/incr", "/cache/{key}/decr", "/cache",
-                 "/cache/batch/set", "/cache/batch/get", "/stats", "/health", "/admin/keys", "/test/load",
-                 "/metrics"):
+    for path in (
+        "/cache/{key}",
+        "/cache/{key}/ttl",
+        "/cache/{key}/incr",
+        "/cache/{key}/decr",
+        "/cache",
+        "/cache/batch/set",
+        "/cache/batch/get",
+        "/stats",
+        "/health",
+        "/admin/keys",
+        "/test/load",
+        "/metrics",
+    ):
         assert path in document["paths"], path
 
 
@@ -554,9 +589,18 @@ def test_token_guards_every_api_endpoint_but_health(make_client: MakeClient) -> 
     client, cache = make_client(auth_token="s3cret")
     cache.start()
     try:
-        for method, path in (("GET", "/cache/k"), ("PUT", "/cache/k"), ("GET", "/stats"), ("GET", "/metrics"),
-                             ("GET", "/admin/keys"), ("DELETE", "/cache"), ("POST", "/cache/batch/get"),
-                             ("GET", "/cache/k?peek=true"), ("GET", "/docsx"), ("GET", "/static")):
+        for method, path in (
+            ("GET", "/cache/k"),
+            ("PUT", "/cache/k"),
+            ("GET", "/stats"),
+            ("GET", "/metrics"),
+            ("GET", "/admin/keys"),
+            ("DELETE", "/cache"),
+            ("POST", "/cache/batch/get"),
+            ("GET", "/cache/k?peek=true"),
+            ("GET", "/docsx"),
+            ("GET", "/static"),
+        ):
             result = client.simulate_request(method, path, body="1")
             assert_error(result, 401, "unauthorized")
             assert result.headers["www-authenticate"].startswith("Bearer")
@@ -583,7 +627,9 @@ def test_batch_delete(client: testing.TestClient) -> None:
     result = client.simulate_post("/cache/batch/delete", json={"keys": ["a", "b", "zz", "a"]})
     assert result.json == {"deleted": 2}
     assert client.simulate_post("/cache/batch/get", json={"keys": ["a", "b", "c"]}).json == {
-        "items": {"c": 3}, "missing": ["a", "b"]}
+        "items": {"c": 3},
+        "missing": ["a", "b"],
+    }
     assert_error(client.simulate_post("/cache/batch/delete", json={"keys": "a"}), 400, "invalid_batch")
 
 

@@ -27,8 +27,16 @@ def test_octet_stream_in_any_spelling_is_binary(client: testing.TestClient, cont
     assert (answer.content, answer.headers["X-Cache-Type"]) == (b"\xff\x00", "binary")
 
 
-@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "application/merge-patch+json",
-                                          "text/plain;charset=UTF-8", "application/x-www-form-urlencoded", ""])
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json; charset=utf-8",
+        "application/merge-patch+json",
+        "text/plain;charset=UTF-8",
+        "application/x-www-form-urlencoded",
+        "",
+    ],
+)
 def test_the_types_read_as_json(client: testing.TestClient, content_type: str) -> None:
     headers = {"Content-Type": content_type} if content_type else {}
     assert client.simulate_put("/cache/k", body=b'{"a": 1}', headers=headers).status_code == 201
@@ -78,20 +86,27 @@ def test_items_base64_alone_is_a_batch(client: testing.TestClient) -> None:
     answer = client.simulate_post("/cache/batch/set", json={"items_base64": {"a": b64(b"\x00")}, "ttl": 5})
     assert answer.json == {"stored": 1, "ttl": 5}
     assert client.simulate_post("/cache/batch/get", json={"keys": ["a"]}).json == {
-        "items": {}, "items_base64": {"a": "AA=="}, "missing": []}
+        "items": {},
+        "items_base64": {"a": "AA=="},
+        "missing": [],
+    }
 
 
-@pytest.mark.parametrize("body, code", [
-    ({"items": {"a": 1}, "items_base64": {"a": "AA=="}}, "invalid_batch"),
-    ({"items_base64": {"a": 5}}, "invalid_base64"),
-    ({"items_base64": {"a": "AA"}}, "invalid_base64"),  # padding missing
-    ({"items_base64": {"a": "ключ"}}, "invalid_base64"),
-    ({"items_base64": ["a"]}, "invalid_batch"),
-    ({"ttl": 5}, "invalid_batch"),
-    ({"items": {}, "binary": {}}, "invalid_batch"),
-])
-def test_bad_batch_sets_are_400_and_store_nothing(cache_and_client: tuple[Cache, testing.TestClient],
-                                                  body: dict[str, Any], code: str) -> None:
+@pytest.mark.parametrize(
+    "body, code",
+    [
+        ({"items": {"a": 1}, "items_base64": {"a": "AA=="}}, "invalid_batch"),
+        ({"items_base64": {"a": 5}}, "invalid_base64"),
+        ({"items_base64": {"a": "AA"}}, "invalid_base64"),  # padding missing
+        ({"items_base64": {"a": "ключ"}}, "invalid_base64"),
+        ({"items_base64": ["a"]}, "invalid_batch"),
+        ({"ttl": 5}, "invalid_batch"),
+        ({"items": {}, "binary": {}}, "invalid_batch"),
+    ],
+)
+def test_bad_batch_sets_are_400_and_store_nothing(
+    cache_and_client: tuple[Cache, testing.TestClient], body: dict[str, Any], code: str
+) -> None:
     cache, client = cache_and_client
     answer = client.simulate_post("/cache/batch/set", json={**body})
     assert answer.status_code == 400 and answer.json["error"] == code
@@ -100,8 +115,9 @@ def test_bad_batch_sets_are_400_and_store_nothing(cache_and_client: tuple[Cache,
 
 def test_both_maps_count_against_the_batch_limit(make_client: Make) -> None:
     client, cache = make_client(max_batch_size=3)
-    answer = client.simulate_post("/cache/batch/set", json={"items": {"a": 1, "b": 2},
-                                                            "items_base64": {"c": "AA==", "d": "AA=="}})
+    answer = client.simulate_post(
+        "/cache/batch/set", json={"items": {"a": 1, "b": 2}, "items_base64": {"c": "AA==", "d": "AA=="}}
+    )
     assert answer.status_code == 413 and answer.json["error"] == "batch_too_large"
     assert len(cache) == 0
 
@@ -109,7 +125,8 @@ def test_both_maps_count_against_the_batch_limit(make_client: Make) -> None:
 def test_a_mixed_batch_is_all_or_nothing(make_client: Make) -> None:
     client, cache = make_client(max_value_size=4)
     client.simulate_post("/cache/batch/set", json={"items": {"a": 1}})
-    answer = client.simulate_post("/cache/batch/set", json={"items": {"a": 2, "b": 3},
-                                                            "items_base64": {"c": b64(b"12345")}})
+    answer = client.simulate_post(
+        "/cache/batch/set", json={"items": {"a": 2, "b": 3}, "items_base64": {"c": b64(b"12345")}}
+    )
     assert answer.status_code == 413 and answer.json["key"] == "c"
     assert client.simulate_get("/cache/a").content == b"1" and len(cache) == 1

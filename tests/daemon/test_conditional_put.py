@@ -35,8 +35,7 @@ def failing_conditions(etags: dict[str, str]) -> list[dict[str, str]]:
 
 
 @pytest.mark.parametrize("case", range(5))
-def test_a_failed_conditional_put_counts_no_read_and_keeps_the_lru_order(make_client: MakeClient,
-                                                                          case: int) -> None:
+def test_a_failed_conditional_put_counts_no_read_and_keeps_the_lru_order(make_client: MakeClient, case: int) -> None:
     client, cache, etags = lru_of_two(make_client)
     before = counts(client)
     result = put(client, "old", "changed", headers=failing_conditions(etags)[case])
@@ -56,8 +55,7 @@ def test_a_read_does_bump_the_lru_order(make_client: MakeClient) -> None:
 
 
 @pytest.mark.parametrize("header", ["If-Match", "If-None-Match"])
-def test_a_conditional_put_that_holds_writes_once_and_counts_no_read(make_client: MakeClient,
-                                                                      header: str) -> None:
+def test_a_conditional_put_that_holds_writes_once_and_counts_no_read(make_client: MakeClient, header: str) -> None:
     client, cache, etags = lru_of_two(make_client)
     current = etags["old"] if header == "If-Match" else '"elsewhere-1"'
     before = counts(client)

@@ -59,8 +59,12 @@ def test_nothing_done_means_no_trim(cache: Cache) -> None:
 def test_every_kind_of_engine_work_counts(cache: Cache) -> None:
     cache.set("k", b"1", ttl=0.05)
     trimmer = HeapTrimmer(60, engine_activity(cache), MALLOC_TRIM)
-    for work in (lambda: cache.get("k"), lambda: cache.delete("k"), lambda: cache.set("j", b"2"),
-                 lambda: cache.clear()):
+    for work in (
+        lambda: cache.get("k"),
+        lambda: cache.delete("k"),
+        lambda: cache.set("j", b"2"),
+        lambda: cache.clear(),
+    ):
         settle(trimmer)
         work()
         assert trimmer.maybe_trim()
@@ -150,8 +154,7 @@ def test_a_bad_interval_stops_start_up_naming_the_setting(monkeypatch: pytest.Mo
 
 
 @needs_glibc
-def test_the_served_app_reports_its_trims_in_stats_and_metrics(monkeypatch: pytest.MonkeyPatch,
-                                                                tmp_path: Path) -> None:
+def test_the_served_app_reports_its_trims_in_stats_and_metrics(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CACHEGRID_MEMORY_TRIM_INTERVAL", "0.1")
     client = falcon.testing.TestClient(create_app(load_settings()))
@@ -193,6 +196,7 @@ print(done[0], buffer.raw.decode())
 @needs_glibc
 @pytest.mark.skipif(READ_SYSCALL is None, reason="read(2)'s number is known here for x86_64 and aarch64 only")
 def test_a_call_through_the_handle_releases_the_gil() -> None:
-    finished = subprocess.run([sys.executable, "-c", GIL_CHECK, str(READ_SYSCALL)], capture_output=True, text=True,
-                              timeout=60)
+    finished = subprocess.run(
+        [sys.executable, "-c", GIL_CHECK, str(READ_SYSCALL)], capture_output=True, text=True, timeout=60
+    )
     assert (finished.returncode, finished.stdout.strip()) == (0, "1 !"), finished.stderr

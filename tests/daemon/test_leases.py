@@ -50,7 +50,8 @@ def test_the_holders_put_stores_and_the_next_reader_hits(client: testing.TestCli
 
 
 def test_after_the_lease_time_the_next_caller_wins_and_the_late_winner_writes_nothing(
-        client: testing.TestClient, clock: FakeClock) -> None:
+    client: testing.TestClient, clock: FakeClock
+) -> None:
     late = leased_get(client, "k", "2").headers[TOKEN]
     clock.tick(1.5)
     assert leased_get(client, "k", "2").headers["Retry-After"] == "1"
@@ -130,7 +131,8 @@ def test_a_release_needs_the_token(client: testing.TestClient) -> None:
 
 
 def test_a_lock_expires_by_itself_and_survives_the_delete_of_its_key(
-        client: testing.TestClient, clock: FakeClock) -> None:
+    client: testing.TestClient, clock: FakeClock
+) -> None:
     client.simulate_put("/cache/job", body="1")
     token = client.simulate_post("/cache/job/lease", params={"ttl": "5"}).json["token"]
     client.simulate_delete("/cache/job")
@@ -152,7 +154,11 @@ def test_lease_counters_are_in_stats(client: testing.TestClient) -> None:
     client.simulate_put("/cache/k", body="1", headers={TOKEN: token})
     stats = client.simulate_get("/stats").json
     assert (stats["leases_granted"], stats["leases_refused"], stats["leases_filled"], stats["leases_held"]) == (
-        1, 1, 1, 0)
+        1,
+        1,
+        1,
+        0,
+    )
     assert stats["lease_memory_bytes"] == 0
 
 
@@ -164,7 +170,13 @@ def test_lease_and_stale_counters_are_metrics(client: testing.TestClient, clock:
     client.simulate_get("/cache/k")
     client.simulate_post("/cache/k/stale")
     text = client.simulate_get("/metrics").text
-    for line in ('cachegrid_leases_total{outcome="granted"} 1.0', 'cachegrid_leases_total{outcome="refused"} 1.0',
-                 'cachegrid_leases_total{outcome="filled"} 1.0', "cachegrid_stale_hits_total 1.0",
-                 "cachegrid_marked_stale_total 1.0", "cachegrid_leases_held 0.0", "cachegrid_max_leases 10000.0"):
+    for line in (
+        'cachegrid_leases_total{outcome="granted"} 1.0',
+        'cachegrid_leases_total{outcome="refused"} 1.0',
+        'cachegrid_leases_total{outcome="filled"} 1.0',
+        "cachegrid_stale_hits_total 1.0",
+        "cachegrid_marked_stale_total 1.0",
+        "cachegrid_leases_held 0.0",
+        "cachegrid_max_leases 10000.0",
+    ):
         assert line in text, line

@@ -14,7 +14,7 @@ def rejected_too_large(client: testing.TestClient) -> tuple[int, float]:
     stats = client.simulate_get("/stats").json["rejected_too_large"]
     line = 'cachegrid_rejected_writes_total{reason="too_large"} '
     [metric] = [text for text in client.simulate_get("/metrics").text.splitlines() if text.startswith(line)]
-    return stats, float(metric[len(line):])
+    return stats, float(metric[len(line) :])
 
 
 def test_a_put_over_max_value_size_counts_in_stats_and_metrics(make_client: MakeClient) -> None:

@@ -17,8 +17,9 @@ ENTRIES = 5_000
 
 
 @pytest.mark.parametrize("how", ["put", "batch set"])
-def test_stored_entries_cost_what_stats_claims(make_client: Callable[..., tuple[testing.TestClient, Cache]],
-                                                how: str) -> None:
+def test_stored_entries_cost_what_stats_claims(
+    make_client: Callable[..., tuple[testing.TestClient, Cache]], how: str
+) -> None:
     client, cache = make_client(max_size=ENTRIES * 2)
     value = {"name": "Alice", "age": 30}
     client.simulate_put("/cache/warm-up", json=value)  # first-request allocations
@@ -44,14 +45,16 @@ def test_stored_entries_cost_what_stats_claims(make_client: Callable[..., tuple[
 
 
 def test_a_batch_set_does_not_hold_a_buffer_per_value_while_it_runs(
-        make_client: Callable[..., tuple[testing.TestClient, Cache]]) -> None:
+    make_client: Callable[..., tuple[testing.TestClient, Cache]],
+) -> None:
     # orjson writes each value into a 4 KiB buffer and hands it back with it:
     # 1,000 values held at once would be 4 MiB at the peak of one request.
     client, cache = make_client(max_size=10_000)
     items = {f"user:{i:06d}": {"name": "Alice", "age": 30} for i in range(1000)}
     body = json.dumps({"items": items})
-    client.simulate_post("/cache/batch/set", body=json.dumps({"items": {"warm": 1}}),
-                         headers={"Content-Type": "application/json"})
+    client.simulate_post(
+        "/cache/batch/set", body=json.dumps({"items": {"warm": 1}}), headers={"Content-Type": "application/json"}
+    )
     gc.collect()
     tracemalloc.start()
     try:

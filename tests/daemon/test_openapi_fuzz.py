@@ -102,42 +102,51 @@ REFUSED = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422",
 
 
 def _operation(selector: dict[str, str], accepted: list[str] = ACCEPTED, refused: list[str] = REFUSED) -> dict:
-    return selector | {"checks": {"positive_data_acceptance": {"expected-statuses": accepted},
-                                  "negative_data_rejection": {"expected-statuses": refused}}}
+    return selector | {
+        "checks": {
+            "positive_data_acceptance": {"expected-statuses": accepted},
+            "negative_data_rejection": {"expected-statuses": refused},
+        }
+    }
 
 
 def _config(*, security_parameters: bool = True) -> SchemathesisConfig:
-    return SchemathesisConfig.from_dict({
-        "seed": SEED,
-        "generation": {
-            "max-examples": MAX_EXAMPLES,
-            "deterministic": True,
-            "database": "none",
-            # With a token, the test sends the real one itself (and once
-            # without): a generated Authorization header would be overwritten
-            # by it, and "negative" cases that only drop it would be valid.
-            "with-security-parameters": security_parameters,
-        },
-        "checks": {
-            "positive_data_acceptance": {"expected-statuses": ACCEPTED},
-            "negative_data_rejection": {"expected-statuses": REFUSED},
-        },
-        # Valid input the app may still refuse because of what is stored, which
-        # no schema of the request can tell (each of these answers is documented).
-        "operations": [
-            # If-Match / If-None-Match name ETags the fuzzer makes up: 412.
-            # 412 also refuses invalid input here: the app checks the ETags of
-            # If-Match / If-None-Match before the TTL's upper bound (and the
-            # value's size), where RFC 9110 13.2.1 says after the request's
-            # own checks. An app issue, reported; the app is not changed here.
-            _operation({"include-path": "/cache/{key}", "include-method": "PUT"},
-                       accepted=ACCEPTED + ["412"], refused=REFUSED + ["412"]),
-            # The stored value is not an integer, or the sum overflows 64 bits.
-            _operation({"include-path-regex": "^/cache/\\{key\\}/(incr|decr)$"}, accepted=ACCEPTED + ["400"]),
-            # A cursor is opaque and lives only as long as its listing.
-            _operation({"include-path": "/admin/keys"}, accepted=ACCEPTED + ["400"]),
-        ],
-    })
+    return SchemathesisConfig.from_dict(
+        {
+            "seed": SEED,
+            "generation": {
+                "max-examples": MAX_EXAMPLES,
+                "deterministic": True,
+                "database": "none",
+                # With a token, the test sends the real one itself (and once
+                # without): a generated Authorization header would be overwritten
+                # by it, and "negative" cases that only drop it would be valid.
+                "with-security-parameters": security_parameters,
+            },
+            "checks": {
+                "positive_data_acceptance": {"expected-statuses": ACCEPTED},
+                "negative_data_rejection": {"expected-statuses": REFUSED},
+            },
+            # Valid input the app may still refuse because of what is stored, which
+            # no schema of the request can tell (each of these answers is documented).
+            "operations": [
+                # If-Match / If-None-Match name ETags the fuzzer makes up: 412.
+                # 412 also refuses invalid input here: the app checks the ETags of
+                # If-Match / If-None-Match before the TTL's upper bound (and the
+                # value's size), where RFC 9110 13.2.1 says after the request's
+                # own checks. An app issue, reported; the app is not changed here.
+                _operation(
+                    {"include-path": "/cache/{key}", "include-method": "PUT"},
+                    accepted=ACCEPTED + ["412"],
+                    refused=REFUSED + ["412"],
+                ),
+                # The stored value is not an integer, or the sum overflows 64 bits.
+                _operation({"include-path-regex": "^/cache/\\{key\\}/(incr|decr)$"}, accepted=ACCEPTED + ["400"]),
+                # A cursor is opaque and lives only as long as its listing.
+                _operation({"include-path": "/admin/keys"}, accepted=ACCEPTED + ["400"]),
+            ],
+        }
+    )
 
 
 MAX_KEY_BYTES = _settings().max_key_length  # both apps keep the default
@@ -167,8 +176,9 @@ def positive_data_accepted(ctx: Any, response: Any, case: schemathesis.Case) -> 
     A key is at most max_key_length *bytes*; JSON Schema can only bound
     characters (maxLength), so a key of few but wide characters is valid to
     the schema and refused (400 key_too_long) as the document describes."""
-    if any(isinstance(key, str) and len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES
-           for key in _keys_in(case)):
+    if any(
+        isinstance(key, str) and len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES for key in _keys_in(case)
+    ):
         return None
     if _batch_of_both_kinds_out_of_schema(case):
         return None
@@ -238,7 +248,8 @@ WORKFLOW_APP, WORKFLOW_CACHE = _build(clock=lambda: 1_000.0)
 # The links of stored keys only: the tag and delete-job operations (links
 # inferred from a job's id) would take the scenarios' few steps elsewhere.
 workflow_schema = schemathesis.openapi.from_wsgi("/openapi.json", WORKFLOW_APP, config=_config()).exclude(
-    path_regex="^/(tags/|admin/delete-pattern)")
+    path_regex="^/(tags/|admin/delete-pattern)"
+)
 ANSWERED: set[str] = set()  # "<operation> <status>" of the current workflow run
 
 
@@ -252,16 +263,23 @@ class _Workflow(workflow_schema.as_state_machine()):  # type: ignore[misc]
     def setup(self) -> None:
         WORKFLOW_CACHE.clear()
 
-    def validate_response(self, response: Any, case: schemathesis.Case, additional_checks: Any = None,
-                          **kwargs: Any) -> None:
+    def validate_response(
+        self, response: Any, case: schemathesis.Case, additional_checks: Any = None, **kwargs: Any
+    ) -> None:
         ANSWERED.add(f"{case.operation.label} {response.status_code}")
         case.validate_response(response, checks=CHECKS, transport_kwargs=kwargs or None, recorder=self.recorder)
 
 
 class TestWorkflow(_Workflow.TestCase):  # type: ignore[misc,name-defined]
     # Derandomized like the rest; 25 scenarios of up to 8 calls: a few seconds.
-    settings = settings(max_examples=25, stateful_step_count=8, deadline=None, derandomize=True, database=None,
-                        suppress_health_check=list(HealthCheck))
+    settings = settings(
+        max_examples=25,
+        stateful_step_count=8,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
 
     def runTest(self) -> None:
         ANSWERED.clear()
@@ -272,8 +290,13 @@ class TestWorkflow(_Workflow.TestCase):  # type: ignore[misc,name-defined]
         assert ANSWERED & ABOUT_A_STORED_KEY, sorted(ANSWERED)
 
 
-ABOUT_A_STORED_KEY = {"GET /cache/{key} 200", "HEAD /cache/{key} 200", "GET /cache/{key} 304",
-                      "GET /cache/{key}/ttl 200", "PUT /cache/{key} 200"}
+ABOUT_A_STORED_KEY = {
+    "GET /cache/{key} 200",
+    "HEAD /cache/{key} 200",
+    "GET /cache/{key} 304",
+    "GET /cache/{key}/ttl 200",
+    "PUT /cache/{key} 200",
+}
 
 # Requests about a stored key, each with the status it must get: (method,
 # path, query, headers, status). The fuzzing reaches them only by chance.
@@ -290,8 +313,9 @@ STORED_KEY_REQUESTS = [
 
 @pytest.mark.parametrize("kind", ["json", "binary", "stale"])
 @pytest.mark.parametrize(("method", "path", "query", "headers", "status"), STORED_KEY_REQUESTS)
-def test_the_answers_about_a_stored_key_are_documented(kind: str, method: str, path: str, query: dict,
-                                                      headers: dict, status: int) -> None:
+def test_the_answers_about_a_stored_key_are_documented(
+    kind: str, method: str, path: str, query: dict, headers: dict, status: int
+) -> None:
     clock = [1_000.0]
     app, cache = _build(clock=lambda: clock[0])
     if kind == "stale":
@@ -322,8 +346,6 @@ def test_every_route_is_documented() -> None:
         if not method.internal
     }
     documented = {
-        (path, method)
-        for path, operations in open_schema.raw_schema["paths"].items()
-        for method in operations
+        (path, method) for path, operations in open_schema.raw_schema["paths"].items() for method in operations
     }
     assert served == documented

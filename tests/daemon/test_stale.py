@@ -19,10 +19,13 @@ TOKEN = "X-Cache-Lease"
 
 
 def test_a_value_past_its_ttl_is_served_marked_stale_with_one_refresh_lease(
-        client: testing.TestClient, clock: FakeClock) -> None:
+    client: testing.TestClient, clock: FakeClock
+) -> None:
     assert client.simulate_put("/cache/k", params={"ttl": "10", "stale": "20"}, body='"old"').status_code == 201
     fresh = client.simulate_get("/cache/k", params={"lease": "5"})
-    assert fresh.text == '"old"' and "X-Cache-Stale" not in fresh.headers and "X-Cache-Lease-Status" not in fresh.headers
+    assert (
+        fresh.text == '"old"' and "X-Cache-Stale" not in fresh.headers and "X-Cache-Lease-Status" not in fresh.headers
+    )
     clock.tick(10)
     first = client.simulate_get("/cache/k", params={"lease": "5"})
     assert first.status_code == 200 and first.text == '"old"' and first.headers["X-Cache-Stale"] == "true"
@@ -31,8 +34,9 @@ def test_a_value_past_its_ttl_is_served_marked_stale_with_one_refresh_lease(
     assert second.text == '"old"' and second.headers["X-Cache-Lease-Status"] == "held" and TOKEN not in second.headers
     plain = client.simulate_get("/cache/k")
     assert plain.headers["X-Cache-Stale"] == "true" and "X-Cache-Lease-Status" not in plain.headers
-    refreshed = client.simulate_put("/cache/k", params={"ttl": "10", "stale": "20"}, body='"new"',
-                                    headers={TOKEN: first.headers[TOKEN]})
+    refreshed = client.simulate_put(
+        "/cache/k", params={"ttl": "10", "stale": "20"}, body='"new"', headers={TOKEN: first.headers[TOKEN]}
+    )
     assert refreshed.status_code == 200
     again = client.simulate_get("/cache/k", params={"lease": "5"})
     assert again.text == '"new"' and "X-Cache-Stale" not in again.headers
@@ -41,16 +45,20 @@ def test_a_value_past_its_ttl_is_served_marked_stale_with_one_refresh_lease(
     assert client.simulate_get("/stats").json["stale_hits"] == 3
 
 
-@pytest.mark.parametrize("params, message", [
-    ({"ttl": "10", "stale": "-1"}, "at least 0"),
-    ({"ttl": "10", "stale": "604801"}, "at most 604800"),
-    ({"ttl": "10", "stale": "1e308"}, "at most"),
-    ({"ttl": "10", "stale": "nan"}, "at least 0"),
-    ({"ttl": "10", "stale": "soon"}, "a number"),
-    ({"stale": "-5"}, "at least 0"),
-])
-def test_a_bad_stale_window_is_400_json_and_changes_nothing(client: testing.TestClient, params: dict[str, str],
-                                                            message: str) -> None:
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"ttl": "10", "stale": "-1"}, "at least 0"),
+        ({"ttl": "10", "stale": "604801"}, "at most 604800"),
+        ({"ttl": "10", "stale": "1e308"}, "at most"),
+        ({"ttl": "10", "stale": "nan"}, "at least 0"),
+        ({"ttl": "10", "stale": "soon"}, "a number"),
+        ({"stale": "-5"}, "at least 0"),
+    ],
+)
+def test_a_bad_stale_window_is_400_json_and_changes_nothing(
+    client: testing.TestClient, params: dict[str, str], message: str
+) -> None:
     client.simulate_put("/cache/k", body='"before"')
     client.simulate_put("/cache/other", body="1")
     answer = client.simulate_put("/cache/k", params=params, body='"after"')
@@ -73,7 +81,8 @@ def test_the_longest_stale_window_is_a_setting(make_client: MakeClient) -> None:
 
 
 def test_marking_stale_serves_the_old_value_marked_and_hands_out_the_lease(
-        client: testing.TestClient, clock: FakeClock) -> None:
+    client: testing.TestClient, clock: FakeClock
+) -> None:
     client.simulate_put("/cache/k", body='"v"')
     marked = client.simulate_post("/cache/k/stale")
     assert marked.status_code == 200 and marked.json == {"key": "k", "stale": True}
@@ -111,10 +120,13 @@ def test_a_batch_set_gives_every_item_the_stale_window(client: testing.TestClien
     assert client.simulate_get("/cache/a").status_code == 404
 
 
-@pytest.mark.parametrize("stale, message", [(-1, "at least 0"), (604801, "at most 604800"), (10**400, "at most"),
-                                            ("5", "a number"), (True, "a number")])
-def test_a_batch_set_with_a_bad_stale_window_stores_nothing(client: testing.TestClient, stale: object,
-                                                            message: str) -> None:
+@pytest.mark.parametrize(
+    "stale, message",
+    [(-1, "at least 0"), (604801, "at most 604800"), (10**400, "at most"), ("5", "a number"), (True, "a number")],
+)
+def test_a_batch_set_with_a_bad_stale_window_stores_nothing(
+    client: testing.TestClient, stale: object, message: str
+) -> None:
     client.simulate_put("/cache/a", body='"before"')
     answer = client.simulate_post("/cache/batch/set", json={"items": {"a": 1, "b": 2}, "ttl": 10, "stale": stale})
     assert answer.status_code == 400 and answer.json["error"] == "invalid_stale" and message in answer.json["message"]

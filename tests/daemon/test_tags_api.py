@@ -40,7 +40,8 @@ def test_a_replacing_put_replaces_the_tags_and_an_empty_list_drops_them(client: 
 
 
 def test_invalidating_a_tag_makes_its_keys_404_and_leaves_the_others(
-        cache_and_client: tuple[Cache, testing.TestClient]) -> None:
+    cache_and_client: tuple[Cache, testing.TestClient],
+) -> None:
     cache, client = cache_and_client
     put(client, "a", 1, tags="page")
     client.simulate_post("/cache/batch/set", json={"items": {"b": 2, "c": 3}, "tags": ["page", "batch"]})
@@ -61,13 +62,16 @@ def test_a_batch_of_tags_is_invalidated_at_once(client: testing.TestClient) -> N
     assert [client.simulate_get(f"/cache/{key}").status_code for key in "abc"] == [404, 404, 200]
 
 
-@pytest.mark.parametrize("tags, code", [
-    (",".join(f"t{n}" for n in range(33)), "too_many_tags"),
-    ("x" * 129, "tag_too_long"),
-    ("has space", "invalid_tag"),
-    ("a,,b", "invalid_tag"),
-    ("клю", "invalid_tag"),
-])
+@pytest.mark.parametrize(
+    "tags, code",
+    [
+        (",".join(f"t{n}" for n in range(33)), "too_many_tags"),
+        ("x" * 129, "tag_too_long"),
+        ("has space", "invalid_tag"),
+        ("a,,b", "invalid_tag"),
+        ("клю", "invalid_tag"),
+    ],
+)
 def test_bad_tags_on_a_put_are_400_and_change_nothing(client: testing.TestClient, tags: str, code: str) -> None:
     put(client, "k", "old", tags="kept")
     before = client.simulate_get("/stats").json
@@ -79,17 +83,22 @@ def test_bad_tags_on_a_put_are_400_and_change_nothing(client: testing.TestClient
     assert client.simulate_get("/cache/other").status_code == 404
     after = client.simulate_get("/stats").json
     assert (after["sets"], after["tags"], after["memory_usage_bytes"]) == (
-        before["sets"], before["tags"], before["memory_usage_bytes"])
+        before["sets"],
+        before["tags"],
+        before["memory_usage_bytes"],
+    )
 
 
-@pytest.mark.parametrize("body, code", [
-    ({"tags": ["good", "not good"]}, "invalid_tag"),
-    ({"tags": ["x" * 129]}, "tag_too_long"),
-    ({"tags": "good"}, "invalid_tags"),
-    ({"tag": ["good"]}, "invalid_tags"),
-])
-def test_a_bad_invalidation_is_400_and_invalidates_nothing(client: testing.TestClient, body: Any,
-                                                            code: str) -> None:
+@pytest.mark.parametrize(
+    "body, code",
+    [
+        ({"tags": ["good", "not good"]}, "invalid_tag"),
+        ({"tags": ["x" * 129]}, "tag_too_long"),
+        ({"tags": "good"}, "invalid_tags"),
+        ({"tag": ["good"]}, "invalid_tags"),
+    ],
+)
+def test_a_bad_invalidation_is_400_and_invalidates_nothing(client: testing.TestClient, body: Any, code: str) -> None:
     put(client, "k", 1, tags="good")
     assert_error(client.simulate_post("/tags/invalidate", json=body), 400, code)
     assert_error(client.simulate_post("/tags/not%20good/invalidate"), 400, "invalid_tag")
@@ -121,7 +130,8 @@ def _finished(client: testing.TestClient, job_id: str) -> dict[str, Any]:
 
 
 def test_delete_pattern_is_a_job_that_deletes_only_the_matching_keys(
-        cache_and_client: tuple[Cache, testing.TestClient]) -> None:
+    cache_and_client: tuple[Cache, testing.TestClient],
+) -> None:
     cache, client = cache_and_client
     cache.set_many({f"user:{n}": b"1" for n in range(5000)})
     cache.set_many({f"order:{n}": b"1" for n in range(100)})
@@ -135,10 +145,13 @@ def test_delete_pattern_is_a_job_that_deletes_only_the_matching_keys(
     assert len(cache) == 89
 
 
-@pytest.mark.parametrize("body", [{"pattern": ""}, {"pattern": "user:[ab"}, {"pattern": 3}, {"pattern": "x" * 251},
-                                  {"glob": "user:*"}, ["user:*"]])
-def test_a_bad_pattern_is_400_and_deletes_nothing(cache_and_client: tuple[Cache, testing.TestClient],
-                                                  body: Any) -> None:
+@pytest.mark.parametrize(
+    "body",
+    [{"pattern": ""}, {"pattern": "user:[ab"}, {"pattern": 3}, {"pattern": "x" * 251}, {"glob": "user:*"}, ["user:*"]],
+)
+def test_a_bad_pattern_is_400_and_deletes_nothing(
+    cache_and_client: tuple[Cache, testing.TestClient], body: Any
+) -> None:
     cache, client = cache_and_client
     cache.set_many({f"user:{n}": b"1" for n in range(10)})
     assert_error(client.simulate_post("/admin/delete-pattern", json=body), 400, "invalid_pattern")
@@ -149,8 +162,7 @@ def test_an_unknown_job_is_404(client: testing.TestClient) -> None:
     assert_error(client.simulate_get("/admin/delete-pattern/nope"), 404, "job_not_found")
 
 
-def test_delete_pattern_is_not_a_parameter_of_delete_cache(
-        cache_and_client: tuple[Cache, testing.TestClient]) -> None:
+def test_delete_pattern_is_not_a_parameter_of_delete_cache(cache_and_client: tuple[Cache, testing.TestClient]) -> None:
     cache, client = cache_and_client
     cache.set("user:1", b"1")
     assert_error(client.simulate_delete("/cache", params={"pattern": "user:*"}), 400, "confirmation_required")
@@ -158,7 +170,8 @@ def test_delete_pattern_is_not_a_parameter_of_delete_cache(
 
 
 def test_invalidating_100_000_entries_answers_in_the_time_of_a_get(
-        make_client: Callable[..., tuple[testing.TestClient, Cache]]) -> None:
+    make_client: Callable[..., tuple[testing.TestClient, Cache]],
+) -> None:
     client, cache = make_client(max_size=200_000)
     for start in range(0, 100_000, 1000):
         cache.set_many({f"user:{n}": b'{"a":1}' for n in range(start, start + 1000)}, tags=["users"])

@@ -37,8 +37,9 @@ def require_cachegrid_serve() -> Path:
 def serve_help() -> str:
     """``cachegrid serve --help``, unwrapped; fails if the command fails."""
     env = clean_env(COLUMNS="400", NO_COLOR="1", TERM="dumb")
-    result = subprocess.run([str(require_cachegrid_serve()), "serve", "--help"], env=env,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [str(require_cachegrid_serve()), "serve", "--help"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, f"cachegrid serve --help failed:\n{result.stdout}\n{result.stderr}"
     return result.stdout
 
@@ -46,9 +47,12 @@ def serve_help() -> str:
 def clean_env(**extra: str) -> dict[str, str]:
     """This environment without CACHEGRID_*/PORT/WEB_CONCURRENCY, the
     virtualenv first on PATH, plus ``extra``."""
-    env = {name: value for name, value in os.environ.items()
-           if not name.startswith("CACHEGRID_") and name not in ("PORT", "WEB_CONCURRENCY", "NOTIFY_SOCKET",
-                                                                 "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES")}
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("CACHEGRID_")
+        and name not in ("PORT", "WEB_CONCURRENCY", "NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES")
+    }
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)
@@ -97,6 +101,7 @@ def wait_exit(process: subprocess.Popen, timeout: float) -> int | None:
 
 
 # -- /proc -----------------------------------------------------------------------
+
 
 def _fields(pid: int) -> list[str] | None:
     """The fields of /proc/PID/stat after the command name (state first)."""

@@ -42,8 +42,11 @@ DEPLOYMENT_FILES = [
 def _instructions(path=DOCKERFILE) -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) of a Dockerfile, continuation lines joined."""
     text = re.sub(r"\\\n", " ", path.read_text())
-    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1].strip())
-            for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return [
+        (line.split(None, 1)[0].upper(), line.split(None, 1)[1].strip())
+        for line in text.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
 
 
 def _final_stage() -> list[tuple[str, str]]:
@@ -111,8 +114,11 @@ def test_image_and_heroku_use_the_same_python() -> None:
 def test_build_context_holds_what_pip_install_reads() -> None:
     """The .dockerignore is an allow-list: pyproject.toml, the package and
     whatever file pyproject.toml names (its readme) must be let through."""
-    allowed = {line[1:].strip().rstrip("/") for line in (REPO / ".dockerignore").read_text().splitlines()
-               if line.startswith("!")}
+    allowed = {
+        line[1:].strip().rstrip("/")
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line.startswith("!")
+    }
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     readme = project.get("readme")
     needed = {"pyproject.toml", "cachegrid"} | ({readme} if isinstance(readme, str) else set())
@@ -142,8 +148,13 @@ def test_compose_builds_the_image_and_checks_health() -> None:
 
 @pytest.mark.parametrize("command", ["serve", "health"])
 def test_commands_the_image_runs_exist(command: str) -> None:
-    result = subprocess.run([str(require_cachegrid_serve()), command, "--help"], env=clean_env(COLUMNS="400"),
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [str(require_cachegrid_serve()), command, "--help"],
+        env=clean_env(COLUMNS="400"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, f"`cachegrid {command}` (CMD/HEALTHCHECK) does not exist:\n{result.stderr}"
 
 
@@ -162,9 +173,14 @@ def test_server_accepts_the_compose_environment_and_health_check_follows_it(tmp_
     server = None
     try:
         with log.open("wb") as out:
-            server = subprocess.Popen([str(CACHEGRID), "serve", "--host", "127.0.0.1", "--port", str(port)],
-                                      cwd=tmp_path, env=clean_env(**settings), stdout=out,
-                                      stderr=subprocess.STDOUT, start_new_session=True)
+            server = subprocess.Popen(
+                [str(CACHEGRID), "serve", "--host", "127.0.0.1", "--port", str(port)],
+                cwd=tmp_path,
+                env=clean_env(**settings),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         wait_for_health(f"{url}/health", server, log, timeout=30)
         result = subprocess.run(health, env=health_env, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stdout + result.stderr

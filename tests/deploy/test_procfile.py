@@ -51,8 +51,9 @@ def test_procfile_has_one_web_process_on_all_interfaces_and_port() -> None:
 
 
 def test_honcho_check_accepts_the_procfile() -> None:
-    result = subprocess.run([*HONCHO, "check", *HONCHO_ARGS], cwd=REPO, env=clean_env(),
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [*HONCHO, "check", *HONCHO_ARGS], cwd=REPO, env=clean_env(), capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Valid procfile detected (web)" in result.stdout + result.stderr
 
@@ -82,8 +83,14 @@ def test_honcho_start_serves_health_with_exactly_one_worker_and_stops_on_sigterm
     honcho = None
     try:
         with log.open("wb") as out:
-            honcho = subprocess.Popen([*HONCHO, "start", *HONCHO_ARGS, "-p", str(port)], cwd=REPO, env=env,
-                                      stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            honcho = subprocess.Popen(
+                [*HONCHO, "start", *HONCHO_ARGS, "-p", str(port)],
+                cwd=REPO,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         wait_for_health(f"http://127.0.0.1:{port}/health", honcho, log, timeout=30)
         seen.update(filter(None, map(identity, descendants(honcho.pid))))
 
@@ -96,15 +103,15 @@ def test_honcho_start_serves_health_with_exactly_one_worker_and_stops_on_sigterm
             assert master_now == master
             assert len(workers_now) == 1, (
                 f"expected exactly one gunicorn worker (WEB_CONCURRENCY=3 must be ignored), "
-                f"found {workers_now}:\n{read(log)}")
+                f"found {workers_now}:\n{read(log)}"
+            )
         seen.update(filter(None, map(identity, [master, *workers_now])))
 
         honcho.send_signal(signal.SIGTERM)
         returncode = wait_exit(honcho, timeout=20)
         assert returncode is not None, f"honcho did not exit within 20 s of SIGTERM:\n{read(log)}"
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(identity(pid) == (pid, start) and alive(pid)
-                                                   for pid, start in seen):
+        while time.monotonic() < deadline and any(identity(pid) == (pid, start) and alive(pid) for pid, start in seen):
             time.sleep(0.1)
         left = [pid for pid, start in seen if identity(pid) == (pid, start) and alive(pid)]
         assert not left, f"processes left running after honcho stopped: {left}:\n{read(log)}"

@@ -64,6 +64,7 @@ def _analyze(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 # -- systemd-analyze ---------------------------------------------------------------
 
+
 @needs_analyze
 @pytest.mark.parametrize("unit_file", sorted(SERVICES))
 def test_service_verifies_without_any_message(tmp_path: Path, unit_file: str) -> None:
@@ -120,6 +121,7 @@ def test_memory_max_leaves_room_above_the_default_cache_budget(unit_file: str) -
 
 # -- the command line of the units --------------------------------------------------
 
+
 @pytest.mark.parametrize("unit_file", sorted(SERVICES))
 def test_exec_start_runs_cachegrid_serve_with_options_it_accepts(tmp_path: Path, unit_file: str) -> None:
     argv = exec_start((UNITS / unit_file).read_text())
@@ -128,15 +130,20 @@ def test_exec_start_runs_cachegrid_serve_with_options_it_accepts(tmp_path: Path,
     options = [arg for arg in argv[2:] if arg.startswith("--")]
     help_text = serve_help()
     for option in options:
-        assert re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", help_text), \
+        assert re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", help_text), (
             f"{option} is not an option of `cachegrid serve`:\n{help_text}"
+        )
     # The real command parses the unit's arguments: with a config file that
     # does not exist it must stop on that file, not on a usage error.
     missing = tmp_path / "missing.toml"
-    args = [str(missing) if arg == "/etc/cachegrid/cachegrid.toml" else arg.replace("%i", "8081")
-            for arg in argv[1:]]
-    result = subprocess.run([str(require_cachegrid_serve()), *args], env=clean_env(COLUMNS="400"),
-                            capture_output=True, text=True, timeout=60)
+    args = [str(missing) if arg == "/etc/cachegrid/cachegrid.toml" else arg.replace("%i", "8081") for arg in argv[1:]]
+    result = subprocess.run(
+        [str(require_cachegrid_serve()), *args],
+        env=clean_env(COLUMNS="400"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode not in (0, 2), result.stdout + result.stderr
     assert str(missing) in result.stdout + result.stderr
 
@@ -158,11 +165,11 @@ def test_socket_listens_on_the_default_port() -> None:
 
 # -- the protocols the units rely on, without systemd ------------------------------
 
+
 def _serve_argv(port: int, *extra: str) -> list[str]:
     """The service's ExecStart, with the checkout's config file and a local port."""
     argv = exec_start((UNITS / "cachegrid.service").read_text())
-    argv = [str(REPO / "etc" / "cachegrid.toml") if arg == "/etc/cachegrid/cachegrid.toml" else arg
-            for arg in argv[1:]]
+    argv = [str(REPO / "etc" / "cachegrid.toml") if arg == "/etc/cachegrid/cachegrid.toml" else arg for arg in argv[1:]]
     return [str(require_cachegrid_serve()), *argv, "--host", "127.0.0.1", "--port", str(port), *extra]
 
 
@@ -184,8 +191,14 @@ def test_ready_notification_comes_from_the_main_process(tmp_path: Path) -> None:
     server = None
     try:
         with log.open("wb") as out:
-            server = subprocess.Popen(_serve_argv(port), cwd=tmp_path, env=clean_env(NOTIFY_SOCKET=str(notify_path)),
-                                      stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            server = subprocess.Popen(
+                _serve_argv(port),
+                cwd=tmp_path,
+                env=clean_env(NOTIFY_SOCKET=str(notify_path)),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         messages: list[tuple[int, str]] = []
         deadline = time.monotonic() + 30
         receiver.settimeout(0.5)
@@ -233,9 +246,18 @@ def test_serves_on_a_socket_passed_by_systemd(tmp_path: Path, worker: str) -> No
             # It listens, then execs the command with LISTEN_FDS=1 and
             # LISTEN_PID=its own pid, as systemd does for cachegrid.socket.
             server = subprocess.Popen(
-                ["systemd-socket-activate", "--listen", f"127.0.0.1:{socket_port}",
-                 *_serve_argv(unused_port, "--worker", worker)],
-                cwd=tmp_path, env=clean_env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                [
+                    "systemd-socket-activate",
+                    "--listen",
+                    f"127.0.0.1:{socket_port}",
+                    *_serve_argv(unused_port, "--worker", worker),
+                ],
+                cwd=tmp_path,
+                env=clean_env(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         wait_for_health(f"http://127.0.0.1:{socket_port}/health", server, log, timeout=30)
         # The socket from systemd replaces the host/port settings.
         assert http_status(f"http://127.0.0.1:{unused_port}/health", timeout=1) is None

@@ -29,8 +29,13 @@ def test_a_store_has_no_attribute_dict(policy: str) -> None:
 
 @pytest.mark.parametrize("policy", sorted(POLICIES))
 def test_everything_the_engine_does_to_a_store_needs_no_other_attribute(policy: str, clock: FakeClock) -> None:
-    cache = Cache(policy, max_size=100, clock=clock, cleanup_interval=3600,
-                  policy_options={"decay_time": 5} if policy == "lfu" else None)
+    cache = Cache(
+        policy,
+        max_size=100,
+        clock=clock,
+        cleanup_interval=3600,
+        policy_options={"decay_time": 5} if policy == "lfu" else None,
+    )
     count = 150 if cache._store.evicts else 90  # past max_size where the policy evicts
     with cache:  # the sweeper running: it hooks itself into the store
         for round_ in range(2):

@@ -46,9 +46,7 @@ def test_libcachesim_s_rules_keep_newcomers_out_on_a_recency_trace(hit_ratio: Mo
 
 def test_with_every_rule_it_replays_libcachesim_hit_for_hit(hit_ratio: ModuleType, trace: list[int]) -> None:
     pytest.importorskip("libcachesim")
-    assert hit_ratio.lcs_rules_hits(hit_ratio.RULES, trace, SIZE) == hit_ratio.libcachesim_hits(
-        "WTinyLFU", trace, SIZE
-    )
+    assert hit_ratio.lcs_rules_hits(hit_ratio.RULES, trace, SIZE) == hit_ratio.libcachesim_hits("WTinyLFU", trace, SIZE)
 
 
 def test_an_unknown_rule_is_refused(hit_ratio: ModuleType) -> None:

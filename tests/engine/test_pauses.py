@@ -44,9 +44,7 @@ def filled(policy: str, entries: int, clock: FakeClock) -> Cache:
 
 
 @pytest.mark.parametrize("policy", list(POLICIES))
-def test_entries_and_policy_structures_are_not_walked_by_the_garbage_collector(
-    policy: str, clock: FakeClock
-) -> None:
+def test_entries_and_policy_structures_are_not_walked_by_the_garbage_collector(policy: str, clock: FakeClock) -> None:
     smaller = tracked_references(filled(policy, 2_560, clock)._store)
     store = filled(policy, 5_120, clock)._store
     gc.collect()  # the key shards are tuples: the first collection untracks them

@@ -175,8 +175,17 @@ def test_a_snapshot_of_another_policy_loads_in_its_order(tmp_path: Path) -> None
 
 def test_values_up_to_max_value_size_and_keys_of_any_character(tmp_path: Path) -> None:
     cache = Cache("lru", max_value_size=64 * 1024, max_key_length=250)
-    keys = ["plain", "with space", "new\nline", "tab\tand\x00nul", "ünïcødé", "日本語", "emoji 🎉", "/slash?&=#%",
-            "k" * 250]
+    keys = [
+        "plain",
+        "with space",
+        "new\nline",
+        "tab\tand\x00nul",
+        "ünïcødé",
+        "日本語",
+        "emoji 🎉",
+        "/slash?&=#%",
+        "k" * 250,
+    ]
     for number, key in enumerate(keys):
         cache.set(key, bytes([number]) * (64 * 1024 if number == 0 else number + 1))
     path = snapshot_of(cache, tmp_path / "cache.snap")
@@ -254,7 +263,7 @@ def good_file(tmp_path: Path) -> Path:
 
 
 def flip(data: bytes, position: int) -> bytes:
-    return data[:position] + bytes([data[position] ^ 0x40]) + data[position + 1:]
+    return data[:position] + bytes([data[position] ^ 0x40]) + data[position + 1 :]
 
 
 @pytest.mark.parametrize("where", ["header", "first record", "middle", "last value byte", "checksum"])
@@ -262,8 +271,13 @@ def test_one_corrupt_byte_anywhere_is_detected(where: str, tmp_path: Path) -> No
     path = good_file(tmp_path)
     data = path.read_bytes()
     header_end = 14 + struct.unpack_from("<I", data, 10)[0]
-    position = {"header": 20, "first record": header_end + 1, "middle": len(data) // 2,
-                "last value byte": len(data) - CHECKSUM_SIZE - 1, "checksum": len(data) - 3}[where]
+    position = {
+        "header": 20,
+        "first record": header_end + 1,
+        "middle": len(data) // 2,
+        "last value byte": len(data) - CHECKSUM_SIZE - 1,
+        "checksum": len(data) - 3,
+    }[where]
     path.write_bytes(flip(data, position))
     with pytest.raises((Corrupt, Truncated)):
         read_file(path)
@@ -291,8 +305,9 @@ def test_a_future_format_version_is_refused(tmp_path: Path) -> None:
     data = bytearray(path.read_bytes())
     struct.pack_into("<H", data, len(MAGIC), FORMAT_VERSION + 1)
     path.write_bytes(bytes(data))
-    with pytest.raises(FutureVersion, match=f"format {FORMAT_VERSION + 1}; this CacheGrid reads up to format "
-                                            f"{FORMAT_VERSION}"):
+    with pytest.raises(
+        FutureVersion, match=f"format {FORMAT_VERSION + 1}; this CacheGrid reads up to format {FORMAT_VERSION}"
+    ):
         read_file(path)
 
 
@@ -313,8 +328,10 @@ BAD_FILES = {
     "corrupt byte": (lambda data: flip(data, len(data) - CHECKSUM_SIZE - 1), "checksum does not match the content"),
     "truncated": (lambda data: data[: len(data) // 2], "the file ends in record"),
     "garbage": (lambda data: b"\xde\xad\xbe\xef" * 1000, "not a CacheGrid snapshot"),
-    "future version": (lambda data: data[:8] + struct.pack("<H", FORMAT_VERSION + 7) + data[10:],
-                       "upgrade CacheGrid to load it"),
+    "future version": (
+        lambda data: data[:8] + struct.pack("<H", FORMAT_VERSION + 7) + data[10:],
+        "upgrade CacheGrid to load it",
+    ),
 }
 
 

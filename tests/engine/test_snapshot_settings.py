@@ -12,8 +12,12 @@ from cachegrid.config import ConfigError, load_settings
 @pytest.fixture(autouse=True)
 def _no_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)  # no etc/cachegrid.toml of the checkout
-    for name in ("CACHEGRID_SNAPSHOT_PATH", "CACHEGRID_SNAPSHOT_INTERVAL", "CACHEGRID_SNAPSHOT_ON_SHUTDOWN",
-                 "CACHEGRID_CONFIG"):
+    for name in (
+        "CACHEGRID_SNAPSHOT_PATH",
+        "CACHEGRID_SNAPSHOT_INTERVAL",
+        "CACHEGRID_SNAPSHOT_ON_SHUTDOWN",
+        "CACHEGRID_CONFIG",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -40,13 +44,16 @@ def test_an_empty_path_means_no_snapshots(monkeypatch: pytest.MonkeyPatch) -> No
     assert load_settings().snapshot_path is None
 
 
-@pytest.mark.parametrize(("overrides", "message"), [
-    ({"snapshot_path": "."}, "is a directory; give the snapshot's file name"),
-    ({"snapshot_path": "/no/such/directory/cache.snap"}, "the directory '/no/such/directory' does not exist"),
-    ({"snapshot_interval": 0.5}, "must be 0 (only at shutdown) or at least 1 second"),
-    ({"snapshot_interval": -1}, "greater than or equal to 0"),
-    ({"snapshot_interval": 10**9}, "less than or equal to 604800"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"snapshot_path": "."}, "is a directory; give the snapshot's file name"),
+        ({"snapshot_path": "/no/such/directory/cache.snap"}, "the directory '/no/such/directory' does not exist"),
+        ({"snapshot_interval": 0.5}, "must be 0 (only at shutdown) or at least 1 second"),
+        ({"snapshot_interval": -1}, "greater than or equal to 0"),
+        ({"snapshot_interval": 10**9}, "less than or equal to 604800"),
+    ],
+)
 def test_bad_values_stop_start_up_with_one_clear_line(overrides: dict, message: str) -> None:
     with pytest.raises(ConfigError) as error:
         load_settings(**overrides)

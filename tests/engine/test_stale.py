@@ -16,7 +16,8 @@ def cache(clock: FakeClock) -> Cache:
 
 
 def test_within_the_window_the_old_value_is_served_and_one_reader_gets_the_lease(
-        cache: Cache, clock: FakeClock) -> None:
+    cache: Cache, clock: FakeClock
+) -> None:
     cache.set("k", b"old", 10, stale=20)
     entry, grant = cache.get_or_lease("k", 5)
     assert entry is not None and not entry.is_stale(clock()) and grant is None
@@ -101,8 +102,9 @@ def test_marking_stale_keeps_an_entry_until_the_end_of_its_window(cache: Cache, 
 
 
 @pytest.mark.parametrize("ttl", [None, 1000])
-def test_marking_stale_gives_an_entry_without_a_window_the_grace(cache: Cache, clock: FakeClock,
-                                                                  ttl: float | None) -> None:
+def test_marking_stale_gives_an_entry_without_a_window_the_grace(
+    cache: Cache, clock: FakeClock, ttl: float | None
+) -> None:
     cache.set("k", b"v", ttl)
     assert cache.mark_stale("k", grace=30)
     entry, grant = cache.get_or_lease("k", 5)

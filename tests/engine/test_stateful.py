@@ -98,8 +98,13 @@ class CacheMachine(RuleBasedStateMachine):
             expected = CacheFull
         try:
             result: object = tuple(
-                self.cache.set(key, value, ttl, if_none_match=ANY if condition == "nx" else None,
-                               if_match=ANY if condition == "xx" else None)
+                self.cache.set(
+                    key,
+                    value,
+                    ttl,
+                    if_none_match=ANY if condition == "nx" else None,
+                    if_match=ANY if condition == "xx" else None,
+                )
             )
         except (PreconditionFailed, CacheFull) as error:
             result = type(error)
@@ -219,15 +224,18 @@ class CacheMachine(RuleBasedStateMachine):
     def memory_is_the_sum_of_the_entries(self) -> None:
         store = self.cache._store
         expected = sum(
-            len(key.encode()) + len(entry.value) + store.entry_overhead
+            len(key.encode())
+            + len(entry.value)
+            + store.entry_overhead
             + (store.ttl_overhead if entry.expires_at is not None else 0)
             for key, entry in store.entries()
         )
         assert store.memory_usage == expected
 
 
-SETTINGS = settings(max_examples=80, stateful_step_count=30, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=80, stateful_step_count=30, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 TestLRUAgainstModel = CacheMachine.TestCase
 TestLRUAgainstModel.settings = SETTINGS

@@ -162,8 +162,7 @@ def test_invalidating_100_000_entries_costs_what_a_get_does(policy: str, clock: 
     large = Cache(policy, max_size=200_000, clock=clock)
     for cache, count in ((small, 100), (large, 100_000)):
         for start in range(0, count, 1000):
-            cache.set_many({f"user:{n}": b'{"a":1}' for n in range(start, min(count, start + 1000))},
-                           tags=["users"])
+            cache.set_many({f"user:{n}": b'{"a":1}' for n in range(start, min(count, start + 1000))}, tags=["users"])
         cache.set("other", b"2", tags=["admins"])
     # An invalidation of a tag that stays in use each time: the same work as the first.
     small_time = median_seconds(lambda: small.invalidate_tags(["users"]))
@@ -208,6 +207,7 @@ def test_a_walk_overtaken_by_an_invalidation_is_run_again(clock: FakeClock) -> N
         calls += 1
         if calls == 2:
             cache.invalidate_tags(["b"])
+
     sweeper.pause = invalidate_b_midway
     assert cache.reclaim_invalidated() == 10_000 and len(cache) == 0
 
@@ -225,15 +225,18 @@ def test_the_sweeper_thread_reclaims_after_an_invalidation() -> None:
 # -- limits and bad input: refused, nothing changed ----------------------------------------
 
 
-@pytest.mark.parametrize("tags, error", [
-    ([f"t{n}" for n in range(33)], TooManyTags),
-    (["x" * 129], TagTooLong),
-    (["has space"], InvalidTag),
-    ([""], InvalidTag),
-    (["ключ"], InvalidTag),
-    ([3], InvalidTag),
-    ("one-string", InvalidTag),
-])
+@pytest.mark.parametrize(
+    "tags, error",
+    [
+        ([f"t{n}" for n in range(33)], TooManyTags),
+        (["x" * 129], TagTooLong),
+        (["has space"], InvalidTag),
+        ([""], InvalidTag),
+        (["ключ"], InvalidTag),
+        ([3], InvalidTag),
+        ("one-string", InvalidTag),
+    ],
+)
 def test_bad_tags_are_refused_and_nothing_changes(cache: Cache, tags, error) -> None:
     cache.set("k", b"old", tags=["kept"])
     before = (cache.memory_usage, cache.stats()["tags"])
@@ -320,6 +323,7 @@ def _counted_right(cache: Cache) -> bool:
 @pytest.mark.parametrize("policy", sorted(POLICIES))
 def test_counts_stay_true_through_a_random_mix_of_operations(policy: str, clock: FakeClock) -> None:
     import random
+
     rng = random.Random(14)
     cache = Cache(policy, max_size=50, clock=clock)
     names = [f"t{n}" for n in range(8)]

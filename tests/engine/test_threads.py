@@ -68,7 +68,9 @@ def test_mixed_operations_from_eight_threads_keep_every_invariant(policy: str) -
     store = cache._store
     assert stats["current_size"] == len(store._data)
     assert stats["memory_usage_bytes"] == sum(
-        len(key.encode()) + len(entry.value) + store.entry_overhead
+        len(key.encode())
+        + len(entry.value)
+        + store.entry_overhead
         + (store.ttl_overhead if entry.expires_at is not None else 0)
         for key, entry in store.entries()
     )

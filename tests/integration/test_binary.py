@@ -29,8 +29,9 @@ def server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
         yield started
 
 
-def put(server: ServerProcess, key: str, value: bytes, headers: dict[str, str] | None = None,
-        query: str = "") -> tuple[int, dict[str, str], bytes]:
+def put(
+    server: ServerProcess, key: str, value: bytes, headers: dict[str, str] | None = None, query: str = ""
+) -> tuple[int, dict[str, str], bytes]:
     return server.request("PUT", f"/cache/{key}{query}", raw=value, headers=headers or OCTET)
 
 
@@ -66,8 +67,13 @@ def test_an_empty_value_is_a_value(server: ServerProcess) -> None:
 def test_a_chunked_upload_is_stored_whole(server: ServerProcess) -> None:
     connection = server.connection()
     try:
-        connection.request("PUT", "/cache/bin:chunked", body=iter([EVERY_BYTE[:100], EVERY_BYTE[100:]]),
-                           headers=OCTET, encode_chunked=True)
+        connection.request(
+            "PUT",
+            "/cache/bin:chunked",
+            body=iter([EVERY_BYTE[:100], EVERY_BYTE[100:]]),
+            headers=OCTET,
+            encode_chunked=True,
+        )
         response = connection.getresponse()
         assert response.status == 201, response.read()
     finally:
@@ -81,8 +87,13 @@ def test_a_value_at_max_value_size_fits_and_one_byte_more_changes_nothing(server
     assert put(server, "bin:largest", largest)[0] == 201
     over = put(server, "bin:largest", largest + b"\x00")
     assert over[0] == 413
-    assert error(over) | {"message": ""} == {"error": "value_too_large", "message": "", "limit": MAX_VALUE,
-                                              "key": "bin:largest", "limit_name": "max_value_size"}
+    assert error(over) | {"message": ""} == {
+        "error": "value_too_large",
+        "message": "",
+        "limit": MAX_VALUE,
+        "key": "bin:largest",
+        "limit_name": "max_value_size",
+    }
     assert server.request("GET", "/cache/bin:largest")[2] == largest
     body_over = put(server, "bin:largest", b"\x01" * (MAX_BODY + 1))
     assert body_over[0] == 413 and error(body_over)["error"] == "body_too_large"
@@ -102,13 +113,21 @@ def test_head_shows_the_type_and_size(server: ServerProcess) -> None:
 
 def test_a_json_value_is_served_exactly_as_before(server: ServerProcess) -> None:
     # curl -d without -H sends the form type: still JSON, as it always was.
-    status, _, _ = server.request("PUT", "/cache/json:plain", raw=b'{ "a" : [1, 2] }',
-                                  headers={"Content-Type": "application/x-www-form-urlencoded"})
+    status, _, _ = server.request(
+        "PUT",
+        "/cache/json:plain",
+        raw=b'{ "a" : [1, 2] }',
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert status == 201
     status, headers, body = server.request("GET", "/cache/json:plain", headers={"Accept": "application/json"})
     assert (status, body, headers["content-type"]) == (200, b'{"a":[1,2]}', "application/json")
-    assert error(server.request("PUT", "/cache/json:bad", raw=b"\x00\xff",
-                                headers={"Content-Type": "application/json"}))["error"] == "invalid_encoding"
+    assert (
+        error(server.request("PUT", "/cache/json:bad", raw=b"\x00\xff", headers={"Content-Type": "application/json"}))[
+            "error"
+        ]
+        == "invalid_encoding"
+    )
 
 
 def test_a_binary_value_read_as_json_only_is_406(server: ServerProcess) -> None:
@@ -155,14 +174,16 @@ def test_batches_carry_binary_values_in_base64(server: ServerProcess) -> None:
     # Past the body limit in one request: three requests of a third each.
     keys = list(items_base64)
     for start in range(0, len(keys), 50):
-        chunk = {key: items_base64[key] for key in keys[start:start + 50]}
-        status, _, raw = server.request("POST", "/cache/batch/set",
-                                        {"items": {"json:batch": {"a": 1}}, "items_base64": chunk})
+        chunk = {key: items_base64[key] for key in keys[start : start + 50]}
+        status, _, raw = server.request(
+            "POST", "/cache/batch/set", {"items": {"json:batch": {"a": 1}}, "items_base64": chunk}
+        )
         assert status == 200, raw
     found: dict[str, str] = {}
     for start in range(0, len(keys), 50):
-        status, _, raw = server.request("POST", "/cache/batch/get",
-                                        {"keys": ["json:batch", *keys[start:start + 50], "bin:absent"]})
+        status, _, raw = server.request(
+            "POST", "/cache/batch/get", {"keys": ["json:batch", *keys[start : start + 50], "bin:absent"]}
+        )
         document = json.loads(raw)
         assert document["items"] == {"json:batch": {"a": 1}} and document["missing"] == ["bin:absent"]
         found.update(document["items_base64"])
@@ -171,8 +192,11 @@ def test_batches_carry_binary_values_in_base64(server: ServerProcess) -> None:
 
 
 def test_bad_base64_in_a_batch_stores_none_of_it(server: ServerProcess) -> None:
-    refused = server.request("POST", "/cache/batch/set", {"items": {"json:none": 1},
-                                                          "items_base64": {"bin:ok": "AAE=", "bin:bad": "not base64!"}})
+    refused = server.request(
+        "POST",
+        "/cache/batch/set",
+        {"items": {"json:none": 1}, "items_base64": {"bin:ok": "AAE=", "bin:bad": "not base64!"}},
+    )
     assert refused[0] == 400
     assert error(refused)["error"] == "invalid_base64" and error(refused)["key"] == "bin:bad"
     status, _, raw = server.request("POST", "/cache/batch/get", {"keys": ["json:none", "bin:ok"]})
@@ -200,6 +224,7 @@ def test_a_binary_value_survives_a_restart_from_a_snapshot(start_server, tmp_pat
 def test_binary_values_are_counted_in_memory(server: ServerProcess) -> None:
     def used() -> int:
         return json.loads(server.request("GET", "/stats")[2])["memory_usage_bytes"]
+
     before = used()
     put(server, "bin:memory", b"\x00" * 1400)
     assert used() - before >= 1400

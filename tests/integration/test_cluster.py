@@ -111,7 +111,7 @@ class Cluster:
         direct = SyncCacheGridClient([node_label(node.port)])
         found: dict[str, Any] = {}
         for start in range(0, len(keys), CHUNK):
-            found.update(direct.get_multi(keys[start:start + CHUNK]))
+            found.update(direct.get_multi(keys[start : start + CHUNK]))
         direct.close()
         return found
 
@@ -146,8 +146,9 @@ def nodes(cluster: Cluster) -> Iterator[Cluster]:
 
 def write_all(client: SyncCacheGridClient, keys: list[str] = KEYS, ttl: float | None = None) -> None:
     for start in range(0, len(keys), CHUNK):
-        assert client.set_multi({key: {"key": key} for key in keys[start:start + CHUNK]}, ttl=ttl) == \
-            len(keys[start:start + CHUNK])
+        assert client.set_multi({key: {"key": key} for key in keys[start : start + CHUNK]}, ttl=ttl) == len(
+            keys[start : start + CHUNK]
+        )
 
 
 # -- placement and replicas ------------------------------------------------------------
@@ -272,7 +273,7 @@ def test_a_fourth_node_takes_about_a_quarter_of_the_keys(nodes: Cluster) -> None
         bigger = SyncCacheGridClient([*nodes.hosts, node_label(fourth.port)])
         found = {}
         for start in range(0, len(KEYS), CHUNK):
-            found.update(bigger.get_multi(KEYS[start:start + CHUNK]))
+            found.update(bigger.get_multi(KEYS[start : start + CHUNK]))
         moved = [key for key in KEYS if key not in found]
         # The misses are the keys the ring now gives the new node, and only those.
         assert moved == [key for key in KEYS if bigger.node_for(key)[0] == fourth.url]
@@ -298,21 +299,27 @@ def counting(client: Any) -> list[str]:
     def recorded(host: str, call: Any) -> Any:
         contacted.append(host)
         return send(host, call)
+
     client._send = recorded
     return contacted
 
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
-def test_batches_across_nodes_equal_one_node(nodes: Cluster, kind: str,
-                                             start_server: Callable[..., ServerProcess]) -> None:
+def test_batches_across_nodes_equal_one_node(
+    nodes: Cluster, kind: str, start_server: Callable[..., ServerProcess]
+) -> None:
     single = start_server("--max-size", "100000")
     make: Callable[..., Any] = SyncCacheGridClient if kind == "sync" else CacheGridClient
     alone, spread_out = make([node_label(single.port)]), make(nodes.hosts)
     contacted = counting(spread_out)
     items = {key: {"n": number} for number, key in enumerate(KEYS[:600])}
     asked = KEYS[:300] + ["absent:1", "absent:2"] + KEYS[550:650]
-    for name, args in (("set_multi", (items, 120)), ("get_multi", (asked,)), ("delete_multi", (KEYS[500:700],)),
-                       ("get_multi", (KEYS[400:800],))):
+    for name, args in (
+        ("set_multi", (items, 120)),
+        ("get_multi", (asked,)),
+        ("delete_multi", (KEYS[500:700],)),
+        ("get_multi", (KEYS[400:800],)),
+    ):
         contacted.clear()
         assert run_with(kind, spread_out, name, *args) == run_with(kind, alone, name, *args), name
         assert sorted(contacted) == sorted(set(contacted)) and len(contacted) == NODES, (name, contacted)

@@ -35,9 +35,11 @@ def test_leases_live_on_the_first_node_and_values_reach_every_replica(start_serv
         calls.append(1)
         time.sleep(0.2)
         return {"total": 7}
+
     answers: list[Any] = []
-    threads = [threading.Thread(target=lambda: answers.append(client.get_or_set(key, compute, ttl=60)))
-               for _ in range(10)]
+    threads = [
+        threading.Thread(target=lambda: answers.append(client.get_or_set(key, compute, ttl=60))) for _ in range(10)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:

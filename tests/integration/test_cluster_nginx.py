@@ -42,8 +42,7 @@ class Front:
     def __init__(self, nodes: list[ServerProcess], directory: Path) -> None:
         self.port = free_port()
         self.hosts = [f"127.0.0.1:{node.port}" for node in nodes]
-        arguments = ["cluster", "nginx-config", "--listen", f"127.0.0.1:{self.port}",
-                     "--runtime-dir", str(directory)]
+        arguments = ["cluster", "nginx-config", "--listen", f"127.0.0.1:{self.port}", "--runtime-dir", str(directory)]
         for host in self.hosts:
             arguments += ["--node", host]
         result = CliRunner().invoke(app, arguments)
@@ -51,8 +50,12 @@ class Front:
         self.config = directory / "nginx.conf"
         self.config.write_text(result.stdout)
         self.log = (directory / "nginx.out").open("wb")
-        self.process = subprocess.Popen([NGINX, "-p", str(directory), "-c", str(self.config), "-g", "daemon off;"],
-                                        stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = subprocess.Popen(
+            [NGINX, "-p", str(directory), "-c", str(self.config), "-g", "daemon off;"],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             assert self.process.poll() is None, (directory / "nginx.out").read_text()
@@ -67,8 +70,9 @@ class Front:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
         try:
             payload = None if body is None else json.dumps(body).encode()
-            connection.request(method, path, body=payload,
-                               headers={"Content-Type": "application/json"} if payload else {})
+            connection.request(
+                method, path, body=payload, headers={"Content-Type": "application/json"} if payload else {}
+            )
             response = connection.getresponse()
             return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
         finally:
@@ -125,14 +129,18 @@ def test_the_single_key_examples_through_nginx(cluster: tuple[list[ServerProcess
     assert status == 200 and NODE_HEADER.lower() in headers
 
 
-@pytest.mark.parametrize(("method", "path", "body", "code"), [
-    ("POST", "/cache/batch/set", {"items": {"a": 1, "b": 2}, "ttl": 3600}, "cross_node_batch"),
-    ("POST", "/cache/batch/get", {"keys": ["a", "b"]}, "cross_node_batch"),
-    ("DELETE", "/cache?confirm=true", None, "cross_node_clear"),
-    ("GET", "/admin/keys?pattern=user:&limit=10", None, "cross_node_keys"),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "body", "code"),
+    [
+        ("POST", "/cache/batch/set", {"items": {"a": 1, "b": 2}, "ttl": 3600}, "cross_node_batch"),
+        ("POST", "/cache/batch/get", {"keys": ["a", "b"]}, "cross_node_batch"),
+        ("DELETE", "/cache?confirm=true", None, "cross_node_clear"),
+        ("GET", "/admin/keys?pattern=user:&limit=10", None, "cross_node_keys"),
+    ],
+)
 def test_the_batch_and_admin_examples_are_refused_with_a_pointer(
-        cluster: tuple[list[ServerProcess], Front], method: str, path: str, body: Any, code: str) -> None:
+    cluster: tuple[list[ServerProcess], Front], method: str, path: str, body: Any, code: str
+) -> None:
     _, front = cluster
     status, headers, answer = front.request(method, path, body)
     document = json.loads(answer)

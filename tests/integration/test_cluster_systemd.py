@@ -19,11 +19,17 @@ ANALYZE = shutil.which("systemd-analyze")
 def test_the_cluster_target_and_an_instance_verify_without_any_message(tmp_path: Path) -> None:
     template = (UNITS / "cachegrid@.service").read_text()
     # The real binary is only on the production host.
-    (tmp_path / "cachegrid@.service").write_text(re.sub(r"^ExecStart=\S+", "ExecStart=/bin/true", template,
-                                                        flags=re.MULTILINE))
+    (tmp_path / "cachegrid@.service").write_text(
+        re.sub(r"^ExecStart=\S+", "ExecStart=/bin/true", template, flags=re.MULTILINE)
+    )
     shutil.copy(UNITS / "cachegrid-cluster.target", tmp_path)
-    result = subprocess.run([ANALYZE, "verify", "./cachegrid-cluster.target", "./cachegrid@8001.service"],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [ANALYZE, "verify", "./cachegrid-cluster.target", "./cachegrid@8001.service"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0 and result.stderr == "", result.stderr
 
 

@@ -67,9 +67,11 @@ def test_100_000_keys_are_deleted_while_other_requests_are_answered(server: Serv
     assert all(answer is not None for answer in answers)  # every read of a kept key was answered, a hit
     assert client.keys("del:", limit=10) == [] and len(client.keys("keep:", limit=1000)) == 100
     longest_wait = max(latencies)
-    print(f"\ndelete of {KEYS:,} keys: {status['slices']} slices, longest lock hold "
-          f"{status['longest_lock_hold_ms']:.2f} ms; the other client got {during} answers meanwhile, "
-          f"the longest in {longest_wait * 1000:.1f} ms")
+    print(
+        f"\ndelete of {KEYS:,} keys: {status['slices']} slices, longest lock hold "
+        f"{status['longest_lock_hold_ms']:.2f} ms; the other client got {during} answers meanwhile, "
+        f"the longest in {longest_wait * 1000:.1f} ms"
+    )
     assert during >= 10
     # Generous bounds for a shared 2-core machine: one pass under the lock
     # would hold it for hundreds of milliseconds.

@@ -90,4 +90,7 @@ def test_the_worker_gives_freed_memory_back_after_a_clear(start_server: Callable
     time.sleep(waited)
     control_after = rss(control_worker)
     assert control_full - control_after < (control_full - control_started) // 2, (
-        control_started, control_full, control_after)
+        control_started,
+        control_full,
+        control_after,
+    )

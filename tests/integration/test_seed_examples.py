@@ -37,20 +37,24 @@ def run(server: Server) -> Callable[[str], str]:
 def test_quick_start(run: Callable[[str], str]) -> None:
     health = json.loads(run("curl http://localhost:8080/health"))
     assert health["status"] == "healthy"
-    stored = json.loads(run('''curl -X PUT "http://localhost:8080/cache/hello" \\
+    stored = json.loads(
+        run("""curl -X PUT "http://localhost:8080/cache/hello" \\
   -H "Content-Type: application/json" \\
-  -d '"Hello CacheGrid!"\''''))
+  -d '"Hello CacheGrid!"\'""")
+    )
     assert stored["key"] == "hello"
     assert json.loads(run('curl "http://localhost:8080/cache/hello"')) == "Hello CacheGrid!"
 
 
 def test_basic_operations(run: Callable[[str], str]) -> None:
-    run('''curl -X PUT "http://localhost:8080/cache/user:123" \\
+    run("""curl -X PUT "http://localhost:8080/cache/user:123" \\
   -H "Content-Type: application/json" \\
-  -d '{"name": "Alice", "age": 30}\'''')
-    stored = json.loads(run('''curl -X PUT "http://localhost:8080/cache/session:abc?ttl=3600" \\
+  -d '{"name": "Alice", "age": 30}\'""")
+    stored = json.loads(
+        run("""curl -X PUT "http://localhost:8080/cache/session:abc?ttl=3600" \\
   -H "Content-Type: application/json" \\
-  -d '{"token": "xyz123", "user_id": "alice"}\''''))
+  -d '{"token": "xyz123", "user_id": "alice"}\'""")
+    )
     assert stored["ttl"] == 3600
     assert json.loads(run('curl "http://localhost:8080/cache/user:123"')) == {"name": "Alice", "age": 30}
     assert json.loads(run('curl -X DELETE "http://localhost:8080/cache/user:123"'))["deleted"] is True
@@ -61,7 +65,8 @@ def test_basic_operations(run: Callable[[str], str]) -> None:
 
 
 def test_batch_operations(run: Callable[[str], str]) -> None:
-    stored = json.loads(run('''curl -X POST "http://localhost:8080/cache/batch/set" \\
+    stored = json.loads(
+        run("""curl -X POST "http://localhost:8080/cache/batch/set" \\
   -H "Content-Type: application/json" \\
   -d '{
     "items": {
@@ -69,19 +74,32 @@ def test_batch_operations(run: Callable[[str], str]) -> None:
       "user:456": {"name": "Bob"}
     },
     "ttl": 3600
-  }\''''))
+  }\'""")
+    )
     assert stored == {"stored": 2, "ttl": 3600}
-    got = json.loads(run('''curl -X POST "http://localhost:8080/cache/batch/get" \\
+    got = json.loads(
+        run("""curl -X POST "http://localhost:8080/cache/batch/get" \\
   -H "Content-Type: application/json" \\
-  -d '{"keys": ["user:123", "user:456"]}\''''))
+  -d '{"keys": ["user:123", "user:456"]}\'""")
+    )
     assert got == {"items": {"user:123": {"name": "Alice"}, "user:456": {"name": "Bob"}}, "missing": []}
 
 
 def test_administrative_operations(run: Callable[[str], str]) -> None:
-    run('''curl -X POST "http://localhost:8080/cache/batch/set" -d '{"items": {"user:1": 1, "user:2": 2, "x": 3}}\'''')
+    run("""curl -X POST "http://localhost:8080/cache/batch/set" -d '{"items": {"user:1": 1, "user:2": 2, "x": 3}}\'""")
     stats = json.loads(run('curl "http://localhost:8080/stats"'))
-    for field in ("hits", "misses", "sets", "deletes", "evictions", "current_size", "max_size", "hit_ratio",
-                  "memory_usage_mb", "uptime_seconds"):
+    for field in (
+        "hits",
+        "misses",
+        "sets",
+        "deletes",
+        "evictions",
+        "current_size",
+        "max_size",
+        "hit_ratio",
+        "memory_usage_mb",
+        "uptime_seconds",
+    ):
         assert field in stats
     health = json.loads(run('curl "http://localhost:8080/health"'))
     for field in ("status", "uptime_seconds", "cache_size", "hit_ratio", "memory_usage_mb", "last_check"):
@@ -100,4 +118,4 @@ def test_manual_testing_and_troubleshooting(run: Callable[[str], str]) -> None:
     assert "memory_usage_mb" in run('curl "http://localhost:8080/stats" | grep memory')
     assert "hit_ratio" in run('curl "http://localhost:8080/stats" | grep hit_ratio')
     assert json.loads(run('curl "http://localhost:8080/health"'))["status"] == "healthy"
-    assert json.loads(run("curl -s \"http://localhost:8080/stats\""))["current_size"] >= 0
+    assert json.loads(run('curl -s "http://localhost:8080/stats"'))["current_size"] >= 0

@@ -89,8 +89,9 @@ def test_chunked_put_is_read_whole(server: Server) -> None:
     connection = server.connection()
     try:
         parts = [b'{"chunked": ', b'"yes", "n": [', b"1, 2, 3]}"]
-        connection.request("PUT", "/cache/chunked", body=iter(parts), encode_chunked=True,
-                           headers={"Transfer-Encoding": "chunked"})
+        connection.request(
+            "PUT", "/cache/chunked", body=iter(parts), encode_chunked=True, headers={"Transfer-Encoding": "chunked"}
+        )
         response = connection.getresponse()
         assert response.status == 201, response.read()
         response.read()
@@ -102,8 +103,10 @@ def test_chunked_put_is_read_whole(server: Server) -> None:
 def test_expect_100_continue(server: Server) -> None:
     body = b'{"expect": true}'
     with socket.create_connection((server.host, server.port), timeout=10) as sock:
-        sock.sendall(b"PUT /cache/expect HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body))
+        sock.sendall(
+            b"PUT /cache/expect HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body)
+        )
         sock.settimeout(0.5)
         try:
             interim = sock.recv(100)
@@ -136,8 +139,9 @@ def test_a_12_mb_value_reaches_a_slow_reader_whole_and_once_and_the_connection_l
         while b"\r\n\r\n" not in received:
             received += sock.recv(4096)
         head, _, body = bytes(received).partition(b"\r\n\r\n")
-        length = int([line.split(b":")[1] for line in head.split(b"\r\n")
-                      if line.lower().startswith(b"content-length")][0])
+        length = int(
+            [line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")][0]
+        )
         body = bytearray(body)
         reads = 0
         while len(body) < length and time.monotonic() < deadline:
@@ -176,8 +180,7 @@ def test_a_body_over_the_limit_is_413_and_the_server_goes_on(server: Server) -> 
 
 
 def test_a_value_over_the_value_limit_is_a_json_413(server: Server) -> None:
-    status, _, answer = server.request("PUT", "/cache/toolarge", raw=json.dumps("z" * (16 * MiB)).encode(),
-                                       timeout=30)
+    status, _, answer = server.request("PUT", "/cache/toolarge", raw=json.dumps("z" * (16 * MiB)).encode(), timeout=30)
     assert status == 413 and json.loads(answer)["error"] == "value_too_large"
 
 
@@ -226,16 +229,16 @@ def cpu_seconds(pid: int) -> float:
 
 
 @pytest.mark.parametrize("kind", worker_kinds())
-def test_sigterm_finishes_the_request_in_flight_and_exits_0(kind: str,
-                                                              start_server: Callable[..., Server]) -> None:
+def test_sigterm_finishes_the_request_in_flight_and_exits_0(kind: str, start_server: Callable[..., Server]) -> None:
     # A request that takes seconds on any machine: 3 million engine operations.
     server = start_server("--worker", kind, env={"CACHEGRID_LOADTEST_MAX_OPERATIONS": "3000000"})
     answer: dict[str, Any] = {}
 
     def slow_request() -> None:
         try:
-            answer["result"] = server.request("POST", "/test/load?num_operations=3000000&operation_type=mixed",
-                                              timeout=90)
+            answer["result"] = server.request(
+                "POST", "/test/load?num_operations=3000000&operation_type=mixed", timeout=90
+            )
         except Exception as error:  # reported by the assertion below
             answer["error"] = error
 
@@ -300,10 +303,18 @@ def test_serve_refuses_more_workers() -> None:
 @pytest.mark.parametrize(("extra", "env"), [(["-w", "2"], {}), ([], {"WEB_CONCURRENCY": "3"})])
 def test_plain_gunicorn_with_our_config_refuses_more_workers(extra: list[str], env: dict[str, str]) -> None:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("CACHEGRID_")} | env
-    command = [str(Path(sys.executable).with_name("gunicorn")), "-c", "python:cachegrid.daemon.server",
-               "--bind", f"127.0.0.1:{free_port()}", *extra, "cachegrid.daemon.wsgi:app"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=environment, start_new_session=True)
+    command = [
+        str(Path(sys.executable).with_name("gunicorn")),
+        "-c",
+        "python:cachegrid.daemon.server",
+        "--bind",
+        f"127.0.0.1:{free_port()}",
+        *extra,
+        "cachegrid.daemon.wsgi:app",
+    ]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment, start_new_session=True
+    )
     try:
         _, stderr = process.communicate(timeout=30)
     finally:
@@ -322,13 +333,20 @@ def test_unsafe_or_unknown_worker_is_refused_with_the_reason() -> None:
 # -- settings through a real start ----------------------------------------------------
 
 
-def test_settings_precedence_flag_over_env_over_toml_over_default(tmp_path: Path,
-                                                                   start_server: Callable[..., Server]) -> None:
+def test_settings_precedence_flag_over_env_over_toml_over_default(
+    tmp_path: Path, start_server: Callable[..., Server]
+) -> None:
     config = tmp_path / "node.toml"
-    config.write_text('[cachegrid]\nmax_size = 7\nnode_id = "from-toml"\neviction_policy = "lfu"\n'
-                      "max_key_length = 100\n")
-    server = start_server("--config", str(config), "--max-size", "9",
-                          env={"CACHEGRID_NODE_ID": "from-env", "CACHEGRID_MAX_KEY_LENGTH": "50"})
+    config.write_text(
+        '[cachegrid]\nmax_size = 7\nnode_id = "from-toml"\neviction_policy = "lfu"\nmax_key_length = 100\n'
+    )
+    server = start_server(
+        "--config",
+        str(config),
+        "--max-size",
+        "9",
+        env={"CACHEGRID_NODE_ID": "from-env", "CACHEGRID_MAX_KEY_LENGTH": "50"},
+    )
     stats = json.loads(server.request("GET", "/stats")[2])
     assert stats["max_size"] == 9  # flag
     assert stats["node_id"] == "from-env"  # environment
@@ -339,8 +357,9 @@ def test_settings_precedence_flag_over_env_over_toml_over_default(tmp_path: Path
 
 def test_a_bad_setting_stops_start_up_with_one_line(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CACHEGRID_")} | {"CACHEGRID_MAX_SIZE": "-5"}
-    result = subprocess.run([CLI, "serve", "--port", str(free_port())], capture_output=True, text=True,
-                            timeout=30, env=env)
+    result = subprocess.run(
+        [CLI, "serve", "--port", str(free_port())], capture_output=True, text=True, timeout=30, env=env
+    )
     assert result.returncode == 3
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "max_size" in lines[0] and "CACHEGRID_MAX_SIZE" in lines[0]

@@ -52,7 +52,7 @@ def snapshot_now(server: ServerProcess, timeout: float = 60.0) -> dict[str, Any]
 def put_many(server: ServerProcess, items: dict[str, Any], ttl: float | None = None) -> None:
     keys = list(items)
     for start in range(0, len(keys), BATCH):
-        chunk = {key: items[key] for key in keys[start:start + BATCH]}
+        chunk = {key: items[key] for key in keys[start : start + BATCH]}
         status, _, raw = server.request("POST", "/cache/batch/set", {"items": chunk, "ttl": ttl})
         assert status == 200, raw
 
@@ -60,7 +60,7 @@ def put_many(server: ServerProcess, items: dict[str, Any], ttl: float | None = N
 def get_many(server: ServerProcess, keys: list[str]) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for start in range(0, len(keys), BATCH):
-        status, _, raw = server.request("POST", "/cache/batch/get", {"keys": keys[start:start + BATCH]})
+        status, _, raw = server.request("POST", "/cache/batch/get", {"keys": keys[start : start + BATCH]})
         assert status == 200, raw
         found.update(json.loads(raw)["items"])
     return found
@@ -159,8 +159,9 @@ def test_no_shutdown_snapshot_when_turned_off(start_server, tmp_path: Path) -> N
 
 
 def test_admin_snapshot_answers_409_while_one_runs_and_when_off(start_server, tmp_path: Path) -> None:
-    server = start_server("--snapshot-path", str(tmp_path / "cache.snap"), "--snapshot-interval", "0",
-                          "--max-size", "300000")
+    server = start_server(
+        "--snapshot-path", str(tmp_path / "cache.snap"), "--snapshot-interval", "0", "--max-size", "300000"
+    )
     for start in range(0, 200_000, 10_000):  # enough that the write takes a moment
         put_many(server, {f"k{number}": "x" * 40 for number in range(start, start + 10_000)})
     first = server.request("POST", "/admin/snapshot")
@@ -218,8 +219,16 @@ def test_a_bad_file_starts_empty_and_healthy_says_why_and_is_kept(case: str, sta
 
 @pytest.mark.parametrize("worker", worker_kinds())
 def test_a_snapshot_while_load_runs_fails_no_request(worker: str, start_server, tmp_path: Path) -> None:
-    server = start_server("--worker", worker, "--snapshot-path", str(tmp_path / "cache.snap"),
-                          "--snapshot-interval", "0", "--max-size", "20000")
+    server = start_server(
+        "--worker",
+        worker,
+        "--snapshot-path",
+        str(tmp_path / "cache.snap"),
+        "--snapshot-interval",
+        "0",
+        "--max-size",
+        "20000",
+    )
     put_many(server, {f"k{number}": {"n": number, "pad": "x" * 50} for number in range(KEYS)})
     stop = threading.Event()
     failures: list[str] = []
@@ -230,8 +239,11 @@ def test_a_snapshot_while_load_runs_fails_no_request(worker: str, start_server, 
         number = offset
         while not stop.is_set():
             number = (number + 7) % KEYS
-            method, path, payload = (("GET", f"/cache/k{number}", None) if number % 4
-                                     else ("PUT", f"/cache/k{number}", json.dumps({"n": number}).encode()))
+            method, path, payload = (
+                ("GET", f"/cache/k{number}", None)
+                if number % 4
+                else ("PUT", f"/cache/k{number}", json.dumps({"n": number}).encode())
+            )
             started = time.perf_counter()
             try:
                 connection.request(method, path, body=payload)
@@ -261,9 +273,11 @@ def test_a_snapshot_while_load_runs_fails_no_request(worker: str, start_server, 
         for thread in threads:
             thread.join(timeout=30)
     during = [seconds for finished, seconds in latencies if began <= finished <= ended + 0.05]
-    print(f"\n{worker}: {len(during)} requests during a {state['last']['duration_seconds'] * 1000:.0f} ms "
-          f"snapshot of {state['last']['entries']} entries; longest {max(during) * 1000:.1f} ms "
-          f"(shared machine)")
+    print(
+        f"\n{worker}: {len(during)} requests during a {state['last']['duration_seconds'] * 1000:.0f} ms "
+        f"snapshot of {state['last']['entries']} entries; longest {max(during) * 1000:.1f} ms "
+        f"(shared machine)"
+    )
     assert not failures, failures[:5]
     assert during and state["last"]["entries"] == KEYS
 
@@ -278,11 +292,20 @@ def test_large_values_any_key_and_an_empty_cache_survive_a_restart(start_server,
     server = start_server(*args, env=env)
     assert server.stop() == 0  # an empty cache first
     server = start_server(*args, env=env)
-    assert size(server) == 0 and snapshot_state(server)["loaded"] == {**snapshot_state(server)["loaded"],
-                                                                         "result": "ok", "entries": 0}
+    assert size(server) == 0 and snapshot_state(server)["loaded"] == {
+        **snapshot_state(server)["loaded"],
+        "result": "ok",
+        "entries": 0,
+    }
     largest = "x" * (256 * 1024 - 2)  # its JSON encoding, with the quotes, is max_value_size
-    keys = {"with space": 1, "quote\"and'apostrophe": 2, "ünïcødé/日本語": 3, "emoji 🎉?&=#%": 4, "tab\there": 5,
-            "big": largest}
+    keys = {
+        "with space": 1,
+        "quote\"and'apostrophe": 2,
+        "ünïcødé/日本語": 3,
+        "emoji 🎉?&=#%": 4,
+        "tab\there": 5,
+        "big": largest,
+    }
     for key, value in keys.items():
         status, _, raw = server.request("PUT", f"/cache/{quote(key, safe='')}", value)
         assert status == 201, (key, raw)
@@ -295,8 +318,9 @@ def test_large_values_any_key_and_an_empty_cache_survive_a_restart(start_server,
 
 @pytest.mark.parametrize("worker", worker_kinds())
 def test_sighup_hands_the_cache_over_to_the_new_worker(worker: str, start_server, tmp_path: Path) -> None:
-    server = start_server("--worker", worker, "--snapshot-path", str(tmp_path / "cache.snap"),
-                          "--snapshot-interval", "0")
+    server = start_server(
+        "--worker", worker, "--snapshot-path", str(tmp_path / "cache.snap"), "--snapshot-interval", "0"
+    )
     items = {f"k{number}": number for number in range(3000)}
     put_many(server, items)  # no snapshot yet: SIGHUP takes a fresh one for the new worker
     [old] = server.workers()
@@ -313,8 +337,9 @@ def test_sighup_hands_the_cache_over_to_the_new_worker(worker: str, start_server
 
 def test_sighup_hands_over_through_a_server_that_needs_a_token(start_server, tmp_path: Path) -> None:
     token = "s3cret-token"
-    server = start_server("--snapshot-path", str(tmp_path / "cache.snap"), "--snapshot-interval", "0",
-                          env={"CACHEGRID_AUTH_TOKEN": token})
+    server = start_server(
+        "--snapshot-path", str(tmp_path / "cache.snap"), "--snapshot-interval", "0", env={"CACHEGRID_AUTH_TOKEN": token}
+    )
     auth = {"Authorization": f"Bearer {token}"}
     assert server.request("POST", "/cache/batch/set", {"items": {"a": 1, "b": 2}}, headers=auth)[0] == 200
     [old] = server.workers()
@@ -330,8 +355,9 @@ def test_sighup_hands_over_through_a_server_that_needs_a_token(start_server, tmp
 
 def test_a_restart_under_another_policy_and_smaller_limits_keeps_the_hottest(start_server, tmp_path: Path) -> None:
     path = tmp_path / "cache.snap"
-    server = start_server("--snapshot-path", str(path), "--snapshot-interval", "0", "--policy", "lru",
-                          "--max-size", "1000")
+    server = start_server(
+        "--snapshot-path", str(path), "--snapshot-interval", "0", "--policy", "lru", "--max-size", "1000"
+    )
     put_many(server, {f"k{number}": number for number in range(1000)})
     recent = [f"k{number}" for number in range(0, 1000, 10)]
     get_many(server, recent)  # the 100 most recently used, in this order

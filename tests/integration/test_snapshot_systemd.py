@@ -15,8 +15,11 @@ from tests.deploy.test_systemd import SERVICES, UNITS, unit_value
 def test_the_snapshot_lives_under_the_state_directory(unit_file: str) -> None:
     text = (UNITS / unit_file).read_text()
     assert unit_value(text, "StateDirectory") == ["cachegrid"]
-    [path] = [value.split("=", 1)[1] for value in unit_value(text, "Environment")
-              if value.startswith("CACHEGRID_SNAPSHOT_PATH=")]
+    [path] = [
+        value.split("=", 1)[1]
+        for value in unit_value(text, "Environment")
+        if value.startswith("CACHEGRID_SNAPSHOT_PATH=")
+    ]
     assert path.startswith("%S/cachegrid/") and Path(path).suffix == ".snap"
     if "@" in unit_file:
         assert "%i" in path  # one file per instance

@@ -46,7 +46,8 @@ def idle_server_stop_seconds(start_server: Callable[..., Server], signum: int) -
 @pytest.mark.skipif(meinheld_problem() is not None, reason=meinheld_problem() or "")
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM graceful", "SIGINT quick"])
 def test_an_idle_meinheld_server_stops_without_waiting_for_the_watchdog(
-        start_server: Callable[..., Server], signum: int) -> None:
+    start_server: Callable[..., Server], signum: int
+) -> None:
     seconds = [idle_server_stop_seconds(start_server, signum) for _ in range(ROUNDS)]
     assert min(seconds) < WELL_UNDER_THE_WATCHDOG, seconds
 
@@ -108,8 +109,7 @@ def test_a_graceful_stop_closes_idle_keep_alive_connections_at_once(start_server
 
 
 @pytest.mark.skipif(meinheld_problem() is not None, reason=meinheld_problem() or "")
-def test_a_graceful_stop_serves_a_keep_alive_request_it_has_begun_to_read(
-        start_server: Callable[..., Server]) -> None:
+def test_a_graceful_stop_serves_a_keep_alive_request_it_has_begun_to_read(start_server: Callable[..., Server]) -> None:
     server = start_server("--worker", "meinheld")
     time.sleep(1.2)
     with keep_alive_client(server) as idle, keep_alive_client(server) as busy:

@@ -55,8 +55,10 @@ def test_keys_ending_in_an_action_name_are_plain_items(server: Server) -> None:
 
 def test_pipelined_requests_with_bodies_are_all_answered_in_order(server: Server) -> None:
     def put(key: str, value: bytes) -> bytes:
-        return (b"PUT /cache/%s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                b"Content-Length: %d\r\n\r\n%s" % (key.encode(), len(value), value))
+        return (
+            b"PUT /cache/%s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (key.encode(), len(value), value)
+        )
 
     stream = put("pipe1", b'"one"') + put("pipe2", b'"two"') + b"GET /cache/pipe1 HTTP/1.1\r\nHost: x\r\n\r\n"
     for cut in (len(stream), 30, 80, len(stream) - 5):  # in one write, and split across reads
@@ -104,25 +106,33 @@ def test_the_worker_does_not_grow_over_40000_requests(server: Server) -> None:
 # anything, and the server keeps serving.
 MALFORMED = {
     "unknown transfer coding with a length": (
-        b"PUT /cache/smuggled HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\nContent-Length: 3\r\n\r\n\"a\"",
-        501),
+        b'PUT /cache/smuggled HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\nContent-Length: 3\r\n\r\n"a"',
+        501,
+    ),
     "a transfer coding before chunked": (
-        b"PUT /cache/smuggled HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\n\"a\"\r\n0\r\n\r\n",
-        501),
+        b'PUT /cache/smuggled HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\n"a"\r\n0\r\n\r\n',
+        501,
+    ),
     "chunked and a length": (
         b"PUT /cache/smuggled HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"
-        b"3\r\n\"a\"\r\n0\r\n\r\n", 400),
+        b'3\r\n"a"\r\n0\r\n\r\n',
+        400,
+    ),
     "two lengths": (
-        b"PUT /cache/smuggled HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n\"ab\"", 400),
+        b'PUT /cache/smuggled HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n"ab"',
+        400,
+    ),
     "a bad chunk size": (
-        b"PUT /cache/smuggled HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n\"a\"\r\n0\r\n\r\n", 400),
-    "bare LF line ends": (b"PUT /cache/smuggled HTTP/1.1\nHost: x\nContent-Length: 3\n\n\"a\"", 400),
-    "a bare LF inside the headers": (
-        b"PUT /cache/smuggled HTTP/1.1\r\nHost: x\nContent-Length: 3\r\n\r\n\"a\"", 400),
+        b'PUT /cache/smuggled HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"a"\r\n0\r\n\r\n',
+        400,
+    ),
+    "bare LF line ends": (b'PUT /cache/smuggled HTTP/1.1\nHost: x\nContent-Length: 3\n\n"a"', 400),
+    "a bare LF inside the headers": (b'PUT /cache/smuggled HTTP/1.1\r\nHost: x\nContent-Length: 3\r\n\r\n"a"', 400),
     "a 100 KB header": (b"GET /cache/smuggled HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n", 431),
     "10,000 headers": (
         b"GET /cache/smuggled HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(10_000)) + b"\r\n",
-        431),
+        431,
+    ),
     "a 20 KB request target": (b"GET /cache/" + b"k" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
 }
 
@@ -137,7 +147,7 @@ def send_raw(server: Server, raw: bytes) -> bytes:
             for start in range(0, len(raw), 4096):
                 if select.select([sock], [], [], 0)[0]:
                     break
-                sock.sendall(raw[start:start + 4096])
+                sock.sendall(raw[start : start + 4096])
             else:
                 sock.shutdown(socket.SHUT_WR)
             while chunk := sock.recv(65536):

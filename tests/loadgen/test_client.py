@@ -52,8 +52,9 @@ def read_requests(peer: socket.socket, count: int) -> list[bytes]:
     return [part + b"\r\n\r\n" for part in data.split(b"\r\n\r\n")[:count]]
 
 
-def in_flight(listener: socket.socket, requests: int, budget: int | None = None,
-              **plan: object) -> tuple[Load, Client, socket.socket]:
+def in_flight(
+    listener: socket.socket, requests: int, budget: int | None = None, **plan: object
+) -> tuple[Load, Client, socket.socket]:
     """A load with one connection that has sent ``requests`` GETs, which the
     server side (the third item) has read."""
     load = new_load(listener, budget, **plan)

@@ -21,12 +21,15 @@ def test_connections_and_requests_are_shared_out_in_proportion() -> None:
     assert budgets(Plan(requests=None, duration=1.0, concurrency=3), [2, 1]) == [None, None]
 
 
-@pytest.mark.parametrize(("url", "message"), [
-    ("https://127.0.0.1:1", "only http://"),
-    ("http://127.0.0.1:1/cache", "without a path"),
-    ("http://127.0.0.1:port", "not a number"),
-    ("http://", "no host"),
-])
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("https://127.0.0.1:1", "only http://"),
+        ("http://127.0.0.1:1/cache", "without a path"),
+        ("http://127.0.0.1:port", "not a number"),
+        ("http://", "no host"),
+    ],
+)
 def test_a_target_is_a_plain_http_base_url(url: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Target.parse(url)
@@ -78,11 +81,17 @@ def test_the_mix_follows_the_get_share_and_records_each_request() -> None:
 
 
 def test_a_response_is_framed_by_its_content_length() -> None:
-    for head in (b"HTTP/1.1 200 OK\r\nContent-Length: 5", b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nX: y",
-                 b"HTTP/1.0 404 Not Found\r\nCONTENT-LENGTH: 5"):
+    for head in (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5",
+        b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nX: y",
+        b"HTTP/1.0 404 Not Found\r\nCONTENT-LENGTH: 5",
+    ):
         assert response_length(head, len(head)) == len(head) + 4 + 5
-    for head in (b"SSH-2.0-OpenSSH", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked",
-                 b"HTTP/1.1 200 OK\r\nContent-Length: many"):
+    for head in (
+        b"SSH-2.0-OpenSSH",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked",
+        b"HTTP/1.1 200 OK\r\nContent-Length: many",
+    ):
         with pytest.raises(ValueError):
             response_length(head, len(head))
 

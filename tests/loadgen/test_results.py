@@ -18,12 +18,30 @@ def test_the_histogram_is_exact_below_2048_us_and_within_a_thousandth_above() ->
 
 
 def test_merge_adds_the_counts_and_takes_percentiles_of_the_merged_histogram() -> None:
-    first = WorkerResult(requests=70, gets=60, sets=9, keys=69, errors=Counter({"HTTP 404": 1}),
-                         histogram=Counter({1: 50, 2: 20}), max_us=2, started=10.0, finished=12.0,
-                         cpu_seconds=0.5)
-    second = WorkerResult(requests=30, gets=20, sets=8, keys=28, errors=Counter({"HTTP 404": 1, "timeout": 1}),
-                          histogram=Counter({2: 25, 3: 4, 10: 1}), max_us=10, started=10.5, finished=14.0,
-                          cpu_seconds=1.5)
+    first = WorkerResult(
+        requests=70,
+        gets=60,
+        sets=9,
+        keys=69,
+        errors=Counter({"HTTP 404": 1}),
+        histogram=Counter({1: 50, 2: 20}),
+        max_us=2,
+        started=10.0,
+        finished=12.0,
+        cpu_seconds=0.5,
+    )
+    second = WorkerResult(
+        requests=30,
+        gets=20,
+        sets=8,
+        keys=28,
+        errors=Counter({"HTTP 404": 1, "timeout": 1}),
+        histogram=Counter({2: 25, 3: 4, 10: 1}),
+        max_us=10,
+        started=10.5,
+        finished=14.0,
+        cpu_seconds=1.5,
+    )
     report = merge(Target.parse("http://127.0.0.1:8080"), Plan(batch=0, pipeline=2), 5, [first, second])
     # Merged: {1: 50, 2: 45, 3: 4, 10: 1}, in microseconds.
     assert report.latency_ms == {"p50": 0.001, "p95": 0.002, "p99": 0.003, "max": 0.01}

@@ -20,9 +20,11 @@ def server() -> Iterator[Server]:
 
 def test_a_run_over_two_processes_sends_exactly_its_requests(server: Server) -> None:
     seen: list[int] = []
-    report = run(Target.parse(server.url, "loadgen-test-token"),
-                 Plan(requests=601, concurrency=3, processes=2, keyspace=20, pipeline=2, seed=5),
-                 lambda done, elapsed: seen.append(done))
+    report = run(
+        Target.parse(server.url, "loadgen-test-token"),
+        Plan(requests=601, concurrency=3, processes=2, keyspace=20, pipeline=2, seed=5),
+        lambda done, elapsed: seen.append(done),
+    )
     assert report.requests == 601 and report.gets + report.sets == 601 and not report.errors
     assert report.processes == 2 and report.concurrency == 3
     assert seen and seen == sorted(seen) and seen[-1] <= 601
