@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # A changed patch set rebuilds meinheld: its version names the patches' digest.
 MEINHELD_BUILD := $(wildcard cachegrid/meinheld_build/*.py cachegrid/meinheld_build/patches/*.patch)
 
-.PHONY: setup serve test test-fast bench soak clean
+.PHONY: setup serve test test-fast lint bench soak clean
 
 setup: $(STAMP)
 
@@ -31,6 +31,15 @@ test: $(STAMP)
 # The developer's loop, under a minute: no process started, no fuzzing.
 test-fast: $(STAMP)
 	CACHEGRID_FAST_TESTS_ONLY=1 $(BIN)/python -m pytest -q -m "not process and not fuzz and not slow"
+
+# Static checks, run by CI before the tests: ruff (lint and format) over the
+# tree, mypy over the package, and the house rules a tool can check
+# (scripts/house_rules.py: sizes of files, classes and functions).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/python scripts/house_rules.py
 
 # On demand, not part of the tests: about 45 minutes on a 2-core machine.
 # Needs wrk (apt-get install wrk) and libcachesim (the dev extra). Writes docs/benchmarks-*.md. fast_default.py
