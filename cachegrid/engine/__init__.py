@@ -20,15 +20,18 @@ from .errors import (
     IntegerOverflow,
     InvalidCursor,
     InvalidKey,
+    InvalidLease,
     InvalidTTL,
     KeyNotFound,
     KeyTooLong,
+    LeaseNotHeld,
     NotAnInteger,
     PreconditionFailed,
+    TooManyLeases,
     ValueTooLarge,
 )
-from .errors import InvalidLease, LeaseNotHeld, TooManyLeases
 from .leases import DEFAULT_MAX_LEASE_TIME, DEFAULT_MAX_LEASES, Grant
+from .options import PLAIN, UNCONDITIONAL, Preconditions, WriteOptions
 from .registry import DEFAULT_POLICY, POLICIES, store_class
 from .scan import DEFAULT_SCAN_COUNT, KeyPage, key_matcher
 from .store import (
@@ -47,6 +50,10 @@ from .sweeper import DEFAULT_CLEANUP_INTERVAL
 
 __all__ = [
     "ANY",
+    "PLAIN",
+    "UNCONDITIONAL",
+    "Preconditions",
+    "WriteOptions",
     "Cache",
     "CacheError",
     "CacheFull",
