@@ -140,16 +140,10 @@ class Items(Resource):
             return None  # the common case: no condition to parse
         if_none_match: Condition = None
         if req.if_none_match:
-            if "*" in req.if_none_match:
-                if_none_match = ANY
-            else:
-                if_none_match = self.etags.versions(req.if_none_match)
+            if_none_match = ANY if "*" in req.if_none_match else self.etags.versions(req.if_none_match)
         if_match: Condition = None
-        if req.if_match:
-            if "*" in req.if_match:
-                if_match = ANY
-            else:  # ETags of another epoch name no version: an empty list never matches
-                if_match = self.etags.versions(req.if_match)
+        if req.if_match:  # ETags of another epoch name no version: an empty list never matches
+            if_match = ANY if "*" in req.if_match else self.etags.versions(req.if_match)
         return Preconditions(if_match, if_none_match)
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, key: str) -> None:
