@@ -8,9 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..engine_load_test import DEFAULT_OPERATIONS, OPERATION_TYPES
-from .parts import Common, error, obj, ok, operation, query, tagged
+from .parts import Common, error, grouped, obj, ok, operation, query
 
-TAG = {"name": "admin", "description": "Statistics, health, key listing, metrics, the load test."}
+GROUP = {"name": "admin", "description": "Statistics, health, key listing, metrics, the load test."}
 
 HEALTH = obj(
     ["status", "last_check", "node_id"],
@@ -47,9 +47,9 @@ _ALWAYS = ("hits", "misses", "sets", "deletes", "evictions", "current_size", "ma
 
 
 def paths(common: Common) -> dict[str, Any]:
-    """The family's paths, each operation tagged ``admin``."""
+    """The family's paths, each operation grouped ``admin``."""
     health = {"$ref": "#/components/schemas/Health"}
-    return tagged(
+    return grouped(
         {
             "/stats": {"get": operation("Every counter of the engine.", {"200": ok("Statistics.", _stats())})},
             "/health": {

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from .parts import TTL_SCHEMA_MAXIMUM, Common, body, error, obj, ok, operation, tag_list, tagged
+from .parts import TTL_SCHEMA_MAXIMUM, Common, body, error, grouped, obj, ok, operation, tag_list
 
-TAG = {"name": "batch", "description": "Many keys in one request."}
+GROUP = {"name": "batch", "description": "Many keys in one request."}
 
 
 def paths(common: Common) -> dict[str, Any]:
-    """The family's paths, each operation tagged ``batch``."""
+    """The family's paths, each operation grouped ``batch``."""
     settings, bad, too_large = common.settings, common.bad, common.too_large
     keys = body(
         obj(["keys"], keys={"type": "array", "items": common.key_string, "maxItems": settings.max_batch_size})
@@ -27,7 +27,7 @@ def paths(common: Common) -> dict[str, Any]:
         items={"type": "object", "additionalProperties": True},
         missing={"type": "array", "items": {"type": "string"}},
     )
-    return tagged(
+    return grouped(
         {
             "/cache/batch/set": {"post": _set(common)},
             "/cache/batch/get": {

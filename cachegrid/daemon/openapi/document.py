@@ -2,7 +2,7 @@
 
 Each URL family is written in a module of its own, as the resources are
 (daemon/items.py, batch.py, tags.py, admin.py): items.py, batch.py, tags.py
-and admin.py here give their paths and the group (an OpenAPI tag) /docs
+and admin.py here give their paths and the group (OpenAPI's "tag") /docs
 shows them under. leases.py and binary.py then write what leases, stale
 values and binary values add to the operations of the items and the
 batches, and the two paths of leases. parts.py has the builders they all
@@ -31,7 +31,7 @@ def build_document(settings: Settings) -> dict[str, Any]:
     binary.amend(paths, common)
     return {
         "openapi": "3.1.0",
-        "tags": [items.TAG, batch.TAG, tags.TAG, admin.TAG],
+        "tags": [items.GROUP, batch.GROUP, tags.GROUP, admin.GROUP],
         "info": {
             "title": "CacheGrid",
             "version": __version__,

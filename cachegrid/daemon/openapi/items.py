@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..items import INT64_RANGE
-from .parts import TTL_SCHEMA_MAXIMUM, Common, body, error, header, obj, ok, operation, pointer, query, tagged
+from .parts import TTL_SCHEMA_MAXIMUM, Common, body, error, grouped, header, obj, ok, operation, pointer, query
 
-TAG = {"name": "items", "description": "Values under keys: read, write, delete, TTLs, counters."}
+GROUP = {"name": "items", "description": "Values under keys: read, write, delete, TTLs, counters."}
 
 STORED = obj(
     ["key", "ttl", "created"],
@@ -42,10 +42,10 @@ def _etag() -> dict[str, Any]:
 
 
 def paths(common: Common) -> dict[str, Any]:
-    """The family's paths, each operation tagged ``items``."""
+    """The family's paths, each operation grouped ``items``."""
     links = key_links()
     counter = _counter(common)
-    return tagged(
+    return grouped(
         {
             "/cache/{key}": _value(common, links),
             "/cache/{key}/ttl": _ttl(common, links),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .parts import Common, error, header, obj, ok, operation, query, tagged
+from .parts import Common, error, grouped, header, obj, ok, operation, query
 
 
 def amend(paths: dict[str, Any], common: Common) -> None:
@@ -27,7 +27,7 @@ def amend(paths: dict[str, Any], common: Common) -> None:
     )
     _amend_reads(paths, seconds, grant, too_many)
     _amend_write(paths, common, token)
-    paths.update(tagged(_lock(common, seconds, grant, too_many, token) | _stale_mark(common), "items"))
+    paths.update(grouped(_lock(common, seconds, grant, too_many, token) | _stale_mark(common), "items"))
 
 
 def _grant_headers() -> dict[str, Any]:

@@ -83,9 +83,11 @@ def operation(
     return result
 
 
-def tagged(paths: dict[str, Any], family: str) -> dict[str, Any]:
-    """``paths`` with every operation in the URL family ``family`` (the
-    groups of /docs, as the resources are grouped), unless it has one."""
+def grouped(paths: dict[str, Any], family: str) -> dict[str, Any]:
+    """``paths`` with every operation in the group ``family``, unless it has
+    one: the groups of /docs, one per URL family as the resources are
+    (OpenAPI calls them tags; here they are groups, as a tag is a cache
+    tag)."""
     for operations in paths.values():
         for each in operations.values():
             each.setdefault("tags", [family])

@@ -10,14 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from ...engine.pattern_delete import CLOSED_SETS
-from .parts import Common, body, error, obj, ok, operation, tag_list, tagged
+from .parts import Common, body, error, grouped, obj, ok, operation, tag_list
 
-TAG = {"name": "tags", "description": "Groups of entries made a miss at once; delete by pattern."}
+GROUP = {"name": "tags", "description": "Groups of entries made a miss at once; delete by pattern."}
 
 
 def paths(common: Common) -> dict[str, Any]:
-    """The family's paths, each operation tagged ``tags``."""
-    return tagged(_invalidation(common) | _delete_pattern(common), "tags")
+    """The family's paths, each operation grouped ``tags``."""
+    return grouped(_invalidation(common) | _delete_pattern(common), "tags")
 
 
 def _invalidation(common: Common) -> dict[str, Any]:
