@@ -14,8 +14,9 @@ side, in three pieces:
   to wait: under meinheld that would hold the worker's only thread, so the
   waiting is the client's (cachegrid/client, bounded, with backoff and
   jitter).
-- ``PUT /cache/{key}`` with ``X-Cache-Lease: <token>`` (items.py calls
-  ``leased_write``): stores the value and ends the lease, in one engine
+- ``PUT /cache/{key}`` with ``X-Cache-Lease: <token>`` (items.py reads
+  the token with ``lease_token`` and writes with the engine's
+  ``Cache.set_leased``): stores the value and ends the lease, in one engine
   call. A token that names no live lease (forged, or its lease ended or ran
   out) is 409 ``lease_not_held``, and nothing is stored: a winner that took
   longer than its lease cannot overwrite the value of the caller that won
