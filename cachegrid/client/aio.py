@@ -91,7 +91,7 @@ class CacheGridClient(Api):
         except (NotSent, MaybeSent) as error:
             return error
 
-    async def _run(self, plan: Plan) -> Any:  # type: ignore[override]
+    async def _run(self, plan: Plan) -> Any:
         try:
             wait, sends = next(plan)
             while True:
@@ -105,20 +105,21 @@ class CacheGridClient(Api):
         except StopIteration as done:
             return done.value
 
-    async def _drive(self, flow: Flow, compute: Callable[[], Any]) -> Any:  # type: ignore[override]
+    async def _drive(self, flow: Flow, compute: Callable[[], Any]) -> Any:
         """Run a get_or_set flow (leases.py): awaited calls, refreshes as tasks."""
         try:
             action = next(flow)
             while True:
+                result: Any = None
                 try:
                     if isinstance(action, Run):
                         result = await self._run(action.plan)
                     elif isinstance(action, Sleep):
-                        result = await self._sleep(action.seconds)
+                        await self._sleep(action.seconds)
                     elif isinstance(action, Compute):
                         result = await _value_of(compute)
                     else:
-                        result = self._refresh_in_background(action, compute)
+                        self._refresh_in_background(action, compute)
                 except BaseException as error:  # the flow releases its lease, then re-raises
                     action = flow.throw(error)
                     continue

@@ -309,7 +309,8 @@ class Api:
     def _key_list(self, pattern: str | None, limit: int | None) -> Plan:
         # A page may be short while its cursor is not null (the server examines
         # a bounded number of slots a request): follow the cursor to the end.
-        once, found, cursor = self._once(), [], None
+        once, cursor = self._once(), None
+        found: list[str] = []
         while limit is None or len(found) < limit:
             wanted = KEYS_PAGE if limit is None else min(KEYS_PAGE, limit - len(found))
             page = yield from self.router.scan(pattern, wanted, cursor)

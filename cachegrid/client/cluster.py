@@ -469,8 +469,9 @@ def merge_stats(answers: dict[str, dict[str, Any]], errors: dict[str, str]) -> d
     total: dict[str, Any] = {}
     for name in dict.fromkeys(name for document in documents for name in document):
         values = [document.get(name) for document in documents]
-        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-            total[name] = min(values) if name in _LEAST else sum(values)
+        numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if len(numbers) == len(values):
+            total[name] = min(numbers) if name in _LEAST else sum(numbers)
         else:
             total[name] = values[0] if all(v == values[0] for v in values) else None
     hits, misses = total.get("hits"), total.get("misses")

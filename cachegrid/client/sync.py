@@ -130,15 +130,16 @@ class SyncCacheGridClient(Api):
         try:
             action = next(flow)
             while True:
+                result: Any = None
                 try:
                     if isinstance(action, Run):
                         result = self._run(action.plan)
                     elif isinstance(action, Sleep):
-                        result = self._sleep(action.seconds)
+                        self._sleep(action.seconds)
                     elif isinstance(action, Compute):
                         result = compute()
                     else:
-                        result = self._refresh_in_background(action, compute)
+                        self._refresh_in_background(action, compute)
                 except BaseException as error:  # the flow releases its lease, then re-raises
                     action = flow.throw(error)
                     continue
