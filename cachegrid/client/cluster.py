@@ -11,7 +11,9 @@ ring's walk from the key that are not cooling down; when every node of the
 walk is cooling down, the one back soonest is tried anyway. So a node that
 fails (connection error, timeout, a 5xx but 507) gives its keys to the next
 nodes of the ring until its cool-down ends, and a call raises ``Unavailable``
-only when every candidate for its key failed.
+only when every candidate for its key failed, or its retries ran out. How
+often and after what wait a path sends again is retry.py's (``retrying``):
+each path below says only where its next round goes and what an answer means.
 
 - Writes (set, delete, touch, persist) go to every node of the placement at
   once; a node that fails is replaced by the next one of the ring. The answer

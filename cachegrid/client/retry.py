@@ -50,7 +50,7 @@ BACKOFF_MAX = 1.0  # the longest wait between two attempts
 
 Send = tuple[str, Call]
 Sends = Callable[[Container[str]], list[Send]]  # the failed hosts -> the next round ([]: done)
-Take = Callable[[str, Call, "Answer | None"], None]  # a request's answer (None: it failed)
+Take = Callable[[str, Call, Answer | None], None]  # a request's answer (None: it failed)
 
 
 class Retry(NamedTuple):
