@@ -16,6 +16,7 @@ from .errors import (
     Unauthorized,
     Unavailable,
 )
+from .retry import RetryPolicy
 from .sync import SyncCacheGridClient
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "CacheGridTimeoutError",
     "NotFound",
     "RequestError",
+    "RetryPolicy",
     "SyncCacheGridClient",
     "Unauthorized",
     "Unavailable",

@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from typing import Any, AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import httpx
 
@@ -41,6 +42,7 @@ class CacheGridClient(Api):
         self._client: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._refreshes: set[asyncio.Task[None]] = set()  # held until done: the loop keeps only weak references
+        self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # the plans' waits (a test may put a fake here)
 
     def _open(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
@@ -89,12 +91,12 @@ class CacheGridClient(Api):
         except (NotSent, MaybeSent) as error:
             return error
 
-    async def _run(self, plan: Plan) -> Any:  # type: ignore[override]
+    async def _run(self, plan: Plan) -> Any:
         try:
             wait, sends = next(plan)
             while True:
                 if wait:
-                    await asyncio.sleep(wait)
+                    await self._sleep(wait)
                 if len(sends) == 1:
                     outcomes = [await self._attempt(*sends[0])]
                 else:
@@ -103,20 +105,21 @@ class CacheGridClient(Api):
         except StopIteration as done:
             return done.value
 
-    async def _drive(self, flow: Flow, compute: Callable[[], Any]) -> Any:  # type: ignore[override]
+    async def _drive(self, flow: Flow, compute: Callable[[], Any]) -> Any:
         """Run a get_or_set flow (leases.py): awaited calls, refreshes as tasks."""
         try:
             action = next(flow)
             while True:
+                result: Any = None
                 try:
                     if isinstance(action, Run):
                         result = await self._run(action.plan)
                     elif isinstance(action, Sleep):
-                        result = await asyncio.sleep(action.seconds)
+                        await self._sleep(action.seconds)
                     elif isinstance(action, Compute):
                         result = await _value_of(compute)
                     else:
-                        result = self._refresh_in_background(action, compute)
+                        self._refresh_in_background(action, compute)
                 except BaseException as error:  # the flow releases its lease, then re-raises
                     action = flow.throw(error)
                     continue

@@ -30,7 +30,6 @@ from .leases import (
 )
 from .protocol import (
     Call,
-    HostPool,
     Plan,
     _exists_parse,
     _field,
@@ -43,11 +42,21 @@ from .protocol import (
     tag_list,
     value_body,
 )
+from .retry import HostPool, RetryPolicy
 from .ring import RINGS
 
 Hosts = Iterable[str] | Mapping[str, int] | str
 KEYS_PAGE = 1000  # keys() asks for at most this many keys a request
 log = logging.getLogger("cachegrid.client")
+
+
+def _policy(max_retries: int, retry: RetryPolicy | None) -> RetryPolicy:
+    """The client's retry policy: ``retry``, or the default one with ``max_retries``."""
+    if retry is None:
+        return RetryPolicy(max_retries=max_retries)
+    if max_retries not in (RetryPolicy.max_retries, retry.max_retries):
+        raise ValueError("max_retries and retry.max_retries differ: give the number once")
+    return retry
 
 
 class Api:
@@ -61,7 +70,9 @@ class Api:
     instead, tried in order. A node that fails is skipped for ``cooldown``
     seconds. ``api_key`` is another name of ``auth_token``. With
     ``fail_open=True`` an outage (``Unavailable``) is a miss, not an error:
-    see ``_fail_open``."""
+    see ``_fail_open``. A failed request is sent again up to ``max_retries``
+    more times, with exponential back-off between the tries; ``retry`` (a
+    ``RetryPolicy``) sets the number and the back-off together (retry.py)."""
 
     def __init__(
         self,
@@ -76,6 +87,7 @@ class Api:
         ring: str = "ketama",
         api_key: str | None = None,
         fail_open: bool = False,
+        retry: RetryPolicy | None = None,
     ) -> None:
         if api_key is not None and auth_token is not None and api_key != auth_token:
             raise ValueError("auth_token and api_key are two names of the token: give one (they differ)")
@@ -83,7 +95,7 @@ class Api:
             hosts = [hosts]
         weights = dict(hosts) if isinstance(hosts, Mapping) else {host: 1 for host in hosts}
         urls = {base_url(host): weight for host, weight in weights.items()}
-        self.pool = HostPool(list(urls), max_retries, cooldown)
+        self.pool = HostPool(list(urls), _policy(max_retries, retry), cooldown)
         if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
             raise ValueError(f"replicas must be a whole number >= 1, not {replicas!r}")
         if ring not in RINGS:
@@ -297,7 +309,8 @@ class Api:
     def _key_list(self, pattern: str | None, limit: int | None) -> Plan:
         # A page may be short while its cursor is not null (the server examines
         # a bounded number of slots a request): follow the cursor to the end.
-        once, found, cursor = self._once(), [], None
+        once, cursor = self._once(), None
+        found: list[str] = []
         while limit is None or len(found) < limit:
             wanted = KEYS_PAGE if limit is None else min(KEYS_PAGE, limit - len(found))
             page = yield from self.router.scan(pattern, wanted, cursor)

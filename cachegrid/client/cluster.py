@@ -11,7 +11,9 @@ ring's walk from the key that are not cooling down; when every node of the
 walk is cooling down, the one back soonest is tried anyway. So a node that
 fails (connection error, timeout, a 5xx but 507) gives its keys to the next
 nodes of the ring until its cool-down ends, and a call raises ``Unavailable``
-only when every candidate for its key failed.
+only when every candidate for its key failed, or its retries ran out. How
+often and after what wait a path sends again is retry.py's (``retrying``):
+each path below says only where its next round goes and what an answer means.
 
 - Writes (set, delete, touch, persist) go to every node of the placement at
   once; a node that fails is replaced by the next one of the ring. The answer
@@ -44,27 +46,27 @@ import binascii
 import json
 import math
 from collections import defaultdict
+from collections.abc import Callable, Container
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from .errors import RequestError, Unavailable
 from .protocol import (
+    Answer,
     Call,
-    HostPool,
-    MaybeSent,
     Plan,
     batch_delete_call,
     batch_get_call,
     batch_set_call,
     clear_call,
     copy_call,
-    failure,
     get_call,
     key_segment,
     keys_call,
     stats_call,
     unavailable,
 )
+from .retry import HostPool, Send, retrying
 from .ring import RINGS, NginxRing
 
 CURSOR_PREFIX = "c1."
@@ -158,7 +160,7 @@ class Sharded:
 
     # -- where a key goes ------------------------------------------------------------
 
-    def placement(self, key: str, failed: set[str] | frozenset[str] = frozenset()) -> list[str]:
+    def placement(self, key: str, failed: Container[str] = frozenset()) -> list[str]:
         """The first R nodes of ``key``'s walk that are neither cooling down nor
         in ``failed``; when there are none, the failed-free ones back soonest."""
         now, live, resting = self.pool.clock(), [], []
@@ -174,11 +176,6 @@ class Sharded:
                 return live
         return live or sorted(resting, key=self.pool.back_at)[: self.replicas]
 
-    def _failed(self, host: str, reason: str, failed: set[str], errors: dict[str, str]) -> None:
-        failed.add(host)
-        errors[host] = reason
-        self.pool.failed(host)
-
     def _unavailable(self, what: str, errors: dict[str, str]) -> Unavailable:
         detail = "; ".join(f"{host}: {error}" for host, error in errors.items()) or "no node to ask"
         return unavailable(f"no CacheGrid node answered {what}: {detail}", errors)
@@ -186,87 +183,74 @@ class Sharded:
     # -- one key ---------------------------------------------------------------------
 
     def read(self, key: str, call: Call, repair: bool = False) -> Plan:
-        failed: set[str] = set()
-        errors: dict[str, str] = {}
-        missed: list[str] = []
-        miss = None
-        while len(failed) <= self.pool.max_retries:
+        missed: dict[str, Answer] = {}  # the replicas that answered 404, in ring order
+        found: list[Answer] = []  # the answer that is no miss, once there is one
+
+        def sends(failed: Container[str]) -> list[Send]:
             host = next((h for h in self.placement(key, failed) if h not in missed), None)
-            if host is None:
-                break
-            outcome = (yield 0.0, [(host, call)])[0]
-            reason = failure(outcome, call)
-            if reason is not None:
-                self._failed(host, reason, failed, errors)
-                continue
-            self.pool.succeeded(host)
-            if outcome.status == 404:
-                missed.append(host)
-                miss = outcome
-                continue
-            result = call.read(outcome)
-            if repair and missed and outcome.status == 200:
-                copy = copy_call(key, outcome, overwrite=False)
-                if copy is not None:
-                    yield from self._send_each(missed, copy)
-            return result
-        if miss is not None:
-            return call.read(miss)
-        raise self._unavailable(f"{call.method} {call.path}", errors)
+            return [] if found or host is None else [(host, call)]
+
+        def take(host: str, call: Call, answer: Answer | None) -> None:
+            if answer is not None and answer.status == 404:
+                missed[host] = answer
+            elif answer is not None:
+                found.append(answer)
+
+        errors = yield from retrying(self.pool, sends, take)
+        if not found:
+            if missed:  # a miss on every replica that answered is the miss
+                return call.read(list(missed.values())[-1])
+            raise self._unavailable(f"{call.method} {call.path}", errors)
+        result = call.read(found[0])
+        if repair and missed and found[0].status == 200:
+            copy = copy_call(key, found[0], overwrite=False)
+            if copy is not None:
+                yield from self._send_each(list(missed), copy)
+        return result
 
     def _send_each(self, hosts: list[str], call: Call) -> Plan:
-        """Send ``call`` to every host at once; the answers by host (failures
-        mark their host and are left out)."""
-        outcomes = yield 0.0, [(host, call) for host in hosts]
-        answers = {}
-        for host, outcome in zip(hosts, outcomes):
-            if failure(outcome, call) is None:
-                self.pool.succeeded(host)
-                answers[host] = outcome
-            else:
-                self.pool.failed(host)
-        return answers
+        """Send ``call`` to every host at once, once (a copy that is a
+        courtesy: it is not retried); the answers by host (failures mark their
+        host and are left out)."""
+        sends = [(host, call) for host in hosts]
+        answers = self.pool.tally(sends, (yield 0.0, sends), {})
+        return {host: answer for host, answer in zip(hosts, answers) if answer is not None}
 
     def write(self, key: str, call: Call) -> Plan:
-        failed: set[str] = set()
-        errors: dict[str, str] = {}
-        answers: dict[str, Any] = {}
-        placement = targets = self.placement(key)
-        while targets:
-            outcomes = yield 0.0, [(host, call) for host in targets]
-            for host, outcome in zip(targets, outcomes):
-                reason = failure(outcome, call)
-                if reason is None:
-                    self.pool.succeeded(host)
-                    answers[host] = outcome
-                else:
-                    self._failed(host, reason, failed, errors)
-            if not failed.intersection(targets):
-                break
-            placement = self.placement(key, failed)  # the failed ones' places go to the next nodes
-            targets = [host for host in placement if host not in answers]
+        answers: dict[str, Answer] = {}
+
+        def sends(failed: Container[str]) -> list[Send]:
+            # The failed ones' places go to the next nodes of the ring.
+            return [(host, call) for host in self.placement(key, failed) if host not in answers]
+
+        def take(host: str, call: Call, answer: Answer | None) -> None:
+            if answer is not None:
+                answers[host] = answer
+
+        errors = yield from retrying(self.pool, sends, take)
         if not answers:
             raise self._unavailable(f"{call.method} {call.path}", errors)
-        first = next((host for host in placement if host in answers), next(iter(answers)))
+        first = next((host for host in self.placement(key, errors) if host in answers), next(iter(answers)))
         return call.read(answers[first])
 
     def _on_primary(self, key: str, call: Call) -> Plan:
         """``call`` on the first node of the placement that answers: (its
         result, that node, the nodes that failed before it)."""
-        failed: set[str] = set()
-        errors: dict[str, str] = {}
-        while len(failed) <= self.pool.max_retries and (placement := self.placement(key, failed)):
-            primary = placement[0]
-            outcome = (yield 0.0, [(primary, call)])[0]
-            reason = failure(outcome, call)
-            if reason is not None:
-                self._failed(primary, reason, failed, errors)
-                if isinstance(outcome, MaybeSent) and not call.idempotent:
-                    raise unavailable(f"{call.method} {call.path} may or may not have been applied: {reason}", errors)
-                continue
-            self.pool.succeeded(primary)
-            return call.read(outcome), primary, failed
-        raise self._unavailable(f"{call.method} {call.path}", errors)
+        answered: list[tuple[str, Answer]] = []
+
+        def sends(failed: Container[str]) -> list[Send]:
+            placement = self.placement(key, failed)
+            return [] if answered or not placement else [(placement[0], call)]
+
+        def take(host: str, call: Call, answer: Answer | None) -> None:
+            if answer is not None:
+                answered.append((host, answer))
+
+        errors = yield from retrying(self.pool, sends, take)
+        if not answered:
+            raise self._unavailable(f"{call.method} {call.path}", errors)
+        primary, answer = answered[0]
+        return call.read(answer), primary, errors
 
     def first(self, key: str, call: Call) -> Plan:
         """``call`` on the key's first node only (its leases live there)."""
@@ -287,9 +271,8 @@ class Sharded:
         result, primary, failed = yield from self._on_primary(key, call)
         others = self.placement(key, failed)[1:]
         if others:  # the primary is authoritative: its entry overwrites the replicas'
-            fetch = get_call(key)
-            entry = (yield 0.0, [(primary, fetch)])[0]
-            if failure(entry, fetch) is None and entry.status == 200:
+            entry = (yield from self._send_each([primary], get_call(key))).get(primary)
+            if entry is not None and entry.status == 200:
                 copy = copy_call(key, entry, overwrite=True)
                 if copy is not None:
                     yield from self._send_each(others, copy)
@@ -298,69 +281,64 @@ class Sharded:
     # -- batches -----------------------------------------------------------------------
 
     def get_multi(self, keys: list[str]) -> Plan:
-        pending = list(dict.fromkeys(keys))
+        unique = list(dict.fromkeys(keys))
+        pending = list(unique)  # the keys to ask for in the next round
         found: dict[str, Any] = {}
-        failed: set[str] = set()
-        errors: dict[str, str] = {}
-        missed: dict[str, list[str]] = defaultdict(list)
+        missed: dict[str, list[str]] = defaultdict(list)  # the nodes that had not the key
         unreachable: list[str] = []
-        while pending:
-            groups: dict[str, list[str]] = defaultdict(list)
+        groups: dict[str, list[str]] = {}  # this round's keys by node
+
+        def sends(failed: Container[str]) -> list[Send]:
+            groups.clear()
             for key in pending:
                 host = next((h for h in self.placement(key, failed) if h not in missed[key]), None)
                 if host is not None:
-                    groups[host].append(key)
+                    groups.setdefault(host, []).append(key)
                 elif not missed[key]:
                     unreachable.append(key)
-            if not groups:
-                break
-            calls = {host: batch_get_call(group) for host, group in groups.items()}
-            outcomes = yield 0.0, list(calls.items())
-            pending = []
-            for (host, call), outcome in zip(calls.items(), outcomes):
-                reason = failure(outcome, call)
-                if reason is not None:
-                    self._failed(host, reason, failed, errors)
-                    pending.extend(groups[host])
-                    continue
-                self.pool.succeeded(host)
-                items = call.read(outcome)
-                found.update(items)
-                for key in groups[host]:
-                    if key not in items:
-                        missed[key].append(host)
-                        pending.append(key)
+            pending.clear()
+            return [(host, batch_get_call(group)) for host, group in groups.items()]
+
+        def take(host: str, call: Call, answer: Answer | None) -> None:
+            if answer is None:
+                pending.extend(groups[host])
+                return
+            items = call.read(answer)
+            found.update(items)
+            for key in groups[host]:
+                if key not in items:
+                    missed[key].append(host)
+                    pending.append(key)
+
+        errors = yield from retrying(self.pool, sends, take)
+        unreachable.extend(key for key in pending if not missed[key])  # where the retries ran out
         if unreachable:
             raise self._unavailable(f"get_multi of {len(unreachable)} key(s)", errors)
-        return {key: found[key] for key in dict.fromkeys(keys) if key in found}
+        return {key: found[key] for key in unique if key in found}
 
-    def _each_copy(self, keys: list[str], call_for: Any, what: str) -> Plan:
+    def _each_copy(self, keys: list[str], call_for: Callable[[list[str]], Call], what: str) -> Plan:
         """Send every key to every node of its placement, one request per node
         and round, keys of failed nodes going round again to their next node;
         the parsed answers."""
         done: dict[str, set[str]] = {key: set() for key in keys}
-        failed: set[str] = set()
-        errors: dict[str, str] = {}
         results: list[Any] = []
-        while True:
-            groups: dict[str, list[str]] = defaultdict(list)
+        groups: dict[str, list[str]] = {}  # this round's keys by node
+
+        def sends(failed: Container[str]) -> list[Send]:
+            groups.clear()
             for key in keys:
                 for host in self.placement(key, failed):
                     if host not in done[key]:
-                        groups[host].append(key)  # every replica of the key in the same round
-            if not groups:
-                break
-            calls = {host: call_for(group) for host, group in groups.items()}
-            outcomes = yield 0.0, list(calls.items())
-            for (host, call), outcome in zip(calls.items(), outcomes):
-                reason = failure(outcome, call)
-                if reason is not None:
-                    self._failed(host, reason, failed, errors)
-                    continue
-                self.pool.succeeded(host)
-                results.append(call.read(outcome))
+                        groups.setdefault(host, []).append(key)  # every replica of the key in the same round
+            return [(host, call_for(group)) for host, group in groups.items()]
+
+        def take(host: str, call: Call, answer: Answer | None) -> None:
+            if answer is not None:
+                results.append(call.read(answer))
                 for key in groups[host]:
                     done[key].add(host)
+
+        errors = yield from retrying(self.pool, sends, take)
         if any(not hosts for hosts in done.values()):
             raise self._unavailable(what, errors)
         return results
@@ -391,18 +369,16 @@ class Sharded:
             return {"keys": [], "count": 0, "cursor": None, "pattern": pattern}
         share = max(1, math.ceil(limit / max(len(walking), 1)))
         calls = [(host, keys_call(pattern, share, positions[host] or None)) for host in walking]
-        outcomes = yield 0.0, calls
         found: list[str] = []
         errors: dict[str, str] = {}
-        for (host, call), outcome in zip(calls, outcomes):
-            reason = failure(outcome, call)
-            if reason is not None:
-                self._failed(host, reason, set(), errors)
-                if self.replicas == 1:  # its keys are nowhere else
-                    raise self._unavailable("GET /admin/keys", errors)
+        answers = self.pool.tally(calls, (yield 0.0, calls), errors)
+        if errors and self.replicas == 1:  # their keys are nowhere else
+            raise self._unavailable("GET /admin/keys", errors)
+        for (host, call), answer in zip(calls, answers):
+            if answer is None:
                 positions[host] = None  # its keys have copies on the others
                 continue
-            page = call.read(outcome)
+            page = call.read(answer)
             found.extend(page["keys"])
             positions[host] = page["cursor"]
         if len(errors) == len(walking):  # not one node answered: no page to give
@@ -445,18 +421,10 @@ class Sharded:
 
     def _every_node(self, call: Call) -> Plan:
         """``call`` on every node at once: the parsed answers by host, and the errors of those that failed."""
-        hosts = self.pool.hosts
-        outcomes = yield 0.0, [(host, call) for host in hosts]
-        answers: dict[str, Any] = {}
+        sends = [(host, call) for host in self.pool.hosts]
         errors: dict[str, str] = {}
-        for host, outcome in zip(hosts, outcomes):
-            reason = failure(outcome, call)
-            if reason is not None:
-                self._failed(host, reason, set(), errors)
-                continue
-            self.pool.succeeded(host)
-            answers[host] = call.read(outcome)
-        return answers, errors
+        answers = self.pool.tally(sends, (yield 0.0, sends), errors)
+        return {host: call.read(answer) for (host, _), answer in zip(sends, answers) if answer is not None}, errors
 
     def clear(self) -> Plan:
         answers, errors = yield from self._every_node(clear_call())
@@ -503,8 +471,9 @@ def merge_stats(answers: dict[str, dict[str, Any]], errors: dict[str, str]) -> d
     total: dict[str, Any] = {}
     for name in dict.fromkeys(name for document in documents for name in document):
         values = [document.get(name) for document in documents]
-        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-            total[name] = min(values) if name in _LEAST else sum(values)
+        numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if len(numbers) == len(values):
+            total[name] = min(numbers) if name in _LEAST else sum(numbers)
         else:
             total[name] = values[0] if all(v == values[0] for v in values) else None
     hits, misses = total.get("hits"), total.get("misses")

@@ -15,7 +15,8 @@ import time
 from typing import Any, Callable
 
 from .errors import TimeoutUnavailable
-from .protocol import Call, HostPool, Plan, delete_job_call, delete_pattern_call, failure, unavailable
+from .protocol import Call, Plan, delete_job_call, delete_pattern_call, unavailable
+from .retry import HostPool
 
 POLL_START = 0.02  # seconds before the first poll
 POLL_MAX = 0.5
@@ -24,15 +25,12 @@ POLL_MAX = 0.5
 def _answers(pool: HostPool, sends: list[tuple[str, Call]], outcomes: list[Any], what: str) -> dict[str, Any]:
     """The parsed answers by host; Unavailable when a node did not answer
     (a 4xx raises its RequestError, as everywhere)."""
-    answers, errors = {}, {}
-    for (host, call), outcome in zip(sends, outcomes):
-        reason = failure(outcome, call)
-        if reason is not None:
-            errors[host] = reason
-            pool.failed(host)
-            continue
-        pool.succeeded(host)
-        answers[host] = call.parse(outcome.status, outcome.body)
+    errors: dict[str, str] = {}
+    answers = {
+        host: call.parse(answer.status, answer.body)
+        for (host, call), answer in zip(sends, pool.tally(sends, outcomes, errors))
+        if answer is not None
+    }
     if errors:
         raise unavailable(f"{what}: " + "; ".join(f"{host}: {error}" for host, error in errors.items()), errors)
     return answers

@@ -11,18 +11,12 @@ as asyncio tasks; everything else (failover, replicas, fan-out, merging) is
 in the plans, once. A transport reports a failure as ``NotSent`` (the request
 surely did not reach a server) or ``MaybeSent``.
 
-Failover (``HostPool.run``, the plan of a client with one host or with
-``sharding=False``): a request goes to the first host that is not cooling
-down. A connection error, a timeout or a 5xx answer (but 507, "full", which
-is the server's considered answer) marks the host failed: it is skipped for
-``cooldown`` seconds, and the request is retried on the next candidate, up to
-``max_retries`` more times, with exponential backoff when it has to try a
-host that just failed again. When every host is cooling down, the one whose
-cool-down ends first is tried anyway: a lone server that restarts is found
-again at once. A 4xx is the answer, never retried. A call that is not
-idempotent (incr/decr) is retried only when it was surely not sent.
-The sharded plans (cluster.py) use the same ``HostPool`` for which nodes are
-cooling down.
+Failover, replicas, fan-out and their retries are the plans of retry.py
+(``HostPool.run``: one logical cache) and cluster.py (a sharded cluster).
+Which outcome counts as a host failing is said here (``failure``): a
+connection error, a timeout or a 5xx answer (but 507, "full", which is the
+server's considered answer, and the statuses a Call lists as answers). A 4xx
+is the answer, never retried.
 
 Values: ``bytes`` (also ``bytearray`` and ``memoryview``) are stored as a
 binary value (``application/octet-stream``; in batches base64 under
@@ -33,7 +27,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generator, Iterable, Mapping, NamedTuple
 from urllib.parse import quote
@@ -44,8 +37,6 @@ DEFAULT_PORT = 8080
 JSON_TYPE = "application/json"
 OCTET_STREAM = "application/octet-stream"
 BYTES = (bytes, bytearray, memoryview)
-BACKOFF_START = 0.05
-BACKOFF_MAX = 1.0
 
 Parse = Callable[[int, bytes], Any]
 
@@ -178,75 +169,6 @@ Plan = Generator[Step, list[Outcome], Any]
 
 def retryable(status: int, call: Call) -> bool:
     return status >= 500 and status != 507 and status not in call.answers
-
-
-class HostPool:
-    """The hosts, in order of preference, and which are cooling down."""
-
-    def __init__(
-        self, hosts: Iterable[str], max_retries: int, cooldown: float, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        if isinstance(hosts, str):
-            hosts = [hosts]
-        self.hosts = [base_url(host) for host in hosts]
-        if not self.hosts:
-            raise ValueError("give at least one host")
-        if max_retries < 0:
-            raise ValueError("max_retries must be 0 or more")
-        self.max_retries = max_retries
-        self.cooldown = cooldown
-        self.clock = clock
-        self._cooling_until: dict[str, float] = {}
-
-    def candidates(self) -> list[str]:
-        """Hosts not cooling down, in order; then the cooling ones, soonest back first."""
-        now = self.clock()
-        ready = [host for host in self.hosts if self._cooling_until.get(host, 0) <= now]
-        cooling = sorted((host for host in self.hosts if host not in ready), key=self._cooling_until.__getitem__)
-        return ready + cooling
-
-    def cooling(self, host: str, now: float) -> bool:
-        return self._cooling_until.get(host, 0) > now
-
-    def back_at(self, host: str) -> float:
-        """When ``host``'s cool-down ends (0: it is not cooling down)."""
-        return self._cooling_until.get(host, 0)
-
-    def failed(self, host: str) -> None:
-        self._cooling_until[host] = self.clock() + self.cooldown
-
-    def succeeded(self, host: str) -> None:
-        self._cooling_until.pop(host, None)
-
-    def run(self, call: Call) -> Plan:
-        """The plan of one call over these hosts, one attempt per step."""
-        errors: dict[str, str] = {}
-        last_host, delay = None, BACKOFF_START
-        for _ in range(1 + self.max_retries):
-            host = self.candidates()[0]
-            wait = delay if host == last_host else 0.0
-            if host == last_host:
-                delay = min(delay * 2, BACKOFF_MAX)
-            outcome = (yield wait, [(host, call)])[0]
-            last_host = host
-            if isinstance(outcome, Exception):
-                errors[host] = f"{type(outcome).__name__}: {outcome}"
-                self.failed(host)
-                if isinstance(outcome, MaybeSent) and not call.idempotent:
-                    raise unavailable(f"{call.method} {call.path} may or may not have been applied: {outcome}", errors)
-                continue
-            status, body = outcome.status, outcome.body
-            if retryable(status, call):
-                errors[host] = f"HTTP {status}"
-                self.failed(host)
-                continue
-            self.succeeded(host)
-            return call.read(outcome)
-        raise unavailable(
-            f"no CacheGrid host answered {call.method} {call.path}: "
-            + "; ".join(f"{host}: {error}" for host, error in errors.items()),
-            errors,
-        )
 
 
 def _exists_parse(status: int, body: bytes) -> bool:

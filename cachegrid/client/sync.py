@@ -36,6 +36,7 @@ class SyncCacheGridClient(Api):
         self._entered = 0
         self._lock = threading.Lock()
         self._threads: ThreadPoolExecutor | None = None
+        self._sleep: Callable[[float], None] = time.sleep  # the plans' waits (a test may put a fake here)
 
     def _open(self) -> requests.Session:
         with self._lock:
@@ -116,7 +117,7 @@ class SyncCacheGridClient(Api):
             wait, sends = next(plan)
             while True:
                 if wait:
-                    time.sleep(wait)
+                    self._sleep(wait)
                 # The first request in this thread, the others on the pool meanwhile.
                 others = [self._pool().submit(self._attempt, send) for send in sends[1:]]
                 outcomes = [self._attempt(sends[0]), *(other.result() for other in others)]
@@ -129,15 +130,16 @@ class SyncCacheGridClient(Api):
         try:
             action = next(flow)
             while True:
+                result: Any = None
                 try:
                     if isinstance(action, Run):
                         result = self._run(action.plan)
                     elif isinstance(action, Sleep):
-                        result = time.sleep(action.seconds)
+                        self._sleep(action.seconds)
                     elif isinstance(action, Compute):
                         result = compute()
                     else:
-                        result = self._refresh_in_background(action, compute)
+                        self._refresh_in_background(action, compute)
                 except BaseException as error:  # the flow releases its lease, then re-raises
                     action = flow.throw(error)
                     continue
