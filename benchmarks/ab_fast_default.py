@@ -52,6 +52,7 @@ import hashlib
 import os
 import random
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -131,7 +132,16 @@ def describe_path(path: Path) -> str:
 
 def export_revision(revision: str, destination: Path) -> str:
     """Writes ``git archive`` of the revision into ``destination``; returns the commit's description."""
-    commit = git("rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}")
+    probe = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=GIT_TIMEOUT,
+    )
+    if probe.returncode != 0:
+        raise SystemExit(f"{revision}: neither a directory nor a git revision of {ROOT}")
+    commit = probe.stdout.strip()
     destination.mkdir(parents=True)
     archive = destination.parent / f"{destination.name}.tar"
     with archive.open("wb") as out:
@@ -261,10 +271,24 @@ def run_round(builds: list[Build], number: int, args: argparse.Namespace, work_d
             f"load average {args.loads[-1]:.1f}"
         )
     finally:
+        stop_all(builds)
+
+
+def stop_all(builds: list[Build]) -> None:
+    """Stops every server started, each even if another's stop fails; a second Ctrl-C or SIGTERM
+    meanwhile would leave a server running, so both wait until the stops are done."""
+    handlers = {number: signal.signal(number, signal.SIG_IGN) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
         for build in builds:
             if build.server:
-                build.server.stop()
+                try:
+                    build.server.stop()
+                except Exception as error:  # the next server must be stopped all the same
+                    log(f"{build.name}: stopping its server failed: {error!r}")
                 build.server = None
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
 
 
 # -- the report ------------------------------------------------------------------
@@ -421,4 +445,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        log("interrupted; the servers are stopped")
+        sys.exit(130)
