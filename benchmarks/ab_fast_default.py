@@ -154,7 +154,7 @@ def export_revision(revision: str, destination: Path) -> str:
         tar.extractall(destination, filter="data")
     archive.unlink()
     subject = git("log", "-1", "--format=%h %s", commit)
-    return f"revision `{revision}` = commit {subject[:100]}"
+    return f"revision `{revision}` = commit {subject if len(subject) <= 90 else subject[:89] + '…'}"
 
 
 def resolve(name: str, spec: str, scratch: Path) -> Build:
@@ -336,7 +336,8 @@ def method_section(before: Build, after: Build, workload: Workload) -> str:
             table(["round", "before req/s", "after req/s", "new ÷ before", "before p99 ms", "after p99 ms"], rows),
             "",
             f"**new ÷ before, req/s (ratio of the medians): {times(new_rps / old_rps)}**; the per-round ratios "
-            f"spread {ratio_spread(ratios)}. p99 new ÷ before (ratio of the medians): {times(new_p99 / old_p99)}.",
+            f"spread {ratio_spread(ratios)} (the median row's new ÷ before is their median). "
+            f"p99 new ÷ before (ratio of the medians): {times(new_p99 / old_p99)}.",
         ]
     )
 
