@@ -23,8 +23,7 @@ from cachegrid.engine.store import (
     slot_in,
     value_of,
 )
-
-from .conftest import FakeClock
+from cachegrid.testing import FakeClock
 
 TAGS = ((1, 7), (2**32 - 1, 0), (5, 2**32 - 1))
 
