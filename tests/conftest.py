@@ -38,7 +38,23 @@ TESTS = Path(__file__).resolve().parent
 collect_ignore = ["daemon/test_openapi_fuzz.py"] if os.environ.get(FAST_RUN) == "1" else []
 
 
+# function -> whether its source starts a process: parametrized tests and
+# shared fixtures would otherwise have the same source read again per item.
+_read_sources: dict[Any, bool] = {}
+
+
 def _source_starts_a_process(function: Any) -> bool:
+    try:
+        return _read_sources[function]
+    except KeyError:
+        pass
+    except TypeError:  # not hashable: read it every time
+        return _read_source_starts_a_process(function)
+    _read_sources[function] = _read_source_starts_a_process(function)
+    return _read_sources[function]
+
+
+def _read_source_starts_a_process(function: Any) -> bool:
     try:
         source = inspect.getsource(function)
     except (AttributeError, OSError, TypeError):
