@@ -1,8 +1,10 @@
 """Fixtures and markers for the whole suite.
 
 ``make test`` runs everything. ``make test-fast`` runs what needs no other
-process (``-m "not process and not fuzz"``): the engine, the daemon in
-process, and the client and CLI against in-process stubs. A test is marked
+process and takes no seconds by design (``-m "not process and not fuzz and
+not slow"``), under a minute: the engine, the daemon in process, and the
+client and CLI against in-process stubs. A test that takes seconds by
+design is marked ``slow``, with a comment saying why. A test is marked
 ``process`` when it starts a real process (a server, gunicorn, a unit
 checker, a browser): every test under tests/integration, tests/deploy and
 tests/browser, every test that uses a fixture that starts one, every test
