@@ -20,6 +20,17 @@ finish, and idle keep-alive connections are waited for (up to the
 ``kill()``, and ``running(..., graceful=False)`` at the end of the block,
 end the server at once: for a server whose stop nothing examines, such as a
 fixture's once its tests are done.
+
+``FakeClock`` is the other half, for tests that need no server: a clock
+that moves only when the test moves it, to hand to ``Cache(..., clock=)``
+(or the daemon's ``build_cache``) so that TTLs, stale windows and leases
+expire on the test's word instead of after real sleeps::
+
+    clock = FakeClock()
+    cache = Cache("lru", max_size=100, clock=clock)
+    cache.set("k", b"v", 10)
+    clock.tick(11)
+    assert cache.get("k") is None
 """
 
 from __future__ import annotations
@@ -32,12 +43,28 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 CLI = str(Path(sys.executable).with_name("cachegrid"))
 START_TIMEOUT = 30.0
+
+
+class FakeClock:
+    """A clock the test moves by hand: time passes only through ``tick()``
+    (or by setting ``now``). Called, it answers the current time, as
+    ``time.monotonic`` does."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def tick(self, seconds: float) -> None:
+        self.now += seconds
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -1,8 +1,10 @@
 """Fixtures and markers for the whole suite.
 
 ``make test`` runs everything. ``make test-fast`` runs what needs no other
-process (``-m "not process and not fuzz"``): the engine, the daemon in
-process, and the client and CLI against in-process stubs. A test is marked
+process and takes no seconds by design (``-m "not process and not fuzz and
+not slow"``), under a minute: the engine, the daemon in process, and the
+client and CLI against in-process stubs. A test that takes seconds by
+design is marked ``slow``, with a comment saying why. A test is marked
 ``process`` when it starts a real process (a server, gunicorn, a unit
 checker, a browser): every test under tests/integration, tests/deploy and
 tests/browser, every test that uses a fixture that starts one, every test
@@ -38,7 +40,23 @@ TESTS = Path(__file__).resolve().parent
 collect_ignore = ["daemon/test_openapi_fuzz.py"] if os.environ.get(FAST_RUN) == "1" else []
 
 
+# function -> whether its source starts a process: parametrized tests and
+# shared fixtures would otherwise have the same source read again per item.
+_read_sources: dict[Any, bool] = {}
+
+
 def _source_starts_a_process(function: Any) -> bool:
+    try:
+        return _read_sources[function]
+    except KeyError:
+        pass
+    except TypeError:  # not hashable: read it every time
+        return _read_source_starts_a_process(function)
+    _read_sources[function] = _read_source_starts_a_process(function)
+    return _read_sources[function]
+
+
+def _read_source_starts_a_process(function: Any) -> bool:
     try:
         source = inspect.getsource(function)
     except (AttributeError, OSError, TypeError):

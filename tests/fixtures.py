@@ -9,7 +9,17 @@ loads this module as a plugin, so no conftest imports another).
 - ``worker_kinds()``: the worker kinds to run a test under, meinheld skipped
   with the reason where CacheGrid's build is not usable;
 - ``median_seconds(call)``: the median time of a call, for the few tests
-  whose issue asks for a time (compared with another call's, generously).
+  whose issue asks for a time (compared with another call's, generously);
+- ``clock``: a ``cachegrid.testing.FakeClock`` at 1000.0, moved by hand
+  (FakeClock lives in the package: a project that embeds the engine wants
+  it for the same reason the suite does);
+- ``SYSTEMD_UNITS``, ``SYSTEMD_SERVICES`` and ``unit_value()``: the
+  systemd units of the repository and a reader of their settings, for the
+  deployment and the integration tests.
+
+A helper that tests of more than one package use lives here (or, if users
+of CacheGrid would want it too, in ``cachegrid.testing``), never in one
+package's conftest or test module that the others import.
 """
 
 from __future__ import annotations
@@ -18,14 +28,28 @@ import http.server
 import socket
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 
 from cachegrid.daemon.workers import meinheld_problem
 from cachegrid.percentile import percentile
-from cachegrid.testing import ServerProcess
+from cachegrid.testing import FakeClock, ServerProcess
+
+REPO = Path(__file__).resolve().parents[1]
+SYSTEMD_UNITS = REPO / "systemd"
+SYSTEMD_SERVICES = {
+    # unit file -> the unit name to check (an instance for the template)
+    "cachegrid.service": "cachegrid.service",
+    "cachegrid@.service": "cachegrid@8081.service",
+}
+
+
+def unit_value(text: str, key: str) -> list[str]:
+    """Every value of ``key=`` in a unit file (no continuation lines here)."""
+    return [line.split("=", 1)[1].strip() for line in text.splitlines() if line.startswith(f"{key}=")]
 
 
 def median_seconds(call: Callable[[], Any], rounds: int = 50) -> float:
@@ -44,6 +68,11 @@ def worker_kinds() -> list[Any]:
         pytest.param("meinheld", marks=pytest.mark.skipif(problem is not None, reason=problem or "")),
         "gthread",
     ]
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture
@@ -93,7 +122,9 @@ class Stub:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.host = f"127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # shutdown() waits for the loop to look at its flag: every 0.5 s by
+        # default, half a second of every test's teardown.
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
         self.thread.start()
 
     def close(self) -> None:

@@ -5,18 +5,11 @@ from __future__ import annotations
 import io
 
 from cachegrid.daemon.accesslog import AccessLog, format_line
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from cachegrid.testing import FakeClock
 
 
 def test_lines_are_held_until_the_batch_is_full_or_the_interval_has_passed() -> None:
-    stream, clock = io.StringIO(), Clock()
+    stream, clock = io.StringIO(), FakeClock(0.0)
     log = AccessLog(stream, batch=3, interval=1.0, clock=clock, background=False)
     log.write("a\n")
     log.write("b\n")

@@ -18,8 +18,7 @@ from cachegrid.client.leases import (
     Sleep,
     get_or_set_flow,
 )
-
-from ..engine.conftest import FakeClock
+from cachegrid.testing import FakeClock
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from falcon import testing
@@ -8,13 +9,7 @@ from falcon import testing
 from cachegrid.config import Settings
 from cachegrid.daemon import build_cache, create_app
 from cachegrid.engine import Cache
-
-from ..engine.conftest import FakeClock
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+from cachegrid.testing import FakeClock
 
 
 @pytest.fixture

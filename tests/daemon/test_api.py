@@ -10,8 +10,7 @@ import pytest
 from falcon import testing
 
 from cachegrid.engine import Cache
-
-from ..engine.conftest import FakeClock
+from cachegrid.testing import FakeClock
 
 MakeClient = Callable[..., tuple[testing.TestClient, Cache]]
 

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from cachegrid.testing import free_port as free_port  # noqa: F401  (re-exported for the deploy tests)
+from cachegrid.testing import free_port as free_port
+from tests.fixtures import unit_value
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -219,11 +220,6 @@ def kill_started(process: subprocess.Popen | None, seen: set[tuple[int, str]] = 
         process.wait(timeout=10)
     except subprocess.TimeoutExpired:
         pass
-
-
-def unit_value(text: str, key: str) -> list[str]:
-    """Every value of ``key=`` in a unit file (no continuation lines here)."""
-    return [line.split("=", 1)[1].strip() for line in text.splitlines() if line.startswith(f"{key}=")]
 
 
 def exec_start(text: str) -> list[str]:

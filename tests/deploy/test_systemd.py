@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures import SYSTEMD_SERVICES, SYSTEMD_UNITS, unit_value
+
 from ._support import (
     REPO,
     clean_env,
@@ -32,17 +34,10 @@ from ._support import (
     read,
     require_cachegrid_serve,
     serve_help,
-    unit_value,
     wait_exit,
     wait_for_health,
 )
 
-UNITS = REPO / "systemd"
-SERVICES = {
-    # unit file -> the unit name to check (an instance for the template)
-    "cachegrid.service": "cachegrid.service",
-    "cachegrid@.service": "cachegrid@8081.service",
-}
 MAX_EXPOSURE = 2.0
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
 needs_analyze = pytest.mark.skipif(SYSTEMD_ANALYZE is None, reason="systemd-analyze is not installed")
@@ -52,7 +47,7 @@ def _copy_for_verify(tmp_path: Path, *files: str) -> None:
     """Copies of unit files whose ExecStart binary is /bin/true (the real one
     is only installed on the production host)."""
     for name in files:
-        text = (UNITS / name).read_text()
+        text = (SYSTEMD_UNITS / name).read_text()
         text, count = re.subn(r"^(ExecStart=[-@:+!]*)\S+", r"\1/bin/true", text, flags=re.MULTILINE)
         assert count == (1 if name.endswith(".service") else 0), f"{name}: {count} ExecStart= lines"
         (tmp_path / name).write_text(text)
@@ -66,10 +61,10 @@ def _analyze(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 @needs_analyze
-@pytest.mark.parametrize("unit_file", sorted(SERVICES))
+@pytest.mark.parametrize("unit_file", sorted(SYSTEMD_SERVICES))
 def test_service_verifies_without_any_message(tmp_path: Path, unit_file: str) -> None:
     _copy_for_verify(tmp_path, unit_file)
-    result = _analyze("verify", f"./{SERVICES[unit_file]}", cwd=tmp_path)
+    result = _analyze("verify", f"./{SYSTEMD_SERVICES[unit_file]}", cwd=tmp_path)
     # verify exits 0 even on unknown keys and bad values: only an empty
     # stderr means systemd understood every line.
     assert result.returncode == 0 and result.stderr == "", result.stderr
@@ -83,21 +78,21 @@ def test_socket_verifies_with_its_service_without_any_message(tmp_path: Path) ->
 
 
 @needs_analyze
-@pytest.mark.parametrize("unit_file", sorted(SERVICES))
+@pytest.mark.parametrize("unit_file", sorted(SYSTEMD_SERVICES))
 def test_service_exposure_is_at_most_2(tmp_path: Path, unit_file: str) -> None:
     _copy_for_verify(tmp_path, unit_file)
-    result = _analyze("security", "--offline=yes", "--no-pager", f"./{SERVICES[unit_file]}", cwd=tmp_path)
+    result = _analyze("security", "--offline=yes", "--no-pager", f"./{SYSTEMD_SERVICES[unit_file]}", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     found = re.search(r"Overall exposure level for \S+: (\d+(?:\.\d+)?)", result.stdout)
     assert found, f"no 'Overall exposure level' line in:\n{result.stdout}"
     assert float(found.group(1)) <= MAX_EXPOSURE, result.stdout
 
 
-@pytest.mark.parametrize("unit_file", sorted(SERVICES))
+@pytest.mark.parametrize("unit_file", sorted(SYSTEMD_SERVICES))
 def test_graceful_stop_outlasts_the_servers_graceful_timeout(unit_file: str) -> None:
     from cachegrid.config import Settings
 
-    text = (UNITS / unit_file).read_text()
+    text = (SYSTEMD_UNITS / unit_file).read_text()
     [stop] = unit_value(text, "TimeoutStopSec")
     assert unit_value(text, "KillSignal") == ["SIGTERM"]  # gunicorn's graceful stop
     assert unit_value(text, "KillMode") == ["mixed"]  # to the master only, then SIGKILL to all
@@ -105,26 +100,26 @@ def test_graceful_stop_outlasts_the_servers_graceful_timeout(unit_file: str) -> 
     assert int(stop.removesuffix("s")) > graceful
 
 
-@pytest.mark.parametrize("unit_file", sorted(SERVICES))
+@pytest.mark.parametrize("unit_file", sorted(SYSTEMD_SERVICES))
 def test_memory_max_leaves_room_above_the_default_cache_budget(unit_file: str) -> None:
     from cachegrid.config import Settings
 
-    [memory_max] = unit_value((UNITS / unit_file).read_text(), "MemoryMax")
+    [memory_max] = unit_value((SYSTEMD_UNITS / unit_file).read_text(), "MemoryMax")
     units = {"K": 2**10, "M": 2**20, "G": 2**30}
     limit = int(memory_max[:-1]) * units[memory_max[-1]]
     budget = Settings.model_fields["max_memory_mb"].default * 2**20
     # 2x with snapshots on (the units set a path): a forked snapshot's
     # copy-on-write pages count against MemoryMax too (docs/snapshots.md).
-    factor = 2 if "CACHEGRID_SNAPSHOT_PATH=" in (UNITS / unit_file).read_text() else 1.5
+    factor = 2 if "CACHEGRID_SNAPSHOT_PATH=" in (SYSTEMD_UNITS / unit_file).read_text() else 1.5
     assert limit >= factor * budget + 256 * 2**20
 
 
 # -- the command line of the units --------------------------------------------------
 
 
-@pytest.mark.parametrize("unit_file", sorted(SERVICES))
+@pytest.mark.parametrize("unit_file", sorted(SYSTEMD_SERVICES))
 def test_exec_start_runs_cachegrid_serve_with_options_it_accepts(tmp_path: Path, unit_file: str) -> None:
-    argv = exec_start((UNITS / unit_file).read_text())
+    argv = exec_start((SYSTEMD_UNITS / unit_file).read_text())
     assert argv[:2] == ["/opt/cachegrid/bin/cachegrid", "serve"]
     assert argv[argv.index("--config") + 1] == "/etc/cachegrid/cachegrid.toml"
     options = [arg for arg in argv[2:] if arg.startswith("--")]
@@ -149,7 +144,7 @@ def test_exec_start_runs_cachegrid_serve_with_options_it_accepts(tmp_path: Path,
 
 
 def test_template_takes_its_port_and_node_id_from_the_instance() -> None:
-    text = (UNITS / "cachegrid@.service").read_text()
+    text = (SYSTEMD_UNITS / "cachegrid@.service").read_text()
     argv = exec_start(text)
     assert argv[argv.index("--port") + 1] == "%i"
     assert "CACHEGRID_NODE_ID=%H-%i" in unit_value(text, "Environment")
@@ -158,7 +153,7 @@ def test_template_takes_its_port_and_node_id_from_the_instance() -> None:
 def test_socket_listens_on_the_default_port() -> None:
     from cachegrid.config import Settings
 
-    text = (UNITS / "cachegrid.socket").read_text()
+    text = (SYSTEMD_UNITS / "cachegrid.socket").read_text()
     assert unit_value(text, "ListenStream") == [str(Settings.model_fields["port"].default)]
     assert unit_value(text, "Accept") == ["no"]
 
@@ -168,7 +163,7 @@ def test_socket_listens_on_the_default_port() -> None:
 
 def _serve_argv(port: int, *extra: str) -> list[str]:
     """The service's ExecStart, with the checkout's config file and a local port."""
-    argv = exec_start((UNITS / "cachegrid.service").read_text())
+    argv = exec_start((SYSTEMD_UNITS / "cachegrid.service").read_text())
     argv = [str(REPO / "etc" / "cachegrid.toml") if arg == "/etc/cachegrid/cachegrid.toml" else arg for arg in argv[1:]]
     return [str(require_cachegrid_serve()), *argv, "--host", "127.0.0.1", "--port", str(port), *extra]
 

@@ -16,8 +16,7 @@ import pytest
 
 from cachegrid.engine import POLICIES, Cache
 from cachegrid.engine.registry import store_class
-
-from .conftest import FakeClock
+from cachegrid.testing import FakeClock
 
 
 @pytest.mark.parametrize("policy", sorted(POLICIES))

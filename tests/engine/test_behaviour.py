@@ -19,8 +19,7 @@ from cachegrid.engine import (
     PreconditionFailed,
     ValueTooLarge,
 )
-
-from .conftest import FakeClock
+from cachegrid.testing import FakeClock
 
 
 class CacheBehaviour:

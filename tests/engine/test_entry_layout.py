@@ -23,8 +23,7 @@ from cachegrid.engine.store import (
     slot_in,
     value_of,
 )
-
-from .conftest import FakeClock
+from cachegrid.testing import FakeClock
 
 # Raw (tag id, generation) refs are a field of the store only (Cache takes
 # tag names), so the tests that write them go through cache._store.

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cachegrid.engine import Cache, CacheFull, PreconditionFailed
-
-from .conftest import FakeClock
+from cachegrid.testing import FakeClock
 
 
 def fill(cache: Cache, *keys: str, value: bytes = b"v") -> None:

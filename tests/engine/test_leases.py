@@ -9,8 +9,7 @@ import pytest
 
 from cachegrid.engine import Cache, InvalidKey, InvalidLease, LeaseNotHeld, TooManyLeases
 from cachegrid.engine.leases import LEASE_OVERHEAD, Leases
-
-from .conftest import FakeClock
+from cachegrid.testing import FakeClock
 
 
 @pytest.fixture

@@ -11,8 +11,7 @@ import pytest
 
 from cachegrid.engine import POLICIES, Cache, InvalidCursor
 from cachegrid.engine.sweeper import RELEASE_SLICE
-
-from .conftest import FakeClock
+from cachegrid.testing import FakeClock
 
 _OPAQUE = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType)
 

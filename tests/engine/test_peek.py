@@ -7,8 +7,7 @@ from __future__ import annotations
 import pytest
 
 from cachegrid.engine import POLICIES, Cache, CacheFull
-
-from .conftest import FakeClock
+from cachegrid.testing import FakeClock
 
 COUNTERS = ("hits", "misses", "sets", "deletes", "evictions", "expired", "current_size")
 

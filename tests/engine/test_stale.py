@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 
 from cachegrid.engine import Cache, InvalidTTL
-
-from .conftest import FakeClock
+from cachegrid.testing import FakeClock
 
 
 @pytest.fixture

@@ -18,8 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from cachegrid.engine import ANY, Cache, CacheFull, KeyNotFound, NotAnInteger, PreconditionFailed
-
-from .conftest import FakeClock
+from cachegrid.testing import FakeClock
 
 KEYS = st.sampled_from(["a", "b", "c", "d", "e", "f"])
 VALUES = st.sampled_from([b"0", b"7", b"-3", b"x", b'"s"', b"12345678901234567890", b"abc" * 20])

@@ -9,8 +9,7 @@ import pytest
 from cachegrid.engine import Cache
 from cachegrid.engine.expire import ExpiryIndex
 from cachegrid.engine.sweeper import SWEEP_BATCH
-
-from .conftest import FakeClock
+from cachegrid.testing import FakeClock
 
 
 def test_sweep_reclaims_every_expired_entry_in_batches(clock: FakeClock) -> None:

@@ -20,10 +20,8 @@ from cachegrid.engine.tags import (
     TooManyTags,
     measure_tag_overhead,
 )
-
+from cachegrid.testing import FakeClock
 from tests.fixtures import median_seconds
-
-from .conftest import FakeClock
 
 
 @pytest.fixture(params=sorted(POLICIES))

@@ -10,8 +10,7 @@ from cachegrid.engine import Cache
 from cachegrid.engine.sketch import SAMPLE_FACTOR, SLICE_WORDS, FrequencySketch
 from cachegrid.engine.store import Limits
 from cachegrid.engine.tinylfu import ADMIT_AT_RANDOM_ONE_IN, TinyLFUStore
-
-from .conftest import FakeClock
+from cachegrid.testing import FakeClock
 
 
 def read(cache: Cache, key: str, times: int) -> None:

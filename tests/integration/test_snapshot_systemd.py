@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.test_systemd import SERVICES, UNITS, unit_value
+from tests.fixtures import SYSTEMD_SERVICES, SYSTEMD_UNITS, unit_value
 
 
-@pytest.mark.parametrize("unit_file", sorted(SERVICES))
+@pytest.mark.parametrize("unit_file", sorted(SYSTEMD_SERVICES))
 def test_the_snapshot_lives_under_the_state_directory(unit_file: str) -> None:
-    text = (UNITS / unit_file).read_text()
+    text = (SYSTEMD_UNITS / unit_file).read_text()
     assert unit_value(text, "StateDirectory") == ["cachegrid"]
     [path] = [
         value.split("=", 1)[1]
