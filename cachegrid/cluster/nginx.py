@@ -69,6 +69,31 @@ def _refusal(kind: str) -> str:
     return body.replace("\\", "\\\\").replace("'", "\\'")
 
 
+def _upstream_servers(nodes: list[Node], fail_timeout: int) -> tuple[str, str]:
+    """The ``server`` lines of the keyed upstream (with weights) and of the plain one."""
+    servers = "\n".join(
+        f"        server {node.server}"
+        + (f" weight={node.weight}" if node.weight != 1 else "")
+        + f" max_fails=1 fail_timeout={fail_timeout}s;"
+        for node in nodes
+    )
+    plain = "\n".join(f"        server {node.server} max_fails=1 fail_timeout={fail_timeout}s;" for node in nodes)
+    return servers, plain
+
+
+def _runtime_lines(runtime_dir: Path | None) -> tuple[str, str, str]:
+    """The pid/error log, temporary paths and access log lines under
+    ``runtime_dir`` (none: nginx's compiled-in places)."""
+    if runtime_dir is None:
+        return "", "", ""
+    root = Path(runtime_dir)
+    runtime = f"pid {root / 'nginx.pid'};\nerror_log {root / 'error.log'} warn;\n"
+    temps = "".join(
+        f"    {name}_temp_path {root / name};\n" for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    return runtime, temps, f"    access_log {root / 'access.log'};\n"
+
+
 def render(
     nodes: list[Node],
     listen: str = "127.0.0.1:8080",
@@ -83,23 +108,8 @@ def render(
         raise ValueError("give at least one node")
     if len({node.server for node in nodes}) != len(nodes):
         raise ValueError("a node is given twice")
-    servers = "\n".join(
-        f"        server {node.server}"
-        + (f" weight={node.weight}" if node.weight != 1 else "")
-        + f" max_fails=1 fail_timeout={fail_timeout}s;"
-        for node in nodes
-    )
-    plain = "\n".join(f"        server {node.server} max_fails=1 fail_timeout={fail_timeout}s;" for node in nodes)
-    runtime = ""
-    if runtime_dir is not None:
-        root = Path(runtime_dir)
-        runtime = f"pid {root / 'nginx.pid'};\nerror_log {root / 'error.log'} warn;\n"
-        temps = "".join(
-            f"    {name}_temp_path {root / name};\n" for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-        )
-        access = f"    access_log {root / 'access.log'};\n"
-    else:
-        temps, access = "", ""
+    servers, plain = _upstream_servers(nodes, fail_timeout)
+    runtime, temps, access = _runtime_lines(runtime_dir)
     tries = len(nodes)
     return f"""# CacheGrid cluster behind nginx: written by `cachegrid cluster nginx-config`.
 # Single-key requests go to the key's node (hash ... consistent, the ring of
@@ -146,7 +156,16 @@ http {{
         default_type application/json;
         add_header {NODE_HEADER} $upstream_addr always;
 
-        location ^~ /cache/batch/ {{
+{_locations()}
+    }}
+}}
+"""
+
+
+def _locations() -> str:
+    """The server's locations: one key's requests to its node, what nginx
+    cannot route refused (421), everything else to any node."""
+    return f"""        location ^~ /cache/batch/ {{
             return {REFUSED_STATUS} '{_refusal("batch")}';
         }}
 
@@ -164,7 +183,4 @@ http {{
 
         location / {{
             proxy_pass http://cachegrid_any;
-        }}
-    }}
-}}
-"""
+        }}"""

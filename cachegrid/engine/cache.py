@@ -186,31 +186,17 @@ class Cache:
         daemon's path); ``lease``: the token of the lease this write ends
         (``set_leased``). ``options.binary_keys`` has no meaning here."""
         names = () if options.tags is None else check_tags(options.tags, self.tag_limits)
-        store = self._store
+        if_match, if_none_match = conditions
+        binary, stale = options.binary, options.stale
         with self._lock:
             if lease is not None:
                 self._leases.check(key, lease)
             if names:
-                result = store.set_tagged(
-                    key,
-                    value,
-                    ttl,
-                    names,
-                    if_match=conditions.if_match,
-                    if_none_match=conditions.if_none_match,
-                    binary=options.binary,
-                    stale=options.stale,
+                result = self._store.set_tagged(
+                    key, value, ttl, names, if_match=if_match, if_none_match=if_none_match, binary=binary, stale=stale
                 )
             else:
-                result = store.set(
-                    key,
-                    value,
-                    ttl,
-                    conditions.if_match,
-                    conditions.if_none_match,
-                    binary=options.binary,
-                    stale=options.stale,
-                )
+                result = self._store.set(key, value, ttl, if_match, if_none_match, binary=binary, stale=stale)
             if lease is not None:
                 self._leases.release(key, lease, filled=True)
             return result
