@@ -9,7 +9,8 @@ benchmarks all report through these two functions, so their numbers agree.
 from __future__ import annotations
 
 import math
-from typing import Sequence, TypeVar
+from collections.abc import Sequence
+from typing import TypeVar
 
 Value = TypeVar("Value", int, float)
 

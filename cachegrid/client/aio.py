@@ -23,7 +23,6 @@ from .api import Api
 from .leases import Compute, Flow, Refresh, Run, Sleep
 from .protocol import Answer, Call, ConnectTimedOut, MaybeSent, NotSent, Outcome, Plan, TimedOut
 
-
 log = logging.getLogger("cachegrid.client")
 
 

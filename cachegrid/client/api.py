@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from .cluster import Failover, Router, Sharded
 from .errors import Unavailable
@@ -93,7 +94,7 @@ class Api:
             raise ValueError("auth_token and api_key are two names of the token: give one (they differ)")
         if isinstance(hosts, str):
             hosts = [hosts]
-        weights = dict(hosts) if isinstance(hosts, Mapping) else {host: 1 for host in hosts}
+        weights = dict(hosts) if isinstance(hosts, Mapping) else dict.fromkeys(hosts, 1)
         urls = {base_url(host): weight for host, weight in weights.items()}
         self.pool = HostPool(list(urls), _policy(max_retries, retry), cooldown)
         if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:

@@ -399,7 +399,7 @@ class Sharded:
     def _decode_cursor(self, cursor: str | None) -> dict[str, str | None]:
         """Each node's position: "" not started, None finished, else its cursor."""
         if not cursor:
-            return {host: "" for host in self.pool.hosts}
+            return dict.fromkeys(self.pool.hosts, "")
         try:
             if not cursor.startswith(CURSOR_PREFIX):
                 raise ValueError

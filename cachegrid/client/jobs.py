@@ -12,7 +12,8 @@ sync client sleeps and the async one awaits), until every job is done or
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .errors import TimeoutUnavailable
 from .protocol import Call, Plan, delete_job_call, delete_pattern_call, unavailable

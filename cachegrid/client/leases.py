@@ -39,8 +39,9 @@ from __future__ import annotations
 import json
 import random
 import time
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Generator, Iterable, NamedTuple
+from typing import Any, NamedTuple
 
 from .errors import RequestError, Unavailable
 from .protocol import Answer, Call, Plan, _json, error_for, item_path, read_value, tags_param, value_body

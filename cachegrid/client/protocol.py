@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generator, Iterable, Mapping, NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from .errors import ConnectionUnavailable, NotFound, RequestError, TimeoutUnavailable, Unauthorized, Unavailable
@@ -87,7 +88,7 @@ def base_url(host: str) -> str:
     host = host.strip().rstrip("/")
     if "://" in host:
         return host
-    if host.startswith("[") and "]:" not in host or (":" not in host):
+    if (host.startswith("[") and "]:" not in host) or (":" not in host):
         return f"http://{host}:{DEFAULT_PORT}"
     return f"http://{host}"
 

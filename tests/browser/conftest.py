@@ -16,9 +16,10 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -59,7 +60,7 @@ def browser() -> Iterator[Any]:
             context = playwright.chromium.launch_persistent_context(
                 profile, executable_path=CHROMIUM, args=FLAGS, headless=True, viewport=VIEWPORT
             )
-        except Exception as error:  # noqa: BLE001 - any failure to start means: no browser here
+        except Exception as error:
             pytest.skip(f"Chromium at {CHROMIUM} did not start: {error}")
         context.set_default_timeout(TIMEOUT_MS)
         expect.set_options(timeout=TIMEOUT_MS)

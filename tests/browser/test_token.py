@@ -6,7 +6,8 @@ out". The API itself refuses every call without it."""
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 

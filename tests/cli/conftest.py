@@ -4,14 +4,14 @@ own keys), and a runner that invokes ``cachegrid`` in-process against them."""
 from __future__ import annotations
 
 import itertools
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from click.testing import Result
 from typer.testing import CliRunner
 
 from cachegrid.cli.main import app
-
 from cachegrid.testing import ServerProcess as Server
 from cachegrid.testing import running
 

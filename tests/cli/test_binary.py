@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from cachegrid.cli.status import ExitCode
 from cachegrid.testing import ServerProcess as Server

@@ -5,7 +5,7 @@ for every command, and ``cluster nginx-config``'s output and usage errors."""
 from __future__ import annotations
 
 import json
-from typing import Callable
+from collections.abc import Callable
 
 from cachegrid.cli.status import ExitCode
 from cachegrid.client import SyncCacheGridClient

@@ -5,17 +5,17 @@ the plain form; ``--json`` parsed), exit codes and one-line errors."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
 from cachegrid.cli import commands
 from cachegrid.cli.status import ExitCode
 from cachegrid.config import env_var
-
 from cachegrid.testing import ServerProcess as Server
 from cachegrid.testing import free_port
+
 from .conftest import TOKEN, Invoke, runner_for
 
 Key = Callable[..., str]

@@ -18,9 +18,8 @@ from rich.console import Console
 from cachegrid.cli.stats_view import History, line, render, sparkline
 from cachegrid.client import SyncCacheGridClient
 from cachegrid.config import MiB
-
-from cachegrid.testing import ServerProcess as Server
 from cachegrid.testing import CLI
+from cachegrid.testing import ServerProcess as Server
 
 
 def stats(uptime: float, **counters: Any) -> dict[str, Any]:

@@ -5,7 +5,8 @@ behaviour: the synchronous one directly, the asynchronous one through
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from cachegrid.client import CacheGridClient, SyncCacheGridClient
 from cachegrid.testing import ServerProcess as Server

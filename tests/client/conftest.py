@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 

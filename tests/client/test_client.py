@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -20,7 +21,6 @@ from cachegrid.client import (
     Unauthorized,
     Unavailable,
 )
-
 from cachegrid.testing import ServerProcess as Server
 from tests.client.callers import Call, address, collect, make_caller
 from tests.fixtures import Stub

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import socket
 import time
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -27,7 +27,7 @@ from cachegrid.client import (
     Unavailable,
 )
 from cachegrid.testing import ServerProcess as Server
-from tests.client.callers import Call, address, collect, make_caller
+from tests.client.callers import address, collect, make_caller
 from tests.fixtures import Stub
 
 
@@ -150,7 +150,7 @@ def test_exists(kind: str, live: Server, key: str) -> None:
 def test_keys_is_a_list(kind: str, live: Server, key: str) -> None:
     caller, _ = make_caller(kind, [address(live)])
     names = {f"{key}:{i}" for i in range(25)}
-    caller("set_multi", {name: 1 for name in names})
+    caller("set_multi", dict.fromkeys(names, 1))
     listed = caller("keys", f"{key}:")
     assert isinstance(listed, list) and sorted(listed) == sorted(names)
     assert sorted(caller("keys", f"{key}:*", limit=None)) == sorted(names)  # a glob, every key
@@ -181,7 +181,7 @@ def test_keys_follows_the_cursor_over_short_pages(kind: str, start_server: Calla
 def test_scan_is_one_page_and_its_cursor(kind: str, live: Server, key: str) -> None:
     caller, client = make_caller(kind, [address(live)])
     names = {f"{key}:{i}" for i in range(12)}
-    caller("set_multi", {name: 1 for name in names})
+    caller("set_multi", dict.fromkeys(names, 1))
     page = caller("scan", f"{key}:", limit=5)
     assert set(page) >= {"keys", "count", "cursor"} and page["count"] == len(page["keys"]) == 5
     seen = list(page["keys"])

@@ -75,7 +75,7 @@ def test_a_waiter_backs_off_never_past_the_holders_lease_and_then_computes(clock
     lease, wait = 2.0, 1.0
     steps = flow(clock, lease, wait)
     next(steps)
-    pauses, action, delay = [], steps.send(LeaseRead(False, wait=lease)), FIRST_POLL
+    pauses, action = [], steps.send(LeaseRead(False, wait=lease))
     while isinstance(action, Sleep):
         pauses.append(action.seconds)
         clock.tick(action.seconds)

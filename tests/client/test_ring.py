@@ -64,7 +64,7 @@ def test_a_new_node_takes_about_its_share_and_only_from_the_others(make: type) -
 @pytest.mark.parametrize("make", RINGS)
 def test_a_heavier_node_gets_more_keys(make: type) -> None:
     nodes = random_nodes(random.Random(3), 3)
-    heavy = list(nodes)[0]
+    heavy = next(iter(nodes))
     counts = shares(make({**nodes, heavy: 2}), KEYS)
     assert counts[heavy] > 1.4 * max(count for node, count in counts.items() if node != heavy)
 

@@ -5,7 +5,7 @@ reach every node."""
 from __future__ import annotations
 
 import itertools
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -69,14 +69,14 @@ def two_nodes() -> Iterator[list[Server]]:
 def test_a_cluster_invalidates_and_deletes_on_every_node(kind: str, two_nodes: list[Server], prefix: str) -> None:
     call, _ = make_caller(kind, [address(node) for node in two_nodes])
     keys = [f"{prefix}{n}" for n in range(200)]
-    call("set_multi", {key: 1 for key in keys}, tags=[prefix + "all"])
+    call("set_multi", dict.fromkeys(keys, 1), tags=[prefix + "all"])
     for node in two_nodes:  # the keys are spread: each node holds some of them
         alone = SyncCacheGridClient([address(node)])
         assert alone.keys(prefix, limit=None)
         alone.close()
     assert call("invalidate_tags", [prefix + "all"]) == 2  # in use on both
     assert call("get_multi", keys) == {}
-    call("set_multi", {key: 2 for key in keys})
+    call("set_multi", dict.fromkeys(keys, 2))
     assert call("delete_pattern", prefix) == 200
     assert call("keys", prefix, limit=None) == []
 

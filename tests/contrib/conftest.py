@@ -6,7 +6,7 @@ backends' own tests."""
 from __future__ import annotations
 
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 

@@ -11,7 +11,7 @@ runs and passes."""
 from __future__ import annotations
 
 import sys
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from dogpile.cache import make_region

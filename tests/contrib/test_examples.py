@@ -11,9 +11,10 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from cachegrid.testing import ServerProcess as Server
 from cachegrid.testing import free_port
@@ -53,7 +54,7 @@ def web_app(command: list[str], port: int, server: Server) -> Iterator[str]:
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
                     process.kill()
-                    raise AssertionError(f"{command} did not start:\n{process.communicate()[0].decode()}")
+                    raise AssertionError(f"{command} did not start:\n{process.communicate()[0].decode()}") from None
                 time.sleep(0.2)
         yield base
     finally:

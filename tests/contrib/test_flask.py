@@ -6,7 +6,8 @@ memoized functions, counters, ``clear()`` under a prefix, timeouts."""
 from __future__ import annotations
 
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import flask
 import pytest

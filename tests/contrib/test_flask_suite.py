@@ -18,7 +18,8 @@ from __future__ import annotations
 import importlib.util
 import sys
 import types
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 

@@ -4,7 +4,8 @@ TestClient over the real app and a real engine (fake clock for TTLs)."""
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from falcon import testing
@@ -511,7 +512,7 @@ def test_load_test_runs_on_a_scratch_engine(cache_and_client: tuple[Cache, testi
     assert 0 <= latency["p50"] <= latency["p95"] <= latency["p99"] <= latency["max"]
     stats = client.simulate_get("/stats").json
     assert stats["sets"] == 1 and stats["current_size"] == 1  # the user's data is untouched
-    assert [key for key in cache.keys().keys] == ["mine"]
+    assert list(cache.keys().keys) == ["mine"]
 
 
 def test_load_test_is_bounded_and_can_be_switched_off(make_client: MakeClient) -> None:

@@ -5,7 +5,8 @@ are in tests/integration/test_binary.py)."""
 from __future__ import annotations
 
 import base64
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from falcon import testing

@@ -4,7 +4,8 @@ endpoints, and that bad input is a 4xx JSON that changes nothing."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from falcon import testing

@@ -4,7 +4,7 @@ bad stale windows refused without changing anything."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 from falcon import testing

@@ -5,7 +5,8 @@ with nothing changed."""
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from falcon import testing

@@ -19,8 +19,8 @@ import pytest
 from ._support import (
     REPO,
     alive,
-    clean_env,
     children,
+    clean_env,
     descendants,
     free_port,
     holders,

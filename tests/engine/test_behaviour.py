@@ -415,7 +415,7 @@ class CacheBehaviour:
 
     def test_keys_pages_through_everything_exactly_once(self, cache: Cache) -> None:
         expected = {f"k{i:03d}" for i in range(250)}
-        cache.set_many({key: b"v" for key in expected})
+        cache.set_many(dict.fromkeys(expected, b"v"))
         seen: list[str] = []
         page = cache.keys(limit=100)
         seen += page.keys

@@ -7,7 +7,7 @@ import tracemalloc
 
 import pytest
 
-from cachegrid.engine import Cache, InvalidKey, InvalidLease, LeaseNotHeld, TooManyLeases
+from cachegrid.engine import Cache, InvalidKey, InvalidLease, LeaseNotHeld, TooManyLeases, ValueTooLarge
 from cachegrid.engine.leases import LEASE_OVERHEAD, Leases
 from cachegrid.testing import FakeClock
 
@@ -91,7 +91,7 @@ def test_a_plain_write_works_and_leaves_the_lease_alone(cache: Cache) -> None:
 def test_a_failed_write_keeps_the_lease(clock: FakeClock) -> None:
     cache = Cache("lru", clock=clock, max_value_size=4)
     token = cache.get_or_lease("k", 10)[1].token  # type: ignore[union-attr]
-    with pytest.raises(Exception):
+    with pytest.raises(ValueTooLarge):
         cache.set_leased("k", b"too large", token)  # type: ignore[arg-type]
     assert cache.lease_remaining("k") == pytest.approx(10)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cachegrid.engine import Cache
-from cachegrid.engine.snapshot import Snapshotter, SnapshotRunning, read_file
+from cachegrid.engine.snapshot import SnapshotRunning, Snapshotter, read_file
 
 pytestmark = pytest.mark.process  # os.fork: a process, left out of the fast run
 

@@ -89,7 +89,7 @@ class CacheMachine(RuleBasedStateMachine):
     def set(self, key: str, value: bytes, ttl: float | None, condition: str | None) -> None:
         existing = self.model.live(key)
         try:
-            if condition == "nx" and existing is not None or condition == "xx" and existing is None:
+            if (condition == "nx" and existing is not None) or (condition == "xx" and existing is None):
                 expected: object = PreconditionFailed
             else:
                 expected = (existing is None, self.model.store(key, value, self._expires(ttl)))

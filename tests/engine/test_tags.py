@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cachegrid.engine import POLICIES, Cache, PreconditionFailed
+from cachegrid.engine import POLICIES, Cache, CacheFull, PreconditionFailed
 from cachegrid.engine.snapshot import Snapshotter
 from cachegrid.engine.tags import (
     TAG_OVERHEAD,
@@ -125,7 +125,7 @@ def test_a_failed_write_leaves_no_tag_behind(clock: FakeClock) -> None:
     cache = Cache("noeviction", max_size=1, clock=clock)
     cache.set("a", b"1")
     before = cache.memory_usage
-    with pytest.raises(Exception):
+    with pytest.raises(CacheFull):
         cache.set("b", b"2", tags=["new"])  # the cache is full
     with pytest.raises(PreconditionFailed):
         cache.set("a", b"2", tags=["new"], if_none_match="*")

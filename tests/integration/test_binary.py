@@ -6,10 +6,10 @@ from a snapshot."""
 from __future__ import annotations
 
 import base64
-import http.client
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 

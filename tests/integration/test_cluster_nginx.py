@@ -18,17 +18,18 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from cachegrid.cli.main import app
 from cachegrid.client import SyncCacheGridClient
 from cachegrid.client.protocol import item_path
-from cachegrid.cli.main import app
 from cachegrid.cluster.nginx import NODE_HEADER
 from cachegrid.testing import ServerProcess, free_port
-from typer.testing import CliRunner
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 pytestmark = pytest.mark.skipif(NGINX is None, reason="nginx is not installed (apt-get install nginx)")

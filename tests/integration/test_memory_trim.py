@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from cachegrid.testing import ServerProcess as Server
+
 from .test_worker_hardening import rss
 
 ENTRIES = 40_000

@@ -12,13 +12,14 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 
-from cachegrid.testing import ServerProcess as Server
 from cachegrid.testing import CLI, free_port, running
+from cachegrid.testing import ServerProcess as Server
 from tests.fixtures import worker_kinds
 
 MiB = 1024 * 1024
@@ -140,7 +141,7 @@ def test_a_12_mb_value_reaches_a_slow_reader_whole_and_once_and_the_connection_l
             received += sock.recv(4096)
         head, _, body = bytes(received).partition(b"\r\n\r\n")
         length = int(
-            [line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")][0]
+            next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
         )
         body = bytearray(body)
         reads = 0

@@ -19,7 +19,7 @@ import json
 import signal
 import socket
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 

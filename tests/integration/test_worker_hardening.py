@@ -11,15 +11,15 @@ import select
 import socket
 import threading
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from cachegrid.daemon.workers import meinheld_problem
-
 from cachegrid.testing import ServerProcess as Server
 from cachegrid.testing import running
 from tests.fixtures import worker_kinds
+
 from .test_serving import LARGE_LIMITS, MiB, read_response
 
 
