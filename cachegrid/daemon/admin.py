@@ -16,7 +16,7 @@ from typing import Any
 import falcon
 
 from ..config import MiB, Settings
-from ..engine import Cache
+from ..engine import DEFAULT_KEYS_LIMIT, Cache
 from ..engine.snapshot import SnapshotRunning, Snapshotter
 from .body import int_param
 from .errors import ApiError
@@ -146,6 +146,7 @@ class Keys(Resource):
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         pattern = req.get_param("pattern") or None
-        limit = int_param(req, "limit", min(100, self.settings.max_keys_limit), 1, self.settings.max_keys_limit)
+        most = self.settings.max_keys_limit
+        limit = int_param(req, "limit", min(DEFAULT_KEYS_LIMIT, most), 1, most)
         page = self.cache.keys(pattern, limit, req.get_param("cursor") or None)
         send_json(resp, {"keys": page.keys, "count": len(page.keys), "cursor": page.cursor, "pattern": pattern})

@@ -34,7 +34,7 @@ from .leases import DEFAULT_MAX_LEASE_TIME, DEFAULT_MAX_LEASES, Grant
 from .lfu import DEFAULT_DECAY_TIME as DEFAULT_LFU_DECAY_TIME
 from .options import PLAIN, UNCONDITIONAL, Preconditions, WriteOptions
 from .registry import DEFAULT_POLICY, POLICIES, store_class
-from .scan import DEFAULT_SCAN_COUNT, KeyPage, key_matcher
+from .scan import DEFAULT_KEYS_LIMIT, DEFAULT_SCAN_COUNT, KeyPage, key_matcher
 from .store import (
     ANY,
     DEFAULT_MAX_KEY_LENGTH,
@@ -53,6 +53,7 @@ from .sweeper import DEFAULT_CLEANUP_INTERVAL
 __all__ = [
     "ANY",
     "DEFAULT_CLEANUP_INTERVAL",
+    "DEFAULT_KEYS_LIMIT",
     "DEFAULT_LFU_DECAY_TIME",
     "DEFAULT_MAX_KEY_LENGTH",
     # leases (leases.py)

@@ -28,7 +28,7 @@ from .errors import KeyTooLong, TooManyLeases
 from .leases import DEFAULT_MAX_LEASE_TIME, DEFAULT_MAX_LEASES, Grant, Leases, check_lease_time
 from .options import PLAIN, UNCONDITIONAL, Preconditions, WriteOptions
 from .registry import DEFAULT_POLICY, store_class
-from .scan import DEFAULT_SCAN_COUNT, KeyPage, key_matcher, scan_page, start_of
+from .scan import DEFAULT_KEYS_LIMIT, DEFAULT_SCAN_COUNT, KeyPage, key_matcher, scan_page, start_of
 from .store import Clock, Condition, Limits, SetResult, Store, key_length
 from .sweeper import DEFAULT_CLEANUP_INTERVAL, Sweeper
 from .tags import TagLimits, check_tag, check_tags
@@ -384,7 +384,9 @@ class Cache:
 
     # -- key listing (scan.py) -----------------------------------------------------
 
-    def keys(self, pattern: str | None = None, limit: int = 100, cursor: str | None = None) -> KeyPage:
+    def keys(
+        self, pattern: str | None = None, limit: int = DEFAULT_KEYS_LIMIT, cursor: str | None = None
+    ) -> KeyPage:
         """Up to ``limit`` live keys matching ``pattern`` among the next
         ``scan_count`` slots, and the cursor to go on from (None: done). A
         page may hold fewer than ``limit`` keys, even none, before the end."""

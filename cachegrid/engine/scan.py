@@ -45,6 +45,8 @@ from .store import Store
 # 1.2 ms, with calls up to 2.2 ms), and a listing of a million keys at ~490
 # calls.
 DEFAULT_SCAN_COUNT = 2_048
+# Keys one page of a listing holds unless the caller says otherwise.
+DEFAULT_KEYS_LIMIT = 100
 _GLOB = re.compile(r"[*?\[]")
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...engine import DEFAULT_KEYS_LIMIT
 from ..engine_load_test import DEFAULT_OPERATIONS, OPERATION_TYPES
 from .parts import Common, error, grouped, obj, ok, operation, query
 
@@ -138,7 +139,7 @@ def _keys(common: Common) -> dict[str, Any]:
                 query(
                     "limit",
                     {"type": "integer", "minimum": 1, "maximum": common.settings.max_keys_limit},
-                    "Page size (default 100).",
+                    f"Page size (default {min(DEFAULT_KEYS_LIMIT, common.settings.max_keys_limit)}).",
                 ),
                 query("cursor", {"type": "string"}, "From the previous page."),
             ],
