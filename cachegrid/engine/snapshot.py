@@ -109,7 +109,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from .entry import Extra
-from .store import Record
+from .restore import Record
 
 log = logging.getLogger("cachegrid.snapshot")
 
