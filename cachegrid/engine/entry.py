@@ -43,7 +43,8 @@ an ``Entry``: it is a tuple, and never changes.
 from __future__ import annotations
 
 import struct
-from typing import Collection, NamedTuple
+from collections.abc import Collection
+from typing import NamedTuple
 
 # The trailer of every stored blob: slot, flags; with FLAG_EXPIRES, the
 # expiry time before it (_TIMED: the two read as one).

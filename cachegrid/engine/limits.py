@@ -49,6 +49,9 @@ class Limits:
                 raise ValueError(f"{setting} must be a whole number of at least 1, not {value!r}")
 
 
+DEFAULT_LIMITS = Limits()  # (frozen: one value shared by every store built without limits)
+
+
 def key_length(key: str) -> int:
     """The key's length in UTF-8 bytes, checked to be a usable key (of any length)."""
     if key.__class__ is not str:

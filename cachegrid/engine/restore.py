@@ -22,8 +22,9 @@ left out, since no invalidation could reach it.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterator
 from operator import itemgetter
-from typing import TYPE_CHECKING, Collection, Iterator, Union
+from typing import TYPE_CHECKING
 
 from .entry import (
     FLAG_BINARY,
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
 
 # A snapshot record (snapshot.py): key, value, wall-clock expiry or None,
 # policy hint, and what else the entry holds (None: nothing).
-Record = tuple[str, bytes, Union[float, None], int, Union[Extra, None]]
+Record = tuple[str, bytes, float | None, int, Extra | None]
 
 
 def export_entries(store: Store, wall_now: float) -> Iterator[Record]:

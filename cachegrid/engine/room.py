@@ -42,7 +42,7 @@ reclaiming the old entry itself (it had expired).
 
 from __future__ import annotations
 
-from typing import Collection
+from collections.abc import Collection
 
 from .entry import (
     FLAG_EXPIRES,
@@ -73,21 +73,21 @@ class Room(SlotTable):
     """The mapping, its charges and its limits; every write and removal."""
 
     __slots__ = (
-        "max_size",
-        "max_memory",
-        "max_key_length",
-        "max_value_size",
-        "clock",
         "_data",
-        "_overheads",
-        "_memory",
-        "_with_ttl",
         "_expiry",
-        "tags",
+        "_memory",
+        "_overheads",
+        "_with_ttl",
+        "clock",
         "evictions",
         "expired",
-        "rejected_too_large",
+        "max_key_length",
+        "max_memory",
+        "max_size",
+        "max_value_size",
         "rejected_full",
+        "rejected_too_large",
+        "tags",
     )
 
     def __len__(self) -> int:

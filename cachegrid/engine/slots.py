@@ -56,7 +56,7 @@ class SlotTable:
     """Slots, keys by slot, versions by slot, and the policy hooks."""
 
     # Every attribute is a slot (see Store): one specialized read each.
-    __slots__ = ("_key_at", "_versions", "_free_slots", "_slot_end", "_version")
+    __slots__ = ("_free_slots", "_key_at", "_slot_end", "_version", "_versions")
     name = "base"
     # Whether a full store makes room by evicting (False: refuse with CacheFull).
     evicts = True
@@ -114,7 +114,7 @@ class SlotTable:
     def _set_key_at(self, slot: int, key: str | None) -> None:
         shards, index, at = self._key_at, slot >> SHARD_BITS, slot & SHARD_MASK
         shard = shards[index]
-        shards[index] = shard[:at] + (key,) + shard[at + 1 :]
+        shards[index] = shard[:at] + (key,) + shard[at + 1 :]  # noqa: RUF005 (concatenation: no list in between)
 
     def _free_slot(self, slot: int) -> None:
         self._set_key_at(slot, None)

@@ -37,7 +37,8 @@ import gc
 import re
 import secrets
 import time
-from typing import Any, Callable, Collection, Iterable, Iterator, Literal, Mapping, NamedTuple, Union
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from typing import Any, Literal, NamedTuple
 
 from .entry import (  # noqa: F401  (the codec's names, importable from here as before)
     BINARY,
@@ -77,6 +78,7 @@ from .errors import (
 )
 from .expire import ExpiryIndex
 from .limits import (  # noqa: F401  (importable from here as before)
+    DEFAULT_LIMITS,
     DEFAULT_MAX_KEY_LENGTH,
     DEFAULT_MAX_MEMORY,
     DEFAULT_MAX_SIZE,
@@ -104,7 +106,7 @@ Clock = Callable[[], float]
 
 ANY: Literal["*"] = "*"
 # A precondition: ANY, or the versions that satisfy it (an empty one: none).
-Condition = Union[Literal["*"], Collection[int], None]
+Condition = Literal["*"] | Collection[int] | None
 
 _new_tuple = tuple.__new__
 
@@ -123,16 +125,16 @@ class Store(Room):
     # has few enough of them (about 30) and nothing has read its __dict__;
     # past that each read takes the generic lookup, about twice the time.)
     __slots__ = (
-        "limits",
-        "hits",
-        "misses",
-        "sets",
         "deletes",
-        "slot_epoch",
+        "hits",
+        "limits",
+        "misses",
         "on_expiry_overgrown",
+        "sets",
+        "slot_epoch",
     )
 
-    def __init__(self, limits: Limits = Limits(), clock: Clock = time.monotonic) -> None:
+    def __init__(self, limits: Limits = DEFAULT_LIMITS, clock: Clock = time.monotonic) -> None:
         self.limits = limits
         self.max_size = limits.max_size
         self.max_memory = limits.max_memory
