@@ -20,34 +20,40 @@ from .errors import (
     IntegerOverflow,
     InvalidCursor,
     InvalidKey,
+    InvalidLease,
     InvalidTTL,
     KeyNotFound,
     KeyTooLong,
+    LeaseNotHeld,
     NotAnInteger,
     PreconditionFailed,
+    TooManyLeases,
     ValueTooLarge,
 )
-from .errors import InvalidLease, LeaseNotHeld, TooManyLeases
 from .leases import DEFAULT_MAX_LEASE_TIME, DEFAULT_MAX_LEASES, Grant
-from .registry import DEFAULT_POLICY, POLICIES, store_class
-from .scan import DEFAULT_SCAN_COUNT, KeyPage, key_matcher
-from .store import (
-    ANY,
+from .limits import (
     DEFAULT_MAX_KEY_LENGTH,
     DEFAULT_MAX_MEMORY,
     DEFAULT_MAX_SIZE,
     DEFAULT_MAX_VALUE_SIZE,
+    INT64_MAX,
+    INT64_MIN,
     MAX_TTL,
-    Condition,
     Limits,
-    SetResult,
-    Store,
+    check_key,
+    check_stale,
+    check_ttl,
+    key_length,
 )
+from .registry import DEFAULT_POLICY, POLICIES, store_class
+from .scan import DEFAULT_SCAN_COUNT, KeyPage, key_matcher
+from .store import ANY, Clock, Condition, SetResult, Store
 from .sweeper import DEFAULT_CLEANUP_INTERVAL
 
 __all__ = [
     "ANY",
     "Cache",
+    "Clock",
     "CacheError",
     "CacheFull",
     "Condition",
@@ -60,6 +66,8 @@ __all__ = [
     "DEFAULT_SCAN_COUNT",
     "Entry",
     "IntegerOverflow",
+    "INT64_MAX",
+    "INT64_MIN",
     "InvalidCursor",
     "InvalidKey",
     "InvalidTTL",
@@ -74,6 +82,10 @@ __all__ = [
     "SetResult",
     "Store",
     "ValueTooLarge",
+    "check_key",
+    "check_stale",
+    "check_ttl",
+    "key_length",
     "key_matcher",
     # leases (leases.py)
     "DEFAULT_MAX_LEASES",

@@ -112,7 +112,7 @@ class Extra(NamedTuple):
 
 def encode_fields(fresh_until: float | None = None, tag_refs: Collection[tuple[int, int]] = ()) -> Fields:
     """The flags and bytes of an entry's optional fields (none: ``(0, b"")``)."""
-    flags, parts = 0, []
+    flags, parts = 0, []  # type: int, list[bytes]
     if tag_refs:
         if len(tag_refs) > MAX_TAG_REFS:
             raise ValueError(f"an entry holds at most {MAX_TAG_REFS} tags, not {len(tag_refs)}")
@@ -205,7 +205,7 @@ def entry_of(blob: bytes, version: int, _trailer: int = TRAILER_SIZE) -> Entry:
         expires_at = unpack_timed(blob, end)[0]
     else:
         end, expires_at = len(blob) - _trailer, None
-    fresh_until, tag_refs = None, ()
+    fresh_until, tag_refs = None, ()  # type: float | None, tuple[tuple[int, int], ...]
     if flags & FIELD_FLAGS:
         if flags & FLAG_STALE:
             end -= _FRESH.size

@@ -42,7 +42,7 @@ reclaiming the old entry itself (it had expired).
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 from .entry import (
     FLAG_EXPIRES,
@@ -60,8 +60,10 @@ from .entry import (
     unpack_trailer,
 )
 from .errors import CacheFull, ValueTooLarge
+from .expire import ExpiryIndex
 from .limits import check_key
 from .slots import VERSION_MASK, SlotTable
+from .tags import TagRegistry
 
 
 def stored_key_length(key: str) -> int:
@@ -89,6 +91,23 @@ class Room(SlotTable):
         "rejected_too_large",
         "tags",
     )
+
+    # (Annotations only: the slots above hold them; Store.__init__ sets them.)
+    max_size: int
+    max_memory: int
+    max_key_length: int
+    max_value_size: int
+    clock: Callable[[], float]
+    _data: dict[str, bytes]
+    _overheads: tuple[int, int]
+    _memory: int
+    _with_ttl: int
+    _expiry: ExpiryIndex
+    tags: TagRegistry
+    evictions: int
+    expired: int
+    rejected_too_large: int
+    rejected_full: int
 
     def __len__(self) -> int:
         """Entries held, including expired ones not reclaimed yet."""
@@ -124,7 +143,7 @@ class Room(SlotTable):
             if slot is None:
                 break
             key = self.key_at(slot)
-            self._remove(key, data[key])  # type: ignore[index]
+            self._remove(key, data[key])  # type: ignore[arg-type, index]
             self.expired += 1
         while not self._fits(extra_entries, extra_bytes):
             if not self.evicts:
@@ -134,7 +153,7 @@ class Room(SlotTable):
                     f"{self._memory} of {self.max_memory} bytes) and the policy is {self.name}"
                 )
             key = self.key_at(self._victim())
-            self._remove(key, data[key])  # type: ignore[index]
+            self._remove(key, data[key])  # type: ignore[arg-type, index]
             self.evictions += 1
 
     def _check_entry(self, key: str, value: bytes) -> int:
@@ -284,7 +303,7 @@ class Room(SlotTable):
             if slot is None:
                 break
             key = self.key_at(slot)
-            self._remove(key, data[key])  # type: ignore[index]
+            self._remove(key, data[key])  # type: ignore[arg-type, index]
             reclaimed += 1
         self.expired += reclaimed
         return reclaimed

@@ -57,6 +57,7 @@ class SlotTable:
 
     # Every attribute is a slot (see Store): one specialized read each.
     __slots__ = ("_free_slots", "_key_at", "_slot_end", "_version", "_versions")
+    _version: int  # the version counter (set by Store.__init__; a clear keeps it)
     name = "base"
     # Whether a full store makes room by evicting (False: refuse with CacheFull).
     evicts = True

@@ -245,7 +245,7 @@ class Store(Room):
         if blob is not None:
             flags = blob[-1]
             if flags & _tagged and not self.tags.current(tag_refs_of(blob)):
-                blob = self._drop_invalidated(key, blob)  # an invalidated tag: a miss
+                self._drop_invalidated(key, blob)  # an invalidated tag: a miss
             elif not flags & _expires:
                 self._on_access(_unpack_trailer(blob, len(blob) - _trailer)[0], key)
                 self.hits += 1
@@ -428,7 +428,7 @@ class Store(Room):
                 length = self._check_entry(key, value)
                 self._check_fits_alone(length, len(value) + stored, has_ttl)
             except (InvalidKey, ValueTooLarge, TypeError) as error:
-                error.key = key  # type: ignore[attr-defined]
+                error.key = key  # type: ignore[union-attr]
                 raise
             checked.append((key, length, value))
         if not self.evicts:  # the whole batch's room, made (or refused) at once
