@@ -6,7 +6,7 @@ implementing the LFU cache eviction scheme" (2010):
 - every distinct use count in the store has one ``_FrequencyNode``; the nodes
   form a doubly linked list in increasing count order, behind a sentinel
   ``_head`` (count -1), and ``_node_at`` finds a count's node;
-- each node is a ``Chain`` (links.py) of the slots (store.py) with that
+- each node is a ``Chain`` (links.py) of the slots (slots.py) with that
   count, least recently arrived first.
 
 A use (a read hit, or a write to an existing key) moves the slot from its
@@ -159,7 +159,7 @@ class LFUStore(Store):
     def _victim(self) -> int:
         return self._head.next.first
 
-    # -- snapshots (store.py, snapshot.py) ----------------------------------------
+    # -- snapshots (restore.py, snapshot.py) --------------------------------------
 
     def _snapshot_order(self) -> Iterator[int]:
         """Least used first; within a count, the one that reached it first."""

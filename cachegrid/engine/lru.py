@@ -35,7 +35,7 @@ class LRUStore(Store):
     def _victim(self) -> int:
         return self._order.first()
 
-    # -- snapshots (store.py, snapshot.py) ----------------------------------------
+    # -- snapshots (restore.py, snapshot.py) --------------------------------------
 
     def _snapshot_order(self) -> Iterator[int]:
         """The recency list, least recently used first."""
