@@ -116,6 +116,37 @@ class SetResult(NamedTuple):
     version: int
 
 
+def write_fields(
+    expires_at: float, stale: float | None, tag_refs: Collection[tuple[int, int]], binary: bool
+) -> tuple[float, Fields]:
+    """(expiry, fields) of a write's optional fields: a stale window
+    moves the expiry to its end and keeps the TTL's end as fresh_until."""
+    fresh_until = None
+    if stale is not None:
+        check_stale(stale)
+        if expires_at == FOREVER:
+            raise InvalidTTL("a stale window needs a ttl: an entry without one never turns stale")
+        if stale:
+            fresh_until, expires_at = expires_at, expires_at + stale
+    flags, fields = encode_fields(fresh_until, tag_refs)
+    return expires_at, ((flags | FLAG_BINARY) if binary else flags, fields)
+
+
+def check_condition(key: str, version: int | None, if_match: Condition, if_none_match: Condition) -> None:
+    """PreconditionFailed unless the entry at ``version`` (None: absent)
+    satisfies both preconditions (see the module docstring)."""
+    if if_match is not None:
+        if version is None:
+            raise PreconditionFailed(f"key {key!r} does not exist")
+        if if_match != ANY and version not in if_match:
+            raise PreconditionFailed(f"key {key!r} is at version {version}, not one named in If-Match")
+    if if_none_match is not None and version is not None:
+        if if_none_match == ANY:
+            raise PreconditionFailed(f"key {key!r} already exists")
+        if version in if_none_match:
+            raise PreconditionFailed(f"key {key!r} is still at version {version}, named in If-None-Match")
+
+
 class Store(Room):
     """The shared base of every policy. Not thread-safe (see ``Cache``)."""
 
@@ -351,7 +382,7 @@ class Store(Room):
             expires_at = now + check_ttl(ttl)
         fields = BINARY if binary else PLAIN
         if stale is not None or tag_refs:
-            expires_at, fields = self._fields(expires_at, stale, tag_refs, binary)
+            expires_at, fields = write_fields(expires_at, stale, tag_refs, binary)
         if (
             key.__class__ is str
             and key.isascii()
@@ -366,39 +397,10 @@ class Store(Room):
         if old is not None and old[-1] & (FLAG_TAGS | FLAG_EXPIRES):
             old = self._live(key, now)  # it may have expired or been invalidated by a tag: _live removes it then
         if if_match is not None or if_none_match is not None:
-            self._check_condition(key, old, if_match, if_none_match)
+            check_condition(key, None if old is None else self._version_at(slot_in(old)), if_match, if_none_match)
         version = self._write(key, length, value, expires_at, old, fields)
         self.sets += 1
         return _new_tuple(SetResult, (old is None, version))  # NamedTuple's __new__ is slow
-
-    @staticmethod
-    def _fields(
-        expires_at: float, stale: float | None, tag_refs: Collection[tuple[int, int]], binary: bool
-    ) -> tuple[float, Fields]:
-        """(expiry, fields) of a write's optional fields: a stale window
-        moves the expiry to its end and keeps the TTL's end as fresh_until."""
-        fresh_until = None
-        if stale is not None:
-            check_stale(stale)
-            if expires_at == FOREVER:
-                raise InvalidTTL("a stale window needs a ttl: an entry without one never turns stale")
-            if stale:
-                fresh_until, expires_at = expires_at, expires_at + stale
-        flags, fields = encode_fields(fresh_until, tag_refs)
-        return expires_at, ((flags | FLAG_BINARY) if binary else flags, fields)
-
-    def _check_condition(self, key: str, old: bytes | None, if_match: Condition, if_none_match: Condition) -> None:
-        version = None if old is None else self._version_at(slot_in(old))
-        if if_match is not None:
-            if version is None:
-                raise PreconditionFailed(f"key {key!r} does not exist")
-            if if_match != ANY and version not in if_match:
-                raise PreconditionFailed(f"key {key!r} is at version {version}, not one named in If-Match")
-        if if_none_match is not None and version is not None:
-            if if_none_match == ANY:
-                raise PreconditionFailed(f"key {key!r} already exists")
-            if version in if_none_match:
-                raise PreconditionFailed(f"key {key!r} is still at version {version}, named in If-None-Match")
 
     def set_many(
         self,
@@ -420,7 +422,7 @@ class Store(Room):
         expires_at = FOREVER if ttl is None else now + check_ttl(ttl)
         fields = BINARY if binary else PLAIN
         if stale is not None or tag_refs:
-            expires_at, fields = self._fields(expires_at, stale, tag_refs, binary)
+            expires_at, fields = write_fields(expires_at, stale, tag_refs, binary)
         stored, has_ttl = len(fields[1]), ttl is not None
         checked = []
         for key, value in items.items():
