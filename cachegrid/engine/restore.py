@@ -38,6 +38,7 @@ from .entry import (
     entry_of,
     expires_at_of,
     fields_end,
+    flags_of,
     slot_in,
 )
 from .errors import CacheError
@@ -61,7 +62,7 @@ def export_entries(store: Store, wall_now: float) -> Iterator[Record]:
         blob = data[key]  # type: ignore[index]
         expires_at = expires_at_of(blob)
         wall_expiry = None if expires_at == FOREVER else expires_at + offset
-        if not blob[-1] & ~FLAG_EXPIRES:
+        if not flags_of(blob) & ~FLAG_EXPIRES:
             yield key, blob[: fields_end(blob)], wall_expiry, hint(slot), None  # type: ignore[misc]
             continue
         entry = entry_of(blob, 0)  # (a record keeps no version)

@@ -129,7 +129,7 @@ class Room(SlotTable):
         charge = self._charge(length + stored, has_ttl)
         if old is None:
             return 1, charge
-        return 0, charge - self._charge(length + fields_end(old), old[-1] & FLAG_EXPIRES != 0)
+        return 0, charge - self._charge(length + fields_end(old), has_ttl(old))
 
     def _fits(self, extra_entries: int, extra_bytes: int) -> bool:
         return len(self._data) + extra_entries <= self.max_size and self._memory + extra_bytes <= self.max_memory

@@ -60,6 +60,7 @@ from .entry import (  # noqa: F401  (the codec's names, importable from here as 
     expires_at_of,
     fields_end,
     fields_of,
+    flags_of,
     slot_in,
     tag_refs_of,
     unpack_timed,
@@ -248,10 +249,11 @@ class Store(Room):
         blob = self._data.get(key)
         if blob is None:
             return None
-        if blob[-1] & FLAG_TAGS and not self.tags.current(tag_refs_of(blob)):
+        flags = flags_of(blob)
+        if flags & FLAG_TAGS and not self.tags.current(tag_refs_of(blob)):
             self._drop_invalidated(key, blob)
             return None
-        if blob[-1] & FLAG_EXPIRES and expires_at_of(blob) <= (self.clock() if now is None else now):
+        if flags & FLAG_EXPIRES and expires_at_of(blob) <= (self.clock() if now is None else now):
             self._remove(key, blob)
             self.expired += 1
             return None
@@ -352,7 +354,7 @@ class Store(Room):
         return (
             blob is not None
             and expires_at_of(blob) > now
-            and (not blob[-1] & FLAG_TAGS or self.tags.current(tag_refs_of(blob)))
+            and (not flags_of(blob) & FLAG_TAGS or self.tags.current(tag_refs_of(blob)))
         )
 
     # -- writes (room.py has the one write path, ``_write``) ----------------------
@@ -394,6 +396,7 @@ class Store(Room):
         else:
             length = self._check_entry(key, value)
         old = self._data.get(key)
+        # PERF: the flags byte read here (flags_of, written out: every write).
         if old is not None and old[-1] & (FLAG_TAGS | FLAG_EXPIRES):
             old = self._live(key, now)  # it may have expired or been invalidated by a tag: _live removes it then
         if if_match is not None or if_none_match is not None:
@@ -505,7 +508,7 @@ class Store(Room):
         if entry.fresh_until is None:
             expires_at = min(expires_at, now + check_ttl(grace))
         more, data = encode_fields(now if entry.fresh_until is None else min(now, entry.fresh_until), entry.tag_refs)
-        self._rewrite(key, entry.value, expires_at, old, ((old[-1] & FLAG_BINARY) | more, data), entry.version)
+        self._rewrite(key, entry.value, expires_at, old, ((flags_of(old) & FLAG_BINARY) | more, data), entry.version)
         return True
 
     def delete(self, key: str) -> bool:
