@@ -268,7 +268,7 @@ class Room(SlotTable):
         if refs:
             self.tags.acquire_refs(refs)
         try:
-            self._write(key, length, value, expires_at, old, fields, version)
+            self._write(key, length, value, expires_at, old, fields, version=version)
         except BaseException:
             self.release_tags(refs)
             raise
