@@ -33,12 +33,13 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import (  # noqa: E402
+from harness import (
     Run,
     Server,
     Workload,
@@ -55,8 +56,8 @@ from harness import (  # noqa: E402
     table,
 )
 
-from cachegrid.client import CacheGridClient, SyncCacheGridClient  # noqa: E402
-from cachegrid.client.protocol import Answer, Call  # noqa: E402
+from cachegrid.client import CacheGridClient, SyncCacheGridClient
+from cachegrid.client.protocol import Answer, Call
 
 HOSTS = ["10.0.0.1:8001", "10.0.0.2:8001", "10.0.0.3:8001"]
 GET_HIT = Workload("get_hit", "GET hit", f"/cache/{key(42)}", "get.lua")
@@ -68,7 +69,7 @@ def canned(host: str, call: Call) -> Answer:
     has every key asked for (the same work for every client measured)."""
     if call.path == "/cache/batch/get":
         keys = json.loads(call.body or b"{}")["keys"]
-        return Answer(200, json.dumps({"items": {name: 1 for name in keys}, "missing": []}).encode(), HEADERS)
+        return Answer(200, json.dumps({"items": dict.fromkeys(keys, 1), "missing": []}).encode(), HEADERS)
     if call.path == "/cache/batch/set":
         return Answer(200, b'{"stored":1}', HEADERS)
     return Answer(200, b'{"name":"Alice"}', HEADERS)

@@ -55,8 +55,9 @@ import threading
 import time
 import tracemalloc
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import cachetools
 

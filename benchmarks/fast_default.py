@@ -73,9 +73,9 @@ import tempfile
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from harness import (
     HERE,
@@ -860,8 +860,8 @@ def main() -> None:
     )
     parser.add_argument("--output", type=Path, help="also write the Markdown here")
     args = parser.parse_args()
-    quick = dict(rounds=2, duration=2, warmup=0, slope_requests=200_000, entries=100_000)
-    full = dict(rounds=5, duration=5, warmup=1, slope_requests=1_000_000, entries=1_000_000)
+    quick = {"rounds": 2, "duration": 2, "warmup": 0, "slope_requests": 200_000, "entries": 100_000}
+    full = {"rounds": 5, "duration": 5, "warmup": 1, "slope_requests": 1_000_000, "entries": 1_000_000}
     for name, default in (quick if args.quick else full).items():
         if getattr(args, name) is None:
             setattr(args, name, default)

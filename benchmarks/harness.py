@@ -28,10 +28,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Callable
 
 from cachegrid.testing import CLI, children, end_group, free_port
 
@@ -210,7 +210,7 @@ def fill_by_batch(port: int, names: list[str]) -> None:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     try:
         for start in range(0, len(names), FILL_CHUNK):
-            body = json.dumps({"items": {name: item for name in names[start : start + FILL_CHUNK]}}).encode()
+            body = json.dumps({"items": dict.fromkeys(names[start : start + FILL_CHUNK], item)}).encode()
             connection.request("POST", "/cache/batch/set", body=body, headers={"Content-Type": "application/json"})
             response = connection.getresponse()
             answer = response.read()

@@ -68,15 +68,16 @@ import platform
 import random
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cachegrid.engine import POLICIES, CacheFull  # noqa: E402
-from cachegrid.engine.registry import store_class  # noqa: E402
-from cachegrid.engine.store import Limits, Store  # noqa: E402
-from lcs_rules import RULES, LcsRulesStore  # noqa: E402  (beside this file)
+from lcs_rules import RULES, LcsRulesStore
+
+from cachegrid.engine import POLICIES, CacheFull
+from cachegrid.engine.registry import store_class
+from cachegrid.engine.store import Limits, Store
 
 SEED = 13
 KEYS = 100_000
@@ -272,7 +273,7 @@ def run(keys: int, requests: int, log: Callable[[str], None], ablation: bool = F
     lines = [
         "# Hit ratio",
         "",
-        f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; "
+        f"- date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; "
         f"Python {platform.python_version()}; libcachesim {lcs or 'not installed (its columns are left out)'}",
         f"- {keys:,} keys, {requests:,} requests per trace, seed {SEED} (the traces: benchmarks/hit_ratio.py); "
         f"{time.monotonic() - started:.0f} s in all",
@@ -337,8 +338,9 @@ def ablation_table(ablated: list[tuple[str, int, dict[str, float]]], lcs: bool) 
     lines = [
         ABLATION_HEADING,
         "",
-        f"Produced by `benchmarks/hit_ratio.py --ablation`, on the traces where `tinylfu` is more than 1.5 "
-        f"points from libcachesim's W-TinyLFU at one size at least: `{LCS_RULES}` (benchmarks/lcs_rules.py) with only one rule "
+        "Produced by `benchmarks/hit_ratio.py --ablation`, on the traces where `tinylfu` is more than 1.5 "
+        "points from libcachesim's W-TinyLFU at one size at least: "
+        f"`{LCS_RULES}` (benchmarks/lcs_rules.py) with only one rule "
         "switched to libcachesim's, and with all but one. Hit %"
         + (", and in brackets the difference from `lcs WTinyLFU`." if lcs else "."),
         "",

@@ -70,11 +70,10 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
-from cachegrid.daemon.workers import meinheld_problem
 from harness import (
     FILL_CHUNK,
     HELLO_APP,
@@ -97,6 +96,8 @@ from harness import (
     run_wrk,
     table,
 )
+
+from cachegrid.daemon.workers import meinheld_problem
 
 KEYSPACE = 10_000  # keys preloaded for the GET, mixed and batch workloads
 BATCH = 100  # keys per batch request

@@ -183,7 +183,7 @@ def engine_part(entries: int, work: Path) -> tuple[list[str], dict[str, float]]:
         pid = cache.fork_locked(child)
         fork_hold = time.perf_counter() - hold_started
         os.close(write_end)
-        _, status = os.waitpid(pid, 0)
+        os.waitpid(pid, 0)
         fork_seconds = time.perf_counter() - hold_started
         dirty.append(json.loads(os.read(read_end, 100)))
         os.close(read_end)

@@ -17,9 +17,10 @@ from typing import Annotated
 
 import typer
 
-from ..cluster.nginx import parse_node, render as render_nginx
+from ..cluster.nginx import parse_node
+from ..cluster.nginx import render as render_nginx
 from .common import JsonFlag, connect, hosts, options, print_json, wants_json
-from .stats_view import History, Histories, OPERATIONS, node_rows, nodes_table, record
+from .stats_view import OPERATIONS, Histories, History, node_rows, nodes_table, record
 from .status import ExitCode, fail, out
 
 app = typer.Typer(

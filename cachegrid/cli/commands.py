@@ -24,8 +24,8 @@ from ..client.protocol import encode
 from .common import (
     JsonFlag,
     TtlOption,
-    check_key,
     binary_summary,
+    check_key,
     connect,
     field_text,
     hosts,
@@ -160,7 +160,7 @@ def set_(
     if from_file is not None:
         document: Any = read_bytes(from_file)
     else:
-        document = parse_value(read_stdin() if value == "-" else value)
+        document = parse_value(read_stdin() if value == "-" else str(value))
     with connect(ctx) as client:
         stored = client.set(
             check_key(key),

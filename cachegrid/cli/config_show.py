@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from rich.table import Table
 from rich.text import Text
 
-from ..config import ConfigError, Settings, read_table, config_file, env_var, load_settings, setting_sources
+from ..config import ConfigError, Settings, config_file, env_var, load_settings, read_table, setting_sources
 from .common import JsonFlag, field_text, print_json, wants_json
 from .status import ExitCode, fail, out
 

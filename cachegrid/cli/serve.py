@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -16,42 +16,43 @@ app = typer.Typer()
 @app.command()
 def serve(
     host: Annotated[
-        Optional[str], typer.Option(help="Address to listen on (env CACHEGRID_HOST; default 127.0.0.1).")
+        str | None, typer.Option(help="Address to listen on (env CACHEGRID_HOST; default 127.0.0.1).")
     ] = None,
-    port: Annotated[Optional[int], typer.Option(help="TCP port (env CACHEGRID_PORT; default 8080).")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port (env CACHEGRID_PORT; default 8080).")] = None,
     config: Annotated[
-        Optional[Path], typer.Option(help="TOML file (env CACHEGRID_CONFIG; default etc/cachegrid.toml if present).")
+        Path | None, typer.Option(help="TOML file (env CACHEGRID_CONFIG; default etc/cachegrid.toml if present).")
     ] = None,
     worker: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
             help="auto (gthread), gthread or meinheld (fast, leaks memory) (env CACHEGRID_WORKER; default auto)."
         ),
     ] = None,
     threads: Annotated[
-        Optional[int], typer.Option(help="Threads of the gthread worker (env CACHEGRID_THREADS; default 4).")
+        int | None, typer.Option(help="Threads of the gthread worker (env CACHEGRID_THREADS; default 4).")
     ] = None,
     policy: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(help="Eviction policy: lru, lfu, ttl, size, noeviction (env CACHEGRID_EVICTION_POLICY)."),
     ] = None,
     max_size: Annotated[
-        Optional[int], typer.Option(help="Maximum number of items (env CACHEGRID_MAX_SIZE; default 10000).")
+        int | None, typer.Option(help="Maximum number of items (env CACHEGRID_MAX_SIZE; default 10000).")
     ] = None,
     max_memory_mb: Annotated[
-        Optional[float], typer.Option(help="Maximum memory in MiB (env CACHEGRID_MAX_MEMORY_MB; default 512).")
+        float | None, typer.Option(help="Maximum memory in MiB (env CACHEGRID_MAX_MEMORY_MB; default 512).")
     ] = None,
     log_level: Annotated[
-        Optional[str], typer.Option(help="debug, info, warning, error, critical (env CACHEGRID_LOG_LEVEL).")
+        str | None, typer.Option(help="debug, info, warning, error, critical (env CACHEGRID_LOG_LEVEL).")
     ] = None,
     snapshot_path: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option(help="Snapshot file for warm restarts (env CACHEGRID_SNAPSHOT_PATH; default none: no snapshots)."),
     ] = None,
     snapshot_interval: Annotated[
-        Optional[float],
+        float | None,
         typer.Option(
-            help="Seconds between background snapshots, 0: only at shutdown (env CACHEGRID_SNAPSHOT_INTERVAL; default 300)."
+            help="Seconds between background snapshots, 0: only at shutdown "
+            "(env CACHEGRID_SNAPSHOT_INTERVAL; default 300)."
         ),
     ] = None,
     workers: Annotated[

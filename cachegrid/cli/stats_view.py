@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import Annotated, Any, Iterator
+from collections.abc import Iterator
+from itertools import pairwise
+from typing import Annotated, Any
 
 import typer
 from rich.console import Group, RenderableType
@@ -77,7 +79,7 @@ class History:
     def series(self, *fields: str) -> list[float]:
         """The rate between each two consecutive documents, oldest first."""
         samples = list(self.samples)
-        rates = (_rate(before, after, fields) for before, after in zip(samples, samples[1:]))
+        rates = (_rate(before, after, fields) for before, after in pairwise(samples))
         return [rate for rate in rates if rate is not None]
 
 

@@ -28,7 +28,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, TypeVar
 
 from cachegrid.client import RequestError, SyncCacheGridClient, Unauthorized
 

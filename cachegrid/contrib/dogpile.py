@@ -39,7 +39,8 @@ own lock, one creator per process.
 from __future__ import annotations
 
 import time
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from dogpile.cache.api import NO_VALUE, BytesBackend, CacheMutex
 

@@ -42,7 +42,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import pickle
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from cachelib.serializers import BaseSerializer
 from flask_caching.backends.base import BaseCache
@@ -97,7 +98,12 @@ class CacheGridCache(BaseCache):
         batch_size: int = DEFAULT_BATCH_SIZE,
         **client_options: Any,
     ) -> None:
-        super().__init__(default_timeout=default_timeout, ignore_delete_many_errors=ignore_delete_many_errors)
+        # Flask-Caching declares an int; cachelib beneath it takes a
+        # timedelta as well and turns it into seconds.
+        super().__init__(
+            default_timeout=default_timeout,  # type: ignore[arg-type]
+            ignore_delete_many_errors=ignore_delete_many_errors,
+        )
         self.key_prefix = key_prefix or ""
         self._max_key_length = check_key_length(max_key_length)
         self._batch_size = check_batch_size(batch_size)

@@ -6,7 +6,7 @@ Where things live:
   one place), one resource module per URL family (``items.py`` for
   ``/cache/{key}`` and its ``ttl``/``incr``/``decr``, ``batch.py``,
   ``admin.py`` for stats, health and keys, ``engine_load_test.py`` for
-  ``/test/load``, ``metrics.py``, ``openapi.py``), ``resources.py`` their
+  ``/test/load``, ``metrics.py``, ``openapi/``), ``resources.py`` their
   base, ``body.py`` request bodies and parameters, ``routing.py`` keys in
   paths, ``errors.py`` engine errors to HTTP, ``cache_factory.py`` the
   served cache from the settings;

@@ -23,7 +23,8 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from typing import IO, Callable
+from collections.abc import Callable
+from typing import IO
 
 BATCH_LINES = 512
 INTERVAL_SECONDS = 1.0

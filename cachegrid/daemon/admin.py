@@ -17,7 +17,7 @@ import falcon
 
 from ..config import MiB, Settings
 from ..engine import Cache
-from ..engine.snapshot import Snapshotter, SnapshotRunning
+from ..engine.snapshot import SnapshotRunning, Snapshotter
 from .body import int_param
 from .errors import ApiError
 from .heap import HeapTrimmer, trim_fields

@@ -12,7 +12,7 @@ from __future__ import annotations
 import atexit
 import hmac
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 import falcon
 
@@ -24,7 +24,7 @@ from . import errors
 from .admin import Health, Keys, Snapshots, Stats
 from .batch import Batch
 from .cache_factory import build_cache
-from .dashboard import DASHBOARD_PATH, STATIC_PATH, STATIC_DIRECTORY, Dashboard
+from .dashboard import DASHBOARD_PATH, STATIC_DIRECTORY, STATIC_PATH, Dashboard
 from .engine_load_test import LoadTest
 from .heap import HeapTrimmer, start_trimmer
 from .items import ETags, Items

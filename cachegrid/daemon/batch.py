@@ -27,6 +27,7 @@ from typing import Any
 
 import falcon
 
+from ..engine import WriteOptions
 from .body import encode, encode_exact, json_body, ttl_number
 from .errors import ApiError
 from .leases import stale_field
@@ -70,7 +71,7 @@ class Batch(Resource):
         self._check_count(len(items) + len(binary), "items")
         ttl = None if body.get("ttl") is None else ttl_number(body["ttl"])
         values = {key: encode_exact(value) for key, value in items.items()}
-        fields: dict[str, Any] = {} if tags is None else {"tags": tags}
+        seconds = None
         stale = body.get("stale")
         if stale is not None:
             if stale.__class__ not in (int, float):
@@ -79,14 +80,14 @@ class Batch(Resource):
                 seconds = float(stale)
             except OverflowError:  # an integer beyond any float: over the limit
                 seconds = float("inf")
-            fields.update(stale_field(seconds, self.settings, ttl, repr(stale)))
+            seconds = stale_field(seconds, self.settings, ttl, repr(stale))
         if binary:
             both = next((key for key in binary if key in values), None)
             if both is not None:
                 raise ApiError(400, "invalid_batch", f"the key {both!r} is in both items and items_base64", key=both)
             values.update((key, _decode_base64(key, text)) for key, text in binary.items())
-            fields["binary_keys"] = binary.keys()
-        count = self.cache.set_many(values, ttl, **fields)
+        options = WriteOptions(stale=seconds, tags=tags, binary_keys=binary.keys())
+        count = self.cache.write_many(values, ttl, options)
         send_json(resp, {"stored": count, "ttl": ttl})
 
     def _keys(self, req: falcon.Request) -> list[str]:

@@ -9,8 +9,7 @@ from __future__ import annotations
 import time
 
 from ..config import Settings
-from ..engine import Cache, Limits
-from ..engine.store import Clock
+from ..engine import Cache, Clock, Limits
 from ..engine.tags import TagLimits
 
 

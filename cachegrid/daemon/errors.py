@@ -45,11 +45,11 @@ class ApiError(falcon.HTTPError):
         self, status: str | int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any
     ) -> None:
         super().__init__(status, title=code, description=message, headers=headers)
-        self.code = code
+        self.error_code = code  # (falcon's own ``code`` is an int)
         self.extra = extra
 
     def to_dict(self, obj_type: type = dict) -> dict[str, Any]:
-        return {"error": self.code, "message": self.description, **self.extra}
+        return {"error": self.error_code, "message": self.description, **self.extra}
 
 
 # Most specific first: the first match wins.
@@ -123,7 +123,7 @@ def serialize(req: falcon.Request, resp: falcon.Response, error: falcon.HTTPErro
     if isinstance(error, ApiError):
         body = error.to_dict()
     else:
-        code = _code(error.title, error.status)
+        code = _code(error.title, str(error.status))
         body = {"error": code, "message": error.description or f"{code.replace('_', ' ')}: {req.method} {req.path}"}
     resp.data = json.dumps(body, ensure_ascii=False).encode()
     resp.content_type = falcon.MEDIA_JSON

@@ -49,7 +49,8 @@ import logging
 import os
 import threading
 import time
-from typing import Any, Callable, Hashable
+from collections.abc import Callable, Hashable
+from typing import Any
 
 from ..engine import Cache
 

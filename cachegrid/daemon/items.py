@@ -29,7 +29,7 @@ from typing import Any
 import falcon
 
 from ..config import Settings
-from ..engine import ANY, Cache
+from ..engine import ANY, UNCONDITIONAL, Cache, Condition, Preconditions, WriteOptions
 from .binary import BINARY_TYPE, JSON_TYPE, OCTET_STREAM, TYPE_HEADER, check_acceptable, is_binary_body
 from .body import bool_param, encode, int_param, json_body, read_body, ttl_param
 from .errors import ApiError
@@ -121,23 +121,16 @@ class Items(Resource):
         else:
             value = encode(json_body(req, self.settings.max_body_size))
         conditions = self._conditions(req)
-        fields: dict[str, Any] = stale_param(req, self.settings, ttl)  # leases.py: {} or {"stale": seconds}
-        if binary:
-            fields["binary"] = True
-        tags = tags_param(req)
-        if tags is not None:
-            fields["tags"] = tags
-        token = lease_token(req)
-        if token is not None:  # the lease holder's write, which ends its lease (leases.py)
-            result = self.cache.set_leased(key, value, token, ttl, **(conditions or {}), **fields)
-        elif conditions is None and not fields:
+        options = WriteOptions(binary, stale_param(req, self.settings, ttl), tags_param(req))
+        token = lease_token(req)  # a lease holder's write ends its lease (leases.py)
+        if token is None and conditions is None and options.plain:
             result = self.cache.set(key, value, ttl)
         else:
-            result = self.cache.set(key, value, ttl, **(conditions or {}), **fields)
+            result = self.cache.write(key, value, ttl, options, conditions or UNCONDITIONAL, token)
         resp.set_header("ETag", self.etags.of(result.version))
         send_json(resp, {"key": key, "ttl": ttl, "created": result.created}, 201 if result.created else 200)
 
-    def _conditions(self, req: falcon.Request) -> dict[str, Any] | None:
+    def _conditions(self, req: falcon.Request) -> Preconditions | None:
         """The engine's conditions for If-None-Match: * (only if absent),
         If-Match: * (only if present), If-Match: "<etag>", ... (only at one of
         those versions) and If-None-Match: "<etag>", ... (at none of them);
@@ -145,20 +138,13 @@ class Items(Resource):
         env = req.env
         if "HTTP_IF_MATCH" not in env and "HTTP_IF_NONE_MATCH" not in env:
             return None  # the common case: no condition to parse
-        conditions: dict[str, Any] = {}
-        if_none_match = req.if_none_match
-        if if_none_match:
-            if "*" in if_none_match:
-                conditions["if_none_match"] = ANY
-            else:
-                conditions["if_none_match"] = self.etags.versions(if_none_match)
-        if_match = req.if_match
-        if if_match:
-            if "*" in if_match:
-                conditions["if_match"] = ANY
-            else:  # ETags of another epoch name no version: an empty list never matches
-                conditions["if_match"] = self.etags.versions(if_match)
-        return conditions
+        if_none_match: Condition = None
+        if req.if_none_match:
+            if_none_match = ANY if "*" in req.if_none_match else self.etags.versions(req.if_none_match)
+        if_match: Condition = None
+        if req.if_match:  # ETags of another epoch name no version: an empty list never matches
+            if_match = ANY if "*" in req.if_match else self.etags.versions(req.if_match)
+        return Preconditions(if_match, if_none_match)
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, key: str) -> None:
         self.check_key(key)

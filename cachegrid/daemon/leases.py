@@ -14,8 +14,9 @@ side, in three pieces:
   to wait: under meinheld that would hold the worker's only thread, so the
   waiting is the client's (cachegrid/client, bounded, with backoff and
   jitter).
-- ``PUT /cache/{key}`` with ``X-Cache-Lease: <token>`` (items.py calls
-  ``leased_write``): stores the value and ends the lease, in one engine
+- ``PUT /cache/{key}`` with ``X-Cache-Lease: <token>`` (items.py reads
+  the token with ``lease_token`` and writes with the engine's
+  ``Cache.set_leased``): stores the value and ends the lease, in one engine
   call. A token that names no live lease (forged, or its lease ended or ran
   out) is 409 ``lease_not_held``, and nothing is stored: a winner that took
   longer than its lease cannot overwrite the value of the caller that won
@@ -103,14 +104,14 @@ def leased_read(cache: Cache, req: falcon.Request, resp: falcon.Response, key: s
     return entry
 
 
-def stale_param(req: falcon.Request, settings: Settings, ttl: float | None) -> dict[str, float]:
-    """The engine's ``stale`` field of a PUT (``{}`` without ``?stale=``):
+def stale_param(req: falcon.Request, settings: Settings, ttl: float | None) -> float | None:
+    """The engine's ``stale`` option of a PUT (None without ``?stale=``):
     seconds, 0 to ``max_stale_time``. Without a TTL it is checked and has no
     effect (as stale-while-revalidate without max-age in HTTP): a value that
     never expires never turns stale."""
     text = req.get_param("stale") if req.query_string else None
     if text is None:
-        return {}
+        return None
     try:
         stale = float(text)
     except ValueError:
@@ -118,17 +119,18 @@ def stale_param(req: falcon.Request, settings: Settings, ttl: float | None) -> d
     return stale_field(stale, settings, ttl, text)
 
 
-def stale_field(stale: float, settings: Settings, ttl: float | None, shown: str) -> dict[str, float]:
+def stale_field(stale: float, settings: Settings, ttl: float | None, shown: str) -> float | None:
     """``stale_param``'s check of a number of seconds (``shown``: as the
-    request wrote it), also for the ``stale`` field of a batch set."""
+    request wrote it), also for the ``stale`` field of a batch set: the
+    engine's ``stale`` option, None without a TTL (see ``stale_param``)."""
     limit = settings.max_stale_time
     if not 0 <= stale <= limit:  # NaN fails too
         raise ApiError(
             400, "invalid_stale", f"stale must be at least 0 and at most {limit:g} seconds, not {shown}", limit=limit
         )
     if ttl is None:
-        return {}
-    return {"stale": int(stale) if stale.is_integer() else stale}
+        return None
+    return int(stale) if stale.is_integer() else stale
 
 
 def mark_if_stale(resp: falcon.Response, entry: Entry, now: float) -> None:

@@ -7,7 +7,8 @@ prometheus-client writes the exposition format.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import falcon
 from prometheus_client import CollectorRegistry, generate_latest

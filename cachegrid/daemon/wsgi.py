@@ -1,4 +1,5 @@
 """The WSGI entry point for servers: ``gunicorn cachegrid.daemon.wsgi:app``."""
+from __future__ import annotations
 
 from cachegrid.daemon import create_app
 

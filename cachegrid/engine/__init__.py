@@ -31,6 +31,7 @@ from .errors import (
     ValueTooLarge,
 )
 from .leases import DEFAULT_MAX_LEASE_TIME, DEFAULT_MAX_LEASES, Grant
+from .lfu import DEFAULT_DECAY_TIME as DEFAULT_LFU_DECAY_TIME
 from .limits import (
     DEFAULT_MAX_KEY_LENGTH,
     DEFAULT_MAX_MEMORY,
@@ -45,6 +46,7 @@ from .limits import (
     check_ttl,
     key_length,
 )
+from .options import PLAIN, UNCONDITIONAL, Preconditions, WriteOptions
 from .registry import DEFAULT_POLICY, POLICIES, store_class
 from .scan import DEFAULT_SCAN_COUNT, KeyPage, key_matcher
 from .store import ANY, Clock, Condition, SetResult, Store
@@ -52,47 +54,52 @@ from .sweeper import DEFAULT_CLEANUP_INTERVAL
 
 __all__ = [
     "ANY",
-    "Cache",
-    "Clock",
-    "CacheError",
-    "CacheFull",
-    "Condition",
     "DEFAULT_CLEANUP_INTERVAL",
+    "DEFAULT_LFU_DECAY_TIME",
     "DEFAULT_MAX_KEY_LENGTH",
+    # leases (leases.py)
+    "DEFAULT_MAX_LEASES",
+    "DEFAULT_MAX_LEASE_TIME",
     "DEFAULT_MAX_MEMORY",
     "DEFAULT_MAX_SIZE",
     "DEFAULT_MAX_VALUE_SIZE",
     "DEFAULT_POLICY",
     "DEFAULT_SCAN_COUNT",
-    "Entry",
-    "IntegerOverflow",
     "INT64_MAX",
     "INT64_MIN",
+    "MAX_TTL",
+    "PLAIN",
+    "POLICIES",
+    "UNCONDITIONAL",
+    "Cache",
+    "CacheError",
+    "CacheFull",
+    "Clock",
+    "Condition",
+    "Entry",
+    "Grant",
+    "IntegerOverflow",
     "InvalidCursor",
     "InvalidKey",
+    "InvalidLease",
     "InvalidTTL",
     "KeyNotFound",
     "KeyPage",
     "KeyTooLong",
+    "LeaseNotHeld",
     "Limits",
-    "MAX_TTL",
     "NotAnInteger",
-    "POLICIES",
     "PreconditionFailed",
+    "Preconditions",
     "SetResult",
     "Store",
+    "TooManyLeases",
     "ValueTooLarge",
+    "WriteOptions",
     "check_key",
     "check_stale",
     "check_ttl",
     "key_length",
     "key_matcher",
-    # leases (leases.py)
-    "DEFAULT_MAX_LEASES",
-    "DEFAULT_MAX_LEASE_TIME",
-    "Grant",
-    "InvalidLease",
-    "LeaseNotHeld",
-    "TooManyLeases",
     "store_class",
 ]

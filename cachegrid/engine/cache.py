@@ -20,13 +20,14 @@ import dataclasses
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any
 
 from .entry import Entry
 from .errors import KeyTooLong, TooManyLeases
 from .leases import DEFAULT_MAX_LEASE_TIME, DEFAULT_MAX_LEASES, Grant, Leases, check_lease_time
 from .limits import Limits, key_length
+from .options import PLAIN, UNCONDITIONAL, Preconditions, WriteOptions
 from .registry import DEFAULT_POLICY, store_class
 from .scan import DEFAULT_SCAN_COUNT, KeyPage, key_matcher, scan_page, start_of
 from .store import Clock, Condition, SetResult, Store
@@ -157,40 +158,89 @@ class Cache:
         if_match: Condition = None,
         if_none_match: Condition = None,
         tags: Iterable[str] | None = None,
-        **fields: Any,
+        binary: bool = False,
+        stale: float | None = None,
     ) -> SetResult:
         """Store ``value``; ``if_match``/``if_none_match`` are HTTP's
         preconditions (``ANY`` or a collection of versions), checked in the
         same lock hold (store.py); PreconditionFailed when one fails.
         ``tags``: names the entry is grouped under (tags.py), replacing the
         tags of the entry it replaces; ``invalidate_tags`` makes it a miss.
-        ``fields``: the entry's optional fields, ``binary``, ``stale`` and
-        ``tag_refs`` (``Store.set``)."""
-        if tags is None and not fields:  # the plain set: no keyword dicts to build
+        ``binary``: the value is raw bytes, not JSON; ``stale``: seconds past
+        the TTL during which it is kept and served marked stale (needs a ttl).
+        ``write`` is the same with these as typed values (options.py)."""
+        if tags is None and not binary and stale is None:  # the plain set: no option values to build
             with self._lock:
                 return self._store.set(key, value, ttl, if_match, if_none_match)
-        if tags is not None:
-            names = check_tags(tags, self.tag_limits)
-            if names:
-                with self._lock:
-                    return self._store.set_tagged(
-                        key, value, ttl, names, if_match=if_match, if_none_match=if_none_match, **fields
-                    )
+        return self.write(key, value, ttl, WriteOptions(binary, stale, tags), Preconditions(if_match, if_none_match))
+
+    def write(
+        self,
+        key: str,
+        value: bytes,
+        ttl: float | None = None,
+        options: WriteOptions = PLAIN,
+        conditions: Preconditions = UNCONDITIONAL,
+        lease: str | None = None,
+    ) -> SetResult:
+        """``set`` with its options and conditions as typed values (the
+        daemon's path); ``lease``: the token of the lease this write ends
+        (``set_leased``). ``options.binary_keys`` has no meaning here."""
+        names = () if options.tags is None else check_tags(options.tags, self.tag_limits)
+        store = self._store
         with self._lock:
-            return self._store.set(key, value, ttl, if_match, if_none_match, **fields)
+            if lease is not None:
+                self._leases.check(key, lease)
+            if names:
+                result = store.set_tagged(
+                    key,
+                    value,
+                    ttl,
+                    names,
+                    if_match=conditions.if_match,
+                    if_none_match=conditions.if_none_match,
+                    binary=options.binary,
+                    stale=options.stale,
+                )
+            else:
+                result = store.set(
+                    key,
+                    value,
+                    ttl,
+                    conditions.if_match,
+                    conditions.if_none_match,
+                    binary=options.binary,
+                    stale=options.stale,
+                )
+            if lease is not None:
+                self._leases.release(key, lease, filled=True)
+            return result
 
     def set_many(
-        self, items: Mapping[str, bytes], ttl: float | None = None, tags: Iterable[str] | None = None, **fields: Any
+        self,
+        items: Mapping[str, bytes],
+        ttl: float | None = None,
+        tags: Iterable[str] | None = None,
+        *,
+        binary: bool = False,
+        stale: float | None = None,
+        binary_keys: Collection[str] = (),
     ) -> int:
-        """``set`` of every item, or of none (``Store.set_many``); ``tags``
-        and ``fields`` as in ``set``, the same for every item."""
-        if tags is not None:
-            names = check_tags(tags, self.tag_limits)
-            if names and items:
-                with self._lock:
-                    return self._store.set_many_tagged(items, ttl, names, **fields)
+        """``set`` of every item, or of none (``Store.set_many``); ``tags``,
+        ``binary`` and ``stale`` as in ``set``, the same for every item;
+        ``binary_keys``: the items that are binary in a batch of both kinds."""
+        return self.write_many(items, ttl, WriteOptions(binary, stale, tags, binary_keys))
+
+    def write_many(self, items: Mapping[str, bytes], ttl: float | None = None, options: WriteOptions = PLAIN) -> int:
+        """``set_many`` with its options as one typed value (the daemon's path)."""
+        names = () if options.tags is None else check_tags(options.tags, self.tag_limits)
+        binary, stale, binary_keys = options.binary, options.stale, options.binary_keys
         with self._lock:
-            return self._store.set_many(items, ttl, **fields)
+            if names and items:
+                return self._store.set_many_tagged(
+                    items, ttl, names, binary=binary, stale=stale, binary_keys=binary_keys
+                )
+            return self._store.set_many(items, ttl, binary=binary, stale=stale, binary_keys=binary_keys)
 
     def delete(self, key: str) -> bool:
         with self._lock:
@@ -238,9 +288,8 @@ class Cache:
         """Make every entry carrying one of ``tags`` a miss from now on, in
         O(1) per tag (a generation bump; the entries are reclaimed by reads
         and by the sweeper). Returns how many of the tags were in use."""
-        if isinstance(tags, (str, bytes)):
-            tags = [tags]  # type: ignore[list-item]
-        names = [check_tag(tag, self.tag_limits.max_tag_length) for tag in tags]
+        given: Iterable[Any] = [tags] if isinstance(tags, (str, bytes)) else tags
+        names = [check_tag(tag, self.tag_limits.max_tag_length) for tag in given]
         with self._lock:
             in_use = self._store.tags.invalidate(names)
         if in_use:
@@ -286,21 +335,24 @@ class Cache:
             except TooManyLeases:
                 return entry, None  # the stale value is still an answer; a later reader refreshes it
 
-    def set_leased(self, key: str, value: bytes, token: str, ttl: float | None = None, **options: Any) -> SetResult:
-        """``set`` (``options``: its conditions and fields), by the holder of
-        the lease ``token`` names, which the write ends. LeaseNotHeld (and
-        nothing written) when it names none; a write that fails leaves the
-        lease held."""
-        tags = options.pop("tags", None)
-        names = () if tags is None else check_tags(tags, self.tag_limits)
-        with self._lock:
-            self._leases.check(key, token)
-            if names:
-                result = self._store.set_tagged(key, value, ttl, names, **options)
-            else:
-                result = self._store.set(key, value, ttl, **options)
-            self._leases.release(key, token, filled=True)
-            return result
+    def set_leased(
+        self,
+        key: str,
+        value: bytes,
+        token: str,
+        ttl: float | None = None,
+        *,
+        if_match: Condition = None,
+        if_none_match: Condition = None,
+        tags: Iterable[str] | None = None,
+        binary: bool = False,
+        stale: float | None = None,
+    ) -> SetResult:
+        """``set``, by the holder of the lease ``token`` names, which the
+        write ends. LeaseNotHeld (and nothing written) when it names none; a
+        write that fails leaves the lease held."""
+        options = WriteOptions(binary, stale, tags)
+        return self.write(key, value, ttl, options, Preconditions(if_match, if_none_match), lease=token)
 
     def acquire_lease(self, key: str, lease_time: float) -> Grant:
         """The lease on ``key`` as a plain lock, without waiting: a token, or

@@ -47,7 +47,7 @@ lock hold pays the O(n) filtering. Without a sweeper (an engine used without
 from __future__ import annotations
 
 from array import array
-from typing import Callable
+from collections.abc import Callable
 
 # Below this many items a rebuild is not worth doing.
 _COMPACT_SLACK = 1024
@@ -118,7 +118,7 @@ class ExpiryIndex:
     should be rebuilt; it returns True when someone else will do it (the
     sweeper), False to rebuild at once."""
 
-    __slots__ = ("_expires_at_of", "_heap", "_overgrown", "_log")
+    __slots__ = ("_expires_at_of", "_heap", "_log", "_overgrown")
 
     def __init__(
         self, expires_at_of: Callable[[int], float | None], overgrown: Callable[[], bool] = lambda: False

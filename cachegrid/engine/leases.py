@@ -37,9 +37,10 @@ from __future__ import annotations
 
 import heapq
 import secrets
+from collections.abc import Callable
 from hmac import compare_digest
 from math import isfinite
-from typing import Callable, NamedTuple
+from typing import NamedTuple, cast
 
 from .errors import InvalidLease, LeaseNotHeld, TooManyLeases
 
@@ -60,9 +61,10 @@ class Grant(NamedTuple):
 
 def check_lease_time(seconds: object, limit: float) -> float:
     """``seconds`` if it is a usable lease time, else ``InvalidLease``."""
-    if seconds.__class__ not in (int, float) or not isfinite(seconds) or not 0 < seconds <= limit:  # type: ignore[arg-type]
+    # (The exact classes: a bool is not a lease time.)
+    if seconds.__class__ not in (int, float) or not isfinite(value := cast(float, seconds)) or not 0 < value <= limit:
         raise InvalidLease(f"a lease lasts more than 0 and at most {limit:g} seconds, not {seconds!r}", limit)
-    return float(seconds)  # type: ignore[arg-type]
+    return float(value)
 
 
 class Leases:

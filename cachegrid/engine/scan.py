@@ -32,9 +32,10 @@ A pattern without glob characters is a prefix (``user:`` matches
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from fnmatch import translate
 from functools import lru_cache
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 from .errors import InvalidCursor
 from .store import Store

@@ -20,9 +20,8 @@ but one per distinct size.
 
 from __future__ import annotations
 
-from typing import Iterator
-
 from array import array
+from collections.abc import Iterator
 from heapq import heapify, heappop, heappush
 
 from .links import Chain, SlotChains, more_slots

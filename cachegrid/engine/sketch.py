@@ -81,7 +81,7 @@ def pattern(key_hash: int) -> int:
 
 
 class FrequencySketch:
-    __slots__ = ("table", "mask", "limit", "uses", "period", "next_slice", "reads_seen")
+    __slots__ = ("limit", "mask", "next_slice", "period", "reads_seen", "table", "uses")
 
     def __init__(self, max_width: int, reads: int = 0) -> None:
         entries = max(1, WORDS_PER_ENTRY * max_width)

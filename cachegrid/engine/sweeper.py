@@ -36,7 +36,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from .store import FLAG_TAGS, Clock, Store, tag_refs_of
 
@@ -138,6 +139,7 @@ class Sweeper:
         tag left behind, one slice per lock hold; return how many. Nothing
         to do (no invalidation since the last walk): returns at once."""
         total, longest, slot = 0, 0.0, 1
+        walking, epoch = None, 0  # the registry being walked, and its epoch when the walk began
         while True:
             with self._lock:
                 registry = self._store.tags

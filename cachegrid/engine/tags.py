@@ -46,8 +46,9 @@ from __future__ import annotations
 
 import re
 from array import array
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Collection, Iterable, Iterator
+from typing import Any
 
 from .errors import CacheError
 
@@ -235,9 +236,9 @@ class TagRegistry:
         """The names of the current refs among ``refs``."""
         names, generations = self._names, self._generations
         return tuple(
-            names[tag_id]
-            for tag_id, generation in refs  # type: ignore[misc]
-            if tag_id < len(names) and names[tag_id] is not None and generations[tag_id] == generation
+            name
+            for tag_id, generation in refs
+            if tag_id < len(names) and (name := names[tag_id]) is not None and generations[tag_id] == generation
         )
 
     def entries_of(self, tag: str) -> int:

@@ -86,10 +86,8 @@ def request_mix(build: Requests, plan: Plan, rng: random.Random) -> Callable[[fl
     rand = rng.random
     keyspace, get_share = plan.keyspace, plan.get_share
     keys_per_request = plan.batch or 1
-    if plan.batch:
-        get_one, set_one = build.batch_get, build.batch_set
-    else:
-        get_one, set_one = build.get, build.set
+    get_one: Callable[[int], bytes] = build.batch_get if plan.batch else build.get
+    set_one: Callable[[int], bytes] = build.batch_set if plan.batch else build.set
 
     def next_request(now: float) -> tuple[bytes, Sent]:
         is_get = rand() < get_share

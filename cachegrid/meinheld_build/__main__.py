@@ -1,5 +1,7 @@
 """``python -m cachegrid.meinheld_build [PYTHON]``: see the package docstring."""
 
+from __future__ import annotations
+
 import sys
 
 from . import main

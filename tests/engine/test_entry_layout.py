@@ -26,6 +26,8 @@ from cachegrid.engine.store import (
 
 from .conftest import FakeClock
 
+# Raw (tag id, generation) refs are a field of the store only (Cache takes
+# tag names), so the tests that write them go through cache._store.
 TAGS = ((1, 7), (2**32 - 1, 0), (5, 2**32 - 1))
 
 
@@ -101,7 +103,7 @@ def test_a_stale_window_needs_a_ttl(cache: Cache) -> None:
 
 
 def test_tag_refs_are_kept_and_not_part_of_the_value(cache: Cache) -> None:
-    cache.set("k", b'{"a":1}', ttl=60, stale=30, tag_refs=TAGS)
+    cache._store.set("k", b'{"a":1}', ttl=60, stale=30, tag_refs=TAGS)
     assert cache.get("k") == b'{"a":1}'
     entry = cache.get_entry("k")
     assert entry.tag_refs == TAGS and entry.fresh_until is not None
@@ -109,14 +111,14 @@ def test_tag_refs_are_kept_and_not_part_of_the_value(cache: Cache) -> None:
 
 def test_too_many_tag_refs_are_refused(cache: Cache) -> None:
     with pytest.raises(ValueError, match=f"at most {MAX_TAG_REFS}"):
-        cache.set("k", b"1", tag_refs=[(n, 0) for n in range(MAX_TAG_REFS + 1)])
+        cache._store.set("k", b"1", tag_refs=[(n, 0) for n in range(MAX_TAG_REFS + 1)])
     assert cache.get("k") is None
 
 
 def test_the_optional_fields_are_charged_with_the_value(cache: Cache) -> None:
     cache.set("plain", b"1", ttl=60)
     plain = cache.memory_usage
-    cache.set("fields", b"1", ttl=60, stale=10, tag_refs=TAGS)  # same key length, same value
+    cache._store.set("fields", b"1", ttl=60, stale=10, tag_refs=TAGS)  # same key length, same value
     assert cache.memory_usage - plain == plain + 1 + 8 + 1 + 8 * len(TAGS)
     cache.delete("fields")
     cache.delete("plain")
@@ -124,14 +126,14 @@ def test_the_optional_fields_are_charged_with_the_value(cache: Cache) -> None:
 
 
 def test_set_many_gives_every_item_the_same_fields(cache: Cache, clock: FakeClock) -> None:
-    cache.set_many({"a": b"\x01", "b": b"\x02"}, ttl=10, binary=True, stale=5, tag_refs=TAGS[:2])
+    cache._store.set_many({"a": b"\x01", "b": b"\x02"}, ttl=10, binary=True, stale=5, tag_refs=TAGS[:2])
     for key in "ab":
         entry = cache.get_entry(key)
         assert entry.binary and entry.fresh_until == clock.now + 10 and entry.tag_refs == TAGS[:2]
 
 
 def test_incr_keeps_the_fields_and_refuses_a_binary_value(cache: Cache) -> None:
-    cache.set("n", b"41", ttl=10, stale=5, tag_refs=TAGS[:1])
+    cache._store.set("n", b"41", ttl=10, stale=5, tag_refs=TAGS[:1])
     assert cache.incr("n") == 42
     entry = cache.get_entry("n")
     assert entry.value == b"42" and entry.tag_refs == TAGS[:1] and entry.fresh_until is not None
@@ -142,7 +144,7 @@ def test_incr_keeps_the_fields_and_refuses_a_binary_value(cache: Cache) -> None:
 
 
 def test_touch_keeps_the_stale_windows_length_and_persist_drops_it(cache: Cache, clock: FakeClock) -> None:
-    cache.set("k", b"1", ttl=10, stale=5, binary=True, tag_refs=TAGS[:1])
+    cache._store.set("k", b"1", ttl=10, stale=5, binary=True, tag_refs=TAGS[:1])
     version = cache.get_entry("k").version
     clock.tick(3)
     assert cache.touch("k", 100)
