@@ -53,6 +53,7 @@ from .entry import (
     TRAILER_SIZE,
     Fields,
     fields_end,
+    has_ttl,
     pack_timed,
     pack_trailer,
     tag_refs_of,
@@ -123,10 +124,10 @@ class Room(SlotTable):
         """What an entry of ``size`` bytes (key, value and optional fields) is charged."""
         return size + self._overheads[has_ttl]
 
-    def _cost(self, length: int, stored: int, has_ttl: bool, old: bytes | None) -> tuple[int, int]:
+    def _cost(self, length: int, stored: int, with_ttl: bool, old: bytes | None) -> tuple[int, int]:
         """(entries, bytes) a write of an entry (key ``length``, value and
-        fields ``stored`` bytes) adds in place of ``old`` (a live blob or None)."""
-        charge = self._charge(length + stored, has_ttl)
+        fields ``stored`` bytes, a TTL or not) adds in place of ``old`` (a live blob or None)."""
+        charge = self._charge(length + stored, with_ttl)
         if old is None:
             return 1, charge
         return 0, charge - self._charge(length + fields_end(old), has_ttl(old))

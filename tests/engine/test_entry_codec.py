@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from cachegrid.engine import POLICIES
+from cachegrid.engine import POLICIES, CacheFull
 from cachegrid.engine.entry import (
     FLAG_BINARY,
     FOREVER,
@@ -119,3 +119,14 @@ def _replace_and_remove(store: Store, old: tuple, new: tuple) -> None:
     assert store.delete("key") and store.delete("other")
     assert store.memory_usage == store.tags.memory == 0
     assert store._with_ttl == 0 and not store._data
+
+
+@pytest.mark.parametrize("ttl", [None, 50.0])
+def test_a_batch_that_does_not_evict_counts_its_room_by_the_charge_rule(ttl: float | None, clock: FakeClock) -> None:
+    store = store_class("noeviction")(Limits(max_size=3), clock)
+    store.set_many({"a": b"1", "b": b"2"}, ttl=50.0)
+    assert store.set_many({"a": b"[1,2]", "c": b"3"}, ttl=ttl) == 2  # one replaced, one new: fits exactly
+    assert store.memory_usage == _expected_memory(store)
+    with pytest.raises(CacheFull):
+        store.set_many({"b": b"4", "d": b"5"})  # a fourth entry
+    assert store.memory_usage == _expected_memory(store) and len(store) == 3
