@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator
 from operator import itemgetter
-from typing import TYPE_CHECKING
 
 from .entry import (
     FLAG_BINARY,
@@ -43,17 +42,15 @@ from .entry import (
 )
 from .errors import CacheError
 from .limits import key_length
+from .room import Room
 from .tags import check_tags
-
-if TYPE_CHECKING:
-    from .store import Store
 
 # A snapshot record (snapshot.py): key, value, wall-clock expiry or None,
 # policy hint, and what else the entry holds (None: nothing).
 Record = tuple[str, bytes, float | None, int, Extra | None]
 
 
-def export_entries(store: Store, wall_now: float) -> Iterator[Record]:
+def export_entries(store: Room, wall_now: float) -> Iterator[Record]:
     """``Store.export_entries``: every held entry, coldest first."""
     offset = wall_now - store.clock()
     data, key_at, hint = store._data, store.key_at, store._snapshot_hint
@@ -69,7 +66,7 @@ def export_entries(store: Store, wall_now: float) -> Iterator[Record]:
         fresh_until = None if entry.fresh_until is None else entry.fresh_until + offset
         if entry.tag_refs and not store.tags.current(entry.tag_refs):
             wall_expiry = wall_now  # invalidated: a loader drops it as expired
-        extra = Extra(entry.binary, fresh_until, store.tags_of(entry))
+        extra = Extra(entry.binary, fresh_until, store.tags.names_of(entry.tag_refs) if entry.tag_refs else ())
         yield key, entry.value, wall_expiry, hint(slot), extra  # type: ignore[misc]
 
 
@@ -86,7 +83,7 @@ def restored_fields(extra: Extra | None, offset: float, tag_refs: Collection[tup
 
 
 def _restore_tagged(
-    store: Store, key: str, length: int, value: bytes, expires_at: float, extra: Extra, offset: float
+    store: Room, key: str, length: int, value: bytes, expires_at: float, extra: Extra, offset: float
 ) -> bool:
     """Write a restored record that has tags (by name); False when its
     tags are not usable here (invalid under this cache's tag limits):
@@ -103,7 +100,7 @@ def _restore_tagged(
     return True
 
 
-def restore(store: Store, records: list[Record], wall_now: float, hints: bool = True) -> tuple[int, int, int]:
+def restore(store: Room, records: list[Record], wall_now: float, hints: bool = True) -> tuple[int, int, int]:
     """``Store.restore``: insert the records, coldest first; (restored,
     expired, left out by the limits)."""
     now = store.clock()
@@ -152,7 +149,7 @@ def restore(store: Store, records: list[Record], wall_now: float, hints: bool = 
     return restored, expired, too_large + left_out
 
 
-def _restore_keeps(store: Store, record: Record, now: float, offset: float) -> int | None:
+def _restore_keeps(store: Room, record: Record, now: float, offset: float) -> int | None:
     """The charge of a record ``restore`` would insert, or None (expired, oversized)."""
     key, value, wall_expiry, _, extra = record
     if wall_expiry is not None and wall_expiry + offset <= now:
@@ -164,7 +161,7 @@ def _restore_keeps(store: Store, record: Record, now: float, offset: float) -> i
     return store._charge(length + len(value) + len(fields), wall_expiry is not None)
 
 
-def _first_that_fits(store: Store, records: list[Record], now: float, offset: float) -> int:
+def _first_that_fits(store: Room, records: list[Record], now: float, offset: float) -> int:
     """The index from which the records ``restore`` keeps fit the limits:
     walking back from the hottest while they fit."""
     start, entries, memory = len(records), len(store), store.memory_usage
@@ -179,7 +176,7 @@ def _first_that_fits(store: Store, records: list[Record], now: float, offset: fl
     return start
 
 
-def _classify(store: Store, records: list[Record], now: float, offset: float) -> tuple[int, int, int]:
+def _classify(store: Room, records: list[Record], now: float, offset: float) -> tuple[int, int, int]:
     """(expired, oversized, left out by the limits) among records ``restore`` cut."""
     expired = too_large = 0
     for key, value, wall_expiry, *_ in records:

@@ -42,7 +42,7 @@ reclaiming the old entry itself (it had expired).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 
 from .entry import (
     FLAG_EXPIRES,
@@ -56,6 +56,7 @@ from .entry import (
     has_ttl,
     pack_timed,
     pack_trailer,
+    slot_in,
     tag_refs_of,
     unpack_timed,
     unpack_trailer,
@@ -308,6 +309,14 @@ class Room(SlotTable):
             reclaimed += 1
         self.expired += reclaimed
         return reclaimed
+
+    # -- snapshots (restore.py) ---------------------------------------------------------
+
+    def _snapshot_order(self) -> Iterator[int]:
+        """Every held slot, coldest first (the next victim first). The default,
+        for a policy that keeps no order of its own: insertion order."""
+        for blob in self._data.values():
+            yield slot_in(blob)
 
     # -- the tag registry's bytes ------------------------------------------------------
 

@@ -36,7 +36,7 @@ never handed out, so a policy can use them as the heads of its lists (lru
 one, tinylfu three). A policy may take settings of its own as keyword
 arguments of its constructor (lfu's ``decay_time``; ``Cache``'s
 ``policy_options``). Three more hooks serve snapshots (restore.py):
-``_snapshot_order`` (its default, in ``Store``: insertion order),
+``_snapshot_order`` (its default, in ``Room``: insertion order),
 ``_snapshot_hint`` and ``_restore_hint``.
 """
 

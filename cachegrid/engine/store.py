@@ -573,12 +573,6 @@ class Store(Room):
 
     # -- snapshots (snapshot.py): the store's whole surface for them, in restore.py ---
 
-    def _snapshot_order(self) -> Iterator[int]:
-        """Every held slot, coldest first (the next victim first). The default,
-        for a policy that keeps no order of its own: insertion order."""
-        for blob in self._data.values():
-            yield slot_in(blob)
-
     def export_entries(self, wall_now: float) -> Iterator[Record]:
         """Every held entry (expired ones too: a loader drops them) as (key,
         value, expiry as a wall-clock time or None, policy hint, ``Extra`` or
