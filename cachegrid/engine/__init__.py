@@ -32,22 +32,24 @@ from .errors import (
 )
 from .leases import DEFAULT_MAX_LEASE_TIME, DEFAULT_MAX_LEASES, Grant
 from .lfu import DEFAULT_DECAY_TIME as DEFAULT_LFU_DECAY_TIME
-from .options import PLAIN, UNCONDITIONAL, Preconditions, WriteOptions
-from .registry import DEFAULT_POLICY, POLICIES, store_class
-from .scan import DEFAULT_KEYS_LIMIT, DEFAULT_SCAN_COUNT, KeyPage, key_matcher
-from .store import (
-    ANY,
+from .limits import (
     DEFAULT_MAX_KEY_LENGTH,
     DEFAULT_MAX_MEMORY,
     DEFAULT_MAX_SIZE,
     DEFAULT_MAX_VALUE_SIZE,
+    INT64_MAX,
+    INT64_MIN,
     MAX_TTL,
-    Clock,
-    Condition,
     Limits,
-    SetResult,
-    Store,
+    check_key,
+    check_stale,
+    check_ttl,
+    key_length,
 )
+from .options import PLAIN, UNCONDITIONAL, Preconditions, WriteOptions
+from .registry import DEFAULT_POLICY, POLICIES, store_class
+from .scan import DEFAULT_KEYS_LIMIT, DEFAULT_SCAN_COUNT, KeyPage, key_matcher
+from .store import ANY, Clock, Condition, SetResult, Store
 from .sweeper import DEFAULT_CLEANUP_INTERVAL
 
 __all__ = [
@@ -64,6 +66,8 @@ __all__ = [
     "DEFAULT_MAX_VALUE_SIZE",
     "DEFAULT_POLICY",
     "DEFAULT_SCAN_COUNT",
+    "INT64_MAX",
+    "INT64_MIN",
     "MAX_TTL",
     "PLAIN",
     "POLICIES",
@@ -93,6 +97,10 @@ __all__ = [
     "TooManyLeases",
     "ValueTooLarge",
     "WriteOptions",
+    "check_key",
+    "check_stale",
+    "check_ttl",
+    "key_length",
     "key_matcher",
     "store_class",
 ]

@@ -26,10 +26,11 @@ from typing import Any
 from .entry import Entry
 from .errors import KeyTooLong, TooManyLeases
 from .leases import DEFAULT_MAX_LEASE_TIME, DEFAULT_MAX_LEASES, Grant, Leases, check_lease_time
+from .limits import Limits, key_length
 from .options import PLAIN, UNCONDITIONAL, Preconditions, WriteOptions
 from .registry import DEFAULT_POLICY, store_class
 from .scan import DEFAULT_KEYS_LIMIT, DEFAULT_SCAN_COUNT, KeyPage, key_matcher, scan_page, start_of
-from .store import Clock, Condition, Limits, SetResult, Store, key_length
+from .store import Clock, Condition, SetResult, Store
 from .sweeper import DEFAULT_CLEANUP_INTERVAL, Sweeper
 from .tags import TagLimits, check_tag, check_tags
 

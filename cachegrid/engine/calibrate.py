@@ -81,7 +81,7 @@ def main(argv: list[str]) -> None:
             for with_ttl in (False, True):
                 m = measure(policy, entries, value_size, with_ttl)
                 print(
-                    f"{policy:<11} {value_size:>6} {str(with_ttl):>4} "
+                    f"{policy:<11} {value_size:>6} {with_ttl!s:>4} "
                     f"{m.overhead_per_entry:>15.1f} {m.claim_error:>+12.1%}"
                 )
 

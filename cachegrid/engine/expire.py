@@ -3,7 +3,7 @@
 How it works
 ------------
 Every write of an entry with a TTL pushes ``(expires_at, slot)`` onto a binary
-min-heap (the slot is the entry's number in the store, see store.py), so the
+min-heap (the slot is the entry's number in the store, see slots.py), so the
 entry that expires soonest is always at the top. The heap is two parallel
 ``array`` objects, expiry times and slots, sifted here: a list of tuples
 would be a million objects for the garbage collector to walk, and a full

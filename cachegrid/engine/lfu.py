@@ -6,7 +6,7 @@ implementing the LFU cache eviction scheme" (2010):
 - every distinct use count in the store has one ``_FrequencyNode``; the nodes
   form a doubly linked list in increasing count order, behind a sentinel
   ``_head`` (count -1), and ``_node_at`` finds a count's node;
-- each node is a ``Chain`` (links.py) of the slots (store.py) with that
+- each node is a ``Chain`` (links.py) of the slots (slots.py) with that
   count, least recently arrived first.
 
 A use (a read hit, or a write to an existing key) moves the slot from its
@@ -43,10 +43,11 @@ from __future__ import annotations
 
 import time
 from array import array
-from typing import Iterator
+from collections.abc import Iterator
 
+from .limits import DEFAULT_LIMITS, Limits
 from .links import Chain, SlotChains, more_slots
-from .store import Clock, Limits, Store
+from .store import Clock, Store
 
 MAX_COUNT = 255
 _COUNT_BITS = 8
@@ -54,7 +55,7 @@ DEFAULT_DECAY_TIME = 60.0  # seconds, as Redis' default lfu-decay-time of one mi
 
 
 class _FrequencyNode(Chain):
-    __slots__ = ("count", "prev", "next")
+    __slots__ = ("count", "next", "prev")
 
     def __init__(self, count: int) -> None:
         super().__init__()
@@ -71,7 +72,7 @@ class LFUStore(Store):
     ttl_overhead = 20
 
     def __init__(
-        self, limits: Limits = Limits(), clock: Clock = time.monotonic, decay_time: float = DEFAULT_DECAY_TIME
+        self, limits: Limits = DEFAULT_LIMITS, clock: Clock = time.monotonic, decay_time: float = DEFAULT_DECAY_TIME
     ) -> None:
         if decay_time.__class__ not in (int, float) or not 0 <= decay_time < float("inf"):
             raise ValueError(f"decay_time must be a number of seconds of at least 0, not {decay_time!r}")
@@ -159,7 +160,7 @@ class LFUStore(Store):
     def _victim(self) -> int:
         return self._head.next.first
 
-    # -- snapshots (store.py, snapshot.py) ----------------------------------------
+    # -- snapshots (restore.py, snapshot.py) --------------------------------------
 
     def _snapshot_order(self) -> Iterator[int]:
         """Least used first; within a count, the one that reached it first."""

@@ -1,7 +1,7 @@
 """Doubly linked lists of slots, kept in two arrays.
 
 The orders the policies keep (recency for lru and ttl, one recency list per
-use count for lfu, one per size for size) are lists of slots (store.py) that
+use count for lfu, one per size for size) are lists of slots (slots.py) that
 must support append, unlink and "first" in O(1). Python's OrderedDict does that,
 but it is an object the garbage collector tracks and walks node by node in
 link order, which with a million shuffled keys costs a full collection

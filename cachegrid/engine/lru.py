@@ -8,14 +8,14 @@ entry and nothing for the garbage collector to walk.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from .links import SlotList
 from .store import Store
 
 
 class LRUStore(Store):
-    __slots__ = ("_order", "_on_access", "_on_update")
+    __slots__ = ("_on_access", "_on_update", "_order")
     name = "lru"
     # Measured by `python -m cachegrid.engine.calibrate` (100,000 entries, CPython 3.11).
     entry_overhead = 147
@@ -24,7 +24,7 @@ class LRUStore(Store):
     def _init_policy(self) -> None:
         self._order = SlotList()
         # The hooks of the hottest paths, bound straight to the list's method.
-        self._on_access = self._on_update = self._order.move_to_end  # type: ignore[method-assign]
+        self._on_access = self._on_update = self._order.move_to_end  # type: ignore[method-assign, assignment]
 
     def _on_insert(self, slot: int, size: int) -> None:
         self._order.append(slot)
@@ -35,7 +35,7 @@ class LRUStore(Store):
     def _victim(self) -> int:
         return self._order.first()
 
-    # -- snapshots (store.py, snapshot.py) ----------------------------------------
+    # -- snapshots (restore.py, snapshot.py) --------------------------------------
 
     def _snapshot_order(self) -> Iterator[int]:
         """The recency list, least recently used first."""

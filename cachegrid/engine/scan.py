@@ -12,7 +12,7 @@ Why slots
 A Python dict cannot be iterated across calls while it changes, and copying
 its keys to list them later costs O(n) at the start. The store instead gives
 every live entry a slot, a small integer it keeps until it is removed, and
-can say which key holds a slot (store.py). A listing walks the slot numbers
+can say which key holds a slot (slots.py). A listing walks the slot numbers
 upwards, from 1 to the highest slot handed out: a key present for the whole
 listing keeps its slot and is met exactly once; a key removed meanwhile is
 not returned once it is gone, and a key added meanwhile takes a free slot or

@@ -86,7 +86,7 @@ class SizeStore(Store):
             heappop(self._largest)
         return self._buckets[-self._largest[0]].first
 
-    # -- snapshots (store.py, snapshot.py) ----------------------------------------
+    # -- snapshots (restore.py, snapshot.py) --------------------------------------
 
     def _snapshot_order(self) -> Iterator[int]:
         """Largest first; within a size, least recently used first."""

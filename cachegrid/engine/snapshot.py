@@ -104,12 +104,13 @@ import signal
 import struct
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from .entry import Extra
-from .store import Record
+from .restore import Record
 
 log = logging.getLogger("cachegrid.snapshot")
 
@@ -561,7 +562,7 @@ class Snapshotter:
                     os.nice(CHILD_NICENESS)  # background work: the serving worker goes first for the CPU
                     size = write_file(path, store.export_entries(meta["written_at"]), len(store), meta)
                     message, code = {"entries": len(store), "bytes": size}, 0
-                except BaseException as error:  # noqa: BLE001 - reported to the parent
+                except BaseException as error:
                     message, code = {"error": f"{type(error).__name__}: {error}"}, 1
                 try:
                     os.write(write_end, json.dumps(message).encode())
@@ -645,7 +646,7 @@ class Snapshotter:
                 lambda entries, count: (count, write_file(self.path, entries, count, meta)), meta["written_at"]
             )
             message: dict[str, Any] = {"entries": count, "bytes": size}
-        except Exception as error:  # noqa: BLE001 - reported in the state and the log
+        except Exception as error:
             message = {"error": f"{type(error).__name__}: {error}"}
         self._finish(meta["written_at"], started, trigger, message)
         return self.last
@@ -665,7 +666,7 @@ class Snapshotter:
                 self.start("interval")
             except SnapshotRunning:
                 pass  # one asked for by an operator is running: the next interval will do
-            except Exception:  # noqa: BLE001 - the thread must outlive a failed fork
+            except Exception:
                 log.exception("snapshot %s: could not start the interval snapshot", self.path)
 
     def shutdown(self, write: bool = True) -> None:
