@@ -27,8 +27,6 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 import cachegrid
 import cachegrid.loadgen
 
@@ -99,17 +97,6 @@ LAZY_SERVE = "cachegrid.cli.serve"
 # modules that are part of it (the snapshot format, tags, the pattern delete).
 ENGINE_FACE = frozenset(
     {"cachegrid.engine", "cachegrid.engine.snapshot", "cachegrid.engine.tags", "cachegrid.engine.pattern_delete"}
-)
-# Known imports past the engine's face, to be removed by the change that gives
-# the daemon what it takes from there (a key check, the clock type, the lease
-# and LFU limits). Empty is the goal: then the xfail mark below goes too.
-KNOWN_PAST_THE_FACE = frozenset(
-    {
-        ("cachegrid.daemon.resources", "cachegrid.engine.store"),  # key_length
-        ("cachegrid.daemon.cache_factory", "cachegrid.engine.store"),  # Clock
-        ("cachegrid.config", "cachegrid.engine.leases"),
-        ("cachegrid.config", "cachegrid.engine.lfu"),
-    }
 )
 
 
@@ -248,25 +235,9 @@ def test_the_cli_imports_the_daemon_only_inside_serve() -> None:
                 assert edge.target == "cachegrid" or edge.target.startswith(allowed), str(edge)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known imports past the engine's face: daemon/resources.py imports engine.store (key_length), "
-    "daemon/cache_factory.py engine.store (Clock), config.py engine.leases and engine.lfu; when they are gone "
-    "this test passes, and strict xfail fails the run until this mark (and KNOWN_PAST_THE_FACE) is removed",
-)
 def test_the_daemon_uses_the_engine_through_its_face_only() -> None:
     past = [str(edge) for edge in daemon_imports_past_the_engine_face()]
     assert past == [], "the daemon imports engine modules past its face:\n" + "\n".join(past)
-
-
-def test_no_new_import_past_the_engine_face() -> None:
-    # While the mark above stands, no new import may hide behind it.
-    new = [
-        str(edge)
-        for edge in daemon_imports_past_the_engine_face()
-        if (edge.module, edge.target) not in KNOWN_PAST_THE_FACE
-    ]
-    assert new == [], "the daemon imports engine modules past its face:\n" + "\n".join(new)
 
 
 def test_the_load_generator_knows_only_the_http_contract() -> None:

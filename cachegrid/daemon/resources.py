@@ -18,8 +18,7 @@ from typing import Any
 import falcon
 
 from ..config import Settings
-from ..engine import Cache, InvalidKey, KeyTooLong
-from ..engine.store import key_length
+from ..engine import Cache, InvalidKey, check_key
 from .body import encode
 
 
@@ -41,12 +40,8 @@ class Resource:
         """The engine's key check, for the calls that do not make it: reads
         and deletes (a write checks its key itself). Raises the engine's
         InvalidKey or KeyTooLong, naming the key."""
-        if key.isascii() and 0 < len(key) <= self.max_key_length:
-            return  # the common case, without encoding the key
         try:
-            length = key_length(key)
-            if length > self.max_key_length:
-                raise KeyTooLong(length, self.max_key_length)
+            check_key(key, self.max_key_length)
         except InvalidKey as error:
             error.key = key  # type: ignore[attr-defined]
             raise

@@ -24,9 +24,9 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any
 
 from .entry import Entry
-from .errors import KeyTooLong, TooManyLeases
+from .errors import TooManyLeases
 from .leases import DEFAULT_MAX_LEASE_TIME, DEFAULT_MAX_LEASES, Grant, Leases, check_lease_time
-from .limits import Limits, key_length
+from .limits import Limits, check_key
 from .options import PLAIN, UNCONDITIONAL, Preconditions, WriteOptions
 from .registry import DEFAULT_POLICY, store_class
 from .scan import DEFAULT_KEYS_LIMIT, DEFAULT_SCAN_COUNT, KeyPage, key_matcher, scan_page, start_of
@@ -297,9 +297,7 @@ class Cache:
     # -- leases (leases.py): a read and its lease, a write and its lease's end, in one hold each
 
     def _check_key(self, key: str) -> None:
-        length = key_length(key)
-        if length > self.limits.max_key_length:
-            raise KeyTooLong(length, self.limits.max_key_length)
+        check_key(key, self.limits.max_key_length)
 
     def get_or_lease(self, key: str, lease_time: float) -> tuple[Entry | None, Grant | None]:
         """A read that, on a miss or a stale hit, also asks for the lease on
@@ -385,9 +383,7 @@ class Cache:
 
     # -- key listing (scan.py) -----------------------------------------------------
 
-    def keys(
-        self, pattern: str | None = None, limit: int = DEFAULT_KEYS_LIMIT, cursor: str | None = None
-    ) -> KeyPage:
+    def keys(self, pattern: str | None = None, limit: int = DEFAULT_KEYS_LIMIT, cursor: str | None = None) -> KeyPage:
         """Up to ``limit`` live keys matching ``pattern`` among the next
         ``scan_count`` slots, and the cursor to go on from (None: done). A
         page may hold fewer than ``limit`` keys, even none, before the end."""

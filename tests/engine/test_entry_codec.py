@@ -34,8 +34,7 @@ from cachegrid.engine.limits import Limits
 from cachegrid.engine.registry import store_class
 from cachegrid.engine.room import stored_key_length
 from cachegrid.engine.store import Store
-
-from .conftest import FakeClock
+from cachegrid.testing import FakeClock
 
 ENGINE = Path(__file__).resolve().parents[2] / "cachegrid" / "engine"
 # The functions allowed an inline copy of the codec, each tested below.
