@@ -297,7 +297,8 @@ def _parse_records(data: bytes, offset: int, end: int, count: int, allowed: int)
                 hint = unpack_hint(data, offset)[0] if offset + 8 <= end else 0
                 offset += 8
             if flags & (FLAG_BINARY | FLAG_FRESH | FLAG_TAGS):
-                fresh_until, tags = None, ()
+                fresh_until: float | None = None
+                tags: tuple[str, ...] = ()
                 if flags & FLAG_FRESH:
                     fresh_until = unpack_expires(data, offset)[0] if offset + 8 <= end else None
                     offset += 8
@@ -561,7 +562,8 @@ class Snapshotter:
                     os.close(read_end)
                     os.nice(CHILD_NICENESS)  # background work: the serving worker goes first for the CPU
                     size = write_file(path, store.export_entries(meta["written_at"]), len(store), meta)
-                    message, code = {"entries": len(store), "bytes": size}, 0
+                    message: dict[str, Any] = {"entries": len(store), "bytes": size}
+                    code = 0
                 except BaseException as error:
                     message, code = {"error": f"{type(error).__name__}: {error}"}, 1
                 try:
