@@ -67,13 +67,11 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Iterable
+from collections.abc import Iterable
 
 from cachegrid.engine.sketch import COUNTERS_PER_WORD, PATTERNS, SAMPLE_FACTOR, SLICE_WORDS, WORDS_PER_ENTRY
 from cachegrid.engine.store import Clock, Limits
 from cachegrid.engine.tinylfu import (
-    ADMIT_AT_RANDOM_FROM,
-    ADMIT_AT_RANDOM_ONE_IN,
     PROBATION,
     PROTECTED,
     PROTECTED_SHARE,
@@ -234,7 +232,7 @@ class LcsRulesStore(TinyLFUStore):
                     tick()
             elif not main_only:
                 add(key)
-            if where == PROTECTED or where == USED:
+            if where in (PROTECTED, USED):
                 if lru_protected:
                     move(slot, PROTECTED)
                 else:

@@ -91,7 +91,7 @@ from __future__ import annotations
 import random
 import time
 from array import array
-from typing import Iterator
+from collections.abc import Iterator
 
 from .links import grow_links
 from .sketch import ONES, PATTERNS, SHIFTS, FrequencySketch
@@ -293,7 +293,7 @@ class TinyLFUStore(Store):
 
     def _on_update(self, slot: int, old_size: int, new_size: int) -> None:
         self._sketch.uses += 1  # a write is a use the store does not count in its hits
-        self._on_access(slot, self._key_at[slot >> SHARD_BITS][slot & _SHARD_MASK])
+        self._on_access(slot, self._key_at[slot >> SHARD_BITS][slot & _SHARD_MASK])  # type: ignore[arg-type]
 
     # -- inserts and evictions ---------------------------------------------------
 
