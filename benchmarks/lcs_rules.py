@@ -4,11 +4,12 @@ A benchmark aid (hit_ratio.py's ``tinylfu, lcs rules`` column and its
 ``--ablation`` table), not a policy: it is not registered and nothing of
 CacheGrid uses it. ``LcsRulesStore`` is ``TinyLFUStore`` (tinylfu.py) with
 its frequency sketch replaced by ``RuleSketch`` below, written in plain
-Python, and the hooks that touch the sketch written again around it. What it
+Python, and the hooks that count uses written again around it. What it
 keeps of ``tinylfu`` unchanged is the machinery under test: the three lists,
 the window of 1% of the entries, probation and protected (80% of main), when
 a duel happens, which entry is each side of it and who is evicted (the
-victim on a tie).
+candidate on a tie): the duel is ``tinylfu``'s own ``_admit``, fed with
+this module's estimates.
 
 Each of the rules below is either ``tinylfu``'s (as Caffeine) or, when its
 name is in ``rules``, libcachesim 0.3.5's ``WTinyLFU`` (its source files
@@ -66,13 +67,11 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Iterable
+from collections.abc import Iterable
 
 from cachegrid.engine.sketch import COUNTERS_PER_WORD, PATTERNS, SAMPLE_FACTOR, SLICE_WORDS, WORDS_PER_ENTRY
 from cachegrid.engine.store import Clock, Limits
 from cachegrid.engine.tinylfu import (
-    ADMIT_AT_RANDOM_FROM,
-    ADMIT_AT_RANDOM_ONE_IN,
     PROBATION,
     PROTECTED,
     PROTECTED_SHARE,
@@ -189,7 +188,15 @@ class RuleSketch:
 
 
 class LcsRulesStore(TinyLFUStore):
-    """``tinylfu`` with the rules named in ``rules`` switched to libcachesim's."""
+    """``tinylfu`` with the rules named in ``rules`` switched to libcachesim's.
+
+    The duel is ``tinylfu``'s own (``_evict_from_main`` and ``_admit``):
+    this class changes only what the rules change, namely where the
+    estimates come from (``_estimate``), whether a loser may be admitted at
+    random (``admit_at_random_from``), what is counted (``_bind_access``,
+    ``_on_insert``, ``_evict_from_window`` and after each ``_admit``), how
+    protected is ordered (``_bind_access``) and how main fills (``_victim``).
+    """
 
     name = "tinylfu, lcs rules"
 
@@ -205,7 +212,8 @@ class LcsRulesStore(TinyLFUStore):
         self.counters = RuleSketch(self.max_size, main_size, self.rules)
         self._count_main_only = "counted" in self.rules
         self._lru_protected = "protected" in self.rules
-        self._admit_at_random = "admission" not in self.rules
+        if "admission" in self.rules:
+            self.admit_at_random_from = math.inf  # a loser is never admitted
         self._fill = "fill" in self.rules
         self._dueled = -1  # the window entry that dueled last (counted once, not again when it moves)
         super()._init_policy()
@@ -213,7 +221,8 @@ class LcsRulesStore(TinyLFUStore):
     def _bind_access(self) -> None:
         counters, main_only, lru_protected = self.counters, self._count_main_only, self._lru_protected
         add, tick, main_aging = counters.add, counters.tick, counters.main_aging
-        kinds, move, lengths, data, demote = self._list, self._move, self._lengths, self._data, self._demote
+        kinds, move, lengths, data = self._list, self._move, self._lengths, self._data
+        demote_from_main_protected = self._demote_from_main_protected
 
         def on_access(slot: int, key: str) -> None:
             where = kinds[slot]
@@ -223,7 +232,7 @@ class LcsRulesStore(TinyLFUStore):
                     tick()
             elif not main_only:
                 add(key)
-            if where == PROTECTED or where == USED:
+            if where in (PROTECTED, USED):
                 if lru_protected:
                     move(slot, PROTECTED)
                 else:
@@ -233,7 +242,7 @@ class LcsRulesStore(TinyLFUStore):
             else:  # probation: promoted
                 move(slot, PROTECTED)
                 if lengths[PROTECTED] > PROTECTED_SHARE * (len(data) - lengths[WINDOW]):
-                    demote()  # protected's oldest (or one past its second chances) back to probation
+                    demote_from_main_protected()  # protected's oldest (or one past its second chances) to probation
                     lengths[PROTECTED] -= 1
                     lengths[PROBATION] += 1
 
@@ -249,43 +258,35 @@ class LcsRulesStore(TinyLFUStore):
         self._list[slot] = WINDOW
         self._append(slot, WINDOW)
         self._lengths[WINDOW] += 1
-        dueled, self._dueled = self._dueled, -1
         if self._fill and len(self._data) < self.max_size:
+            self._dueled = -1
             return  # the window keeps every entry while the store fills
-        if self._lengths[WINDOW] > self._window_size(len(self._data)):
+        self._evict_from_window(len(self._data))
+        self._dueled = -1
+
+    def _evict_from_window(self, entries: int) -> None:
+        """One entry at most (libcachesim's window never shrinks), counted
+        as it leaves for main under ``counted`` unless it just dueled."""
+        if self._lengths[WINDOW] > self._window_size(entries):
             oldest = self._oldest(WINDOW)
-            if self._count_main_only and oldest != dueled:
+            if self._count_main_only and oldest != self._dueled:
                 self.counters.add(self.key_at(oldest))  # it leaves for main without a duel
             self._move(oldest, PROBATION)
 
     def _victim(self) -> int:
-        lengths, next_ = self._lengths, self._next
-        if self._fill and lengths[WINDOW] > self._window_size(self.max_size):
+        if self._fill and self._lengths[WINDOW] > self._window_size(self.max_size):
             self._fill_main()
-        victim = next_[PROBATION] if lengths[PROBATION] else next_[PROTECTED]
-        if victim <= PROTECTED:  # main is empty
-            return next_[WINDOW]
-        window = lengths[WINDOW]
-        if not window or window < self._window_size(len(self._data)):
-            return victim
-        candidate = next_[WINDOW]
-        counters = self.counters
-        candidate_key = self.key_at(candidate)
-        candidate_frequency = counters.estimate(candidate_key)
-        if candidate_frequency > counters.estimate(self.key_at(victim)):
-            chosen = victim
-        elif (
-            self._admit_at_random
-            and candidate_frequency >= ADMIT_AT_RANDOM_FROM
-            and self._random.randrange(ADMIT_AT_RANDOM_ONE_IN) == 0
-        ):
-            chosen = victim
-        else:
-            chosen = candidate
+        return self._evict_from_main()
+
+    def _estimate(self, slot: int) -> int:  # type: ignore[override]
+        return self.counters.estimate(self.key_at(slot))  # type: ignore[arg-type]
+
+    def _admit(self, candidate: int, victim: int) -> bool:
+        admitted = super()._admit(candidate, victim)
         if self._count_main_only:
-            counters.add(candidate_key)
+            self.counters.add(self.key_at(candidate))  # type: ignore[arg-type]  # a duel counts the candidate, winner or not
             self._dueled = candidate
-        return chosen
+        return admitted
 
     def _fill_main(self) -> None:
         """The store is full for the first time (rule ``fill``): the window's

@@ -3,64 +3,95 @@
 LRU keeps whatever was used last, so one scan over more keys than fit flushes
 every hot key. W-TinyLFU keeps what is used *often*, and still adapts to what
 is used *now*. Einziger, Friedman and Manes, "TinyLFU: a highly efficient
-cache admission policy" (2017); this follows Caffeine's design:
+cache admission policy" (2017). This follows Caffeine's design, and its
+steps carry Caffeine's names (in snake case).
 
-- a frequency sketch (sketch.py) estimates how often every key was used
-  lately, held or not, in 4-bit counters that are halved as time goes on;
-- a new entry enters the *window*, a small LRU of 1% of the entries;
-- what falls out of the window is a *candidate* for the *main* space, a
-  segmented LRU: *probation* (entries used once in main) and *protected*
-  (80% of main: entries used again while in probation; when it overflows,
-  its oldest entry goes back to probation). Protected is kept in the order
-  of CLOCK rather than of LRU: a read of a protected entry only marks it
-  used (one byte written, no relinking: the hottest path, kept cheap), and
-  when protected overflows, a marked oldest entry gets a second chance
-  (unmarked, to the end) instead of leaving, up to ``SECOND_CHANCES`` (4)
-  per overflow, so an overflow stays O(1);
-- when the store must evict, the candidate (the window's least recently used
-  entry, once the window is full) duels main's victim (probation's least
-  recently used entry, else protected's): the one the sketch estimates used
-  less often is evicted, the victim on a tie. So a key read once (a scan, a
-  one-hit wonder) cannot push out a key that is read again and again;
-- a candidate whose estimate is at least ``ADMIT_AT_RANDOM_FROM`` (6) but not
-  above the victim's wins anyway, 1 time in 128, at random: without it, an
-  attacker who keeps one key's estimate high could keep every newcomer out
-  (Caffeine's defence against hash flooding).
+The regions
+-----------
+A frequency sketch (sketch.py) estimates how often every key was used
+lately, held or not, in 4-bit counters that are halved as time goes on.
+Every read hit, every write and every insert is a use.
 
-The store asks for a victim *before* it inserts the new entry, so ``_victim``
-looks at what the window will push out once the new entry is in: the window's
-oldest entry if the window holds its share already. After the insert, a window
-over its share moves its oldest entry to probation: a candidate that won its
-duel, or one admitted while the store had room.
+The entries live in three lists, each in least recently used order. A new
+entry enters the *window*, a small LRU of 1% of the entries (its share:
+``int(share × entries)``, at least one). What falls out of the window is a
+*candidate* for *main*, a segmented LRU: *probation* (entries not used again
+since they reached main) and *protected* (at most 80% of main: entries used
+again while in probation).
 
+Reads (``_on_access``)
+----------------------
+A read of an entry in the window moves it to the window's end. A read of an
+entry in probation promotes it to protected's end; a protected that
+outgrows its 80% of main then gives its oldest entry back to probation
+(``_demote_from_main_protected``). Protected is kept in CLOCK order rather
+than LRU order: a read of a protected entry only marks it used (one byte
+written, no relinking: the hottest path, kept cheap), and when protected
+overflows, a marked oldest entry gets a second chance (unmarked, to the
+end) instead of leaving, up to ``SECOND_CHANCES`` (4) per overflow, so the
+demotion stays O(1); the entry it reaches then goes, marked or not. A write
+to a held entry moves it as a read does.
+
+Eviction (``_victim``, ``_evict_from_main``, ``_admit``)
+-------------------------------------------------------
+The store asks for a victim *before* it inserts the new entry, so the duel
+looks at what the window will push out once the new entry is in.
+``_evict_from_main`` picks main's *victim*, probation's oldest entry (or
+protected's, when probation is empty), and the *candidate*: the window's
+oldest entry, if the window already holds its share (otherwise nothing
+will leave the window, and main's victim goes). Then ``_admit(candidate,
+victim)``, the duel, decides which of the two leaves: the one the sketch
+estimates used less often, the candidate on a tie. So a key read once (a
+scan, a one-hit wonder) cannot push out a key that is read again and
+again. A candidate whose estimate is at least ``ADMIT_AT_RANDOM_FROM`` (6)
+but not above the victim's is admitted anyway, 1 time in 128, at random:
+without it, an attacker who keeps one key's estimate high could keep every
+newcomer out (Caffeine's defence against hash flooding). A store whose main
+is empty evicts the window's oldest entry.
+
+After the insert (``_on_insert``), ``_evict_from_window`` hands a window
+that holds more than its share (and more than one entry) over to
+probation, oldest first, until it is back to its share, at most two
+entries per insert: a candidate that won its duel, or one that moves on
+while the store still has room. Two leave only when the share shrank
+(the hill climber, below) or is none (a store of under 100 entries, whose
+window then empties every second insert).
+
+The shares are of the entries the store holds (``len``), not of
+``max_size``, so a store bounded by memory splits what it holds the same way.
+
+The hill climber (``_climb``)
+-----------------------------
 With ``climb=True`` (a policy option, off by default) the window's share
 moves as Caffeine's hill climber moves it: every 10 × ``max_size`` requests
 (the store's hits and misses) the share takes a step (6.25% of the entries
 at first) in the direction that raised the hit ratio over the last sample,
 the other way if it fell; the step shrinks by 2% a sample and starts again
-at full size when the hit ratio moves by 5 points or more. A window over its
-new share hands two entries a write to probation until it fits.
+at full size when the hit ratio moves by 5 points or more.
 docs/benchmarks-hit-ratio.md has what it scores: on these traces it does
 not pay, which is why it is off.
 
-The shares are of the entries the store holds (``len``), not of ``max_size``,
-so a store bounded by memory splits what it holds the same way.
-
+Cost
+----
 Every hook is O(1). Per entry: two links in two ``array('I')`` (the three
 lists share them; their heads are slots 0, 1 and 2, which the store never
-hands out), one byte naming its list (3: protected and marked used), and
-its share of the sketch (8 to 16 bytes): nothing the garbage collector
+hands out), one byte naming its list (``USED``: protected and marked used),
+and its share of the sketch (8 to 16 bytes): nothing the garbage collector
 walks. The read hook (``_on_access``) is a closure over these structures,
-bound in ``_bind_access``: the sketch's increment and the list's move
-written out, with no attribute lookups and no calls.
+bound in ``_bind_access``: the sketch's ``add`` and the moves between the
+lists written out, with no attribute lookups and no calls but the rare
+demotion. The other hot spots that write out a step rather than call it
+say so in a ``# PERF:`` comment; tests/engine/test_tinylfu_model.py drives
+the policy against a plainly written model of the rules above and checks
+every list, every mark and every eviction after each operation.
 """
 
 from __future__ import annotations
 
 import random
-from array import array
 import time
-from typing import Iterator
+from array import array
+from collections.abc import Iterator
 
 from .links import grow_links
 from .sketch import ONES, PATTERNS, SHIFTS, FrequencySketch
@@ -108,6 +139,9 @@ class TinyLFUStore(Store):
     entry_overhead = 160
     ttl_overhead = 20
     list_heads = 3  # slots 0, 1, 2: the heads of WINDOW, PROBATION and PROTECTED
+    # The smallest estimate at which a candidate that lost its duel may be
+    # admitted at random (a variant without the rule raises it out of reach).
+    admit_at_random_from: float = ADMIT_AT_RANDOM_FROM
 
     def __init__(self, limits: Limits = Limits(), clock: Clock = time.monotonic, climb: bool = False) -> None:
         if climb.__class__ is not bool:
@@ -118,7 +152,7 @@ class TinyLFUStore(Store):
     def _init_policy(self) -> None:
         self._next = array("I", range(self.list_heads))  # each head alone in its circular list
         self._prev = array("I", range(self.list_heads))
-        self._list = array("B", bytes(self.list_heads))  # by slot: WINDOW, PROBATION or PROTECTED
+        self._list = array("B", bytes(self.list_heads))  # by slot: WINDOW, PROBATION, PROTECTED or USED
         self._lengths = [0, 0, 0]  # entries in each list
         self._sketch = FrequencySketch(self.max_size, self.hits)
         self._random = random.Random()
@@ -167,7 +201,17 @@ class TinyLFUStore(Store):
     def _hash_of(self, slot: int) -> int:
         return hash(self._key_at[slot >> SHARD_BITS][slot & _SHARD_MASK])
 
-    # -- the hooks -------------------------------------------------------------
+    def _window_size(self, entries: int) -> int:
+        """How many of ``entries`` the window holds at most."""
+        size = int(self._window_share * entries)
+        return size if size > 1 else 1
+
+    @property
+    def window_share(self) -> float:
+        """The window's share of the entries (1%, or where the climber moved it)."""
+        return self._window_share
+
+    # -- reads: the sketch, and the moves between the lists ----------------------
 
     def _bind_access(self) -> None:
         """Bind ``_on_access``, the hottest path of the policy: the sketch's
@@ -179,9 +223,11 @@ class TinyLFUStore(Store):
         careful = sketch.add
         kinds, prev, next_, lengths, data = self._list, self._prev, self._next, self._lengths, self._data
         ones, patterns = ONES, len(PATTERNS)
-        demote = self._demote
+        demote_from_main_protected = self._demote_from_main_protected
+        window, probation, protected, used = WINDOW, PROBATION, PROTECTED, USED  # as cells: cheaper than globals
 
         def on_access(slot: int, key: str) -> None:
+            # PERF: the sketch's add (sketch.py), written out.
             key_hash = hash(key)  # cached in the str object
             index = key_hash & mask
             word = table[index]
@@ -193,40 +239,41 @@ class TinyLFUStore(Store):
                 table[index] = added
             # The use is counted by the store (its hits): see ``_on_insert``.
             where = kinds[slot]
-            if where >= 2:  # PROTECTED: marked used (it moves when its turn to leave comes)
-                if where == 2:
-                    kinds[slot] = 3
+            if where >= protected:  # in protected: marked used (it moves when its turn to leave comes)
+                if where == protected:
+                    kinds[slot] = used
                 return
+            # PERF: the moves below are ``_move`` written out.
             last = prev[where]
-            if where == 0:  # WINDOW: to the end of the window
+            if where == window:  # in the window: to its end
                 if last != slot:
                     before, after = prev[slot], next_[slot]
                     next_[before] = after
                     prev[after] = before
                     next_[last] = slot
                     prev[slot] = last
-                    next_[slot] = 0
-                    prev[0] = slot
+                    next_[slot] = window
+                    prev[window] = slot
                 return
-            # PROBATION: used again in main, promoted to protected.
+            # In probation: used again in main, promoted to protected's end.
             before, after = prev[slot], next_[slot]
             next_[before] = after
             prev[after] = before
-            last = prev[2]
+            last = prev[protected]
             next_[last] = slot
             prev[slot] = last
-            next_[slot] = 2
-            prev[2] = slot
-            kinds[slot] = 2
-            if lengths[2] + 1 > PROTECTED_SHARE * (len(data) - lengths[0]):
-                demote()
+            next_[slot] = protected
+            prev[protected] = slot
+            kinds[slot] = protected
+            if lengths[protected] + 1 > PROTECTED_SHARE * (len(data) - lengths[window]):
+                demote_from_main_protected()  # one comes back: the lengths stay
             else:
-                lengths[1] -= 1
-                lengths[2] += 1
+                lengths[probation] -= 1
+                lengths[protected] += 1
 
         self._on_access = on_access  # type: ignore[method-assign]
 
-    def _demote(self) -> None:
+    def _demote_from_main_protected(self) -> None:
         """Protected is over its share: its oldest entry goes back to
         probation; one marked used since it entered (or last moved) gets a
         second chance instead: unmarked, to the end of protected, at most
@@ -246,7 +293,9 @@ class TinyLFUStore(Store):
 
     def _on_update(self, slot: int, old_size: int, new_size: int) -> None:
         self._sketch.uses += 1  # a write is a use the store does not count in its hits
-        self._on_access(slot, self._key_at[slot >> SHARD_BITS][slot & _SHARD_MASK])
+        self._on_access(slot, self._key_at[slot >> SHARD_BITS][slot & _SHARD_MASK])  # type: ignore[arg-type]
+
+    # -- inserts and evictions ---------------------------------------------------
 
     def _grow(self, slot: int) -> None:
         """Room in the per-slot arrays for ``slot``."""
@@ -264,7 +313,7 @@ class TinyLFUStore(Store):
         hits = self.hits
         if sketch.uses + hits - sketch.reads_seen >= sketch.period:
             sketch.catch_up(hits)
-        # The sketch's add (sketch.py), written out.
+        # PERF: the sketch's add (sketch.py), written out.
         key_hash = hash(self._key_at[slot >> SHARD_BITS][slot & _SHARD_MASK])
         table, index = sketch.table, key_hash & sketch.mask
         word = table[index]
@@ -275,21 +324,31 @@ class TinyLFUStore(Store):
         else:
             table[index] = added
         sketch.uses += 1
-        kinds, next_, prev, lengths = self._list, self._next, self._prev, self._lengths
-        kinds[slot] = WINDOW
+        # PERF: ``_append`` to the window, written out.
+        next_, prev = self._next, self._prev
+        self._list[slot] = WINDOW
         last = prev[WINDOW]
         next_[last] = slot
         prev[slot] = last
         next_[slot] = WINDOW
         prev[WINDOW] = slot
-        lengths[WINDOW] += 1
+        self._lengths[WINDOW] += 1
         if self.hits + self.misses >= self._climb_at:
             self._climb()
-        window = int(self._window_share * entries)
-        if lengths[WINDOW] > (window if window > 1 else 1):
-            if lengths[WINDOW] > window + 1:  # the climber shrank the window: a second one goes too
-                self._move(next_[WINDOW], PROBATION)
-            # The window's oldest entry moves on to probation.
+        self._evict_from_window(entries)
+
+    def _evict_from_window(self, entries: int) -> None:
+        """A window over its share (of ``entries``) and holding more than
+        one entry hands its oldest entries to probation until it is back to
+        its share, at most two: the second only when the share shrank (the
+        climber) or is none (under 100 entries)."""
+        lengths = self._lengths
+        share = int(self._window_share * entries)
+        if lengths[WINDOW] > (share if share > 1 else 1):
+            if lengths[WINDOW] > share + 1:
+                self._move(self._next[WINDOW], PROBATION)
+            # PERF: ``_move`` of the window's oldest entry to probation, written out.
+            next_, prev = self._next, self._prev
             oldest = next_[WINDOW]
             after = next_[oldest]
             next_[WINDOW] = after
@@ -299,9 +358,60 @@ class TinyLFUStore(Store):
             prev[oldest] = last
             next_[oldest] = PROBATION
             prev[PROBATION] = oldest
-            kinds[oldest] = PROBATION
+            self._list[oldest] = PROBATION
             lengths[WINDOW] -= 1
             lengths[PROBATION] += 1
+
+    def _evict_from_main(self) -> int:
+        """Main's victim (probation's oldest, else protected's) against the
+        candidate (the window's oldest, if the window is full so that the
+        coming insert pushes it out): ``_admit`` says which one goes."""
+        lengths, next_ = self._lengths, self._next
+        victim = next_[PROBATION] if lengths[PROBATION] else next_[PROTECTED]
+        if victim <= PROTECTED:  # main is empty
+            return next_[WINDOW]
+        window = lengths[WINDOW]
+        share = int(self._window_share * len(self._data))  # PERF: ``_window_size``, written out
+        if not window or window < (share if share > 1 else 1):
+            return victim
+        candidate = next_[WINDOW]
+        return victim if self._admit(candidate, victim) else candidate
+
+    # The store's hook for the slot to evict (a subclass that changes this
+    # step overrides ``_victim``).
+    _victim = _evict_from_main
+
+    def _admit(self, candidate: int, victim: int) -> bool:
+        """The duel: whether ``candidate`` (from the window) takes
+        ``victim``'s place in main. It does if the sketch estimates it used
+        more often; if not, one estimated at ``admit_at_random_from`` or
+        more still does, 1 time in ``ADMIT_AT_RANDOM_ONE_IN``."""
+        estimate = self._estimate
+        candidate_frequency = estimate(candidate)
+        if candidate_frequency > estimate(victim):
+            return True
+        if candidate_frequency >= self.admit_at_random_from:
+            return self._random.randrange(ADMIT_AT_RANDOM_ONE_IN) == 0
+        return False
+
+    def _estimate(self, slot: int, _shifts: tuple = SHIFTS, _patterns: int = len(PATTERNS)) -> int:
+        """The sketch's estimate of the uses of the entry at ``slot`` (0..15)."""
+        # PERF: the sketch's frequency (sketch.py), written out.
+        key_hash = hash(self._key_at[slot >> SHARD_BITS][slot & _SHARD_MASK])
+        sketch = self._sketch
+        word = sketch.table[key_hash & sketch.mask]
+        a, b, c, d = _shifts[key_hash % _patterns]
+        return min((word >> a) & 15, (word >> b) & 15, (word >> c) & 15, (word >> d) & 15)
+
+    def _on_remove(self, slot: int, size: int) -> None:
+        kind = self._list[slot]
+        self._lengths[PROTECTED if kind == USED else kind] -= 1
+        next_, prev = self._next, self._prev
+        before, after = prev[slot], next_[slot]
+        next_[before] = after
+        prev[after] = before
+
+    # -- the hill climber --------------------------------------------------------
 
     def _climb(self) -> None:
         """End a sample of the hill climber: move the window's share."""
@@ -319,62 +429,6 @@ class TinyLFUStore(Store):
         self._sample_hits, self._sample_requests = self.hits, requests
         self._climb_at = requests + CLIMB_SAMPLE * self.max_size
 
-    @property
-    def window_share(self) -> float:
-        """The window's share of the entries (1%, or where the climber moved it)."""
-        return self._window_share
-
-    def _window_size(self, entries: int) -> int:
-        """How many of ``entries`` the window holds at most."""
-        size = int(self._window_share * entries)
-        return size if size > 1 else 1
-
-    def _on_remove(self, slot: int, size: int) -> None:
-        kind = self._list[slot]
-        self._lengths[PROTECTED if kind == USED else kind] -= 1
-        next_, prev = self._next, self._prev
-        before, after = prev[slot], next_[slot]
-        next_[before] = after
-        prev[after] = before
-
-    def _victim(self, _shifts: tuple = SHIFTS, _patterns: int = len(PATTERNS)) -> int:
-        lengths, next_ = self._lengths, self._next
-        victim = next_[PROBATION] if lengths[PROBATION] else next_[PROTECTED]
-        window = lengths[WINDOW]
-        if victim <= PROTECTED:  # main is empty
-            return next_[WINDOW]
-        # The entry about to arrive joins the window: is the window full, so
-        # that its oldest entry would then be a candidate for main?
-        if not window or window < self._window_size(len(self._data)):
-            return victim
-        candidate = next_[WINDOW]
-        # The duel (``_admits``), its estimates written out (sketch.py's frequency).
-        key_at, sketch = self._key_at, self._sketch
-        table, mask = sketch.table, sketch.mask
-        key_hash = hash(key_at[candidate >> SHARD_BITS][candidate & _SHARD_MASK])
-        word = table[key_hash & mask]
-        a, b, c, d = _shifts[key_hash % _patterns]
-        candidate_frequency = min((word >> a) & 15, (word >> b) & 15, (word >> c) & 15, (word >> d) & 15)
-        key_hash = hash(key_at[victim >> SHARD_BITS][victim & _SHARD_MASK])
-        word = table[key_hash & mask]
-        a, b, c, d = _shifts[key_hash % _patterns]
-        if candidate_frequency > min((word >> a) & 15, (word >> b) & 15, (word >> c) & 15, (word >> d) & 15):
-            return victim
-        if candidate_frequency >= ADMIT_AT_RANDOM_FROM and self._random.randrange(ADMIT_AT_RANDOM_ONE_IN) == 0:
-            return victim
-        return candidate
-
-    def _admits(self, candidate: int, victim: int) -> bool:
-        """Whether ``candidate`` (from the window) may take ``victim``'s place in main."""
-        frequency, key_at = self._sketch.frequency, self._key_at
-        candidate_frequency = frequency(hash(key_at[candidate >> SHARD_BITS][candidate & _SHARD_MASK]))
-        victim_frequency = frequency(hash(key_at[victim >> SHARD_BITS][victim & _SHARD_MASK]))
-        if candidate_frequency > victim_frequency:
-            return True
-        if candidate_frequency >= ADMIT_AT_RANDOM_FROM:
-            return self._random.randrange(ADMIT_AT_RANDOM_ONE_IN) == 0
-        return False
-
     # -- snapshots (store.py, snapshot.py) ----------------------------------------
 
     def _snapshot_order(self) -> Iterator[int]:
@@ -391,7 +445,7 @@ class TinyLFUStore(Store):
     def _snapshot_hint(self, slot: int) -> int:
         """The sketch's estimate for the entry (1 to 15), plus 16 when it is
         in protected."""
-        return self._sketch.frequency(self._hash_of(slot)) | (16 if self._head_of(slot) == PROTECTED else 0)
+        return self._estimate(slot) | (16 if self._head_of(slot) == PROTECTED else 0)
 
     def _restore_hint(self, slot: int, hint: int) -> None:
         """Bring the estimate of the entry just inserted (which counted one

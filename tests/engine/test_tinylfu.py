@@ -78,7 +78,7 @@ def test_a_frequent_candidate_is_admitted_at_random_about_once_in_128() -> None:
     store.set("victim", b"v")
     trials = 128 * 40
     slots = {key: store.slot_of(key) for key in ("candidate", "victim")}
-    admitted = sum(store._admits(slots["candidate"], slots["victim"]) for _ in range(trials))
+    admitted = sum(store._admit(slots["candidate"], slots["victim"]) for _ in range(trials))
     assert 10 <= admitted <= 90, admitted  # 40 expected
     assert trials // ADMIT_AT_RANDOM_ONE_IN == 40
 
