@@ -69,8 +69,9 @@ import math
 import time
 from collections.abc import Iterable
 
+from cachegrid.engine.limits import DEFAULT_LIMITS, Limits
 from cachegrid.engine.sketch import COUNTERS_PER_WORD, PATTERNS, SAMPLE_FACTOR, SLICE_WORDS, WORDS_PER_ENTRY
-from cachegrid.engine.store import Clock, Limits
+from cachegrid.engine.store import Clock
 from cachegrid.engine.tinylfu import (
     PROBATION,
     PROTECTED,
@@ -200,7 +201,9 @@ class LcsRulesStore(TinyLFUStore):
 
     name = "tinylfu, lcs rules"
 
-    def __init__(self, limits: Limits = Limits(), clock: Clock = time.monotonic, rules: Iterable[str] = RULES) -> None:
+    def __init__(
+        self, limits: Limits = DEFAULT_LIMITS, clock: Clock = time.monotonic, rules: Iterable[str] = RULES
+    ) -> None:
         self.rules = frozenset(rules)
         unknown = self.rules - set(RULES)
         if unknown:

@@ -93,9 +93,11 @@ import time
 from array import array
 from collections.abc import Iterator
 
+from .limits import DEFAULT_LIMITS, Limits
 from .links import grow_links
 from .sketch import ONES, PATTERNS, SHIFTS, FrequencySketch
-from .store import SHARD_BITS, Clock, Limits, Store
+from .slots import SHARD_BITS
+from .store import Clock, Store
 
 WINDOW, PROBATION, PROTECTED = 0, 1, 2
 USED = 3  # in the byte naming an entry's list: PROTECTED, and used since it entered or last moved
@@ -143,7 +145,7 @@ class TinyLFUStore(Store):
     # admitted at random (a variant without the rule raises it out of reach).
     admit_at_random_from: float = ADMIT_AT_RANDOM_FROM
 
-    def __init__(self, limits: Limits = Limits(), clock: Clock = time.monotonic, climb: bool = False) -> None:
+    def __init__(self, limits: Limits = DEFAULT_LIMITS, clock: Clock = time.monotonic, climb: bool = False) -> None:
         if climb.__class__ is not bool:
             raise ValueError(f"climb must be true or false, not {climb!r}")
         self.climb = climb
