@@ -168,7 +168,7 @@ def lcs_rules_hits(rules: tuple[str, ...], trace: Trace, size: int) -> int:
 
 
 def replay(store: Store, trace: Trace) -> int:
-    lookup, write = store.lookup, store.set
+    lookup, write = store.get, store.set
     names = [str(key) for key in range(max(trace) + 1)]
     value = b"v"
     for key in trace:

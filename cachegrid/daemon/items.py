@@ -51,13 +51,13 @@ class ETags:
     def of(self, version: int) -> str:
         return f'"{self.epoch}-{version}"'
 
-    def versions(self, tags: list[Any]) -> list[int]:
+    def versions(self, etags: list[Any]) -> list[int]:
         """The versions named by strong ETags of this epoch."""
         prefix = f"{self.epoch}-"
         found = []
-        for tag in tags:
-            text = str(tag)
-            if not getattr(tag, "is_weak", False) and text.startswith(prefix) and text[len(prefix) :].isdigit():
+        for etag in etags:
+            text = str(etag)
+            if not getattr(etag, "is_weak", False) and text.startswith(prefix) and text[len(prefix) :].isdigit():
                 found.append(int(text[len(prefix) :]))
         return found
 

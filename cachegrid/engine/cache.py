@@ -110,14 +110,14 @@ class Cache:
 
     def get(self, key: str, default: bytes | None = None) -> bytes | None:
         with self._lock:
-            value = self._store.lookup(key)
+            value = self._store.get(key)
         return default if value is None else value
 
     def get_entry(self, key: str) -> Entry | None:
         """The live entry (value, version, expires_at, ...) or None; a read
         like get. A stale entry (``Entry.is_stale``) is counted as such."""
         with self._lock:
-            entry = self._store.lookup_entry(key)
+            entry = self._store.get_entry(key)
             if entry is not None and entry.fresh_until is not None and entry.is_stale(self.clock()):
                 self._leases.stale_hits += 1
             return entry
@@ -131,11 +131,11 @@ class Cache:
 
     def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
         with self._lock:
-            return self._store.lookup_many(keys)
+            return self._store.get_many(keys)
 
     def get_many_entries(self, keys: Iterable[str]) -> dict[str, Entry]:
         with self._lock:
-            return self._store.lookup_many(keys, entries=True)
+            return self._store.get_many(keys, entries=True)
 
     def exists(self, key: str) -> bool:
         """Whether the key is live. Counts no hit or miss, changes no recency."""
@@ -249,12 +249,12 @@ class Cache:
     def touch(self, key: str, ttl: float) -> bool:
         """Give the key a new TTL; False if it does not exist."""
         with self._lock:
-            return self._store.expire(key, ttl)
+            return self._store.touch(key, ttl)
 
     def persist(self, key: str) -> bool:
         """Remove the key's TTL; False if it does not exist."""
         with self._lock:
-            return self._store.expire(key, None)
+            return self._store.touch(key, None)
 
     def clear(self) -> int:
         """Remove every entry; return how many live entries were removed.
@@ -307,7 +307,7 @@ class Cache:
         hit when ``max_leases`` are held is served without a grant."""
         check_lease_time(lease_time, self._leases.max_lease_time)
         with self._lock:
-            entry = self._store.lookup_entry(key)
+            entry = self._store.get_entry(key)
             if entry is None:
                 self._check_key(key)
                 return None, self._leases.acquire(key, lease_time)

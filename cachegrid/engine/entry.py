@@ -3,7 +3,7 @@ what a read hands out of it (``Entry``).
 
 This module is the only place the layout is written down: every reader and
 writer of a blob goes through the functions below, except three hot paths of
-the store (``Store._hit``, ``Store.lookup``/``lookup_entry`` and
+the store (``Store._hit``, ``Store.get``/``get_entry`` and
 ``Store._write``, and the removal of ``Room._remove``) that keep an inline
 copy of a few lines for speed, each marked ``# PERF:`` and checked against
 this codec for every combination of flags by tests/engine/test_entry_codec.py.

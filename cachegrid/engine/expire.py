@@ -12,7 +12,7 @@ levels on average; a pop moves one down the whole depth (~20 levels for a
 million items), which the sweeper does in its batches. Entries are never searched
 for inside the heap: when a key is deleted, overwritten or given a new TTL, its
 old heap item simply stays behind. An item is *current* only if the entry now
-holding that slot expires at exactly that ``expires_at``; stale items are
+holding that slot expires at exactly that ``expires_at``; dead items are
 dropped whenever they reach the top (lazy deletion). (A slot freed and taken
 by another entry with the very same expiry time makes an old item current
 again: it then names an entry that is due at that time, which is all an item
@@ -31,7 +31,7 @@ Two things read the heap:
 Stale items would pile up without bound if a long-TTL key were rewritten in a
 loop, so the heap is rebuilt from its current items once it holds more than
 twice as many items as there are entries with a TTL (plus some slack): O(n)
-once per n stale pushes, O(1) amortised. While ``Cache``'s sweeper thread
+once per n dead pushes, O(1) amortised. While ``Cache``'s sweeper thread
 runs, the rebuild does not happen inside the write that crossed the line: the
 write only wakes the sweeper, which copies the two arrays under the lock (a
 memory copy, 12 bytes per item), filters and sorts the copy *outside* the lock
@@ -39,7 +39,7 @@ memory copy, 12 bytes per item), filters and sorts the copy *outside* the lock
 under the lock again together with the items pushed meanwhile (those it
 pushes into its copy outside the lock until few are left: the sift is Python,
 and a rebuild that took a second may have seen a hundred thousand pushes). Items popped
-meanwhile are stale in the copy and dropped lazily, as ever. So no single
+meanwhile are dead in the copy and dropped lazily, as ever. So no single
 lock hold pays the O(n) filtering. Without a sweeper (an engine used without
 ``start()``) the write rebuilds the heap itself.
 """
@@ -53,7 +53,7 @@ from collections.abc import Callable
 _COMPACT_SLACK = 1024
 
 
-class Items:
+class Deadlines:
     """Heap items as two parallel arrays: ``expires_at[i]``, ``slots[i]``."""
 
     __slots__ = ("expires_at", "slots")
@@ -65,8 +65,8 @@ class Items:
     def __len__(self) -> int:
         return len(self.expires_at)
 
-    def copy(self) -> Items:
-        return Items(self.expires_at[:], self.slots[:])
+    def copy(self) -> Deadlines:
+        return Deadlines(self.expires_at[:], self.slots[:])
 
     def push(self, expires_at: float, slot: int) -> None:
         """Add an item and sift it up to its place."""
@@ -111,7 +111,7 @@ class Items:
 
 
 class ExpiryIndex:
-    """A heap of ``(expires_at, slot)`` with lazy deletion of stale items.
+    """A heap of ``(expires_at, slot)`` with lazy deletion of dead items.
 
     ``expires_at_of(slot)`` is the expiry time of the entry holding ``slot``
     now (None when the slot is free). ``overgrown`` is called when the heap
@@ -124,13 +124,13 @@ class ExpiryIndex:
         self, expires_at_of: Callable[[int], float | None], overgrown: Callable[[], bool] = lambda: False
     ) -> None:
         self._expires_at_of = expires_at_of
-        self._heap = Items()
+        self._heap = Deadlines()
         self._overgrown = overgrown
         # Items pushed while a rebuild runs outside the lock (None: no rebuild).
         self._log: list[tuple[float, int]] | None = None
 
     def __len__(self) -> int:
-        """Number of heap items, stale ones included."""
+        """Number of heap items, dead ones included."""
         return len(self._heap)
 
     def add(self, expires_at: float, slot: int, live_with_ttl: int) -> None:
@@ -169,32 +169,32 @@ class ExpiryIndex:
 
     def detach(self) -> list[array]:
         """Hand back the heap's arrays and start empty (a cleared store)."""
-        heap, self._heap = self._heap, Items()
+        heap, self._heap = self._heap, Deadlines()
         return [heap.expires_at, heap.slots]
 
     def compact(self) -> None:
-        """Drop every stale item and rebuild the heap, all at once."""
-        self._heap = self.without_stale(self._heap)
+        """Drop every dead item and rebuild the heap, all at once."""
+        self._heap = self.without_dead(self._heap)
 
     # A rebuild in three steps, for a caller that holds the lock for the first
     # and the last only.
 
-    def begin_rebuild(self) -> Items | None:
+    def begin_rebuild(self) -> Deadlines | None:
         """Under the lock: a copy of the heap to rebuild (None if one runs)."""
         if self._log is not None:
             return None
         self._log = []
         return self._heap.copy()
 
-    def without_stale(self, items: Items) -> Items:
+    def without_dead(self, items: Deadlines) -> Deadlines:
         """The current ones of ``items``, as a heap (sorted by expiry). Safe
-        outside the lock: an item dropped as stale is not needed (whatever
+        outside the lock: an item dropped as dead is not needed (whatever
         entry holds its slot with that expiry later pushed an item of its
-        own), and one found current but stale by now is dropped later, lazily."""
+        own), and one found current but dead by now is dropped later, lazily."""
         times, slots, is_current = items.expires_at, items.slots, self._is_current
         kept = [index for index in range(len(times)) if is_current(times[index], slots[index])]
         kept.sort(key=times.__getitem__)
-        return Items(array("d", map(times.__getitem__, kept)), array("I", map(slots.__getitem__, kept)))
+        return Deadlines(array("d", map(times.__getitem__, kept)), array("I", map(slots.__getitem__, kept)))
 
     def pending(self) -> int:
         """Under the lock: how many items were pushed since the rebuild began."""
@@ -207,7 +207,7 @@ class ExpiryIndex:
         pushed, self._log = self._log or [], []
         return pushed
 
-    def end_rebuild(self, rebuilt: Items) -> None:
+    def end_rebuild(self, rebuilt: Deadlines) -> None:
         """Under the lock: install the rebuilt heap with what was pushed since."""
         for expires_at, slot in self._log or ():
             rebuilt.push(expires_at, slot)

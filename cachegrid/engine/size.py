@@ -10,8 +10,8 @@ that have a bucket says which bucket is the largest:
   bucket is new: O(log n) at worst;
 - an entry that leaves its bucket (delete, replacement with another size)
   empties the bucket at worst; the bucket is deleted and its heap item goes
-  stale, to be dropped when it reaches the top (lazy deletion, as in
-  expire.py), and the heap is rebuilt if stale items outnumber live buckets;
+  dead, to be dropped when it reaches the top (lazy deletion, as in
+  expire.py), and the heap is rebuilt if dead items outnumber live buckets;
 - the victim is the first slot of the bucket named at the top of the heap.
 
 Per entry this keeps two links and a size in arrays; buckets are objects,

@@ -270,7 +270,7 @@ class Store(Room):
         _expires: int = FLAG_EXPIRES,
     ) -> bytes | None:
         """A read: the live blob (counting a hit and recording the access)
-        or None (counting a miss). ``lookup`` and ``lookup_entry`` are this."""
+        or None (counting a miss). ``get`` and ``get_entry`` are this."""
         # (The defaults bind module constants as locals: the hottest path.)
         # PERF: the trailer decoded here (slot_in, expires_at_of of entry.py,
         # written out: every read).
@@ -294,7 +294,7 @@ class Store(Room):
         self.misses += 1
         return None
 
-    def lookup(self, key: str, _trailer: int = TRAILER_SIZE) -> bytes | None:
+    def get(self, key: str, _trailer: int = TRAILER_SIZE) -> bytes | None:
         """A read: the live value (counting a hit and recording the access)
         or None (counting a miss)."""
         blob = self._hit(key)
@@ -303,8 +303,8 @@ class Store(Room):
         # PERF: value_of's common case (no flags) written out: every read.
         return blob[: len(blob) - _trailer] if not blob[-1] else value_of(blob)
 
-    def lookup_entry(self, key: str, _trailer: int = TRAILER_SIZE, _mask: int = VERSION_MASK) -> Entry | None:
-        """``lookup``, returning the whole entry (``Entry``)."""
+    def get_entry(self, key: str, _trailer: int = TRAILER_SIZE, _mask: int = VERSION_MASK) -> Entry | None:
+        """``get``, returning the whole entry (``Entry``)."""
         blob = self._hit(key)
         if blob is None:
             return None
@@ -314,16 +314,16 @@ class Store(Room):
         return entry_of(blob, version - ((version - low) & _mask))
 
     def peek_entry(self, key: str) -> Entry | None:
-        """The live entry, like ``lookup_entry``, but only looked at: counts
+        """The live entry, like ``get_entry``, but only looked at: counts
         no hit or miss and changes no recency or frequency (an expired entry
         is still removed, and counted as expired)."""
         blob = self._live(key)
         return None if blob is None else self._entry(blob)
 
-    def lookup_many(self, keys: Iterable[str], entries: bool = False) -> dict[str, Any]:
-        """``lookup`` (or ``lookup_entry`` with ``entries``) of each key, by
+    def get_many(self, keys: Iterable[str], entries: bool = False) -> dict[str, Any]:
+        """``get`` (or ``get_entry`` with ``entries``) of each key, by
         key, for the keys found."""
-        read = self.lookup_entry if entries else self.lookup
+        read = self.get_entry if entries else self.get
         found = {}
         for key in keys:
             value = read(key)
@@ -472,8 +472,8 @@ class Store(Room):
         self.sets += 1
         return result
 
-    def expire(self, key: str, ttl: float | None) -> bool:
-        """Give a live key a new TTL (None: no TTL any more). Its value,
+    def touch(self, key: str, ttl: float | None) -> bool:
+        """Give a live key a new TTL (None: no TTL any more, ``persist``). Its value,
         version, type and tags stay; a stale window keeps its length after
         the new TTL (and goes with the TTL). False when the key does not exist."""
         now = self.clock()

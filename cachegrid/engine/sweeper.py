@@ -167,7 +167,7 @@ class Sweeper:
         self._wake.set()
 
     def rebuild_expiry_index(self) -> None:
-        """Drop the stale items of the expiry index, holding the lock only to
+        """Drop the dead items of the expiry index, holding the lock only to
         copy the heap and to install the rebuilt one (see expire.py)."""
         started = time.perf_counter()
         with self._lock:
@@ -176,7 +176,7 @@ class Sweeper:
         copied = time.perf_counter()
         if items is None:
             return
-        rebuilt = index.without_stale(items)
+        rebuilt = index.without_dead(items)
         longest = copied - started
         while True:
             taking = time.perf_counter()

@@ -4,7 +4,7 @@ entry.py is the one place the blob layout is written down; a few hot paths
 of the store (each line marked ``# PERF:``) decode or encode a trailer by
 hand instead of calling it. These tests hold every such copy to the codec,
 for every combination of flags: what ``_write`` stores is ``encode``'s blob,
-what ``_hit``, ``lookup`` and ``lookup_entry`` hand out is what
+what ``_hit``, ``get`` and ``get_entry`` hand out is what
 ``value_of``/``entry_of`` read, and what ``_write`` (replacing) and
 ``_remove`` charge and free is the charge rule applied to ``fields_end``.
 """
@@ -38,7 +38,7 @@ from cachegrid.testing import FakeClock
 
 ENGINE = Path(__file__).resolve().parents[2] / "cachegrid" / "engine"
 # The functions allowed an inline copy of the codec, each tested below.
-INLINE_COPIES = {"_hit", "lookup", "lookup_entry", "set", "_write", "_remove"}
+INLINE_COPIES = {"_hit", "get", "get_entry", "set", "_write", "_remove"}
 # Modules whose PERF: copies are of something else, tested elsewhere: tinylfu's
 # are of its own steps and of the sketch (tests/engine/test_tinylfu_model.py).
 OTHER_COPIES = {"tinylfu.py"}
@@ -98,8 +98,8 @@ def test_write_stores_the_codecs_blob_and_reads_give_the_codecs_view(
     assert blob == encode(value, (flags | (FLAG_BINARY if binary else 0), fields), expires_at, slot)
     assert expires_at_of(blob) == expires_at
     assert store._hit("key") is blob
-    assert store.lookup("key") == value_of(blob) == value
-    assert store.lookup_entry("key") == entry_of(blob, store._version_at(slot))
+    assert store.get("key") == value_of(blob) == value
+    assert store.get_entry("key") == entry_of(blob, store._version_at(slot))
     assert store.memory_usage == _expected_memory(store)
 
 

@@ -67,7 +67,7 @@ def test_the_lock_is_free_between_two_slices() -> None:
     served = []
 
     def pause() -> None:  # between two slices another caller takes the lock (a held one would block here)
-        served.append(cache._lock.acquire(timeout=5) and (cache._lock.release() or cache._store.lookup("keep")))
+        served.append(cache._lock.acquire(timeout=5) and (cache._lock.release() or cache._store.get("keep")))
 
     job = finished(PatternDeletes(cache, pause=pause).start("user:*"))
     assert len(served) == job.slices - 1 >= 10_000 // DELETE_BATCH and set(served) == {b"1"}

@@ -108,7 +108,7 @@ def test_rebuild_keeps_items_pushed_and_drops_items_popped_meanwhile(clock: Fake
     assert items is not None and index.begin_rebuild() is None  # one at a time
     cache.set("new", b"v", ttl=5)  # pushed during the rebuild
     cache.delete("old0")
-    index.end_rebuild(index.without_stale(items))
+    index.end_rebuild(index.without_dead(items))
     assert len(index) == 100  # 99 current old items and the new one; no stale one
     clock.tick(20)
     assert cache.sweep() == 100
@@ -121,7 +121,7 @@ def test_pushes_during_a_rebuild_can_be_taken_out_of_the_lock_and_none_is_lost(c
     items = index.begin_rebuild()
     assert items is not None
     cache.set_many({f"early{i}": b"v" for i in range(1_500)}, ttl=5)
-    rebuilt = index.without_stale(items)
+    rebuilt = index.without_dead(items)
     pushed = index.take_pushed()
     assert len(pushed) == 1_500 and index.pending() == 0
     for expires_at, slot in pushed:  # what the sweeper does outside the lock

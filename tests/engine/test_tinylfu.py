@@ -218,12 +218,12 @@ def test_a_protected_entry_read_again_gets_a_second_chance_when_protected_overfl
     for i in range(100):
         store.set(f"k:{i}", b"v")
     for i in range(1, 80):  # promoted in this order, 79 of them (80% of main): k:1 is protected's oldest
-        store.lookup(f"k:{i}")
+        store.get(f"k:{i}")
     protected = [slot for slot in store._snapshot_order() if store._head_of(slot) == 2]
     assert store.key_at(protected[0]) == "k:1" and store.key_at(protected[1]) == "k:2"
-    store.lookup("k:1")  # marked used: no relinking
+    store.get("k:1")  # marked used: no relinking
     assert store._list[store.slot_of("k:1")] == 3
-    store.lookup("k:80")  # one more promotion: protected overflows
+    store.get("k:80")  # one more promotion: protected overflows
     assert store._head_of(store.slot_of("k:1")) == 2  # second chance: unmarked, to the end
     assert store._list[store.slot_of("k:1")] == 2
     assert store._head_of(store.slot_of("k:2")) == 1  # the next oldest went back to probation

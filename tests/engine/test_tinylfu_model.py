@@ -192,13 +192,13 @@ def test_the_policy_moves_and_evicts_as_the_model_does(
         elif key in model:
             before = table_after_add(store._sketch, key)
             if operation == "read":
-                assert store.lookup(key) == b"v"
+                assert store.get(key) == b"v"
             else:
                 store.set(key, b"v")
             assert store._sketch.table == before  # the read hook's add, written out, is sketch.add
             model.read(key)
         elif operation == "read":
-            assert store.lookup(key) is None
+            assert store.get(key) is None
         else:
             evicted = model.victim(estimate, store.window_share) if len(model) >= max_size else None
             held = set(model.window) | set(model.probation) | set(model.protected)
