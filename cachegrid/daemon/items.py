@@ -29,7 +29,7 @@ from typing import Any
 import falcon
 
 from ..config import Settings
-from ..engine import ANY, UNCONDITIONAL, Cache, Condition, Preconditions, WriteOptions
+from ..engine import ANY, INT64_MAX, INT64_MIN, UNCONDITIONAL, Cache, Condition, Preconditions, WriteOptions
 from .binary import BINARY_TYPE, JSON_TYPE, OCTET_STREAM, TYPE_HEADER, check_acceptable, is_binary_body
 from .body import bool_param, encode, int_param, json_body, read_body, ttl_param
 from .errors import ApiError
@@ -38,7 +38,7 @@ from .resources import Resource, send_json
 from .tags import TAGS_HEADER, tags_param
 
 TTL_HEADER = "X-Cache-TTL"
-INT64_RANGE = (-(2**63), 2**63 - 1)
+INT64_RANGE = (INT64_MIN, INT64_MAX)  # what incr/decr take as ``by``: the engine's counter range
 
 
 class ETags:
