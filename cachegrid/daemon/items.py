@@ -121,11 +121,12 @@ class Items(Resource):
         else:
             value = encode(json_body(req, self.settings.max_body_size))
         conditions = self._conditions(req)
-        options = WriteOptions(binary, stale_param(req, self.settings, ttl), tags_param(req))
+        stale, tags = stale_param(req, self.settings, ttl), tags_param(req)
         token = lease_token(req)  # a lease holder's write ends its lease (leases.py)
-        if token is None and conditions is None and options.plain:
-            result = self.cache.set(key, value, ttl)
+        if token is None and conditions is None and not binary and stale is None and tags is None:
+            result = self.cache.set(key, value, ttl)  # the plain PUT: no option values to build
         else:
+            options = WriteOptions(binary, stale, tags)
             result = self.cache.write(key, value, ttl, options, conditions or UNCONDITIONAL, token)
         resp.set_header("ETag", self.etags.of(result.version))
         send_json(resp, {"key": key, "ttl": ttl, "created": result.created}, 201 if result.created else 200)

@@ -40,6 +40,8 @@ class Resource:
         """The engine's key check, for the calls that do not make it: reads
         and deletes (a write checks its key itself). Raises the engine's
         InvalidKey or KeyTooLong, naming the key."""
+        if key.isascii() and 0 < len(key) <= self.max_key_length:
+            return  # PERF: check_key's common case, without a call (every read)
         try:
             check_key(key, self.max_key_length)
         except InvalidKey as error:
