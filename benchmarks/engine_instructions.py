@@ -23,6 +23,12 @@ frequency sketch's counters, so a fixed seed makes a run repeat itself):
   (replacing a held key with a value of the same size) or ``insert``
   (a new key into the full store: each evicts one entry).
 
+With ``--requests`` it counts whole HTTP requests instead: the daemon's
+WSGI app (``create_app`` with the default settings, the engine the daemon
+builds) called in process for a GET hit and a PUT replacing the value of
+``user:000042`` (``REQUEST_DRIVER``): the request path without the server's
+sockets, which a wall-clock A/B (ab_fast_default.py) drowns in noise.
+
 A baseline run does the same setup and no operation; its count, subtracted
 and divided by ``--ops``, leaves the instructions of one operation (with the
 loop's own few). Snapshots and the sweeper are off (the driver never starts
@@ -73,6 +79,37 @@ elif operation == "insert":
 assert len(cache) == size
 """
 
+REQUEST_DRIVER = r"""
+import io
+import sys
+
+from cachegrid.config import Settings
+from cachegrid.daemon import create_app
+
+_, method, ops = sys.argv[0], sys.argv[2], int(sys.argv[3])
+app = create_app(Settings())
+body = b'{"name":"Alice","age":30}'
+
+
+def call(method):
+    environ = {
+        "REQUEST_METHOD": method, "PATH_INFO": "/cache/user:000042", "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8080", "SERVER_PROTOCOL": "HTTP/1.1",
+        "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(body), "wsgi.errors": sys.stderr,
+        "CONTENT_LENGTH": str(len(body)), "CONTENT_TYPE": "application/json",
+    }
+    statuses = []
+    b"".join(app(environ, lambda status, headers, exc_info=None: statuses.append(status)))
+    assert statuses[0][:1] == "2", statuses
+
+
+call("PUT")
+if method != "none":
+    for _ in range(ops):
+        call(method)
+"""
+REQUESTS = ("GET", "PUT")
+
 
 def instructions(tree: Path, driver: Path, policy: str, operation: str, ops: int, size: int) -> int:
     """Instructions callgrind counted in one run of the driver."""
@@ -110,6 +147,12 @@ def per_operation(tree: Path, driver: Path, policy: str, ops: int, size: int) ->
     }
 
 
+def requests_cost(tree: Path, driver: Path, method: str, ops: int) -> float:
+    """Instructions of one request of ``method`` (the start-up subtracted)."""
+    baseline = instructions(tree, driver, "-", "none", ops, 0)
+    return (instructions(tree, driver, "-", method, ops, 0) - baseline) / ops
+
+
 def export_commit(commit: str, into: Path) -> Path:
     """The tree of ``commit`` of this repository, written out under ``into``."""
     archive = subprocess.run(["git", "archive", commit], cwd=HERE, check=True, capture_output=True).stdout
@@ -124,11 +167,19 @@ def main() -> None:
     parser.add_argument("--ops", type=int, default=20_000, help="operations per run")
     parser.add_argument("--size", type=int, default=10_000, help="max_size of the cache (entries)")
     parser.add_argument("--policies", default="lru,tinylfu")
+    parser.add_argument("--requests", action="store_true", help="count whole requests through the daemon's app")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         driver = Path(scratch) / "driver.py"
-        driver.write_text(DRIVER)
+        driver.write_text(REQUEST_DRIVER if args.requests else DRIVER)
         before = args.before or export_commit("main", Path(scratch))
+        if args.requests:
+            print(f"{'request':10} {'before':>10} {'after':>10} {'after/before':>13}")
+            old = {m: requests_cost(before, driver, m, args.ops) for m in REQUESTS}
+            new = {m: requests_cost(args.after, driver, m, args.ops) for m in REQUESTS}
+            for method in REQUESTS:
+                print(f"{method:10} {old[method]:10.0f} {new[method]:10.0f} {new[method] / old[method]:13.3f}")
+            return
         print(f"{'policy':10} {'operation':10} {'before':>10} {'after':>10} {'after/before':>13}")
         for policy in args.policies.split(","):
             old = per_operation(before, driver, policy, args.ops, args.size)
