@@ -32,14 +32,28 @@ NODE_HEADER = "X-CacheGrid-Node"
 REFUSED_STATUS = 421
 _NODE = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(?P<port>\d{1,5})(?:=(?P<weight>\d+))?$")
 
-CLIENT_POINTER = (
-    "use CacheGrid's Python client with every node "
-    "(SyncCacheGridClient(hosts=[...], ring='nginx')), or one request per key"
-)
+CLIENT_POINTER = "use CacheGrid's Python client with every node (SyncCacheGridClient(hosts=[...], ring='nginx'))"
+# Every request whose answer is the whole cluster's: nginx can send it to one
+# node only, so it is refused rather than answered for one node as if for all
+# (kind: error code, why, what else the caller can do).
 REFUSALS = {
-    "batch": ("cross_node_batch", "a batch holds keys of several nodes, which nginx cannot split"),
-    "clear": ("cross_node_clear", "clearing through nginx would empty one node only"),
-    "keys": ("cross_node_keys", "one node's keys are not the cluster's"),
+    "batch": (
+        "cross_node_batch",
+        "a batch holds keys of several nodes, which nginx cannot split",
+        f"{CLIENT_POINTER}, or one request per key",
+    ),
+    "clear": ("cross_node_clear", "clearing through nginx would empty one node only", f"{CLIENT_POINTER}"),
+    "keys": ("cross_node_keys", "one node's keys are not the cluster's", CLIENT_POINTER),
+    "tags": (
+        "cross_node_tags",
+        "a tag's entries live on several nodes: invalidating it through nginx would reach one",
+        CLIENT_POINTER,
+    ),
+    "pattern": (
+        "cross_node_pattern",
+        "the keys a pattern matches live on several nodes: deleting them through nginx would reach one",
+        CLIENT_POINTER,
+    ),
 }
 
 
@@ -64,8 +78,8 @@ def parse_node(text: str) -> Node:
 
 
 def _refusal(kind: str) -> str:
-    code, why = REFUSALS[kind]
-    body = json.dumps({"error": code, "message": f"{why}: {CLIENT_POINTER}"}, separators=(",", ":"))
+    code, why, instead = REFUSALS[kind]
+    body = json.dumps({"error": code, "message": f"{why}: {instead}"}, separators=(",", ":"))
     return body.replace("\\", "\\\\").replace("'", "\\'")
 
 
@@ -164,7 +178,8 @@ http {{
 
 def _locations() -> str:
     """The server's locations: one key's requests to its node, what nginx
-    cannot route refused (421), everything else to any node."""
+    cannot route refused (421: batches, clear, key listing, tag invalidation,
+    delete by pattern), everything else to any node."""
     return f"""        location ^~ /cache/batch/ {{
             return {REFUSED_STATUS} '{_refusal("batch")}';
         }}
@@ -179,6 +194,14 @@ def _locations() -> str:
 
         location = /admin/keys {{
             return {REFUSED_STATUS} '{_refusal("keys")}';
+        }}
+
+        location ^~ /tags/ {{
+            return {REFUSED_STATUS} '{_refusal("tags")}';
+        }}
+
+        location ^~ /admin/delete-pattern {{
+            return {REFUSED_STATUS} '{_refusal("pattern")}';
         }}
 
         location / {{

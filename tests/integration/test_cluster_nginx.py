@@ -137,6 +137,10 @@ def test_the_single_key_examples_through_nginx(cluster: tuple[list[ServerProcess
         ("POST", "/cache/batch/get", {"keys": ["a", "b"]}, "cross_node_batch"),
         ("DELETE", "/cache?confirm=true", None, "cross_node_clear"),
         ("GET", "/admin/keys?pattern=user:&limit=10", None, "cross_node_keys"),
+        ("POST", "/tags/cat/invalidate", None, "cross_node_tags"),
+        ("POST", "/tags/invalidate", {"tags": ["cat"]}, "cross_node_tags"),
+        ("POST", "/admin/delete-pattern", {"pattern": "user:*"}, "cross_node_pattern"),
+        ("GET", "/admin/delete-pattern/abc", None, "cross_node_pattern"),
     ],
 )
 def test_the_batch_and_admin_examples_are_refused_with_a_pointer(
@@ -147,6 +151,8 @@ def test_the_batch_and_admin_examples_are_refused_with_a_pointer(
     document = json.loads(answer)
     assert status == 421 and headers["content-type"] == "application/json"
     assert document["error"] == code and "SyncCacheGridClient" in document["message"]
+    # Only a batch can be replaced by requests of one key each.
+    assert ("one request per key" in document["message"]) == (code == "cross_node_batch")
 
 
 def test_nginx_and_the_nginx_ring_place_every_key_alike(cluster: tuple[list[ServerProcess], Front]) -> None:
