@@ -92,6 +92,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if _starts_a_process(item):
             item.add_marker(pytest.mark.process)
+        if item.get_closest_marker("process") is not None:
+            item.add_marker(pytest.mark.integration)  # the product description's name for them
 
 
 @pytest.fixture(autouse=True)

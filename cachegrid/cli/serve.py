@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ..config import ConfigError, load_settings
+from ..config import DEFAULT_POLICY, POLICIES, ConfigError, load_settings
 from .status import ExitCode, fail
 
 app = typer.Typer()
@@ -25,7 +25,8 @@ def serve(
     worker: Annotated[
         str | None,
         typer.Option(
-            help="auto (gthread), gthread or meinheld (fast, leaks memory) (env CACHEGRID_WORKER; default auto)."
+            help="auto (CacheGrid's meinheld build where installed, else gthread), meinheld or gthread "
+            "(env CACHEGRID_WORKER; default auto)."
         ),
     ] = None,
     threads: Annotated[
@@ -33,7 +34,10 @@ def serve(
     ] = None,
     policy: Annotated[
         str | None,
-        typer.Option(help="Eviction policy: lru, lfu, ttl, size, noeviction (env CACHEGRID_EVICTION_POLICY)."),
+        typer.Option(
+            help=f"Eviction policy: {', '.join(sorted(POLICIES))} "
+            f"(env CACHEGRID_EVICTION_POLICY; default {DEFAULT_POLICY})."
+        ),
     ] = None,
     max_size: Annotated[
         int | None, typer.Option(help="Maximum number of items (env CACHEGRID_MAX_SIZE; default 10000).")

@@ -13,6 +13,7 @@ import pytest
 from cachegrid.cli import commands
 from cachegrid.cli.status import ExitCode
 from cachegrid.config import env_var
+from cachegrid.engine import POLICIES
 from cachegrid.testing import ServerProcess as Server
 from cachegrid.testing import free_port
 
@@ -375,6 +376,14 @@ def test_unusable_global_options_are_usage_errors(arguments: list[str]) -> None:
 def test_help_shows_the_environment_variables() -> None:
     result = runner_for("http://127.0.0.1:1")("--help")
     assert "CACHEGRID_URL" in result.stdout and "CACHEGRID_AUTH_TOKEN" in result.stdout
+
+
+def test_serve_help_names_every_policy_and_the_worker_choice() -> None:
+    result = runner_for("http://127.0.0.1:1", COLUMNS="200")("serve", "--help")
+    text = " ".join(result.stdout.split())  # rich wraps the table's cells
+    for policy in POLICIES:
+        assert policy in text
+    assert "leaks memory" not in text and "auto (CacheGrid's meinheld build where installed, else gthread)" in text
 
 
 # -- config show ----------------------------------------------------------------------------

@@ -111,3 +111,23 @@ def test_the_dogpile_example(live: Server) -> None:
 
 def made_at(lines: list[str]) -> list[str]:
     return [re.search(r"made at ([0-9.]+)", line).group(1) for line in lines]  # type: ignore[union-attr]
+
+
+def test_the_basic_usage_example(live: Server) -> None:
+    done = subprocess.run(
+        [str(BIN / "python"), "basic_usage.py"],  # from its folder, as the product description runs it
+        cwd=ROOT / "examples" / "python",
+        env=environment(live),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    lines = done.stdout.splitlines()
+    assert lines[0] == "User: {'name': 'Alice', 'age': 30}"
+    assert lines[1] in ("Session TTL: 3600 s", "Session TTL: 3599 s")
+    assert lines[2] == (
+        "Products: {'product:1': {'name': 'Widget', 'price': 19.99}, 'product:2': {'name': 'Gadget', 'price': 29.99}}"
+    )
+    size = int(lines[3].removeprefix("Cache size: "))  # the server may hold the other examples' keys too
+    assert size >= 5 and lines[4] == "App name: MyApp"
