@@ -13,6 +13,15 @@ from .status import ExitCode, fail
 app = typer.Typer()
 
 
+WORKER_HELP = (
+    "auto (CacheGrid's meinheld build where installed, else gthread), meinheld or gthread "
+    "(env CACHEGRID_WORKER; default auto)."
+)
+POLICY_HELP = (
+    f"Eviction policy: {', '.join(sorted(POLICIES))} (env CACHEGRID_EVICTION_POLICY; default {DEFAULT_POLICY})."
+)
+
+
 @app.command()
 def serve(
     host: Annotated[
@@ -22,23 +31,11 @@ def serve(
     config: Annotated[
         Path | None, typer.Option(help="TOML file (env CACHEGRID_CONFIG; default etc/cachegrid.toml if present).")
     ] = None,
-    worker: Annotated[
-        str | None,
-        typer.Option(
-            help="auto (CacheGrid's meinheld build where installed, else gthread), meinheld or gthread "
-            "(env CACHEGRID_WORKER; default auto)."
-        ),
-    ] = None,
+    worker: Annotated[str | None, typer.Option(help=WORKER_HELP)] = None,
     threads: Annotated[
         int | None, typer.Option(help="Threads of the gthread worker (env CACHEGRID_THREADS; default 4).")
     ] = None,
-    policy: Annotated[
-        str | None,
-        typer.Option(
-            help=f"Eviction policy: {', '.join(sorted(POLICIES))} "
-            f"(env CACHEGRID_EVICTION_POLICY; default {DEFAULT_POLICY})."
-        ),
-    ] = None,
+    policy: Annotated[str | None, typer.Option(help=POLICY_HELP)] = None,
     max_size: Annotated[
         int | None, typer.Option(help="Maximum number of items (env CACHEGRID_MAX_SIZE; default 10000).")
     ] = None,
