@@ -7,6 +7,15 @@ table (plain lines when stdout is not a terminal) or one JSON object with
 ``--json``. A rich progress bar goes to stderr while it runs, when stderr is
 a terminal.
 
+A load test never touches the server's data (loadgen/keyspace.py has how):
+its keys are ``<prefix><n>``, the prefix random per run or ``--prefix``; it
+refuses a server that holds keys under the prefix, caps its keyspace at the
+server's free room so that nothing is evicted (or refuses when too little
+fits), and deletes its keys afterwards, also on an error, Ctrl-C or SIGTERM,
+unless ``--keep``. The report says which prefix, keyspace, cleanup and how
+many evictions the server counted during the run. A refusal exits with
+REFUSED, as a server declining a write does: nothing was written.
+
 The server and the token are the global ``--url`` and ``--token`` (with their
 environment variables). ``loadtest --url/--token`` are aliases kept for the
 scripts that give them after the command; given there, they win over the
@@ -17,6 +26,10 @@ first.
 from __future__ import annotations
 
 import math
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
 from typing import Annotated, Any
 
 import typer
@@ -66,7 +79,25 @@ def loadtest(
     ] = None,
     concurrency: Annotated[int, typer.Option("--concurrency", "-c", help="Connections.")] = 32,
     mix: Annotated[str, typer.Option(help="GET:SET ratio of the requests.")] = "80:20",
-    keyspace: Annotated[int, typer.Option(help="Keys key:0 .. key:K-1, filled first (untimed).")] = 10_000,
+    keyspace: Annotated[
+        int,
+        typer.Option(
+            help="Keys <prefix>0 .. <prefix>K-1, filled first (untimed); capped at the server's free room, "
+            "so that nothing is evicted."
+        ),
+    ] = 10_000,
+    prefix: Annotated[
+        str | None,
+        typer.Option(
+            metavar="PREFIX",
+            show_default=False,
+            help="Key prefix (default: loadtest:<8 random hex digits>:, new each run). The run is refused when "
+            "the server already holds a key under it.",
+        ),
+    ] = None,
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Leave the load test's keys on the server (default: delete them).")
+    ] = False,
     value_size: Annotated[int, typer.Option(help="Characters of the JSON string value that is SET.")] = 32,
     batch: Annotated[int, typer.Option(help="Keys per request with batch get/set; 0: single-key requests.")] = 0,
     pipeline: Annotated[int, typer.Option(help="Requests in flight per connection (HTTP/1.1 pipelining).")] = 1,
@@ -84,7 +115,16 @@ def loadtest(
         str | None, typer.Option(help="With --server-side: get, set or mixed (default mixed).", show_default=False)
     ] = None,
 ) -> None:
-    """Put load on a server over HTTP and report requests/s, errors and latency."""
+    """Put load on a server over HTTP and report requests/s, errors and latency.
+
+    It never touches the server's own keys: it writes only keys of its own
+    prefix (random per run, or --prefix), refuses a server that already holds
+    keys under it, caps --keyspace at the room the server has free (items and
+    memory, from /stats) so that nothing is evicted, or refuses when too
+    little fits, and deletes its keys afterwards, also on an error, Ctrl-C or
+    SIGTERM (--keep leaves them). The report gives the prefix, the keyspace
+    and the server's evictions during the run. A refusal exits with 5.
+    --server-side runs on a scratch engine of the server's instead."""
     target = _target(ctx, url, token)
     as_json = wants_json(ctx, as_json)
     if server_side:
@@ -92,18 +132,42 @@ def loadtest(
         return
     if operations is not None or operation_type is not None:
         raise fail("--operations and --operation-type go with --server-side", ExitCode.USAGE)
-    plan = _plan(requests, duration, concurrency, mix, keyspace, value_size, batch, pipeline, processes)
+    plan = _plan(requests, duration, concurrency, mix, keyspace, value_size, batch, pipeline, processes, prefix)
     try:
-        report = _run(target, plan)
+        with _sigterm_interrupts():
+            report = _run(target, plan, keep)
+    except loadgen.Refused as error:
+        raise fail(str(error), ExitCode.REFUSED) from None
     except loadgen.LoadError as error:
         raise fail(str(error), exit_code_for(error.status)) from None
     except KeyboardInterrupt:  # a second Ctrl-C (the first one stops the load and reports)
-        raise fail("interrupted", ExitCode.INTERRUPTED) from None
+        left = "kept (--keep)" if keep else "deleted"
+        raise fail(f"interrupted; the keys under {plan.prefix!r} were {left}", ExitCode.INTERRUPTED) from None
     document = report.to_dict()
+    if document["evictions_during_run"]:
+        err.print(
+            f"[yellow]warning:[/yellow] the server counted {document['evictions_during_run']} eviction(s) during "
+            "the run (other clients' writes, or less room than /stats showed)",
+            soft_wrap=True,
+        )
     if as_json:
         print_json(document)
         return
     print_fields(_client_rows(document), f"cachegrid loadtest {target.url}", justify="right")
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM as a Ctrl-C for the block: the load stops, the keys are deleted."""
+
+    def interrupt(number: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _target(ctx: typer.Context, url: str | None, token: str | None) -> loadgen.Target:
@@ -129,6 +193,7 @@ def _plan(
     batch: int,
     pipeline: int,
     processes: int | None,
+    prefix: str | None,
 ) -> loadgen.Plan:
     """The plan, or one red line for an option that cannot be used."""
     if requests is not None and duration is not None:
@@ -151,6 +216,10 @@ def _plan(
         get_share = parse_mix(mix)
     except ValueError as error:
         raise fail(str(error), ExitCode.USAGE) from None
+    try:
+        prefix = loadgen.random_prefix() if prefix is None else loadgen.check_prefix(prefix)
+    except ValueError as error:
+        raise fail(f"--prefix {error}", ExitCode.USAGE) from None
     return loadgen.Plan(
         requests=DEFAULT_REQUESTS if requests is None and duration is None else requests,
         duration=duration,
@@ -161,12 +230,13 @@ def _plan(
         batch=batch,
         pipeline=pipeline,
         processes=processes or loadgen.default_processes(),
+        prefix=prefix,
     )
 
 
-def _run(target: loadgen.Target, plan: loadgen.Plan) -> loadgen.Report:
+def _run(target: loadgen.Target, plan: loadgen.Plan, keep: bool) -> loadgen.ApartReport:
     if not err.is_terminal:
-        return loadgen.run(target, plan)
+        return loadgen.run_apart(target, plan, keep)
     by_time = plan.requests is None
     columns = [
         TextColumn("{task.description}"),
@@ -183,7 +253,7 @@ def _run(target: loadgen.Target, plan: loadgen.Plan) -> loadgen.Report:
             progress.update(task, completed=elapsed if by_time else done, done=done)
             progress.refresh()
 
-        return loadgen.run(target, plan, update)
+        return loadgen.run_apart(target, plan, keep, update)
 
 
 def _server_side(target: loadgen.Target, operations: int | None, kind: str | None, as_json: bool) -> None:
@@ -229,6 +299,15 @@ def _client_rows(document: dict[str, Any]) -> list[tuple[str, str]]:
         f"pipeline {document['pipeline']}, batch {document['batch']}"
     )
     rows.append(("connections", setup))
+    prefix, keys = document["prefix"], document["keyspace"]
+    rows.append(("keyspace", f"{prefix}0 .. {prefix}{keys - 1} ({keys:,} keys)"))
+    if document["keyspace_capped"]:
+        rows.append(("capped", document["keyspace_capped"]))
+    evictions = document["evictions_during_run"]
+    rows += [
+        ("evictions", "unknown" if evictions is None else f"{evictions:,} during the run"),
+        ("cleanup", "kept (--keep)" if document["kept"] else f"deleted {document['keys_deleted']:,} keys"),
+    ]
     return rows
 
 

@@ -57,7 +57,7 @@ def request(target: Target, method: str, path: str, body: Any = None, timeout: f
                 else "the server did not accept the token"
             )
         text = f"{method} {path}: HTTP {status}" + (f": {detail}" if detail else "")
-        raise LoadError(text, status)
+        raise LoadError(text, status, document)
     return status, document
 
 
@@ -73,7 +73,7 @@ def fill(target: Target, plan: Plan) -> None:
     first = 0
     while first < plan.keyspace:
         last = min(plan.keyspace, first + chunk)
-        items = {f"key:{key}": value for key in range(first, last)}
+        items = {f"{plan.prefix}{key}": value for key in range(first, last)}
         try:
             request(target, "POST", "/cache/batch/set", {"items": items})
         except LoadError as error:

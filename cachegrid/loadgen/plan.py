@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -39,11 +40,24 @@ class Target:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
 
+# A key prefix: characters that need no escaping in a URL path, in JSON, in
+# a %-template or in a key listing's pattern (no glob characters *?[ there).
+PREFIX = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+def check_prefix(prefix: str) -> str:
+    """``prefix`` if it can prefix the load test's keys; ValueError otherwise."""
+    if not PREFIX.fullmatch(prefix):
+        raise ValueError(f"{prefix!r}: 1 to 64 letters, digits and _ . : - (nothing to escape in a URL or a pattern)")
+    return prefix
+
+
 @dataclass(frozen=True)
 class Plan:
     """What to run. ``requests`` or ``duration`` bounds it; ``get_share`` is the
     fraction of requests that are GETs; ``batch`` > 0 sends batch requests of
-    that many keys."""
+    that many keys. The keys are ``prefix`` followed by 0 .. ``keyspace`` - 1
+    (``cachegrid loadtest`` gives a prefix of its own: keyspace.py)."""
 
     requests: int | None = 100_000
     duration: float | None = None
@@ -55,6 +69,10 @@ class Plan:
     pipeline: int = 1
     processes: int = 1
     seed: int | None = None
+    prefix: str = "key:"
+
+    def __post_init__(self) -> None:
+        check_prefix(self.prefix)
 
 
 def split(total: int, parts: int) -> list[int]:

@@ -43,6 +43,9 @@ def _worker_main(
     # Ctrl-C reaches the whole process group: the parent handles it by raising
     # the stop flag, so the workers finish and report what they measured.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A SIGTERM handler of the parent's (cachegrid loadtest turns it into
+    # KeyboardInterrupt) is not for the workers: SIGTERM ends a worker.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
     def ready(problem: WorkerResult | None) -> None:
         pipe.send(("ready", problem))

@@ -40,9 +40,16 @@ class Requests:
         self.keyspace = plan.keyspace
         self.batch = plan.batch
         self.value = value_json(plan.value_size)
-        self.get_head = b"GET /cache/key:%d HTTP/1.1\r\n" + common + b"\r\n"
+        # The key prefix is of characters that need no escaping in a URL path,
+        # in JSON or in a %-template (Plan checks it: plan.check_prefix).
+        prefix = self.prefix = plan.prefix.encode()
+        self.get_head = b"GET /cache/" + prefix + b"%d HTTP/1.1\r\n" + common + b"\r\n"
         self.set_head = (
-            b"PUT /cache/key:%d HTTP/1.1\r\n" + common + b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+            b"PUT /cache/"
+            + prefix
+            + b"%d HTTP/1.1\r\n"
+            + common
+            + b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
         )
         self.post_head = (
             b"POST /cache/batch/%s HTTP/1.1\r\n"
@@ -69,11 +76,11 @@ class Requests:
         return [(first + i) % self.keyspace for i in range(self.batch)]
 
     def batch_get(self, first: int) -> bytes:
-        body = b'{"keys":["' + b'","'.join(b"key:%d" % k for k in self.batch_keys(first)) + b'"]}'
+        body = b'{"keys":["' + b'","'.join(self.prefix + b"%d" % k for k in self.batch_keys(first)) + b'"]}'
         return self.post_head % (b"get", len(body)) + body
 
     def batch_set(self, first: int) -> bytes:
-        pairs = b",".join(b'"key:%d":' % k + self.value for k in self.batch_keys(first))
+        pairs = b",".join(b'"' + self.prefix + b'%d":' % k + self.value for k in self.batch_keys(first))
         body = b'{"items":{' + pairs + b"}}"
         return self.post_head % (b"set", len(body)) + body
 

@@ -162,28 +162,31 @@ def test_plain_table_when_stdout_is_not_a_terminal(server: Server) -> None:
     for name in ("duration", "requests/s", "keys/s", "latency p50", "latency p99", "latency max", "generator CPU"):
         assert name in lines, result.stdout
     assert result.stderr == ""  # no progress bar when stderr is not a terminal
+    assert re.fullmatch(r"loadtest:[0-9a-f]{8}:0 \.\. loadtest:[0-9a-f]{8}:9 \(10 keys\)", lines["keyspace"])
+    assert lines["evictions"] == "0 during the run"
+    assert lines["cleanup"] == "deleted 10 keys"
 
 
-def test_misses_and_errors_are_counted_by_kind() -> None:
-    # A cache of 10 items and a keyspace of 200: most GETs find nothing (404).
-    with running("--max-size", "10", "--policy", "lru") as small:
+def test_errors_are_counted_by_kind() -> None:
+    # Values over the server's limit: every SET is refused (413).
+    with running(env={"CACHEGRID_MAX_VALUE_SIZE": "1000"}) as small:
         document = run_json(
             "--url",
             small.url,
             "--requests",
-            "500",
+            "300",
             "--concurrency",
             "2",
             "--processes",
             "1",
-            "--keyspace",
-            "200",
+            "--value-size",
+            "2000",
             "--mix",
-            "100:0",
+            "0:1",
         )
-    assert document["requests"] == 500
-    assert document["errors_by_kind"]["HTTP 404"] == document["errors"] > 0
-    assert document["gets"] + document["errors"] == 500
+    assert document["requests"] == 300
+    assert document["errors_by_kind"] == {"HTTP 413": document["errors"]}
+    assert document["sets"] + document["errors"] == 300 and document["errors"] > 0
 
 
 def test_server_side(server: Server) -> None:
@@ -282,6 +285,11 @@ def test_the_global_options_apply(server: Server) -> None:
         ["--operations", "5"],
         ["--server-side", "--operation-type", "delete"],
         ["--server-side", "--operations", "0"],
+        ["--prefix", ""],
+        ["--prefix", "has space"],
+        ["--prefix", "glob*"],
+        ["--prefix", "a/b"],
+        ["--prefix", "x" * 65],
     ],
 )
 def test_bad_options(args: list[str]) -> None:
@@ -303,13 +311,15 @@ def test_the_url_comes_from_the_environment_and_the_first_of_several_hosts(serve
     assert "no CacheGrid server answered" in one_error_line(result, ExitCode.UNAVAILABLE)
 
 
-def test_a_full_server_refuses_the_fill() -> None:
+def test_a_full_server_is_refused_before_anything_is_written() -> None:
     with running("--max-size", "10", "--policy", "noeviction") as full:
         result = loadtest(
             "--url", full.url, "--requests", "100", "--concurrency", "2", "--processes", "1", "--keyspace", "200"
         )
-    # 507 is the server declining a write, as for `cachegrid set`: REFUSED, not SERVER_ERROR.
-    assert "HTTP 507" in one_error_line(result, ExitCode.REFUSED)
+        assert stats(full)["sets"] == 0
+    # The load test declines to write, as a full server declines a write: REFUSED.
+    line = one_error_line(result, ExitCode.REFUSED)
+    assert "room for only 9 of the load test's keys without evicting" in line, line
 
 
 def test_a_second_ctrl_c_exits_interrupted(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -318,7 +328,7 @@ def test_a_second_ctrl_c_exits_interrupted(monkeypatch: pytest.MonkeyPatch) -> N
     def interrupted(*args: object, **kwargs: object) -> loadgen.Report:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(loadgen, "run", interrupted)
-    result = loadtest("--url", "http://127.0.0.1:1", "--requests", "10", "--processes", "1")
-    assert one_error_line(result, ExitCode.INTERRUPTED) == "error: interrupted"
+    monkeypatch.setattr(loadgen, "run_apart", interrupted)
+    result = loadtest("--url", "http://127.0.0.1:1", "--requests", "10", "--processes", "1", "--prefix", "lt:")
+    assert one_error_line(result, ExitCode.INTERRUPTED) == "error: interrupted; the keys under 'lt:' were deleted"
     assert result.exit_code == 130
