@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import json
 import re
+import signal
+import subprocess
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -20,8 +23,8 @@ from typer.testing import CliRunner, Result
 from cachegrid import loadgen
 from cachegrid.cli import app
 from cachegrid.cli.status import ExitCode
+from cachegrid.testing import CLI, free_port, running
 from cachegrid.testing import ServerProcess as Server
-from cachegrid.testing import free_port, running
 
 runner = CliRunner()
 UNAUTHORIZED = ExitCode.UNAUTHORIZED
@@ -332,3 +335,139 @@ def test_a_second_ctrl_c_exits_interrupted(monkeypatch: pytest.MonkeyPatch) -> N
     result = loadtest("--url", "http://127.0.0.1:1", "--requests", "10", "--processes", "1", "--prefix", "lt:")
     assert one_error_line(result, ExitCode.INTERRUPTED) == "error: interrupted; the keys under 'lt:' were deleted"
     assert result.exit_code == 130
+
+
+# -- a load test never touches the server's data ------------------------------------
+
+REAL = {"greeting": "hello", **{f"user:{n}": {"n": n} for n in range(20)}}
+SHORT = ["--duration", "0.3", "--concurrency", "2", "--processes", "1"]
+
+
+def store_real_keys(server: Server) -> None:
+    for key, value in REAL.items():  # one by one: some of these servers take small batches only
+        status, _, body = server.request("PUT", f"/cache/{key}", value)
+        assert status in (200, 201), body
+
+
+def assert_real_keys_intact(server: Server) -> None:
+    for key, value in REAL.items():
+        status, _, body = server.request("GET", f"/cache/{key}")
+        assert (status, json.loads(body)) == (200, value), key
+
+
+def keys_under(server: Server, prefix: str) -> list[str]:
+    """Every key under ``prefix``, following the listing's cursor (bounded)."""
+    found: list[str] = []
+    cursor = None
+    for _ in range(1000):
+        path = f"/admin/keys?pattern={prefix}&limit=10000" + (f"&cursor={cursor}" if cursor else "")
+        page = json.loads(server.request("GET", path)[2])
+        found += page["keys"]
+        cursor = page["cursor"]
+        if cursor is None:
+            return found
+    raise AssertionError("the key listing did not end")
+
+
+def test_real_keys_survive_with_no_eviction_and_no_key_left() -> None:
+    # A batch limit of 7: the fill and the cleanup go in small chunks.
+    with running("--max-size", "1000", env={"CACHEGRID_MAX_BATCH_SIZE": "7"}, graceful=False) as server:
+        store_real_keys(server)
+        document = run_json("--url", server.url, *SHORT, "--keyspace", "10000")
+        assert_real_keys_intact(server)
+        after = stats(server)
+        assert after["evictions"] == 0 and after["current_size"] == len(REAL)
+        assert keys_under(server, "loadtest:") == []
+    assert re.fullmatch(r"loadtest:[0-9a-f]{8}:", document["prefix"])
+    # 979 items free, less the 10 % reserve.
+    assert document["keyspace"] == 881 and document["keyspace_asked"] == 10000
+    assert "881 keys of the 10,000 asked" in document["keyspace_capped"]
+    assert document["evictions_during_run"] == 0
+    assert document["keys_deleted"] == 881 and document["kept"] is False
+    assert document["requests"] > 0 and document["errors"] == 0
+
+
+def test_each_run_has_a_prefix_of_its_own(server: Server) -> None:
+    first = run_json("--url", server.url, "--requests", "50", "--processes", "1", "--keyspace", "10")
+    second = run_json("--url", server.url, "--requests", "50", "--processes", "1", "--keyspace", "10")
+    assert first["prefix"] != second["prefix"]
+
+
+def test_keep_leaves_the_keys(server: Server) -> None:
+    prefix = "lt-keep:"
+    document = run_json(
+        "--url", server.url, "--requests", "100", "--processes", "1", "--keyspace", "30", "--prefix", prefix, "--keep"
+    )
+    assert document["kept"] is True and document["keys_deleted"] == 0 and document["prefix"] == prefix
+    assert sorted(keys_under(server, prefix)) == sorted(f"{prefix}{n}" for n in range(30))
+    server.request("POST", "/cache/batch/delete", {"keys": [f"{prefix}{n}" for n in range(30)]})
+
+
+def test_a_server_holding_keys_under_the_prefix_is_refused() -> None:
+    # Two slots examined per listing page: the key under the prefix is found
+    # pages after the first, which hold none.
+    with running(env={"CACHEGRID_KEYS_SCAN_COUNT": "2"}, graceful=False) as server:
+        store_real_keys(server)
+        server.request("PUT", "/cache/mine:1", {"mine": True})
+        before = stats(server)
+        result = loadtest("--url", server.url, *SHORT, "--keyspace", "10", "--prefix", "mine:")
+        line = one_error_line(result, ExitCode.REFUSED)
+        assert "already holds keys under 'mine:'" in line and "--prefix" in line
+        after = stats(server)
+        assert after["sets"] == before["sets"] and after["deletes"] == before["deletes"]
+        assert json.loads(server.request("GET", "/cache/mine:1")[2]) == {"mine": True}
+        assert_real_keys_intact(server)
+
+
+def test_a_nearly_full_server_gets_a_capped_keyspace_and_no_eviction() -> None:
+    with running("--max-size", "60", "--policy", "lru", graceful=False) as server:
+        store_real_keys(server)  # 21 of 60: 39 free, 35 after the reserve
+        result = loadtest("--url", server.url, *SHORT, "--keyspace", "1000", "--mix", "50:50")
+        assert result.exit_code == 0, result.stderr
+        assert_real_keys_intact(server)
+        assert stats(server)["evictions"] == 0 and stats(server)["current_size"] == len(REAL)
+    lines = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in result.stdout.splitlines() if line.strip())
+    assert lines["capped"].startswith("35 keys of the 1,000 asked, to fit without evicting: 39 items")
+    assert lines["evictions"] == "0 during the run" and lines["cleanup"] == "deleted 35 keys"
+
+
+def test_the_memory_limit_caps_the_keyspace_too() -> None:
+    # 0.5 MiB and values of 2,000 characters: about 2,270 bytes a key.
+    with running("--max-memory-mb", "0.5", "--policy", "lru", graceful=False) as server:
+        store_real_keys(server)
+        before = stats(server)
+        document = run_json("--url", server.url, *SHORT, "--keyspace", "1000", "--value-size", "2000")
+        assert_real_keys_intact(server)
+        assert stats(server)["evictions"] == 0
+    free = before["max_memory_bytes"] - before["memory_usage_bytes"]
+    assert document["keyspace"] == int(free * 0.9) // (len(document["prefix"]) + 3 + 2002 + 256)
+    assert "MiB free" in document["keyspace_capped"] and document["evictions_during_run"] == 0
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_mid_run_still_deletes_the_keys(signal_number: int) -> None:
+    prefix = "lt-stop:"
+    with running(graceful=False) as server:
+        store_real_keys(server)
+        command = [CLI, "--url", server.url, "loadtest", "--duration", "30", "-c", "2", "--processes", "1"]
+        command += ["--keyspace", "200", "--prefix", prefix, "--json"]
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 20
+            # Filled, and the timed run under way: the server's GET count moves.
+            while stats(server)["current_size"] < len(REAL) + 200 or stats(server)["hits"] < 100:
+                assert process.poll() is None, process.communicate()
+                assert time.monotonic() < deadline, "the load test did not start in time"
+                time.sleep(0.05)
+            process.send_signal(signal_number)
+            stdout, stderr = process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate(timeout=10)
+        assert process.returncode == 0, stderr
+        document = json.loads(stdout)
+        assert 0 < document["duration_seconds"] < 25 and document["keys_deleted"] == 200
+        assert keys_under(server, prefix) == []
+        assert stats(server)["current_size"] == len(REAL)
+        assert_real_keys_intact(server)
