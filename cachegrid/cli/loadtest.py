@@ -43,6 +43,27 @@ DEFAULT_REQUESTS = 100_000
 
 app = typer.Typer()
 
+# The options of a load test's own keys (loadgen/keyspace.py).
+KeyspaceOption = Annotated[
+    int,
+    typer.Option(
+        help="Keys <prefix>0 .. <prefix>K-1, filled first (untimed); capped at the server's free room, "
+        "so that nothing is evicted."
+    ),
+]
+PrefixOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="PREFIX",
+        show_default=False,
+        help="Key prefix: 1 to 64 letters, digits and _ . : - (default: loadtest:<8 random hex digits>:, "
+        "new each run). The run is refused when the server already holds a key under it.",
+    ),
+]
+KeepOption = Annotated[
+    bool, typer.Option("--keep", help="Leave the load test's keys on the server (default: delete them).")
+]
+
 
 def parse_mix(text: str) -> float:
     """``"80:20"`` -> 0.8, the share of GETs; ValueError when it is not GET:SET."""
@@ -79,25 +100,9 @@ def loadtest(
     ] = None,
     concurrency: Annotated[int, typer.Option("--concurrency", "-c", help="Connections.")] = 32,
     mix: Annotated[str, typer.Option(help="GET:SET ratio of the requests.")] = "80:20",
-    keyspace: Annotated[
-        int,
-        typer.Option(
-            help="Keys <prefix>0 .. <prefix>K-1, filled first (untimed); capped at the server's free room, "
-            "so that nothing is evicted."
-        ),
-    ] = 10_000,
-    prefix: Annotated[
-        str | None,
-        typer.Option(
-            metavar="PREFIX",
-            show_default=False,
-            help="Key prefix (default: loadtest:<8 random hex digits>:, new each run). The run is refused when "
-            "the server already holds a key under it.",
-        ),
-    ] = None,
-    keep: Annotated[
-        bool, typer.Option("--keep", help="Leave the load test's keys on the server (default: delete them).")
-    ] = False,
+    keyspace: KeyspaceOption = 10_000,
+    prefix: PrefixOption = None,
+    keep: KeepOption = False,
     value_size: Annotated[int, typer.Option(help="Characters of the JSON string value that is SET.")] = 32,
     batch: Annotated[int, typer.Option(help="Keys per request with batch get/set; 0: single-key requests.")] = 0,
     pipeline: Annotated[int, typer.Option(help="Requests in flight per connection (HTTP/1.1 pipelining).")] = 1,
@@ -128,11 +133,18 @@ def loadtest(
     target = _target(ctx, url, token)
     as_json = wants_json(ctx, as_json)
     if server_side:
+        if prefix is not None or keep:
+            raise fail("--prefix and --keep do not go with --server-side (it runs on a scratch engine)", ExitCode.USAGE)
         _server_side(target, operations, operation_type, as_json)
         return
     if operations is not None or operation_type is not None:
         raise fail("--operations and --operation-type go with --server-side", ExitCode.USAGE)
     plan = _plan(requests, duration, concurrency, mix, keyspace, value_size, batch, pipeline, processes, prefix)
+    _client_side(target, plan, keep, as_json)
+
+
+def _client_side(target: loadgen.Target, plan: loadgen.Plan, keep: bool, as_json: bool) -> None:
+    """The load over HTTP on keys of its own: the report, or one red line."""
     try:
         with _sigterm_interrupts():
             report = _run(target, plan, keep)

@@ -293,6 +293,8 @@ def test_the_global_options_apply(server: Server) -> None:
         ["--prefix", "glob*"],
         ["--prefix", "a/b"],
         ["--prefix", "x" * 65],
+        ["--server-side", "--prefix", "a:"],
+        ["--server-side", "--keep"],
     ],
 )
 def test_bad_options(args: list[str]) -> None:
