@@ -82,6 +82,14 @@ def hosts(urls: Iterable[str]) -> list[str]:
     return found
 
 
+def node_name(url: str) -> str:
+    """A node as a person reads it: ``host:port`` (and the path of a node
+    behind a prefix), without the scheme, which is the same for every node.
+    Distinct base URLs keep distinct names unless they differ only in scheme."""
+    parts = urlsplit(url)
+    return parts.netloc.rpartition("@")[2] + parts.path.rstrip("/") if parts.netloc else url
+
+
 def check_key(key: str) -> str:
     if not key:
         raise fail("a key is a non-empty string", ExitCode.USAGE)

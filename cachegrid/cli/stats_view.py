@@ -37,7 +37,7 @@ from rich.text import Text
 
 from ..client import SyncCacheGridClient
 from ..config import MiB
-from .common import JsonFlag, connect, field_text, print_fields, print_json, rate_text, wants_json
+from .common import JsonFlag, connect, field_text, node_name, print_fields, print_json, rate_text, wants_json
 from .status import ExitCode, fail, out
 
 OPERATIONS = ("hits", "misses", "sets", "deletes")
@@ -167,10 +167,17 @@ def node_rows(document: Stats, nodes: Histories) -> list[dict[str, Any]]:
 
 
 def nodes_table(document: Stats, nodes: Histories, total_ops: float | None = None) -> Table:
-    """The rows of ``node_rows`` and the cluster's totals, as a table."""
+    """The rows of ``node_rows`` and the cluster's totals, as a table.
+
+    A node is its short name (``host:port``), and its column never wraps
+    nor shrinks below the longest name: two nodes cut to the same prefix
+    could not be told apart, so on a narrow terminal the other columns
+    wrap instead."""
+    rows = node_rows(document, nodes)
     table = Table(title="nodes", title_justify="left")
+    names = [node_name(row["node"]) for row in rows]
+    table.add_column("node", no_wrap=True, min_width=max(map(len, ["total", *names])))
     for name, justify in (
-        ("node", "left"),
         ("state", "left"),
         ("items", "right"),
         ("memory", "right"),
@@ -179,12 +186,12 @@ def nodes_table(document: Stats, nodes: Histories, total_ops: float | None = Non
         ("uptime", "right"),
     ):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    for row in node_rows(document, nodes):
+    for row, name in zip(rows, names, strict=True):
         if not row["up"]:
-            table.add_row(Text(row["node"]), Text("down", style="red"), "-", "-", "-", "-", "-")
+            table.add_row(Text(name), Text("down", style="red"), "-", "-", "-", "-", "-")
             continue
         table.add_row(
-            Text(row["node"]),
+            Text(name),
             Text("up", style="green"),
             f"{row['items']:,} / {row['max_items']:,}",
             _memory(row["memory_bytes"], row["max_memory_bytes"]),
@@ -237,9 +244,10 @@ def render(stats: Stats, history: History, nodes: Histories | None = None) -> Re
     grid.add_row("evictions/s", f"{rate_text(per_second['evictions_per_second'])}  ({stats['evictions']:,} in all)")
     grid.add_row("expirations/s", f"{rate_text(per_second['expirations_per_second'])}  ({stats['expired']:,} in all)")
     grid.add_row("rejected", f"{stats['rejected_full']:,} full, {stats['rejected_too_large']:,} too large")
-    title = Text(
-        f"cachegrid {stats.get('node_id', '')} · {stats.get('policy', '')} · up {_duration(stats['uptime_seconds'])}"
-    )
+    # A cluster's document is the nodes' sum, whose node_id is null once the
+    # nodes have ids of their own: the title names the cluster instead.
+    where = f"cluster of {len(stats['nodes'])} nodes" if "nodes" in stats else stats.get("node_id") or ""
+    title = Text(f"cachegrid {where} · {stats.get('policy') or '-'} · up {_duration(stats['uptime_seconds'])}")
     footer = Text("ops/s: hits + misses + sets + deletes per second · Ctrl-C to quit", style="dim")
     parts: list[RenderableType] = [grid]
     if "nodes" in stats:

@@ -5,6 +5,7 @@ for every command, and ``cluster nginx-config``'s output and usage errors."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 
 from cachegrid.cli.status import ExitCode
@@ -92,3 +93,23 @@ def test_bad_cluster_options_are_usage_errors() -> None:
     for arguments in (["--replicas", "0"], ["--ring", "md5"]):
         result = invoke(*arguments, "get", "k")
         assert result.exit_code == ExitCode.USAGE and arguments[0] in result.stderr
+
+
+def test_nodes_are_told_apart_on_a_narrow_terminal(start_server: Callable[..., Server]) -> None:
+    """Each node's host:port in full, at 80 and 110 columns, in cluster status
+    and in stats --watch (the node column never shrinks: other columns wrap)."""
+    up = [start_server(), start_server()]
+    dead = f"http://127.0.0.1:{free_port()}"
+    names = [f"127.0.0.1:{node.port}" for node in up] + [dead.removeprefix("http://")]
+    for columns in ("80", "110"):
+        invoke = runner_for(",".join([*(node.url for node in up), dead]), COLUMNS=columns, TTY_COMPATIBLE="1")
+        for command in (["cluster", "status", "--sample", "0"], ["stats", "--watch", "--iterations", "1"]):
+            result = invoke(*command)
+            assert result.exit_code in (0, ExitCode.UNHEALTHY), result.stderr
+            lines = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", result.stdout).splitlines()  # Live's cursor codes
+            assert max(len(line.rstrip()) for line in lines) <= int(columns), result.stdout
+            for name in names:  # whole, once, at the start of its row
+                assert sum(f"│ {name} " in line for line in lines) == 1, (columns, command, result.stdout)
+            assert "http://" not in result.stdout and "…" not in result.stdout
+    watch = runner_for(",".join(node.url for node in up), COLUMNS="110", TTY_COMPATIBLE="1")
+    assert "cachegrid cluster of 2 nodes" in watch("stats", "-w", "--iterations", "1").stdout
