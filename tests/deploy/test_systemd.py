@@ -147,7 +147,7 @@ def test_template_takes_its_port_and_node_id_from_the_instance() -> None:
     text = (SYSTEMD_UNITS / "cachegrid@.service").read_text()
     argv = exec_start(text)
     assert argv[argv.index("--port") + 1] == "%i"
-    assert "CACHEGRID_NODE_ID=%H-%i" in unit_value(text, "Environment")
+    assert "CACHEGRID_NODE_ID=%H:%i" in unit_value(text, "Environment")
 
 
 def test_socket_listens_on_the_default_port() -> None:
