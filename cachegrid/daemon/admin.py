@@ -17,6 +17,7 @@ import falcon
 
 from ..config import MiB, Settings
 from ..engine import DEFAULT_KEYS_LIMIT, Cache
+from ..engine.pattern_delete import check_pattern
 from ..engine.snapshot import SnapshotRunning, Snapshotter
 from .body import int_param
 from .errors import ApiError
@@ -142,10 +143,15 @@ class Keys(Resource):
     """``GET /admin/keys?pattern=&limit=&cursor=``: one page of the engine's
     listing. A page may hold fewer than ``limit`` keys while ``cursor`` is
     not null (the engine examines a bounded number of keys per call): the
-    caller continues with the cursor until it is null."""
+    caller continues with the cursor until it is null. A pattern that delete
+    by pattern refuses (an unclosed ``[``, longer than a key) is refused here too."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         pattern = req.get_param("pattern") or None
+        if pattern is not None:
+            # The delete job's check (400 invalid_pattern): a listing of
+            # "[abc" must not answer "no keys" where a delete of it is refused.
+            check_pattern(pattern, self.cache.max_key_length)
         most = self.settings.max_keys_limit
         limit = int_param(req, "limit", min(DEFAULT_KEYS_LIMIT, most), 1, most)
         page = self.cache.keys(pattern, limit, req.get_param("cursor") or None)

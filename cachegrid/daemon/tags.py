@@ -21,6 +21,7 @@ import falcon
 from ..config import Settings
 from ..engine import Cache
 from ..engine.pattern_delete import PatternDeletes
+from ..engine.tags import check_tag
 from .body import json_body
 from .errors import ApiError
 from .resources import Resource, send_json
@@ -54,8 +55,12 @@ class Tags(Resource):
         if len(tags) > limit:
             raise ApiError(413, "batch_too_large", f"{len(tags)} tags; the limit is {limit}", limit=limit)
         unique = list(dict.fromkeys(tags)) if all(isinstance(tag, str) for tag in tags) else tags
-        in_use = self.cache.invalidate_tags(unique)  # checks every name before it bumps any
-        send_json(resp, {"tags": unique, "in_use": in_use})
+        for tag in unique:  # every name checked before any is bumped: a bad one changes nothing
+            check_tag(tag, self.cache.tag_limits.max_tag_length)
+        # One engine call per tag, as /tags/{tag}/invalidate makes, to name
+        # the ones that had entries: the engine's answer is only their count.
+        invalidated = [tag for tag in unique if self.cache.invalidate_tags([tag])]
+        send_json(resp, {"tags": unique, "invalidated": invalidated, "in_use": len(invalidated)})
 
 
 class DeletePattern(Resource):

@@ -645,3 +645,14 @@ def test_preconditions_are_checked_after_the_request_itself(make_client: MakeCli
     put(client, "k", 1)
     assert_error(put(client, "k", 1, query_string="ttl=2e10", headers={"If-Match": '"x"'}), 400, "invalid_ttl")
     assert_error(put(client, "k", "x" * 20, headers={"If-Match": '"x"'}), 413, "value_too_large")
+
+
+@pytest.mark.parametrize("pattern", ["[abc", "user:[ab", "x" * 251])
+def test_admin_keys_refuses_a_pattern_delete_by_pattern_refuses(client: testing.TestClient, pattern: str) -> None:
+    """The same 400 and message as POST /admin/delete-pattern, not "no keys"."""
+    listed = assert_error(client.simulate_get("/admin/keys", params={"pattern": pattern}), 400, "invalid_pattern")
+    deleted = assert_error(
+        client.simulate_post("/admin/delete-pattern", json={"pattern": pattern}), 400, "invalid_pattern"
+    )
+    assert listed == deleted
+    assert client.simulate_get("/admin/keys", params={"pattern": "[ab]*"}).status_code == 200

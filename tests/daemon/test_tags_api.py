@@ -63,6 +63,17 @@ def test_a_batch_of_tags_is_invalidated_at_once(client: testing.TestClient) -> N
     assert [client.simulate_get(f"/cache/{key}").status_code for key in "abc"] == [404, 404, 200]
 
 
+def test_a_batch_invalidation_names_the_tags_that_had_entries(client: testing.TestClient) -> None:
+    """As /tags/{tag}/invalidate does: the same fields, for each tag."""
+    put(client, "a", 1, tags="x")
+    put(client, "b", 2, tags="y")
+    answer = client.simulate_post("/tags/invalidate", json={"tags": ["y", "unused", "x", "y"]})
+    assert answer.json == {"tags": ["y", "unused", "x"], "invalidated": ["y", "x"], "in_use": 2}
+    assert client.simulate_get("/stats").json["tag_invalidations"] == 3
+    one = client.simulate_post("/tags/unused/invalidate").json
+    assert set(one) == set(answer.json) and one["invalidated"] == []
+
+
 @pytest.mark.parametrize(
     "tags, code",
     [

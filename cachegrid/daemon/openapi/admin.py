@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...engine import DEFAULT_KEYS_LIMIT
+from ...engine.pattern_delete import CLOSED_SETS
 from ..engine_load_test import DEFAULT_OPERATIONS, OPERATION_TYPES
 from .parts import Common, error, grouped, obj, ok, operation, query
 
@@ -135,7 +136,12 @@ def _keys(common: Common) -> dict[str, Any]:
                 "400": common.bad,
             },
             [
-                query("pattern", {"type": "string"}, "A prefix, or a glob with `*`, `?` or `[...]`."),
+                query(
+                    "pattern",
+                    {"type": "string", "pattern": CLOSED_SETS, "maxLength": common.settings.max_key_length},
+                    "A prefix, or a glob with `*`, `?` or `[...]` (every `[` closed, as for "
+                    "/admin/delete-pattern; 400 `invalid_pattern` otherwise). Empty or absent: every key.",
+                ),
                 query(
                     "limit",
                     {"type": "integer", "minimum": 1, "maximum": common.settings.max_keys_limit},

@@ -31,9 +31,9 @@ def _invalidation(common: Common) -> dict[str, Any]:
         "schema": tag_list(settings, 1)["items"],
     }
     invalidated = obj(
-        ["tags", "in_use"],
+        ["tags", "invalidated", "in_use"],
         tags={"type": "array", "items": {"type": "string"}},
-        invalidated={"type": "array", "items": {"type": "string"}},
+        invalidated={"type": "array", "items": {"type": "string"}, "description": "The tags that had entries."},
         in_use={"type": "integer", "description": "How many of the tags had entries."},
     )
     return {
