@@ -156,7 +156,10 @@ class Items(Resource):
 
     def on_get_ttl(self, req: falcon.Request, resp: falcon.Response, key: str) -> None:
         self.check_key(key)
-        send_json(resp, {"key": key, "ttl": self.cache.ttl(key)})
+        ttl = self.cache.ttl(key)
+        # Milliseconds, as X-Cache-TTL gives them: the engine's float carries
+        # clock noise (357.3565179579999) that no caller can use.
+        send_json(resp, {"key": key, "ttl": None if ttl is None else round(max(ttl, 0.0), 3)})
 
     def on_put_ttl(self, req: falcon.Request, resp: falcon.Response, key: str) -> None:
         self.check_key(key)

@@ -656,3 +656,13 @@ def test_admin_keys_refuses_a_pattern_delete_by_pattern_refuses(client: testing.
     )
     assert listed == deleted
     assert client.simulate_get("/admin/keys", params={"pattern": "[ab]*"}).status_code == 200
+
+
+def test_the_ttl_answer_is_rounded_as_the_header(client: testing.TestClient, clock: FakeClock) -> None:
+    """Milliseconds in both: GET /cache/k/ttl and X-Cache-TTL agree to the digit."""
+    put(client, "k", 1, query_string="ttl=400")
+    clock.tick(42.6434820420001)
+    answer = client.simulate_get("/cache/k/ttl").json["ttl"]
+    header = client.simulate_get("/cache/k").headers["x-cache-ttl"]
+    assert answer == 357.357 and header == "357.357"
+    assert answer == float(header) and f"{answer:.3f}" == header

@@ -186,7 +186,17 @@ def _value(common: Common, links: dict[str, Any]) -> dict[str, Any]:
 def _ttl(common: Common, links: dict[str, Any]) -> dict[str, Any]:
     """``/cache/{key}/ttl``: read, set (touch) and remove (persist) the TTL."""
     key, bad, missing = common.key, common.bad, common.missing
-    answer = ok("The key's TTL.", obj(["key", "ttl"], key={"type": "string"}, ttl={"type": ["number", "null"]}))
+    answer = ok(
+        "The key's TTL.",
+        obj(
+            ["key", "ttl"],
+            key={"type": "string"},
+            ttl={
+                "type": ["number", "null"],
+                "description": "Seconds left, rounded to milliseconds as X-Cache-TTL; null without a TTL.",
+            },
+        ),
+    )
     touched_links = {name: links[name] for name in ("GetValue", "HeadValue", "GetTTL", "Persist")}
     return {
         "get": operation(
