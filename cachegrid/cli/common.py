@@ -12,7 +12,9 @@ with ``--json`` it is one JSON document, compact, on one line.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
+import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -58,28 +60,61 @@ def wants_json(ctx: typer.Context, flag: bool) -> bool:
     return flag or options(ctx).json
 
 
+URL_FORMS = "give http://HOST:PORT, https://HOST:PORT or HOST:PORT"
+# A host name's characters (RFC 1123 labels, and "_" that some resolvers
+# allow); an IPv6 address comes in brackets and is checked by ipaddress.
+HOST_NAME = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?")
+
+
 def hosts(urls: Iterable[str]) -> list[str]:
-    """The ``--url`` values, split at commas, as base URLs; a red line for one
-    that is not an http(s) URL (the client would fail on it with a traceback)."""
+    """The ``--url`` values, split at commas, as base URLs; a usage error
+    (red line, exit 2) for one that is not an http(s) URL of a host: a bad
+    scheme, a malformed host or port. The client would fail on them later
+    with a traceback, or with "no server answered" as if one were down."""
     found = []
     for given in urls:
         for part in given.split(","):
             if not part.strip():
                 continue
             url = base_url(part)
-            parts = urlsplit(url)
-            try:
-                parts.port  # noqa: B018  (raises ValueError for a port that is not a number)
-            except ValueError:
-                raise fail(f"--url {part.strip()!r}: the port is not a number", ExitCode.USAGE) from None
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise fail(
-                    f"--url {part.strip()!r}: give http://HOST:PORT, https://HOST:PORT or HOST:PORT", ExitCode.USAGE
-                )
+            problem = url_problem(url)
+            if problem:
+                raise fail(f"--url {part.strip()!r}: {problem}", ExitCode.USAGE)
             found.append(url)
     if not found:
         raise fail("--url: give at least one server", ExitCode.USAGE)
     return found
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` (a base URL) cannot name a server, or None when it can."""
+    if any(character.isspace() or not character.isprintable() for character in url):
+        return f"a URL has no spaces or control characters; {URL_FORMS}"
+    try:
+        parts = urlsplit(url)  # ValueError for unbalanced brackets or a bad address in them
+    except ValueError as error:
+        return f"{error}; {URL_FORMS}"
+    if parts.scheme not in ("http", "https"):
+        return URL_FORMS
+    try:
+        port = parts.port  # ValueError for a port that is not a number from 0 to 65535
+    except ValueError:
+        port = 0
+    if port == 0:
+        return "the port is not a number from 1 to 65535"
+    host = parts.hostname
+    if not host:
+        return URL_FORMS
+    if ":" in host:  # only an IPv6 address (in brackets) has a colon in it
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return f"{host!r} is not an IPv6 address"
+    elif not HOST_NAME.fullmatch(host):
+        return f"{host!r} is not a host name or address; {URL_FORMS}"
+    if parts.query or parts.fragment:
+        return f"a server's URL has no ?query or #fragment; {URL_FORMS}"
+    return None
 
 
 def node_name(url: str) -> str:

@@ -17,9 +17,11 @@ import typer
 from .. import __version__
 from . import batch, cluster, commands, config_show, dashboard, loadtest, serve, snapshot, stampede, stats_view, tags
 from .common import DEFAULT_URL, Globals
+from .group import RootGroup
 
 app = typer.Typer(
     name="cachegrid",
+    cls=RootGroup,  # plain flags in every help; 141 on a closed pipe (group.py)
     help="CacheGrid: an in-memory key/value cache server with an HTTP/JSON API.",
     no_args_is_help=True,
     add_completion=False,

@@ -32,6 +32,7 @@ class ExitCode(IntEnum):
     UNAUTHORIZED = 9  # the server needs a token (--token) and got none or a wrong one
     HELD = 10  # lock: another caller holds the lock
     INTERRUPTED = 130  # Ctrl-C that ended a command early: 128 + SIGINT, as a shell reports it
+    CLOSED_PIPE = 141  # stdout's reader went away (`cachegrid keys | head`): 128 + SIGPIPE, as for any Unix tool
 
 
 def exit_code_for(status: int | None) -> ExitCode:

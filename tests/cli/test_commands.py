@@ -365,12 +365,31 @@ def test_a_wrong_or_missing_token_exits_unauthorized(token_server: Server, key: 
         ["--url", "ftp://host", "get", "k"],
         ["--url", "host:port", "get", "k"],
         ["--timeout", "0", "get", "k"],
+        # Malformed URLs: usage errors, not "no CacheGrid server answered" (4).
+        ["--url", "not a url", "get", "k"],
+        ["--url", "ftp://127.0.0.1:8080", "keys"],
+        ["--url", "http://127.0.0.1:8080,not a url", "stats"],
+        ["--url", "http://127.0.0.1:70000", "get", "k"],
+        ["--url", "127.0.0.1:0", "get", "k"],
+        ["--url", "http://exa$mple:8080", "get", "k"],
+        ["--url", "http://[zz]:8080", "get", "k"],
+        ["--url", "http://[::1", "get", "k"],
+        ["--url", "http://127.0.0.1:8080/?prefix=x", "get", "k"],
+        ["--url", "http://127.0.0.1:80\t80", "health"],
     ],
 )
 def test_unusable_global_options_are_usage_errors(arguments: list[str]) -> None:
     result = runner_for("http://127.0.0.1:1")(*arguments)
     assert result.exit_code == ExitCode.USAGE
     one_error_line(result.stderr)
+
+
+def test_a_well_formed_url_is_not_a_usage_error() -> None:
+    """Host names, IPv6 addresses and a path prefix pass the check (and then
+    find no server: UNAVAILABLE)."""
+    for url in ("http://[::1]:1", "127.0.0.1:1", "https://localhost:1/prefix", "my_host.example.:1"):
+        result = runner_for(url)("--timeout", "0.5", "get", "k")
+        assert result.exit_code == ExitCode.UNAVAILABLE, (url, result.stderr)
 
 
 def test_help_shows_the_environment_variables() -> None:
