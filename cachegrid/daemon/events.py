@@ -164,7 +164,7 @@ class EventHub:
         sub.overflowed = True
         self.subscribers.remove(sub)
         self.dropped += 1
-        self._uninstall_if_idle()
+        # (Not uninstalled here, under the engine's lock: unsubscribe does it.)
 
     def _reset_chunk(self) -> bytes:
         return f'id: {self.epoch}-{self.seq}\nevent: {RESET}\ndata: {{"key": null}}\n\n'.encode()
@@ -244,10 +244,12 @@ class EventHub:
         return key is None or "tag" in data or key.startswith(sub.prefixes)
 
     def unsubscribe(self, sub: Subscriber) -> None:
+        """``sub`` leaves (if it has not been dropped already); the hook goes
+        with the last one. Never called from the hook: it takes the engine's lock."""
         with self.lock:
             if sub in self.subscribers:
                 self.subscribers.remove(sub)
-                self._uninstall_if_idle()
+            self._uninstall_if_idle()
 
     def close_all(self) -> None:
         with self.lock:
@@ -268,6 +270,8 @@ class EventHub:
                     yield chunk
                     last_sent = time.monotonic()
                 if sub.overflowed or sub.closed:
+                    if sub.queue:  # the reset came while the last chunk was being sent
+                        continue
                     return
                 if time.monotonic() - last_sent >= self.heartbeat:
                     yield HEARTBEAT

@@ -133,22 +133,42 @@ def test_a_subscriber_that_falls_behind_gets_reset_and_is_dropped() -> None:
     assert [e["event"] for e in parse(b"".join(hub.stream(slow)))] == ["reset"]
 
 
-def test_the_stream_sends_heartbeats_and_ends_on_close_all() -> None:
-    hub, cache = hub_of(events_heartbeat=1)
+def test_when_the_last_subscriber_is_dropped_in_the_hook_nothing_deadlocks() -> None:
+    hub, cache = hub_of(events_queue_size=10)
     sub = hub.subscribe(None, None)
-    stream = hub.stream(sub)
+    cache.set_many({f"k{i}": b"1" for i in range(50)})  # dropped inside the hook, under the engine's lock
+    assert sub.overflowed and hub.subscribers == []
+    assert [e["event"] for e in parse(b"".join(hub.stream(sub)))] == ["reset"]
+    assert cache._store.on_change is None  # the stream's end took the hook away
+    cache.set("after", b"1")
+
+
+# Slow: a heartbeat comes after a whole second of quiet (the shortest setting).
+@pytest.mark.slow
+def test_an_idle_stream_sends_heartbeats() -> None:
+    hub, cache = hub_of(events_heartbeat=1)
+    stream = hub.stream(hub.subscribe(None, None))
     assert parse(next(stream))[0]["event"] == "reset"
     started = time.monotonic()
     assert parse(next(stream)) == [{"comment": "heartbeat"}]
     assert 0.5 < time.monotonic() - started < 5
     cache.set("a", b"1")
     assert parse(next(stream))[0]["data"] == {"key": "a"}
-    threading.Timer(0.2, close_all).start()
+
+
+def test_close_all_ends_every_stream_at_once() -> None:
+    hub, cache = hub_of(events_heartbeat=300)
+    sub = hub.subscribe(None, None)
+    stream = hub.stream(sub)
+    assert parse(next(stream))[0]["event"] == "reset"
+    cache.set("a", b"1")
+    assert parse(next(stream))[0]["data"] == {"key": "a"}
+    threading.Timer(0.05, close_all).start()
     started = time.monotonic()
     with pytest.raises(StopIteration):
         next(stream)
     assert time.monotonic() - started < 1
-    assert sub not in hub.subscribers
+    assert sub not in hub.subscribers and cache._store.on_change is None
 
 
 # -- through the app --------------------------------------------------------------
