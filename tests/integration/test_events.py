@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +25,7 @@ from cachegrid.testing import ServerProcess as Server
 from tests.fixtures import worker_kinds
 
 READ_BOUND = 10.0
+CLI = [sys.executable, "-c", "from cachegrid.cli import main; main()"]
 
 
 class Stream:
@@ -202,3 +205,29 @@ def test_open_streams_do_not_slow_requests_under_meinheld(start_server: Callable
     # The median GET with 100 streams open, against without: the goal is 1.2x; a
     # stalled worker would be orders of magnitude slower. Generous for a shared machine.
     assert with_streams < max(3 * without, without + 0.002), (with_streams, without)
+
+
+def test_the_events_command_prints_the_stream(start_server: Callable[..., Server]) -> None:
+    server = start_server("--worker", "gthread")
+    command = [*CLI, "--url", server.url, "events", "--count", "3", "--json"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and process.poll() is None:  # until it has subscribed
+            put(server, "user:1")
+            put(server, "user:2")
+            time.sleep(0.2)
+        stdout, stderr = process.communicate(timeout=10)
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr
+    lines = [json.loads(line) for line in stdout.decode().splitlines()]
+    assert lines[0]["event"] == "reset" and lines[0]["key"] is None
+    assert [line["event"] for line in lines[1:]] == ["set", "set"]
+    assert {line["key"] for line in lines[1:]} <= {"user:1", "user:2"}
+    plain = subprocess.run(
+        [*CLI, "--url", server.url, "events", "--prefix", ""],
+        capture_output=True,
+        timeout=20,
+    )
+    assert plain.returncode == 5 and b"prefix" in plain.stderr
