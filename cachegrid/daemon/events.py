@@ -123,6 +123,10 @@ class EventHub:
         self.subscribers: list[Subscriber] = []
         # Reentrant: a signal handler (close_all) may run while the hook holds it.
         self.lock = threading.RLock()
+        # Lock order: install_lock, then the engine's lock (set_change_hook),
+        # then self.lock (the hook runs under the engine's lock and takes it):
+        # self.lock is never held while waiting for another.
+        self.install_lock = threading.Lock()
         self.loop_thread = threading.get_ident()
         self.dropped = 0  # subscribers dropped for falling behind
         self.installed = False
@@ -191,8 +195,10 @@ class EventHub:
         bound = self.max_subscribers
         if client is None and self.thread_streams is not None:
             bound = min(bound, self.thread_streams)
-        with self.lock:
-            if len(self.subscribers) >= bound:
+        with self.install_lock:  # (never inside self.lock: the hook takes that under the engine's lock)
+            with self.lock:
+                full = len(self.subscribers) >= bound
+            if full:
                 raise ApiError(
                     503,
                     "too_many_subscribers",
@@ -201,29 +207,33 @@ class EventHub:
                 )
             if not self.installed:
                 self._install()
-            start = self._resume_point(last_id)
-            if start is None:
-                sub.queue.append(self._reset_chunk())
-            else:
-                for seq, chunk in self.ring:
-                    if seq > start and self._matches(sub, chunk):
-                        sub.queue.append(chunk)
-            self.subscribers.append(sub)
+            with self.lock:
+                start = self._resume_point(last_id)
+                if start is None:
+                    sub.queue.append(self._reset_chunk())
+                else:
+                    for seq, chunk in self.ring:
+                        if seq > start and self._matches(sub, chunk):
+                            sub.queue.append(chunk)
+                self.subscribers.append(sub)
         return sub
 
     def _install(self) -> None:
-        # The hook was off: changes since were not recorded, so nothing
-        # before now can be resumed from (one id is skipped to mark the gap).
-        self.seq += 1
-        self.low = self.seq
-        self.ring.clear()
+        self.cache.set_change_hook(self.hook)  # takes the engine's lock
+        with self.lock:
+            # The hook was off: changes meanwhile were not recorded, so nothing
+            # before now can be resumed from (one id is skipped to mark the gap).
+            self.seq += 1
+            self.low = self.seq
+            self.ring.clear()
         self.installed = True
-        self.cache.set_change_hook(self.hook)
 
     def _uninstall_if_idle(self) -> None:
-        if not self.subscribers and self.installed:
+        with self.lock:
+            idle = not self.subscribers and self.installed
+        if idle:
             self.installed = False
-            self.cache.set_change_hook(None)
+            self.cache.set_change_hook(None)  # takes the engine's lock
 
     def _resume_point(self, last_id: str | None) -> int | None:
         """The seq after which to replay, None: start with a reset."""
@@ -246,9 +256,10 @@ class EventHub:
     def unsubscribe(self, sub: Subscriber) -> None:
         """``sub`` leaves (if it has not been dropped already); the hook goes
         with the last one. Never called from the hook: it takes the engine's lock."""
-        with self.lock:
-            if sub in self.subscribers:
-                self.subscribers.remove(sub)
+        with self.install_lock:
+            with self.lock:
+                if sub in self.subscribers:
+                    self.subscribers.remove(sub)
             self._uninstall_if_idle()
 
     def close_all(self) -> None:

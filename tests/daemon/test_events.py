@@ -233,3 +233,32 @@ def test_gthread_streams_are_bounded_by_its_threads() -> None:
     for body in bodies:
         body.close()  # type: ignore[attr-defined]
     assert hub._store.on_change is None  # the last one gone: the hook with it
+
+
+def test_subscribing_and_leaving_while_writers_write_never_deadlocks() -> None:
+    hub, cache = hub_of(events_queue_size=50)
+    cache.start()  # the sweeper too: it reports expiries from its own thread
+    stop = threading.Event()
+
+    def write() -> None:
+        i = 0
+        while not stop.is_set():
+            cache.set(f"k{i % 500}", b"1", ttl=0.001 if i % 3 else None)
+            i += 1
+
+    def churn() -> None:
+        while not stop.is_set():
+            sub = hub.subscribe(None, None)
+            sub.take()
+            hub.unsubscribe(sub)
+
+    threads = [threading.Thread(target=write) for _ in range(2)] + [threading.Thread(target=churn) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)
+    stop.set()
+    for thread in threads:
+        thread.join(5)
+    cache.stop()
+    assert not any(thread.is_alive() for thread in threads), "deadlocked"
+    assert hub.subscribers == [] and cache._store.on_change is None
