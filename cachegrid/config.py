@@ -196,6 +196,32 @@ class Settings(BaseSettings):
         description="Seconds a key marked stale stays when it had no stale window of its own (memcached's md I T).",
     )
 
+    # -- the change stream, GET /events (docs/events.md) -----------------------------
+    events_ring_size: int = Field(
+        default=10_000,
+        ge=0,
+        le=10_000_000,
+        description="Recent events kept for a stream to resume from (Last-Event-ID); 0: no resuming.",
+    )
+    events_heartbeat: float = Field(
+        default=5,
+        ge=1,
+        le=300,
+        description="Seconds between heartbeat comments on an idle event stream.",
+    )
+    events_max_subscribers: int = Field(
+        default=256,
+        ge=0,
+        le=100_000,
+        description="Most event streams open at once (503 past it; under gthread also at most threads - 1).",
+    )
+    events_queue_size: int = Field(
+        default=10_000,
+        ge=1,
+        le=10_000_000,
+        description="Events a stream may fall behind by before it gets a reset and is disconnected.",
+    )
+
     # -- snapshots (docs/snapshots.md) --------------------------------------------
     snapshot_path: Path | None = Field(
         default=None,

@@ -15,7 +15,20 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from . import batch, cluster, commands, config_show, dashboard, loadtest, serve, snapshot, stampede, stats_view, tags
+from . import (
+    batch,
+    cluster,
+    commands,
+    config_show,
+    dashboard,
+    events,
+    loadtest,
+    serve,
+    snapshot,
+    stampede,
+    stats_view,
+    tags,
+)
 from .common import DEFAULT_URL, Globals
 from .group import RootGroup
 
@@ -113,6 +126,7 @@ app.add_typer(snapshot.app)
 app.add_typer(cluster.app)
 app.add_typer(tags.app)
 app.add_typer(stampede.app)
+app.add_typer(events.app)
 
 
 def main() -> None:

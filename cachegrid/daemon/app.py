@@ -26,6 +26,7 @@ from .batch import Batch
 from .cache_factory import build_cache
 from .dashboard import DASHBOARD_PATH, STATIC_DIRECTORY, STATIC_PATH, Dashboard
 from .engine_load_test import LoadTest
+from .events import EventHub, Events
 from .heap import HeapTrimmer, start_trimmer
 from .items import ETags, Items
 from .leases import LeaseLocks, StaleMarks
@@ -134,6 +135,8 @@ def create_app(
     delete_pattern = DeletePattern(cache, settings)
     app.add_route("/admin/delete-pattern", delete_pattern)
     app.add_route("/admin/delete-pattern/{job_id}", delete_pattern, suffix="job")
+    threads = settings.threads - 1 if worker == "gthread" else None  # a thread per stream there: one left over
+    app.add_route("/events", Events(EventHub(cache, settings, threads), settings))
     app.add_route("/metrics", Metrics(cache, settings, snapshotter, trimmer))
     app.add_route(OPENAPI_PATH, OpenAPI(settings))
     app.add_route(DOCS_PATH, Docs())

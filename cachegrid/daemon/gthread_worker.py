@@ -38,6 +38,8 @@ from typing import Any
 from gunicorn.workers.gthread import TConn  # the connection type gthread's threads expect
 from gunicorn.workers.gthread import ThreadWorker as GunicornThreadWorker
 
+from . import events
+
 HEAD_LIMIT = 64 * 1024  # past this the parser refuses the head itself (431)
 READ_SIZE = 16 * 1024
 _END_OF_HEAD = b"\r\n\r\n"
@@ -149,6 +151,12 @@ class ThreadWorker(GunicornThreadWorker):
         conn.parser.unreader.unread(bytes(head))
         conn.data_ready = True
         self.enqueue_req(conn)
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        """SIGTERM: graceful, as gthread's own, but event streams (which
+        never finish) are ended at once instead of awaited."""
+        super().handle_exit(sig, frame)
+        events.close_all()
 
     def murder_pending(self) -> None:
         """Heads that did not arrive in time: 408 and close (gthread's own

@@ -37,7 +37,7 @@ from typing import Any
 from gunicorn.workers.base import Worker
 from meinheld import server
 
-from . import accesslog
+from . import accesslog, events
 
 
 class AccessLog:
@@ -143,8 +143,10 @@ class MeinheldWorker(Worker):
             self._exit_now = True
 
     def handle_exit(self, sig: int, frame: Any) -> None:
-        """SIGTERM: graceful; stop accepting, finish what is in flight."""
+        """SIGTERM: graceful; stop accepting, finish what is in flight
+        (event streams never finish: they are ended now)."""
         self.alive = False
+        events.close_all()
         server.stop(max(1, int(self.cfg.graceful_timeout)))
 
     def handle_quit(self, sig: int, frame: Any) -> None:

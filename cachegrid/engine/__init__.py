@@ -13,6 +13,7 @@ It imports nothing else of CacheGrid and can be used on its own::
 from __future__ import annotations
 
 from .cache import Cache
+from .changes import INVALIDATE, RESET, ChangeHook
 from .entry import Entry
 from .errors import (
     CacheError,
@@ -68,13 +69,16 @@ __all__ = [
     "DEFAULT_SCAN_COUNT",
     "INT64_MAX",
     "INT64_MIN",
+    "INVALIDATE",
     "MAX_TTL",
     "PLAIN",
     "POLICIES",
+    "RESET",
     "UNCONDITIONAL",
     "Cache",
     "CacheError",
     "CacheFull",
+    "ChangeHook",
     "Clock",
     "Condition",
     "Entry",

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any
 
+from .changes import INVALIDATE, RESET, ChangeHook
 from .entry import Entry
 from .errors import TooManyLeases
 from .leases import DEFAULT_MAX_LEASE_TIME, DEFAULT_MAX_LEASES, Grant, Leases, check_lease_time
@@ -278,6 +279,8 @@ class Cache:
         names = [check_tag(tag, self.tag_limits.max_tag_length) for tag in given]
         with self._lock:
             in_use = self._store.tags.invalidate(names)
+            for name in names if self._store.on_change is not None else ():
+                self._store.on_change(INVALIDATE, name)  # type: ignore[misc]
         if in_use:
             self._sweeper.want_reclaim()
         return in_use
@@ -466,9 +469,20 @@ class Cache:
             return consume(self._store.export_entries(wall_now), len(self._store))
 
     def restore(self, records: list[Any], wall_now: float, hints: bool = True) -> tuple[int, int, int]:
-        """``Store.restore`` under the lock: (restored, expired, left out)."""
+        """``Store.restore`` under the lock: (restored, expired, left out); one ``reset`` change."""
         with self._lock:
-            return self._store.restore(records, wall_now, hints)
+            hook, self._store.on_change = self._store.on_change, None
+            try:
+                return self._store.restore(records, wall_now, hints)
+            finally:
+                self._store.on_change = hook
+                if hook is not None:
+                    hook(RESET, None)
+
+    def set_change_hook(self, hook: ChangeHook | None) -> None:
+        """Install (None: remove) the one change hook (changes.py)."""
+        with self._lock:
+            self._store.on_change = hook
 
     def __enter__(self) -> Cache:
         self.start()

@@ -38,6 +38,16 @@ the policy can never pick the key being written as its victim) and the new
 one is inserted as a fresh entry; a policy that does not evict makes room
 for the growth instead, keeping the old entry unless that room was made by
 reclaiming the old entry itself (it had expired).
+
+Changes
+-------
+``on_change`` (None, or a callable of (kind, key)) is told of every change
+this room makes, after it is applied: "set" at the end of ``_write`` (every
+write, incr, touch and mark_stale included), "expire" and "evict" where
+the eviction rule, the sweeper and reads reclaim an entry. Store reports
+deletes and clears; Cache reports tag invalidations and restores
+(changes.py says what the daemon makes of them). With nobody listening the
+cost is one ``is not None`` test per write.
 """
 
 from __future__ import annotations
@@ -67,6 +77,9 @@ from .limits import check_key
 from .slots import VERSION_MASK, SlotTable
 from .tags import TagRegistry
 
+# The kinds of change on_change reports (changes.py has the whole list).
+SET, DELETE, EXPIRE, EVICT = "set", "delete", "expire", "evict"
+
 
 def stored_key_length(key: str) -> int:
     """The UTF-8 length of a key already checked and stored."""
@@ -89,6 +102,7 @@ class Room(SlotTable):
         "max_memory",
         "max_size",
         "max_value_size",
+        "on_change",
         "rejected_full",
         "rejected_too_large",
         "tags",
@@ -110,6 +124,7 @@ class Room(SlotTable):
     expired: int
     rejected_too_large: int
     rejected_full: int
+    on_change: Callable[[str, str | None], None] | None
 
     def __len__(self) -> int:
         """Entries held, including expired ones not reclaimed yet."""
@@ -147,6 +162,8 @@ class Room(SlotTable):
             key = self.key_at(slot)
             self._remove(key, data[key])  # type: ignore[arg-type, index]
             self.expired += 1
+            if self.on_change is not None:
+                self.on_change(EXPIRE, key)
         while not self._fits(extra_entries, extra_bytes):
             if not self.evicts:
                 self.rejected_full += 1
@@ -157,6 +174,8 @@ class Room(SlotTable):
             key = self.key_at(self._victim())
             self._remove(key, data[key])  # type: ignore[arg-type, index]
             self.evictions += 1
+            if self.on_change is not None:
+                self.on_change(EVICT, key)
 
     def _check_entry(self, key: str, value: bytes) -> int:
         """Validate a key and value; return the key's length in UTF-8 bytes.
@@ -230,6 +249,8 @@ class Room(SlotTable):
                     self._with_ttl += has_ttl - old_has_ttl
                 if has_ttl and expires_at != old_expires_at:
                     self._expiry.add(expires_at, slot, self._with_ttl)
+                if self.on_change is not None:
+                    self.on_change(SET, key)
                 return version
         # An insert. PERF: the room check (not _fits(1, charge)) written out.
         if len(self._data) >= self.max_size or self._memory + charge > self.max_memory:
@@ -246,6 +267,8 @@ class Room(SlotTable):
         if has_ttl:
             self._with_ttl += 1
             self._expiry.add(expires_at, slot, self._with_ttl)
+        if self.on_change is not None:
+            self.on_change(SET, key)
         return version
 
     def _room_to_grow(self, key: str, old: bytes, growth: int) -> bool:
@@ -307,6 +330,8 @@ class Room(SlotTable):
             key = self.key_at(slot)
             self._remove(key, data[key])  # type: ignore[arg-type, index]
             reclaimed += 1
+            if self.on_change is not None:
+                self.on_change(EXPIRE, key)
         self.expired += reclaimed
         return reclaimed
 

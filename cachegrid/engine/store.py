@@ -96,9 +96,11 @@ from .limits import (  # noqa: F401  (importable from here as before)
     key_length,
 )
 from .restore import Record, export_entries, restore
-from .room import Room
+from .room import DELETE, EXPIRE, Room
 from .slots import SHARD_BITS, VERSION_MASK  # noqa: F401
 from .tags import TagLimits, TagRegistry
+
+CLEAR = "clear"  # a change reported to on_change (changes.py)
 
 # What incr/decr accept as an integer: a JSON integer, as the daemon stores it.
 _INTEGER = re.compile(rb"-?(?:0|[1-9][0-9]{0,18})")
@@ -176,6 +178,7 @@ class Store(Room):
         # Set by Cache while its sweeper runs: rebuilds of the expiry index
         # are then handed to the sweeper instead of done inside a write.
         self.on_expiry_overgrown: Callable[[], None] | None = None
+        self.on_change = None  # told of every change (room.py, changes.py)
         # What an entry is charged beyond its key and value, by has-a-TTL (room.py).
         self._overheads = (self.entry_overhead, self.entry_overhead + self.ttl_overhead)
         self._version = 0
@@ -212,6 +215,8 @@ class Store(Room):
         before = gc.get_referents(self)
         heap = self._expiry.detach()
         self._reset()
+        if self.on_change is not None:
+            self.on_change(CLEAR, None)
         kept = {id(value) for value in gc.get_referents(self)}
         return heap + [value for value in before if id(value) not in kept]
 
@@ -256,6 +261,8 @@ class Store(Room):
         if flags & FLAG_EXPIRES and expires_at_of(blob) <= (self.clock() if now is None else now):
             self._remove(key, blob)
             self.expired += 1
+            if self.on_change is not None:
+                self.on_change(EXPIRE, key)
             return None
         return blob
 
@@ -291,6 +298,8 @@ class Store(Room):
                     return blob
                 self._remove(key, blob)
                 self.expired += 1
+                if self.on_change is not None:
+                    self.on_change(EXPIRE, key)
         self.misses += 1
         return None
 
@@ -517,6 +526,8 @@ class Store(Room):
             return False
         self._remove(key, blob)
         self.deletes += 1
+        if self.on_change is not None:
+            self.on_change(DELETE, key)
         return True
 
     def delete_many(self, keys: Iterable[str]) -> int:

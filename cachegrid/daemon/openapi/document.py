@@ -1,8 +1,8 @@
 """The OpenAPI 3.1 document of the HTTP API, assembled from its families.
 
 Each URL family is written in a module of its own, as the resources are
-(daemon/items.py, batch.py, tags.py, admin.py): items.py, batch.py, tags.py
-and admin.py here give their paths and the group (OpenAPI's "tag") /docs
+(daemon/items.py, batch.py, tags.py, admin.py, events.py): items.py, batch.py,
+tags.py, admin.py and events.py here give their paths and the group (OpenAPI's "tag") /docs
 shows them under. leases.py and binary.py then write what leases, stale
 values and binary values add to the operations of the items and the
 batches, and the two paths of leases. parts.py has the builders they all
@@ -19,19 +19,19 @@ from typing import Any
 
 from ... import __version__
 from ...config import Settings
-from . import admin, batch, binary, items, leases, tags
+from . import admin, batch, binary, events, items, leases, tags
 from .parts import Common, obj
 
 
 def build_document(settings: Settings) -> dict[str, Any]:
     """The document for a server with ``settings``."""
     common = Common.of(settings)
-    paths = items.paths(common) | batch.paths(common) | admin.paths(common) | tags.paths(common)
+    paths = items.paths(common) | batch.paths(common) | admin.paths(common) | tags.paths(common) | events.paths(common)
     leases.amend(paths, common)
     binary.amend(paths, common)
     return {
         "openapi": "3.1.0",
-        "tags": [items.GROUP, batch.GROUP, tags.GROUP, admin.GROUP],
+        "tags": [items.GROUP, batch.GROUP, tags.GROUP, admin.GROUP, events.GROUP],
         "info": {
             "title": "CacheGrid",
             "version": __version__,

@@ -281,6 +281,74 @@
     timer = null;
   }
 
+  // -- the change stream (GET /events, docs/events.md): opened on demand ------------------
+  // A streaming fetch, not EventSource: EventSource cannot send the bearer
+  // header, and a token never goes in a URL.
+
+  const MAX_CHANGES = 50;
+  let following = null; // the AbortController of the open stream
+
+  function showChange(block) {
+    let kind = null;
+    let data = null;
+    for (const line of block.split("\n")) {
+      if (line.startsWith("event: ")) kind = line.slice(7);
+      else if (line.startsWith("data: ")) data = JSON.parse(line.slice(6));
+    }
+    if (!kind || !data) return; // a heartbeat
+    const name = "tag" in data ? "tag " + data.tag : data.key === null ? "(everything)" : data.key;
+    const item = document.createElement("li");
+    item.textContent = kind + " " + name; // text, never markup: a key may hold anything
+    const list = $("change-list");
+    list.prepend(item);
+    while (list.children.length > MAX_CHANGES) list.lastChild.remove();
+  }
+
+  function stopFollowing(message) {
+    if (following) following.abort();
+    following = null;
+    $("follow-changes").textContent = "Follow changes";
+    $("changes-status").textContent = message;
+  }
+
+  async function followChanges() {
+    if (following) {
+      stopFollowing("stopped");
+      return;
+    }
+    const controller = new AbortController();
+    following = controller;
+    $("follow-changes").textContent = "Stop";
+    try {
+      const response = await api("/events", { signal: controller.signal });
+      if (!response.ok) throw new Error(await errorText(response));
+      $("changes-status").textContent = "following";
+      const reader = response.body.getReader();
+      const decoder = new TextDecoder();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += decoder.decode(value, { stream: true });
+        let end;
+        while ((end = buffer.indexOf("\n\n")) >= 0) {
+          showChange(buffer.slice(0, end));
+          buffer = buffer.slice(end + 2);
+        }
+      }
+      if (following === controller) stopFollowing("the server ended the stream");
+    } catch (error) {
+      if (controller.signal.aborted || following !== controller) return;
+      if (refused(error)) {
+        stopFollowing("");
+        return;
+      }
+      stopFollowing("stream lost: " + error.message);
+    }
+  }
+
+  $("follow-changes").addEventListener("click", followChanges);
+
   // -- the key browser ------------------------------------------------------------------
 
   const browser = { pattern: "", cursor: null, count: 0, open: null };
