@@ -27,7 +27,7 @@ from .changes import INVALIDATE, RESET, ChangeHook
 from .entry import Entry
 from .errors import TooManyLeases
 from .leases import DEFAULT_MAX_LEASE_TIME, DEFAULT_MAX_LEASES, Grant, Leases, check_lease_time
-from .limits import Limits, check_key
+from .limits import Limits, LimitsView, check_key
 from .options import PLAIN, UNCONDITIONAL, Preconditions, WriteOptions
 from .registry import DEFAULT_POLICY, store_class
 from .scan import DEFAULT_KEYS_LIMIT, DEFAULT_SCAN_COUNT, KeyPage, key_matcher, scan_page, start_of
@@ -40,7 +40,7 @@ from .tags import TagLimits, check_tag, check_tags
 DELETE_BATCH = 256
 
 
-class Cache:
+class Cache(LimitsView):
     """A thread-safe in-memory cache of ``bytes`` values under ``str`` keys.
 
     ``Cache("lru", max_size=..., max_memory=...)`` or ``Cache("lru",
@@ -81,22 +81,6 @@ class Cache:
         self._started_at = clock()
 
     # -- limits, read-only ---------------------------------------------------------
-
-    @property
-    def max_size(self) -> int:
-        return self.limits.max_size
-
-    @property
-    def max_memory(self) -> int:
-        return self.limits.max_memory
-
-    @property
-    def max_key_length(self) -> int:
-        return self.limits.max_key_length
-
-    @property
-    def max_value_size(self) -> int:
-        return self.limits.max_value_size
 
     def __len__(self) -> int:
         with self._lock:
@@ -275,6 +259,10 @@ class Cache:
         """Make every entry carrying one of ``tags`` a miss from now on, in
         O(1) per tag (a generation bump; the entries are reclaimed by reads
         and by the sweeper). Returns how many of the tags were in use."""
+        return len(self.invalidated_tags(tags))
+
+    def invalidated_tags(self, tags: Iterable[str]) -> list[str]:
+        """``invalidate_tags``, in one lock hold, naming the tags that were in use."""
         given: Iterable[Any] = [tags] if isinstance(tags, (str, bytes)) else tags
         names = [check_tag(tag, self.tag_limits.max_tag_length) for tag in given]
         with self._lock:

@@ -95,3 +95,25 @@ def check_stale(stale: float) -> float:
     if not (isfinite(stale) and 0 <= stale <= MAX_TTL):
         raise InvalidTTL(f"stale must be at least 0 and at most {MAX_TTL} seconds, not {stale!r}")
     return stale
+
+
+class LimitsView:
+    """Read-only views of an object's ``limits`` (``Cache``'s), field by field."""
+
+    limits: Limits
+
+    @property
+    def max_size(self) -> int:
+        return self.limits.max_size
+
+    @property
+    def max_memory(self) -> int:
+        return self.limits.max_memory
+
+    @property
+    def max_key_length(self) -> int:
+        return self.limits.max_key_length
+
+    @property
+    def max_value_size(self) -> int:
+        return self.limits.max_value_size

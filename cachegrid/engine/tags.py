@@ -251,17 +251,17 @@ class TagRegistry:
 
     # -- invalidation --------------------------------------------------------------
 
-    def invalidate(self, tags: Iterable[str]) -> int:
+    def invalidate(self, tags: Iterable[str]) -> list[str]:
         """Make every entry carrying one of ``tags`` a miss: one generation
-        bump per tag, O(1) each. Returns how many of them were in use (a
-        tag no entry holds has nothing to invalidate)."""
-        in_use = 0
+        bump per tag, O(1) each. Returns those that were in use (a tag no
+        entry holds has nothing to invalidate)."""
+        in_use = []
         for tag in tags:
             self.invalidations += 1
             tag_id = self._ids.get(tag)
             if tag_id is not None:
                 self._generations[tag_id] = (self._generations[tag_id] + 1) & _GENERATION_MASK
-                in_use += 1
+                in_use.append(tag)
         if in_use:
             self.epoch += 1
         return in_use

@@ -348,3 +348,12 @@ def test_counts_stay_true_through_a_random_mix_of_operations(policy: str, clock:
         except Exception as error:  # noeviction's full cache, incr of a non-integer
             assert type(error).__name__ in ("CacheFull", "NotAnInteger"), error
         assert _counted_right(cache), step
+
+
+def test_invalidated_tags_names_those_in_use_in_one_call(clock: FakeClock) -> None:
+    cache = Cache("lru", clock=clock)
+    cache.set("a", b"1", tags=["red"])
+    cache.set("b", b"2", tags=["blue"])
+    assert cache.invalidated_tags(["blue", "green", "red"]) == ["blue", "red"]
+    assert cache.get("a") is None and cache.get("b") is None
+    assert cache.invalidate_tags(["green"]) == 0
