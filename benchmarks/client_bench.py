@@ -52,6 +52,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -161,17 +162,39 @@ class RequestsClient(SyncCacheGridClient):
 
 
 def raw_call(host: str, port: int, request: bytes) -> Callable[[], bytes]:
-    """A socket writing a prepared request and reading until a full answer (its size learned once)."""
-    sock = socket.create_connection((host, port))
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    """A socket writing a prepared request and reading until a full answer (its size
+    learned once); connected anew when the server closed it while the other rows ran."""
+    state: dict[str, socket.socket] = {}
+
+    def connect() -> socket.socket:
+        sock = socket.create_connection((host, port), 10)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        state["sock"] = sock
+        return sock
+
+    sock = connect()
     sock.sendall(request)
     size = len(sock.recv(65536))
 
     def call() -> bytes:
+        sock = state["sock"]
         sock.sendall(request)
         data = sock.recv(65536)
-        while len(data) < size:
+        while 0 < len(data) < size:
             data += sock.recv(65536)
+        if not data:  # closed while idle: once more on a new connection
+            sock.close()
+            return call_on(connect())
+        return data
+
+    def call_on(sock: socket.socket) -> bytes:
+        sock.sendall(request)
+        data = b""
+        while len(data) < size:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("the server closed a new connection")
+            data += chunk
         return data
 
     return call
@@ -208,8 +231,16 @@ def rows(at: Servers) -> list[Row]:
     connection = http.client.HTTPConnection(host, int(port))
 
     def http_client_get() -> object:
-        connection.request("GET", f"/cache/{KEY}")
-        return json.loads(connection.getresponse().read())
+        try:
+            connection.request("GET", f"/cache/{KEY}")
+            return json.loads(connection.getresponse().read())
+        except (
+            http.client.RemoteDisconnected,
+            BrokenPipeError,
+            ConnectionResetError,
+        ):  # closed while idle: http.client reconnects on the next request
+            connection.close()
+            return http_client_get()
 
     r = redis.Redis(port=at.redis_port)
     memcache = Memcache(("127.0.0.1", at.memcached_port), default_noreply=False)  # wait for "STORED", as SET does
@@ -326,6 +357,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--output", type=Path, help="also write the table to this Markdown file")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the servers on the way out
     with servers() as at:
         table = rows(at)
         results = measure(table, args.rounds, args.calls, args.seed)

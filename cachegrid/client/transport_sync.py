@@ -13,12 +13,15 @@ Failures are told apart as the plans need them (protocol.py):
 * Connecting fails (refused, no such host, connect timeout): ``NotSent``
   (``ConnectTimedOut``).
 * A connection taken from the stack may have been closed by the server
-  while it was idle (its keep-alive timeout, a restart). Before reuse it is
-  polled without waiting: readable means the server closed it (it sends
-  nothing unasked), and a new one is made instead. In the remaining race
-  (closed between that poll and the write) the answer is no byte at all:
-  an idempotent request is sent once more on a new connection; any other is
-  ``MaybeSent``, since the server may have applied it before closing.
+  while it was idle (its keep-alive timeout, a restart); then the answer is
+  no byte at all. An idempotent request is simply sent once more, on a new
+  connection: nothing is lost by trying, and the hot path pays no check. A
+  request that is not idempotent must not be sent twice, so before it goes
+  on a reused connection that connection is polled without waiting
+  (readable means the server closed it: it sends nothing unasked) and a new
+  one is made instead; in the remaining race (closed between that poll and
+  the write) it is ``MaybeSent``, since the server may have applied it
+  before closing.
 * A timeout while waiting for the answer is ``TimedOut``; a connection
   reset or closed mid-answer, or bytes that are no HTTP answer, ``MaybeSent``.
   The connection is dropped in every such case.
@@ -32,8 +35,8 @@ off: a request is written in one ``sendall`` and waits for its answer.
 brings certificate bundles and proxies from the environment with it.
 
 After a ``fork()`` the child must not share the parent's sockets: a lane
-that sees another process id forgets its idle connections (leaving them to
-the parent) and connects anew.
+that sees the fork count changed forgets its idle connections (leaving them
+to the parent) and connects anew.
 """
 
 from __future__ import annotations
@@ -52,6 +55,10 @@ from .wire import Origin, ProtocolError, ResponseParser
 MAX_IDLE = 16
 RECV_SIZE = 65536
 
+# Bumped in a child after each fork(): cheaper to compare than os.getpid() a call.
+_forks = [0]
+os.register_at_fork(after_in_child=lambda: _forks.__setitem__(0, _forks[0] + 1))
+
 
 class Lane:
     """The keep-alive connections to one ``http://`` host."""
@@ -61,7 +68,7 @@ class Lane:
         self.timeout = timeout
         self._idle: list[socket.socket] = []
         self._lock = threading.Lock()
-        self._pid = os.getpid()
+        self._generation = _forks[0]
         self._closed = False
 
     def _connect(self) -> socket.socket:
@@ -74,31 +81,30 @@ class Lane:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
 
-    def _take(self) -> socket.socket | None:
-        """An idle connection the server has not closed, or None."""
-        if self._pid != os.getpid():
+    def _take(self, check: bool) -> socket.socket | None:
+        """An idle connection, or None; with ``check``, one the server has not closed."""
+        if self._generation != _forks[0]:
             with self._lock:
-                self._idle, self._pid = [], os.getpid()
+                self._idle, self._generation = [], _forks[0]
         while True:
             with self._lock:
                 if not self._idle:
                     return None
                 sock = self._idle.pop()
-            readable, _, _ = select.select((sock,), (), (), 0)
-            if not readable:
+            if not check or not select.select((sock,), (), (), 0)[0]:
                 return sock
             sock.close()  # closed by the server (or a stray byte): either way unusable
 
     def _give_back(self, sock: socket.socket) -> None:
         with self._lock:
-            if len(self._idle) < MAX_IDLE and not self._closed and self._pid == os.getpid():
+            if len(self._idle) < MAX_IDLE and not self._closed and self._generation == _forks[0]:
                 self._idle.append(sock)
                 return
         sock.close()
 
     def send(self, call: Call) -> Answer:
         data = self.origin.request(call.method, call.path, call.params, call.body, call.headers)
-        sock = self._take()
+        sock = self._take(check=not call.idempotent)
         if sock is not None:
             try:
                 return self._exchange(sock, data, call.method == "HEAD")

@@ -166,30 +166,30 @@ class ResponseParser:
             raise ProtocolError(f"not a status line: {lines[0][:80]!r}") from None
         if not version.startswith("HTTP/1."):
             raise ProtocolError(f"not a status line: {lines[0][:80]!r}")
-        headers = self.headers
+        fields: dict[str, str] = {}  # a plain dict while building: no case folding on each lookup
         for line in lines[1:]:
             name, sep, value = line.partition(":")
             if not sep:
                 raise ProtocolError(f"not a header line: {line[:80]!r}")
             name = name.lower()
             value = value.strip()
-            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+            fields[name] = f"{fields[name]}, {value}" if name in fields else value
         if 100 <= code < 200:  # an interim answer: the real one follows
-            self.headers = Headers()
             return self.feed(rest) if rest else False
         self.status = code
-        connection = headers.get("connection", "").lower()
+        self.headers = Headers(fields)
+        connection = fields.get("connection", "").lower()
         if version == "HTTP/1.0":
             self.keep_alive = "keep-alive" in connection
         elif "close" in connection:
             self.keep_alive = False
         if self._head or code in NO_BODY:
             return self._done(rest)
-        if headers.get("transfer-encoding", "").lower().endswith("chunked"):
+        if fields.get("transfer-encoding", "").lower().endswith("chunked"):
             self._mode = "chunked"
             self._buf = rest
             return self._chunks()
-        length = headers.get("content-length")
+        length = fields.get("content-length")
         if length is not None:
             try:
                 self._left = int(length.split(",")[0])

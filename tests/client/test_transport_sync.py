@@ -3,6 +3,7 @@ server on 127.0.0.1: framing on a real socket, reuse, a server that closes, time
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -175,12 +176,12 @@ def test_a_close_racing_the_request_resends_only_what_is_idempotent(serve: Calla
     transport = lane(server)
     assert transport.send(GET).status == 200
     sock = transport._idle[-1]
-    transport._take = lambda: sock  # type: ignore[method-assign]  # skip the poll: the race
+    transport._take = lambda check: sock  # type: ignore[method-assign]  # skip the poll: the race
     assert transport.send(GET).status == 200  # sent again on a new connection
     assert server.connections == 2
     assert transport.send(GET).status == 200
     sock = transport._idle[-1]
-    transport._take = lambda: sock  # type: ignore[method-assign]
+    transport._take = lambda check: sock  # type: ignore[method-assign]
     with pytest.raises(MaybeSent):
         transport.send(POST)  # the server may have applied it: not sent twice
     assert sum(request.startswith(b"POST") for request in server.requests) == 1
@@ -260,3 +261,20 @@ def test_the_client_sends_its_token_and_reconnects_after_close(serve: Callable[[
     assert client.get("k") == {}
     assert server.connections == 2
     assert all(b"Authorization: Bearer sekrit\r\n" in request for request in server.requests)
+
+
+def test_a_forked_child_opens_its_own_connection(serve: Callable[[Script], Scripted]) -> None:
+    server = serve(lambda c, i, r: OK)
+    transport = lane(server)
+    assert transport.send(GET).status == 200
+    pid = os.fork()
+    if pid == 0:  # the child: its answer must come on a connection of its own
+        try:
+            ok = transport.send(GET).status == 200
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert server.connections == 2  # the child did not write on the parent's socket
+    assert transport.send(GET).status == 200  # and the parent keeps using its own
+    assert server.connections == 2
