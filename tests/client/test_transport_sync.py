@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import pytest
 
@@ -93,17 +94,26 @@ class Scripted:
         self.listener.close()
 
 
-@pytest.fixture
-def serve() -> Iterator[Callable[[Script], Scripted]]:
+@contextmanager
+def scripted_servers() -> Iterator[Callable[[Script], Scripted]]:
+    """A function that starts a scripted server, each closed at the end of the block."""
     servers: list[Scripted] = []
 
     def start(script: Script) -> Scripted:
         servers.append(Scripted(script))
         return servers[-1]
 
-    yield start
-    for server in servers:
-        server.close()
+    try:
+        yield start
+    finally:
+        for server in servers:
+            server.close()
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[Script], Scripted]]:
+    with scripted_servers() as start:
+        yield start
 
 
 def lane(server: Scripted, timeout: float = 5.0) -> Lane:
