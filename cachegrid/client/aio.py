@@ -1,8 +1,8 @@
-"""The asynchronous client, over ``httpx.AsyncClient``.
+"""The asynchronous client, over keep-alive asyncio streams (transport_aio.py).
 
-httpx because it is the maintained async HTTP client with the same model as
-requests (a pooled client object, timeouts, the same exceptions split), so
-both clients behave alike. The connection pool is made on first use inside
+The transport is the sync client's, written for asyncio (both build their
+requests and parse their answers with wire.py), so both clients behave
+alike; httpx is left for https hosts. The connection pool is made on first use inside
 the running event loop (a client created outside any loop, or never entered
 as a context manager, works), and made again if the client is used from
 another loop later (each ``asyncio.run`` has its own). The requests of one
@@ -17,11 +17,10 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import httpx
-
 from .api import Api
 from .leases import Compute, Flow, Refresh, Run, Sleep
-from .protocol import Answer, Call, ConnectTimedOut, MaybeSent, NotSent, Outcome, Plan, TimedOut
+from .protocol import Answer, Call, MaybeSent, NotSent, Outcome, Plan
+from .transport_aio import AioTransport
 
 log = logging.getLogger("cachegrid.client")
 
@@ -38,15 +37,15 @@ class CacheGridClient(Api):
     is here a coroutine."""
 
     def _open_transport(self) -> None:
-        self._client: httpx.AsyncClient | None = None
+        self._client: AioTransport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._refreshes: set[asyncio.Task[None]] = set()  # held until done: the loop keeps only weak references
         self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # the plans' waits (a test may put a fake here)
 
-    def _open(self) -> httpx.AsyncClient:
+    def _open(self) -> AioTransport:
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop or self._client.is_closed:
-            self._client = httpx.AsyncClient(headers=self._headers(), timeout=self.timeout)
+            self._client = AioTransport(self._headers(), self.timeout)
             self._loop = loop
         return self._client
 
@@ -69,20 +68,7 @@ class CacheGridClient(Api):
         await self.close()
 
     async def _send(self, host: str, call: Call) -> Answer:
-        client = self._open()
-        try:
-            response = await client.request(
-                call.method, host + call.path, params=call.params, content=call.body, headers=call.headers
-            )
-            return Answer(response.status_code, response.content, response.headers)
-        except httpx.ConnectTimeout as error:
-            raise ConnectTimedOut(str(error) or type(error).__name__) from None
-        except (httpx.ConnectError, httpx.UnsupportedProtocol) as error:
-            raise NotSent(str(error) or type(error).__name__) from None
-        except httpx.TimeoutException as error:
-            raise TimedOut(str(error) or type(error).__name__) from None
-        except httpx.TransportError as error:
-            raise MaybeSent(str(error) or type(error).__name__) from None
+        return await self._open().send(host, call)
 
     async def _attempt(self, host: str, call: Call) -> Outcome:
         try:

@@ -1,4 +1,4 @@
-"""The synchronous client, over a pooled ``requests.Session``.
+"""The synchronous client, over keep-alive sockets (transport_sync.py).
 
 Use it as a context manager or not at all; both work, and so does entering
 the same client again and again (one client made at import time, ``with
@@ -18,11 +18,10 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import requests
-
 from .api import Api
 from .leases import Compute, Flow, Refresh, Run, Sleep
-from .protocol import Answer, Call, ConnectTimedOut, MaybeSent, NotSent, Outcome, Plan, TimedOut
+from .protocol import Answer, Call, MaybeSent, NotSent, Outcome, Plan
+from .transport_sync import Transport
 
 MAX_THREADS = 16
 log = logging.getLogger("cachegrid.client")
@@ -33,18 +32,19 @@ class SyncCacheGridClient(Api):
     (the parameters are ``Api``'s)."""
 
     def _open_transport(self) -> None:
-        self._session: requests.Session | None = None
+        self._session: Transport | None = None
         self._entered = 0
         self._lock = threading.Lock()
         self._threads: ThreadPoolExecutor | None = None
         self._sleep: Callable[[float], None] = time.sleep  # the plans' waits (a test may put a fake here)
 
-    def _open(self) -> requests.Session:
+    def _open(self) -> Transport:
+        session = self._session
+        if session is not None:
+            return session
         with self._lock:
             if self._session is None:
-                session = requests.Session()
-                session.headers.update(self._headers())
-                self._session = session
+                self._session = Transport(self._headers(), self.timeout)
             return self._session
 
     def connect(self) -> None:
@@ -85,27 +85,7 @@ class SyncCacheGridClient(Api):
             self.close()
 
     def _send(self, host: str, call: Call) -> Answer:
-        session = self._open()
-        try:
-            response = session.request(
-                call.method,
-                host + call.path,
-                params=call.params,
-                data=call.body,
-                headers=call.headers,
-                timeout=self.timeout,
-            )
-            return Answer(response.status_code, response.content, response.headers)
-        except requests.ConnectTimeout as error:
-            raise ConnectTimedOut(str(error)) from None
-        except requests.exceptions.InvalidURL as error:
-            raise NotSent(str(error)) from None
-        except requests.ConnectionError as error:
-            if "NewConnectionError" in repr(error) or "Connection refused" in str(error):
-                raise NotSent(str(error)) from None
-            raise MaybeSent(str(error)) from None
-        except requests.Timeout as error:
-            raise TimedOut(str(error)) from None
+        return self._open().send(host, call)
 
     def _attempt(self, send: tuple[str, Call]) -> Outcome:
         try:

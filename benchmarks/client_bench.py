@@ -1,0 +1,371 @@
+"""What one call costs from Python: CacheGrid's clients next to redis-py and pymemcache.
+
+Run it on demand (it is not a test; it needs redis-server and memcached on
+the PATH, ``apt-get install -y redis-server memcached``, and the dev extra's
+``redis``, ``hiredis`` and ``pymemcache``)::
+
+    .venv/bin/python benchmarks/client_bench.py [--rounds 5] [--calls 3000] [--seed 1]
+
+What it measures
+----------------
+One thread, sequential calls, loopback. The benchmark starts its own
+servers on free ports of 127.0.0.1: ``cachegrid serve`` with its defaults,
+redis-server without persistence and memcached; it stores ``user:42`` =
+``{"name":"Alice","age":30}`` in each, and stops them all at the end. Each
+*row* is one way of reading (or writing) that value, with its decoding: a
+CacheGrid client's ``get`` returns the decoded value, so the Redis and
+memcached rows pay ``json.loads`` (writes ``json.dumps``) as an application
+would. Rows:
+
+* CacheGrid's sync client (its keep-alive transport) ``get``/``set``; the
+  same client sending through a ``requests.Session``, as it did before
+  (the transport still does that for https hosts); a bare
+  ``requests.Session().get`` and an ``http.client`` keep-alive GET, for
+  reference; and a raw socket writing a prepared request and reading the
+  answer: the floor of any HTTP client of this server.
+* redis-py (with hiredis) ``GET`` + ``json.loads``, ``SET`` + ``json.dumps``,
+  and a raw socket sending a prepared ``GET``: the floor for Redis.
+* pymemcache ``get`` + ``json.loads``, ``set`` + ``json.dumps``.
+* The async clients (CacheGrid's and redis.asyncio), each call awaited in
+  turn in one event loop.
+
+More rows (a near cache, Django's cache API) are one more entry of
+``rows()`` each.
+
+How
+---
+Every call is timed on its own (``perf_counter_ns``). A round runs every
+row once (``--calls`` calls each, after a short warm-up), in an order
+shuffled per round (seeded), so that a slow spell of the shared machine
+lands on the rows alike; ``--rounds`` rounds. A row's figure is the median
+over its rounds of the round's median call; p99 is over all its calls.
+Ratios are ratios of those medians, taken in this one run, never against a
+figure from another run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.client
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import redis
+import redis.asyncio
+import requests
+from pymemcache.client.base import Client as Memcache
+
+from cachegrid.client import CacheGridClient, SyncCacheGridClient
+from cachegrid.testing import free_port, running
+
+KEY = "user:42"
+VALUE = {"name": "Alice", "age": 30}
+WARMUP = 200
+
+
+@dataclass
+class Row:
+    name: str
+    kind: str  # "get" or "set": which reference it is compared with
+    sync: Callable[[], object] | None = None
+    run_async: Callable[[int], Awaitable[list[int]]] | None = None  # times n calls itself
+
+
+@dataclass
+class Servers:
+    cachegrid: str  # base URL
+    redis_port: int
+    memcached_port: int
+
+
+# -- the servers ------------------------------------------------------------------------------------
+
+
+def wait_port(port: int, process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args[0]} exited with {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{process.args[0]} did not listen on {port} within {timeout} s")
+
+
+@contextmanager
+def daemon(command: list[str], port: int) -> Iterator[None]:
+    """``command`` running (listening on ``port``) for the block, stopped after it."""
+    if shutil.which(command[0]) is None:
+        sys.exit(f"{command[0]} is not installed: apt-get install -y redis-server memcached")
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port, process)
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+@contextmanager
+def servers() -> Iterator[Servers]:
+    redis_port, memcached_port = free_port(), free_port()
+    redis_command = [
+        "redis-server",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(redis_port),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ]
+    with ExitStack() as stack:
+        cachegrid = stack.enter_context(running(graceful=False))
+        stack.enter_context(daemon(redis_command, redis_port))
+        memcached = ["memcached", "-l", "127.0.0.1", "-p", str(memcached_port), "-U", "0"]
+        if os.geteuid() == 0:  # memcached will not run as root
+            memcached += ["-u", "nobody"]
+        stack.enter_context(daemon(memcached, memcached_port))
+        yield Servers(cachegrid.url, redis_port, memcached_port)
+
+
+# -- the rows ---------------------------------------------------------------------------------------
+
+
+class RequestsClient(SyncCacheGridClient):
+    """The sync client sending through a ``requests.Session``, as before its own transport."""
+
+    def _send(self, host, call):  # type: ignore[no-untyped-def]
+        return self._open()._send_requests(host, call)
+
+
+def raw_call(host: str, port: int, request: bytes) -> Callable[[], bytes]:
+    """A socket writing a prepared request and reading until a full answer (its size
+    learned once); connected anew when the server closed it while the other rows ran."""
+    state: dict[str, socket.socket] = {}
+
+    def connect() -> socket.socket:
+        sock = socket.create_connection((host, port), 10)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        state["sock"] = sock
+        return sock
+
+    sock = connect()
+    sock.sendall(request)
+    size = len(sock.recv(65536))
+
+    def call() -> bytes:
+        sock = state["sock"]
+        sock.sendall(request)
+        data = sock.recv(65536)
+        while 0 < len(data) < size:
+            data += sock.recv(65536)
+        if not data:  # closed while idle: once more on a new connection
+            sock.close()
+            return call_on(connect())
+        return data
+
+    def call_on(sock: socket.socket) -> bytes:
+        sock.sendall(request)
+        data = b""
+        while len(data) < size:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("the server closed a new connection")
+            data += chunk
+        return data
+
+    return call
+
+
+def async_row(name: str, kind: str, make: Callable[[], object], call: Callable[[object], Awaitable[object]]) -> Row:
+    """A row of awaited calls: ``make()`` builds the client inside the loop."""
+
+    async def run(n: int) -> list[int]:
+        client = make()
+        try:
+            for _ in range(WARMUP):
+                await call(client)
+            times = []
+            for _ in range(n):
+                started = time.perf_counter_ns()
+                await call(client)
+                times.append(time.perf_counter_ns() - started)
+            return times
+        finally:
+            close = getattr(client, "aclose", None)
+            if close is not None:
+                await close()
+
+    return Row(name, kind, run_async=run)
+
+
+def rows(at: Servers) -> list[Row]:
+    cachegrid = SyncCacheGridClient([at.cachegrid])
+    old = RequestsClient([at.cachegrid])
+    session = requests.Session()
+    item_url = f"{at.cachegrid}/cache/{KEY}"
+    host, port = at.cachegrid.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port))
+
+    def http_client_get() -> object:
+        try:
+            connection.request("GET", f"/cache/{KEY}")
+            return json.loads(connection.getresponse().read())
+        except (
+            http.client.RemoteDisconnected,
+            BrokenPipeError,
+            ConnectionResetError,
+        ):  # closed while idle: http.client reconnects on the next request
+            connection.close()
+            return http_client_get()
+
+    r = redis.Redis(port=at.redis_port)
+    memcache = Memcache(("127.0.0.1", at.memcached_port), default_noreply=False)  # wait for "STORED", as SET does
+    cachegrid.set(KEY, VALUE)
+    r.set(KEY, json.dumps(VALUE))
+    memcache.set(KEY, json.dumps(VALUE))
+    cg_request = f"GET /cache/{KEY} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
+    cg_put = f"PUT /cache/{KEY} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+    cg_put_request = f"{cg_put}Content-Length: {len(json.dumps(VALUE))}\r\n\r\n{json.dumps(VALUE)}".encode()
+    redis_request = f"*2\r\n$3\r\nGET\r\n${len(KEY)}\r\n{KEY}\r\n".encode()
+    return [
+        Row("CacheGrid sync get", "get", lambda: cachegrid.get(KEY)),
+        Row("CacheGrid sync get, through requests (before)", "get", lambda: old.get(KEY)),
+        Row("requests.Session().get + json.loads", "get", lambda: session.get(item_url).json()),
+        Row("http.client keep-alive GET + json.loads", "get", http_client_get),
+        Row("raw socket, prepared GET (CacheGrid floor)", "get", raw_call(host, int(port), cg_request)),
+        Row("redis-py GET + json.loads", "get", lambda: json.loads(r.get(KEY))),  # type: ignore[arg-type]
+        Row("raw socket, prepared GET (Redis floor)", "get", raw_call("127.0.0.1", at.redis_port, redis_request)),
+        Row("pymemcache get + json.loads", "get", lambda: json.loads(memcache.get(KEY))),
+        async_row(
+            "CacheGrid async get",
+            "async get",
+            lambda: CacheGridClient([at.cachegrid]),
+            lambda client: client.get(KEY),  # type: ignore[attr-defined]
+        ),
+        async_row(
+            "redis.asyncio GET + json.loads",
+            "async get",
+            lambda: redis.asyncio.Redis(port=at.redis_port),
+            lambda client: _aloads(client.get(KEY)),  # type: ignore[attr-defined]
+        ),
+        Row("CacheGrid sync set", "set", lambda: cachegrid.set(KEY, VALUE)),
+        Row("CacheGrid sync set, through requests (before)", "set", lambda: old.set(KEY, VALUE)),
+        Row("raw socket, prepared PUT (CacheGrid floor)", "set", raw_call(host, int(port), cg_put_request)),
+        Row("redis-py SET + json.dumps", "set", lambda: r.set(KEY, json.dumps(VALUE))),
+        Row("pymemcache set + json.dumps", "set", lambda: memcache.set(KEY, json.dumps(VALUE))),
+    ]
+
+
+async def _aloads(reply: Awaitable[bytes]) -> object:
+    return json.loads(await reply)
+
+
+REFERENCE = {
+    "get": "redis-py GET + json.loads",
+    "set": "redis-py SET + json.dumps",
+    "async get": "redis.asyncio GET + json.loads",
+}
+
+
+# -- timing -----------------------------------------------------------------------------------------
+
+
+def time_row(row: Row, n: int) -> list[int]:
+    if row.run_async is not None:
+        return asyncio.run(row.run_async(n))
+    call = row.sync
+    assert call is not None
+    for _ in range(WARMUP):
+        call()
+    clock = time.perf_counter_ns
+    times = []
+    for _ in range(n):
+        started = clock()
+        call()
+        times.append(clock() - started)
+    return times
+
+
+def measure(table: list[Row], rounds: int, calls: int, seed: int) -> dict[str, tuple[float, float]]:
+    """Each row's (median of the round medians, p99 of every call), in µs."""
+    shuffle = random.Random(seed)
+    medians: dict[str, list[float]] = {row.name: [] for row in table}
+    every: dict[str, list[int]] = {row.name: [] for row in table}
+    for number in range(rounds):
+        order = table[:]
+        shuffle.shuffle(order)
+        for row in order:
+            times = time_row(row, calls)
+            medians[row.name].append(statistics.median(times) / 1000)
+            every[row.name] += times
+        print(f"round {number + 1}/{rounds} done", file=sys.stderr)
+    return {
+        name: (statistics.median(medians[name]), statistics.quantiles(every[name], n=100)[98] / 1000)
+        for name in medians
+    }
+
+
+def report(table: list[Row], results: dict[str, tuple[float, float]], rounds: int, calls: int) -> str:
+    lines = [
+        f"Per call, one thread, loopback: median of {rounds} rounds of {calls:,} calls (p99 over all of them).",
+        "",
+        "| call | median µs | p99 µs | ÷ reference |",
+        "|---|---:|---:|---:|",
+    ]
+    for row in table:
+        median, p99 = results[row.name]
+        reference = results[REFERENCE[row.kind]][0]
+        lines.append(f"| {row.name} | {median:,.1f} | {p99:,.1f} | {median / reference:.2f}× |")
+    get = results["CacheGrid sync get"][0] / results[REFERENCE["get"]][0]
+    put = results["CacheGrid sync set"][0] / results[REFERENCE["set"]][0]
+    lines += [
+        "",
+        f"Goal: sync GET hit ÷ redis-py GET + json.loads ≤ 1.2×: {get:.2f}× ({'met' if get <= 1.2 else 'not met'})",
+        f"Goal: sync SET ÷ redis-py SET + json.dumps ≤ 1.3×: {put:.2f}× ({'met' if put <= 1.3 else 'not met'})",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--calls", type=int, default=3000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--output", type=Path, help="also write the table to this Markdown file")
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the servers on the way out
+    with servers() as at:
+        table = rows(at)
+        results = measure(table, args.rounds, args.calls, args.seed)
+    text = report(table, results, args.rounds, args.calls)
+    print(text)
+    if args.output:
+        args.output.write_text(f"# Client per-call benchmark\n\n{text}\n")
+
+
+if __name__ == "__main__":
+    main()

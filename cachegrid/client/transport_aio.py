@@ -1,0 +1,162 @@
+"""The asynchronous client's transport: keep-alive asyncio streams, one request at a time each.
+
+The asyncio twin of transport_sync.py, with the same rules (read that
+module's docstring for why): per host an ``AioLane`` keeps idle
+connections on a stack, a request is the bytes ``wire.Origin`` built,
+written at once, and its answer is read into a ``wire.ResponseParser``.
+Connecting fails as ``NotSent`` (``ConnectTimedOut``); an idempotent
+request that finds its reused connection closed by the server (no byte of
+answer) is sent once more on a new one, any other is ``MaybeSent``; a
+timeout waiting for the answer is ``TimedOut``. Before a request that is
+not idempotent goes on a reused connection, the stream is asked whether the
+server closed it (the event loop has read that end already: no system call).
+
+The client's ``timeout`` bounds connecting, and writing and reading the
+answer, each as one ``asyncio.timeout``. The streams belong to the event
+loop they were made in; the client makes a new transport for a new loop.
+``https://`` hosts go through an ``httpx.AsyncClient``, as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Mapping
+
+import httpx
+
+from .protocol import Answer, Call, ConnectTimedOut, MaybeSent, NotSent, TimedOut
+from .wire import Origin, ProtocolError, ResponseParser
+
+MAX_IDLE = 16
+READ_SIZE = 65536
+Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+class _Stale(Exception):
+    """A reused connection answered nothing: the server had closed it."""
+
+
+class AioLane:
+    """The keep-alive connections to one ``http://`` host, in one event loop."""
+
+    def __init__(self, url: str, headers: Mapping[str, str], timeout: float | None) -> None:
+        self.origin = Origin(url, headers)
+        self.timeout = timeout
+        self._idle: list[Stream] = []
+        self.closed = False
+
+    async def _connect(self) -> Stream:
+        try:
+            async with asyncio.timeout(self.timeout):
+                reader, writer = await asyncio.open_connection(self.origin.host, self.origin.port, limit=READ_SIZE)
+        except TimeoutError:
+            raise ConnectTimedOut(f"connecting to {self.origin.host}:{self.origin.port} timed out") from None
+        except OSError as error:
+            raise NotSent(f"connecting to {self.origin.host}:{self.origin.port}: {error}") from None
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return reader, writer
+
+    def _take(self, check: bool) -> Stream | None:
+        while self._idle:
+            stream = self._idle.pop()
+            if not check or not (stream[0].at_eof() or stream[1].is_closing()):
+                return stream
+            stream[1].close()
+        return None
+
+    async def send(self, call: Call) -> Answer:
+        data = self.origin.request(call.method, call.path, call.params, call.body, call.headers)
+        stream = self._take(check=not call.idempotent)
+        if stream is not None:
+            try:
+                return await self._exchange(stream, data, call.method == "HEAD")
+            except _Stale as stale:
+                if not call.idempotent:
+                    raise MaybeSent(f"the kept-alive connection closed: {stale}") from None
+        return await self._exchange(await self._connect(), data, call.method == "HEAD", fresh=True)
+
+    async def _exchange(self, stream: Stream, data: bytes, head: bool, fresh: bool = False) -> Answer:
+        reader, writer = stream
+        parser = ResponseParser(head)
+        try:
+            async with asyncio.timeout(self.timeout):
+                writer.write(data)
+                while not parser.feed(await reader.read(READ_SIZE)):
+                    pass
+        except TimeoutError:
+            writer.close()
+            raise TimedOut(f"no answer within {self.timeout} s") from None
+        except (OSError, ProtocolError) as error:
+            writer.close()
+            if not parser.received and not fresh:
+                raise _Stale(str(error) or type(error).__name__) from None
+            raise MaybeSent(f"{type(error).__name__}: {error}") from None
+        except BaseException:  # cancelled mid-answer: the connection is in an unknown state
+            writer.close()
+            raise
+        if parser.keep_alive and not self.closed and len(self._idle) < MAX_IDLE:
+            self._idle.append(stream)
+        else:
+            writer.close()
+        return Answer(parser.status, parser.body, parser.headers)
+
+    def close(self) -> None:
+        self.closed = True
+        idle, self._idle = self._idle, []
+        for _, writer in idle:
+            writer.close()
+
+
+class AioTransport:
+    """The lanes of a client's hosts in one event loop (made on first use),
+    and an httpx client for the hosts a lane does not handle."""
+
+    def __init__(self, headers: Mapping[str, str], timeout: float | None) -> None:
+        self.headers = dict(headers)
+        self.timeout = timeout
+        self._lanes: dict[str, AioLane | None] = {}  # None: through httpx
+        self._httpx: httpx.AsyncClient | None = None
+        self.is_closed = False
+
+    async def send(self, host: str, call: Call) -> Answer:
+        try:
+            lane = self._lanes[host]
+        except KeyError:
+            try:
+                lane = AioLane(host, self.headers, self.timeout)
+            except ValueError:
+                lane = None
+            self._lanes[host] = lane
+        if lane is not None:
+            return await lane.send(call)
+        return await self._send_httpx(host, call)
+
+    async def _send_httpx(self, host: str, call: Call) -> Answer:
+        if self._httpx is None:
+            self._httpx = httpx.AsyncClient(headers=self.headers, timeout=self.timeout)
+        try:
+            response = await self._httpx.request(
+                call.method, host + call.path, params=call.params, content=call.body, headers=call.headers
+            )
+            return Answer(response.status_code, response.content, response.headers)
+        except httpx.ConnectTimeout as error:
+            raise ConnectTimedOut(str(error) or type(error).__name__) from None
+        except (httpx.ConnectError, httpx.UnsupportedProtocol) as error:
+            raise NotSent(str(error) or type(error).__name__) from None
+        except httpx.TimeoutException as error:
+            raise TimedOut(str(error) or type(error).__name__) from None
+        except httpx.TransportError as error:
+            raise MaybeSent(str(error) or type(error).__name__) from None
+
+    async def aclose(self) -> None:
+        self.is_closed = True
+        lanes, self._lanes = list(self._lanes.values()), {}
+        for lane in lanes:
+            if lane is not None:
+                lane.close()
+        client, self._httpx = self._httpx, None
+        if client is not None:
+            await client.aclose()

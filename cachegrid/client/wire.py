@@ -1,0 +1,266 @@
+"""HTTP/1.1 on the wire for the lean transports, without any I/O (sans-IO).
+
+Two halves, both written for the key/value hot path of the clients:
+
+* ``Origin`` is one base URL taken apart once (scheme, address, path
+  prefix) with the header block every request to it carries (Host,
+  User-Agent, Authorization) already encoded; ``Origin.request()`` then
+  builds a request's bytes with one join: the request line, that block, the
+  Call's own headers and Content-Length, and the body. No URL is parsed and
+  no header merged per call.
+
+* ``ResponseParser`` is fed the bytes a socket reads and says when one
+  answer is complete. It reads the status line and every header into a
+  case-insensitive ``Headers`` (the clients read Content-Type and a few
+  X-Cache-* headers), then frames the body the way RFC 9112 section 6.3
+  says: none for HEAD, 1xx, 204 and 304; chunked when Transfer-Encoding
+  ends in chunked; Content-Length bytes when given; otherwise up to the end
+  of the connection. ``keep_alive`` says whether the connection may carry
+  the next request (not after ``Connection: close``, nor after an HTTP/1.0
+  answer that did not ask for keep-alive, nor after a body framed by the
+  end of the connection). An interim 1xx answer is skipped.
+
+The common case, a small answer that arrives in one read, is parsed with
+one search for the end of the head, one split and a dict build; larger
+bodies are gathered in parts and joined once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from requests.utils import requote_uri
+
+MAX_HEAD = 64 * 1024  # a longer head is no answer of a CacheGrid server
+NO_BODY = frozenset({204, 304})
+
+
+class ProtocolError(Exception):
+    """The bytes read are not an HTTP/1.1 answer (or not a whole one)."""
+
+
+class Headers(dict[str, str]):
+    """Answer headers, keyed by their lower-case names and looked up in any case."""
+
+    def __getitem__(self, name: str) -> str:
+        return dict.__getitem__(self, name.lower())
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return dict.get(self, name.lower(), default)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and dict.__contains__(self, name.lower())
+
+
+class Origin:
+    """One ``http://`` base URL, taken apart once, and its prepared headers."""
+
+    def __init__(self, url: str, headers: Mapping[str, str]) -> None:
+        parts = urlsplit(url)
+        if parts.scheme != "http" or not parts.hostname or parts.username or parts.query or parts.fragment:
+            raise ValueError(f"not a plain http:// base URL: {url!r}")
+        self.host = parts.hostname
+        self.port = parts.port or 80
+        self.prefix = parts.path.rstrip("/")
+        netloc = parts.netloc
+        block = [f"Host: {netloc}\r\n"] + [f"{name}: {value}\r\n" for name, value in headers.items()]
+        self._fixed = "".join(block).encode("latin-1")
+        self._names = frozenset(name.lower() for name in headers)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None = None,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> bytes:
+        """The bytes of one request (the Call's headers win over the fixed ones)."""
+        target = self.prefix + path
+        if params:
+            target = f"{target}?{urlencode(params)}"
+        if not target.isascii():
+            target = requote_uri(target)
+        head = f"{method} {target} HTTP/1.1\r\n".encode("ascii")
+        fixed = self._fixed
+        extra = ""
+        if headers:
+            if self._names.intersection(name.lower() for name in headers):
+                fixed = self._without(headers)
+            extra = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        if body is not None or method in ("POST", "PUT", "PATCH"):
+            extra += f"Content-Length: {len(body) if body else 0}\r\n"
+        return b"".join((head, fixed, extra.encode("latin-1"), b"\r\n", body or b""))
+
+    def _without(self, headers: Mapping[str, str]) -> bytes:
+        """The fixed header block less the names ``headers`` sets itself."""
+        names = {name.lower() for name in headers}
+        lines = self._fixed.split(b"\r\n")[:-1]
+        return b"".join(line + b"\r\n" for line in lines if line.split(b":", 1)[0].decode().lower() not in names)
+
+
+class ResponseParser:
+    """One HTTP/1.1 answer, from the bytes fed to it (see the module docstring).
+
+    ``feed(data)`` answers True once the answer is complete; ``feed(b"")``
+    says the peer closed the connection. Then ``status``, ``headers``,
+    ``body`` and ``keep_alive`` hold the answer, and ``received`` says
+    whether any byte came at all (a reused connection the server had closed
+    answers nothing)."""
+
+    __slots__ = ("_buf", "_head", "_left", "_mode", "_parts", "body", "headers", "keep_alive", "received", "status")
+
+    def __init__(self, head_request: bool = False) -> None:
+        self.status = 0
+        self.headers = Headers()
+        self.body = b""
+        self.keep_alive = True
+        self.received = False
+        self._head = head_request
+        self._mode = "head"  # head, length, chunked, close, done
+        self._left = 0
+        self._parts: list[bytes] = []
+        self._buf = b""
+
+    def feed(self, data: bytes) -> bool:
+        if not data:
+            return self._eof()
+        self.received = True
+        if self._mode == "head":
+            buf = self._buf + data if self._buf else data
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buf) > MAX_HEAD:
+                    raise ProtocolError("the answer's head is too long")
+                self._buf = buf
+                return False
+            self._buf = b""
+            return self._start(buf[:end], buf[end + 4 :])
+        if self._mode == "length":
+            return self._length(data)
+        if self._mode == "chunked":
+            self._buf += data
+            return self._chunks()
+        if self._mode == "close":
+            self._parts.append(data)
+            return False
+        raise ProtocolError("bytes after the end of the answer")
+
+    def _eof(self) -> bool:
+        if self._mode == "close":
+            self.body = b"".join(self._parts)
+            self._mode = "done"
+            return True
+        if self._mode == "done":
+            return True
+        raise ProtocolError("the connection closed before the answer ended" if self.received else "no answer")
+
+    def _start(self, head: bytes, rest: bytes) -> bool:
+        lines = head.decode("latin-1").split("\r\n")
+        version, _, status = lines[0].partition(" ")
+        try:
+            code = int(status[:3])
+        except ValueError:
+            raise ProtocolError(f"not a status line: {lines[0][:80]!r}") from None
+        if not version.startswith("HTTP/1."):
+            raise ProtocolError(f"not a status line: {lines[0][:80]!r}")
+        fields: dict[str, str] = {}  # a plain dict while building: no case folding on each lookup
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            if not sep:
+                raise ProtocolError(f"not a header line: {line[:80]!r}")
+            name = name.lower()
+            value = value.strip()
+            fields[name] = f"{fields[name]}, {value}" if name in fields else value
+        if 100 <= code < 200:  # an interim answer: the real one follows
+            return self.feed(rest) if rest else False
+        self.status = code
+        self.headers = Headers(fields)
+        connection = fields.get("connection", "").lower()
+        if version == "HTTP/1.0":
+            self.keep_alive = "keep-alive" in connection
+        elif "close" in connection:
+            self.keep_alive = False
+        if self._head or code in NO_BODY:
+            return self._done(rest)
+        if fields.get("transfer-encoding", "").lower().endswith("chunked"):
+            self._mode = "chunked"
+            self._buf = rest
+            return self._chunks()
+        length = fields.get("content-length")
+        if length is not None:
+            try:
+                self._left = int(length.split(",")[0])
+            except ValueError:
+                raise ProtocolError(f"a bad Content-Length: {length[:40]!r}") from None
+            if self._left < 0:
+                raise ProtocolError(f"a bad Content-Length: {length[:40]!r}")
+            if len(rest) == self._left:  # the common case: the whole answer in one read
+                self.body = rest
+                self._mode = "done"
+                return True
+            self._mode = "length"
+            return self._length(rest) if rest or not self._left else False
+        self._mode = "close"
+        self.keep_alive = False
+        if rest:
+            self._parts.append(rest)
+        return False
+
+    def _length(self, data: bytes) -> bool:
+        if len(data) > self._left:
+            raise ProtocolError("more bytes than the answer's Content-Length")
+        self._parts.append(data)
+        self._left -= len(data)
+        if self._left:
+            return False
+        self.body = b"".join(self._parts)
+        self._mode = "done"
+        return True
+
+    def _chunks(self) -> bool:
+        """Take every whole chunk in the buffer; True after the last one and its trailers."""
+        buf = self._buf
+        at = 0
+        while True:
+            if self._left:  # inside a chunk's data (and its CRLF)
+                if len(buf) - at < self._left + 2:
+                    break
+                self._parts.append(buf[at : at + self._left])
+                if buf[at + self._left : at + self._left + 2] != b"\r\n":
+                    raise ProtocolError("a chunk does not end in CRLF")
+                at += self._left + 2
+                self._left = 0
+            end = buf.find(b"\r\n", at)
+            if end < 0:
+                break
+            try:
+                size = int(buf[at:end].split(b";", 1)[0], 16)
+            except ValueError:
+                raise ProtocolError("a bad chunk size") from None
+            if size < 0:
+                raise ProtocolError("a bad chunk size")
+            if size == 0:  # the last chunk, then trailers (if any) up to an empty line
+                after = end + 2
+                if buf[after : after + 2] == b"\r\n":
+                    rest = buf[after + 2 :]
+                else:
+                    trailers = buf.find(b"\r\n\r\n", after)
+                    if trailers < 0:
+                        break
+                    rest = buf[trailers + 4 :]
+                self.body = b"".join(self._parts)
+                self._buf = b""
+                return self._done(rest)
+            self._left = size
+            at = end + 2
+        self._buf = buf[at:]
+        return False
+
+    def _done(self, rest: bytes) -> bool:
+        if rest:  # no request is pipelined: more bytes mean the framing went wrong
+            raise ProtocolError("bytes after the end of the answer")
+        self._mode = "done"
+        return True

@@ -1,0 +1,181 @@
+"""The sans-IO HTTP/1.1 halves of the lean transport (wire.py): requests built, answers framed."""
+
+from __future__ import annotations
+
+import pytest
+
+from cachegrid.client.wire import Headers, Origin, ProtocolError, ResponseParser
+
+
+def parse(*pieces: bytes, head: bool = False, eof: bool = False) -> ResponseParser:
+    """A parser fed ``pieces`` one by one; it must be done with the last (or at the end, with ``eof``)."""
+    parser = ResponseParser(head)
+    for piece in pieces[:-1]:
+        assert not parser.feed(piece)
+    if eof:
+        assert not parser.feed(pieces[-1])
+        assert parser.feed(b"")
+    else:
+        assert parser.feed(pieces[-1])
+    return parser
+
+
+def every_split(data: bytes) -> list[tuple[bytes, bytes]]:
+    return [(data[:at], data[at:]) for at in range(1, len(data))]
+
+
+# -- requests ---------------------------------------------------------------------------------------
+
+
+def test_a_request_has_the_fixed_headers_and_the_calls_own() -> None:
+    origin = Origin("http://127.0.0.1:8080", {"User-Agent": "cachegrid-client", "Authorization": "Bearer t"})
+    data = origin.request(
+        "PUT", "/cache/k", {"ttl": "5", "tags": "a,b"}, b'{"x":1}', {"Content-Type": "application/json"}
+    )
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    assert lines[0] == "PUT /cache/k?ttl=5&tags=a%2Cb HTTP/1.1"
+    assert lines[1:] == [
+        "Host: 127.0.0.1:8080",
+        "User-Agent: cachegrid-client",
+        "Authorization: Bearer t",
+        "Content-Type: application/json",
+        "Content-Length: 7",
+    ]
+    assert body == b'{"x":1}'
+
+
+def test_a_get_has_no_content_length_and_a_bodyless_post_has_zero() -> None:
+    origin = Origin("http://h:1", {})
+    assert b"Content-Length" not in origin.request("GET", "/cache/k")
+    assert b"Content-Length: 0\r\n" in origin.request("POST", "/tags/invalidate")
+
+
+def test_a_calls_header_replaces_a_fixed_one_of_the_same_name() -> None:
+    data = Origin("http://h:1", {"User-Agent": "a", "Authorization": "Bearer t"}).request(
+        "GET", "/x", headers={"user-agent": "b"}
+    )
+    assert b"User-Agent: a" not in data and b"user-agent: b" in data and b"Authorization: Bearer t" in data
+
+
+def test_a_base_url_with_a_path_prefixes_every_request() -> None:
+    origin = Origin("http://[::1]:9000/cache-proxy/", {})
+    assert (origin.host, origin.port) == ("::1", 9000)
+    assert origin.request("GET", "/stats").startswith(b"GET /cache-proxy/stats HTTP/1.1\r\nHost: [::1]:9000\r\n")
+
+
+@pytest.mark.parametrize("url", ["https://h:1", "http://user:pw@h:1", "ftp://h", "http://h:1?q=1"])
+def test_what_a_lane_does_not_handle_is_refused(url: str) -> None:
+    with pytest.raises(ValueError):
+        Origin(url, {})
+
+
+def test_a_target_that_is_not_ascii_is_percent_encoded() -> None:
+    assert Origin("http://h:1", {}).request("GET", "/cache/é").startswith(b"GET /cache/%C3%A9 HTTP/1.1")
+
+
+# -- answers ----------------------------------------------------------------------------------------
+
+SMALL = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Cache-TTL: 5.0\r\nContent-Length: 7\r\n\r\n{"a":1}'
+
+
+def test_a_content_length_answer_in_one_read_and_in_every_split() -> None:
+    parser = parse(SMALL)
+    assert (parser.status, parser.body, parser.keep_alive) == (200, b'{"a":1}', True)
+    assert parser.headers["content-type"] == "application/json"
+    assert parser.headers.get("X-CACHE-TTL") == "5.0" and "x-cache-ttl" in parser.headers
+    for first, second in every_split(SMALL):
+        assert parse(first, second).body == b'{"a":1}'
+
+
+def test_a_zero_length_answer() -> None:
+    parser = parse(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    assert parser.body == b""
+
+
+@pytest.mark.parametrize("status", [204, 304])
+def test_answers_without_a_body(status: int) -> None:
+    parser = parse(f"HTTP/1.1 {status} X\r\nETag: x\r\n\r\n".encode())
+    assert (parser.status, parser.body, parser.keep_alive) == (status, b"", True)
+
+
+def test_the_answer_to_a_head_has_no_body_whatever_its_length_says() -> None:
+    parser = parse(b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n", head=True)
+    assert parser.body == b"" and parser.headers["Content-Length"] == "12"
+
+
+CHUNKED = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n1;ext=1\r\n \r\n5\r\nworld\r\n0\r\n\r\n"
+
+
+def test_a_chunked_answer_in_one_read_and_in_every_split() -> None:
+    assert parse(CHUNKED).body == b"hello world"
+    for first, second in every_split(CHUNKED):
+        assert parse(first, second).body == b"hello world", (first, second)
+
+
+def test_a_chunked_answer_with_trailers() -> None:
+    data = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-Sum: 1\r\n\r\n"
+    assert parse(data).body == b"abc"
+    for first, second in every_split(data):
+        assert parse(first, second).body == b"abc"
+
+
+def test_a_body_up_to_the_end_of_the_connection() -> None:
+    parser = parse(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nab", b"cd", eof=True)
+    assert (parser.body, parser.keep_alive) == (b"abcd", False)
+
+
+def test_connection_close_and_http_1_0_end_the_connection() -> None:
+    assert not parse(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n").keep_alive
+    assert not parse(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n").keep_alive
+    assert parse(b"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 0\r\n\r\n").keep_alive
+
+
+def test_an_interim_answer_is_skipped() -> None:
+    parser = parse(b"HTTP/1.1 100 Continue\r\n\r\n", b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok")
+    assert (parser.status, parser.body) == (201, b"ok")
+    assert parse(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n").status == 204
+
+
+def test_repeated_headers_are_joined() -> None:
+    parser = parse(b"HTTP/1.1 200 OK\r\nX-A: 1\r\nx-a: 2\r\nContent-Length: 0\r\n\r\n")
+    assert parser.headers["X-A"] == "1, 2"
+    assert isinstance(parser.headers, Headers)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"SSH-2.0-OpenSSH\r\n\r\n",
+        b"HTTP/1.1 abc OK\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nno colon\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nab",
+        b"HTTP/1.1 204 OK\r\n\r\nextra",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nabc",
+    ],
+)
+def test_what_is_no_answer_is_a_protocol_error(data: bytes) -> None:
+    with pytest.raises(ProtocolError):
+        ResponseParser().feed(data)
+
+
+def test_an_answer_cut_short_is_a_protocol_error_and_says_whether_bytes_came() -> None:
+    parser = ResponseParser()
+    with pytest.raises(ProtocolError, match="no answer"):
+        parser.feed(b"")
+    assert not parser.received
+    parser = ResponseParser()
+    assert not parser.feed(SMALL[:-2])
+    with pytest.raises(ProtocolError, match="before the answer ended"):
+        parser.feed(b"")
+    assert parser.received
+
+
+def test_a_head_without_end_is_bounded() -> None:
+    parser = ResponseParser()
+    with pytest.raises(ProtocolError, match="too long"):
+        for _ in range(100):
+            parser.feed(b"X" * 1024)
