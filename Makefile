@@ -42,11 +42,12 @@ lint: $(STAMP)
 	$(BIN)/python scripts/house_rules.py
 
 # On demand, not part of the tests: about 45 minutes on a 2-core machine.
-# Needs wrk (apt-get install wrk) and libcachesim (the dev extra). Writes docs/benchmarks-*.md. fast_default.py
+# Needs wrk, redis-server and memcached (apt-get install wrk redis-server memcached) and libcachesim (the dev extra). Writes docs/benchmarks-*.md. fast_default.py
 # builds stock meinheld once, for its ceiling, in .bench/stock-meinheld.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/fast_default.py --output docs/benchmarks-fast-default.md
 	$(BIN)/python benchmarks/engine_bench.py --output docs/benchmarks-engine.md
+	$(BIN)/python benchmarks/client_bench.py --output docs/benchmarks-client.md
 	$(BIN)/python benchmarks/hit_ratio.py --output docs/benchmarks-hit-ratio.md
 	$(BIN)/python benchmarks/http_bench.py --output docs/benchmarks-http.md
 	$(BIN)/python benchmarks/loadtest_vs_wrk.py --output docs/benchmarks-loadtest.md
