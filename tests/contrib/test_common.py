@@ -109,3 +109,11 @@ def test_client_options_token_is_the_auth_token() -> None:
 def test_an_unknown_client_option_is_named() -> None:
     with pytest.raises(TypeError, match="unknown CacheGrid option.*: tokn .*known: .*token"):
         make_client("a:1", {"tokn": "x"})
+
+
+def test_the_backends_limits_are_the_servers() -> None:
+    # contrib speaks only the HTTP contract (it cannot import the engine), so
+    # its copies of the server's limits are held to the engine's here.
+    from cachegrid import engine
+
+    assert (INT64_MIN, INT64_MAX, MAX_TTL) == (engine.INT64_MIN, engine.INT64_MAX, engine.MAX_TTL)
