@@ -26,15 +26,11 @@ from collections.abc import Mapping
 import httpx
 
 from .protocol import Answer, Call, ConnectTimedOut, MaybeSent, NotSent, TimedOut
-from .wire import Origin, ProtocolError, ResponseParser
+from .wire import Origin, ProtocolError, ResponseParser, StaleConnection, broken_exchange
 
 MAX_IDLE = 16
 READ_SIZE = 65536
 Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
-
-
-class _Stale(Exception):
-    """A reused connection answered nothing: the server had closed it."""
 
 
 class AioLane:
@@ -73,7 +69,7 @@ class AioLane:
         if stream is not None:
             try:
                 return await self._exchange(stream, data, call.method == "HEAD")
-            except _Stale as stale:
+            except StaleConnection as stale:
                 if not call.idempotent:
                     raise MaybeSent(f"the kept-alive connection closed: {stale}") from None
         return await self._exchange(await self._connect(), data, call.method == "HEAD", fresh=True)
@@ -91,9 +87,7 @@ class AioLane:
             raise TimedOut(f"no answer within {self.timeout} s") from None
         except (OSError, ProtocolError) as error:
             writer.close()
-            if not parser.received and not fresh:
-                raise _Stale(str(error) or type(error).__name__) from None
-            raise MaybeSent(f"{type(error).__name__}: {error}") from None
+            raise broken_exchange(error, parser, fresh) from None
         except BaseException:  # cancelled mid-answer: the connection is in an unknown state
             writer.close()
             raise

@@ -50,7 +50,7 @@ from collections.abc import Mapping
 import requests
 
 from .protocol import Answer, Call, ConnectTimedOut, MaybeSent, NotSent, TimedOut
-from .wire import Origin, ProtocolError, ResponseParser
+from .wire import Origin, ProtocolError, ResponseParser, StaleConnection, broken_exchange
 
 MAX_IDLE = 16
 RECV_SIZE = 65536
@@ -108,7 +108,7 @@ class Lane:
         if sock is not None:
             try:
                 return self._exchange(sock, data, call.method == "HEAD")
-            except _Stale as stale:
+            except StaleConnection as stale:
                 if not call.idempotent:
                     raise MaybeSent(f"the kept-alive connection closed: {stale}") from None
         return self._exchange(self._connect(), data, call.method == "HEAD", fresh=True)
@@ -124,9 +124,7 @@ class Lane:
             raise TimedOut(f"no answer within {self.timeout} s") from None
         except (OSError, ProtocolError) as error:
             sock.close()
-            if not parser.received and not fresh:
-                raise _Stale(str(error) or type(error).__name__) from None
-            raise MaybeSent(f"{type(error).__name__}: {error}") from None
+            raise broken_exchange(error, parser, fresh) from None
         if parser.keep_alive:
             self._give_back(sock)
         else:
@@ -138,10 +136,6 @@ class Lane:
             idle, self._idle, self._closed = self._idle, [], True
         for sock in idle:
             sock.close()
-
-
-class _Stale(Exception):
-    """A reused connection answered nothing: the server had closed it."""
 
 
 class Transport:

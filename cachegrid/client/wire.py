@@ -33,6 +33,8 @@ from urllib.parse import urlencode, urlsplit
 
 from requests.utils import requote_uri
 
+from .protocol import MaybeSent
+
 MAX_HEAD = 64 * 1024  # a longer head is no answer of a CacheGrid server
 NO_BODY = frozenset({204, 304})
 
@@ -264,3 +266,17 @@ class ResponseParser:
             raise ProtocolError("bytes after the end of the answer")
         self._mode = "done"
         return True
+
+
+class StaleConnection(Exception):
+    """A reused connection answered nothing: the server had closed it."""
+
+
+def broken_exchange(error: Exception, parser: ResponseParser, fresh: bool) -> Exception:
+    """What a connection error in the middle of an exchange means, for both
+    transports: on a reused (not ``fresh``) connection that sent back
+    nothing, a ``StaleConnection`` (an idempotent call may go again on a new
+    one); otherwise the request may have been applied: ``MaybeSent``."""
+    if not parser.received and not fresh:
+        return StaleConnection(str(error) or type(error).__name__)
+    return MaybeSent(f"{type(error).__name__}: {error}")
