@@ -26,21 +26,12 @@ class WriteOptions(NamedTuple):
     tags: Iterable[str] | None = None  # cache tags (names); None: the entry carries none
     binary_keys: Collection[str] = ()  # a batch of both kinds: the keys whose values are binary
 
-    @property
-    def plain(self) -> bool:
-        """Whether the write carries nothing beyond key, value and TTL."""
-        return not self.binary and self.stale is None and self.tags is None and not self.binary_keys
-
 
 class Preconditions(NamedTuple):
     """HTTP's preconditions of a write, checked in the same lock hold (store.py)."""
 
     if_match: Condition = None  # ANY: only if present; versions: only at one of them
     if_none_match: Condition = None  # ANY: only if absent; versions: at none of them
-
-    @property
-    def none(self) -> bool:
-        return self.if_match is None and self.if_none_match is None
 
 
 PLAIN = WriteOptions()
