@@ -21,7 +21,6 @@ import falcon
 from ..config import Settings
 from ..engine import Cache
 from ..engine.pattern_delete import PatternDeletes
-from ..engine.tags import check_tag
 from .body import json_body
 from .errors import ApiError
 from .resources import Resource, send_json
@@ -55,9 +54,9 @@ class Tags(Resource):
         if len(tags) > limit:
             raise ApiError(413, "batch_too_large", f"{len(tags)} tags; the limit is {limit}", limit=limit)
         unique = list(dict.fromkeys(tags)) if all(isinstance(tag, str) for tag in tags) else tags
-        for tag in unique:  # every name checked before any is bumped: a bad one changes nothing
-            check_tag(tag, self.cache.tag_limits.max_tag_length)
-        invalidated = self.cache.invalidated_tags(unique)  # one lock hold for them all
+        # The engine checks every name before it bumps any (a bad one changes
+        # nothing), then invalidates them all in one lock hold.
+        invalidated = self.cache.invalidated_tags(unique)
         send_json(resp, {"tags": unique, "invalidated": invalidated, "in_use": len(invalidated)})
 
 
