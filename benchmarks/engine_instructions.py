@@ -86,7 +86,7 @@ import sys
 from cachegrid.config import Settings
 from cachegrid.daemon import create_app
 
-_, method, ops = sys.argv[0], sys.argv[2], int(sys.argv[3])
+method, ops = sys.argv[2], int(sys.argv[3])  # (argv[1], the policy, has no meaning here)
 app = create_app(Settings())
 body = b'{"name":"Alice","age":30}'
 
