@@ -19,15 +19,19 @@ from .common import (
     TtlOption,
     binary_summary,
     check_key,
+    checked,
     connect,
     dumps,
     loads,
+    missing_words,
     note,
     print_json,
     read_stdin,
     split_binary,
+    unreachable,
     wants_json,
 )
+from .nodes import owners
 from .status import ExitCode, fail, out
 
 app = typer.Typer(name="batch", help="Read or write many keys in one request.", no_args_is_help=True)
@@ -44,13 +48,19 @@ def batch_get(
     A table on a terminal, "KEY<tab>VALUE-AS-JSON" lines when piped,
     {"items": {...}, "missing": [...]} with --json (binary values: their size
     instead, and base64 under "items_base64" with --json). Exit 1
-    (NOT_FOUND) when any KEY is missing.
+    (NOT_FOUND) when any KEY is missing. In a cluster, a missing KEY whose
+    node does not answer is unknown, not missing: exit 11 (PARTIAL), and
+    "unknown": [...] with --json.
     """
-    with connect(ctx) as client:
+    with connect(ctx, name_down=False) as client:
         items = client.get_multi([check_key(name) for name in names])
     missing = [name for name in dict.fromkeys(names) if name not in items]
+    placed = owners(ctx, missing) if missing else {}
+    down = unreachable(checked(ctx)[0], [url for urls in placed.values() for url in urls])
+    unknown = [name for name in missing if any(url in down for url in placed.get(name, []))]
+    missing = [name for name in missing if name not in unknown]
     if wants_json(ctx, as_json):
-        print_json({**split_binary(items), "missing": missing})
+        print_json({**split_binary(items), "missing": missing} | ({"unknown": unknown} if unknown else {}))
     elif out.is_terminal:
         table = Table("key", "value")
         for name, value in items.items():
@@ -59,6 +69,13 @@ def batch_get(
     else:
         for name, value in items.items():
             print(f"{name}\t{_shown(value)}")
+    if unknown:
+        also = f"; {len(missing)} not found: {', '.join(map(repr, missing))}" if missing else ""
+        raise fail(
+            f"partial result: {len(unknown)} of the keys unknown ({', '.join(map(repr, unknown))}): "
+            f"their node {missing_words(down)}{also}",
+            ExitCode.PARTIAL,
+        )
     if missing:
         raise fail(f"{len(missing)} of the keys not found: {', '.join(map(repr, missing))}", ExitCode.NOT_FOUND)
 

@@ -19,8 +19,8 @@ import typer
 
 from ..cluster.nginx import parse_node
 from ..cluster.nginx import render as render_nginx
-from .common import JsonFlag, connect, hosts, options, print_json, wants_json
-from .stats_view import OPERATIONS, Histories, History, node_rows, nodes_table, record
+from .common import JsonFlag, connect, hosts, missing_words, options, print_json, wants_json
+from .stats_view import OPERATIONS, Histories, History, node_rows, nodes_down, nodes_table, record
 from .status import ExitCode, fail, out
 
 app = typer.Typer(
@@ -38,7 +38,7 @@ def status(
     if sample < 0:
         raise fail(f"--sample {sample}: 0 or more seconds", ExitCode.USAGE)
     nodes, totals = Histories(), History()
-    with connect(ctx) as client:
+    with connect(ctx, name_down=False) as client:
         document = _cluster_stats(client.stats(), client.hosts[0])
         record(document, nodes)
         totals.add(document)
@@ -47,6 +47,7 @@ def status(
             document = _cluster_stats(client.stats(), client.hosts[0])
             record(document, nodes)
             totals.add(document)
+    down = nodes_down(document)
     total_ops = totals.rate(*OPERATIONS)
     if wants_json(ctx, as_json):
         print_json(
@@ -74,8 +75,8 @@ def status(
             f"items={document['current_size']}/{document['max_size']} hit_ratio={document['hit_ratio']:.4f} "
             f"ops/s={_rate(total_ops)}"
         )
-    if document["nodes_down"]:
-        raise typer.Exit(ExitCode.UNHEALTHY)
+    if down:
+        raise fail(f"not every node is up: {missing_words(down)}", ExitCode.UNHEALTHY)
 
 
 def _rate(value: float | None) -> str:

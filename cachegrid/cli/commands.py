@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import sys
+from collections.abc import Iterator
 from itertools import islice
 from typing import Annotated, Any
 
@@ -29,8 +30,11 @@ from .common import (
     connect,
     field_text,
     hosts,
+    is_cluster,
     key_outcome,
     loads,
+    missing_words,
+    node_name,
     note,
     options,
     print_fields,
@@ -41,6 +45,7 @@ from .common import (
     wants_json,
     write_bytes,
 )
+from .nodes import each_node, key_unavailable, nodes_down, on_each_node, partial
 from .status import ExitCode, fail, out
 
 KEYS_PAGE = 1000  # keys per /admin/keys request when listing
@@ -85,12 +90,13 @@ def get(
 
     A binary value is not printed: a line says its size, --output writes its
     bytes, and --json prints {"key", "type": "binary", "size", "value_base64"}.
-    Exit 1 (NOT_FOUND) when there is none.
+    Exit 1 (NOT_FOUND) when there is none; 4 (UNAVAILABLE) when the key's
+    node in a cluster does not answer.
     """
     with connect(ctx) as client:
         value = client.get(check_key(key), _MISSING)
     if value is _MISSING:
-        raise fail(f"no key {key!r}", ExitCode.NOT_FOUND)
+        raise key_unavailable(ctx, key) or fail(f"no key {key!r}", ExitCode.NOT_FOUND)
     if output is not None:
         write_bytes(output, value if isinstance(value, bytes) else encode(value))
     elif isinstance(value, bytes):
@@ -195,20 +201,27 @@ def delete(
 ) -> None:
     """Delete KEY, or with --pattern every key matching P.
 
-    Exit 1 (NOT_FOUND) when KEY did not exist.
+    Exit 1 (NOT_FOUND) when KEY did not exist; in a cluster, 4 (UNAVAILABLE)
+    when KEY's node does not answer, 11 (PARTIAL) when a node does not
+    answer --pattern.
     """
     if (key is None) == (pattern is None):
         raise fail("give either KEY or --pattern P", ExitCode.USAGE)
     if pattern is not None:
-        with connect(ctx) as client:
-            deleted = client.delete_pattern(pattern)
+        fanned = on_each_node(ctx, lambda client: client.delete_pattern(pattern))
+        deleted = sum(fanned.answers.values())
         if wants_json(ctx, as_json):
-            print_json({"pattern": pattern, "deleted": deleted})
-        note(f"deleted {deleted:,} key{'' if deleted == 1 else 's'} matching {pattern!r}")
+            print_json({"pattern": pattern, "deleted": deleted} | nodes_down(fanned))
+        words = f"deleted {deleted:,} key{'' if deleted == 1 else 's'} matching {pattern!r}"
+        if fanned.down:
+            raise partial(fanned, words)
+        note(words)
         return
     assert key is not None
     with connect(ctx) as client:
         deleted = client.delete(check_key(key))
+    if not deleted and (end := key_unavailable(ctx, key)):
+        raise end
     key_outcome(ctx, as_json, key, "deleted", deleted, "deleted")
 
 
@@ -250,7 +263,7 @@ def ttl(ctx: typer.Context, key: KeyArg, as_json: JsonFlag = False) -> None:
         try:
             seconds = client.ttl(check_key(key))
         except NotFound:
-            raise fail(f"no key {key!r}", ExitCode.NOT_FOUND) from None
+            raise key_unavailable(ctx, key) or fail(f"no key {key!r}", ExitCode.NOT_FOUND) from None
     if wants_json(ctx, as_json):
         print_json({"key": key, "ttl": seconds})
     else:
@@ -276,26 +289,36 @@ def keys(
     """List the live keys.
 
     A table on a terminal, one key per line when piped, a JSON list with --json.
+    In a cluster every node is asked; when one does not answer, what the
+    others hold is listed and the command exits 11 (PARTIAL), naming it.
     """
     if limit is not None and limit < 1:
         raise fail(f"--limit {limit}: at least 1", ExitCode.USAGE)
-    with connect(ctx) as client:
-        found = client.iter_keys(pattern or None, page_size=min(limit or KEYS_PAGE, KEYS_PAGE))
-        if limit is not None:
-            found = islice(found, limit)
-        if wants_json(ctx, as_json):
-            print_json(list(found))
-        elif out.is_terminal:
-            listed = list(found)
-            table = Table(
-                "key", caption=f"{len(listed):,} key{'' if len(listed) == 1 else 's'}", caption_justify="left"
-            )
-            for name in listed:
-                table.add_row(Text(name))
-            out.print(table)
-        else:
-            for name in found:  # streamed: a long listing starts at once
-                print(name)
+    page_size = min(limit or KEYS_PAGE, KEYS_PAGE)
+    if not is_cluster(ctx):
+        with connect(ctx) as client:
+            found = client.iter_keys(pattern or None, page_size=page_size)
+            print_keys(ctx, as_json, found if limit is None else islice(found, limit))
+        return
+    fanned = each_node(ctx, lambda client: list(islice(client.iter_keys(pattern or None, page_size=page_size), limit)))
+    merged = dict.fromkeys(name for listed in fanned.answers.values() for name in listed)  # replicas: once
+    print_keys(ctx, as_json, islice(merged, limit))
+    if fanned.down:
+        raise partial(fanned, "listed the keys")
+
+
+def print_keys(ctx: typer.Context, as_json: bool, found: Iterator[str]) -> None:
+    if wants_json(ctx, as_json):
+        print_json(list(found))
+    elif out.is_terminal:
+        listed = list(found)
+        table = Table("key", caption=f"{len(listed):,} key{'' if len(listed) == 1 else 's'}", caption_justify="left")
+        for name in listed:
+            table.add_row(Text(name))
+        out.print(table)
+    else:
+        for name in found:  # streamed: a long listing starts at once
+            print(name)
 
 
 @app.command()
@@ -307,19 +330,24 @@ def clear(
     """Remove every key of the server.
 
     Asks first, unless --yes; without a terminal to ask on, --yes is needed.
+    In a cluster every node is cleared; exit 11 (PARTIAL) when one does not answer.
     """
     if not yes:
         if not interactive():
             raise fail("clear removes every key: add --yes (stdin is not a terminal, so it cannot ask)", ExitCode.USAGE)
-        server = hosts(options(ctx).urls)[0]
-        if not typer.confirm(f"Remove every key of the cache at {server}?", default=False, err=True):
+        servers = hosts(options(ctx).urls)
+        where = ", ".join(servers) if is_cluster(ctx) else servers[0]
+        if not typer.confirm(f"Remove every key of the cache at {where}?", default=False, err=True):
             note("nothing cleared")
             return
-    with connect(ctx) as client:
-        cleared = client.clear()
+    fanned = on_each_node(ctx, lambda client: client.clear())
+    cleared = sum(fanned.answers.values())
     if wants_json(ctx, as_json):
-        print_json({"cleared": cleared})
-    note(f"cleared {cleared:,} key{'' if cleared == 1 else 's'}")
+        print_json({"cleared": cleared} | nodes_down(fanned))
+    words = f"cleared {cleared:,} key{'' if cleared == 1 else 's'}"
+    if fanned.down:
+        raise partial(fanned, words)
+    note(words)
 
 
 # -- health --------------------------------------------------------------------------
@@ -327,18 +355,44 @@ def clear(
 
 @app.command()
 def health(ctx: typer.Context, as_json: JsonFlag = False) -> None:
-    """Print the server's health document; the exit code says if it is healthy.
+    """Print each server's health document; the exit code says if they are healthy.
 
-    Exit 0 when it is healthy, 7 (UNHEALTHY) when it answers that it is not,
-    4 (UNAVAILABLE) when nothing answers. Needs no token: a container
+    Exit 0 when every --url server is healthy, 7 (UNHEALTHY) when one
+    answers that it is not or, of several, one does not answer, 4
+    (UNAVAILABLE) when nothing answers. Needs no token: a container
     HEALTHCHECK can run it as is.
     """
-    with connect(ctx) as client:
-        document = client.health()
+    fanned = each_node(ctx, lambda client: client.health())
+    if len(fanned.answers) + len(fanned.down) == 1:  # one server: its document
+        url, document = next(iter(fanned.answers.items()))
+        if wants_json(ctx, as_json):
+            print_json(document)
+        else:
+            print_fields(
+                [(name, field_text(value)) for name, value in document.items()], title=f"health of {node_name(url)}"
+            )
+        if document.get("status") != "healthy":
+            raise fail(f"the server is unhealthy: {problems_of(document)}", ExitCode.UNHEALTHY)
+        return
+    sick = {url: doc for url, doc in fanned.answers.items() if doc.get("status") != "healthy"}
     if wants_json(ctx, as_json):
-        print_json(document)
+        nodes = {node_name(url): document for url, document in fanned.answers.items()}
+        nodes.update({node_name(url): {"status": "down", "error": reason} for url, reason in fanned.down.items()})
+        healthy = not sick and not fanned.down
+        print_json({"status": "healthy" if healthy else "unhealthy", "nodes": nodes})
     else:
-        print_fields([(name, field_text(value)) for name, value in document.items()], title="health")
-    if document.get("status") != "healthy":
-        problems = "; ".join(document.get("problems") or []) or f"status {document.get('status')!r}"
-        raise fail(f"the server is unhealthy: {problems}", ExitCode.UNHEALTHY)
+        rows = [
+            (node_name(url), "healthy" if url not in sick else f"unhealthy: {problems_of(document)}")
+            for url, document in fanned.answers.items()
+        ]
+        rows += [(node_name(url), f"down: {reason}") for url, reason in fanned.down.items()]
+        print_fields(rows, title="health")
+    problems = [f"{node_name(url)} is unhealthy ({problems_of(document)})" for url, document in sick.items()]
+    if fanned.down:
+        problems.append(missing_words(fanned.down))
+    if problems:
+        raise fail(f"not every node is healthy: {'; '.join(problems)}", ExitCode.UNHEALTHY)
+
+
+def problems_of(document: dict[str, Any]) -> str:
+    return "; ".join(document.get("problems") or []) or f"status {document.get('status')!r}"

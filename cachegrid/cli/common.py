@@ -16,6 +16,7 @@ import ipaddress
 import json
 import re
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,10 +132,8 @@ def check_key(key: str) -> str:
     return key
 
 
-@contextmanager
-def connect(ctx: typer.Context) -> Iterator[SyncCacheGridClient]:
-    """A client for the global options; the client's errors inside the block
-    end the command with one red line and their exit code."""
+def checked(ctx: typer.Context) -> tuple[Globals, list[str]]:
+    """The global options, checked (a usage error for a bad one), and the servers."""
     given = options(ctx)
     servers = hosts(given.urls)
     if not given.timeout > 0:
@@ -146,6 +145,24 @@ def connect(ctx: typer.Context) -> Iterator[SyncCacheGridClient]:
         raise fail(f"--replicas {given.replicas}: at least 1", ExitCode.USAGE)
     if given.ring not in RINGS:
         raise fail(f"--ring {given.ring!r}: one of {', '.join(RINGS)}", ExitCode.USAGE)
+    return given, servers
+
+
+def is_cluster(ctx: typer.Context) -> bool:
+    """Whether the --url servers are a sharded cluster (several nodes, each
+    holding its own keys), not one server or copies of one cache."""
+    given = options(ctx)
+    return given.sharding and len(hosts(given.urls)) > 1
+
+
+@contextmanager
+def connect(ctx: typer.Context, name_down: bool = True) -> Iterator[SyncCacheGridClient]:
+    """A client for the global options; the client's errors inside the block
+    end the command with one red line and their exit code. In a cluster, a
+    node that failed meanwhile, whose keys the next nodes of the ring stood
+    in for, is named on stderr (unless ``name_down`` is off: for a command
+    that names it itself)."""
+    given, servers = checked(ctx)
     # Several --url are a cluster (keys placed by the ring), or with
     # --no-sharding copies of one cache. Each host once and one more try:
     # failover without making a user wait through the SDK's longer retry plan.
@@ -158,9 +175,63 @@ def connect(ctx: typer.Context) -> Iterator[SyncCacheGridClient]:
         ring=given.ring,
         sharding=given.sharding,
     )
+    with client_errors(given, servers), client:
+        yield client
+        failed = [host for host in client.hosts if client.pool.back_at(host)] if name_down else []
+        if failed and given.sharding and len(servers) > 1:
+            down = unreachable(given, failed) or dict.fromkeys(failed, "it failed")
+            note(f"note: {missing_words(down)}; the next node of the ring stood in for it")
+
+
+def one_node(given: Globals, url: str) -> SyncCacheGridClient:
+    """A client of ``url`` alone, with the global options."""
+    return SyncCacheGridClient([url], timeout=given.timeout, max_retries=1, auth_token=given.token)
+
+
+def reason_of(error: Unavailable) -> str:
+    """Why a node gave no answer, in a few words."""
+    reasons = [short_reason(reason) for reason in error.errors.values()]
+    return reasons[0] if reasons else short_reason(str(error))
+
+
+def unreachable(given: Globals, nodes: Iterable[str]) -> dict[str, str]:
+    """Which of ``nodes`` do not answer now, and why (their health is asked, all at once)."""
+    asked = list(dict.fromkeys(nodes))
+    if not asked:
+        return {}
+    down: dict[str, str] = {}
+
+    def probe(url: str) -> None:
+        try:
+            with one_node(given, url) as client:
+                client.health()
+        except Unavailable as error:
+            down[url] = reason_of(error)
+
+    with ThreadPoolExecutor(len(asked)) as pool:
+        list(pool.map(probe, asked))
+    return {url: down[url] for url in asked if url in down}
+
+
+def missing_words(down: dict[str, str]) -> str:
+    """Nodes that did not answer and why, in the words of the single-server
+    errors: ``127.0.0.1:8002 did not answer (connection refused)``."""
+    reasons = set(down.values())
+    if len(reasons) == 1:
+        verb = "did" if len(down) == 1 else "do"
+        return f"{names(down)} {verb} not answer ({next(iter(reasons))})"
+    return "; ".join(f"{node_name(url)} did not answer ({reason})" for url, reason in down.items())
+
+
+def names(urls: Iterable[str]) -> str:
+    return ", ".join(node_name(url) for url in urls)
+
+
+@contextmanager
+def client_errors(given: Globals, servers: list[str]) -> Iterator[None]:
+    """The client's errors inside the block as one red line and their exit code."""
     try:
-        with client:
-            yield client
+        yield
     except Unauthorized as error:
         if given.token:
             raise fail(

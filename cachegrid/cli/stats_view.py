@@ -37,7 +37,18 @@ from rich.text import Text
 
 from ..client import SyncCacheGridClient
 from ..config import MiB
-from .common import JsonFlag, connect, field_text, node_name, print_fields, print_json, rate_text, wants_json
+from .common import (
+    JsonFlag,
+    connect,
+    field_text,
+    missing_words,
+    node_name,
+    print_fields,
+    print_json,
+    rate_text,
+    short_reason,
+    wants_json,
+)
 from .status import ExitCode, fail, out
 
 OPERATIONS = ("hits", "misses", "sets", "deletes")
@@ -147,7 +158,7 @@ def node_rows(document: Stats, nodes: Histories) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for url, stats in document.get("nodes", {}).items():
         if stats.get("down"):
-            rows.append({"node": url, "up": False, "error": stats.get("error")})
+            rows.append({"node": url, "up": False, "error": short_reason(str(stats.get("error")))})
             continue
         history = nodes.get(url) or History()
         rows.append(
@@ -285,18 +296,25 @@ def stats(
     """
     as_json = wants_json(ctx, as_json)
     if not watch:
-        with connect(ctx) as client:
+        with connect(ctx, name_down=False) as client:
             document = client.stats()
+        down = nodes_down(document)
         if as_json:
             print_json(document)
         else:
             print_fields([(name, field_text(value)) for name, value in document.items()], title="stats")
+        if down:
+            raise fail(
+                f"partial result: the totals are those of {len(document['nodes']) - len(down)} of "
+                f"{len(document['nodes'])} nodes; {missing_words(down)}",
+                ExitCode.PARTIAL,
+            )
         return
     if not interval > 0:
         raise fail(f"--interval {interval}: more than 0 seconds", ExitCode.USAGE)
     if iterations is not None and iterations < 1:
         raise fail(f"--iterations {iterations}: at least 1", ExitCode.USAGE)
-    with connect(ctx) as client:
+    with connect(ctx, name_down=False) as client:
         try:
             _watch(client, interval, iterations, as_json)
         except KeyboardInterrupt:  # Ctrl-C is how a watch ends: exit 0
@@ -331,3 +349,14 @@ def _samples(client: SyncCacheGridClient, history: History, interval: float, ite
         if iterations is not None and count >= iterations:
             return
         time.sleep(interval)
+
+
+def nodes_down(document: Stats) -> dict[str, str]:
+    """The nodes of a cluster's /stats that did not answer, and why in a
+    few words (which the document then holds too, instead of the client's
+    own long text)."""
+    down = {}
+    for url, stats in document.get("nodes", {}).items():
+        if stats.get("down"):
+            stats["error"] = down[url] = short_reason(str(stats.get("error")))
+    return down

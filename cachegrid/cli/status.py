@@ -31,6 +31,7 @@ class ExitCode(IntEnum):
     NOT_STORED = 8  # set --nx/--xx: the condition did not hold, nothing was written
     UNAUTHORIZED = 9  # the server needs a token (--token) and got none or a wrong one
     HELD = 10  # lock: another caller holds the lock
+    PARTIAL = 11  # a cluster-wide command: some nodes did not answer, the result lacks theirs
     INTERRUPTED = 130  # Ctrl-C that ended a command early: 128 + SIGINT, as a shell reports it
     CLOSED_PIPE = 141  # stdout's reader went away (`cachegrid keys | head`): 128 + SIGPIPE, as for any Unix tool
 
