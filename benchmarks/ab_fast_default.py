@@ -186,7 +186,8 @@ def package_digest(root: Path) -> str:
 
 
 def server_settings(build: Build) -> dict[str, str]:
-    return {"PYTHONPATH": str(build.path)}
+    # No snapshots: both builds as they served before snapshots were kept by default.
+    return {"PYTHONPATH": str(build.path), "CACHEGRID_SNAPSHOT_PATH": ""}
 
 
 def verify_imports(build: Build, work_dir: Path) -> None:

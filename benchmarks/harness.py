@@ -72,8 +72,13 @@ def exit_on_sigterm() -> None:
 
 
 def clean_environment(settings: dict[str, str] | None = None) -> dict[str, str]:
-    """The caller's environment without its ``CACHEGRID_*`` variables, plus ``settings``."""
+    """The caller's environment without its ``CACHEGRID_*`` variables, plus
+    ``settings``. Snapshots off unless ``settings`` say otherwise: the
+    measurements compare with servers that keep none, and a benchmark never
+    writes into the home directory's state (``cachegrid serve`` keeps them
+    there by default)."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("CACHEGRID_")}
+    environment["CACHEGRID_SNAPSHOT_PATH"] = ""
     environment.update(settings or {})
     return environment
 

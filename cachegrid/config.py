@@ -21,11 +21,12 @@ from __future__ import annotations
 import os
 import socket
 import tomllib
+from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -52,6 +53,7 @@ NAME = "cachegrid"
 ENV_PREFIX = f"{NAME.upper()}_"
 CONFIG_ENV = f"{ENV_PREFIX}CONFIG"
 DEFAULT_CONFIG_FILE = Path("etc") / f"{NAME}.toml"
+DEFAULT_NODE_ID = "<host>:<port>"  # replaced by the two settings' values (default_node_id)
 MiB = 1024 * 1024
 MAX_SNAPSHOT_INTERVAL = 7 * 24 * 3600  # a week
 # The worker gives its heap's free memory back this often, when there was work
@@ -82,7 +84,10 @@ class Settings(BaseSettings):
 
     # -- node and network --------------------------------------------------------
     node_id: str = Field(
-        default_factory=socket.gethostname, min_length=1, description="Name of this node in /health and /stats."
+        default=DEFAULT_NODE_ID,
+        min_length=1,
+        description="Name of this node in /health, /stats and its snapshot file's name; default <host>:<port> "
+        "(the machine's name for a wildcard host such as 0.0.0.0): unique per node on one machine.",
     )
     host: str = Field(default="127.0.0.1", min_length=1, description="Address to listen on.")
     port: int = Field(default=8080, ge=1, le=65535, description="TCP port to listen on.")
@@ -225,7 +230,9 @@ class Settings(BaseSettings):
     # -- snapshots (docs/snapshots.md) --------------------------------------------
     snapshot_path: Path | None = Field(
         default=None,
-        description="File the cache is saved to and loaded from at start (warm restarts); none: no snapshots.",
+        description="File the cache is saved to and loaded from at start (warm restarts); empty: no snapshots. "
+        "Unset, `cachegrid serve` keeps them in $STATE_DIRECTORY/<node_id>.snap under systemd, else "
+        "$XDG_STATE_HOME/cachegrid/<node_id>.snap (~/.local/state when unset).",
     )
     snapshot_interval: float = Field(
         default=300,
@@ -251,6 +258,13 @@ class Settings(BaseSettings):
         description="Most operations one POST /test/load may run (400 past it). It runs inside the request, "
         "about 2 microseconds an operation, while every other client of a single-threaded server waits.",
     )
+
+    @model_validator(mode="after")
+    def _node_id_of_host_and_port(self) -> Settings:
+        if "node_id" not in self.model_fields_set:
+            # Not by assignment: the default stays a default (not "set").
+            self.__dict__["node_id"] = default_node_id(self.host, self.port)
+        return self
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -367,6 +381,37 @@ def setting_sources(path: Path | None, table: dict[str, Any], overrides: dict[st
         else:
             sources[field] = "default"
     return sources
+
+
+# -- defaults that depend on the node --------------------------------------------------
+# Kept here, apart from the fields, so that each stays a short rule.
+
+
+def default_node_id(host: str, port: int) -> str:
+    """``host:port``, unique per node on one machine; the machine's name for
+    a wildcard host (0.0.0.0, ::), which would name no one machine."""
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.gethostname()
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def snapshots_by_default(settings: Settings) -> bool:
+    """Whether ``snapshot_path`` was left unset (not even set empty, which turns snapshots off)."""
+    return "snapshot_path" not in settings.model_fields_set
+
+
+def default_snapshot_path(node_id: str, environ: Mapping[str, str] = os.environ) -> Path:
+    """Where ``cachegrid serve`` keeps snapshots when ``snapshot_path`` is
+    unset: ``$STATE_DIRECTORY/<node_id>.snap`` under systemd (the first
+    directory it lists), else ``$XDG_STATE_HOME/cachegrid/<node_id>.snap``,
+    ``~/.local/state`` when that is unset or not absolute (the XDG rule)."""
+    name = "".join("_" if character in ("/", "\\", "\0") else character for character in node_id) + ".snap"
+    state_directory = environ.get("STATE_DIRECTORY", "").split(":")[0]
+    if state_directory:
+        return Path(state_directory) / name
+    xdg = environ.get("XDG_STATE_HOME", "")
+    base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".local" / "state"
+    return base / "cachegrid" / name
 
 
 def load_settings(config: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:

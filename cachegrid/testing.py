@@ -88,16 +88,25 @@ def children(pid: int) -> list[int]:
     return found
 
 
+SNAPSHOT_PLACES = frozenset({"CACHEGRID_SNAPSHOT_PATH", "XDG_STATE_HOME", "STATE_DIRECTORY"})
+
+
 class ServerProcess:
     """One `cachegrid serve` process on 127.0.0.1, its output in a file.
 
     Its environment is the caller's without any ``CACHEGRID_*`` variable,
-    plus ``env``; ``--port`` defaults to a free one. Every wait is bounded."""
+    plus ``env``; ``--port`` defaults to a free one. Every wait is bounded.
+    It keeps no snapshots unless ``env`` names where (``CACHEGRID_SNAPSHOT_PATH``,
+    ``XDG_STATE_HOME`` or ``STATE_DIRECTORY``) or ``--snapshot-path`` is given:
+    ``cachegrid serve`` keeps them in the user's state directory by default,
+    and a test's server must neither write there nor load another's data."""
 
     def __init__(self, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
         self.port = int(args[args.index("--port") + 1]) if "--port" in args else free_port()
         self.host = "127.0.0.1"
         environment = {k: v for k, v in os.environ.items() if not k.startswith("CACHEGRID_")}
+        if not SNAPSHOT_PLACES.intersection(env or {}):
+            environment["CACHEGRID_SNAPSHOT_PATH"] = ""
         environment.update(env or {})
         self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"cachegrid-server-{self.port}.log"
         self.log = self.log_path.open("wb")

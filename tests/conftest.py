@@ -16,10 +16,13 @@ once, naming itself, so the marking cannot silently drift.
 
 from __future__ import annotations
 
+import atexit
 import inspect
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +41,13 @@ TESTS = Path(__file__).resolve().parent
 # The fast run selects no fuzz test (that module is all fuzz): it does not
 # even collect it, which spares it importing schemathesis (seconds).
 collect_ignore = ["daemon/test_openapi_fuzz.py"] if os.environ.get(FAST_RUN) == "1" else []
+
+# `cachegrid serve` keeps snapshots under the user's state directory by
+# default: a server any test starts (with cachegrid.testing, which turns
+# them off, or by hand) writes them, if at all, into a directory of this run.
+os.environ.pop("STATE_DIRECTORY", None)
+os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="cachegrid-tests-state-")
+atexit.register(shutil.rmtree, os.environ["XDG_STATE_HOME"], True)
 
 
 # function -> whether its source starts a process: parametrized tests and

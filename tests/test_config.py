@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import re
+import socket
 from pathlib import Path
 
 import pytest
 
-from cachegrid.config import DEFAULT_CONFIG_FILE, ConfigError, Settings, load_settings
+from cachegrid.config import (
+    DEFAULT_CONFIG_FILE,
+    ConfigError,
+    Settings,
+    default_snapshot_path,
+    load_settings,
+    snapshots_by_default,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -175,3 +183,43 @@ def test_shipped_file_documents_every_setting_at_its_default() -> None:
             assert str(getattr(defaults, name)).lower() == literal.strip('"').lower() or float(literal) == float(
                 getattr(defaults, name)
             ), name
+
+
+# -- warm by default: the node's name and its snapshot file --------------------------
+
+
+def test_the_default_node_id_is_host_and_port() -> None:
+    assert load_settings().node_id == "127.0.0.1:8080"
+    assert load_settings(port=9001).node_id == "127.0.0.1:9001"
+    assert load_settings(host="::1", port=9001).node_id == "[::1]:9001"
+    assert load_settings(host="0.0.0.0").node_id == f"{socket.gethostname()}:8080"
+    assert load_settings(node_id="mine").node_id == "mine"
+    assert "node_id" not in load_settings().model_fields_set  # still a default
+
+
+def test_the_default_snapshot_file_is_under_the_state_directory(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert default_snapshot_path("h:1", {"STATE_DIRECTORY": "/var/lib/cachegrid:/other"}) == Path(
+        "/var/lib/cachegrid/h:1.snap"
+    )
+    assert default_snapshot_path("h:1", {"XDG_STATE_HOME": "/x"}) == Path("/x/cachegrid/h:1.snap")
+    home = Path.home() / ".local" / "state" / "cachegrid"
+    assert default_snapshot_path("h:1", {}) == home / "h:1.snap"
+    assert default_snapshot_path("h:1", {"XDG_STATE_HOME": "relative"}) == home / "h:1.snap"  # the XDG rule
+    assert default_snapshot_path("a/b", {"XDG_STATE_HOME": "/x"}) == Path("/x/cachegrid/a_b.snap")
+    assert snapshots_by_default(load_settings())
+    assert not snapshots_by_default(load_settings(snapshot_path=""))
+    monkeypatch.setenv("CACHEGRID_SNAPSHOT_PATH", "")
+    assert not snapshots_by_default(load_settings()) and load_settings().snapshot_path is None
+
+
+def test_serve_resolves_the_default_snapshot_file_or_starts_cold(tmp_path: Path) -> None:
+    from cachegrid.daemon.snapshot_default import with_default_snapshot
+
+    warm = with_default_snapshot(load_settings(port=9001), {"XDG_STATE_HOME": str(tmp_path)})
+    assert warm.snapshot_path == tmp_path / "cachegrid" / "127.0.0.1:9001.snap"
+    assert (tmp_path / "cachegrid").stat().st_mode & 0o777 == 0o700
+    off = load_settings(snapshot_path="")
+    assert with_default_snapshot(off, {"XDG_STATE_HOME": str(tmp_path)}).snapshot_path is None
+    (tmp_path / "file").write_text("")
+    cold = with_default_snapshot(load_settings(), {"XDG_STATE_HOME": str(tmp_path / "file")})
+    assert cold.snapshot_path is None

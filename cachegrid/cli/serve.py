@@ -47,8 +47,15 @@ def serve(
     ] = None,
     snapshot_path: Annotated[
         Path | None,
-        typer.Option(help="Snapshot file for warm restarts (env CACHEGRID_SNAPSHOT_PATH; default none: no snapshots)."),
+        typer.Option(
+            help="Snapshot file for warm restarts (env CACHEGRID_SNAPSHOT_PATH; default "
+            "$STATE_DIRECTORY/<node_id>.snap under systemd, else $XDG_STATE_HOME/cachegrid/<node_id>.snap, "
+            "~/.local/state when unset; empty: none)."
+        ),
     ] = None,
+    no_snapshot: Annotated[
+        bool, typer.Option("--no-snapshot", help='Keep no snapshots: start empty, as snapshot_path = "".')
+    ] = False,
     snapshot_interval: Annotated[
         float | None,
         typer.Option(
@@ -67,6 +74,8 @@ def serve(
             "hold a separate cache; run more nodes instead, one per port",
             ExitCode.USAGE,
         )
+    if no_snapshot and snapshot_path is not None:
+        raise fail("--no-snapshot and --snapshot-path exclude each other", ExitCode.USAGE)
     try:
         settings = load_settings(
             config,
@@ -78,7 +87,7 @@ def serve(
             max_size=max_size,
             max_memory_mb=max_memory_mb,
             log_level=log_level,
-            snapshot_path=snapshot_path,
+            snapshot_path="" if no_snapshot else snapshot_path,
             snapshot_interval=snapshot_interval,
         )
     except ConfigError as error:

@@ -10,9 +10,10 @@ files). The cache lives in the worker process, so:
   ``nworkers_changed`` puts the count back to 1 after a SIGTTIN;
 - the app (and the engine's sweeper thread) is built in the worker, after the
   fork (``preload_app`` off), since threads do not survive ``fork``;
-- ``max_requests`` stays 0: a worker restart empties the cache (or, with
-  ``snapshot_path``, reloads the last snapshot: docs/snapshots.md; on SIGHUP
-  ``on_reload`` asks the old worker for a fresh one first).
+- ``max_requests`` stays 0: a worker restart reloads the last snapshot
+  (docs/snapshots.md; kept by default: snapshot_default.py), or with
+  snapshots off empties the cache; on SIGHUP ``on_reload`` asks the old
+  worker for a fresh one first.
 
 The same hooks are exported for plain gunicorn (``gunicorn -c
 python:cachegrid.daemon.server cachegrid.daemon.wsgi:app``), which is how
@@ -41,6 +42,7 @@ from ..config import MiB, Settings
 # Not `from . import accesslog`: gunicorn reads this module's names as its
 # settings when it is a config file (-c python:...), and accesslog is one.
 from .accesslog import AccessLog, format_line
+from .snapshot_default import with_default_snapshot
 from .workers import choose
 
 log = logging.getLogger("cachegrid.server")
@@ -227,6 +229,7 @@ def serve(settings: Settings) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="[%(asctime)s] [%(levelname)s] %(message)s", stream=sys.stderr
     )
+    settings = with_default_snapshot(settings)
     detail = f" with {settings.threads} threads" if kind == "gthread" else ""
     log.info(
         "CacheGrid node %s on %s:%d: worker %s%s, policy %s, max %d items / %s MiB",
