@@ -30,7 +30,9 @@ from .leases import (
     release_call,
 )
 from .protocol import (
+    Answer,
     Call,
+    Outcome,
     Plan,
     _exists_parse,
     _field,
@@ -40,6 +42,7 @@ from .protocol import (
     get_call,
     invalidate_call,
     item_path,
+    retryable,
     tag_list,
     value_body,
 )
@@ -49,6 +52,14 @@ from .ring import RINGS
 Hosts = Iterable[str] | Mapping[str, int] | str
 KEYS_PAGE = 1000  # keys() asks for at most this many keys a request
 log = logging.getLogger("cachegrid.client")
+First = tuple[str, Call, Outcome]  # a plan's first request, already sent: its host, call and outcome
+_deleted = _field("deleted")
+
+
+def starts_with(wait: float, sends: list[tuple[str, Call]], first: First) -> bool:
+    """Whether a plan's first step is the request ``first`` already sent
+    (always, for the plans ``Api._one`` runs: else the plan sends it anew)."""
+    return not wait and len(sends) == 1 and sends[0][0] == first[0] and sends[0][1] is first[1]
 
 
 def _policy(max_retries: int, retry: RetryPolicy | None) -> RetryPolicy:
@@ -129,8 +140,35 @@ class Api:
             headers["Authorization"] = f"Bearer {self.auth_token}"
         return headers
 
-    def _run(self, plan: Plan) -> Any:
+    def _run(self, plan: Plan, first: First | None = None) -> Any:
+        """Run ``plan`` (each client its own way); ``first``: the outcome of
+        its first request, already sent by ``_one``."""
         raise NotImplementedError
+
+    def _one(self, key: str, call: Call, plan: Callable[[], Plan], write: bool = False) -> Any:
+        """A one-key operation: ``call`` straight to the key's node when the
+        router knows it without running the plan (``Router.direct``), and
+        ``plan()`` only when that first request failed, or missed where
+        another replica may hold the key: the plan then starts from that
+        outcome (its own first round is that same request) and nothing is
+        sent twice. The common case pays for no plan at all. Only for
+        idempotent calls (a plan that chose another node would send again)."""
+        host = self.router.direct(key, write)
+        if host is None:
+            return self._run(plan())
+        return self._direct(host, call, plan, write or self.router.replicas == 1)
+
+    def _direct(self, host: str, call: Call, plan: Callable[[], Plan], miss_ends: bool) -> Any:
+        """Send ``call`` to ``host``; its result when the answer ends the
+        operation (no failure; a 404 only where ``miss_ends``), else
+        ``plan()`` run on from that outcome."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _ends(answer: Answer, call: Call, miss_ends: bool) -> bool:
+        """Whether ``answer`` ends a one-key operation sent by ``_direct``."""
+        status = answer.status
+        return (status < 500 or not retryable(status, call)) and (status != 404 or miss_ends)
 
     def _or(self, absent: Any, plan: Plan) -> Plan:
         """``plan``, or with ``fail_open``: ``plan`` answering ``absent`` on an outage."""
@@ -164,7 +202,8 @@ class Api:
 
     def get(self, key: str, default: Any = None) -> Any:
         """The value under ``key`` (``bytes`` for a binary value), or ``default`` when there is none."""
-        return self._run(self._or(default, self.router.read(key, get_call(key, default), repair=True)))
+        call = get_call(key, default)
+        return self._one(key, call, lambda: self._or(default, self.router.read(key, call, repair=True)))
 
     def set(
         self,
@@ -195,14 +234,13 @@ class Api:
             _json(status, body)
             return True
 
-        params = put_params(ttl, stale, tags)
-        return self._run(
-            self._or(False, self.router.write(key, Call("PUT", item_path(key), parse, params, body, headers)))
-        )
+        call = Call("PUT", item_path(key), parse, put_params(ttl, stale, tags), body, headers)
+        return self._one(key, call, lambda: self._or(False, self.router.write(key, call)), write=True)
 
     def delete(self, key: str) -> Any:
         """True when the key existed."""
-        return self._run(self._or(False, self.router.write(key, Call("DELETE", item_path(key), _field("deleted")))))
+        call = Call("DELETE", item_path(key), _deleted)
+        return self._one(key, call, lambda: self._or(False, self.router.write(key, call)), write=True)
 
     def exists(self, key: str) -> Any:
         """True when ``key`` holds a live value (a HEAD request: the value is not sent)."""
@@ -212,7 +250,8 @@ class Api:
                 return status == 200
             raise error_for(status, body)
 
-        return self._run(self._or(False, self.router.read(key, Call("HEAD", item_path(key), parse))))
+        call = Call("HEAD", item_path(key), parse)
+        return self._one(key, call, lambda: self._or(False, self.router.read(key, call)))
 
     def get_multi(self, keys: Iterable[str]) -> Any:
         """The values of those ``keys`` that exist, as a dict (binary ones as ``bytes``)."""

@@ -76,6 +76,7 @@ class Router(Protocol):
     replicas: int
 
     def placement(self, key: str) -> list[str]: ...
+    def direct(self, key: str, write: bool) -> str | None: ...
     def read(self, key: str, call: Call, repair: bool = False) -> Plan: ...
     def write(self, key: str, call: Call) -> Plan: ...
     def counter(self, key: str, call: Call) -> Plan: ...
@@ -103,6 +104,11 @@ class Failover:
 
     def placement(self, key: str) -> list[str]:
         return self.pool.candidates()[:1]
+
+    def direct(self, key: str, write: bool) -> str | None:
+        """The host the first round of a one-key plan goes to, when that is
+        known without running the plan (no host is cooling down), else None."""
+        return self.pool.hosts[0] if self.pool.calm() else None
 
     def read(self, key: str, call: Call, repair: bool = False) -> Plan:
         return self.pool.run(call)
@@ -175,6 +181,14 @@ class Sharded:
             if len(live) == self.replicas:
                 return live
         return live or sorted(resting, key=self.pool.back_at)[: self.replicas]
+
+    def direct(self, key: str, write: bool) -> str | None:
+        """The node the first round of a one-key plan goes to, when that is
+        known without running the plan: nothing cools down, and a write goes
+        to one node only (one replica); else None."""
+        if not self.pool.calm() or (write and self.replicas > 1):
+            return None
+        return self._url[next(iter(self.ring.walk(key)))]
 
     def _unavailable(self, what: str, errors: dict[str, str]) -> Unavailable:
         detail = "; ".join(f"{host}: {error}" for host, error in errors.items()) or "no node to ask"

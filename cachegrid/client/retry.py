@@ -144,6 +144,10 @@ class HostPool:
         cooling = sorted((host for host in self.hosts if host not in ready), key=self._cooling_until.__getitem__)
         return ready + cooling
 
+    def calm(self) -> bool:
+        """No host has failed since it last answered (nothing cools down)."""
+        return not self._cooling_until
+
     def cooling(self, host: str, now: float) -> bool:
         return self._cooling_until.get(host, 0) > now
 

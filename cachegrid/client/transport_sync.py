@@ -26,8 +26,12 @@ Failures are told apart as the plans need them (protocol.py):
   reset or closed mid-answer, or bytes that are no HTTP answer, ``MaybeSent``.
   The connection is dropped in every such case.
 
-The socket's own timeout (the client's ``timeout``) bounds connecting and
-every wait for bytes, as requests' single timeout did. Nagle's algorithm is
+The client's ``timeout`` bounds connecting and every wait for bytes, as
+requests' single timeout did. On Linux the kernel enforces it on the
+connected socket (``SO_RCVTIMEO``/``SO_SNDTIMEO``: a wait that runs out
+fails with ``EAGAIN``), which spares the ``poll`` Python's own socket
+timeout makes before every ``send`` and ``recv``; elsewhere Python's
+socket timeout does it. Nagle's algorithm is
 off: a request is written in one ``sendall`` and waits for its answer.
 
 ``https://`` hosts (and base URLs with user info) are not handled here:
@@ -44,6 +48,8 @@ from __future__ import annotations
 import os
 import select
 import socket
+import struct
+import sys
 import threading
 from collections.abc import Mapping
 
@@ -53,6 +59,8 @@ from .protocol import Answer, Call, ConnectTimedOut, MaybeSent, NotSent, TimedOu
 from .wire import Origin, ProtocolError, ResponseParser, StaleConnection, broken_exchange
 
 MAX_IDLE = 16
+# Timeouts set on the socket for the kernel to keep (see the module docstring).
+KERNEL_TIMEOUTS = sys.platform.startswith("linux")
 RECV_SIZE = 65536
 
 # Bumped in a child after each fork(): cheaper to compare than os.getpid() a call.
@@ -79,6 +87,13 @@ class Lane:
         except OSError as error:
             raise NotSent(f"connecting to {self.origin.host}:{self.origin.port}: {error}") from None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if KERNEL_TIMEOUTS and self.timeout:
+            seconds, fraction = divmod(self.timeout, 1.0)
+            # At least 1 µs: a zero interval would mean no timeout at all.
+            interval = struct.pack("ll", int(seconds), max(int(fraction * 1_000_000), 0 if seconds else 1))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, interval)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, interval)
+            sock.settimeout(None)
         return sock
 
     def _take(self, check: bool) -> socket.socket | None:
@@ -119,7 +134,7 @@ class Lane:
             sock.sendall(data)
             while not parser.feed(sock.recv(RECV_SIZE)):
                 pass
-        except TimeoutError:
+        except (TimeoutError, BlockingIOError):  # BlockingIOError: a kernel timeout (EAGAIN)
             sock.close()
             raise TimedOut(f"no answer within {self.timeout} s") from None
         except (OSError, ProtocolError) as error:

@@ -89,9 +89,11 @@ class Origin:
         fixed = self._fixed
         extra = ""
         if headers:
-            if self._names.intersection(name.lower() for name in headers):
-                fixed = self._without(headers)
-            extra = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+            for name in headers:
+                if name.lower() in self._names:
+                    fixed = self._without(headers)
+                    break
+            extra = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
         if body is not None or method in ("POST", "PUT", "PATCH"):
             extra += f"Content-Length: {len(body) if body else 0}\r\n"
         return b"".join((head, fixed, extra.encode("latin-1"), b"\r\n", body or b""))
