@@ -111,6 +111,13 @@ class Settings(BaseSettings):
         le=3600,
         description="Seconds a client has to send a request's headers under gthread (then 408).",
     )
+    body_timeout: float | None = Field(
+        default=None,
+        gt=0,
+        le=3600,
+        description="Seconds a request body may go without a byte before the worker answers 408, under "
+        "either worker (default: header_timeout).",
+    )
 
     # -- the cache ---------------------------------------------------------------
     eviction_policy: str = Field(

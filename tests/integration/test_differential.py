@@ -83,16 +83,31 @@ ACCEPTED = {
     "a tab inside a header value": (b"GET /health HTTP/1.1\r\nHost: x\r\nX-A: a\tb\r\n\r\n", 200),
     "an empty header value": (b"GET /health HTTP/1.1\r\nHost: x\r\nX-A:\r\n\r\n", 200),
     "no Host header": (b"GET /health HTTP/1.1\r\n\r\n", 200),
-    "two Host headers": (b"GET /health HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", 200),
     "two pipelined writes": (PUT_SMUGGLED.replace(b"smuggled", b"edge") * 2, 201),
 }
 
 # Where a reference reads a case otherwise than CacheGrid: case -> reference -> why.
+LIMITS = "our limits on a head (8 KiB target, 100 fields, 8 KiB a field) are gunicorn's; the reference has none here"
+LLHTTP_SPACES = "llhttp (as httptools builds it) is lenient about spaces in the request line; h11 and gunicorn refuse"
+H11_CTL = "h11 allows control characters in a value; RFC 9110 section 5.5 does not, nor do llhttp and gunicorn"
+H11_LF = "h11 takes a bare LF for a line end; RFC 9112 section 2.2 lets a server refuse it, as llhttp and gunicorn do"
 INTENDED: dict[str, dict[str, str]] = {
-    "two equal lengths": {
-        "h11": "h11 folds equal duplicates into one (RFC 9110 allows it); we refuse every repeated length",
-        "gunicorn": "gunicorn keeps the last of equal duplicates; we refuse every repeated length",
+    "a transfer coding before chunked": {
+        "gunicorn": "gunicorn hands the application a body still gzip-coded; we serve chunked alone (501)",
+        "llhttp": "llhttp decodes the chunks and leaves the gzip coding on; we serve chunked alone (501)",
     },
+    "chunked and a length": {"h11": "h11 lets chunked win (RFC 9112 6.3 allows it); we refuse it as a smuggling sign"},
+    "a length and chunked": {"h11": "h11 lets chunked win (RFC 9112 6.3 allows it); we refuse it as a smuggling sign"},
+    "two equal lengths": {"h11": "h11 folds equal duplicates into one (RFC 9110 allows it); we refuse any repeat"},
+    "a list of lengths": {"h11": "h11 folds a list of equal lengths into one (RFC 9110 allows it); we refuse it"},
+    "an obs-fold continuation line": {"h11": "h11 unfolds obs-fold; RFC 9112 section 5.2 lets a server refuse it"},
+    "a control character inside a header value": {"h11": H11_CTL},
+    "a DEL inside a header value": {"h11": H11_CTL},
+    "bare LF line ends": {"h11": H11_LF},
+    "a bare LF inside the headers": {"h11": H11_LF},
+    "two spaces after the method": {"llhttp": LLHTTP_SPACES},
+    "two spaces before the version": {"llhttp": LLHTTP_SPACES},
+    "no version": {"llhttp": "llhttp serves HTTP/0.9 request lines; h11 and gunicorn refuse them, and so do we"},
     "HTTP/1.0 with chunked": {
         "h11": "h11 reads chunked under HTTP/1.0; RFC 9112 section 6.1 asks to treat it as faulty and close",
         "llhttp": "llhttp reads chunked under HTTP/1.0; RFC 9112 section 6.1 asks to treat it as faulty and close",
@@ -101,12 +116,24 @@ INTENDED: dict[str, dict[str, str]] = {
         "h11": "h11 serves any 1.x; we answer only 1.0 and 1.1 (505), as llhttp does",
         "gunicorn": "gunicorn serves any 1.x; we answer only 1.0 and 1.1 (505), as llhttp does",
     },
-    "HTTP/2.0": {"h11": "h11 parses the request line of any version; we answer 505"},
-    "no Host header": {"h11": "h11 requires Host in HTTP/1.1; a cache with no virtual hosts has no use for it"},
-    "two Host headers": {"h11": "h11 refuses two Host headers; a cache with no virtual hosts never reads Host"},
-    "a 20 KB request target": {
-        "h11": "h11's limit on a request head is 16 KiB, ours on a target 8 KiB: both refuse (414 here)",
+    "HTTP/2.0": {
+        "h11": "h11 parses the request line of any version; we answer 505",
+        "llhttp": "llhttp parses an HTTP/2.0 request line as HTTP/1; we answer 505",
     },
+    "HTTP/0.9": {
+        "h11": "h11 parses the request line of any version; we answer 505",
+        "llhttp": "llhttp takes HTTP/0.9; we answer 505",
+    },
+    "a NUL inside a chunk extension": {"h11": "h11 skips chunk extensions unread; llhttp and gunicorn refuse a NUL"},
+    "a bare LF inside the trailers": {"h11": H11_LF},
+    "two Host headers": {"llhttp": "llhttp leaves Host to the application; RFC 9112 section 3.2 asks for 400"},
+    "a 100 KB header": {"h11": LIMITS, "llhttp": LIMITS},
+    "10,000 headers": {"h11": LIMITS, "llhttp": LIMITS},
+    "a 20 KB request target": {"h11": LIMITS, "llhttp": LIMITS},
+    "an empty line before the request line": {
+        "h11": "h11 refuses it; RFC 9112 section 2.2 asks a server to ignore at least one empty line there",
+    },
+    "no Host header": {"h11": "h11 requires Host in HTTP/1.1; a cache with no virtual hosts has no use for it"},
 }
 
 
@@ -280,6 +307,7 @@ WORKER_ERRORS = frozenset(
         "header_fields_too_large",
         "unsupported_transfer_coding",
         "http_version_not_supported",
+        "invalid_body",  # the gthread worker's body framing errors, found by the application as it reads
     }
 )
 RANDOM_SEEDS = (1, 2, 3)
