@@ -58,6 +58,8 @@ _END_OF_HEAD = b"\r\n\r\n"
 _TRANSFER_ENCODING = re.compile(rb"\r\ntransfer-encoding[ \t]*:[ \t]*([^\r\n]*)", re.IGNORECASE)
 _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length[ \t]*:[ \t]*([0-9]+)[ \t]*\r\n", re.IGNORECASE)
 _VERSION = re.compile(rb"(?:\r\n)*[^ \r\n]+ [^ \r\n]+ HTTP/([0-9])\.([0-9])\r\n")
+LINGER_SECONDS = 2.0
+LINGER_MAX_SECONDS = 30.0
 LARGEST = 2**64 - 1  # past this, a length or chunk size is refused as meinheld's parser does
 
 TIMEOUT_RESPONSE = worker_errors.answer(408)
@@ -99,6 +101,28 @@ def parse_chunk_size(self: ChunkedReader, unreader: Any, data: Any = None) -> An
     return size, rest
 
 
+def closing_when_asked(app: Any) -> Any:
+    """``app``, with a response that says ``Connection: close`` (a body
+    whose framing broke or stopped arriving: where the next request starts
+    is unknown) or refuses a body as too large (its body was never read)
+    closing the connection: gunicorn drops the application's Connection
+    header and would keep it alive."""
+
+    def wrapped(environ: dict[str, Any], start_response: Any) -> Any:
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            if status.startswith("413") or any(
+                name.lower() == "connection" and value.lower() == "close" for name, value in headers
+            ):
+                response = getattr(start_response, "__self__", None)  # gunicorn's Response
+                if response is not None:
+                    response.force_close()
+            return start_response(status, headers, exc_info)
+
+        return app(environ, start)
+
+    return wrapped
+
+
 class TimedReads:
     """A connection's socket for gunicorn's parser, whose reads wait at most
     ``seconds`` for data (TimeoutError then): a body a client stops sending
@@ -129,11 +153,12 @@ class ThreadWorker(GunicornThreadWorker):
 
     def init_process(self) -> None:
         self.heads: dict[Any, bytearray] = {}
+        self.lingering: dict[socket.socket, tuple[float, float]] = {}  # socket -> (deadline, idle deadline)
         # In this worker process only (gunicorn's master never runs this):
         # gunicorn's parser errors in our JSON shape, and its chunk sizes
         # bounded as meinheld's are.
         util.write_error = write_json_error
-        ChunkedReader.parse_chunk_size = parse_chunk_size  # type: ignore[method-assign]
+        ChunkedReader.parse_chunk_size = parse_chunk_size
         super().init_process()
 
     # -- where gthread would hand a connection to a thread ----------------------
@@ -226,9 +251,68 @@ class ThreadWorker(GunicornThreadWorker):
 
     def murder_pending(self) -> None:
         """Heads that did not arrive in time: 408 and close (gthread's own
-        pending connections are ours now)."""
+        pending connections are ours now); lingering connections past their time."""
         now = time.monotonic()
         while self.pending_conns and self.pending_conns[0].timeout <= now:
             conn = self.pending_conns[0]
             started = bool(self.heads.get(conn))
             self._close(conn, TIMEOUT_RESPONSE if started else None)
+        for sock, (deadline, idle) in list(self.lingering.items()):
+            if min(deadline, idle) <= now:
+                self._end_linger(sock)
+
+    # -- closing without destroying the answer ----------------------------------
+
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        self.wsgi: Any = closing_when_asked(self.wsgi)
+
+    def finish_request(self, conn: Any, fs: Any) -> None:
+        """gthread's, but a connection it closes lingers (below) instead."""
+        if fs.cancelled() or fs.exception() is not None or fs.result():
+            super().finish_request(conn, fs)
+            return
+        self.nr_conns -= 1
+        self._linger(conn.sock)
+
+    def _linger(self, sock: socket.socket) -> None:
+        """Close ``sock`` once the client has: shut the write side (the
+        client sees the answer end), then read and drop what still comes,
+        for up to LINGER_SECONDS without a byte (LINGER_MAX_SECONDS in all).
+        A socket closed with unread data resets the connection, and the
+        reset destroys the answer before a client still sending (a body
+        over the limit) has read it; meinheld's patch 0015 does the same."""
+        try:
+            sock.shutdown(socket.SHUT_WR)
+            sock.setblocking(False)
+            self.poller.register(sock, selectors.EVENT_READ, self._drain)
+        except (OSError, ValueError, KeyError):
+            sock.close()
+            return
+        now = time.monotonic()
+        self.lingering[sock] = (now + LINGER_MAX_SECONDS, now + LINGER_SECONDS)
+
+    def _drain(self, sock: socket.socket) -> None:
+        for _ in range(16):  # per wake-up: a fast sender does not hog the loop
+            try:
+                if not sock.recv(READ_SIZE * 4):
+                    break
+            except (BlockingIOError, InterruptedError):
+                deadline, _ = self.lingering[sock]
+                self.lingering[sock] = (deadline, time.monotonic() + LINGER_SECONDS)
+                return
+            except OSError:
+                break
+        else:
+            deadline, _ = self.lingering[sock]
+            self.lingering[sock] = (deadline, time.monotonic() + LINGER_SECONDS)
+            return
+        self._end_linger(sock)
+
+    def _end_linger(self, sock: socket.socket) -> None:
+        self.lingering.pop(sock, None)
+        try:
+            self.poller.unregister(sock)
+        except (KeyError, ValueError, OSError):
+            pass
+        sock.close()
