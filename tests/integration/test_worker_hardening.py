@@ -321,3 +321,21 @@ def test_clients_dripping_their_headers_stall_nobody(kind: str, connections: int
             stop.set()
             for sock in socks:
                 sock.close()
+
+
+def test_a_request_split_at_any_byte_is_read_whole(server: Server) -> None:
+    """Each cut of one request into two reads (as TCP segmentation may make
+    it), among them a header name cut just before its colon, which handed
+    meinheld's header callback an empty piece (a zero-length array)."""
+    raw = (
+        b"PUT /cache/split HTTP/1.1\r\nHost: x\r\nX-Name: v\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 7\r\n\r\n"split"'
+    )
+    for cut in range(1, len(raw)):
+        with socket.create_connection((server.host, server.port), timeout=10) as sock:
+            sock.sendall(raw[:cut])
+            time.sleep(0.002)
+            sock.sendall(raw[cut:])
+            status, _, _ = read_response(sock, bytearray())
+        assert status in (200, 201), cut
+    assert server.request("GET", "/cache/split")[2] == b'"split"'
