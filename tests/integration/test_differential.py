@@ -307,7 +307,7 @@ WORKER_ERRORS = frozenset(
     }
 )
 RANDOM_SEEDS = (1, 2, 3)
-MUTANTS_PER_SEED = 120
+MUTANTS_PER_SEED = 300
 RANDOM_SECONDS = 30.0  # a bound, not a speed: the run stops early past it
 
 
