@@ -26,7 +26,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -116,6 +116,20 @@ class Settings(BaseSettings):
         le=3600,
         description="Seconds a client has to send a request's headers under gthread (then 408).",
     )
+    body_timeout: float | None = Field(
+        default=None,
+        gt=0,
+        le=3600,
+        validate_default=True,
+        description="Seconds a request body may go without a byte before the worker answers 408, under "
+        "either worker (default: header_timeout).",
+    )
+
+    @field_validator("body_timeout", mode="after")
+    @classmethod
+    def _body_timeout_defaults_to_header_timeout(cls, value: float | None, info: ValidationInfo) -> float | None:
+        # Beside its field, not with the validators below: one setting, one place.
+        return info.data.get("header_timeout") if value is None else value
 
     # -- the cache ---------------------------------------------------------------
     eviction_policy: str = Field(

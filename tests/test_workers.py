@@ -75,3 +75,21 @@ def test_an_unknown_worker_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown worker 'sync'"):
         workers.choose("sync")
     assert workers.choose("gthread") == ("gthread", workers.WORKERS["gthread"], None)
+
+
+def test_both_workers_write_the_same_error_answers() -> None:
+    """The meinheld build's table of its own answers (patch 0014, in C) is
+    worker_errors.ANSWERS, which the gthread worker writes."""
+    import re
+
+    from cachegrid.daemon.worker_errors import ANSWERS, answer
+    from cachegrid.meinheld_build import PATCHES
+
+    patch = (PATCHES / "0014-json-error-answers.patch").read_text()
+    added = "\n".join(line[1:] for line in patch.splitlines() if line.startswith("+"))
+    entries = re.findall(r'\{(\d{3}), "([^"]+)", "([^"]+)",\s*"([^"]+)"\}', added)
+    assert {int(status): (reason, error, message) for status, reason, error, message in entries} == ANSWERS
+    for status in ANSWERS:
+        head, _, body = answer(status).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 %d " % status) and b"\r\nServer:" not in head
+        assert b"Content-Length: %d" % len(body) in head and b"Connection: close" in head

@@ -78,8 +78,18 @@ def _read(req: falcon.Request, size: int) -> bytes:
         return req.stream.read(size)
     except MemoryError:
         raise
+    except TimeoutError:  # the gthread worker's body_timeout (meinheld answers 408 itself)
+        raise ApiError(
+            408, "request_timeout", "the request body did not arrive in time", headers={"Connection": "close"}
+        ) from None
     except Exception as error:
-        raise ApiError(400, "invalid_body", f"the request body is not validly framed ({error})") from None
+        # The framing is broken: where the next request would start is unknown.
+        raise ApiError(
+            400,
+            "invalid_body",
+            f"the request body is not validly framed ({error})",
+            headers={"Connection": "close"},
+        ) from None
 
 
 def parse_json(body: bytes) -> Any:

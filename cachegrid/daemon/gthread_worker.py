@@ -14,51 +14,56 @@ next request on a kept-alive one) is answered 408 and closed. The bytes read
 are handed to gunicorn's own parser, so parsing, limits and errors stay
 gunicorn's.
 
-While reading, it also refuses a transfer coding other than ``chunked``
-alone (gunicorn accepts ``gzip, chunked`` and hands on the body still
-coded): 501, as CacheGrid's meinheld build answers.
+While reading, it also refuses what gunicorn's parser would let through
+and CacheGrid's meinheld build refuses, so that both workers answer alike
+(tests/integration/test_differential.py holds them to it): a transfer coding
+other than ``chunked`` alone (gunicorn accepts ``gzip, chunked`` and hands on
+the body still coded): 501; an HTTP version other than 1.0 and 1.1: 505
+(gunicorn serves 1.2 and answers 400 to 2.0); a Content-Length past 64 bits:
+400. Chunk sizes past 64 bits are refused too (gunicorn waited for the data
+of such a chunk, and a client that did not close got no answer at all).
 
-What remains: a client that sends a complete head and then its *body*
-slowly still holds a thread while the body arrives (bounded by gunicorn's
-per-read socket behaviour, not by a deadline); ``threads`` such clients at
-once stall the server. meinheld, the default worker, has no such limit.
+Every answer the worker writes itself, gunicorn's parser errors included
+(gunicorn writes HTML pages), is CacheGrid's JSON error (worker_errors.py).
+
+A body is read in a thread, each read waiting at most ``body_timeout``
+seconds for data (the application answers 408 then, body.py). What remains:
+a client that sends its body slowly, but faster than that, still holds a
+thread while the body arrives; ``threads`` such clients at once stall the
+server. meinheld, the default worker, has no such limit.
 """
 
 from __future__ import annotations
 
 import errno
-import json
 import re
+import select
 import selectors
 import socket
 import time
 from functools import partial
 from typing import Any
 
+from gunicorn import util
+from gunicorn.http.body import ChunkedReader
+from gunicorn.http.errors import InvalidChunkSize
 from gunicorn.workers.gthread import TConn  # the connection type gthread's threads expect
 from gunicorn.workers.gthread import ThreadWorker as GunicornThreadWorker
 
-from . import events
+from . import events, worker_errors
 
 HEAD_LIMIT = 64 * 1024  # past this the parser refuses the head itself (431)
 READ_SIZE = 16 * 1024
 _END_OF_HEAD = b"\r\n\r\n"
 _TRANSFER_ENCODING = re.compile(rb"\r\ntransfer-encoding[ \t]*:[ \t]*([^\r\n]*)", re.IGNORECASE)
+_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length[ \t]*:[ \t]*([0-9]+)[ \t]*\r\n", re.IGNORECASE)
+_VERSION = re.compile(rb"(?:\r\n)*[^ \r\n]+ [^ \r\n]+ HTTP/([0-9])\.([0-9])\r\n")
+LINGER_SECONDS = 2.0
+LINGER_MAX_SECONDS = 30.0
+LARGEST = 2**64 - 1  # past this, a length or chunk size is refused as meinheld's parser does
 
-
-def error_response(status: str, error: str, message: str) -> bytes:
-    """A complete JSON error response that closes the connection."""
-    body = json.dumps({"error": error, "message": message}).encode()
-    return (
-        f"HTTP/1.1 {status}\r\nConnection: close\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
-
-
-TIMEOUT_RESPONSE = error_response("408 Request Timeout", "request_timeout", "the request head did not arrive in time")
-CODING_RESPONSE = error_response(
-    "501 Not Implemented", "unsupported_transfer_coding", "only Transfer-Encoding: chunked is served"
-)
+TIMEOUT_RESPONSE = worker_errors.answer(408)
+CODING_RESPONSE = worker_errors.answer(501)
 
 
 def unsupported_coding(head: bytes) -> bool:
@@ -67,11 +72,93 @@ def unsupported_coding(head: bytes) -> bool:
     return bool(codings) and codings != [b"chunked"]
 
 
+def refusal(head: bytes) -> int | None:
+    """The status this worker answers a complete ``head`` with itself, or
+    None to hand it to gunicorn's parser."""
+    if unsupported_coding(head):
+        return 501
+    version = _VERSION.match(head)
+    if version and version.groups() not in ((b"1", b"0"), (b"1", b"1")):
+        return 505
+    if any(int(length.group(1)) > LARGEST for length in _CONTENT_LENGTH.finditer(head)):
+        return 400
+    return None
+
+
+def write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
+    """gunicorn's ``util.write_error``, in CacheGrid's JSON shape."""
+    util.write_nonblock(sock, worker_errors.answer(status_int))
+
+
+_parse_chunk_size = ChunkedReader.parse_chunk_size
+
+
+def parse_chunk_size(self: ChunkedReader, unreader: Any, data: Any = None) -> Any:
+    """gunicorn's, refusing a size past 64 bits before waiting for its data."""
+    size, rest = _parse_chunk_size(self, unreader, data)
+    if size > LARGEST:
+        raise InvalidChunkSize(b"a chunk size past 64 bits")
+    return size, rest
+
+
+def closing_when_asked(app: Any) -> Any:
+    """``app``, with a response that says ``Connection: close`` (a body
+    whose framing broke or stopped arriving: where the next request starts
+    is unknown) or refuses a body as too large (its body was never read)
+    closing the connection: gunicorn drops the application's Connection
+    header and would keep it alive."""
+
+    def wrapped(environ: dict[str, Any], start_response: Any) -> Any:
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            if status.startswith("413") or any(
+                name.lower() == "connection" and value.lower() == "close" for name, value in headers
+            ):
+                response = getattr(start_response, "__self__", None)  # gunicorn's Response
+                if response is not None:
+                    response.force_close()
+            return start_response(status, headers, exc_info)
+
+        return app(environ, start)
+
+    return wrapped
+
+
+class TimedReads:
+    """A connection's socket for gunicorn's parser, whose reads wait at most
+    ``seconds`` for data (TimeoutError then): a body a client stops sending
+    holds its thread no longer than that."""
+
+    def __init__(self, sock: socket.socket, seconds: float) -> None:
+        self.sock = sock
+        self.seconds = seconds
+
+    def recv(self, size: int) -> bytes:
+        if not _readable(self.sock, self.seconds):
+            raise TimeoutError(f"no data for {self.seconds:g} s")
+        return self.sock.recv(size)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sock, name)
+
+
+def _readable(sock: socket.socket, seconds: float) -> bool:
+    poller = select.poll()  # no descriptor limit, and no system call to make one
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(seconds * 1000))
+
+
 class ThreadWorker(GunicornThreadWorker):
     header_timeout = 10.0  # set by the application before the worker starts
+    body_timeout = 10.0  # likewise
 
     def init_process(self) -> None:
         self.heads: dict[Any, bytearray] = {}
+        self.lingering: dict[socket.socket, tuple[float, float]] = {}  # socket -> (deadline, idle deadline)
+        # In this worker process only (gunicorn's master never runs this):
+        # gunicorn's parser errors in our JSON shape, and its chunk sizes
+        # bounded as meinheld's are.
+        util.write_error = write_json_error
+        ChunkedReader.parse_chunk_size = parse_chunk_size
         super().init_process()
 
     # -- where gthread would hand a connection to a thread ----------------------
@@ -143,12 +230,16 @@ class ThreadWorker(GunicornThreadWorker):
         end = head.find(_END_OF_HEAD)
         if end < 0 and b"\n\n" not in head and data and len(head) <= HEAD_LIMIT:
             return
-        if end >= 0 and unsupported_coding(bytes(head[: end + 2])):
-            self._close(conn, CODING_RESPONSE)
+        status = refusal(bytes(head[: end + 2])) if end >= 0 else None
+        if status is not None:
+            self._close(conn, worker_errors.answer(status))
             return
         self._forget(conn)
         conn.init()  # the parser; blocking from here on, in the thread
-        conn.parser.unreader.unread(bytes(head))
+        unreader = conn.parser.unreader
+        if not isinstance(unreader.sock, TimedReads):
+            unreader.sock = TimedReads(unreader.sock, self.body_timeout)
+        unreader.unread(bytes(head))
         conn.data_ready = True
         self.enqueue_req(conn)
 
@@ -160,9 +251,68 @@ class ThreadWorker(GunicornThreadWorker):
 
     def murder_pending(self) -> None:
         """Heads that did not arrive in time: 408 and close (gthread's own
-        pending connections are ours now)."""
+        pending connections are ours now); lingering connections past their time."""
         now = time.monotonic()
         while self.pending_conns and self.pending_conns[0].timeout <= now:
             conn = self.pending_conns[0]
             started = bool(self.heads.get(conn))
             self._close(conn, TIMEOUT_RESPONSE if started else None)
+        for sock, (deadline, idle) in list(self.lingering.items()):
+            if min(deadline, idle) <= now:
+                self._end_linger(sock)
+
+    # -- closing without destroying the answer ----------------------------------
+
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        self.wsgi: Any = closing_when_asked(self.wsgi)
+
+    def finish_request(self, conn: Any, fs: Any) -> None:
+        """gthread's, but a connection it closes lingers (below) instead."""
+        if fs.cancelled() or fs.exception() is not None or fs.result():
+            super().finish_request(conn, fs)
+            return
+        self.nr_conns -= 1
+        self._linger(conn.sock)
+
+    def _linger(self, sock: socket.socket) -> None:
+        """Close ``sock`` once the client has: shut the write side (the
+        client sees the answer end), then read and drop what still comes,
+        for up to LINGER_SECONDS without a byte (LINGER_MAX_SECONDS in all).
+        A socket closed with unread data resets the connection, and the
+        reset destroys the answer before a client still sending (a body
+        over the limit) has read it; meinheld's patch 0015 does the same."""
+        try:
+            sock.shutdown(socket.SHUT_WR)
+            sock.setblocking(False)
+            self.poller.register(sock, selectors.EVENT_READ, self._drain)
+        except (OSError, ValueError, KeyError):
+            sock.close()
+            return
+        now = time.monotonic()
+        self.lingering[sock] = (now + LINGER_MAX_SECONDS, now + LINGER_SECONDS)
+
+    def _drain(self, sock: socket.socket) -> None:
+        for _ in range(16):  # per wake-up: a fast sender does not hog the loop
+            try:
+                if not sock.recv(READ_SIZE * 4):
+                    break
+            except (BlockingIOError, InterruptedError):
+                deadline, _ = self.lingering[sock]
+                self.lingering[sock] = (deadline, time.monotonic() + LINGER_SECONDS)
+                return
+            except OSError:
+                break
+        else:
+            deadline, _ = self.lingering[sock]
+            self.lingering[sock] = (deadline, time.monotonic() + LINGER_SECONDS)
+            return
+        self._end_linger(sock)
+
+    def _end_linger(self, sock: socket.socket) -> None:
+        self.lingering.pop(sock, None)
+        try:
+            self.poller.unregister(sock)
+        except (KeyError, ValueError, OSError):
+            pass
+        sock.close()

@@ -13,7 +13,9 @@ immediate stop. This worker:
   when a keep-alive connection closes;
 - beats the heartbeat through ``server.set_watchdog``, which meinheld calls
   about once a second from its loop, with gunicorn's own ``notify()``;
-- limits request bodies with ``server.set_max_content_length``;
+- limits request bodies with ``server.set_max_content_length``, and the
+  wait for each piece of one with ``server.set_body_timeout`` (our build's
+  patch 0021; whole seconds, rounded up);
 - on SIGTERM stops accepting and lets requests in flight finish within the
   graceful timeout; on SIGINT/SIGQUIT stops at once. meinheld installs its own
   C-level handlers when its loop starts, so the watchdog puts ours back on its
@@ -29,6 +31,7 @@ It is imported only when chosen (workers.py decides when that is safe).
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import sys
@@ -76,6 +79,7 @@ class ErrorLog:
 
 class MeinheldWorker(Worker):
     body_limit = 16 * 1024 * 1024  # set by the application before the worker starts
+    body_timeout = 10.0  # likewise
 
     def init_process(self) -> None:
         self._signals_restored = False
@@ -92,6 +96,7 @@ class MeinheldWorker(Worker):
         server.set_keepalive(int(self.cfg.keepalive))
         server.set_picoev_max_fd(self.cfg.worker_connections)
         server.set_max_content_length(self.body_limit)
+        server.set_body_timeout(math.ceil(self.body_timeout))
         server.set_watchdog(self.watchdog)
         server.set_listen_socket([sock.fileno() for sock in self.sockets])
         # A first beat now: until the worker's first beat its heartbeat file

@@ -220,12 +220,14 @@ def serve(settings: Settings) -> None:
         from .gthread_worker import ThreadWorker
 
         ThreadWorker.header_timeout = settings.header_timeout
+        ThreadWorker.body_timeout = settings.body_timeout or settings.header_timeout
     if kind == "meinheld":
         from .meinheld_worker import MeinheldWorker
 
         # meinheld refuses larger bodies itself (413 and a reset) before the
         # app sees them; up to this, the app answers 413 with a JSON body.
         MeinheldWorker.body_limit = settings.max_body_size + MiB
+        MeinheldWorker.body_timeout = settings.body_timeout or settings.header_timeout
     logging.basicConfig(
         level=settings.log_level.upper(), format="[%(asctime)s] [%(levelname)s] %(message)s", stream=sys.stderr
     )

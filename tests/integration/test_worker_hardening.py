@@ -7,6 +7,7 @@ Every case talks to 127.0.0.1 only and is bounded in count and time."""
 
 from __future__ import annotations
 
+import json
 import select
 import socket
 import threading
@@ -101,10 +102,30 @@ def test_the_worker_does_not_grow_over_40000_requests(server: Server) -> None:
 
 
 # One answer for each kind of malformed request, whatever the worker
-# (RFC 9112): framing errors 400, an unknown transfer coding 501, header
-# limits 431, a request target over the limit 414. None of them may store
-# anything, and the server keeps serving.
+# (RFC 9112): framing and header syntax errors 400, an unknown transfer
+# coding 501, an HTTP version other than 1.0 and 1.1 505, header limits 431,
+# a request target over the limit 414. None of them may store anything (each
+# would-be write names the key "smuggled"), the connection is closed after
+# the answer (a pipelined request behind a refused one is never served), and
+# the server keeps serving. The rows follow the classes of HTTP Garden's list
+# of server bugs that apply to a server (docs/http-parsing.md has the table
+# of what each reference parser says).
+PUT_SMUGGLED = (
+    b'PUT /cache/smuggled HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 3\r\n\r\n"a"'
+)
+CHUNKED_HEAD = b"PUT /cache/smuggled HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+def _get(head_lines: bytes, version: bytes = b"HTTP/1.1") -> bytes:
+    return b"GET /health " + version + b"\r\nHost: x\r\n" + head_lines + b"\r\n"
+
+
+def _put(head_lines: bytes, body: bytes = b'"a"') -> bytes:
+    return b"PUT /cache/smuggled HTTP/1.1\r\nHost: x\r\n" + head_lines + b"\r\n" + body
+
+
 MALFORMED = {
+    # -- transfer codings and lengths (framing) ------------------------------
     "unknown transfer coding with a length": (
         b'PUT /cache/smuggled HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\nContent-Length: 3\r\n\r\n"a"',
         501,
@@ -113,27 +134,102 @@ MALFORMED = {
         b'PUT /cache/smuggled HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\n"a"\r\n0\r\n\r\n',
         501,
     ),
+    "chunked twice": (
+        _put(b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n", b'3\r\n"a"\r\n0\r\n\r\n'),
+        501,
+    ),
     "chunked and a length": (
         b"PUT /cache/smuggled HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"
         b'3\r\n"a"\r\n0\r\n\r\n',
+        400,
+    ),
+    "a length and chunked": (
+        _put(b"Content-Length: 3\r\nTransfer-Encoding: chunked\r\n", b'3\r\n"a"\r\n0\r\n\r\n'),
         400,
     ),
     "two lengths": (
         b'PUT /cache/smuggled HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n"ab"',
         400,
     ),
+    "two equal lengths": (_put(b"Content-Length: 3\r\nContent-Length: 3\r\n"), 400),
+    "a list of lengths": (_put(b"Content-Length: 3, 3\r\n"), 400),
+    "an empty length": (_get(b"Content-Length:\r\n"), 400),
+    "a signed length": (_put(b"Content-Length: +3\r\n"), 400),
+    "a negative length": (_put(b"Content-Length: -3\r\n"), 400),
+    "a hexadecimal length": (_put(b"Content-Length: 0x3\r\n"), 400),
+    "a length with a space inside": (_put(b"Content-Length: 1 3\r\n", b'"a"' + b" " * 10), 400),
+    "a length past 64 bits": (_put(b"Content-Length: 99999999999999999999999\r\n"), 400),
+    "whitespace before the colon": (_put(b"Content-Length : 3\r\n"), 400),
+    "whitespace before the colon of a coding": (
+        _put(b"Transfer-Encoding : chunked\r\n", b'3\r\n"a"\r\n0\r\n\r\n'),
+        400,
+    ),
+    "HTTP/1.0 with chunked": (
+        b"PUT /cache/smuggled HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\nContent-Type: application/json\r\n"
+        b'Transfer-Encoding: chunked\r\n\r\n3\r\n"a"\r\n0\r\n\r\n' + PUT_SMUGGLED,
+        400,
+    ),
+    # -- header names and lines -----------------------------------------------
+    "a header line without a colon": (_get(b"Foo\r\nX-B: 2\r\n"), 400),
+    "a length split by a line without a colon": (
+        _put(b"Content-\r\nLength: 40\r\n", b"") + PUT_SMUGGLED,
+        400,
+    ),
+    "an empty header name": (_get(b": x\r\n"), 400),
+    "a space inside a header name": (_get(b"X Y: 1\r\n"), 400),
+    "a separator in a header name": (_get(b"X@Y: 1\r\n"), 400),
+    "a non-ASCII header name": (_get(b"X-\xc3\xa9: 1\r\n"), 400),
+    "an obs-fold continuation line": (_get(b"X-A: 1\r\n  2\r\n"), 400),
+    "whitespace before the first header": (b"GET /health HTTP/1.1\r\n Host: x\r\n\r\n", 400),
+    "two Host headers": (_get(b"Host: y\r\n"), 400),
+    # -- header values ----------------------------------------------------------
+    "a NUL inside a header value": (_get(b"X-A: 1\x002\r\n"), 400),
+    "a control character inside a header value": (_get(b"X-A: 1\x012\r\n"), 400),
+    "a DEL inside a header value": (_get(b"X-A: 1\x7f2\r\n"), 400),
+    "a bare CR inside a header value": (_get(b"X-A: 1\r2\r\n"), 400),
+    "bare LF line ends": (b'PUT /cache/smuggled HTTP/1.1\nHost: x\nContent-Length: 3\n\n"a"', 400),
+    "a bare LF inside the headers": (b'PUT /cache/smuggled HTTP/1.1\r\nHost: x\nContent-Length: 3\r\n\r\n"a"', 400),
+    # -- the request line -------------------------------------------------------
+    "two spaces after the method": (b"GET  /health HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    "two spaces before the version": (b"GET /health  HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    "a tab for a space": (b"GET\t/health HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    "a space after the version": (b"GET /health HTTP/1.1 \r\nHost: x\r\n\r\n", 400),
+    "a space inside the target": (b"GET /hea lth HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    "a NUL inside the target": (b"GET /hea\x00lth HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    "no version": (b"GET /health\r\nHost: x\r\n\r\n", 400),
+    "a lower-case protocol name": (_get(b"", b"http/1.1"), 400),
+    "HTTP/1.10": (_get(b"", b"HTTP/1.10"), 400),
+    "HTTP/01.1": (_get(b"", b"HTTP/01.1"), 400),
+    "HTTP/1": (_get(b"", b"HTTP/1"), 400),
+    "HTTP/2.0": (_get(b"", b"HTTP/2.0"), 505),
+    "HTTP/1.2": (_get(b"", b"HTTP/1.2"), 505),
+    "HTTP/0.9": (_get(b"", b"HTTP/0.9"), 505),
+    # -- chunks -----------------------------------------------------------------
     "a bad chunk size": (
         b'PUT /cache/smuggled HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"a"\r\n0\r\n\r\n',
         400,
     ),
-    "bare LF line ends": (b'PUT /cache/smuggled HTTP/1.1\nHost: x\nContent-Length: 3\n\n"a"', 400),
-    "a bare LF inside the headers": (b'PUT /cache/smuggled HTTP/1.1\r\nHost: x\nContent-Length: 3\r\n\r\n"a"', 400),
+    "a chunk size that overflows": (CHUNKED_HEAD + b"1" + b"0" * 20 + b'\r\n"a"\r\n0\r\n\r\n', 400),
+    "a signed chunk size": (CHUNKED_HEAD + b'+3\r\n"a"\r\n0\r\n\r\n', 400),
+    "a 0x chunk size": (CHUNKED_HEAD + b'0x3\r\n"a"\r\n0\r\n\r\n', 400),
+    "an empty chunk size": (CHUNKED_HEAD + b'\r\n"a"\r\n0\r\n\r\n', 400),
+    "a chunk longer than its size": (CHUNKED_HEAD + b'2\r\n"a"\r\n0\r\n\r\n', 400),
+    "a bare LF after a chunk size": (CHUNKED_HEAD + b'3\n"a"\r\n0\r\n\r\n', 400),
+    "a bare LF inside a chunk extension": (CHUNKED_HEAD + b'3;a\nb\r\n"a"\r\n0\r\n\r\n', 400),
+    "a NUL inside a chunk extension": (CHUNKED_HEAD + b'3;a=\x00\r\n"a"\r\n0\r\n\r\n', 400),
+    "a trailer without a colon": (CHUNKED_HEAD + b'3\r\n"a"\r\n0\r\nFoo\r\n\r\n', 400),
+    "a bare LF inside the trailers": (CHUNKED_HEAD + b'3\r\n"a"\r\n0\r\nX-T: 1\n\r\n', 400),
+    "no last chunk": (CHUNKED_HEAD + b'3\r\n"a"\r\n', 400),
+    # -- limits -----------------------------------------------------------------
     "a 100 KB header": (b"GET /cache/smuggled HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n", 431),
     "10,000 headers": (
         b"GET /cache/smuggled HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(10_000)) + b"\r\n",
         431,
     ),
     "a 20 KB request target": (b"GET /cache/" + b"k" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+    # -- pipelining after an error ----------------------------------------------
+    "a write pipelined behind a refused request": (_get(b"Foo\r\n") + PUT_SMUGGLED, 400),
+    "a write pipelined behind a bad chunk": (CHUNKED_HEAD + b"zz\r\n\r\n" + PUT_SMUGGLED, 400),
 }
 
 
@@ -164,6 +260,13 @@ def test_malformed_requests_get_the_same_answer_from_both_workers(server: Server
     server.request("DELETE", "/cache/smuggled")
     answer = send_raw(server, raw)
     assert answer.split(b"\r\n", 1)[0].split(b" ")[1:2] == [str(expected).encode()], answer[:200]
+    # CacheGrid's JSON error on an HTTP/1.1 status line, no version banner,
+    # and one answer only: the connection closes after it (send_raw reads
+    # to the end), so nothing pipelined behind is served.
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 ") and b"meinheld" not in head.lower(), head
+    assert set(json.loads(body)) >= {"error", "message"}, body
+    assert answer.lower().count(b"\r\ncontent-length:") == 1, answer[:400]
     assert "Traceback" not in server.output()
     assert server.request("GET", "/cache/smuggled")[0] == 404
     assert server.request("GET", "/health")[0] == 200
@@ -218,3 +321,21 @@ def test_clients_dripping_their_headers_stall_nobody(kind: str, connections: int
             stop.set()
             for sock in socks:
                 sock.close()
+
+
+def test_a_request_split_at_any_byte_is_read_whole(server: Server) -> None:
+    """Each cut of one request into two reads (as TCP segmentation may make
+    it), among them a header name cut just before its colon, which handed
+    meinheld's header callback an empty piece (a zero-length array)."""
+    raw = (
+        b"PUT /cache/split HTTP/1.1\r\nHost: x\r\nX-Name: v\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 7\r\n\r\n"split"'
+    )
+    for cut in range(1, len(raw)):
+        with socket.create_connection((server.host, server.port), timeout=10) as sock:
+            sock.sendall(raw[:cut])
+            time.sleep(0.002)
+            sock.sendall(raw[cut:])
+            status, _, _ = read_response(sock, bytearray())
+        assert status in (200, 201), cut
+    assert server.request("GET", "/cache/split")[2] == b'"split"'
