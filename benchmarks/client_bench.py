@@ -28,6 +28,8 @@ would. Rows:
 * pymemcache ``get`` + ``json.loads``, ``set`` + ``json.dumps``.
 * The async clients (CacheGrid's and redis.asyncio), each call awaited in
   turn in one event loop.
+* Django's cache API (``cache.get``/``cache.set`` of the same dict, pickled
+  by each backend) on CacheGrid's backend and on Django's own ``RedisCache``.
 
 More rows (a near cache, Django's cache API) are one more entry of
 ``rows()`` each.
@@ -277,6 +279,37 @@ def rows(at: Servers) -> list[Row]:
         Row("raw socket, prepared PUT (CacheGrid floor)", "set", raw_call(host, int(port), cg_put_request)),
         Row("redis-py SET + json.dumps", "set", lambda: r.set(KEY, json.dumps(VALUE))),
         Row("pymemcache set + json.dumps", "set", lambda: memcache.set(KEY, json.dumps(VALUE))),
+        *django_rows(at),
+    ]
+
+
+def django_rows(at: Servers) -> list[Row]:
+    """Django's cache API on CacheGrid's backend and on Django's own RedisCache
+    (both pickle the value, as a Django application's cache does)."""
+    import django
+    from django.conf import settings
+
+    if not settings.configured:
+        settings.configure(
+            CACHES={
+                "cachegrid": {"BACKEND": "cachegrid.contrib.django.CacheGridCache", "LOCATION": at.cachegrid},
+                "redis": {
+                    "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                    "LOCATION": f"redis://127.0.0.1:{at.redis_port}",
+                },
+            }
+        )
+        django.setup()
+    from django.core.cache import caches
+
+    ours, theirs = caches["cachegrid"], caches["redis"]
+    ours.set(KEY, VALUE, None)
+    theirs.set(KEY, VALUE, None)
+    return [
+        Row("Django cache.get, CacheGrid backend", "django get", lambda: ours.get(KEY)),
+        Row("Django cache.get, Django's RedisCache", "django get", lambda: theirs.get(KEY)),
+        Row("Django cache.set, CacheGrid backend", "django set", lambda: ours.set(KEY, VALUE, None)),
+        Row("Django cache.set, Django's RedisCache", "django set", lambda: theirs.set(KEY, VALUE, None)),
     ]
 
 
@@ -288,6 +321,8 @@ REFERENCE = {
     "get": "redis-py GET + json.loads",
     "set": "redis-py SET + json.dumps",
     "async get": "redis.asyncio GET + json.loads",
+    "django get": "Django cache.get, Django's RedisCache",
+    "django set": "Django cache.set, Django's RedisCache",
 }
 
 
@@ -342,10 +377,12 @@ def report(table: list[Row], results: dict[str, tuple[float, float]], rounds: in
         lines.append(f"| {row.name} | {median:,.1f} | {p99:,.1f} | {median / reference:.2f}× |")
     get = results["CacheGrid sync get"][0] / results[REFERENCE["get"]][0]
     put = results["CacheGrid sync set"][0] / results[REFERENCE["set"]][0]
+    dj = results["Django cache.get, CacheGrid backend"][0] / results[REFERENCE["django get"]][0]
     lines += [
         "",
         f"Goal: sync GET hit ÷ redis-py GET + json.loads ≤ 1.2×: {get:.2f}× ({'met' if get <= 1.2 else 'not met'})",
         f"Goal: sync SET ÷ redis-py SET + json.dumps ≤ 1.3×: {put:.2f}× ({'met' if put <= 1.3 else 'not met'})",
+        f"Goal: Django cache.get, CacheGrid ÷ RedisCache ≤ 1.2×: {dj:.2f}× ({'met' if dj <= 1.2 else 'not met'})",
     ]
     return "\n".join(lines)
 
