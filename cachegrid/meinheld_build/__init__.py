@@ -174,7 +174,8 @@ def install(python: str, required: bool = False) -> int:
     problem = missing_tools()
     if problem:
         return _not_built(problem, required)
-    print(f"building meinheld {want} (found: {have or 'none'})")
+    # Flushed: pip's and the compiler's output follows, on the same terminal.
+    print(f"building meinheld {want} (found: {have or 'none'})", flush=True)
     with tempfile.TemporaryDirectory(prefix="cachegrid-meinheld-") as scratch:
         try:
             _pip(python, "install", "--quiet", GREENLET_REQUIREMENT)
