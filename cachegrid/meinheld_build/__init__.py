@@ -8,7 +8,7 @@ request with greenlet 1.x, and loses keep-alive connections after a large
 response. ``patches/`` holds the fixes, one small patch each, each opening
 with what it fixes and why; they apply in name order to the sdist.
 
-``python -m cachegrid.meinheld_build [PYTHON]`` (what ``make setup`` runs,
+``python -m cachegrid.meinheld_build [--require] [PYTHON]`` (what ``make setup`` runs,
 and what to run after ``pip install .``) installs into PYTHON's environment
 (default: this interpreter's):
 
@@ -22,9 +22,13 @@ and what to run after ``pip install .``) installs into PYTHON's environment
    stock meinheld, from the one this checkout ships;
 4. a wheel built from that tree (pip, build isolation) and installed.
 
-It does nothing when the right build is already installed. It is a guarded
-step: with no C compiler (or no ``patch``/``git``) it says why and exits 0,
-and the server then runs on gthread and says why at start.
+It does nothing when the right build is already installed. By default it is
+a guarded step: with no C compiler (or no ``patch``/``git``), or when the
+build fails, it says why and exits 0, and the server then runs on gthread and
+says why at start. ``--require`` (or ``CACHEGRID_MEINHELD_REQUIRED=1``) is for
+builds that must ship meinheld, such as the container image: there the same
+failures exit 1 (after the compiler's or pip's own messages), so the image
+build stops instead of quietly producing a gthread image.
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ SDIST = f"meinheld-{UPSTREAM_VERSION}.tar.gz"
 SDIST_SHA256 = "008c76937ac2117cc69e032dc69cea9f85fc605de9bac1417f447c41c16a56d6"
 GREENLET_REQUIREMENT = "greenlet>=2.0.1"
 LOCAL_TAG = "cachegrid"
+# Set to 1 (or pass --require): a failed build is an error, not a fallback.
+REQUIRED_ENV = "CACHEGRID_MEINHELD_REQUIRED"
 
 
 def patch_files() -> list[Path]:
@@ -150,7 +156,16 @@ def build(python: str, scratch: Path) -> Path:
     return wheel
 
 
-def install(python: str) -> int:
+def _not_built(reason: str, required: bool) -> int:
+    """Say why meinheld was not built; 1 when it was required, else 0."""
+    if required:
+        print(f"meinheld not built: {reason}; it was required ({REQUIRED_ENV} or --require)", file=sys.stderr)
+        return 1
+    print(f"meinheld not built: {reason}; the server will use the gthread worker")
+    return 0
+
+
+def install(python: str, required: bool = False) -> int:
     want = expected_version()
     have = installed_version(python)
     if have == want:
@@ -158,27 +173,36 @@ def install(python: str) -> int:
         return 0
     problem = missing_tools()
     if problem:
-        print(f"meinheld not built: {problem}; the server will use the gthread worker")
-        return 0
-    print(f"building meinheld {want} (found: {have or 'none'})")
-    _pip(python, "install", "--quiet", GREENLET_REQUIREMENT)
+        return _not_built(problem, required)
+    # Flushed: pip's and the compiler's output follows, on the same terminal.
+    print(f"building meinheld {want} (found: {have or 'none'})", flush=True)
     with tempfile.TemporaryDirectory(prefix="cachegrid-meinheld-") as scratch:
         try:
+            _pip(python, "install", "--quiet", GREENLET_REQUIREMENT)
             wheel = build(python, Path(scratch))
+            _pip(python, "install", "--quiet", "--no-deps", "--force-reinstall", str(wheel))
         except (subprocess.CalledProcessError, RuntimeError, OSError) as error:
-            print(f"meinheld not built: {error}; the server will use the gthread worker")
-            return 0
-        _pip(python, "install", "--quiet", "--no-deps", "--force-reinstall", str(wheel))
+            # pip has already printed the compiler's output above this line.
+            return _not_built(str(error), required)
     print(f"meinheld {installed_version(python)} installed")
     return 0
 
 
+def required_by_environment() -> bool:
+    return os.environ.get(REQUIRED_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if args and args[0] in ("-h", "--help"):
+    if "-h" in args or "--help" in args:
         print(__doc__)
         return 0
-    return install(args[0] if args else sys.executable)
+    required = "--require" in args or required_by_environment()
+    rest = [arg for arg in args if arg != "--require"]
+    if len(rest) > 1 or any(arg.startswith("-") for arg in rest):
+        print(f"usage: python -m cachegrid.meinheld_build [--require] [PYTHON]; not {' '.join(args)}", file=sys.stderr)
+        return 2
+    return install(rest[0] if rest else sys.executable, required)
 
 
 if __name__ == "__main__":

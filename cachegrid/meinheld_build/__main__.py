@@ -1,4 +1,4 @@
-"""``python -m cachegrid.meinheld_build [PYTHON]``: see the package docstring."""
+"""``python -m cachegrid.meinheld_build [--require] [PYTHON]``: see the package docstring."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""Cheap static facts of the Docker and Heroku files (no Docker engine here),
-and that every CACHEGRID_* name the deployment files set is a real setting
-(CacheGrid ignores unknown CACHEGRID_* variables, so a typo would pass
-silently)."""
+"""Cheap static facts of the Docker and Heroku files (test_container.py
+builds and runs the image with podman where it can), and that every
+CACHEGRID_* name the deployment files set is a real setting (CacheGrid
+ignores unknown CACHEGRID_* variables, so a typo would pass silently)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import pytest
 from cachegrid.config import CONFIG_ENV, Settings, env_var
 
 from ._support import (
+    BIN,
     CACHEGRID,
     REPO,
     clean_env,
@@ -31,10 +32,13 @@ from ._support import (
 
 DOCKERFILE = REPO / "docker" / "Dockerfile"
 COMPOSE = REPO / "docker-compose.yml"
+PROD_COMPOSE = REPO / "docker-compose.prod.yml"
+HEALTHCHECK_SCRIPT = REPO / "docker" / "healthcheck.py"
 DEPLOYMENT_FILES = [
     REPO / "Procfile",
     DOCKERFILE,
     COMPOSE,
+    PROD_COMPOSE,
     *sorted((REPO / "systemd").iterdir()),
 ]
 
@@ -96,16 +100,21 @@ def test_image_serves_on_all_interfaces_of_the_default_port_with_a_health_check(
     assert re.search(r"\bCACHEGRID_HOST=0\.0\.0\.0\b", final["ENV"])
     assert final["EXPOSE"] == str(Settings.model_fields["port"].default)
     assert json.loads(final["CMD"]) == ["cachegrid", "serve"]
-    # Shell form, so that the check follows a CACHEGRID_PORT given to the container.
-    check = final["HEALTHCHECK"].split("CMD", 1)[1].split()
-    assert check[0] == "cachegrid" and check[-1] == "health"
-    assert check[1:3] == ["--url", '"http://127.0.0.1:${CACHEGRID_PORT:-8080}"']
+    # healthcheck.py reads the server's own settings: it follows CACHEGRID_PORT.
+    assert json.loads(final["HEALTHCHECK"].split("CMD", 1)[1]) == ["python", "healthcheck.py"]
+    assert "/opt/cachegrid/healthcheck.py" in DOCKERFILE.read_text()
+    assert final["WORKDIR"] == "/opt/cachegrid"
 
 
 def test_image_and_heroku_use_the_same_python() -> None:
+    """Both stages start FROM ${BASE_IMAGE}, whose default is Heroku's Python."""
     version = (REPO / ".python-version").read_text().strip()
-    bases = [args.split()[0] for name, args in _instructions() if name == "FROM"]
-    assert bases and all(base == f"python:{version}-slim" for base in bases), bases
+    instructions = _instructions()
+    first_from = next(i for i, (name, _) in enumerate(instructions) if name == "FROM")
+    arguments = dict(args.split("=", 1) for name, args in instructions[:first_from] if name == "ARG")
+    assert arguments.get("BASE_IMAGE") == f"python:{version}-slim", arguments
+    bases = [args.split()[0] for name, args in instructions if name == "FROM"]
+    assert bases == ["${BASE_IMAGE}", "${BASE_IMAGE}"], bases
     requires = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
     minimum = re.fullmatch(r">=\s*(\d+)\.(\d+)", requires)
     assert minimum and tuple(map(int, version.split("."))) >= tuple(map(int, minimum.groups()))
@@ -121,7 +130,7 @@ def test_build_context_holds_what_pip_install_reads() -> None:
     }
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     readme = project.get("readme")
-    needed = {"pyproject.toml", "cachegrid"} | ({readme} if isinstance(readme, str) else set())
+    needed = {"pyproject.toml", "cachegrid", "docker/healthcheck.py"} | ({readme} if isinstance(readme, str) else set())
     if isinstance(readme, dict) and "file" in readme:
         needed.add(readme["file"])
     assert needed <= allowed, f"missing from the .dockerignore allow-list: {sorted(needed - allowed)}"
@@ -130,11 +139,14 @@ def test_build_context_holds_what_pip_install_reads() -> None:
 def test_compose_builds_the_image_and_checks_health() -> None:
     yaml = pytest.importorskip("yaml")
     service = yaml.safe_load(COMPOSE.read_text())["services"]["cachegrid"]
-    assert service["image"] == "cachegrid:latest"
+    assert service["image"] == "${CACHEGRID_IMAGE:-cachegrid:latest}"
     assert (REPO / service["build"]["context"] / service["build"]["dockerfile"]).resolve() == DOCKERFILE
-    assert service["ports"] == ["8080:8080"]
-    assert service["healthcheck"]["test"] == ["CMD", "cachegrid", "health"]
+    # The published port and the server's port both default to 8080, and the
+    # container's port follows CACHEGRID_PORT, as its health check does.
+    assert service["ports"] == ["${CACHEGRID_PUBLISHED_PORT:-8080}:${CACHEGRID_PORT:-8080}"]
+    assert service["healthcheck"]["test"] == ["CMD", "python", "healthcheck.py"]
     environment = dict(item.split("=", 1) for item in service["environment"])
+    assert environment["CACHEGRID_PORT"] == "${CACHEGRID_PORT:-8080}"
     assert environment["CACHEGRID_MAX_SIZE"] == "20000"
     assert environment["CACHEGRID_LOG_LEVEL"] == "info"
     # The container limit leaves room above the cache's own budget, and
@@ -191,5 +203,55 @@ def test_server_accepts_the_compose_environment_and_health_check_follows_it(tmp_
         result = subprocess.run(health, env=health_env, capture_output=True, text=True, timeout=60)
         assert result.returncode != 0, result.stdout + result.stderr
         assert time.monotonic() - started < 30
+    finally:
+        kill_started(server)
+
+
+def test_production_compose() -> None:
+    """docker-compose.prod.yml: a required token, snapshots on a named
+    volume, restart always, limits, loopback-only publishing by default."""
+    yaml = pytest.importorskip("yaml")
+    document = yaml.safe_load(PROD_COMPOSE.read_text())
+    service = document["services"]["cachegrid"]
+    environment = dict(item.split("=", 1) for item in service["environment"])
+    assert environment["CACHEGRID_AUTH_TOKEN"].startswith("${CACHEGRID_AUTH_TOKEN:?")
+    assert environment["CACHEGRID_SNAPSHOT_PATH"].startswith("/data/")
+    assert service["volumes"] == ["cachegrid-data:/data"] and "cachegrid-data" in document["volumes"]
+    assert service["ports"] == ["${CACHEGRID_PUBLISH_ADDRESS:-127.0.0.1}:${CACHEGRID_PUBLISHED_PORT:-8080}:8080"]
+    assert service["restart"] == "always" and service["read_only"] is True and service["tmpfs"] == ["/tmp"]
+    assert service["healthcheck"]["test"] == ["CMD", "python", "healthcheck.py"]
+    assert int(service["mem_limit"].removesuffix("m")) >= 1.5 * float(environment["CACHEGRID_MAX_MEMORY_MB"]) + 256
+    grace = int(service["stop_grace_period"].removesuffix("s"))
+    assert grace > Settings.model_fields["graceful_timeout"].default
+    assert "build" not in service
+
+
+@pytest.mark.slow
+def test_health_check_script_follows_the_port(tmp_path: Path) -> None:
+    """docker/healthcheck.py exits 0 against a server on CACHEGRID_PORT and
+    1 once it is stopped; it reads the same settings as the server."""
+    require_cachegrid_serve()
+    port = free_port()
+    log = tmp_path / "serve.log"
+    env = clean_env(CACHEGRID_PORT=str(port))
+    check = [str(BIN / "python"), str(HEALTHCHECK_SCRIPT)]
+    server = None
+    try:
+        with log.open("wb") as out:
+            server = subprocess.Popen(
+                [str(CACHEGRID), "serve", "--host", "127.0.0.1"],
+                cwd=tmp_path,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        wait_for_health(f"http://127.0.0.1:{port}/health", server, log, timeout=30)
+        result = subprocess.run(check, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0 and f":{port}/health answered 200" in result.stdout, result
+        server.send_signal(signal.SIGTERM)
+        assert wait_exit(server, timeout=20) is not None, read(log)
+        result = subprocess.run(check, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 1 and result.stdout.startswith("unhealthy:"), result
     finally:
         kill_started(server)
