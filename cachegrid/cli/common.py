@@ -77,7 +77,10 @@ def hosts(urls: Iterable[str]) -> list[str]:
         for part in given.split(","):
             if not part.strip():
                 continue
-            url = base_url(part)
+            try:
+                url = base_url(part)
+            except ValueError:  # a scheme the client does not speak
+                raise fail(f"--url {part.strip()!r}: {URL_FORMS}", ExitCode.USAGE) from None
             problem = url_problem(url)
             if problem:
                 raise fail(f"--url {part.strip()!r}: {problem}", ExitCode.USAGE)

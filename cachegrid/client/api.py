@@ -28,6 +28,7 @@ from .leases import (
     mark_stale_call,
     put_params,
     release_call,
+    seconds_param,
 )
 from .protocol import (
     Answer,
@@ -327,7 +328,10 @@ class Api:
         """Give the key a new TTL; False when it does not exist."""
         return self._run(
             self._or(
-                False, self.router.write(key, Call("PUT", item_path(key, "/ttl"), _exists_parse, {"ttl": repr(ttl)}))
+                False,
+                self.router.write(
+                    key, Call("PUT", item_path(key, "/ttl"), _exists_parse, {"ttl": seconds_param("ttl", ttl)})
+                ),
             )
         )
 

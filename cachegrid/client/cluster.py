@@ -61,6 +61,7 @@ from .protocol import (
     clear_call,
     copy_call,
     get_call,
+    is_miss,
     key_segment,
     keys_call,
     stats_call,
@@ -205,7 +206,7 @@ class Sharded:
             return [] if found or host is None else [(host, call)]
 
         def take(host: str, call: Call, answer: Answer | None) -> None:
-            if answer is not None and answer.status == 404:
+            if answer is not None and answer.status == 404 and is_miss(answer.body):
                 missed[host] = answer
             elif answer is not None:
                 found.append(answer)

@@ -37,6 +37,7 @@ open (docs/stampedes.md says why).
 from __future__ import annotations
 
 import json
+import numbers
 import random
 import time
 from collections.abc import Callable, Generator, Iterable
@@ -44,7 +45,19 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from .errors import RequestError, Unavailable
-from .protocol import Answer, Call, Plan, _json, error_for, item_path, read_value, tags_param, value_body
+from .protocol import (
+    Answer,
+    Call,
+    Plan,
+    _json,
+    error_for,
+    is_miss,
+    item_path,
+    not_a_key,
+    read_value,
+    tags_param,
+    value_body,
+)
 
 DEFAULT_LEASE = 10.0  # seconds a caller may take to compute before another one may
 DEFAULT_WAIT = 5.0  # seconds a waiter waits past the lease before computing itself
@@ -70,6 +83,8 @@ def _lease_read(answer: Answer) -> LeaseRead:
     if status == 200:
         return LeaseRead(True, read_value(answer), headers.get(STALE_HEADER) == "true", token)
     if status == 404:
+        if not is_miss(body):
+            raise not_a_key(status, body)
         try:
             wait = float(json.loads(body).get("retry_after", 0.0))
         except (ValueError, AttributeError):
@@ -97,13 +112,21 @@ def _code(body: bytes) -> str | None:
         return None
 
 
+def seconds_param(name: str, seconds: Any) -> str:
+    """A number of seconds as the query gives it (the server checks its
+    range); ValueError naming ``name`` for what is no number."""
+    if isinstance(seconds, bool) or not isinstance(seconds, numbers.Real):
+        raise ValueError(f"{name} must be a number of seconds, not {seconds!r}")
+    return repr(seconds) if type(seconds) in (int, float) else repr(float(seconds))
+
+
 def put_params(ttl: float | None, stale: float | None, tags: Iterable[str] | None = None) -> dict[str, str] | None:
     """The query of a PUT with these expiry settings and tags (None: none)."""
     params = {}
     if ttl is not None:
-        params["ttl"] = repr(ttl)
+        params["ttl"] = seconds_param("ttl", ttl)
     if stale is not None:
-        params["stale"] = repr(stale)
+        params["stale"] = seconds_param("stale", stale)
     if tags is not None:
         params["tags"] = tags_param(tags)
     return params or None

@@ -96,6 +96,9 @@ def base_url(host: str) -> str:
     """``host:port``, a bare host (port 8080) or a full URL, as a base URL."""
     host = host.strip().rstrip("/")
     if "://" in host:
+        scheme = host.partition("://")[0].lower()
+        if scheme not in ("http", "https"):
+            raise ValueError(f"{host!r}: CacheGrid is reached by http:// or https://, not {scheme}://")
         return host
     if (host.startswith("[") and "]:" not in host) or (":" not in host):
         return f"http://{host}:{DEFAULT_PORT}"
@@ -171,8 +174,21 @@ def error_for(status: int, body: bytes) -> RequestError:
 
 def _json(status: int, body: bytes) -> Any:
     if status >= 300:
-        raise error_for(status, body)
+        raise not_a_key(status, body) if status == 404 and no_route(body) else error_for(status, body)
     return decode(body)
+
+
+def no_route(body: bytes) -> bool:
+    """Whether a 404 says that nothing is served at the path: CacheGrid's own
+    "not found" without a key (no route there), or a body that is not
+    CacheGrid's error at all (another server, a proxy)."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return True
+    if not isinstance(document, dict) or "error" not in document or "message" not in document:
+        return True
+    return document["error"] == "not_found" and "key" not in document
 
 
 def _field(name: str) -> Parse:
@@ -210,9 +226,36 @@ def retryable(status: int, call: Call) -> bool:
     return status >= 500 and status != 507 and status not in call.answers
 
 
+def is_miss(body: bytes) -> bool:
+    """Whether a 404's body is CacheGrid's "no such key", which always names
+    the key (``{"error": "not_found", ..., "key": ...}``). Any other 404 (a
+    wrong path in the server's URL, a proxy's page, another server) is no
+    miss: reading it as one would make every read silently miss."""
+    if b'"key"' not in body:
+        return False
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(document, dict) and document.get("error") == "not_found" and "key" in document
+
+
+def not_a_key(status: int, body: bytes) -> RequestError:
+    """The error for a 404 that is no key's miss (see ``is_miss``)."""
+    found = error_for(status, body)  # the body's code and message, whatever it was
+    error = RequestError(status, found.code, found.message, found.body)  # not NotFound: no key is missing
+    error.args = (
+        f"{found}: the server answered 404 without naming a key, so this URL does not lead to "
+        "CacheGrid's /cache/{key}: check the path of the server's URL (CacheGrid serves at its root)",
+    )
+    return error
+
+
 def _exists_parse(status: int, body: bytes) -> bool:
     if status == 404:
-        return False
+        if is_miss(body):
+            return False
+        raise not_a_key(status, body)
     _json(status, body)
     return True
 
@@ -232,7 +275,9 @@ def failure(outcome: Outcome, call: Call) -> str | None:
 def get_call(key: str, default: Any = None) -> Call:
     def parse(answer: Answer) -> Any:
         if answer.status == 404:
-            return default
+            if is_miss(answer.body):
+                return default
+            raise not_a_key(404, answer.body)
         if answer.status >= 300:
             raise error_for(answer.status, answer.body)
         return read_value(answer)

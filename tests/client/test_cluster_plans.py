@@ -49,7 +49,13 @@ def drive(plan: Plan, reply: Reply) -> tuple[Any, list[list[tuple[str, Call]]]]:
         return done.value, steps
 
 
-def answer(status: int, body: bytes = b"{}", **headers: str) -> Answer:
+MISS_BODY = b'{"error": "not_found", "message": "no such key: \'k\'", "key": "k"}'
+
+
+def answer(status: int, body: bytes | None = None, **headers: str) -> Answer:
+    """An answer; a 404 without a body is CacheGrid's miss (which names its key)."""
+    if body is None:
+        body = MISS_BODY if status == 404 else b"{}"
     return Answer(status, body, {name.replace("_", "-"): value for name, value in headers.items()})
 
 

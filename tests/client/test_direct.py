@@ -21,7 +21,7 @@ from cachegrid.client.wire import Headers
 
 HOSTS = [f"127.0.0.1:{7101 + n}" for n in range(3)]
 HIT = Answer(200, b'{"v":1}', Headers({"content-type": "application/json"}))
-MISS = Answer(404, b'{"error":"not_found","message":"no such key"}', Headers())
+MISS = Answer(404, b'{"error":"not_found","message":"no such key: \'k\'","key":"k"}', Headers())
 
 
 def scripted(client: SyncCacheGridClient, replies: list[Outcome]) -> list[tuple[str, str]]:

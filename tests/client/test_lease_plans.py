@@ -18,7 +18,7 @@ def test_a_read_with_a_lease_asks_the_first_node_only() -> None:
         sharded.first("k", lease_read_call("k", 5)),
         lambda h, c: answer(
             404,
-            b'{"error": "not_found", "message": "", "lease": "held", "retry_after": 1.25}',
+            b'{"error": "not_found", "message": "", "key": "k", "lease": "held", "retry_after": 1.25}',
             X_Cache_Lease_Status="held",
             Retry_After="2",
         ),
@@ -31,7 +31,11 @@ def test_the_grant_and_a_stale_hit_are_read_from_the_headers() -> None:
     sharded, _ = router()
     granted, _ = drive(
         sharded.first("k", lease_read_call("k", 5)),
-        lambda h, c: answer(404, b'{"lease": "granted"}', X_Cache_Lease="tok"),
+        lambda h, c: answer(
+            404,
+            b'{"error": "not_found", "message": "no such key", "key": "k", "lease": "granted"}',
+            X_Cache_Lease="tok",
+        ),
     )
     assert granted.found is False and granted.token == "tok"
     stale, _ = drive(

@@ -43,7 +43,13 @@ def drive(plan: Plan, reply: Reply, failed_rounds: int = 0) -> tuple[Any, list[t
         raise
 
 
-def answer(status: int, body: bytes = b"{}") -> Answer:
+MISS_BODY = b'{"error": "not_found", "message": "no such key: \'k\'", "key": "k"}'
+
+
+def answer(status: int, body: bytes | None = None) -> Answer:
+    """An answer; a 404 without a body is CacheGrid's miss (which names its key)."""
+    if body is None:
+        body = MISS_BODY if status == 404 else b"{}"
     return Answer(status, body, {"Content-Type": "application/json"})
 
 
