@@ -310,23 +310,28 @@ class NearCache:
                 if not node.startswith("http://"):
                     continue  # https is not followed: its reads pass through (stream.py)
                 self._readers[node] = StreamReader(
-                    node, headers, timeout, self.heartbeat, self._on_event, self._on_live, self._on_lost
+                    node, headers, timeout, self.heartbeat, self.stream_event, self.stream_live, self.stream_lost
                 )
                 self._readers[node].start()
 
-    def _on_live(self, node: str) -> None:
+    # What a reader reports (stream.py); tests call these to feed fake events.
+
+    def stream_live(self, node: str) -> None:
+        """``node``'s stream has begun (its first ``reset`` was read): reads of it may be reserved."""
         with self._lock:
-            if not self._closed and node in self._readers:
+            if not self._closed:
+                self._node_gen.setdefault(node, 0)
                 self._live.add(node)
 
-    def _on_lost(self, node: str) -> None:
+    def stream_lost(self, node: str) -> None:
+        """``node``'s stream is gone: drop what was read from it, reserve nothing for it."""
         with self._lock:
             if node in self._live:
                 self._live.discard(node)
                 self.resets += 1
             self._forget_nodes(node)
 
-    def _on_event(self, node: str, kind: str, data: dict[str, Any]) -> None:
+    def stream_event(self, node: str, kind: str, data: dict[str, Any]) -> None:
         """One event of ``node``'s stream (stream.py has checked its order)."""
         sent = data.get("time")
         key, tag = data.get("key"), data.get("tag")
@@ -361,10 +366,10 @@ class NearCache:
             reader.join(2.0)
 
     def _after_fork(self) -> None:
-        readers = self._readers
+        # The parent's reader threads do not exist here; their sockets are
+        # this process's copies, closed when the readers are collected (the
+        # parent's connections live on).
         self._readers = {}
-        for reader in readers.values():
-            reader.sock = None  # the parent's socket: the child neither uses nor closes it
         self._reset_state()
 
     # -- numbers -------------------------------------------------------------------------
