@@ -82,7 +82,8 @@ class Ticket:
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
-    """A header by its canonical or lower-case name (the transports give either)."""
+    """A header by its canonical or lower-case name: ``fill`` takes a
+    case-insensitive mapping (requests'), or one with either spelling."""
     value = headers.get(name)
     return headers.get(name.lower()) if value is None else value
 
@@ -191,7 +192,8 @@ class NearCache:
         if not isinstance(ticket, Ticket):
             return
         found = cacheable(status, headers, self.max_ttl)
-        body = bytes(body)
+        if found is not None:
+            body = bytes(body)  # (a bytearray or memoryview of a transport's buffer: a copy of our own)
         key = ticket.key
         with self._lock:
             tickets = self._pending.get(key)
