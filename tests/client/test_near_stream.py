@@ -155,6 +155,28 @@ def test_another_epoch_on_the_same_connection_drops_everything(scripted: Any) ->
         near.close()
 
 
+def test_the_fill_race_through_a_reader_thread(scripted: Any) -> None:
+    """The race end to end, in a fixed order: a read is reserved, the key's
+    event comes over the stream while the answer is "in flight", then the
+    old answer arrives: it is not stored. (The order is forced by waiting
+    for the event to be counted, not by sleeping.)"""
+    server = scripted(lambda n: b'id: a-1\nevent: reset\ndata: {"key": null}\n\n')
+    near = NearCache()
+    try:
+        near.watch([server.url], {}, 2.0)
+        wait_for(lambda: live(near, server.url))
+        ticket = near.reserve("k", server.url)
+        server.connections[0].sendall(b'id: a-2\nevent: set\ndata: {"key": "k", "time": 1.0}\n\n')
+        wait_for(lambda: near.stats()["invalidations"] == 1)
+        near.fill(ticket, 200, {"X-Cache-Type": "json"}, b'"old"')
+        assert near.lookup("k") == (False, None)
+        fresh = near.reserve("k", server.url)  # reserved after the event: its answer is stored
+        near.fill(fresh, 200, {"X-Cache-Type": "json"}, b'"new"')
+        assert near.lookup("k") == (True, "new")
+    finally:
+        near.close()
+
+
 def test_an_https_node_is_not_followed_and_its_reads_pass_through() -> None:
     near = NearCache()
     near.watch(["https://127.0.0.1:1"], {}, 1.0)
