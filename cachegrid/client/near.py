@@ -267,6 +267,12 @@ class NearCache:
         with self._lock:
             self._forget_nodes(None)
 
+    def forget_node(self, node: str) -> None:
+        """Drop what was read from ``node`` and its pending fills (a ring
+        change that moved its keys elsewhere); its stream stays followed."""
+        with self._lock:
+            self._forget_nodes(node)
+
     def _cancel_pending(self) -> None:
         for tickets in self._pending.values():
             for ticket in tickets:
@@ -316,18 +322,31 @@ class NearCache:
                 )
                 self._readers[node].start()
 
+    def unwatch(self, node: str) -> None:
+        """Stop following ``node`` (it left the ring) and drop what was read from it."""
+        with self._lock:
+            reader = self._readers.pop(node, None)
+            self._live.discard(node)
+            self._forget_nodes(node)
+        if reader is not None:
+            reader.stop()
+
     # What a reader reports (stream.py); tests call these to feed fake events.
 
-    def stream_live(self, node: str) -> None:
-        """``node``'s stream has begun (its first ``reset`` was read): reads of it may be reserved."""
+    def stream_live(self, node: str, reader: StreamReader | None = None) -> None:
+        """``node``'s stream has begun (its first ``reset`` was read): reads
+        of it may be reserved (unless ``reader`` is no longer the node's)."""
         with self._lock:
-            if not self._closed:
+            if not self._closed and (reader is None or self._readers.get(node) is reader):
                 self._node_gen.setdefault(node, 0)
                 self._live.add(node)
 
-    def stream_lost(self, node: str) -> None:
-        """``node``'s stream is gone: drop what was read from it, reserve nothing for it."""
+    def stream_lost(self, node: str, reader: StreamReader | None = None) -> None:
+        """``node``'s stream is gone: drop what was read from it, reserve
+        nothing for it (a reader no longer the node's speaks for nothing)."""
         with self._lock:
+            if reader is not None and self._readers.get(node) is not reader:
+                return
             if node in self._live:
                 self._live.discard(node)
                 self.resets += 1

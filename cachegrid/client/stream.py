@@ -143,8 +143,8 @@ class StreamReader:
         connect_timeout: float,
         heartbeat: float,
         on_event: EventCallback,
-        on_live: Callable[[str], None],
-        on_lost: Callable[[str], None],
+        on_live: Callable[[str, StreamReader], None],
+        on_lost: Callable[[str, StreamReader], None],
     ) -> None:
         parts = urlsplit(node)
         self.node = node
@@ -186,7 +186,7 @@ class StreamReader:
                 pass
             finally:
                 self._close()
-                self.on_lost(self.node)
+                self.on_lost(self.node, self)
             if went_live:
                 backoff = MIN_BACKOFF
             self.stopped.wait(backoff * (0.5 + random.random()))
@@ -221,7 +221,7 @@ class StreamReader:
             if name.strip().lower() == b"transfer-encoding" and b"chunked" in value.lower():
                 chunked = True
         parser = SSEParser()
-        follower = Follower(self.node, self.on_event, self.on_live)
+        follower = Follower(self.node, self.on_event, lambda node: self.on_live(node, self))
         while not self.stopped.is_set():
             if chunked:
                 size = int(reader.line().split(b";", 1)[0], 16)

@@ -345,3 +345,16 @@ def test_lookup_hit_micro_benchmark() -> None:
         samples.append(clock() - start)
     samples.sort()
     print(f"near cache reserve + fill: median {statistics.median(samples) / 1000:.2f} us", file=sys.stderr)
+
+
+def test_a_ring_change_drops_only_the_nodes_entries() -> None:
+    near, _ = make()
+    store(near, "a", node=NODE)
+    store(near, "b", node=OTHER)
+    pending = near.reserve("c", NODE)
+    near.forget_node(NODE)
+    near.fill(pending, 200, JSON_HEADERS, b"1")
+    assert [near.lookup(key)[0] for key in "abc"] == [False, True, False]
+    assert near.reserve("c", NODE) is not None  # its stream is still followed
+    near.unwatch(OTHER)
+    assert near.lookup("b") == (False, None) and near.reserve("b", OTHER) is None
