@@ -6,10 +6,11 @@ Each change becomes one SSE event, formatted once::
 
     id: <epoch>-<seq>
     event: set|delete|expire|evict|clear|invalidate|reset
-    data: {"key": "user:42"}            ({"key": null}: everything; {"tag": "t"})
+    data: {"key": "user:42", "time": 1765000000.123456}   ({"key": null}: everything; {"tag": "t"})
 
 ``epoch`` names this process's life (a restart starts a new one), ``seq``
-rises by one per event. The hook runs under the engine's lock, after the
+rises by one per event; ``time`` is when the change was made (Unix time, the
+server's wall clock), so that a reader can tell how late an event came. The hook runs under the engine's lock, after the
 change is applied; it appends the event to a ring buffer of the last
 ``events_ring_size`` events and to the bounded queue of every subscriber
 whose prefixes match, then wakes the subscribers. It never blocks and never
@@ -137,7 +138,9 @@ class EventHub:
     def hook(self, kind: str, name: str | None) -> None:
         field = "tag" if kind == INVALIDATE else "key"
         with self.lock:
-            chunk = self._record(kind, json.dumps({field: name}))
+            # The wall-clock time of the change: a reader measures how late
+            # the event came (the same clock on one machine; skewed across two).
+            chunk = self._record(kind, f'{{"{field}": {json.dumps(name)}, "time": {time.time():.6f}}}')
             wake = []
             for sub in self.subscribers:
                 prefixes = sub.prefixes

@@ -32,7 +32,10 @@ def parse(chunk: bytes) -> list[dict[str, Any]]:
             events.append({"comment": block[1:].strip()})
             continue
         fields = dict(line.split(": ", 1) for line in block.split("\n"))
-        events.append({"id": fields["id"], "event": fields["event"], "data": json.loads(fields["data"])})
+        data = json.loads(fields["data"])
+        if fields["event"] != "reset":  # every change carries its time (checked by its own test)
+            assert isinstance(data.pop("time"), float)
+        events.append({"id": fields["id"], "event": fields["event"], "data": data})
     return events
 
 
@@ -40,6 +43,19 @@ def hub_of(**settings: Any) -> tuple[EventHub, Cache]:
     config = Settings(node_id="test-node", **settings)
     cache = build_cache(config, FakeClock())
     return EventHub(cache, config), cache
+
+
+def test_every_change_carries_the_wall_clock_time_it_was_made() -> None:
+    hub, cache = hub_of()
+    sub = hub.subscribe(None, None)
+    sub.take()
+    before = time.time()
+    cache.set("a", b"1")
+    cache.invalidate_tags(["t"])
+    after = time.time()
+    for block in sub.take().decode().split("\n\n")[:-1]:
+        data = json.loads(block.rsplit("data: ", 1)[1])
+        assert before - 0.001 <= data["time"] <= after + 0.001
 
 
 def test_a_new_stream_starts_with_reset_then_gets_every_change_in_order() -> None:

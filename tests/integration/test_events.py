@@ -59,7 +59,9 @@ class Stream:
                 line.split(b": ", 1) for line in line_block.split(b"\n") if line.startswith((b"event: ", b"data: "))
             )
             if b"event" in lines:
-                found.append((lines[b"event"].decode(), json.loads(lines[b"data"])))
+                data = json.loads(lines[b"data"])
+                data.pop("time", None)  # when the change was made (tests/daemon/test_events.py checks it)
+                found.append((lines[b"event"].decode(), data))
         return found
 
     def close(self) -> None:

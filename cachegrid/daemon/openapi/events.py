@@ -17,9 +17,10 @@ GROUP = {"name": "events", "description": "The change stream (Server-Sent Events
 FORMAT = (
     "Every change to a key is one event, sent after the change is applied:\n\n"
     "```\nid: <epoch>-<seq>\nevent: set|delete|expire|evict|clear|invalidate|reset\n"
-    'data: {"key": "<key>"}\n```\n\n'
+    'data: {"key": "<key>", "time": <unix time>}\n```\n\n'
     '`data` is `{"key": null}` for `clear` and `reset` (everything), `{"tag": "<tag>"}` for '
-    "`invalidate`. A comment line `: heartbeat` comes when nothing else was sent for a while. "
+    "`invalidate`; every change's `data` also has `time`, when the change was made. "
+    "A comment line `: heartbeat` comes when nothing else was sent for a while. "
     "A stream starts with `reset` unless `Last-Event-ID` names an event still in the ring buffer; "
     "a subscriber that falls too far behind gets `reset` and is disconnected."
 )
