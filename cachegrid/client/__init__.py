@@ -1,5 +1,7 @@
-"""CacheGrid's Python client: ``SyncCacheGridClient`` (requests) and
-``CacheGridClient`` (asyncio, httpx), with failover between hosts.
+"""CacheGrid's Python client: ``SyncCacheGridClient`` and ``CacheGridClient``
+(asyncio), over keep-alive connections of their own (requests and httpx
+for https hosts), with failover between hosts, clusters, and a near cache
+(``NearCache``: an in-process copy of hot values the servers keep coherent).
 
 It knows only the HTTP contract: nothing of the engine or the daemon.
 """
@@ -16,6 +18,7 @@ from .errors import (
     Unauthorized,
     Unavailable,
 )
+from .near import NearCache
 from .retry import RetryPolicy
 from .sync import SyncCacheGridClient
 
@@ -24,6 +27,7 @@ __all__ = [
     "CacheGridConnectionError",
     "CacheGridError",
     "CacheGridTimeoutError",
+    "NearCache",
     "NotFound",
     "RequestError",
     "RetryPolicy",

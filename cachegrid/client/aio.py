@@ -17,7 +17,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from .api import Api, First, starts_with
+from .api import Api, Fill, First, starts_with
 from .leases import Compute, Flow, Refresh, Run, Sleep
 from .protocol import Answer, Call, MaybeSent, NotSent, Outcome, Plan
 from .transport_aio import AioTransport
@@ -76,11 +76,24 @@ class CacheGridClient(Api):
         except (NotSent, MaybeSent) as error:
             return error
 
-    async def _direct(self, host: str, call: Call, plan: Callable[[], Plan], miss_ends: bool) -> Any:
+    async def _direct(
+        self, host: str, call: Call, plan: Callable[[], Plan], miss_ends: bool, fill: Fill | None = None
+    ) -> Any:
         outcome = await self._attempt(host, call)
+        if fill is not None:
+            self.fill_near(fill, outcome)
         if isinstance(outcome, Answer) and self._ends(outcome, call, miss_ends):
             return call.read(outcome)
         return await self._run(plan(), (host, call, outcome))
+
+    async def _ready(self, value: Any) -> Any:
+        return value
+
+    async def _finally(self, run: Callable[[], Any], after: Callable[[], None]) -> Any:
+        try:
+            return await run()
+        finally:
+            after()
 
     async def _run(self, plan: Plan, first: First | None = None) -> Any:
         try:

@@ -9,14 +9,12 @@ client returns each method's result, the asynchronous one a coroutine of it.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .cluster import Failover, Router, Sharded
 from .errors import Unavailable
-from .jobs import delete_pattern_plan
 from .leases import (
     DEFAULT_LEASE,
     DEFAULT_WAIT,
@@ -30,6 +28,7 @@ from .leases import (
     release_call,
     seconds_param,
 )
+from .near import NearCache, Ticket
 from .protocol import (
     Answer,
     Call,
@@ -49,11 +48,12 @@ from .protocol import (
 )
 from .retry import HostPool, RetryPolicy
 from .ring import RINGS
+from .server_ops import ServerOps
 
 Hosts = Iterable[str] | Mapping[str, int] | str
-KEYS_PAGE = 1000  # keys() asks for at most this many keys a request
 log = logging.getLogger("cachegrid.client")
 First = tuple[str, Call, Outcome]  # a plan's first request, already sent: its host, call and outcome
+Fill = tuple[NearCache, Ticket]  # where a read's answer is kept
 _deleted = _field("deleted")
 
 
@@ -72,7 +72,7 @@ def _policy(max_retries: int, retry: RetryPolicy | None) -> RetryPolicy:
     return retry
 
 
-class Api:
+class Api(ServerOps):
     """The operations of CacheGrid, for both clients.
 
     ``hosts``: ``host:port`` strings (or URLs), or a mapping of them to
@@ -101,6 +101,7 @@ class Api:
         api_key: str | None = None,
         fail_open: bool = False,
         retry: RetryPolicy | None = None,
+        near_cache: bool | NearCache = False,
     ) -> None:
         if api_key is not None and auth_token is not None and api_key != auth_token:
             raise ValueError("auth_token and api_key are two names of the token: give one (they differ)")
@@ -121,6 +122,9 @@ class Api:
         self.timeout = timeout
         self.auth_token = auth_token if auth_token is not None else api_key
         self.fail_open = fail_open
+        if near_cache is not True and near_cache is not False and not isinstance(near_cache, NearCache):
+            raise ValueError(f"near_cache must be True, False or a NearCache, not {near_cache!r}")
+        self.near_cache: NearCache | None = NearCache() if near_cache is True else near_cache or None
         self._open_transport()
 
     def _open_transport(self) -> None:
@@ -159,11 +163,66 @@ class Api:
             return self._run(plan())
         return self._direct(host, call, plan, write or self.router.replicas == 1)
 
-    def _direct(self, host: str, call: Call, plan: Callable[[], Plan], miss_ends: bool) -> Any:
+    def _direct(
+        self, host: str, call: Call, plan: Callable[[], Plan], miss_ends: bool, fill: Fill | None = None
+    ) -> Any:
         """Send ``call`` to ``host``; its result when the answer ends the
         operation (no failure; a 404 only where ``miss_ends``), else
-        ``plan()`` run on from that outcome."""
+        ``plan()`` run on from that outcome. ``fill``: the near cache and the
+        ticket the answer is kept under (``fill_near``)."""
         raise NotImplementedError
+
+    @staticmethod
+    def fill_near(fill: Fill, outcome: Outcome) -> None:
+        """Keep ``outcome`` in the near cache if it is an answer (near.fill
+        decides whether it may be kept), else give its reservation up."""
+        near, ticket = fill
+        if isinstance(outcome, Answer):
+            near.fill(ticket, outcome.status, outcome.headers, outcome.body)
+        else:
+            near.cancel(ticket)
+
+    def _ready(self, value: Any) -> Any:
+        """``value`` as the client returns a result (the async client: an awaitable)."""
+        return value
+
+    def _finally(self, run: Callable[[], Any], after: Callable[[], None]) -> Any:
+        """``run()``'s result (awaited in the async client), then ``after()``, also when it fails."""
+        raise NotImplementedError
+
+    # -- what keeps the near cache coherent with the client's own writes ----------------
+
+    def _changing(self, keys: Iterable[str], run: Callable[[], Any]) -> Any:
+        """``run()``, a write of ``keys``: their near copies are dropped before
+        it is sent and again once it is answered (or failed), so that neither
+        this client's later reads nor a read filled meanwhile serve the old value."""
+        near = self.near_cache
+        if near is None:
+            return run()
+        keys = list(keys)
+
+        def forget() -> None:
+            for key in keys:
+                near.forget(key)
+
+        forget()
+        return self._finally(run, forget)
+
+    def _everything(self, run: Callable[[], Any]) -> Any:
+        """``run()``, which may change any key (clear, delete by pattern): the near cache is emptied around it."""
+        near = self.near_cache
+        if near is None:
+            return run()
+        near.forget_all()
+        return self._finally(run, near.forget_all)
+
+    def _tagged(self, tags: list[str], run: Callable[[], Any]) -> Any:
+        """``run()``, an invalidation of ``tags``: their near copies dropped around it."""
+        near = self.near_cache
+        if near is None:
+            return run()
+        near.forget_tags(tags)
+        return self._finally(run, lambda: near.forget_tags(tags))
 
     @staticmethod
     def _ends(answer: Answer, call: Call, miss_ends: bool) -> bool:
@@ -183,28 +242,35 @@ class Api:
             log.warning("CacheGrid unavailable, answering %r (fail_open): %s", absent, error)
             return absent
 
-    def _once(self) -> Callable[[list[str]], list[str]]:
-        """A filter for keys() and iter_keys: with replicas a key is on several nodes, so
-        the keys seen are remembered (a set of them); without, nothing is kept."""
-        if self.router.replicas == 1:
-            return lambda keys: keys
-        seen: set[str] = set()
-
-        def once(keys: list[str]) -> list[str]:
-            fresh = [key for key in keys if key not in seen]
-            seen.update(fresh)
-            return fresh
-
-        return once
-
     def node_for(self, key: str) -> list[str]:
         """The nodes ``key`` is written to now, in ring order (its replicas)."""
         return self.router.placement(key)
 
     def get(self, key: str, default: Any = None) -> Any:
         """The value under ``key`` (``bytes`` for a binary value), or ``default`` when there is none."""
+        near = self.near_cache
+        if near is not None:
+            hit, value = near.lookup(key)
+            if hit:
+                return self._ready(value)
         call = get_call(key, default)
-        return self._one(key, call, lambda: self._or(default, self.router.read(key, call, repair=True)))
+        plan = lambda: self._or(default, self.router.read(key, call, repair=True))  # noqa: E731
+        if near is None:
+            return self._one(key, call, plan)
+        return self._near_read(near, key, call, plan)
+
+    def _near_read(self, near: NearCache, key: str, call: Call, plan: Callable[[], Plan]) -> Any:
+        """A read the near cache missed: reserved there, sent straight to the
+        key's node, and its answer kept (near.py explains the reservation).
+        When the node is not known without the plan, or its change stream is
+        not live (it is then opened), the read passes through."""
+        host = self.router.direct(key, False)
+        ticket = None if host is None else near.reserve(key, host)
+        if ticket is None:
+            near.watch(self.hosts, self._headers(), self.timeout)
+            return self._one(key, call, plan)
+        assert host is not None
+        return self._direct(host, call, plan, self.router.replicas == 1, (near, ticket))
 
     def set(
         self,
@@ -236,12 +302,14 @@ class Api:
             return True
 
         call = Call("PUT", item_path(key), parse, put_params(ttl, stale, tags), body, headers)
-        return self._one(key, call, lambda: self._or(False, self.router.write(key, call)), write=True)
+        run = lambda: self._one(key, call, lambda: self._or(False, self.router.write(key, call)), write=True)  # noqa: E731
+        return run() if self.near_cache is None else self._changing((key,), run)
 
     def delete(self, key: str) -> Any:
         """True when the key existed."""
         call = Call("DELETE", item_path(key), _deleted)
-        return self._one(key, call, lambda: self._or(False, self.router.write(key, call)), write=True)
+        run = lambda: self._one(key, call, lambda: self._or(False, self.router.write(key, call)), write=True)  # noqa: E731
+        return run() if self.near_cache is None else self._changing((key,), run)
 
     def exists(self, key: str) -> Any:
         """True when ``key`` holds a live value (a HEAD request: the value is not sent)."""
@@ -269,48 +337,40 @@ class Api:
         """Store every item or none of them (on each node: see docs/cluster.md);
         ``bytes`` values are stored as binary values. Returns how many were
         stored. ``stale`` and ``tags``: as in ``set``, for every item."""
+        items = dict(items)
         if tags is None and stale is None:
-            return self._run(self._or(0, self.router.set_multi(dict(items), ttl)))
-        return self._run(
-            self._or(0, self.router.set_multi(dict(items), ttl, None if tags is None else tag_list(tags), stale))
+            return self._changing(items, lambda: self._run(self._or(0, self.router.set_multi(items, ttl))))
+        return self._changing(
+            items,
+            lambda: self._run(
+                self._or(0, self.router.set_multi(items, ttl, None if tags is None else tag_list(tags), stale))
+            ),
         )
 
     def invalidate_tags(self, tags: Iterable[str]) -> Any:
         """Make every entry carrying one of ``tags`` a miss, on every node
         (docs/tags.md); returns how many of the tags had entries (summed
         over the nodes)."""
-        return self._run(self._sum(self.router.broadcast(invalidate_call(tags))))
+        tags = tag_list(tags)
+        return self._tagged(tags, lambda: self._run(self._sum(self.router.broadcast(invalidate_call(tags)))))
 
     @staticmethod
     def _sum(plan: Plan) -> Plan:
         return sum((yield from plan))
 
-    def delete_pattern(self, pattern: str, wait: float = 60.0) -> Any:
-        """Delete every key matching ``pattern`` (a prefix, or a glob with
-        ``*``, ``?``, ``[...]``) on every node, and return how many were
-        deleted. The server deletes page by page in the background; this
-        waits for it, at most ``wait`` seconds (then TimeoutUnavailable,
-        while the deletion goes on)."""
-        return self._run(delete_pattern_plan(self.pool, self.router.nodes(), pattern, wait))
-
     def delete_multi(self, keys: Iterable[str]) -> Any:
         """Delete every key; returns how many existed."""
-        return self._run(self._or(0, self.router.delete_multi(list(keys))))
+        keys = list(keys)
+        return self._changing(keys, lambda: self._run(self._or(0, self.router.delete_multi(keys))))
 
     def incr(self, key: str, by: int = 1) -> Any:
         """Add ``by`` to the integer under ``key`` (0 when absent); the new value."""
-        return self._run(
-            self.router.counter(
-                key, Call("POST", item_path(key, "/incr"), _field("value"), {"by": str(int(by))}, idempotent=False)
-            )
-        )
+        call = Call("POST", item_path(key, "/incr"), _field("value"), {"by": str(int(by))}, idempotent=False)
+        return self._changing((key,), lambda: self._run(self.router.counter(key, call)))
 
     def decr(self, key: str, by: int = 1) -> Any:
-        return self._run(
-            self.router.counter(
-                key, Call("POST", item_path(key, "/decr"), _field("value"), {"by": str(int(by))}, idempotent=False)
-            )
-        )
+        call = Call("POST", item_path(key, "/decr"), _field("value"), {"by": str(int(by))}, idempotent=False)
+        return self._changing((key,), lambda: self._run(self.router.counter(key, call)))
 
     def increment(self, key: str, delta: int = 1) -> Any:
         """``incr(key, delta)``, by the earlier client's name."""
@@ -326,14 +386,8 @@ class Api:
 
     def touch(self, key: str, ttl: float) -> Any:
         """Give the key a new TTL; False when it does not exist."""
-        return self._run(
-            self._or(
-                False,
-                self.router.write(
-                    key, Call("PUT", item_path(key, "/ttl"), _exists_parse, {"ttl": seconds_param("ttl", ttl)})
-                ),
-            )
-        )
+        call = Call("PUT", item_path(key, "/ttl"), _exists_parse, {"ttl": seconds_param("ttl", ttl)})
+        return self._changing((key,), lambda: self._run(self._or(False, self.router.write(key, call))))
 
     def expire(self, key: str, seconds: float) -> Any:
         """``touch(key, seconds)``, by the earlier client's name."""
@@ -341,82 +395,8 @@ class Api:
 
     def persist(self, key: str) -> Any:
         """Remove the key's TTL; False when it does not exist."""
-        return self._run(self._or(False, self.router.write(key, Call("DELETE", item_path(key, "/ttl"), _exists_parse))))
-
-    def keys(self, pattern: str | None = None, limit: int | None = 100) -> Any:
-        """The live keys matching ``pattern`` (a glob, or a prefix), as a list
-        of at most ``limit`` (None: every one), read page by page."""
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-            raise ValueError(f"limit must be a whole number >= 1 or None, not {limit!r}")
-        return self._run(self._or([], self._key_list(pattern, limit)))
-
-    def _key_list(self, pattern: str | None, limit: int | None) -> Plan:
-        # A page may be short while its cursor is not null (the server examines
-        # a bounded number of slots a request): follow the cursor to the end.
-        once, cursor = self._once(), None
-        found: list[str] = []
-        while limit is None or len(found) < limit:
-            wanted = KEYS_PAGE if limit is None else min(KEYS_PAGE, limit - len(found))
-            page = yield from self.router.scan(pattern, wanted, cursor)
-            found.extend(once(page["keys"]))
-            cursor = page["cursor"]
-            if not cursor:
-                break
-        return found if limit is None else found[:limit]
-
-    def scan(self, pattern: str | None = None, limit: int = 100, cursor: str | None = None) -> Any:
-        """One page: {"keys": [...], "count": n, "cursor": next or None}; pass
-        the cursor back for the next page, until it is None (a page may be
-        short, even empty, before that). Across a cluster the cursor holds
-        every node's position."""
-        return self._run(
-            self._or(
-                {"keys": [], "count": 0, "cursor": None, "pattern": pattern}, self.router.scan(pattern, limit, cursor)
-            )
-        )
-
-    def clear(self, confirm: bool = True) -> Any:
-        """Remove every key (of every node); returns how many. ``confirm=False``
-        refuses (ValueError) and clears nothing: a guard for callers that pass
-        a flag through."""
-        if confirm is not True:
-            raise ValueError("clear(confirm=False) clears nothing: call clear() to remove every key")
-        return self._run(self.router.clear())
-
-    def stats(self) -> Any:
-        """The server's statistics; across a cluster their sum, with each
-        node's own under ``"nodes"`` (a node that did not answer: ``{"down": true}``)."""
-        return self._run(self._or({}, self.router.stats()))
-
-    def health(self) -> Any:
-        """The /health document; an unhealthy node (503) answers too."""
-
-        def parse(status: int, body: bytes) -> Any:
-            return json.loads(body) if status == 503 else _json(status, body)
-
-        return self._run(self.pool.run(Call("GET", "/health", parse, answers=frozenset({503}))))
-
-    def snapshot(self) -> Any:
-        """Start a background snapshot (POST /admin/snapshot) on one node: its
-        state. RequestError 409 while one runs, or when snapshots are off."""
-        return self._run(self.pool.run(Call("POST", "/admin/snapshot", idempotent=False)))
-
-    def snapshot_status(self) -> Any:
-        """One node's snapshot state (GET /admin/snapshot)."""
-        return self._run(self.pool.run(Call("GET", "/admin/snapshot")))
-
-    def server_load_test(self, num_operations: int = 1000, operation_type: str = "mixed") -> Any:
-        """Run the server's built-in engine load test (POST /test/load) on one node."""
-        return self._run(
-            self.pool.run(
-                Call(
-                    "POST",
-                    "/test/load",
-                    params={"num_operations": str(num_operations), "operation_type": operation_type},
-                    idempotent=False,
-                )
-            )
-        )
+        call = Call("DELETE", item_path(key, "/ttl"), _exists_parse)
+        return self._changing((key,), lambda: self._run(self._or(False, self.router.write(key, call))))
 
     # -- stampedes: leases, locks, stale values (client/leases.py, docs/stampedes.md) --------
 
@@ -438,7 +418,12 @@ class Api:
         at most before computing themselves. In the asynchronous client
         ``compute`` may be a coroutine function."""
         check_times(lease, wait)
-        return self._drive(get_or_set_flow(self, key, ttl, stale, lease, wait, tags=tags), compute)
+        if self.near_cache is not None:
+            hit, value = self.near_cache.lookup(key)
+            if hit:
+                return self._ready(value)
+        flow = get_or_set_flow(self, key, ttl, stale, lease, wait, tags=tags)
+        return self._changing((key,), lambda: self._drive(flow, compute))
 
     def _drive(self, flow: Flow, compute: Callable[[], Any]) -> Any:
         """Run a flow of leases.py (each client its own way)."""
@@ -461,7 +446,7 @@ class Api:
         readers get the old value marked stale, and one ``get_or_set``
         caller refreshes it. False when the key does not exist. Sent to
         every replica."""
-        return self._run(self._or(False, self.router.write(key, mark_stale_call(key))))
+        return self._changing((key,), lambda: self._run(self._or(False, self.router.write(key, mark_stale_call(key)))))
 
     def lock_held(self, key: str) -> Any:
         """Whether someone holds the lock (the lease) on ``key``."""

@@ -5,7 +5,7 @@ What it holds. An entry is a key's answer as a node sent it: the body's
 bytes, whether it is binary, when it stops being served locally (the
 earliest of the server's ``X-Cache-TTL`` and ``max_ttl``), the node it came
 from and its tags (``X-Cache-Tags``). A hit decodes a JSON value anew from
-the bytes (orjson), so a caller that mutates what it got never changes the
+the bytes (protocol.decode: orjson), so a caller that mutates what it got never changes the
 copy; a binary value is bytes, immutable, returned as it is. The entries
 form an LRU (an ``OrderedDict``) bounded by a count and by bytes (a value's
 bytes plus its key's length); a tag index maps a tag to its keys.
@@ -48,8 +48,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-import orjson
-
+from .protocol import decode
 from .stream import DEFAULT_HEARTBEAT, StreamReader
 
 MISS: tuple[bool, Any] = (False, None)
@@ -104,6 +103,12 @@ def cacheable(status: int, headers: Mapping[str, str], max_ttl: float) -> tuple[
     if ttl_text is not None:
         try:
             lifetime = min(float(ttl_text), max_ttl)
+        except ValueError:
+            return None
+    fresh_text = _header(headers, "X-Cache-Fresh")  # a value with a stale window: fresh for this long
+    if fresh_text is not None:
+        try:
+            lifetime = min(float(fresh_text), lifetime)
         except ValueError:
             return None
     if not lifetime > 0:  # (NaN too)
@@ -164,7 +169,7 @@ class NearCache:
                 return MISS
             self._entries.move_to_end(key)
             self.hits += 1
-        return (True, entry[BODY]) if entry[BINARY] else (True, orjson.loads(entry[BODY]))
+        return (True, entry[BODY]) if entry[BINARY] else (True, decode(entry[BODY]))
 
     def reserve(self, key: str, node: str) -> Ticket | None:
         """A ticket for a read of ``key`` about to be sent to ``node``, None

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from .api import Api, First, starts_with
+from .api import Api, Fill, First, starts_with
 from .leases import Compute, Flow, Refresh, Run, Sleep
 from .protocol import Answer, Call, MaybeSent, NotSent, Outcome, Plan
 from .transport_sync import Transport
@@ -93,11 +93,21 @@ class SyncCacheGridClient(Api):
         except (NotSent, MaybeSent) as error:
             return error
 
-    def _direct(self, host: str, call: Call, plan: Callable[[], Plan], miss_ends: bool) -> Any:
+    def _direct(
+        self, host: str, call: Call, plan: Callable[[], Plan], miss_ends: bool, fill: Fill | None = None
+    ) -> Any:
         outcome = self._attempt((host, call))
+        if fill is not None:
+            self.fill_near(fill, outcome)
         if isinstance(outcome, Answer) and self._ends(outcome, call, miss_ends):
             return call.read(outcome)
         return self._run(plan(), (host, call, outcome))
+
+    def _finally(self, run: Callable[[], Any], after: Callable[[], None]) -> Any:
+        try:
+            return run()
+        finally:
+            after()
 
     def _run(self, plan: Plan, first: First | None = None) -> Any:
         try:

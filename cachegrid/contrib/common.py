@@ -31,7 +31,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
-from cachegrid.client import RequestError, SyncCacheGridClient, Unauthorized
+from cachegrid.client import NearCache, RequestError, SyncCacheGridClient, Unauthorized
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # the server's counter range
 MAX_TTL = 10**10  # seconds: the longest TTL the server takes (about 317 years)
@@ -53,6 +53,7 @@ CLIENT_OPTIONS = frozenset(
         "sharding",
         "ring",
         "fail_open",
+        "near_cache",
     }
 )
 
@@ -85,6 +86,8 @@ def make_client(
         if kwargs.get("auth_token", token) != token:
             raise ValueError("token and auth_token are two names of the token: give one (they differ)")
         kwargs["auth_token"] = token
+    if isinstance(kwargs.get("near_cache"), Mapping):  # a near cache's settings (max_entries, ...)
+        kwargs["near_cache"] = NearCache(**kwargs["near_cache"])
     return SyncCacheGridClient(split_hosts(hosts), **kwargs)
 
 

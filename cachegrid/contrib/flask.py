@@ -5,6 +5,7 @@
         CACHE_CACHEGRID_HOSTS="http://127.0.0.1:8080",  # or a list of nodes: a cluster
         CACHE_CACHEGRID_TOKEN=None,
         CACHE_CACHEGRID_TIMEOUT=5.0,                   # seconds a request may take
+        CACHE_CACHEGRID_NEAR_CACHE=False,              # True, or {"max_entries": ...}: a near cache
         CACHE_KEY_PREFIX="myapp:",
         CACHE_DEFAULT_TIMEOUT=300,
         CACHE_OPTIONS={"replicas": 2},                 # the client's other options
@@ -122,6 +123,7 @@ class CacheGridCache(BaseCache):
         for setting, option in (
             ("CACHE_CACHEGRID_TOKEN", "token"),
             ("CACHE_CACHEGRID_TIMEOUT", "timeout"),
+            ("CACHE_CACHEGRID_NEAR_CACHE", "near_cache"),
             ("CACHE_KEY_PREFIX", "key_prefix"),
         ):
             if config.get(setting) is not None:

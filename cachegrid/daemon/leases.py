@@ -55,6 +55,7 @@ LEASE_HEADER = "X-Cache-Lease"  # the token: in the answer that grants it, in th
 LEASE_STATUS_HEADER = "X-Cache-Lease-Status"  # granted | held
 LEASE_ENV = "HTTP_X_CACHE_LEASE"
 STALE_HEADER = "X-Cache-Stale"
+FRESH_HEADER = "X-Cache-Fresh"  # seconds a value with a stale window stays fresh
 GRANTED, HELD = "granted", "held"
 
 
@@ -134,9 +135,14 @@ def stale_field(stale: float, settings: Settings, ttl: float | None, shown: str)
 
 
 def mark_if_stale(resp: falcon.Response, entry: Entry, now: float) -> None:
-    """``X-Cache-Stale: true`` on the answer of a stale entry."""
+    """``X-Cache-Stale: true`` on the answer of a stale entry; on a fresh one
+    with a stale window, ``X-Cache-Fresh``: the seconds it stays fresh
+    (``X-Cache-TTL`` counts the window too), so that a copy kept by a client
+    (a near cache) is not served as fresh past them."""
     if entry.is_stale(now):
         resp.set_header(STALE_HEADER, "true")
+    elif entry.fresh_until is not None:
+        resp.set_header(FRESH_HEADER, f"{max(entry.fresh_until - now, 0.0):.3f}")
 
 
 def lease_token(req: falcon.Request) -> str | None:

@@ -60,7 +60,12 @@ def _amend_reads(paths: dict[str, Any], seconds: dict[str, Any], grant: dict[str
             "schema": {"type": "string", "enum": ["true"]},
             "description": "The value is past its TTL, in its stale window (or marked "
             "stale): served while one reader refreshes it.",
-        }
+        },
+        "X-Cache-Fresh": {
+            "schema": {"type": "string"},
+            "description": "On a fresh value that has a stale window: the seconds it stays "
+            "fresh (X-Cache-TTL counts the window too), with millisecond precision.",
+        },
     }
     for method in ("get", "head"):
         read = paths["/cache/{key}"][method]
