@@ -28,6 +28,11 @@ would. Rows:
 * pymemcache ``get`` + ``json.loads``, ``set`` + ``json.dumps``.
 * The async clients (CacheGrid's and redis.asyncio), each call awaited in
   turn in one event loop.
+* The near cache: a hit of the sync and of the async client (one
+  ``NearCache`` shared by both, warmed first); and, after the rounds, the
+  delay from a write's answer to another client's near cache receiving
+  the change, over ``--writes`` writes (p50, p99, max, and how many never
+  arrived within a second).
 * Django's cache API (``cache.get``/``cache.set`` of the same dict, pickled
   by each backend) on CacheGrid's backend and on Django's own ``RedisCache``.
 
@@ -59,11 +64,13 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -72,7 +79,7 @@ import redis.asyncio
 import requests
 from pymemcache.client.base import Client as Memcache
 
-from cachegrid.client import CacheGridClient, SyncCacheGridClient
+from cachegrid.client import CacheGridClient, NearCache, SyncCacheGridClient
 from cachegrid.testing import free_port, running
 
 KEY = "user:42"
@@ -280,7 +287,73 @@ def rows(at: Servers) -> list[Row]:
         Row("redis-py SET + json.dumps", "set", lambda: r.set(KEY, json.dumps(VALUE))),
         Row("pymemcache set + json.dumps", "set", lambda: memcache.set(KEY, json.dumps(VALUE))),
         *django_rows(at),
+        *near_rows(at),
     ]
+
+
+def near_rows(at: Servers) -> list[Row]:
+    """Hits of the near cache: one NearCache shared by a sync and an async
+    client, warmed (its stream live, the key kept) before the rounds."""
+    near = NearCache()
+    client = SyncCacheGridClient([at.cachegrid], near_cache=near)
+    deadline = time.monotonic() + 10
+    while near.stats()["entries"] == 0:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the near cache kept nothing within 10 s")
+        client.get(KEY)
+        time.sleep(0.01)
+    return [
+        Row("CacheGrid sync get, near cache hit", "get", lambda: client.get(KEY)),
+        async_row(
+            "CacheGrid async get, near cache hit",
+            "async get",
+            lambda: CacheGridClient([at.cachegrid], near_cache=near),
+            lambda client: client.get(KEY),  # type: ignore[attr-defined]
+        ),
+    ]
+
+
+class Watched(NearCache):
+    """A near cache that notes when each event of ``KEY`` arrives."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen = threading.Event()
+        self.at = 0
+
+    def stream_event(self, node: str, kind: str, data: dict[str, Any]) -> None:
+        super().stream_event(node, kind, data)
+        if data.get("key") == DELAY_KEY:
+            self.at = time.perf_counter_ns()
+            self.seen.set()
+
+
+DELAY_KEY = "delay:probe"
+
+
+def invalidation_delays(at: Servers, writes: int) -> tuple[list[float], int]:
+    """For each of ``writes`` writes by one client: the time from its answer
+    to another client's near cache receiving the change (0 when the event
+    came first), in ms; and how many never arrived (within 1 s)."""
+    near = Watched()
+    reader = SyncCacheGridClient([at.cachegrid], near_cache=near)
+    writer = SyncCacheGridClient([at.cachegrid])
+    writer.set(DELAY_KEY, 0)
+    deadline = time.monotonic() + 10
+    while near.stats()["streams_live"] == 0 and time.monotonic() < deadline:
+        reader.get(DELAY_KEY)
+        time.sleep(0.01)
+    delays, lost = [], 0
+    for n in range(writes):
+        near.seen.clear()
+        writer.set(DELAY_KEY, n)
+        answered = time.perf_counter_ns()
+        if near.seen.wait(1.0):
+            delays.append(max(0, near.at - answered) / 1e6)
+        else:
+            lost += 1
+    near.close()
+    return delays, lost
 
 
 def django_rows(at: Servers) -> list[Row]:
@@ -364,6 +437,19 @@ def measure(table: list[Row], rounds: int, calls: int, seed: int) -> dict[str, t
     }
 
 
+def delay_report(delays: list[float], lost: int) -> str:
+    if len(delays) < 2:
+        return f"Invalidation delay: too few events arrived ({len(delays)}; {lost} lost)."
+    p99 = statistics.quantiles(delays, n=100)[98]
+    worst = max(delays)
+    met = p99 <= 10 and worst <= 50 and lost == 0
+    return (
+        f"A write answered → another client's near cache receives it, over {len(delays) + lost:,} writes: "
+        f"p50 {statistics.median(delays):.2f} ms, p99 {p99:.2f} ms, max {worst:.2f} ms, lost {lost} "
+        f"(goal p99 ≤ 10 ms, max ≤ 50 ms, 0 lost: {'met' if met else 'not met'})."
+    )
+
+
 def report(table: list[Row], results: dict[str, tuple[float, float]], rounds: int, calls: int) -> str:
     lines = [
         f"Per call, one thread, loopback: median of {rounds} rounds of {calls:,} calls (p99 over all of them).",
@@ -378,11 +464,15 @@ def report(table: list[Row], results: dict[str, tuple[float, float]], rounds: in
     get = results["CacheGrid sync get"][0] / results[REFERENCE["get"]][0]
     put = results["CacheGrid sync set"][0] / results[REFERENCE["set"]][0]
     dj = results["Django cache.get, CacheGrid backend"][0] / results[REFERENCE["django get"]][0]
+    near_median, near_p99 = results["CacheGrid sync get, near cache hit"]
+    near_ok = near_median <= 2 and near_p99 <= 10
     lines += [
         "",
         f"Goal: sync GET hit ÷ redis-py GET + json.loads ≤ 1.2×: {get:.2f}× ({'met' if get <= 1.2 else 'not met'})",
         f"Goal: sync SET ÷ redis-py SET + json.dumps ≤ 1.3×: {put:.2f}× ({'met' if put <= 1.3 else 'not met'})",
         f"Goal: Django cache.get, CacheGrid ÷ RedisCache ≤ 1.2×: {dj:.2f}× ({'met' if dj <= 1.2 else 'not met'})",
+        f"Goal: near-cache hit, sync, ≤ 2 µs median and ≤ 10 µs p99: {near_median:.2f} µs, p99 {near_p99:.2f} µs "
+        f"({'met' if near_ok else 'not met'})",
     ]
     return "\n".join(lines)
 
@@ -392,13 +482,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--calls", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--writes", type=int, default=10_000, help="writes timed for the invalidation delay")
     parser.add_argument("--output", type=Path, help="also write the table to this Markdown file")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the servers on the way out
     with servers() as at:
         table = rows(at)
         results = measure(table, args.rounds, args.calls, args.seed)
-    text = report(table, results, args.rounds, args.calls)
+        delays, lost = invalidation_delays(at, args.writes)
+    text = report(table, results, args.rounds, args.calls) + "\n\n" + delay_report(delays, lost)
     print(text)
     if args.output:
         args.output.write_text(f"# Client per-call benchmark\n\n{text}\n")
