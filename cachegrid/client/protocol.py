@@ -243,12 +243,11 @@ def is_miss(body: bytes) -> bool:
 def not_a_key(status: int, body: bytes) -> RequestError:
     """The error for a 404 that is no key's miss (see ``is_miss``)."""
     found = error_for(status, body)  # the body's code and message, whatever it was
-    error = RequestError(status, found.code, found.message, found.body)  # not NotFound: no key is missing
-    error.args = (
-        f"{found}: the server answered 404 without naming a key, so this URL does not lead to "
-        "CacheGrid's /cache/{key}: check the path of the server's URL (CacheGrid serves at its root)",
+    hint = (
+        "the server answered 404 without naming a key, so this URL does not lead to CacheGrid's "
+        "/cache/{key}: check the path of the server's URL (CacheGrid serves at its root)"
     )
-    return error
+    return RequestError(status, found.code, f"{found.message}: {hint}", found.body)  # not NotFound: no key is missing
 
 
 def _exists_parse(status: int, body: bytes) -> bool:

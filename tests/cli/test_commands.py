@@ -448,3 +448,11 @@ def test_config_show_of_a_bad_setting_exits_config(tmp_path: Path) -> None:
     result = runner_for("http://127.0.0.1:1")("config", "show", "--config", str(toml))
     assert result.exit_code == ExitCode.CONFIG == 3
     assert "max_size" in one_error_line(result.stderr)
+
+
+def test_a_wrong_path_in_the_url_is_an_error_not_a_miss(cli_server: Server, cli: Invoke, key: Key) -> None:
+    cli("set", key("k"), '"v"')
+    result = runner_for(cli_server.url + "/some/path")("get", key("k"))
+    assert result.exit_code not in (0, ExitCode.NOT_FOUND)
+    assert "check the path of the server's URL" in result.stderr
+    assert "no key" not in result.stderr
