@@ -32,6 +32,7 @@ from .near import NearCache, Ticket
 from .protocol import (
     Answer,
     Call,
+    First,
     Outcome,
     Plan,
     _exists_parse,
@@ -52,7 +53,6 @@ from .server_ops import ServerOps
 
 Hosts = Iterable[str] | Mapping[str, int] | str
 log = logging.getLogger("cachegrid.client")
-First = tuple[str, Call, Outcome]  # a plan's first request, already sent: its host, call and outcome
 Fill = tuple[NearCache, Ticket]  # where a read's answer is kept
 _deleted = _field("deleted")
 

@@ -220,6 +220,7 @@ class Call:
 
 Step = tuple[float, list[tuple[str, Call]]]  # seconds to wait first, the requests to send at once
 Plan = Generator[Step, list[Outcome], Any]
+First = tuple[str, Call, Outcome]  # a plan's first request, already sent: its host, call and outcome
 
 
 def retryable(status: int, call: Call) -> bool:

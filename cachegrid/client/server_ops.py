@@ -10,10 +10,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .jobs import delete_pattern_plan
-from .protocol import Call, Plan, _json
+from .protocol import Call, First, Plan, _json
 
 if TYPE_CHECKING:
-    from .api import First
     from .cluster import Router
     from .retry import HostPool
 
