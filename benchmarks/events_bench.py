@@ -33,19 +33,25 @@ and two cells, each ``wrk -t1 -c32 --latency`` for ``--duration`` seconds:
 How
 ---
 The machine is small and shared, so nothing is compared with another run.
-Each round runs both conditions, in a shuffled order (a seeded shuffle per
-round, so a run can be repeated); each condition starts a fresh server
-(with the streams, a server that already had subscribers would leave
-nothing to compare: a closed stream is noticed at its next write, up to a
-heartbeat later), stores the keys, opens the streams (and checks each was
-answered 200 and got its opening ``reset``), warms both cells up for
-``--warmup`` seconds, then runs both cells in a shuffled order. After the
-cells, every stream must still be open and have been sent no second reset
-(a subscriber that falls behind is sent one and cut off), and the worker
-must be the same process. Per cell the report gives each round's req/s and
-p99 of both conditions, their medians, the ratios of the medians (with ÷
-without) and the spread of the per-round ratios (min–max, and the
-interquartile range from 5 rounds on).
+Each round starts two fresh servers of the same tree and settings, one for
+each condition (the streams cannot be opened and closed on one server
+between runs: a closed stream is noticed at its next write, up to a
+heartbeat later), stores the keys in both, opens the streams on the "with"
+one (and checks each was answered 200 and got its opening ``reset``), warms
+every (condition, cell) pair up for ``--warmup`` seconds, then runs every
+pair once in a shuffled order (a seeded shuffle per round, so a run can be
+repeated), so that a cell's two conditions are measured close in time.
+Before each run, and after each run on "with", the benchmark waits until
+the streams have read every event sent (none for 0.3 s), so that a mix's
+events still on their way do not fall into the next run. While one server
+is measured the other idles (the "with" one with its streams open: a timer
+tick per stream a second, a heartbeat every 5 s). After the runs, every
+stream must still be open and have been sent no second reset (a subscriber
+that falls behind is sent one and cut off), and each worker must be the same
+process. Per cell the report gives each round's req/s and p99 of both
+conditions, their medians, the ratios of the medians (with ÷ without) and
+the spread of the per-round ratios (min–max, and the interquartile range
+from 5 rounds on).
 
 ``events_max_subscribers`` (cachegrid/config.py) must allow the streams: when
 its default is below ``--subscribers`` the run sets
@@ -209,6 +215,18 @@ class Subscribers:
             stream.resets += window.count(RESET)
             stream.tail = data[-(len(RESET) - 1) :]
 
+    def settle(self, quiet: float = 0.3, timeout: float = 15.0) -> None:
+        """Returns once no event has come for ``quiet`` seconds (at most ``timeout`` seconds)."""
+        deadline = time.monotonic() + timeout
+        seen = self.counts()[0]
+        while time.monotonic() < deadline:
+            time.sleep(quiet)
+            now = self.counts()[0]
+            if now == seen:
+                return
+            seen = now
+        raise SystemExit(f"the streams were still receiving events after {timeout:g} s")
+
     def counts(self) -> tuple[int, int, int]:
         """Events read by all the streams, streams with more than one reset, streams ended."""
         with self.lock:
@@ -274,55 +292,53 @@ def stop_server(server: Server) -> None:
             signal.signal(number, handler)
 
 
-def run_condition(condition: str, cells: list[Cell], number: int, args: argparse.Namespace) -> None:
-    """One condition of one round: a fresh server (with the streams open), every cell warmed up, then run."""
-    name = f"{condition}-{number}"
-    server = start_server(args.build, args.work_dir, name, args.settings)
+def run_round(cells: list[Cell], number: int, args: argparse.Namespace) -> None:
+    """One round: both servers afresh (the streams open on one), every (condition, cell) warmed up,
+    then each run once in a shuffled order."""
+    servers: dict[str, Server] = {}
     subscribers = None
+    started = time.monotonic()
     try:
-        pid = server.worker_pid()
-        if condition == "with":
-            subscribers = Subscribers(server.port, args.subscribers)
-        order = list(cells)
-        random.Random(f"{args.seed}:{number}:{condition}").shuffle(order)
-        for cell in order if args.warmup else ():
-            run_wrk(server.url(cell.workload.path), cell.workload, CONNECTIONS, args.warmup, WRK_THREADS)
-        for cell in order:
-            before = subscribers.counts()[0] if subscribers else 0
+        for condition in CONDITIONS:
+            servers[condition] = start_server(args.build, args.work_dir, f"{condition}-{number}", args.settings)
+        pids = {condition: server.worker_pid() for condition, server in servers.items()}
+        subscribers = Subscribers(servers["with"].port, args.subscribers)
+        pairs = [(condition, cell) for condition in CONDITIONS for cell in cells]
+        for condition, cell in pairs if args.warmup else ():
+            run_wrk(servers[condition].url(cell.workload.path), cell.workload, CONNECTIONS, args.warmup, WRK_THREADS)
+        random.Random(f"{args.seed}:{number}").shuffle(pairs)
+        for condition, cell in pairs:
+            # The events of a mix on "with" may still be on their way: every run starts when they are all read.
+            subscribers.settle()
+            before = subscribers.counts()[0]
+            server = servers[condition]
             run = run_wrk(server.url(cell.workload.path), cell.workload, CONNECTIONS, args.duration, WRK_THREADS)
             if run.errors:
                 args.notes.append(f"{condition} {cell.workload.label}, round {number}: wrk errors {run.errors}")
             cell.runs[condition].append(run)
-            if subscribers:
+            if condition == "with":
+                subscribers.settle()
                 cell.events.append(round((subscribers.counts()[0] - before) / args.subscribers))
-        if subscribers:
-            _, dropped, ended = subscribers.counts()
-            if dropped or ended:
-                raise SystemExit(f"round {number}: {dropped} streams were sent a second reset, {ended} were closed")
-        server.check_alive()
-        if server.worker_pid() != pid:
-            raise SystemExit(f"round {number}, {condition}: the worker was restarted")
-        problems = server.log_problems()
-        if problems:
-            args.notes.append(f"{condition}, round {number}: the server's log reported {problems} error lines.")
-        args.order.append(f"{condition} ({', '.join(c.workload.name for c in order)})")
+        _, dropped, ended = subscribers.counts()
+        if dropped or ended:
+            raise SystemExit(f"round {number}: {dropped} streams were sent a second reset, {ended} were closed")
+        for condition, server in servers.items():
+            server.check_alive()
+            if server.worker_pid() != pids[condition]:
+                raise SystemExit(f"round {number}, {condition}: the worker was restarted")
+            problems = server.log_problems()
+            if problems:
+                args.notes.append(f"{condition}, round {number}: the server's log reported {problems} error lines.")
     finally:
         if subscribers:
             subscribers.close()
             args.drain_cpu.append(subscribers.cpu_seconds)
-        stop_server(server)
-
-
-def run_round(cells: list[Cell], number: int, args: argparse.Namespace) -> None:
-    conditions = list(CONDITIONS)
-    random.Random(f"{args.seed}:{number}").shuffle(conditions)
-    started = time.monotonic()
-    args.order = []
-    for condition in conditions:
-        run_condition(condition, cells, number, args)
+        for server in servers.values():
+            stop_server(server)
     args.loads.append(os.getloadavg()[0])
+    order = ", ".join(f"{condition} {cell.workload.name}" for condition, cell in pairs)
     log(
-        f"round {number}/{args.rounds} in {time.monotonic() - started:.0f} s: {', then '.join(args.order)}; "
+        f"round {number}/{args.rounds} in {time.monotonic() - started:.0f} s ({order}), "
         f"load average {args.loads[-1]:.1f}"
     )
 
@@ -441,20 +457,19 @@ def report(cells: list[Cell], args: argparse.Namespace, minutes: float) -> list[
         "# `GET /events`: the default server with 100 open streams ÷ without",
         "",
         f"Measured by `{command_line()}` on {datetime.date.today().isoformat()} in {minutes:.1f} min. "
-        f"{args.rounds} rounds; each runs both conditions in a shuffled order (seed {args.seed}), each on a fresh "
-        "`cachegrid serve --port N` holding 1,000 keys: **without** (no subscriber) and **with** "
-        f"({args.subscribers} `GET /events` streams open on raw sockets, all drained by one thread of the "
-        "benchmark). In each, both cells are warmed up for "
-        f"{args.warmup} s, then run once each in a shuffled order: `wrk -t{WRK_THREADS} -c{CONNECTIONS} "
-        f"-d{args.duration}s --latency`. Cells: **GET hit** of `/cache/{HIT_KEY}` (no event flows: the cost of "
-        f"open streams) and **mix**, {share} GET / the rest PUT over the 1,000 keys (`lua/mixed.lua`; every PUT "
-        "is an event to every stream: the cost of the stream at work; its p99 covers both methods). "
-        "with ÷ without: lower is better for p99, higher for req/s. Per-round ratios: with ÷ without within "
-        'one round, min – max and, from 5 rounds on, the interquartile range. After each "with" condition '
-        "every stream was still open and had been sent no reset but its opening one (none fell behind). "
-        "The draining thread used "
+        f"{args.rounds} rounds; each starts two fresh `cachegrid serve --port N` holding 1,000 keys: "
+        f"**without** (no subscriber) and **with** ({args.subscribers} `GET /events` streams open on raw "
+        "sockets, all drained by one thread of the benchmark), warms every (condition, cell) pair up for "
+        f"{args.warmup} s, then runs every pair once in a shuffled order (seed {args.seed}): `wrk -t{WRK_THREADS} "
+        f"-c{CONNECTIONS} -d{args.duration}s --latency`, each run started once the streams had read every "
+        f"event sent. Cells: **GET hit** of `/cache/{HIT_KEY}` (no event flows: the cost of open streams) and "
+        f"**mix**, {share} GET / the rest PUT over the 1,000 keys (`lua/mixed.lua`; every PUT is an event to "
+        "every stream: the cost of the stream at work; its p99 covers both methods). with ÷ without: lower is "
+        "better for p99, higher for req/s. Per-round ratios: with ÷ without within one round, min – max and, "
+        "from 5 rounds on, the interquartile range. After each round every stream was still open and had been "
+        "sent no reset but its opening one (none fell behind). The draining thread used "
         + ", ".join(f"{seconds:.1f}" for seconds in args.drain_cpu)
-        + ' s of CPU per "with" condition (it shares the 2 cores with the server and wrk). The machine\'s '
+        + " s of CPU in each round (it shares the 2 cores with the servers and wrk). The machine's "
         "1-minute load average at the end of each round: " + ", ".join(f"{load:.1f}" for load in args.loads) + ".",
         "",
         machine_section(
