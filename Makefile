@@ -46,6 +46,7 @@ lint: $(STAMP)
 # builds stock meinheld once, for its ceiling, in .bench/stock-meinheld.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/fast_default.py --output docs/benchmarks-fast-default.md
+	$(BIN)/python benchmarks/events_bench.py --output docs/benchmarks-events.md
 	$(BIN)/python benchmarks/engine_bench.py --output docs/benchmarks-engine.md
 	$(BIN)/python benchmarks/client_bench.py --output docs/benchmarks-client.md
 	$(BIN)/python benchmarks/hit_ratio.py --output docs/benchmarks-hit-ratio.md
