@@ -27,6 +27,7 @@ from .cache_factory import build_cache
 from .dashboard import DASHBOARD_PATH, STATIC_DIRECTORY, STATIC_PATH, Dashboard
 from .engine_load_test import LoadTest
 from .events import EventHub, Events
+from .fastpath import FastPath
 from .heap import HeapTrimmer, start_trimmer
 from .items import ETags, Items
 from .leases import LeaseLocks, StaleMarks
@@ -91,12 +92,12 @@ def create_app(
     *,
     snapshotter: Snapshotter | None = None,
     heartbeat: Callable[[], None] | None = None,
-) -> falcon.App:
-    """The WSGI app. Without ``cache``, one is built (loaded from the snapshot
-    when ``snapshot_path`` is set) and its sweeper and heap trimmer
-    started; ``snapshotter`` serves the snapshots of a cache the caller
-    owns. ``worker`` names the worker kind serving it, for /stats (None: in
-    process)."""
+) -> FastPath:
+    """The WSGI app: fastpath.py's plain reads, then the falcon app. Without
+    ``cache``, one is built (loaded from the snapshot when ``snapshot_path``
+    is set) and its sweeper and heap trimmer started; ``snapshotter`` serves
+    the snapshots of a cache the caller owns. ``worker`` names the worker
+    kind serving it, for /stats (None: in process)."""
     settings = settings if settings is not None else load_settings()
     trimmer: HeapTrimmer | None = None  # a cache the caller owns: its memory is the caller's business
     if cache is None:
@@ -107,7 +108,8 @@ def create_app(
         trimmer = start_trimmer(cache, settings.memory_trim_interval)
         atexit.register(trimmer.stop)  # before the snapshot at shutdown (atexit runs last first)
     middleware = [BearerAuth(settings.auth_token.get_secret_value())] if settings.auth_token else []
-    app = falcon.App(middleware=middleware, router=KeyRouter())
+    router = KeyRouter()
+    app = falcon.App(middleware=middleware, router=router)
     app.req_options.auto_parse_qs_csv = False
     app.req_options.keep_blank_qs_values = True
     app.resp_options.secure_cookies_by_default = False
@@ -147,4 +149,4 @@ def create_app(
     app.add_error_handler(Exception, errors.handle_unexpected)
     app.add_error_handler(CacheError, errors.handle_engine_error)
     app.set_error_serializer(errors.serialize)
-    return app
+    return FastPath(app, router, items, settings)

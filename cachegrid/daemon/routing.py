@@ -37,9 +37,12 @@ _PLACEHOLDER = "_"  # looks a key route up in falcon's own router
 
 def raw_path(req: falcon.Request | None) -> str | None:
     """The request path as sent, percent-encoding intact, if the server kept it."""
-    if req is None:
-        return None
-    raw = req.env.get("RAW_URI") or req.env.get("REQUEST_URI")
+    return None if req is None else raw_target_path(req.env)
+
+
+def raw_target_path(env: dict[str, Any]) -> str | None:
+    """``raw_path`` of a WSGI environment (fastpath.py reads it before falcon)."""
+    raw = env.get("RAW_URI") or env.get("REQUEST_URI")
     if not raw:
         return None
     if not raw.startswith("/"):  # absolute form: http://host/path
@@ -91,21 +94,30 @@ class KeyRouter(CompiledRouter):
         self, uri: str, req: falcon.Request | None = None
     ) -> tuple[object, Any, dict[str, Any], str | None] | None:
         raw = raw_path(req)
-        path = raw if raw is not None else uri
-        if path.startswith(PREFIX) and path[len(PREFIX) :] not in self._reserved:
-            key = path[len(PREFIX) :]
-            action = None
-            if "/" in key:
-                head, _, last = key.rpartition("/")
-                if last in self._actions and head:
-                    key, action = head, last
-            if raw is not None and "%" in key:
-                try:
-                    key = unquote(key, errors="strict")
-                except UnicodeDecodeError:
-                    raise ApiError(400, "invalid_key", "the key is not valid percent-encoded UTF-8") from None
-            route = self._key_route(action)
+        found = self.key_of(raw if raw is not None else uri, raw is not None)
+        if found is not None:
+            route = self._key_route(found[1])
             if route is not None:
                 resource, method_map, _, template = route
-                return resource, method_map, {"key": key}, template
+                return resource, method_map, {"key": found[0]}, template
         return super().find(uri, req)
+
+    def key_of(self, path: str, raw: bool) -> tuple[str, str | None] | None:
+        """The key and the action (None: the item itself) that ``path`` names,
+        None when it names no key; ``raw``: the path is as sent, its key still
+        percent-encoded (ApiError when that is not UTF-8). find's rule, which
+        fastpath.py reads too."""
+        if not path.startswith(PREFIX) or path[len(PREFIX) :] in self._reserved:
+            return None
+        key = path[len(PREFIX) :]
+        action = None
+        if "/" in key:
+            head, _, last = key.rpartition("/")
+            if last in self._actions and head:
+                key, action = head, last
+        if raw and "%" in key:
+            try:
+                key = unquote(key, errors="strict")
+            except UnicodeDecodeError:
+                raise ApiError(400, "invalid_key", "the key is not valid percent-encoded UTF-8") from None
+        return key, action

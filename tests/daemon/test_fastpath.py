@@ -1,0 +1,229 @@
+"""The fast path (cachegrid/daemon/fastpath.py) answers exactly what falcon answers.
+
+Every request of the table goes to the falcon app behind ``FastPath`` and
+then to ``FastPath`` itself, on the same cache: the status line, the header
+list (names, values, order) and the body must be the same, and so must the
+change each makes to the engine's counters (hits, misses, stale hits). The
+table also says which requests the fast path must answer itself, so that
+it cannot quietly hand everything to falcon. Each request is sent as
+gunicorn's workers and CacheGrid's meinheld send it (``RAW_URI``, the target
+as sent) and as a server that gives only the decoded path.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+import pytest
+
+from cachegrid.config import Settings
+from cachegrid.daemon import build_cache, create_app
+from cachegrid.daemon.fastpath import FastPath
+from cachegrid.engine import Cache
+from cachegrid.testing import FakeClock
+
+TOKEN = "secret"
+MAX_KEY = 40
+UNICODE = "%D0%BA%D0%BB%D1%8E%D1%87"  # ключ
+
+# (method, target as sent, headers, whether the fast path answers it)
+REQUESTS: list[tuple[str, str, dict[str, str], bool]] = [
+    ("GET", "/cache/user:42", {}, True),
+    ("HEAD", "/cache/user:42", {}, True),
+    ("GET", "/cache/missing", {}, True),
+    ("HEAD", "/cache/missing", {}, True),
+    ("GET", "/cache/ttl:1", {}, True),
+    ("GET", "/cache/tagged", {}, True),
+    ("GET", "/cache/tagged:ttl", {}, True),
+    ("GET", "/cache/bin", {}, True),
+    ("HEAD", "/cache/bin", {}, True),
+    ("GET", "/cache/bin:empty", {}, True),
+    ("GET", "/cache/stale", {}, True),
+    ("GET", "/cache/stale:fresh", {}, True),
+    ("GET", "/cache/gone", {}, True),  # expired
+    ("GET", "/cache/user:42?", {}, True),  # an empty query is no query
+    ("GET", "/cache/user:42#frag", {}, True),
+    ("GET", "/cache/a%20b", {}, True),
+    ("GET", "/cache/100%25", {}, True),
+    ("GET", "/cache/" + "k" * MAX_KEY, {}, True),
+    ("GET", "/cache/batch", {}, True),  # a key: only batch/get and the others are reserved
+    ("GET", "/cache/user:42/", {}, True),  # a key that ends in /: a miss
+    ("GET", "/cache/bin", {"Accept": "*/*"}, True),
+    ("GET", "/cache/bin", {"Accept": "application/octet-stream"}, True),
+    ("GET", "/cache/bin", {"Accept": ""}, True),
+    ("GET", "/cache/user:42", {"Accept": "*/*", "User-Agent": "x", "Connection": "keep-alive"}, True),
+    # falcon's
+    ("GET", "/cache/bin", {"Accept": "application/json"}, False),  # 406
+    ("GET", "/cache/user:42", {"Accept": "text/html, */*;q=0.8"}, False),
+    ("GET", "/cache/user:42", {"If-None-Match": "*"}, False),
+    ("GET", "/cache/user:42", {"If-None-Match": '"nope-1"'}, False),
+    ("GET", "/cache/user:42?peek=true", {}, False),
+    ("GET", "/cache/user:42?lease=5", {}, False),
+    ("GET", "/cache/user:42?x=1", {}, False),
+    ("HEAD", "/cache/missing?peek=1", {}, False),
+    ("GET", "/cache/" + UNICODE, {}, None),  # meinheld-style: a non-ASCII path is falcon's
+    ("GET", "/cache/a%2Fb", {}, True),  # decoded: a/b, the same key
+    ("GET", "/cache/a/b", {}, True),
+    ("GET", "/cache/%FF", {}, None),  # raw: not UTF-8, 400; decoded: falcon's replacement
+    ("GET", "/cache/", {}, False),  # empty key: 400
+    ("GET", "/cache/" + "k" * (MAX_KEY + 1), {}, False),  # too long: 400
+    ("GET", "/cache/new%0Aline", {}, True),  # any character is a key's
+    ("GET", "/cache/" + "%D0%BA" * 25, {}, False),  # 25 characters, 50 bytes: too long, 400
+    ("GET", "/cache/user:42/ttl", {}, False),
+    ("GET", "/cache/user:42/lease", {}, False),
+    ("GET", "/cache/batch/get", {}, False),
+    ("GET", "/cache", {}, False),
+    ("GET", "/nothing/here", {}, False),  # (/health and /stats hold times: not compared)
+    ("GET", "/cachex/user:42", {}, False),
+    ("POST", "/cache/user:42", {}, False),
+    ("DELETE", "/cache/nothing", {}, False),
+    ("OPTIONS", "/cache/user:42", {}, False),
+    ("get", "/cache/user:42", {}, False),
+]
+
+
+def fill(cache: Cache, clock: FakeClock) -> None:
+    cache.set("user:42", b'{"name":"Alice","age":30}')
+    cache.set("ttl:1", b"[1,2]", 30.0)
+    cache.set("tagged", b'"t"', tags=["a", "b"])
+    cache.set("tagged:ttl", b'"t"', 12.5, tags=["b"])
+    cache.set("bin", bytes(range(256)), binary=True)
+    cache.set("bin:empty", b"", binary=True)
+    cache.set("stale", b"1", 5.0, stale=60.0)
+    cache.set("stale:fresh", b"1", 50.0, stale=60.0)
+    cache.set("gone", b"1", 1.0)
+    cache.set("a b", b"1")
+    cache.set("100%", b"1")
+    cache.set("ключ", b'"unicode"')
+    cache.set("a/b", b'"slash"')
+    cache.set("k" * MAX_KEY, b"1")
+    cache.set("batch", b'"not reserved"')
+    clock.tick(10.0)  # "stale" in its window, "gone" gone
+
+
+def environ(method: str, target: str, headers: dict[str, str], raw: bool) -> dict[str, Any]:
+    path, _, query = target.partition("#")[0].partition("?")
+    env: dict[str, Any] = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": unquote_to_bytes(path).decode("latin-1"),  # PEP 3333: bytes tunnelled as latin-1
+        "QUERY_STRING": query,
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8080",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(b""),
+        "wsgi.errors": sys.stderr,
+    }
+    if raw:
+        env["RAW_URI"] = target
+    for name, value in headers.items():
+        env["HTTP_" + name.upper().replace("-", "_")] = value
+    return env
+
+
+def call(app: Any, env: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
+    answer: list[Any] = []
+    body: Iterable[bytes] = app(env, lambda status, headers, exc_info=None: answer.append((status, headers)))
+    return answer[0][0], list(answer[0][1]), b"".join(body)
+
+
+def counters(cache: Cache) -> dict[str, int]:
+    """The engine's counters (the ratios derived from them left out)."""
+    return {name: value for name, value in cache.stats().items() if type(value) is int}
+
+
+class Spy:
+    """The falcon app, counting the requests handed to it."""
+
+    def __init__(self, app: Any) -> None:
+        self.app, self.calls = app, 0
+
+    def __call__(self, env: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        self.calls += 1
+        return self.app(env, start_response)
+
+
+def make(token: str | None) -> tuple[FastPath, Any, Cache]:
+    clock = FakeClock()
+    settings = Settings(node_id="test-node", max_key_length=MAX_KEY, auth_token=token)
+    cache = build_cache(settings, clock)
+    fast = create_app(settings, cache=cache)
+    fill(cache, clock)
+    return fast, fast.app, cache
+
+
+def twins(token: str | None) -> tuple[tuple[FastPath, Cache], tuple[FastPath, Cache]]:
+    """Two apps on two caches filled alike, with the same ETag epoch."""
+    (one, _, first), (other, _, second) = make(token), make(token)
+    other.etag_of.__self__.epoch = one.etag_of.__self__.epoch  # type: ignore[attr-defined]
+    return (one, first), (other, second)
+
+
+AUTHS = [
+    (None, {}, True),
+    (TOKEN, {"Authorization": f"Bearer {TOKEN}"}, True),
+    (TOKEN, {"Authorization": "Bearer wrong"}, False),
+    (TOKEN, {"Authorization": f"bearer {TOKEN}"}, False),
+    (TOKEN, {}, False),
+    (None, {"Authorization": "Bearer whatever"}, True),
+]
+
+
+@pytest.mark.parametrize("raw", [True, False], ids=["raw-uri", "decoded-path"])
+@pytest.mark.parametrize(("token", "auth", "auth_passes"), AUTHS)
+def test_the_fast_path_answers_what_falcon_answers(
+    raw: bool, token: str | None, auth: dict[str, str], auth_passes: bool
+) -> None:
+    (plain, plain_cache), (fast, fast_cache) = twins(token)
+    falcon_app = plain.app  # the first cache's requests all go to falcon, the second's to the fast path
+    spy = fast.app = Spy(fast.app)
+    taken = 0
+    for method, target, headers, fast_expected in REQUESTS:
+        expected = call(falcon_app, environ(method, target, auth | headers, raw))
+        calls = spy.calls
+        got = call(fast, environ(method, target, auth | headers, raw))
+        assert got == expected, (method, target, headers)
+        assert counters(fast_cache) == counters(plain_cache), (method, target, headers)
+        answered_here = spy.calls == calls
+        if fast_expected is None:  # a percent-encoded key outside ASCII or '/': fast only with the raw path
+            fast_expected = raw and "%FF" not in target
+        assert answered_here == (fast_expected and auth_passes), (method, target, headers)
+        taken += answered_here
+    assert taken or not auth_passes
+
+
+def test_the_table_sees_every_kind_of_answer() -> None:
+    """The statuses and headers the comparison above is meant to cover are
+    really among its answers."""
+    fast, _, _ = make(TOKEN)
+    statuses, names = set(), set()
+    for method, target, headers, _fast in REQUESTS:
+        status, head, _ = call(fast, environ(method, target, headers | {"Authorization": f"Bearer {TOKEN}"}, True))
+        statuses.add(status)
+        names.update(name for name, _ in head)
+    statuses.add(call(fast, environ("GET", "/cache/user:42", {}, True))[0])
+    for status in ("200 OK", "304 Not Modified", "400 Bad Request", "401 Unauthorized", "404 Not Found"):
+        assert status in statuses
+    assert {"405 Method Not Allowed", "406 Not Acceptable"} <= statuses
+    assert {"etag", "x-cache-tags", "x-cache-stale", "x-cache-ttl", "x-cache-type"} <= names
+
+
+def test_if_none_match_of_the_current_etag_is_falcon_s_304() -> None:
+    fast, falcon_app, _ = make(None)
+    etag = dict(call(fast, environ("GET", "/cache/user:42", {}, True))[1])["etag"]
+    answer = call(fast, environ("GET", "/cache/user:42", {"If-None-Match": etag}, True))
+    assert answer[0] == "304 Not Modified" and answer[2] == b""
+    assert answer == call(falcon_app, environ("GET", "/cache/user:42", {"If-None-Match": etag}, True))
+
+
+def test_an_absolute_form_target_is_read_as_its_path() -> None:
+    fast, falcon_app, _ = make(None)
+    spy = fast.app = Spy(falcon_app)
+    env = environ("GET", "/cache/user:42", {}, True)
+    env["RAW_URI"] = "http://127.0.0.1:8080/cache/user:42"
+    assert call(fast, dict(env)) == call(falcon_app, dict(env)) and spy.calls == 0
