@@ -53,7 +53,7 @@ from .binary import BINARY_TYPE, JSON_TYPE, OCTET_STREAM, TYPE_HEADER
 from .errors import ApiError
 from .items import TTL_HEADER, Items
 from .leases import STALE_HEADER
-from .routing import KeyRouter, raw_target_path
+from .routing import PREFIX, KeyRouter, raw_target_path
 from .tags import TAGS_HEADER
 
 Environ = dict[str, Any]
@@ -68,6 +68,7 @@ _BINARY_KIND = ((TYPE_HEADER.lower(), BINARY_TYPE), (_CONTENT_TYPE, OCTET_STREAM
 # without parsing: a binary value is sent, as a JSON one always is.
 _ACCEPTS_BYTES = frozenset({"*/*", OCTET_STREAM})
 _OK, _NOT_FOUND = "200 OK", "404 Not Found"
+_PREFIX_LENGTH = len(PREFIX)
 # json.dumps(body, ensure_ascii=False), as errors.serialize writes it, without
 # building an encoder per call.
 _to_json = json.JSONEncoder(ensure_ascii=False).encode
@@ -79,6 +80,7 @@ class FastPath:
     def __init__(self, app: falcon.App, router: KeyRouter, items: Items, settings: Settings) -> None:
         self.app = app
         self.router = router
+        self.reserved = router.reserved
         self.cache = items.cache
         self.etag_of = items.etags.of
         self.max_key_length = items.max_key_length
@@ -112,6 +114,25 @@ class FastPath:
             given = (environ.get("HTTP_AUTHORIZATION") or "").encode()
             if not hmac.compare_digest(given, self.expected):
                 return None
+        raw = environ.get("RAW_URI")
+        if raw and raw.startswith(PREFIX):
+            # PERF: the common target, /cache/<key> with nothing to decode or
+            # split, read without a call: what key_of answers for it.
+            key = raw[_PREFIX_LENGTH:]
+            if (
+                "/" not in key
+                and "%" not in key
+                and "?" not in key
+                and "#" not in key
+                and key not in self.reserved
+                and key.isascii()
+                and 0 < len(key) <= self.max_key_length
+            ):
+                return key
+        return self.any_key(environ)
+
+    def any_key(self, environ: Environ) -> str | None:
+        """plain_key for any target: the router's rule, the engine's check."""
         path = raw_target_path(environ)
         raw = path is not None
         if path is None:

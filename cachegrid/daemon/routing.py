@@ -22,6 +22,7 @@ The router learns everything from the routes the app adds: a route
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from typing import Any
 from urllib.parse import unquote
 
@@ -81,6 +82,12 @@ class KeyRouter(CompiledRouter):
                 self._reserved.add(rest)
         super().add_route(uri_template, resource, **kwargs)
         self._key_routes.clear()
+
+    @property
+    def reserved(self) -> AbstractSet[str]:
+        """The literal paths under /cache/ (without the prefix): never keys
+        (the router's own set, read-only: it grows with the routes)."""
+        return self._reserved
 
     def _key_route(self, action: str | None) -> Any:
         try:
