@@ -41,7 +41,9 @@ by request, in process and through both workers.
 from __future__ import annotations
 
 import hmac
+import io
 import json
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -50,14 +52,16 @@ import falcon
 from ..config import Settings
 from ..engine import CacheError, check_key
 from .binary import BINARY_TYPE, JSON_TYPE, OCTET_STREAM, TYPE_HEADER
-from .errors import ApiError
+from .body import encode, parse_json
+from .errors import ApiError, from_engine
 from .items import TTL_HEADER, Items
-from .leases import STALE_HEADER
+from .leases import LEASE_ENV, STALE_HEADER
 from .routing import PREFIX, KeyRouter, raw_target_path
 from .tags import TAGS_HEADER
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
+Answer = tuple[str, list[tuple[str, str]], bytes]  # status line, headers, body
 
 # falcon sends header names in lower case.
 _ETAG, _TAGS, _STALE, _TTL = "etag", TAGS_HEADER.lower(), STALE_HEADER.lower(), TTL_HEADER.lower()
@@ -67,7 +71,11 @@ _BINARY_KIND = ((TYPE_HEADER.lower(), BINARY_TYPE), (_CONTENT_TYPE, OCTET_STREAM
 # Accept headers under which falcon's client_accepts(octet-stream) is true
 # without parsing: a binary value is sent, as a JSON one always is.
 _ACCEPTS_BYTES = frozenset({"*/*", OCTET_STREAM})
-_OK, _NOT_FOUND = "200 OK", "404 Not Found"
+_JSON_TYPE = (_CONTENT_TYPE, falcon.MEDIA_JSON)
+_OK, _CREATED, _NOT_FOUND = "200 OK", "201 Created", "404 Not Found"
+# The one query a plain PUT may have: a whole number of seconds (more than 9
+# digits, a fraction, anything else: falcon's).
+_TTL_QUERY = re.compile(r"ttl=([1-9][0-9]{0,8})")
 _PREFIX_LENGTH = len(PREFIX)
 # json.dumps(body, ensure_ascii=False), as errors.serialize writes it, without
 # building an encoder per call.
@@ -84,6 +92,7 @@ class FastPath:
         self.cache = items.cache
         self.etag_of = items.etags.of
         self.max_key_length = items.max_key_length
+        self.max_body_size = settings.max_body_size
         token = settings.auth_token
         # What BearerAuth expects (app.py).
         self.expected = f"Bearer {token.get_secret_value()}".encode() if token else None
@@ -103,10 +112,21 @@ class FastPath:
                 status, headers, body = self.read(key)
                 start_response(status, headers)
                 return [] if method == "HEAD" else [body]
+        elif (
+            method == "PUT"
+            and "HTTP_IF_MATCH" not in environ
+            and "HTTP_IF_NONE_MATCH" not in environ
+            and LEASE_ENV not in environ
+            and self.enabled
+        ):
+            answer = self.write(environ)
+            if answer is not None:
+                start_response(answer[0], answer[1])
+                return [answer[2]]
         return self.app(environ, start_response)
 
     def plain_key(self, environ: Environ) -> str | None:
-        """The key of a read this module answers, None for one falcon answers."""
+        """The key of a request this module answers, None for one falcon answers."""
         accept = environ.get("HTTP_ACCEPT")
         if accept and accept not in _ACCEPTS_BYTES:
             return None
@@ -153,7 +173,46 @@ class FastPath:
                 return None
         return key
 
-    def read(self, key: str) -> tuple[str, list[tuple[str, str]], bytes]:
+    def write(self, environ: Environ) -> Answer | None:
+        """Items.on_put's answer to a plain PUT, None for one falcon answers
+        (with the body, when this has read it, put back for falcon to read)."""
+        query, ttl = environ.get("QUERY_STRING"), None
+        if query:
+            match = _TTL_QUERY.fullmatch(query)
+            if match is None:
+                return None
+            ttl = int(match[1])  # ttl_param's number; below 10**9 s, within the engine's range
+        kind = environ.get("CONTENT_TYPE")
+        if kind and not kind.startswith(falcon.MEDIA_JSON):  # is_binary_body's JSON without parsing
+            return None
+        length = environ.get("CONTENT_LENGTH")
+        if not length or not (length.isascii() and length.isdigit()):  # chunked, or odd: falcon's
+            return None
+        size = int(length)
+        if not 0 < size <= self.max_body_size:
+            return None
+        key = self.plain_key(environ)
+        if key is None:
+            return None
+        try:
+            body = environ["wsgi.input"].read(size)
+        except Exception as error:  # falcon reads it again and gets the same failure (body.py's _read)
+            environ["wsgi.input"] = _Failing(error)
+            return None
+        try:
+            value = encode(parse_json(body))
+        except ApiError:  # empty, not JSON: falcon says which, from the same bytes
+            environ["wsgi.input"] = io.BytesIO(body)
+            return None
+        try:
+            result = self.cache.set(key, value, ttl)
+        except CacheError as error:  # refused by the engine (and counted there): errors.py's answer
+            return error_answer(from_engine(error, key))
+        answer = encode({"key": key, "ttl": ttl, "created": result.created})
+        headers = [(_ETAG, self.etag_of(result.version)), _JSON_TYPE, (_LENGTH, str(len(answer)))]
+        return (_CREATED if result.created else _OK), headers, answer
+
+    def read(self, key: str) -> Answer:
         """Items.on_get's answer for ``key``: status, headers, body."""
         cache = self.cache
         entry = cache.get_entry(key)
@@ -161,7 +220,7 @@ class FastPath:
             # errors.py's serialization of items.py's _not_found(key).
             error = {"error": "not_found", "message": f"no such key: {key!r}", "key": key}
             body = _to_json(error).encode()
-            return _NOT_FOUND, [(_CONTENT_TYPE, falcon.MEDIA_JSON), (_LENGTH, str(len(body)))], body
+            return _NOT_FOUND, [_JSON_TYPE, (_LENGTH, str(len(body)))], body
         headers = [(_ETAG, self.etag_of(entry.version))]
         if entry.tag_refs:
             headers.append((_TAGS, ",".join(cache.tags_of(entry))))
@@ -174,3 +233,21 @@ class FastPath:
         headers.extend(_BINARY_KIND if entry.binary else _JSON_KIND)
         headers.append((_LENGTH, str(len(value))))
         return _OK, headers, value
+
+
+def error_answer(error: ApiError) -> Answer:
+    """falcon's answer to ``error`` under errors.serialize."""
+    body = _to_json(error.to_dict()).encode()
+    headers = [(name.lower(), value) for name, value in (error.headers or {}).items()]
+    headers += [_JSON_TYPE, (_LENGTH, str(len(body)))]
+    return falcon.code_to_http_status(error.status), headers, body
+
+
+class _Failing:
+    """A request body whose read fails as it failed here."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def read(self, size: int = -1) -> bytes:
+        raise self.error

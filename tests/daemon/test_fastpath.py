@@ -86,6 +86,51 @@ REQUESTS: list[tuple[str, str, dict[str, str], bool]] = [
 ]
 
 
+JSON = {"Content-Type": "application/json"}
+# (target, headers, body, whether the fast path answers it); Content-Length is the body's
+PUTS: list[tuple[str, dict[str, str], bytes | None, bool]] = [
+    ("/cache/new:1", JSON, b'{"name": "Bob", "tags": [1, 2.5, null]}', True),
+    ("/cache/new:1", JSON, b'{"name":"Bob"}', True),  # replaces: 200
+    ("/cache/user:42", {}, b'"no content type"', True),
+    ("/cache/new:2", {"Content-Type": "application/json; charset=utf-8"}, b"[1]", True),
+    ("/cache/new:3?ttl=60", JSON, b"3", True),
+    ("/cache/new:4?ttl=999999999", JSON, b"4", True),
+    ("/cache/big", JSON, b"123456789012345678901234567890", True),  # beyond 64 bits: kept exactly
+    ("/cache/bom", JSON, b"\xef\xbb\xbf[1]", True),
+    ("/cache/unicode", JSON, '"ключ \\ud83d\\ude00"'.encode(), True),
+    ("/cache/too:large", JSON, b'"' + b"x" * 400 + b'"', True),  # the engine's 413, counted
+    ("/cache/" + UNICODE, JSON, b"1", None),
+    ("/cache/a%2Fb", JSON, b"2", True),
+    ("/cache/new%0Aline", JSON, b"3", True),
+    # falcon's
+    ("/cache/" + "k" * (MAX_KEY + 1), JSON, b"1", False),  # the engine refuses the key (and counts it)
+    ("/cache/", JSON, b"1", False),
+    ("/cache/x?ttl=0", JSON, b"1", False),
+    ("/cache/x?ttl=1.5", JSON, b"1", False),
+    ("/cache/x?ttl=1e3", JSON, b"1", False),
+    ("/cache/x?ttl=abc", JSON, b"1", False),
+    ("/cache/x?ttl=9999999999", JSON, b"1", False),
+    ("/cache/x?ttl=99999999999", JSON, b"1", False),
+    ("/cache/x?ttl=60&tags=a,b", JSON, b"1", False),
+    ("/cache/x?ttl=5&stale=5", JSON, b"1", False),
+    ("/cache/x?tags=", JSON, b"1", False),
+    ("/cache/x", {"Content-Type": "text/plain"}, b"1", False),
+    ("/cache/x", {"Content-Type": "application/octet-stream"}, b"\x00", False),
+    ("/cache/x", {"Content-Type": "application/xml"}, b"<x/>", False),
+    ("/cache/x", JSON | {"If-None-Match": "*"}, b"1", False),
+    ("/cache/x", JSON | {"If-Match": "*"}, b"1", False),
+    ("/cache/x", JSON | {"X-Cache-Lease": "nope"}, b"1", False),
+    ("/cache/x", JSON | {"Accept": "application/json"}, b"1", False),
+    ("/cache/x", JSON, b"{not json", False),  # read, then handed to falcon with the same bytes
+    ("/cache/x", JSON, b"NaN", False),
+    ("/cache/x", JSON, b"", False),
+    ("/cache/x", JSON, None, False),  # no Content-Length: read to the limit
+    ("/cache/x", JSON, b"[" + b"1," * 600 + b"1]", False),  # over max_body_size
+    ("/cache/x/ttl", JSON, b"1", False),
+    ("/cache/batch/set", JSON, b'{"items": {}}', False),
+]
+
+
 def fill(cache: Cache, clock: FakeClock) -> None:
     cache.set("user:42", b'{"name":"Alice","age":30}')
     cache.set("ttl:1", b"[1,2]", 30.0)
@@ -105,7 +150,7 @@ def fill(cache: Cache, clock: FakeClock) -> None:
     clock.tick(10.0)  # "stale" in its window, "gone" gone
 
 
-def environ(method: str, target: str, headers: dict[str, str], raw: bool) -> dict[str, Any]:
+def environ(method: str, target: str, headers: dict[str, str], raw: bool, body: bytes | None = b"") -> dict[str, Any]:
     path, _, query = target.partition("#")[0].partition("?")
     env: dict[str, Any] = {
         "REQUEST_METHOD": method,
@@ -116,13 +161,16 @@ def environ(method: str, target: str, headers: dict[str, str], raw: bool) -> dic
         "SERVER_PROTOCOL": "HTTP/1.1",
         "REMOTE_ADDR": "127.0.0.1",
         "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(b""),
+        "wsgi.input": io.BytesIO(body or b""),
         "wsgi.errors": sys.stderr,
     }
     if raw:
         env["RAW_URI"] = target
+    if body is not None and method in ("PUT", "POST"):
+        env["CONTENT_LENGTH"] = str(len(body))
     for name, value in headers.items():
-        env["HTTP_" + name.upper().replace("-", "_")] = value
+        name = name.upper().replace("-", "_")
+        env[name if name == "CONTENT_TYPE" else "HTTP_" + name] = value
     return env
 
 
@@ -150,7 +198,9 @@ class Spy:
 
 def make(token: str | None) -> tuple[FastPath, Any, Cache]:
     clock = FakeClock()
-    settings = Settings(node_id="test-node", max_key_length=MAX_KEY, auth_token=token)
+    settings = Settings(
+        node_id="test-node", max_key_length=MAX_KEY, auth_token=token, max_value_size=300, max_body_size=1024
+    )
     cache = build_cache(settings, clock)
     fast = create_app(settings, cache=cache)
     fill(cache, clock)
@@ -182,17 +232,19 @@ def test_the_fast_path_answers_what_falcon_answers(
     (plain, plain_cache), (fast, fast_cache) = twins(token)
     falcon_app = plain.app  # the first cache's requests all go to falcon, the second's to the fast path
     spy = fast.app = Spy(fast.app)
+    requests = [(method, target, headers, b"", fast) for method, target, headers, fast in REQUESTS]
+    writes = [("PUT", target, headers, body, fast) for target, headers, body, fast in PUTS]
     taken = 0
-    for method, target, headers, fast_expected in REQUESTS:
-        expected = call(falcon_app, environ(method, target, auth | headers, raw))
+    for method, target, headers, body, fast_expected in requests + writes + requests:
+        expected = call(falcon_app, environ(method, target, auth | headers, raw, body))
         calls = spy.calls
-        got = call(fast, environ(method, target, auth | headers, raw))
-        assert got == expected, (method, target, headers)
-        assert counters(fast_cache) == counters(plain_cache), (method, target, headers)
+        got = call(fast, environ(method, target, auth | headers, raw, body))
+        assert got == expected, (method, target, headers, body)
+        assert counters(fast_cache) == counters(plain_cache), (method, target, headers, body)
         answered_here = spy.calls == calls
         if fast_expected is None:  # a percent-encoded key outside ASCII or '/': fast only with the raw path
             fast_expected = raw and "%FF" not in target
-        assert answered_here == (fast_expected and auth_passes), (method, target, headers)
+        assert answered_here == (fast_expected and auth_passes), (method, target, headers, body)
         taken += answered_here
     assert taken or not auth_passes
 
@@ -206,10 +258,13 @@ def test_the_table_sees_every_kind_of_answer() -> None:
         status, head, _ = call(fast, environ(method, target, headers | {"Authorization": f"Bearer {TOKEN}"}, True))
         statuses.add(status)
         names.update(name for name, _ in head)
+    for target, headers, body, _fast in PUTS:
+        statuses.add(call(fast, environ("PUT", target, headers | {"Authorization": f"Bearer {TOKEN}"}, True, body))[0])
     statuses.add(call(fast, environ("GET", "/cache/user:42", {}, True))[0])
     for status in ("200 OK", "304 Not Modified", "400 Bad Request", "401 Unauthorized", "404 Not Found"):
         assert status in statuses
-    assert {"405 Method Not Allowed", "406 Not Acceptable"} <= statuses
+    assert {"201 Created", "405 Method Not Allowed", "406 Not Acceptable", "409 Conflict"} <= statuses
+    assert {"413 Content Too Large", "415 Unsupported Media Type"} <= statuses
     assert {"etag", "x-cache-tags", "x-cache-stale", "x-cache-ttl", "x-cache-type"} <= names
 
 
@@ -227,3 +282,38 @@ def test_an_absolute_form_target_is_read_as_its_path() -> None:
     env = environ("GET", "/cache/user:42", {}, True)
     env["RAW_URI"] = "http://127.0.0.1:8080/cache/user:42"
     assert call(fast, dict(env)) == call(falcon_app, dict(env)) and spy.calls == 0
+
+
+class CutShort(io.BytesIO):
+    """A body the server cannot deliver: its read fails, as gunicorn's does
+    for a body cut short."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        raise ValueError("the client went away")
+
+
+def test_a_body_that_cannot_be_read_gets_falcon_s_answer() -> None:
+    (plain, _), (fast, _) = twins(None)
+    spy = fast.app = Spy(fast.app)
+    answers = []
+    for app in (plain.app, fast):
+        env = environ("PUT", "/cache/cut", JSON, True, b"[1,2]")
+        env["wsgi.input"] = CutShort()
+        answers.append(call(app, env))
+    assert answers[0] == answers[1] and answers[0][0] == "400 Bad Request" and spy.calls == 1
+    assert b"invalid_body" in answers[0][2]
+
+
+def test_a_full_cache_s_refusal_is_the_same() -> None:
+    apps = []
+    for _ in range(2):
+        settings = Settings(node_id="test-node", eviction_policy="noeviction", max_size=1)
+        cache = build_cache(settings, FakeClock())
+        apps.append((create_app(settings, cache=cache), cache))
+    (plain, plain_cache), (fast, fast_cache) = apps
+    fast.etag_of.__self__.epoch = plain.etag_of.__self__.epoch  # type: ignore[attr-defined]
+    for target in ("/cache/one", "/cache/two", "/cache/one?ttl=5"):
+        expected = call(plain.app, environ("PUT", target, JSON, True, b"1"))
+        assert call(fast, environ("PUT", target, JSON, True, b"1")) == expected
+        assert counters(fast_cache) == counters(plain_cache)
+    assert expected[0] == "200 OK" and b"cache_full" in call(fast, environ("PUT", "/cache/two", {}, True, b"1"))[2]

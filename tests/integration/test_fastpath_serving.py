@@ -6,7 +6,9 @@ path's) and with an extra query parameter that no responder reads (which
 hands it to falcon), and the two answers must be the same bytes: status
 line, header lines as the worker writes them, body. Only the ``Date`` line
 and the value of ``X-Cache-TTL`` (milliseconds pass between the two) are
-left out of the comparison.
+left out of the comparison (and the ETag's value in the PUTs', each a new
+version). A PUT is handed to falcon by an ``Accept`` header, which no
+responder of a PUT reads.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 @pytest.fixture(scope="module", params=worker_kinds())
 def server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
-    with running("--worker", request.param, env={"CACHEGRID_AUTH_TOKEN": TOKEN}, graceful=False) as started:
+    env = {"CACHEGRID_AUTH_TOKEN": TOKEN, "CACHEGRID_MAX_VALUE_SIZE": "1500", "CACHEGRID_MAX_BODY_SIZE": "4096"}
+    with running("--worker", request.param, env=env, graceful=False) as started:
         for key, body, headers, query in [
             ("user:42", b'{"name":"Alice","age":30}', {}, ""),
             ("timed", b"[1,2,3]", {}, "?ttl=600"),
@@ -43,10 +46,12 @@ def server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
         yield started
 
 
-def exchange(sock: socket.socket, method: str, target: str, headers: dict[str, str]) -> bytes:
+def exchange(sock: socket.socket, method: str, target: str, headers: dict[str, str], body: bytes = b"") -> bytes:
     """One request on ``sock`` and its answer, as bytes (Content-Length framed)."""
     lines = [f"{method} {target} HTTP/1.1", "Host: 127.0.0.1"] + [f"{k}: {v}" for k, v in headers.items()]
-    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+    if method == "PUT":
+        lines.append(f"Content-Length: {len(body)}")
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
     answer = b""
     while b"\r\n\r\n" not in answer:
         chunk = sock.recv(65536)
@@ -67,6 +72,7 @@ def comparable(answer: bytes) -> bytes:
     head, _, body = answer.partition(b"\r\n\r\n")
     lines = [line for line in head.split(b"\r\n") if not line.lower().startswith(b"date:")]
     lines = [re.sub(rb"(?i)^(x-cache-ttl: )[0-9.]+$", rb"\1<ttl>", line) for line in lines]
+    lines = [re.sub(rb'(?i)^(etag: )"[^"]*"$', rb"\1<etag>", line) for line in lines]
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
 
 
@@ -95,3 +101,24 @@ def test_a_plain_read_and_falcon_s_answer_are_the_same_bytes(server: ServerProce
             assert comparable(fast) == comparable(slow), (method, target, headers)
             assert fast.startswith(b"HTTP/1.1 "), fast
         assert b"x-cache-stale: true" in exchange(sock, "GET", "/cache/stale", AUTH).lower()
+
+
+JSON = {**AUTH, "Content-Type": "application/json"}
+WRITES = [
+    ("/cache/{}", JSON, b'{"name":"Bob"}'),
+    ("/cache/{}?ttl=60", JSON, b"[1,2]"),
+    ("/cache/{}", {**AUTH}, b'"no content type"'),
+    ("/cache/{}", JSON, b'"' + b"x" * 2000 + b'"'),  # past max_value_size: the engine's 413
+]
+
+
+def test_a_plain_write_and_falcon_s_answer_are_the_same_bytes(server: ServerProcess) -> None:
+    slow = {"Accept": "application/json"}
+    with socket.create_connection((server.host, server.port), timeout=10) as sock:
+        for number, (target, headers, body) in enumerate(WRITES):
+            mine, falcons = f"w:{number}", f"v:{number}"
+            created = exchange(sock, "PUT", target.format(mine), headers, body)
+            expected = exchange(sock, "PUT", target.format(falcons), {**headers, **slow}, body)
+            assert comparable(created) == comparable(expected).replace(falcons.encode(), mine.encode()), target
+            expected = exchange(sock, "PUT", target.format(mine), {**headers, **slow}, body)
+            assert comparable(exchange(sock, "PUT", target.format(mine), headers, body)) == comparable(expected)
