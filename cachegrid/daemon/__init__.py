@@ -3,7 +3,9 @@
 Where things live:
 
 - the app: ``app.py`` (``create_app``: routes, auth, error mapping, all in
-  one place), one resource module per URL family (``items.py`` for
+  one place), ``fastpath.py`` (what ``create_app`` returns: the plain GET,
+  HEAD and PUT of a key answered before falcon, byte for byte as falcon
+  answers them), one resource module per URL family (``items.py`` for
   ``/cache/{key}`` and its ``ttl``/``incr``/``decr``, ``batch.py``,
   ``admin.py`` for stats, health and keys, ``engine_load_test.py`` for
   ``/test/load``, ``metrics.py``, ``openapi/``), ``resources.py`` their

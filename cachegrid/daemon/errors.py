@@ -108,8 +108,13 @@ def handle_engine_error(req: falcon.Request, resp: falcon.Response, error: Cache
 def handle_unexpected(req: falcon.Request, resp: falcon.Response, error: Exception, params: dict) -> None:
     if isinstance(error, falcon.HTTPError):  # falcon's own, serialized below
         raise error
-    log.exception("unexpected error on %s %s", req.method, req.path)
-    raise ApiError(500, "internal_error", "the server failed to answer this request; see its log")
+    raise unexpected(req.method, req.path)
+
+
+def unexpected(method: str, path: str) -> ApiError:
+    """The answer to a failure of the server's own (logged here, with its traceback)."""
+    log.exception("unexpected error on %s %s", method, path)
+    return ApiError(500, "internal_error", "the server failed to answer this request; see its log")
 
 
 def _code(title: str | None, status: str) -> str:

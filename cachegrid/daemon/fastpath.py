@@ -1,9 +1,9 @@
-"""The fast path: the plainest reads of a key, answered before falcon.
+"""The fast path: the plainest reads and writes of a key, answered before falcon.
 
-A GET of a small value spends more time in falcon (its request and response
+A GET of a small value spent more time in falcon (its request and response
 objects, the middleware loop, routing, the error-handler machinery) than in
-the engine: about 16 µs of 44 under meinheld, where a bare WSGI callable
-answering the same bytes costs 28. ``FastPath`` is the WSGI callable
+the engine: under meinheld, 44 µs per request where a bare WSGI callable
+answering the same bytes took 28. ``FastPath`` is the WSGI callable
 ``create_app`` returns: it answers the commonest requests itself and hands
 every other one, untouched, to the falcon app (``FastPath.app``).
 
@@ -21,21 +21,33 @@ Which requests it answers
 - a path that the router (routing.py, ``KeyRouter.key_of``, the very rule
   falcon's routing applies) reads as the item itself: not a reserved path
   such as ``/cache/batch/get``, not ``/cache/<key>/<action>``, its
-  percent-encoding valid; a server that does not keep the raw path
-  (meinheld) must give an ASCII path,
+  percent-encoding valid; a server that does not keep the raw path must
+  give an ASCII path (both of CacheGrid's workers keep it),
 - a key the engine accepts (an invalid or too long one: falcon, which
   answers 400).
 
-All of that is decided before the engine is asked anything. Then it makes
-the engine calls ``Items.on_get`` makes (``get_entry``, ``tags_of`` for a
-tagged entry, the clock for one with a TTL), so hits, misses and stale hits
-count alike, and answers what falcon would answer, byte for byte: the same
-status line, the same headers (falcon's lower-case names, in falcon's
-order: ``etag``, ``x-cache-tags``, ``x-cache-stale``, ``x-cache-ttl``,
-``x-cache-type``, ``content-type``, ``content-length``) and the same body;
-a miss gets the 404 JSON body of errors.py, a HEAD no body and the GET's
-length. tests/daemon/test_fastpath.py holds the two paths to that, request
-by request, in process and through both workers.
+``PUT /cache/<key>`` with the same path, key, token and Accept rules, and
+
+- no query string, or only ``ttl=<whole seconds>`` (up to 9 digits),
+- ``Content-Type`` absent or ``application/json...`` (binary values, and
+  the other types read as JSON: falcon),
+- a ``Content-Length`` from 1 to ``max_body_size`` (a chunked body: falcon),
+- no ``If-Match``, ``If-None-Match`` or ``X-Cache-Lease``.
+
+All of that is decided before the engine is asked anything. A PUT whose
+body turns out not to be JSON (or cannot be read) goes to falcon with the
+same bytes (or the same failure) to read, so falcon's 400 says why. Then it
+makes the engine calls ``Items`` makes (``get_entry``, ``tags_of`` for a
+tagged entry, the clock for one with a TTL; ``set``), so hits, misses,
+stale hits and refusals count alike, and answers what falcon would answer,
+byte for byte: the same status line, the same headers (falcon's lower-case
+names, in falcon's order: ``etag``, ``x-cache-tags``, ``x-cache-stale``,
+``x-cache-ttl``, ``x-cache-type``, ``content-type``, ``content-length``)
+and the same body; a miss, an engine's refusal (413, 507) and a failure of
+the server's own (500) get errors.py's JSON answer, a HEAD no body and the
+GET's length. tests/daemon/test_fastpath.py holds the two paths to that,
+request by request, in process, and tests/integration/test_fastpath_serving.py
+through both workers.
 """
 
 from __future__ import annotations
@@ -44,7 +56,7 @@ import hmac
 import io
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import falcon
@@ -53,7 +65,7 @@ from ..config import Settings
 from ..engine import CacheError, check_key
 from .binary import BINARY_TYPE, JSON_TYPE, OCTET_STREAM, TYPE_HEADER
 from .body import encode, parse_json
-from .errors import ApiError, from_engine
+from .errors import ApiError, from_engine, unexpected
 from .items import TTL_HEADER, Items
 from .leases import LEASE_ENV, STALE_HEADER
 from .routing import PREFIX, KeyRouter, raw_target_path
@@ -66,12 +78,12 @@ Answer = tuple[str, list[tuple[str, str]], bytes]  # status line, headers, body
 # falcon sends header names in lower case.
 _ETAG, _TAGS, _STALE, _TTL = "etag", TAGS_HEADER.lower(), STALE_HEADER.lower(), TTL_HEADER.lower()
 _CONTENT_TYPE, _LENGTH = "content-type", "content-length"
-_JSON_KIND = ((TYPE_HEADER.lower(), JSON_TYPE), (_CONTENT_TYPE, falcon.MEDIA_JSON))
+_JSON_CONTENT = (_CONTENT_TYPE, falcon.MEDIA_JSON)
+_JSON_KIND = ((TYPE_HEADER.lower(), JSON_TYPE), _JSON_CONTENT)
 _BINARY_KIND = ((TYPE_HEADER.lower(), BINARY_TYPE), (_CONTENT_TYPE, OCTET_STREAM))
 # Accept headers under which falcon's client_accepts(octet-stream) is true
 # without parsing: a binary value is sent, as a JSON one always is.
 _ACCEPTS_BYTES = frozenset({"*/*", OCTET_STREAM})
-_JSON_TYPE = (_CONTENT_TYPE, falcon.MEDIA_JSON)
 _OK, _CREATED, _NOT_FOUND = "200 OK", "201 Created", "404 Not Found"
 # The one query a plain PUT may have: a whole number of seconds (more than 9
 # digits, a fraction, anything else: falcon's).
@@ -83,7 +95,7 @@ _to_json = json.JSONEncoder(ensure_ascii=False).encode
 
 
 class FastPath:
-    """The WSGI app: plain reads of a key here, everything else by ``app``."""
+    """The WSGI app: plain reads and writes of a key here, everything else by ``app``."""
 
     def __init__(self, app: falcon.App, router: KeyRouter, items: Items, settings: Settings) -> None:
         self.app = app
@@ -101,29 +113,31 @@ class FastPath:
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         method = environ["REQUEST_METHOD"]
-        if (
-            (method == "GET" or method == "HEAD")
-            and not environ.get("QUERY_STRING")
-            and "HTTP_IF_NONE_MATCH" not in environ
-            and self.enabled
-        ):
-            key = self.plain_key(environ)
-            if key is not None:
-                status, headers, body = self.read(key)
-                start_response(status, headers)
-                return [] if method == "HEAD" else [body]
-        elif (
-            method == "PUT"
-            and "HTTP_IF_MATCH" not in environ
-            and "HTTP_IF_NONE_MATCH" not in environ
-            and LEASE_ENV not in environ
-            and self.enabled
-        ):
-            answer = self.write(environ)
-            if answer is not None:
-                start_response(answer[0], answer[1])
-                return [answer[2]]
-        return self.app(environ, start_response)
+        answer = None
+        try:
+            if (
+                (method == "GET" or method == "HEAD")
+                and not environ.get("QUERY_STRING")
+                and "HTTP_IF_NONE_MATCH" not in environ
+                and self.enabled
+            ):
+                key = self.plain_key(environ)
+                if key is not None:
+                    answer = self.read(key)
+            elif (
+                method == "PUT"
+                and "HTTP_IF_MATCH" not in environ
+                and "HTTP_IF_NONE_MATCH" not in environ
+                and LEASE_ENV not in environ
+                and self.enabled
+            ):
+                answer = self.write(environ)
+        except Exception:  # as errors.handle_unexpected answers it
+            answer = error_answer(unexpected(method, environ.get("PATH_INFO", "")))
+        if answer is None:
+            return self.app(environ, start_response)
+        start_response(answer[0], answer[1])
+        return [] if method == "HEAD" else [answer[2]]
 
     def plain_key(self, environ: Environ) -> str | None:
         """The key of a request this module answers, None for one falcon answers."""
@@ -209,7 +223,7 @@ class FastPath:
         except CacheError as error:  # refused by the engine (and counted there): errors.py's answer
             return error_answer(from_engine(error, key))
         answer = encode({"key": key, "ttl": ttl, "created": result.created})
-        headers = [(_ETAG, self.etag_of(result.version)), _JSON_TYPE, (_LENGTH, str(len(answer)))]
+        headers = [(_ETAG, self.etag_of(result.version)), _JSON_CONTENT, (_LENGTH, str(len(answer)))]
         return (_CREATED if result.created else _OK), headers, answer
 
     def read(self, key: str) -> Answer:
@@ -220,7 +234,7 @@ class FastPath:
             # errors.py's serialization of items.py's _not_found(key).
             error = {"error": "not_found", "message": f"no such key: {key!r}", "key": key}
             body = _to_json(error).encode()
-            return _NOT_FOUND, [_JSON_TYPE, (_LENGTH, str(len(body)))], body
+            return _NOT_FOUND, [_JSON_CONTENT, (_LENGTH, str(len(body)))], body
         headers = [(_ETAG, self.etag_of(entry.version))]
         if entry.tag_refs:
             headers.append((_TAGS, ",".join(cache.tags_of(entry))))
@@ -238,8 +252,9 @@ class FastPath:
 def error_answer(error: ApiError) -> Answer:
     """falcon's answer to ``error`` under errors.serialize."""
     body = _to_json(error.to_dict()).encode()
-    headers = [(name.lower(), value) for name, value in (error.headers or {}).items()]
-    headers += [_JSON_TYPE, (_LENGTH, str(len(body)))]
+    given = error.headers or ()
+    headers = [(name.lower(), value) for name, value in (given.items() if isinstance(given, Mapping) else given)]
+    headers += [_JSON_CONTENT, (_LENGTH, str(len(body)))]
     return falcon.code_to_http_status(error.status), headers, body
 
 

@@ -317,3 +317,20 @@ def test_a_full_cache_s_refusal_is_the_same() -> None:
         assert call(fast, environ("PUT", target, JSON, True, b"1")) == expected
         assert counters(fast_cache) == counters(plain_cache)
     assert expected[0] == "200 OK" and b"cache_full" in call(fast, environ("PUT", "/cache/two", {}, True, b"1"))[2]
+
+
+def test_a_failure_of_the_server_s_own_is_falcon_s_500(monkeypatch: pytest.MonkeyPatch) -> None:
+    (plain, plain_cache), (fast, fast_cache) = twins(None)
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("a bug")
+
+    for cache in (plain_cache, fast_cache):
+        monkeypatch.setattr(cache, "get_entry", broken)
+        monkeypatch.setattr(cache, "set", broken)
+    spy = fast.app = Spy(fast.app)
+    for method, body in (("GET", b""), ("PUT", b"1")):
+        expected = call(plain.app, environ(method, "/cache/user:42", JSON, True, body))
+        assert call(fast, environ(method, "/cache/user:42", JSON, True, body)) == expected
+        assert expected[0] == "500 Internal Server Error" and b"internal_error" in expected[2]
+    assert spy.calls == 0
