@@ -155,6 +155,7 @@ def requests_cost(tree: Path, driver: Path, method: str, ops: int) -> float:
 
 def export_commit(commit: str, into: Path) -> Path:
     """The tree of ``commit`` of this repository, written out under ``into``."""
+    into.mkdir(parents=True, exist_ok=True)
     archive = subprocess.run(["git", "archive", commit], cwd=HERE, check=True, capture_output=True).stdout
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
     return into
@@ -172,7 +173,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         driver = Path(scratch) / "driver.py"
         driver.write_text(REQUEST_DRIVER if args.requests else DRIVER)
-        before = args.before or export_commit("main", Path(scratch))
+        # Not into the driver's directory: Python puts a script's directory
+        # first on sys.path, so every run would import the exported package.
+        before = args.before or export_commit("main", Path(scratch) / "before")
         if args.requests:
             print(f"{'request':10} {'before':>10} {'after':>10} {'after/before':>13}")
             old = {m: requests_cost(before, driver, m, args.ops) for m in REQUESTS}
