@@ -93,7 +93,7 @@ def create_app(
     snapshotter: Snapshotter | None = None,
     heartbeat: Callable[[], None] | None = None,
 ) -> FastPath:
-    """The WSGI app: fastpath.py's plain reads, then the falcon app. Without
+    """The WSGI app: fastpath.py's plain reads and writes, then falcon's. Without
     ``cache``, one is built (loaded from the snapshot when ``snapshot_path``
     is set) and its sweeper and heap trimmer started; ``snapshotter`` serves
     the snapshots of a cache the caller owns. ``worker`` names the worker
