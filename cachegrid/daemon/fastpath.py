@@ -41,9 +41,9 @@ makes the engine calls ``Items`` makes (``get_entry``, ``tags_of`` for a
 tagged entry, the clock for one with a TTL; ``set``), so hits, misses,
 stale hits and refusals count alike, and answers what falcon would answer,
 byte for byte: the same status line, the same headers (falcon's lower-case
-names, in falcon's order: ``etag``, ``x-cache-tags``, ``x-cache-stale``,
-``x-cache-ttl``, ``x-cache-type``, ``content-type``, ``content-length``)
-and the same body; a miss, an engine's refusal (413, 507) and a failure of
+names, in falcon's order: ``etag``, ``x-cache-tags``, ``x-cache-stale`` or
+``x-cache-fresh``, ``x-cache-ttl``, ``x-cache-type``, ``content-type``,
+``content-length``) and the same body; a miss, an engine's refusal (413, 507) and a failure of
 the server's own (500) get errors.py's JSON answer, a HEAD no body and the
 GET's length. tests/daemon/test_fastpath.py holds the two paths to that,
 request by request, in process, and tests/integration/test_fastpath_serving.py
@@ -67,7 +67,7 @@ from .binary import BINARY_TYPE, JSON_TYPE, OCTET_STREAM, TYPE_HEADER
 from .body import encode, parse_json
 from .errors import ApiError, from_engine, unexpected
 from .items import TTL_HEADER, Items
-from .leases import LEASE_ENV, STALE_HEADER
+from .leases import LEASE_ENV, stale_mark
 from .routing import PREFIX, KeyRouter, raw_target_path
 from .tags import TAGS_HEADER
 
@@ -76,7 +76,7 @@ StartResponse = Callable[..., Any]
 Answer = tuple[str, list[tuple[str, str]], bytes]  # status line, headers, body
 
 # falcon sends header names in lower case.
-_ETAG, _TAGS, _STALE, _TTL = "etag", TAGS_HEADER.lower(), STALE_HEADER.lower(), TTL_HEADER.lower()
+_ETAG, _TAGS, _TTL = "etag", TAGS_HEADER.lower(), TTL_HEADER.lower()
 _CONTENT_TYPE, _LENGTH = "content-type", "content-length"
 _JSON_CONTENT = (_CONTENT_TYPE, falcon.MEDIA_JSON)
 _JSON_KIND = ((TYPE_HEADER.lower(), JSON_TYPE), _JSON_CONTENT)
@@ -240,8 +240,10 @@ class FastPath:
             headers.append((_TAGS, ",".join(cache.tags_of(entry))))
         if entry.expires_at is not None:
             now = cache.clock()
-            if entry.fresh_until is not None and entry.is_stale(now):
-                headers.append((_STALE, "true"))
+            if entry.fresh_until is not None:
+                mark = stale_mark(entry, now)
+                if mark is not None:
+                    headers.append((mark[0].lower(), mark[1]))
             headers.append((_TTL, f"{max(entry.expires_at - now, 0.0):.3f}"))
         value = entry.value
         headers.extend(_BINARY_KIND if entry.binary else _JSON_KIND)

@@ -77,6 +77,8 @@ class Items(Resource):
     # -- /cache/{key} -------------------------------------------------------------
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, key: str) -> None:
+        # fastpath.py answers the plain GET and PUT before falcon, alike: a change
+        # to these answers is one there too (tests/daemon/test_fastpath.py compares).
         self.check_key(key)
         if req.query_string and bool_param(req, "peek"):
             entry = self.cache.peek_entry(key)  # a look: no hit or miss, no change to the eviction order

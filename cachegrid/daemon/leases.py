@@ -139,10 +139,18 @@ def mark_if_stale(resp: falcon.Response, entry: Entry, now: float) -> None:
     with a stale window, ``X-Cache-Fresh``: the seconds it stays fresh
     (``X-Cache-TTL`` counts the window too), so that a copy kept by a client
     (a near cache) is not served as fresh past them."""
+    mark = stale_mark(entry, now)
+    if mark is not None:
+        resp.set_header(*mark)
+
+
+def stale_mark(entry: Entry, now: float) -> tuple[str, str] | None:
+    """The header mark_if_stale sets, None for none (fastpath.py sets it too)."""
     if entry.is_stale(now):
-        resp.set_header(STALE_HEADER, "true")
-    elif entry.fresh_until is not None:
-        resp.set_header(FRESH_HEADER, f"{max(entry.fresh_until - now, 0.0):.3f}")
+        return STALE_HEADER, "true"
+    if entry.fresh_until is not None:
+        return FRESH_HEADER, f"{max(entry.fresh_until - now, 0.0):.3f}"
+    return None
 
 
 def lease_token(req: falcon.Request) -> str | None:

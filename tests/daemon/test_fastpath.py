@@ -265,7 +265,7 @@ def test_the_table_sees_every_kind_of_answer() -> None:
         assert status in statuses
     assert {"201 Created", "405 Method Not Allowed", "406 Not Acceptable", "409 Conflict"} <= statuses
     assert {"413 Content Too Large", "415 Unsupported Media Type"} <= statuses
-    assert {"etag", "x-cache-tags", "x-cache-stale", "x-cache-ttl", "x-cache-type"} <= names
+    assert {"etag", "x-cache-tags", "x-cache-stale", "x-cache-fresh", "x-cache-ttl", "x-cache-type"} <= names
 
 
 def test_if_none_match_of_the_current_etag_is_falcon_s_304() -> None:

@@ -5,9 +5,9 @@ read is sent over one keep-alive socket twice, as a plain read (the fast
 path's) and with an extra query parameter that no responder reads (which
 hands it to falcon), and the two answers must be the same bytes: status
 line, header lines as the worker writes them, body. Only the ``Date`` line
-and the value of ``X-Cache-TTL`` (milliseconds pass between the two) are
-left out of the comparison (and the ETag's value in the PUTs', each a new
-version). A PUT is handed to falcon by an ``Accept`` header, which no
+and the values of ``X-Cache-TTL`` and ``X-Cache-Fresh`` (milliseconds pass
+between the two) are left out of the comparison (and the ETag's value in
+the PUTs', each a new version). A PUT is handed to falcon by an ``Accept`` header, which no
 responder of a PUT reads.
 """
 
@@ -35,6 +35,7 @@ def server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
             ("timed", b"[1,2,3]", {}, "?ttl=600"),
             ("tagged", b'"t"', {}, "?tags=a,b"),
             ("stale", b"1", {}, "?ttl=600&stale=600"),
+            ("fresh", b"1", {}, "?ttl=600&stale=600"),
             ("bin", bytes(range(256)), {"Content-Type": "application/octet-stream"}, ""),
             ("%D0%BA%D0%BB%D1%8E%D1%87", b'"unicode"', {}, ""),
             ("a%2Fb", b'"slash"', {}, ""),
@@ -71,7 +72,7 @@ def exchange(sock: socket.socket, method: str, target: str, headers: dict[str, s
 def comparable(answer: bytes) -> bytes:
     head, _, body = answer.partition(b"\r\n\r\n")
     lines = [line for line in head.split(b"\r\n") if not line.lower().startswith(b"date:")]
-    lines = [re.sub(rb"(?i)^(x-cache-ttl: )[0-9.]+$", rb"\1<ttl>", line) for line in lines]
+    lines = [re.sub(rb"(?i)^(x-cache-(?:ttl|fresh): )[0-9.]+$", rb"\1<seconds>", line) for line in lines]
     lines = [re.sub(rb'(?i)^(etag: )"[^"]*"$', rb"\1<etag>", line) for line in lines]
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
 
@@ -84,6 +85,7 @@ READS = [
     ("GET", "/cache/timed", AUTH),
     ("GET", "/cache/tagged", AUTH),
     ("GET", "/cache/stale", AUTH),
+    ("GET", "/cache/fresh", AUTH),
     ("GET", "/cache/bin", AUTH),
     ("GET", "/cache/bin", {**AUTH, "Accept": "*/*"}),
     ("GET", "/cache/%D0%BA%D0%BB%D1%8E%D1%87", AUTH),
@@ -101,6 +103,7 @@ def test_a_plain_read_and_falcon_s_answer_are_the_same_bytes(server: ServerProce
             assert comparable(fast) == comparable(slow), (method, target, headers)
             assert fast.startswith(b"HTTP/1.1 "), fast
         assert b"x-cache-stale: true" in exchange(sock, "GET", "/cache/stale", AUTH).lower()
+        assert b"x-cache-fresh: " in exchange(sock, "GET", "/cache/fresh", AUTH).lower()
 
 
 JSON = {**AUTH, "Content-Type": "application/json"}
