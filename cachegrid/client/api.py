@@ -37,7 +37,6 @@ from .protocol import (
     Plan,
     _exists_parse,
     _field,
-    _json,
     base_url,
     error_for,
     get_call,
@@ -55,6 +54,15 @@ Hosts = Iterable[str] | Mapping[str, int] | str
 log = logging.getLogger("cachegrid.client")
 Fill = tuple[NearCache, Ticket]  # where a read's answer is kept
 _deleted = _field("deleted")
+
+
+def _stored(status: int, body: bytes) -> bool:
+    """A PUT's answer: stored (the body, which says so again, need not be decoded), or not for a condition (412)."""
+    if status == 412:
+        return False
+    if status >= 300:
+        _json(status, body)  # raises the error the body names
+    return True
 
 
 def starts_with(wait: float, sends: list[tuple[str, Call]], first: First) -> bool:
@@ -295,13 +303,7 @@ class Api(ServerOps):
         if only_if_present:
             headers["If-Match"] = "*"
 
-        def parse(status: int, body: bytes) -> bool:
-            if status == 412:
-                return False
-            _json(status, body)
-            return True
-
-        call = Call("PUT", item_path(key), parse, put_params(ttl, stale, tags), body, headers)
+        call = Call("PUT", item_path(key), _stored, put_params(ttl, stale, tags), body, headers)
         run = lambda: self._one(key, call, lambda: self._or(False, self.router.write(key, call)), write=True)  # noqa: E731
         return run() if self.near_cache is None else self._changing((key,), run)
 
