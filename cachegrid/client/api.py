@@ -37,6 +37,7 @@ from .protocol import (
     Plan,
     _exists_parse,
     _field,
+    _json,
     base_url,
     error_for,
     get_call,
