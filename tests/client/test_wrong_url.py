@@ -48,7 +48,12 @@ def test_a_wrong_path_is_an_error_not_a_miss(live: Server, key: str) -> None:
     right = SyncCacheGridClient([address(live)])
     right.set(key, "v")
     wrong = SyncCacheGridClient([f"http://{address(live)}/some/path"])
-    for read in (lambda: wrong.get(key), lambda: wrong.get("absent-key"), lambda: wrong.ttl(key)):
+    for read in (
+        lambda: wrong.get(key),
+        lambda: wrong.get("absent-key"),
+        lambda: wrong.ttl(key),
+        lambda: wrong.set(key, 1),
+    ):
         with pytest.raises(RequestError, match="check the path of the server's URL") as raised:
             read()
         assert not isinstance(raised.value, NotFound) and raised.value.status == 404
