@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -77,18 +79,41 @@ def test_a_failed_write_is_reported_and_the_next_one_works(tmp_path: Path) -> No
     assert snapshotter.wait(timeout=60) and snapshotter.last.result == "ok"
 
 
-def test_a_killed_child_is_reported_and_leaves_the_previous_file(tmp_path: Path) -> None:
+def test_a_killed_child_is_reported_and_leaves_the_previous_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import os
     import signal
+    import time
+
+    from cachegrid.engine import snapshot as snapshot_module
 
     cache = filled(100)
     path = tmp_path / "cache.snap"
     snapshotter = Snapshotter(cache, path)
     snapshotter.write_now("request")
     before = path.read_bytes()
-    for number in range(300_000):
+    for number in range(50):
         cache.set(f"more{number}", b"x" * 20)
+    real_write = snapshot_module.write_file
+
+    def stalled(path: Path, entries: Iterator[Any], count: int, meta: dict[str, Any]) -> int:
+        """The child's writer, stopped for good halfway: it is killed there, never
+        between its rename and its report (as it could be if it were let run)."""
+
+        def halfway() -> Iterator[Any]:
+            for number, entry in enumerate(entries):
+                if number == 20:
+                    time.sleep(120)
+                yield entry
+
+        return real_write(path, halfway(), count, meta)
+
+    monkeypatch.setattr(snapshot_module, "write_file", stalled)
     snapshotter.start()
+    deadline = time.monotonic() + 30
+    while len(list(tmp_path.iterdir())) < 2 and time.monotonic() < deadline:  # its partial file, being written
+        time.sleep(0.01)
     os.kill(snapshotter._running.pid, signal.SIGKILL)  # type: ignore[union-attr]
     assert snapshotter.wait(timeout=60)
     assert snapshotter.last.result == "failed" and "ended with status" in snapshotter.last.error
