@@ -91,7 +91,10 @@ def prepare_tree() -> Path:
     scratch = BUILD / "unpack"
     shutil.rmtree(scratch, ignore_errors=True)
     with tarfile.open(sdist) as archive:
-        archive.extractall(scratch, filter="data")
+        if hasattr(tarfile, "data_filter"):  # 3.11.4 and later: no paths outside scratch
+            archive.extractall(scratch, filter="data")
+        else:
+            archive.extractall(scratch)
     (scratch / f"meinheld-{meinheld_build.UPSTREAM_VERSION}").rename(TREE)
     scratch.rmdir()
     for patch in meinheld_build.patch_files():

@@ -189,7 +189,16 @@ class HealthProbe:
         return 0
 
 
+def check_setup() -> None:
+    """Refuse a run that would hide what it is meant to find."""
+    if os.environ.get("PYTHONMALLOC") != "malloc":
+        sys.exit("server_fuzzer: run with PYTHONMALLOC=malloc (pymalloc hides use-after-free from ASan)")
+    if not hasattr(server, "_fuzz_bytes_read"):
+        sys.exit("server_fuzzer: this meinheld is not the fuzz build (python fuzz/build.py makes fuzz/.venv)")
+
+
 def main() -> None:
+    check_setup()
     address, loop = start_server()
     sys.setswitchinterval(0.0005)  # hand the GIL to meinheld's thread promptly
     probe = HealthProbe(address)
