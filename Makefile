@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # A changed patch set rebuilds meinheld: its version names the patches' digest.
 MEINHELD_BUILD := $(wildcard cachegrid/meinheld_build/*.py cachegrid/meinheld_build/patches/*.patch)
 
-.PHONY: setup serve test test-fast lint bench soak clean
+.PHONY: setup serve test test-fast lint bench soak fuzz clean
 
 setup: $(STAMP)
 
@@ -60,6 +60,17 @@ bench: $(STAMP)
 SOAK_MINUTES ?= 10
 soak: $(STAMP)
 	$(BIN)/python benchmarks/soak.py --minutes $(SOAK_MINUTES) --output docs/benchmarks-soak.md
+
+# The fuzz targets (fuzz/README.md): builds both (needs clang with libFuzzer:
+# apt-get install clang-14 libclang-rt-14-dev libfuzzer-14-dev) and runs each
+# for FUZZ_SECONDS, one after the other, at niceness FUZZ_NICE. Until their
+# fixes land, the fuzz build carries fuzz/proposed (FUZZ_WITH_PROPOSED=0: not).
+FUZZ_SECONDS ?= 300
+FUZZ_NICE ?= 19
+FUZZ_WITH_PROPOSED ?= 1
+fuzz: $(STAMP)
+	FUZZ_WITH_PROPOSED=$(FUZZ_WITH_PROPOSED) $(BIN)/python fuzz/build.py
+	FUZZ_WITH_PROPOSED=$(FUZZ_WITH_PROPOSED) $(BIN)/python fuzz/campaign.py --seconds $(FUZZ_SECONDS) --nice $(FUZZ_NICE)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
