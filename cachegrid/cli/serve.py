@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ..acl_file import AclError, read_acl
 from ..config import DEFAULT_POLICY, POLICIES, ConfigError, load_settings
 from .status import ExitCode, fail
 
@@ -63,6 +64,10 @@ def serve(
             "(env CACHEGRID_SNAPSHOT_INTERVAL; default 300)."
         ),
     ] = None,
+    acl_file: Annotated[
+        Path | None,
+        typer.Option(help="ACL file of scoped tokens, re-read when it changes (env CACHEGRID_ACL_FILE; docs/acl.md)."),
+    ] = None,
     workers: Annotated[
         int, typer.Option(help="Worker processes: only 1 is possible, each would hold its own cache.")
     ] = 1,
@@ -89,9 +94,15 @@ def serve(
             log_level=log_level,
             snapshot_path="" if no_snapshot else snapshot_path,
             snapshot_interval=snapshot_interval,
+            acl_file=acl_file,
         )
     except ConfigError as error:
         raise fail(str(error), ExitCode.CONFIG) from None
+    if settings.acl_file is not None:  # checked before gunicorn starts: one line, exit 3
+        try:
+            read_acl(settings.acl_file)
+        except AclError as error:
+            raise fail(f"invalid setting acl_file: {error}", ExitCode.CONFIG) from None
     from ..daemon.server import serve as run_server  # the daemon is only imported to serve
     from ..daemon.workers import choose
 
