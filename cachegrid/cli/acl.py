@@ -43,8 +43,8 @@ def token(
     if wants_json(ctx, as_json):
         print_json({"name": name, "token": secret, "entry": entry})
         return
-    out.print(f"# token (shown once, give it to the client): {secret}", markup=False, highlight=False)
-    out.print(entry, markup=False, highlight=False, end="")
+    out.print(f"# token (shown once, give it to the client): {secret}", markup=False, highlight=False, soft_wrap=True)
+    out.print(entry, markup=False, highlight=False, soft_wrap=True, end="")
 
 
 @app.command("check")
@@ -73,7 +73,12 @@ def check(
             }
         )
         return
-    out.print(f"{file}: {len(entries)} tokens, valid", markup=False, highlight=False)
+    out.print(f"{file}: {len(entries)} tokens, valid", markup=False, highlight=False, soft_wrap=True)
     for entry in entries:
         where = "every key" if entry.prefixes is None else ", ".join(entry.prefixes)
-        out.print(f"  {entry.name}: {', '.join(sorted(entry.permissions))} on {where}", markup=False, highlight=False)
+        out.print(
+            f"  {entry.name}: {', '.join(sorted(entry.permissions))} on {where}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )

@@ -235,7 +235,8 @@ def scope(req: falcon.Request) -> tuple[str, ...] | None:
 def deny(grant: Grant, req: falcon.Request, error: ApiError) -> ApiError:
     """Count and log a refusal (the token's name, never the token); returns ``error``."""
     grant.counters[1] += 1
-    log.warning("ACL: token %r denied %s %s: %s", grant.name, req.method, req.path, error.description)
+    # The path as repr: a key may hold any character, a line break too.
+    log.warning("ACL: token %r denied %s %r: %s", grant.name, req.method, req.path, error.description)
     return error
 
 

@@ -227,7 +227,7 @@ def test_no_token_in_the_log_or_the_metrics(server: ServerProcess) -> None:
     assert 'cachegrid_acl_denials_total{token="ro"}' in metrics
     assert 'cachegrid_acl_requests_total{token="rw"}' in metrics
     output = server.output()
-    assert "ACL: token 'ro' denied GET /cache/other:k" in output
+    assert "ACL: token 'ro' denied GET '/cache/other:k'" in output
     for token, _, _ in TOKENS.values():
         assert token not in metrics and token not in output
         assert digest(token) not in output
