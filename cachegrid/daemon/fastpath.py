@@ -162,7 +162,7 @@ class FastPath:
             if grant is None or permission not in grant.permissions:
                 return None
             key = self.quick_key(environ)
-            if key is None or not grant.allows(permission, key):
+            if key is None or (grant.prefixes is not None and not key.startswith(grant.prefixes)):  # Grant.allows
                 return None
             grant.counters[0] += 1
             return key

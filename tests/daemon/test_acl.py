@@ -75,24 +75,24 @@ def test_identify_finds_each_token_and_auth_token_too(tmp_path: Path) -> None:
     assert not grant.allows("admin")
 
 
-def test_every_entry_is_compared_whichever_matches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The comparison does not stop at a match: as many digests are compared
-    for the first token, the last one and an unknown one."""
+def test_a_token_is_found_by_its_digest_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One SHA-256 and one lookup by the digest, whichever entry matches (the
+    first, the last, none): the token itself is compared with nothing."""
     path = tmp_path / "acl.toml"
     path.write_text("".join(entry(f"n{i}", f"t{i}") for i in range(10)))
     acl = Acl(path)
-    compared: list[int] = []
-    real = acl_module.hmac.compare_digest
+    assert set(acl.table) == {hashlib.sha256(f"t{i}".encode()).digest() for i in range(10)}
+    hashed: list[str] = []
+    real = acl_module.token_digest
 
-    def counting(a: bytes, b: bytes) -> bool:
-        compared[-1] += 1
-        return real(a, b)
+    def counting(token: str) -> bytes:
+        hashed.append(token)
+        return real(token)
 
-    monkeypatch.setattr(acl_module.hmac, "compare_digest", counting)
-    for token in ("t0", "t9", "unknown"):
-        compared.append(0)
-        acl.identify(f"Bearer {token}")
-    assert compared == [10, 10, 10]
+    monkeypatch.setattr(acl_module, "token_digest", counting)
+    found = [acl.identify(f"Bearer {token}") for token in ("t0", "t9", "unknown")]
+    assert [grant.name if grant else None for grant in found] == ["n0", "n9", None]
+    assert hashed == ["t0", "t9", "unknown"]
 
 
 def test_a_change_is_read_and_a_broken_file_keeps_the_last_good_one(
