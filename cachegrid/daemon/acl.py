@@ -16,14 +16,18 @@ permission and every key. Each request is decided in two steps:
    whichever entry it is and however many there are. (Comparing the digest
    with ``hmac.compare_digest`` against every entry in a loop gives the same
    guarantee at 100 comparisons a request: 0.72x the requests a second of no
-   auth with 100 tokens, measured; docs/acl.md.) No token, or an unknown
-   one: 401, as with ``auth_token`` alone.
+   auth with 100 tokens, measured; docs/acl.md.) A header once found is
+   remembered with its grant (``known``), so a known token costs one probe
+   of a dict keyed by the header, on the same argument: the probe hashes
+   the header with the keyed SipHash and compares characters only on an
+   equal hash. No token, or an unknown one: 401, as with ``auth_token`` alone.
 2. ``Grant.allows``: may it? Every route and method has a rule in ``RULES``
    naming the permission it needs (read, write, admin, metrics); a route
    that names a key also needs the key to start with one of the token's
    prefixes. A route without a rule needs ``admin``, so a route added
-   later is closed until someone writes its rule (and the table test in
-   tests/daemon/test_acl_routes.py fails meanwhile). Missing either: 403,
+   later is closed until someone writes its rule (and the rule test in
+   tests/daemon/test_acl.py and the route table of
+   tests/integration/test_acl.py fail meanwhile). Missing either: 403,
    naming what is missing, before the resource runs, so nothing changes.
 
 Batches (the keys are in the body) are checked by batch.py through
