@@ -61,7 +61,7 @@ import falcon
 
 from ..config import Settings
 from ..engine import INVALIDATE, RESET, Cache
-from .acl import READ, deny, scope
+from .acl import deny, scope
 from .errors import ApiError
 
 try:  # meinheld is optional: the gthread worker and tests run without it
@@ -332,7 +332,8 @@ class Events:
             outside = next((prefix for prefix in prefixes or () if not prefix.startswith(allowed)), None)
             if outside is not None:
                 grant = req.context.grant
-                raise deny(grant, req, grant.refusal(READ, outside))
+                message = f"the token {grant.name!r} may not follow the prefix {outside!r}: it is outside its prefixes"
+                raise deny(grant, req, ApiError(403, "forbidden", message, prefix=outside, prefixes=list(allowed)))
             prefixes = prefixes or list(allowed)
         client = req.env.get(CLIENT_KEY) if meinheld_server is not None else None
         sub = self.hub.subscribe(req.get_header("Last-Event-ID"), tuple(prefixes) if prefixes else None, client)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -205,7 +206,9 @@ def test_the_listing_and_the_events_show_only_the_prefixes(server: ServerProcess
     keys = json.loads(send(server, "GET", "/admin/keys?limit=1000", "ro")[1])["keys"]
     assert "app:1" in keys and all(key.startswith("app:") for key in keys)
     assert "other:1" in json.loads(send(server, "GET", "/admin/keys?limit=1000", "admin")[1])["keys"]
-    assert send(server, "GET", "/events?prefix=other:", "ro")[0] == 403
+    status, body = send(server, "GET", "/events?prefix=other:", "ro")
+    assert status == 403 and json.loads(body)["prefix"] == "other:"
+    assert send(server, "GET", "/events?prefix=app:x", "ro")[0] == 200  # within its prefix
     connection = http.client.HTTPConnection(server.host, server.port, timeout=10)
     try:
         connection.request("GET", "/events", headers=auth("ro"))
@@ -271,3 +274,21 @@ def test_an_invalid_file_at_start_stops_the_server_with_one_line(tmp_path: Path)
     assert done.returncode == 3
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "token 'web'" in lines[0] and "unknown permission 'fly'" in lines[0]
+
+
+def test_sighup_hands_the_snapshot_over_with_an_acl_file_alone(tmp_path: Path) -> None:
+    """The master asks the worker for the handover snapshot over HTTP: with
+    no auth_token, a token of its own (never in the log) gets it through."""
+    path = tmp_path / "acl.toml"
+    path.write_text(acl_text({"rw": TOKENS["rw"]}))
+    snapshot = str(tmp_path / "cache.snap")
+    with running("--acl-file", str(path), "--snapshot-path", snapshot, "--snapshot-interval", "0") as server:
+        assert send(server, "PUT", "/cache/app:kept", "rw", {"v": 1})[0] == 201
+        [old] = server.workers()
+        server.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while (old in server.workers() or not server.workers()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        server.wait_healthy()
+        assert send(server, "GET", "/cache/app:kept", "rw") == (200, b'{"v":1}')
+        assert "handed over a snapshot of 1 entries" in server.output()
