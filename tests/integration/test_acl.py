@@ -198,6 +198,9 @@ def test_a_refusal_names_what_is_missing_and_changes_nothing(server: ServerProce
     assert status == 403 and json.loads(body)["permission"] == "write"
     status, body = send(server, "GET", "/stats", "rw")
     assert status == 403 and json.loads(body)["permission"] == "metrics"
+    status, body = send(server, "GET", "/cache/app:miss?lease=5", "ro")  # a leased read may take the lease
+    assert status == 403 and json.loads(body)["permission"] == "write"
+    assert send(server, "GET", "/cache/app:miss?lease=5", "rw")[0] == 404
 
 
 def test_the_listing_and_the_events_show_only_the_prefixes(server: ServerProcess) -> None:
