@@ -265,6 +265,11 @@ class Settings(BaseSettings):
         description="When set, every API endpoint but /health needs 'Authorization: Bearer <token>' "
         "(the pages /dashboard and /docs load without it, and ask for it).",
     )
+    acl_file: Path | None = Field(
+        default=None,
+        description="TOML file of scoped tokens ([[tokens]]: name, sha256, prefixes, permissions; docs/acl.md), "
+        "re-read when it changes; with auth_token too, both apply. Empty: none.",
+    )
     loadtest_enabled: bool = Field(default=True, description="Whether POST /test/load may run.")
     loadtest_max_operations: int = Field(
         default=5_000,
@@ -292,7 +297,7 @@ class Settings(BaseSettings):
             return value.lower()
         raise ValueError(f"unknown eviction policy {value!r}; known: {', '.join(POLICIES)}")
 
-    @field_validator("snapshot_path", mode="before")
+    @field_validator("snapshot_path", "acl_file", mode="before")
     @classmethod
     def _empty_path_is_none(cls, value: Any) -> Any:
         return None if value == "" else value

@@ -179,7 +179,7 @@ def test_shipped_file_documents_every_setting_at_its_default() -> None:
     assert loaded.model_dump(exclude={"node_id"}) == defaults.model_dump(exclude={"node_id"})
     # The commented values are the defaults (bar the examples of free-form ones).
     for name, literal in re.findall(r"^# (\w+) = (.+)$", text, flags=re.MULTILINE):
-        if name not in ("node_id", "auth_token", "snapshot_path"):
+        if name not in ("node_id", "auth_token", "snapshot_path", "acl_file"):
             assert str(getattr(defaults, name)).lower() == literal.strip('"').lower() or float(literal) == float(
                 getattr(defaults, name)
             ), name

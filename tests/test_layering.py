@@ -7,8 +7,9 @@
 - the engine imports nothing else of cachegrid;
 - the client imports nothing of the engine, the daemon or the CLI, not even
   through another module;
-- the CLI imports the client and the configuration (and the cluster tools
-  and the load generator), the daemon only inside ``serve``;
+- the CLI imports the client and the configuration (the settings, and the
+  ACL file's reader ``acl_file``; and the cluster tools and the load
+  generator), the daemon only inside ``serve``;
 - the daemon (``cachegrid/daemon/`` and ``cachegrid/config.py``) uses the
   engine through its package face, ``cachegrid.engine``, and the modules
   that face documents (``snapshot``, ``tags``, ``pattern_delete``): never
@@ -224,7 +225,14 @@ def test_the_client_loads_nothing_of_the_engine_daemon_or_cli() -> None:
 
 
 def test_the_cli_imports_the_daemon_only_inside_serve() -> None:
-    allowed = ("cachegrid.cli", "cachegrid.client", "cachegrid.cluster", "cachegrid.config", "cachegrid.loadgen")
+    allowed = (
+        "cachegrid.cli",
+        "cachegrid.client",
+        "cachegrid.cluster",
+        "cachegrid.config",
+        "cachegrid.acl_file",
+        "cachegrid.loadgen",
+    )
     for name in MODULES:
         if not name.startswith("cachegrid.cli"):
             continue

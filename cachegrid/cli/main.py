@@ -16,6 +16,7 @@ import typer
 
 from .. import __version__
 from . import (
+    acl,
     batch,
     cluster,
     commands,
@@ -127,6 +128,7 @@ app.add_typer(cluster.app)
 app.add_typer(tags.app)
 app.add_typer(stampede.app)
 app.add_typer(events.app)
+app.add_typer(acl.app)
 
 
 def main() -> None:

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from ..config import DEFAULT_POLICY, POLICIES, ConfigError, load_settings
+from ..acl_file import AclError, read_acl
+from ..config import DEFAULT_POLICY, POLICIES, ConfigError, Settings, load_settings
 from .status import ExitCode, fail
 
 app = typer.Typer()
@@ -20,6 +21,8 @@ WORKER_HELP = (
 POLICY_HELP = (
     f"Eviction policy: {', '.join(sorted(POLICIES))} (env CACHEGRID_EVICTION_POLICY; default {DEFAULT_POLICY})."
 )
+
+ACL_HELP = "ACL file of scoped tokens, re-read when it changes (env CACHEGRID_ACL_FILE; docs/acl.md)."
 
 
 @app.command()
@@ -63,6 +66,7 @@ def serve(
             "(env CACHEGRID_SNAPSHOT_INTERVAL; default 300)."
         ),
     ] = None,
+    acl_file: Annotated[Path | None, typer.Option(help=ACL_HELP)] = None,
     workers: Annotated[
         int, typer.Option(help="Worker processes: only 1 is possible, each would hold its own cache.")
     ] = 1,
@@ -89,14 +93,27 @@ def serve(
             log_level=log_level,
             snapshot_path="" if no_snapshot else snapshot_path,
             snapshot_interval=snapshot_interval,
+            acl_file=acl_file,
         )
     except ConfigError as error:
         raise fail(str(error), ExitCode.CONFIG) from None
+    check_usable(settings)
     from ..daemon.server import serve as run_server  # the daemon is only imported to serve
+
+    run_server(settings)
+
+
+def check_usable(settings: Settings) -> None:
+    """What the settings' own checks leave to the start, before gunicorn
+    starts: the ACL file's tokens, the worker's availability (one line, exit 3)."""
+    if settings.acl_file is not None:
+        try:
+            read_acl(settings.acl_file)
+        except AclError as error:
+            raise fail(f"invalid setting acl_file: {error}", ExitCode.CONFIG) from None
     from ..daemon.workers import choose
 
     try:
         choose(settings.worker)
     except ValueError as error:
         raise fail(str(error), ExitCode.CONFIG) from None
-    run_server(settings)

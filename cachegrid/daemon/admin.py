@@ -19,6 +19,7 @@ from ..config import MiB, Settings
 from ..engine import DEFAULT_KEYS_LIMIT, Cache
 from ..engine.pattern_delete import check_pattern
 from ..engine.snapshot import SnapshotRunning, Snapshotter
+from .acl import scope
 from .body import int_param
 from .errors import ApiError
 from .heap import HeapTrimmer, trim_fields
@@ -144,7 +145,8 @@ class Keys(Resource):
     listing. A page may hold fewer than ``limit`` keys while ``cursor`` is
     not null (the engine examines a bounded number of keys per call): the
     caller continues with the cursor until it is null. A pattern that delete
-    by pattern refuses (an unclosed ``[``, longer than a key) is refused here too."""
+    by pattern refuses (an unclosed ``[``, longer than a key) is refused here too.
+    A token of the ACL confined to prefixes sees only their keys (acl.py)."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         pattern = req.get_param("pattern") or None
@@ -155,4 +157,8 @@ class Keys(Resource):
         most = self.settings.max_keys_limit
         limit = int_param(req, "limit", min(DEFAULT_KEYS_LIMIT, most), 1, most)
         page = self.cache.keys(pattern, limit, req.get_param("cursor") or None)
-        send_json(resp, {"keys": page.keys, "count": len(page.keys), "cursor": page.cursor, "pattern": pattern})
+        keys = page.keys
+        prefixes = scope(req)
+        if prefixes is not None:  # a token confined to prefixes sees only their keys (fewer per page)
+            keys = [key for key in keys if key.startswith(prefixes)]
+        send_json(resp, {"keys": keys, "count": len(keys), "cursor": page.cursor, "pattern": pattern})

@@ -13,6 +13,7 @@ import atexit
 import hmac
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import falcon
 
@@ -21,6 +22,7 @@ from ..config import Settings, load_settings
 from ..engine import Cache, CacheError
 from ..engine.snapshot import Snapshotter
 from . import errors
+from .acl import Acl, AclAuth, AclCollector
 from .admin import Health, Keys, Snapshots, Stats
 from .batch import Batch
 from .cache_factory import build_cache
@@ -71,6 +73,15 @@ class BearerAuth:
             )
 
 
+def load_acl(settings: Settings) -> Acl | None:
+    """The ACL of ``acl_file`` (with ``auth_token`` as one more token), None
+    without an ACL file; AclError (one line) for a file that cannot be used."""
+    if settings.acl_file is None:
+        return None
+    token = settings.auth_token.get_secret_value() if settings.auth_token else None
+    return Acl(settings.acl_file, token)
+
+
 def start_snapshots(cache: Cache, settings: Settings, heartbeat: Callable[[], None] | None = None) -> Snapshotter:
     """Load the snapshot into the new cache (before anything is answered:
     ``heartbeat`` keeps the worker alive meanwhile), start the interval
@@ -107,7 +118,12 @@ def create_app(
         cache.start()
         trimmer = start_trimmer(cache, settings.memory_trim_interval)
         atexit.register(trimmer.stop)  # before the snapshot at shutdown (atexit runs last first)
-    middleware = [BearerAuth(settings.auth_token.get_secret_value())] if settings.auth_token else []
+    acl = load_acl(settings)
+    middleware: list[Any] = []
+    if acl is not None:
+        middleware.append(AclAuth(acl, OPEN_PATHS, OPEN_PREFIXES))
+    elif settings.auth_token:
+        middleware.append(BearerAuth(settings.auth_token.get_secret_value()))
     router = KeyRouter()
     app = falcon.App(middleware=middleware, router=router)
     app.req_options.auto_parse_qs_csv = False
@@ -139,7 +155,10 @@ def create_app(
     app.add_route("/admin/delete-pattern/{job_id}", delete_pattern, suffix="job")
     threads = settings.threads - 1 if worker == "gthread" else None  # a thread per stream there: one left over
     app.add_route("/events", Events(EventHub(cache, settings, threads), settings))
-    app.add_route("/metrics", Metrics(cache, settings, snapshotter, trimmer))
+    metrics = Metrics(cache, settings, snapshotter, trimmer)
+    if acl is not None:
+        metrics.registry.register(AclCollector(acl))
+    app.add_route("/metrics", metrics)
     app.add_route(OPENAPI_PATH, OpenAPI(settings))
     app.add_route(DOCS_PATH, Docs())
     app.add_static_route(DOCS_STATIC, SWAGGER_UI_DIRECTORY)
@@ -149,4 +168,4 @@ def create_app(
     app.add_error_handler(Exception, errors.handle_unexpected)
     app.add_error_handler(CacheError, errors.handle_engine_error)
     app.set_error_serializer(errors.serialize)
-    return FastPath(app, router, items, settings)
+    return FastPath(app, router, items, settings, acl)

@@ -28,6 +28,7 @@ from typing import Any
 import falcon
 
 from ..engine import WriteOptions
+from .acl import check_keys
 from .body import encode, encode_exact, json_body, ttl_number
 from .errors import ApiError
 from .leases import stale_field
@@ -69,6 +70,7 @@ class Batch(Resource):
         items = body.get("items", {})
         binary = body.get("items_base64", {})
         self._check_count(len(items) + len(binary), "items")
+        check_keys(req, [*items, *binary])  # acl.py: one key outside the token's prefixes refuses the batch
         ttl = None if body.get("ttl") is None else ttl_number(body["ttl"])
         values = {key: encode_exact(value) for key, value in items.items()}
         seconds = None
@@ -99,6 +101,7 @@ class Batch(Resource):
         self._check_count(len(keys), "keys")
         for key in keys:
             self.check_key(key)
+        check_keys(req, keys)  # acl.py: one key outside the token's prefixes refuses the batch
         return list(dict.fromkeys(keys))
 
     def on_post_get(self, req: falcon.Request, resp: falcon.Response) -> None:

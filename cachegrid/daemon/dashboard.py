@@ -41,7 +41,7 @@ class Dashboard:
 
     def __init__(self, settings: Settings) -> None:
         page = PAGE.read_text(encoding="utf-8")
-        flag = "true" if settings.auth_token else "false"
+        flag = "true" if settings.auth_token or settings.acl_file else "false"
         self.page = page.replace(TOKEN_FLAG, flag).replace("__STATIC__", STATIC_PATH).encode()
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:

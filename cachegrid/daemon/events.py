@@ -61,6 +61,7 @@ import falcon
 
 from ..config import Settings
 from ..engine import INVALIDATE, RESET, Cache
+from .acl import deny, scope
 from .errors import ApiError
 
 try:  # meinheld is optional: the gthread worker and tests run without it
@@ -326,6 +327,14 @@ class Events:
                         "invalid_prefix",
                         f"a prefix is 1 to {self.max_key_length} bytes, not {len(prefix.encode())}",
                     )
+        allowed = scope(req)  # acl.py: a token confined to prefixes streams only their events
+        if allowed is not None:
+            outside = next((prefix for prefix in prefixes or () if not prefix.startswith(allowed)), None)
+            if outside is not None:
+                grant = req.context.grant
+                message = f"the token {grant.name!r} may not follow the prefix {outside!r}: it is outside its prefixes"
+                raise deny(grant, req, ApiError(403, "forbidden", message, prefix=outside, prefixes=list(allowed)))
+            prefixes = prefixes or list(allowed)
         client = req.env.get(CLIENT_KEY) if meinheld_server is not None else None
         sub = self.hub.subscribe(req.get_header("Last-Event-ID"), tuple(prefixes) if prefixes else None, client)
         resp.content_type = "text/event-stream"

@@ -17,7 +17,10 @@ Which requests it answers
   other may refuse a binary value with 406: falcon),
 - when a token is configured, the right ``Authorization: Bearer`` header
   (compared in constant time, as ``BearerAuth``; a wrong or missing one:
-  falcon, which answers 401),
+  falcon, which answers 401); with an ACL file, a token whose grant
+  (acl.py's ``identify``) has ``read`` (GET, HEAD) or ``write`` (PUT) and
+  the key within its prefixes (any other: falcon, which answers 401 or 403,
+  and logs and counts the refusal),
 - a path that the router (routing.py, ``KeyRouter.key_of``, the very rule
   falcon's routing applies) reads as the item itself: not a reserved path
   such as ``/cache/batch/get``, not ``/cache/<key>/<action>``, its
@@ -63,6 +66,7 @@ import falcon
 
 from ..config import Settings
 from ..engine import CacheError, check_key
+from .acl import READ, WRITE, Acl
 from .binary import BINARY_TYPE, JSON_TYPE, OCTET_STREAM, TYPE_HEADER
 from .body import encode, parse_json
 from .errors import ApiError, from_engine, unexpected
@@ -97,7 +101,9 @@ _to_json = json.JSONEncoder(ensure_ascii=False).encode
 class FastPath:
     """The WSGI app: plain reads and writes of a key here, everything else by ``app``."""
 
-    def __init__(self, app: falcon.App, router: KeyRouter, items: Items, settings: Settings) -> None:
+    def __init__(
+        self, app: falcon.App, router: KeyRouter, items: Items, settings: Settings, acl: Acl | None = None
+    ) -> None:
         self.app = app
         self.router = router
         self.reserved = router.reserved
@@ -107,7 +113,8 @@ class FastPath:
         self.max_body_size = settings.max_body_size
         token = settings.auth_token
         # What BearerAuth expects (app.py).
-        self.expected = f"Bearer {token.get_secret_value()}".encode() if token else None
+        self.expected = f"Bearer {token.get_secret_value()}".encode() if token and acl is None else None
+        self.acl = acl  # with an ACL file: its decision (acl.py), auth_token included
         # Under this falcon option the path seen by the router differs: not mirrored here.
         self.enabled = not app.req_options.strip_url_path_trailing_slash
 
@@ -121,7 +128,7 @@ class FastPath:
                 and "HTTP_IF_NONE_MATCH" not in environ
                 and self.enabled
             ):
-                key = self.plain_key(environ)
+                key = self.plain_key(environ, READ)
                 if key is not None:
                     answer = self.read(key)
             elif (
@@ -139,8 +146,9 @@ class FastPath:
         start_response(answer[0], answer[1])
         return [] if method == "HEAD" else [answer[2]]
 
-    def plain_key(self, environ: Environ) -> str | None:
-        """The key of a request this module answers, None for one falcon answers."""
+    def plain_key(self, environ: Environ, permission: str) -> str | None:
+        """The key of a request this module answers, None for one falcon answers
+        (``permission``: what the ACL's token needs for it, read or write)."""
         accept = environ.get("HTTP_ACCEPT")
         if accept and accept not in _ACCEPTS_BYTES:
             return None
@@ -148,6 +156,20 @@ class FastPath:
             given = (environ.get("HTTP_AUTHORIZATION") or "").encode()
             if not hmac.compare_digest(given, self.expected):
                 return None
+        if self.acl is not None:
+            # acl.py's decision; a refusal (401, 403) is falcon's to answer, log and count.
+            grant = self.acl.identify(environ.get("HTTP_AUTHORIZATION"))
+            if grant is None or permission not in grant.permissions:
+                return None
+            key = self.quick_key(environ)
+            if key is None or (grant.prefixes is not None and not key.startswith(grant.prefixes)):  # Grant.allows
+                return None
+            grant.counters[0] += 1
+            return key
+        return self.quick_key(environ)
+
+    def quick_key(self, environ: Environ) -> str | None:
+        """plain_key's key, its common target read without a call."""
         raw = environ.get("RAW_URI")
         if raw and raw.startswith(PREFIX):
             # PERF: the common target, /cache/<key> with nothing to decode or
@@ -205,7 +227,7 @@ class FastPath:
         size = int(length)
         if not 0 < size <= self.max_body_size:
             return None
-        key = self.plain_key(environ)
+        key = self.plain_key(environ, WRITE)
         if key is None:
             return None
         try:

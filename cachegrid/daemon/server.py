@@ -30,12 +30,14 @@ import atexit
 import http.client
 import json
 import logging
+import secrets
 import sys
 import time
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
+from pydantic import SecretStr
 
 from ..config import MiB, Settings
 
@@ -232,6 +234,11 @@ def serve(settings: Settings) -> None:
         level=settings.log_level.upper(), format="[%(asctime)s] [%(levelname)s] %(message)s", stream=sys.stderr
     )
     settings = with_default_snapshot(settings)
+    if settings.acl_file is not None and settings.auth_token is None:
+        # SIGHUP's snapshot handover (hand_over_snapshot) asks the worker over
+        # HTTP: with an ACL file alone it needs a token of its own, one that
+        # never leaves this process (it is the ACL's "auth_token" grant).
+        settings = settings.model_copy(update={"auth_token": SecretStr(secrets.token_urlsafe(32))})
     detail = f" with {settings.threads} threads" if kind == "gthread" else ""
     log.info(
         "CacheGrid node %s on %s:%d: worker %s%s, policy %s, max %d items / %s MiB",

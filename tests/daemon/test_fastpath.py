@@ -12,9 +12,11 @@ as sent) and as a server that gives only the decoded path.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import sys
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -196,10 +198,15 @@ class Spy:
         return self.app(env, start_response)
 
 
-def make(token: str | None) -> tuple[FastPath, Any, Cache]:
+def make(token: str | None, acl_file: Path | None = None) -> tuple[FastPath, Any, Cache]:
     clock = FakeClock()
     settings = Settings(
-        node_id="test-node", max_key_length=MAX_KEY, auth_token=token, max_value_size=300, max_body_size=1024
+        node_id="test-node",
+        max_key_length=MAX_KEY,
+        auth_token=token,
+        max_value_size=300,
+        max_body_size=1024,
+        acl_file=acl_file,
     )
     cache = build_cache(settings, clock)
     fast = create_app(settings, cache=cache)
@@ -207,9 +214,9 @@ def make(token: str | None) -> tuple[FastPath, Any, Cache]:
     return fast, fast.app, cache
 
 
-def twins(token: str | None) -> tuple[tuple[FastPath, Cache], tuple[FastPath, Cache]]:
+def twins(token: str | None, acl_file: Path | None = None) -> tuple[tuple[FastPath, Cache], tuple[FastPath, Cache]]:
     """Two apps on two caches filled alike, with the same ETag epoch."""
-    (one, _, first), (other, _, second) = make(token), make(token)
+    (one, _, first), (other, _, second) = make(token, acl_file), make(token, acl_file)
     other.etag_of.__self__.epoch = one.etag_of.__self__.epoch  # type: ignore[attr-defined]
     return (one, first), (other, second)
 
@@ -247,6 +254,67 @@ def test_the_fast_path_answers_what_falcon_answers(
         assert answered_here == (fast_expected and auth_passes), (method, target, headers, body)
         taken += answered_here
     assert taken or not auth_passes
+
+
+# An ACL (daemon/acl.py) of three tokens, plus auth_token as a fourth with every right.
+ACL_TOKENS = {
+    "all": ("tok-all", None, ["read", "write"]),
+    "user": ("tok-user", ["user:", "new:"], ["read", "write"]),
+    "reader": ("tok-reader", None, ["read"]),
+    "scraper": ("tok-scraper", None, ["metrics"]),
+}
+
+
+def acl_file(directory: Path) -> Path:
+    path = directory / "acl.toml"
+    tables = []
+    for name, (token, prefixes, permissions) in ACL_TOKENS.items():
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        tables.append(
+            f'[[tokens]]\nname = "{name}"\nsha256 = "{digest}"\npermissions = {permissions!r}'.replace("'", '"')
+        )
+        if prefixes is not None:
+            tables[-1] += "\nprefixes = " + repr(prefixes).replace("'", '"')
+    path.write_text("\n\n".join(tables) + "\n")
+    return path
+
+
+ACL_AUTHS = [
+    *((name, {"Authorization": f"Bearer {token}"}) for name, (token, _, _) in ACL_TOKENS.items()),
+    ("auth_token", {"Authorization": f"Bearer {TOKEN}"}),
+    (None, {"Authorization": "Bearer wrong"}),
+    (None, {}),
+]
+
+
+@pytest.mark.parametrize("raw", [True, False], ids=["raw-uri", "decoded-path"])
+@pytest.mark.parametrize(("name", "auth"), ACL_AUTHS, ids=[name or "none" for name, _ in ACL_AUTHS])
+def test_with_an_acl_the_fast_path_answers_what_falcon_answers(
+    raw: bool, name: str | None, auth: dict[str, str], tmp_path: Path
+) -> None:
+    """The same answers (401, 403 and the rest) and counters under an ACL; the
+    fast path answers only what the token may do, and all of that it can."""
+    (plain, plain_cache), (fast, fast_cache) = twins(TOKEN, acl_file(tmp_path))
+    falcon_app = plain.app
+    spy = fast.app = Spy(fast.app)
+    requests = [(method, target, headers, b"", fast) for method, target, headers, fast in REQUESTS]
+    writes = [("PUT", target, headers, body, fast) for target, headers, body, fast in PUTS]
+    for method, target, headers, body, fast_expected in requests + writes + requests:
+        expected = call(falcon_app, environ(method, target, auth | headers, raw, body))
+        calls = spy.calls
+        got = call(fast, environ(method, target, auth | headers, raw, body))
+        assert got == expected, (method, target, headers, body)
+        assert counters(fast_cache) == counters(plain_cache), (method, target, headers, body)
+        answered_here = spy.calls == calls
+        if name is None or name == "scraper":
+            # (OPTIONS lists the methods of a route: falcon answers it to any known token.)
+            assert not answered_here and (expected[0] >= "400" or method == "OPTIONS"), (method, target)
+        elif name in ("reader",) and method == "PUT":
+            assert not answered_here and expected[0] >= "400", target
+        elif name == "user" and answered_here:
+            assert target.startswith(("/cache/user:", "/cache/new:")), target
+        elif name in ("all", "auth_token") and fast_expected is not None:
+            assert answered_here == fast_expected, (method, target, headers, body)
 
 
 def test_the_table_sees_every_kind_of_answer() -> None:

@@ -44,7 +44,7 @@ def build_document(settings: Settings) -> dict[str, Any]:
             "schemas": {"Error": _error_schema(), "Stored": items.STORED, "Health": admin.HEALTH},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
-        "security": [{"bearer": []}] if settings.auth_token else [],
+        "security": [{"bearer": []}] if settings.auth_token or settings.acl_file else [],
     }
 
 
