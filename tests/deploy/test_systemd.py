@@ -245,6 +245,10 @@ def test_serves_on_a_socket_passed_by_systemd(tmp_path: Path, worker: str) -> No
                     "systemd-socket-activate",
                     "--listen",
                     f"127.0.0.1:{socket_port}",
+                    # It gives the command a fresh environment: the state
+                    # directory systemd would give the unit, or a warm
+                    # default would write into the home directory.
+                    f"--setenv=STATE_DIRECTORY={tmp_path}",
                     *_serve_argv(unused_port, "--worker", worker),
                 ],
                 cwd=tmp_path,
