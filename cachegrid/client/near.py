@@ -320,12 +320,14 @@ class NearCache:
             new = [node for node in nodes if node not in self._readers]
             for node in new:
                 self._node_gen.setdefault(node, 0)
-                if not node.startswith("http://"):
-                    continue  # https is not followed: its reads pass through (stream.py)
-                self._readers[node] = StreamReader(
-                    node, headers, timeout, self.heartbeat, self.stream_event, self.stream_live, self.stream_lost
-                )
-                self._readers[node].start()
+                try:
+                    reader = StreamReader(
+                        node, headers, timeout, self.heartbeat, self.stream_event, self.stream_live, self.stream_lost
+                    )
+                except ValueError:  # not a plain http:// base URL (https, user info): its reads pass through
+                    continue
+                self._readers[node] = reader
+                reader.start()
 
     def unwatch(self, node: str) -> None:
         """Stop following ``node`` (it left the ring) and drop what was read from it."""

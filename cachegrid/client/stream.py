@@ -43,9 +43,10 @@ import socket
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
+
+from .wire import Origin
 
 MIN_BACKOFF = 0.05
 MAX_BACKOFF = 2.0
@@ -146,12 +147,9 @@ class StreamReader:
         on_live: Callable[[str, StreamReader], None],
         on_lost: Callable[[str, StreamReader], None],
     ) -> None:
-        parts = urlsplit(node)
         self.node = node
-        self.host = parts.hostname or "127.0.0.1"
-        self.port = parts.port or 80
-        self.path = parts.path.rstrip("/") + "/events"
-        self.headers = dict(headers)
+        self.origin = Origin(node, headers)  # ValueError for what is no plain http:// base URL
+        self.request = self.origin.request("GET", "/events", headers={"Accept": "text/event-stream"})
         self.connect_timeout = connect_timeout
         self.read_timeout = 3 * heartbeat + 1
         self.on_event, self.on_live, self.on_lost = on_event, on_live, on_lost
@@ -197,20 +195,15 @@ class StreamReader:
         if sock is not None:
             sock.close()
 
-    def _request(self) -> bytes:
-        lines = [f"GET {self.path} HTTP/1.1", f"Host: {self.host}:{self.port}", "Accept: text/event-stream"]
-        lines += [f"{name}: {value}" for name, value in self.headers.items()]
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
     def _follow(self) -> bool:
         """One connection, read until it is lost (raises); True when it went live."""
-        sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
+        sock = socket.create_connection((self.origin.host, self.origin.port), timeout=self.connect_timeout)
         self.sock = sock
         if self.stopped.is_set():  # stop() ran before the socket was there to shut down
             return False
         self.connections += 1
         sock.settimeout(self.read_timeout)
-        sock.sendall(self._request())
+        sock.sendall(self.request)
         reader = LineReader(sock)
         status = reader.line().split(b" ", 2)
         if len(status) < 2 or status[1] != b"200":
