@@ -274,12 +274,12 @@ class Api(ServerOps):
         When the node is not known without the plan, or its change stream is
         not live (it is then opened), the read passes through."""
         host = self.router.direct(key, False)
-        ticket = None if host is None else near.reserve(key, host)
+        if host is None:
+            return self._run(plan())
+        ticket = near.reserve(key, host)
         if ticket is None:
             near.watch(self.hosts, self._headers(), self.timeout)
-            return self._one(key, call, plan)
-        assert host is not None
-        return self._direct(host, call, plan, self.router.replicas == 1, (near, ticket))
+        return self._direct(host, call, plan, self.router.replicas == 1, None if ticket is None else (near, ticket))
 
     def set(
         self,
