@@ -70,7 +70,7 @@ from .acl import READ, WRITE, Acl
 from .binary import BINARY_TYPE, JSON_TYPE, OCTET_STREAM, TYPE_HEADER
 from .body import encode, parse_json
 from .errors import ApiError, from_engine, unexpected
-from .items import TTL_HEADER, Items
+from .items import TTL_HEADER, Items, not_found, ttl_left
 from .leases import LEASE_ENV, stale_mark
 from .routing import PREFIX, KeyRouter, raw_target_path
 from .tags import TAGS_HEADER
@@ -88,7 +88,7 @@ _BINARY_KIND = ((TYPE_HEADER.lower(), BINARY_TYPE), (_CONTENT_TYPE, OCTET_STREAM
 # Accept headers under which falcon's client_accepts(octet-stream) is true
 # without parsing: a binary value is sent, as a JSON one always is.
 _ACCEPTS_BYTES = frozenset({"*/*", OCTET_STREAM})
-_OK, _CREATED, _NOT_FOUND = "200 OK", "201 Created", "404 Not Found"
+_OK, _CREATED = "200 OK", "201 Created"
 # The one query a plain PUT may have: a whole number of seconds (more than 9
 # digits, a fraction, anything else: falcon's).
 _TTL_QUERY = re.compile(r"ttl=([1-9][0-9]{0,8})")
@@ -253,10 +253,7 @@ class FastPath:
         cache = self.cache
         entry = cache.get_entry(key)
         if entry is None:
-            # errors.py's serialization of items.py's _not_found(key).
-            error = {"error": "not_found", "message": f"no such key: {key!r}", "key": key}
-            body = _to_json(error).encode()
-            return _NOT_FOUND, [_JSON_CONTENT, (_LENGTH, str(len(body)))], body
+            return error_answer(not_found(key))
         headers = [(_ETAG, self.etag_of(entry.version))]
         if entry.tag_refs:
             headers.append((_TAGS, ",".join(cache.tags_of(entry))))
@@ -266,7 +263,7 @@ class FastPath:
                 mark = stale_mark(entry, now)
                 if mark is not None:
                     headers.append((mark[0].lower(), mark[1]))
-            headers.append((_TTL, f"{max(entry.expires_at - now, 0.0):.3f}"))
+            headers.append((_TTL, ttl_left(entry.expires_at, now)))
         value = entry.value
         headers.extend(_BINARY_KIND if entry.binary else _JSON_KIND)
         headers.append((_LENGTH, str(len(value))))

@@ -62,8 +62,13 @@ class ETags:
         return found
 
 
-def _not_found(key: str) -> ApiError:
+def not_found(key: str) -> ApiError:
     return ApiError(404, "not_found", f"no such key: {key!r}", key=key)
+
+
+def ttl_left(expires_at: float, now: float) -> str:
+    """The ``X-Cache-TTL`` value: the seconds left, in milliseconds."""
+    return f"{max(expires_at - now, 0.0):.3f}"
 
 
 class Items(Resource):
@@ -87,7 +92,7 @@ class Items(Resource):
         else:
             entry = self.cache.get_entry(key)
         if entry is None:
-            raise _not_found(key)
+            raise not_found(key)
         if entry.binary:
             check_acceptable(req, key, entry)
         resp.set_header("ETag", self.etags.of(entry.version))
@@ -97,7 +102,7 @@ class Items(Resource):
             now = self.cache.clock()
             if entry.fresh_until is not None:  # a stale window needs a TTL
                 mark_if_stale(resp, entry, now)  # leases.py: in its stale window
-            resp.set_header(TTL_HEADER, f"{max(entry.expires_at - now, 0.0):.3f}")
+            resp.set_header(TTL_HEADER, ttl_left(entry.expires_at, now))
         if "HTTP_IF_NONE_MATCH" in req.env:  # only then parse it
             if_none_match = req.if_none_match
             if if_none_match and ("*" in if_none_match or entry.version in self.etags.versions(if_none_match)):
@@ -167,13 +172,13 @@ class Items(Resource):
         self.check_key(key)
         ttl = ttl_param(req, required=True)
         if not self.cache.touch(key, ttl):  # type: ignore[arg-type]
-            raise _not_found(key)
+            raise not_found(key)
         send_json(resp, {"key": key, "ttl": ttl})
 
     def on_delete_ttl(self, req: falcon.Request, resp: falcon.Response, key: str) -> None:
         self.check_key(key)
         if not self.cache.persist(key):
-            raise _not_found(key)
+            raise not_found(key)
         send_json(resp, {"key": key, "ttl": None})
 
     # -- /cache/{key}/incr?by=N and /decr: atomic counters --------------------------
