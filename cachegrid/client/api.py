@@ -30,6 +30,9 @@ from .leases import (
 )
 from .near import NearCache, Ticket
 from .protocol import (
+    BINARY_BODY,
+    JSON_BODY,
+    JSON_TYPE,
     Answer,
     Call,
     First,
@@ -298,12 +301,13 @@ class Api(ServerOps):
         when a condition prevented it. ``tags``: names to group it under
         (``invalidate_tags``); they replace the tags of the value it replaces."""
         body, content_type = value_body(value)
-        headers = {"Content-Type": content_type}
-        if only_if_absent:
-            headers["If-None-Match"] = "*"
-        if only_if_present:
-            headers["If-Match"] = "*"
-
+        headers: Mapping[str, str] = JSON_BODY if content_type is JSON_TYPE else BINARY_BODY
+        if only_if_absent or only_if_present:
+            headers = {"Content-Type": content_type}
+            if only_if_absent:
+                headers["If-None-Match"] = "*"
+            if only_if_present:
+                headers["If-Match"] = "*"
         call = Call("PUT", item_path(key), _stored, put_params(ttl, stale, tags), body, headers)
         run = lambda: self._one(key, call, lambda: self._or(False, self.router.write(key, call)), write=True)  # noqa: E731
         return run() if self.near_cache is None else self._changing((key,), run)

@@ -33,7 +33,7 @@ from urllib.parse import urlencode, urlsplit
 
 from requests.utils import requote_uri
 
-from .protocol import MaybeSent
+from .protocol import BINARY_BODY, JSON_BODY, MaybeSent
 
 MAX_HEAD = 64 * 1024  # a longer head is no answer of a CacheGrid server
 NO_BODY = frozenset({204, 304})
@@ -70,6 +70,14 @@ class Origin:
         block = [f"Host: {netloc}\r\n"] + [f"{name}: {value}\r\n" for name, value in headers.items()]
         self._fixed = "".join(block).encode("latin-1")
         self._names = frozenset(name.lower() for name in headers)
+        # A plain PUT's headers (protocol.JSON_BODY, BINARY_BODY, which never
+        # change) prepared with the fixed block, unless that block sets them.
+        self._json_block, self._binary_block = (
+            None
+            if self._names.intersection(name.lower() for name in typed)
+            else self._fixed + "".join(f"{name}: {value}\r\n" for name, value in typed.items()).encode("latin-1")
+            for typed in (JSON_BODY, BINARY_BODY)
+        )
 
     def request(
         self,
@@ -86,6 +94,9 @@ class Origin:
         if not target.isascii():
             target = requote_uri(target)
         head = f"{method} {target} HTTP/1.1\r\n".encode("ascii")
+        typed = self._json_block if headers is JSON_BODY else self._binary_block if headers is BINARY_BODY else None
+        if typed is not None and body is not None:
+            return b"".join((head, typed, b"Content-Length: %d\r\n\r\n" % len(body), body))
         fixed = self._fixed
         extra = ""
         if headers:
