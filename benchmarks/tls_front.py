@@ -15,13 +15,18 @@ keeps its connections, as CacheGrid's do, pays one per connection). Each
 round warms every target up, then runs the cells in a seeded shuffled
 order; the report gives each round's req/s, the medians, the ratio TLS ÷
 plain and the per-round ratios' range. Everything shares the machine's
-cores: the server's worker, nginx's workers and wrk.
+cores: the server's worker, nginx's workers and wrk. On a busy machine the
+req/s swing with the neighbours' load, so the report also gives the CPU
+time nginx's workers spent per request in each front (from /proc, before
+and after each run), which the load of others does not change much: what
+TLS adds to nginx's own work.
 """
 
 from __future__ import annotations
 
 import argparse
 import http.client
+import os
 import random
 import shutil
 import signal
@@ -46,7 +51,7 @@ from harness import (
 )
 
 from cachegrid.cluster.nginx import Node, Tls, render_single
-from cachegrid.testing import free_port
+from cachegrid.testing import children, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "user:000042"
@@ -112,6 +117,17 @@ class Nginx:
         finally:
             connection.close()
 
+    def cpu_seconds(self) -> float:
+        """User and system CPU time of nginx's workers so far."""
+        total = 0
+        for pid in children(self.process.pid):
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+        return total / os.sysconf("SC_CLK_TCK")
+
     def url(self, path: str) -> str:
         return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}{path}"
 
@@ -139,6 +155,7 @@ def main() -> None:
             raise SystemExit(f"{tool} is not installed; install it with `apt-get install -y {tool}`")
     exit_on_sigterm()
     runs: dict[str, list[float]] = {cell: [] for cell in CELLS}
+    cpu: dict[str, list[float]] = {front: [] for front in CELLS[1:]}  # nginx's µs of CPU per request
     with tempfile.TemporaryDirectory(prefix="cachegrid-tls-") as scratch:
         work_dir = Path(scratch)
         tls = make_certificate(work_dir)
@@ -159,18 +176,34 @@ def main() -> None:
                     run_wrk(url, GET, 32, args.warmup, 1)
                 order = list(CELLS)
                 random.Random(f"{args.seed}:{number}").shuffle(order)
+                by_name = {front.name: front for front in fronts}
                 for cell in order:
+                    front = by_name.get(cell)
+                    before = front.cpu_seconds() if front else 0.0
                     run = run_wrk(urls[cell], GET, 32, args.duration, 1)
                     if run.errors:
                         raise SystemExit(f"{cell}: wrk errors {run.errors}")
                     runs[cell].append(run.rps)
+                    if front:
+                        cpu[cell].append((front.cpu_seconds() - before) / run.requests * 1e6)
                 log(f"round {number}: " + ", ".join(f"{cell} {runs[cell][-1]:.0f} req/s" for cell in order))
             finally:
                 for front in fronts:
                     front.stop()
                 server.stop()
                 time.sleep(0.2)
-    publish([machine_section([nginx_version()]), "", *report(runs)], args.output)
+    publish([machine_section([nginx_version()]), "", *report(runs), "", *cpu_report(cpu)], args.output)
+
+
+def cpu_report(cpu: dict[str, list[float]]) -> list[str]:
+    rows = [
+        [f"round {i + 1}", f"{plain:.1f}", f"{tls:.1f}", f"{tls / plain:.2f}×"]
+        for i, (plain, tls) in enumerate(zip(cpu["nginx"], cpu["nginx+TLS"], strict=True))
+    ]
+    plain, tls = statistics.median(cpu["nginx"]), statistics.median(cpu["nginx+TLS"])
+    rows.append(["median", f"{plain:.1f}", f"{tls:.1f}", f"{tls / plain:.2f}× (+{tls - plain:.1f} µs)"])
+    header = ["GET hit, c32", "nginx µs CPU/request", "nginx with TLS µs CPU/request", "TLS ÷ plain"]
+    return ["## nginx's CPU time per request", "", table(header, rows)]
 
 
 def report(runs: dict[str, list[float]]) -> list[str]:
