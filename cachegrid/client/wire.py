@@ -23,6 +23,10 @@ Two halves, both written for the key/value hot path of the clients:
 The common case, a small answer that arrives in one read, is parsed with
 one search for the end of the head, one split and a dict build; larger
 bodies are gathered in parts and joined once.
+
+Two helpers say what a failure means for both transports: ``broken_exchange``
+(a connection error mid-exchange) and ``tls_error`` (a failure of the
+requests or httpx path for ``https://`` hosts whose cause is TLS).
 """
 
 from __future__ import annotations
