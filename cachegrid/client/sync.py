@@ -44,7 +44,7 @@ class SyncCacheGridClient(Api):
             return session
         with self._lock:
             if self._session is None:
-                self._session = Transport(self._headers(), self.timeout)
+                self._session = Transport(self._headers(), self.timeout, self.verify)
             return self._session
 
     def connect(self) -> None:
