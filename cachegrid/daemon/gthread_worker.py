@@ -21,7 +21,18 @@ other than ``chunked`` alone (gunicorn accepts ``gzip, chunked`` and hands on
 the body still coded): 501; an HTTP version other than 1.0 and 1.1: 505
 (gunicorn serves 1.2 and answers 400 to 2.0); a Content-Length past 64 bits:
 400. Chunk sizes past 64 bits are refused too (gunicorn waited for the data
-of such a chunk, and a client that did not close got no answer at all).
+of such a chunk, and a client that did not close got no answer at all). An
+HTTP/1.1 request without Host is refused (400, RFC 9112 section 3.2) once
+gunicorn has parsed its head, so that its parse errors come first, as in
+meinheld.
+
+A request's body is read whole, in its thread, before the application runs,
+as meinheld reads it: a body whose framing is broken (a bad chunk, a body
+cut short) or that is over ``body_limit`` is refused by the worker with the
+same answer as meinheld's (400 ``bad_request``, 413), not by the application
+as it reads, and a body the application never reads (a GET with a chunked
+body) is consumed and checked all the same, so that none of its bytes is
+ever read as the next request.
 
 Every answer the worker writes itself, gunicorn's parser errors included
 (gunicorn writes HTML pages), is CacheGrid's JSON error (worker_errors.py).
@@ -36,6 +47,7 @@ server. meinheld, the default worker, has no such limit.
 from __future__ import annotations
 
 import errno
+import io
 import re
 import select
 import selectors
@@ -62,6 +74,7 @@ LINGER_SECONDS = 2.0
 LINGER_MAX_SECONDS = 30.0
 LARGEST = 2**64 - 1  # past this, a length or chunk size is refused as meinheld's parser does
 
+MiB = 1024 * 1024
 TIMEOUT_RESPONSE = worker_errors.answer(408)
 CODING_RESPONSE = worker_errors.answer(501)
 
@@ -123,6 +136,64 @@ def closing_when_asked(app: Any) -> Any:
     return wrapped
 
 
+class _TooLarge(Exception):
+    pass
+
+
+def _whole_body(stream: Any, limit: int, length: int | None) -> bytes:
+    """All of the body in ``stream``: _TooLarge past ``limit`` bytes, and
+    ValueError when it ends before its ``length``."""
+    parts = []
+    size = 0
+    while chunk := stream.read(READ_SIZE * 4):
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        parts.append(chunk)
+    if length is not None and size < length:
+        raise ValueError("the body ended before its length")
+    return b"".join(parts)
+
+
+def _refused(start_response: Any, status: int) -> list[bytes]:
+    line, headers, body = worker_errors.parts(status)
+    start_response(line, headers)
+    return [body]
+
+
+def bodies_read_first(app: Any, limit: int) -> Any:
+    """``app``, with the request body read whole before it runs (from a
+    stream that then holds it in memory): a broken one is the worker's 400,
+    one that stops arriving 408, one over ``limit`` 413, each closing the
+    connection (closing_when_asked)."""
+
+    def wrapped(environ: dict[str, Any], start_response: Any) -> Any:
+        chunked = "HTTP_TRANSFER_ENCODING" in environ  # chunked alone: any other coding was refused
+        length = int(environ.get("CONTENT_LENGTH") or 0)  # gunicorn checked it is digits
+        if not chunked and not length:
+            return app(environ, start_response)
+        if length > limit:
+            return _refused(start_response, 413)
+        try:
+            body = _whole_body(environ["wsgi.input"], limit, None if chunked else length)
+        except _TooLarge:
+            return _refused(start_response, 413)
+        except TimeoutError:
+            return _refused(start_response, 408)
+        except Exception:  # gunicorn's framing errors, each a class of its own (a body cut short: an OSError)
+            return _refused(start_response, 400)
+        environ["wsgi.input"] = io.BytesIO(body)
+        return app(environ, start_response)
+
+    return wrapped
+
+
+def lacks_host(req: Any) -> bool:
+    """Whether gunicorn's parsed ``req`` is HTTP/1.1 without a Host header
+    (two Host headers gunicorn refuses itself)."""
+    return tuple(req.version) == (1, 1) and not any(name == "HOST" for name, _ in req.headers)
+
+
 class TimedReads:
     """A connection's socket for gunicorn's parser, whose reads wait at most
     ``seconds`` for data (TimeoutError then): a body a client stops sending
@@ -150,6 +221,7 @@ def _readable(sock: socket.socket, seconds: float) -> bool:
 class ThreadWorker(GunicornThreadWorker):
     header_timeout = 10.0  # set by the application before the worker starts
     body_timeout = 10.0  # likewise
+    body_limit = 16 * MiB  # likewise: meinheld's, the largest body read before the application runs
 
     def init_process(self) -> None:
         self.heads: dict[Any, bytearray] = {}
@@ -265,7 +337,18 @@ class ThreadWorker(GunicornThreadWorker):
 
     def load_wsgi(self) -> None:
         super().load_wsgi()
-        self.wsgi: Any = closing_when_asked(self.wsgi)
+        self.wsgi: Any = closing_when_asked(bodies_read_first(self.wsgi, self.body_limit))
+
+    def handle_request(self, req: Any, conn: Any) -> bool:
+        """gthread's, but an HTTP/1.1 request without Host is refused (400)
+        before the application, and the connection closed."""
+        if lacks_host(req):
+            try:
+                conn.sock.sendall(worker_errors.answer(400))
+            except OSError:
+                pass
+            return False
+        return bool(super().handle_request(req, conn))
 
     def finish_request(self, conn: Any, fs: Any) -> None:
         """gthread's, but a connection it closes lingers (below) instead."""
