@@ -82,6 +82,7 @@ ACCEPTED = {
     "obs-text in a header value": (b"GET /health HTTP/1.1\r\nHost: x\r\nX-A: caf\xe9\r\n\r\n", 200),
     "a tab inside a header value": (b"GET /health HTTP/1.1\r\nHost: x\r\nX-A: a\tb\r\n\r\n", 200),
     "an empty header value": (b"GET /health HTTP/1.1\r\nHost: x\r\nX-A:\r\n\r\n", 200),
+    "a comma inside Host": (b"GET /health HTTP/1.1\r\nHost: a,b\r\n\r\n", 200),
     "a GET with a chunked body": (
         b"GET /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
         200,
@@ -99,6 +100,10 @@ LIMITS = "our limits on a head (8 KiB target, 100 fields, 8 KiB a field) are gun
 LLHTTP_SPACES = "llhttp (as httptools builds it) is lenient about spaces in the request line; h11 and gunicorn refuse"
 H11_CTL = "h11 allows control characters in a value; RFC 9110 section 5.5 does not, nor do llhttp and gunicorn"
 H11_LF = "h11 takes a bare LF for a line end; RFC 9112 section 2.2 lets a server refuse it, as llhttp and gunicorn do"
+SINGLE_VALUE = (
+    "the reference joins a repeated field; RFC 9110 section 5.3 makes two of a single-value field an error,"
+    " and the media type decides how a value is stored: refused, as gunicorn does"
+)
 INTENDED: dict[str, dict[str, str]] = {
     "a transfer coding before chunked": {
         "gunicorn": "gunicorn hands the application a body still gzip-coded; we serve chunked alone (501)",
@@ -135,6 +140,10 @@ INTENDED: dict[str, dict[str, str]] = {
     "a NUL inside a chunk extension": {"h11": "h11 skips chunk extensions unread; llhttp and gunicorn refuse a NUL"},
     "a bare LF inside the trailers": {"h11": H11_LF},
     "two Host headers": {"llhttp": "llhttp leaves Host to the application; RFC 9112 section 3.2 asks for 400"},
+    "two Content-Type headers": {
+        "h11": SINGLE_VALUE,
+        "llhttp": SINGLE_VALUE,
+    },
     "a 100 KB header": {"h11": LIMITS, "llhttp": LIMITS},
     "10,000 headers": {"h11": LIMITS, "llhttp": LIMITS},
     "a 20 KB request target": {"h11": LIMITS, "llhttp": LIMITS},

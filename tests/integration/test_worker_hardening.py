@@ -183,6 +183,10 @@ MALFORMED = {
     "an obs-fold continuation line": (_get(b"X-A: 1\r\n  2\r\n"), 400),
     "whitespace before the first header": (b"GET /health HTTP/1.1\r\n Host: x\r\n\r\n", 400),
     "two Host headers": (_get(b"Host: y\r\n"), 400),
+    "two Content-Type headers": (
+        _put(b"Content-Type: application/json\r\nContent-Type: application/octet-stream\r\nContent-Length: 3\r\n"),
+        400,
+    ),
     "no Host header": (b"GET /health HTTP/1.1\r\n\r\n", 400),
     "a write pipelined behind a request without Host": (b"GET /health HTTP/1.1\r\n\r\n" + PUT_SMUGGLED, 400),
     # -- header values ----------------------------------------------------------
@@ -313,6 +317,26 @@ def test_the_server_header_names_the_server_without_its_version(server: Server) 
     assert headers["server"] == {"meinheld": "meinheld", "gthread": "gunicorn"}[server.kind]  # type: ignore[attr-defined]
     answer = send_raw(server, b"GET /health HTTP/1.1\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 400 ") and b"\r\nserver:" not in answer.lower(), answer
+
+
+def test_a_repeated_header_costs_nothing_after_its_request(server: Server) -> None:
+    """meinheld joined a repeated header's values and kept the intermediate
+    string: 11 MB over these 20,000 requests (patch 0026)."""
+    request = b"GET /health HTTP/1.1\r\nHost: x\r\nX-R: " + b"a" * 500 + b"\r\nX-R: " + b"b" * 500 + b"\r\n\r\n"
+    [worker] = server.workers()
+
+    def send(count: int) -> None:
+        with socket.create_connection((server.host, server.port), timeout=10) as sock:
+            buffer = bytearray()
+            for _ in range(count):
+                sock.sendall(request)
+                assert read_response(sock, buffer)[0] == 200
+
+    send(2_000)  # warm-up
+    before = rss(worker)
+    send(20_000)
+    grown = rss(worker) - before
+    assert grown < 1 * MiB, f"{server.kind} worker grew {grown} bytes over 20,000 requests"  # type: ignore[attr-defined]
 
 
 def drip_headers(server: Server, connections: int, seconds: float, stop: threading.Event) -> list[socket.socket]:
