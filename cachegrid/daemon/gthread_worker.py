@@ -18,7 +18,8 @@ While reading, it also refuses what gunicorn's parser would let through
 and CacheGrid's meinheld build refuses, so that both workers answer alike
 (tests/integration/test_differential.py holds them to it): a transfer coding
 other than ``chunked`` alone (gunicorn accepts ``gzip, chunked`` and hands on
-the body still coded): 501; an HTTP version other than 1.0 and 1.1: 505
+the body still coded): 501; a method that meinheld's parser does not know
+(gunicorn takes any token): 400; an HTTP version other than 1.0 and 1.1: 505
 (gunicorn serves 1.2 and answers 400 to 2.0); a Content-Length past 64 bits:
 400. Chunk sizes past 64 bits are refused too (gunicorn waited for the data
 of such a chunk, and a client that did not close got no answer at all). An
@@ -69,6 +70,12 @@ READ_SIZE = 16 * 1024
 _END_OF_HEAD = b"\r\n\r\n"
 _TRANSFER_ENCODING = re.compile(rb"\r\ntransfer-encoding[ \t]*:[ \t]*([^\r\n]*)", re.IGNORECASE)
 _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length[ \t]*:[ \t]*([0-9]+)[ \t]*\r\n", re.IGNORECASE)
+_METHOD = re.compile(rb"(?:\r\n)*([^ \r\n]*)")
+# The methods meinheld's parser knows (node's http-parser): any other is 400 there.
+METHODS = frozenset(
+    b"DELETE GET HEAD POST PUT CONNECT OPTIONS TRACE COPY LOCK MKCOL MOVE PROPFIND PROPPATCH SEARCH UNLOCK"
+    b" REPORT MKACTIVITY CHECKOUT MERGE M-SEARCH NOTIFY SUBSCRIBE UNSUBSCRIBE PATCH PURGE".split()
+)
 _VERSION = re.compile(rb"(?:\r\n)*[^ \r\n]+ [^ \r\n]+ HTTP/([0-9])\.([0-9])\r\n")
 LINGER_SECONDS = 2.0
 LINGER_MAX_SECONDS = 30.0
@@ -88,6 +95,9 @@ def unsupported_coding(head: bytes) -> bool:
 def refusal(head: bytes) -> int | None:
     """The status this worker answers a complete ``head`` with itself, or
     None to hand it to gunicorn's parser."""
+    method = _METHOD.match(head)
+    if method is None or method.group(1) not in METHODS:
+        return 400  # gunicorn takes any token; meinheld only the methods it knows
     if unsupported_coding(head):
         return 501
     version = _VERSION.match(head)
@@ -297,10 +307,15 @@ class ThreadWorker(GunicornThreadWorker):
             return
         head += data
         # Complete: the blank line, or a bare-LF one (the parser refuses it:
-        # 400), or the client is done sending (the parser answers what it
-        # can), or too long (the parser refuses it: 431).
+        # 400), or too long (the parser refuses it: 431); or the client is
+        # done sending, which cuts the head short (400).
         end = head.find(_END_OF_HEAD)
         if end < 0 and b"\n\n" not in head and data and len(head) <= HEAD_LIMIT:
+            return
+        if not data and end < 0 and b"\n\n" not in head:
+            # The client stopped sending halfway through a head: 400, as
+            # meinheld answers (gunicorn closed without a word).
+            self._close(conn, worker_errors.answer(400))
             return
         status = refusal(bytes(head[: end + 2])) if end >= 0 else None
         if status is not None:

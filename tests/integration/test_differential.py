@@ -104,6 +104,10 @@ SINGLE_VALUE = (
     "the reference joins a repeated field; RFC 9110 section 5.3 makes two of a single-value field an error,"
     " and the media type decides how a value is stored: refused, as gunicorn does"
 )
+ANY_METHOD = (
+    "the reference takes any token for a method; meinheld's parser knows a fixed list (llhttp's is close to it),"
+    " and a method read otherwise by a proxy in front is a smuggling sign: 400"
+)
 INTENDED: dict[str, dict[str, str]] = {
     "a transfer coding before chunked": {
         "gunicorn": "gunicorn hands the application a body still gzip-coded; we serve chunked alone (501)",
@@ -118,6 +122,8 @@ INTENDED: dict[str, dict[str, str]] = {
     "a DEL inside a header value": {"h11": H11_CTL},
     "bare LF line ends": {"h11": H11_LF},
     "a bare LF inside the headers": {"h11": H11_LF},
+    "a method with a wrong third letter": {"h11": ANY_METHOD, "gunicorn": ANY_METHOD},
+    "an unknown method": {"h11": ANY_METHOD, "gunicorn": ANY_METHOD},
     "two spaces after the method": {"llhttp": LLHTTP_SPACES},
     "two spaces before the version": {"llhttp": LLHTTP_SPACES},
     "no version": {"llhttp": "llhttp serves HTTP/0.9 request lines; h11 and gunicorn refuse them, and so do we"},

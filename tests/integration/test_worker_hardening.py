@@ -197,6 +197,11 @@ MALFORMED = {
     "bare LF line ends": (b'PUT /cache/smuggled HTTP/1.1\nHost: x\nContent-Length: 3\n\n"a"', 400),
     "a bare LF inside the headers": (b'PUT /cache/smuggled HTTP/1.1\r\nHost: x\nContent-Length: 3\r\n\r\n"a"', 400),
     # -- the request line -------------------------------------------------------
+    "a method with a wrong third letter": (
+        b'PUX /cache/smuggled HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 3\r\n\r\n"a"',
+        400,
+    ),
+    "an unknown method": (b"FOO /health HTTP/1.1\r\nHost: x\r\n\r\n", 400),
     "two spaces after the method": (b"GET  /health HTTP/1.1\r\nHost: x\r\n\r\n", 400),
     "two spaces before the version": (b"GET /health  HTTP/1.1\r\nHost: x\r\n\r\n", 400),
     "a tab for a space": (b"GET\t/health HTTP/1.1\r\nHost: x\r\n\r\n", 400),
@@ -228,6 +233,7 @@ MALFORMED = {
     "a bare LF inside the trailers": (CHUNKED_HEAD + b'3\r\n"a"\r\n0\r\nX-T: 1\n\r\n', 400),
     "no last chunk": (CHUNKED_HEAD + b'3\r\n"a"\r\n', 400),
     "a body shorter than its length": (_put(b"Content-Length: 10\r\nContent-Type: application/json\r\n"), 400),
+    "a head cut short": (b"GET /health HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n", 400),
     # -- limits -----------------------------------------------------------------
     "a 100 KB header": (b"GET /cache/smuggled HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n", 431),
     "10,000 headers": (
@@ -308,6 +314,19 @@ def test_the_unread_body_of_a_get_is_never_read_as_the_next_request(server: Serv
             buffer = bytearray()
             answers = [read_response(sock, buffer)[0] for _ in range(2)]
         assert answers == [200, 404], (cut, answers)
+
+
+def test_bytes_that_begin_no_request_after_a_complete_one_are_answered_after_it(server: Server) -> None:
+    """A complete write, then in the same packet a line that begins no
+    request: the write is served (201), the line refused (400) after it, and
+    the connection closed. meinheld refused the complete write instead
+    (patch 0027), and served it when the line came in a later read."""
+    server.request("DELETE", "/cache/smuggled")
+    answer = send_raw(server, PUT_SMUGGLED + b"get / HTTP/1.1\r\nHost: x\r\n\r\n")
+    statuses = [int(part.split(b" ", 1)[0]) for part in answer.split(b"HTTP/1.1 ")[1:]]
+    assert statuses == [201, 400], answer
+    assert json.loads(answer.rpartition(b"\r\n\r\n")[2])["error"] == "bad_request"
+    assert server.request("GET", "/cache/smuggled")[0] == 200
 
 
 def test_the_server_header_names_the_server_without_its_version(server: Server) -> None:
