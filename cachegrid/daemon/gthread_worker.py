@@ -69,13 +69,18 @@ HEAD_LIMIT = 64 * 1024  # past this the parser refuses the head itself (431)
 READ_SIZE = 16 * 1024
 _END_OF_HEAD = b"\r\n\r\n"
 _TRANSFER_ENCODING = re.compile(rb"\r\ntransfer-encoding[ \t]*:[ \t]*([^\r\n]*)", re.IGNORECASE)
-_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length[ \t]*:[ \t]*([0-9]+)[ \t]*\r\n", re.IGNORECASE)
+_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length[ \t]*:([^\r\n]*)", re.IGNORECASE)
 _METHOD = re.compile(rb"(?:\r\n)*([^ \r\n]*)")
 # The methods meinheld's parser knows (node's http-parser): any other is 400 there.
 METHODS = frozenset(
     b"DELETE GET HEAD POST PUT CONNECT OPTIONS TRACE COPY LOCK MKCOL MOVE PROPFIND PROPPATCH SEARCH UNLOCK"
     b" REPORT MKACTIVITY CHECKOUT MERGE M-SEARCH NOTIFY SUBSCRIBE UNSUBSCRIBE PATCH PURGE".split()
 )
+# A target begins as a path, "*" or a URL does (meinheld's parser refuses any other start).
+_REQUEST_LINE = re.compile(rb"[A-Z-]+ (?:[/*]|[A-Za-z][A-Za-z0-9+.-]*://)[\x21-\x7e]* HTTP/[0-9]\.[0-9]")
+_FIELD_LINE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+:[^\x00-\x08\x0a-\x1f\x7f]*")
+FIELD_LIMIT = 8190  # gunicorn's limit_request_line and limit_request_field_size, and meinheld's
+FIELD_COUNT_LIMIT = 100  # gunicorn's limit_request_fields, and meinheld's
 _VERSION = re.compile(rb"(?:\r\n)*[^ \r\n]+ [^ \r\n]+ HTTP/([0-9])\.([0-9])\r\n")
 LINGER_SECONDS = 2.0
 LINGER_MAX_SECONDS = 30.0
@@ -92,19 +97,44 @@ def unsupported_coding(head: bytes) -> bool:
     return bool(codings) and codings != [b"chunked"]
 
 
+def well_formed(head: bytes) -> bool:
+    """Whether ``head`` (ending with its last CRLF) has the syntax of a head
+    within the parser's limits: meinheld answers 505 and 501 only for such
+    heads (once the head is parsed), so a head wrong in two ways gets the
+    parser's refusal under both workers."""
+    lines = head.lstrip(b"\r\n").split(b"\r\n")[:-1]
+    if not lines or len(lines) > FIELD_COUNT_LIMIT + 1 or not _REQUEST_LINE.fullmatch(lines[0]):
+        return False
+    return len(lines[0]) <= FIELD_LIMIT and all(
+        len(line) <= FIELD_LIMIT and _FIELD_LINE.fullmatch(line) for line in lines[1:]
+    )
+
+
 def refusal(head: bytes) -> int | None:
     """The status this worker answers a complete ``head`` with itself, or
     None to hand it to gunicorn's parser."""
     method = _METHOD.match(head)
     if method is None or method.group(1) not in METHODS:
         return 400  # gunicorn takes any token; meinheld only the methods it knows
-    if unsupported_coding(head):
-        return 501
+    if not well_formed(head):
+        return None  # the parser's 400 (or 414, 431) comes first, as in meinheld
+    # In meinheld's order: what its parser refuses as it reads (a length
+    # that is not a decimal within 64 bits; a chunked line beside a length),
+    # then the version, then the framing (HTTP/1.0 with a transfer coding,
+    # RFC 9112 section 6.1, before the coding itself).
+    lengths = [match.group(1).strip(b" \t") for match in _CONTENT_LENGTH.finditer(head)]
+    if any(not length.isdigit() or int(length) > LARGEST for length in lengths):
+        return 400
+    codings = [match.group(1).strip().lower() for match in _TRANSFER_ENCODING.finditer(head)]
+    if b"chunked" in codings and lengths:
+        return 400
     version = _VERSION.match(head)
     if version and version.groups() not in ((b"1", b"0"), (b"1", b"1")):
         return 505
-    if any(int(length.group(1)) > LARGEST for length in _CONTENT_LENGTH.finditer(head)):
+    if version and version.groups() == (b"1", b"0") and codings:
         return 400
+    if unsupported_coding(head):
+        return 501
     return None
 
 
@@ -306,6 +336,14 @@ class ThreadWorker(GunicornThreadWorker):
             self._close(conn)
             return
         head += data
+        if head[:1] in (b"\r", b"\n"):
+            # Empty lines before a request line are ignored (RFC 9112 section
+            # 2.2), any number of them, as meinheld's parser does.
+            del head[: len(head) - len(head.lstrip(b"\r\n"))]
+            if not head:
+                if not data:
+                    self._close(conn)
+                return
         # Complete: the blank line, or a bare-LF one (the parser refuses it:
         # 400), or too long (the parser refuses it: 431); or the client is
         # done sending, which cuts the head short (400).

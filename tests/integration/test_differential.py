@@ -11,7 +11,8 @@ longer holds fails too, so the list stays true.
 
 Then a seeded random run: requests of both tables mutated byte-wise (bounded
 in count and time), each sent to the default worker; it fails on any mutant
-that every reference refuses and the worker serves. docs/http-parsing.md
+that every reference refuses and the worker serves. The same mutants go to
+both workers too, which must answer each alike (status and error name). docs/http-parsing.md
 holds the table this module prints when run as a script
 (``python -m tests.integration.test_differential``).
 """
@@ -365,6 +366,29 @@ def test_the_default_worker_serves_no_mutant_that_every_reference_refuses(
             accepted_alone.append((status, raw))
     assert server.request("GET", "/health")[0] == 200
     assert not accepted_alone, accepted_alone[:5]
+
+
+@pytest.mark.parametrize("seed", RANDOM_SEEDS)
+def test_both_workers_give_each_mutant_the_same_answer(workers: dict[str, Server], seed: int) -> None:
+    """The same mutants to both workers: one status and one error name for
+    each (a request wrong in two ways gets the refusal meinheld's parser
+    reaches first under both)."""
+    if len(workers) < 2:
+        pytest.skip("our meinheld build is not usable here")
+    deadline = time.monotonic() + RANDOM_SECONDS
+    differ = []
+    for raw in mutants(seed, MUTANTS_PER_SEED):
+        if time.monotonic() > deadline:
+            break
+        answers = {}
+        for kind, server in workers.items():
+            try:
+                answers[kind] = answer_of(server, raw)
+            except (TimeoutError, ConnectionError):
+                answers[kind] = (None, None)
+        if len(set(answers.values())) > 1:
+            differ.append((answers, raw))
+    assert not differ, differ[:5]
 
 
 def table(servers: dict[str, Server] | None = None) -> str:
