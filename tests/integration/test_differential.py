@@ -109,6 +109,9 @@ ANY_METHOD = (
     "the reference takes any token for a method; meinheld's parser knows a fixed list (llhttp's is close to it),"
     " and a method read otherwise by a proxy in front is a smuggling sign: 400"
 )
+UNNAMED_METHOD = (
+    "a method meinheld's parser reads but served as GET (patch 0029); we serve only the methods it names: 400"
+)
 INTENDED: dict[str, dict[str, str]] = {
     "a transfer coding before chunked": {
         "gunicorn": "gunicorn hands the application a body still gzip-coded; we serve chunked alone (501)",
@@ -125,6 +128,11 @@ INTENDED: dict[str, dict[str, str]] = {
     "a bare LF inside the headers": {"h11": H11_LF},
     "a method with a wrong third letter": {"h11": ANY_METHOD, "gunicorn": ANY_METHOD},
     "an unknown method": {"h11": ANY_METHOD, "gunicorn": ANY_METHOD},
+    "a method meinheld read as GET": {
+        "h11": UNNAMED_METHOD,
+        "gunicorn": UNNAMED_METHOD,
+        "llhttp": UNNAMED_METHOD,
+    },
     "two spaces after the method": {"llhttp": LLHTTP_SPACES},
     "two spaces before the version": {"llhttp": LLHTTP_SPACES},
     "no version": {"llhttp": "llhttp serves HTTP/0.9 request lines; h11 and gunicorn refuse them, and so do we"},

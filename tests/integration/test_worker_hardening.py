@@ -202,6 +202,7 @@ MALFORMED = {
         400,
     ),
     "an unknown method": (b"FOO /health HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    "a method meinheld read as GET": (b"PURGE /health HTTP/1.1\r\nHost: x\r\n\r\n", 400),
     "two spaces after the method": (b"GET  /health HTTP/1.1\r\nHost: x\r\n\r\n", 400),
     "two spaces before the version": (b"GET /health  HTTP/1.1\r\nHost: x\r\n\r\n", 400),
     "a tab for a space": (b"GET\t/health HTTP/1.1\r\nHost: x\r\n\r\n", 400),
