@@ -75,6 +75,16 @@ ACCEPTED = {
         b'3\r\n"a"\r\n0\r\nX-Trailer: 1\r\n\r\n',
         201,
     ),
+    "a quoted chunk extension": (
+        b"PUT /cache/edge HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n"
+        b'3;a="x:y;\\"z"\r\n"a"\r\n0\r\n\r\n',
+        201,
+    ),
+    "whitespace around a chunk extension's equals sign": (
+        b"PUT /cache/edge HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n"
+        b'3;a = b\r\n"a"\r\n0\r\n\r\n',
+        201,
+    ),
     "a hexadecimal chunk size in capitals": (
         b"PUT /cache/edge HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n"
         b'0000A\r\n"abcdefgh"\r\n0\r\n\r\n',
@@ -112,6 +122,7 @@ ANY_METHOD = (
 UNNAMED_METHOD = (
     "a method meinheld's parser reads but served as GET (patch 0029); we serve only the methods it names: 400"
 )
+H11_EXT = "h11 skips chunk extensions unread; llhttp and gunicorn refuse one out of RFC 9112's grammar (7.1.1)"
 INTENDED: dict[str, dict[str, str]] = {
     "a transfer coding before chunked": {
         "gunicorn": "gunicorn hands the application a body still gzip-coded; we serve chunked alone (501)",
@@ -153,6 +164,12 @@ INTENDED: dict[str, dict[str, str]] = {
         "llhttp": "llhttp takes HTTP/0.9; we answer 505",
     },
     "a NUL inside a chunk extension": {"h11": "h11 skips chunk extensions unread; llhttp and gunicorn refuse a NUL"},
+    "a colon inside a chunk extension": {"h11": H11_EXT},
+    "a space inside a chunk extension's value": {"h11": H11_EXT},
+    "whitespace at the end of a chunk extension": {"h11": H11_EXT},
+    "whitespace around a chunk extension's equals sign": {
+        "llhttp": "llhttp refuses the whitespace RFC 9112 (7.1.1) allows around ';' and '=', which gunicorn reads",
+    },
     "a bare LF inside the trailers": {"h11": H11_LF},
     "two Host headers": {"llhttp": "llhttp leaves Host to the application; RFC 9112 section 3.2 asks for 400"},
     "two Content-Type headers": {

@@ -224,12 +224,16 @@ MALFORMED = {
     ),
     "a chunk size that overflows": (CHUNKED_HEAD + b"1" + b"0" * 20 + b'\r\n"a"\r\n0\r\n\r\n', 400),
     "a signed chunk size": (CHUNKED_HEAD + b'+3\r\n"a"\r\n0\r\n\r\n', 400),
+    "a non-ASCII byte inside a chunk size": (CHUNKED_HEAD + b'0\x803\r\n"a"\r\n0\r\n\r\n', 400),
     "a 0x chunk size": (CHUNKED_HEAD + b'0x3\r\n"a"\r\n0\r\n\r\n', 400),
     "an empty chunk size": (CHUNKED_HEAD + b'\r\n"a"\r\n0\r\n\r\n', 400),
     "a chunk longer than its size": (CHUNKED_HEAD + b'2\r\n"a"\r\n0\r\n\r\n', 400),
     "a bare LF after a chunk size": (CHUNKED_HEAD + b'3\n"a"\r\n0\r\n\r\n', 400),
     "a bare LF inside a chunk extension": (CHUNKED_HEAD + b'3;a\nb\r\n"a"\r\n0\r\n\r\n', 400),
     "a NUL inside a chunk extension": (CHUNKED_HEAD + b'3;a=\x00\r\n"a"\r\n0\r\n\r\n', 400),
+    "a colon inside a chunk extension": (CHUNKED_HEAD + b'3;nam:e=v\r\n"a"\r\n0\r\n\r\n', 400),
+    "a space inside a chunk extension's value": (CHUNKED_HEAD + b'3;a=b c\r\n"a"\r\n0\r\n\r\n', 400),
+    "whitespace at the end of a chunk extension": (CHUNKED_HEAD + b'3;a=b \r\n"a"\r\n0\r\n\r\n', 400),
     "a trailer without a colon": (CHUNKED_HEAD + b'3\r\n"a"\r\n0\r\nFoo\r\n\r\n', 400),
     "a bare LF inside the trailers": (CHUNKED_HEAD + b'3\r\n"a"\r\n0\r\nX-T: 1\n\r\n', 400),
     "no last chunk": (CHUNKED_HEAD + b'3\r\n"a"\r\n', 400),
@@ -315,6 +319,21 @@ def test_the_unread_body_of_a_get_is_never_read_as_the_next_request(server: Serv
             buffer = bytearray()
             answers = [read_response(sock, buffer)[0] for _ in range(2)]
         assert answers == [200, 404], (cut, answers)
+
+
+def test_a_chunk_extension_split_at_any_byte_is_read_whole(server: Server) -> None:
+    """meinheld walks a chunk extension's grammar byte by byte (patch 0030),
+    keeping its place between reads: each cut of the chunk line is read."""
+    head = b"PUT /cache/ext HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n"
+    raw = head + b'5;a="x;\\"y";b=c\r\n"ext"\r\n0\r\n\r\n'
+    for cut in range(len(head), len(raw)):
+        with socket.create_connection((server.host, server.port), timeout=10) as sock:
+            sock.sendall(raw[:cut])
+            time.sleep(0.002)
+            sock.sendall(raw[cut:])
+            status, _, body = read_response(sock, bytearray())
+        assert status in (200, 201), (cut, body)
+    assert server.request("GET", "/cache/ext")[2] == b'"ext"'
 
 
 def test_bytes_that_begin_no_request_after_a_complete_one_are_answered_after_it(server: Server) -> None:
