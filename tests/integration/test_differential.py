@@ -60,6 +60,11 @@ ACCEPTED = {
         b'1\r\n"\r\n2\r\na"\r\n0\r\n\r\n',
         201,
     ),
+    "whitespace after chunked": (
+        b"PUT /cache/edge HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked \r\nContent-Type: application/json\r\n\r\n"
+        b'3\r\n"a"\r\n0\r\n\r\n',
+        201,
+    ),
     "chunked in capitals": (
         b"PUT /cache/edge HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: CHUNKED\r\nContent-Type: application/json\r\n\r\n"
         b'3\r\n"a"\r\n0\r\n\r\n',
