@@ -62,7 +62,9 @@ from .entry import (
     TIMED_SIZE,
     TRAILER_SIZE,
     Fields,
+    expires_at_of,
     fields_end,
+    flags_of,
     has_ttl,
     pack_timed,
     pack_trailer,
@@ -198,6 +200,26 @@ class Room(SlotTable):
         if charge > self.max_memory:
             self.rejected_too_large += 1
             raise ValueTooLarge(charge, self.max_memory, "max_memory")
+
+    # -- the live entry -----------------------------------------------------------------
+
+    def _live(self, key: str, now: float | None = None) -> bytes | None:
+        """The blob under ``key`` if it has not expired (an expired one is
+        removed on the spot). Counts nothing and changes no recency."""
+        blob = self._data.get(key)
+        if blob is None:
+            return None
+        flags = flags_of(blob)
+        if flags & FLAG_TAGS and not self.tags.current(tag_refs_of(blob)):
+            self._drop_invalidated(key, blob)
+            return None
+        if flags & FLAG_EXPIRES and expires_at_of(blob) <= (self.clock() if now is None else now):
+            self._remove(key, blob)
+            self.expired += 1
+            if self.on_change is not None:
+                self.on_change(EXPIRE, key)
+            return None
+        return blob
 
     # -- the one write path ---------------------------------------------------------
 

@@ -40,6 +40,7 @@ import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any, Literal, NamedTuple
 
+from .bulk import write_many
 from .entry import (  # noqa: F401  (the codec's names, importable from here as before)
     BINARY,
     FIELD_FLAGS,
@@ -70,12 +71,10 @@ from .entry import (  # noqa: F401  (the codec's names, importable from here as 
 )
 from .errors import (
     IntegerOverflow,
-    InvalidKey,
     InvalidTTL,
     KeyNotFound,
     NotAnInteger,
     PreconditionFailed,
-    ValueTooLarge,
 )
 from .expire import ExpiryIndex
 from .limits import (  # noqa: F401  (importable from here as before)
@@ -248,24 +247,6 @@ class Store(Room):
 
     # -- reads -------------------------------------------------------------------
 
-    def _live(self, key: str, now: float | None = None) -> bytes | None:
-        """The blob under ``key`` if it has not expired (an expired one is
-        removed on the spot). Counts nothing and changes no recency."""
-        blob = self._data.get(key)
-        if blob is None:
-            return None
-        flags = flags_of(blob)
-        if flags & FLAG_TAGS and not self.tags.current(tag_refs_of(blob)):
-            self._drop_invalidated(key, blob)
-            return None
-        if flags & FLAG_EXPIRES and expires_at_of(blob) <= (self.clock() if now is None else now):
-            self._remove(key, blob)
-            self.expired += 1
-            if self.on_change is not None:
-                self.on_change(EXPIRE, key)
-            return None
-        return blob
-
     def _hit(
         self,
         key: str,
@@ -435,29 +416,9 @@ class Store(Room):
         fields = BINARY if binary else PLAIN
         if stale is not None or tag_refs:
             expires_at, fields = write_fields(expires_at, stale, tag_refs, binary)
-        stored, has_ttl = len(fields[1]), ttl is not None
-        checked = []
-        for key, value in items.items():
-            try:
-                length = self._check_entry(key, value)
-                self._check_fits_alone(length, len(value) + stored, has_ttl)
-            except (InvalidKey, ValueTooLarge, TypeError) as error:
-                error.key = key  # type: ignore[union-attr]
-                raise
-            checked.append((key, length, value))
-        if not self.evicts:  # the whole batch's room, made (or refused) at once
-            new_entries = extra_bytes = 0
-            for key, length, value in checked:
-                entries, growth = self._cost(length, len(value) + stored, has_ttl, self._live(key, now))
-                new_entries += entries
-                extra_bytes += growth
-            self._make_room(new_entries, extra_bytes, now)
-        binary_fields = (fields[0] | FLAG_BINARY, fields[1])
-        for key, length, value in checked:
-            item_fields = binary_fields if binary_keys and key in binary_keys else fields
-            self._write(key, length, value, expires_at, self._live(key, now), item_fields)
-        self.sets += len(checked)
-        return len(checked)
+        stored = write_many(self, items, expires_at, fields, ttl is not None, now, binary_keys)
+        self.sets += stored
+        return stored
 
     def incr(self, key: str, by: int = 1) -> int:
         """Add ``by`` to the integer stored under ``key`` (0 when absent, as
