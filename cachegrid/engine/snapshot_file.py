@@ -31,11 +31,16 @@ A record::
                  TAGS     u8 count, then per tag u8 length + the name's
                                ASCII: its tags by name, since tag ids and
                                generations are one process's own (version 2)
+                 COMPRESSED u32 the value's original size: the value is
+                               the gzip-compressed bytes the cache held, kept
+                               as they are (version 3)
     key, value
 
 Records come coldest first (the policy's next victim first), so inserting
 them in file order rebuilds the policy's order. TAGS joined version 2
-before it was released. A later field is a
+before it was released; COMPRESSED is version 3's (a server that reads up to
+version 2 refuses such a file as a newer format, moves it aside and starts
+empty: it never takes compressed bytes for values). A later field is a
 new flag bit and a new row of FIELDS under a new format version, read
 where the others are; files of the older versions stay readable.
 ``ALLOWED_FLAGS`` says which bits each version may use, and a bit outside
@@ -71,7 +76,7 @@ from .entry import Extra
 from .restore import Record
 
 MAGIC = b"\x89CGSNAP\n"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 _PRELUDE = struct.Struct("<8sHI")  # magic, version, header size
 _RECORD = struct.Struct("<BII")  # flags, key size, value size
 CHECKSUM_SIZE = 32  # SHA-256
@@ -83,17 +88,21 @@ FLAG_HINT = 0x02
 FLAG_BINARY = 0x04
 FLAG_FRESH = 0x08
 FLAG_TAGS = 0x10
+FLAG_COMPRESSED = 0x20
 FIELDS: tuple[tuple[int, str, struct.Struct | None], ...] = (
     (FLAG_EXPIRES, "expires_at", struct.Struct("<d")),
     (FLAG_HINT, "hint", struct.Struct("<Q")),
     (FLAG_BINARY, "binary", None),
     (FLAG_FRESH, "fresh_until", struct.Struct("<d")),
     (FLAG_TAGS, "tags", None),  # variable length: a count, then length-prefixed names
+    (FLAG_COMPRESSED, "original_size", struct.Struct("<I")),
 )
 # The flag bits each format version may use.
-ALLOWED_FLAGS = {1: FLAG_EXPIRES | FLAG_HINT, 2: FLAG_EXPIRES | FLAG_HINT | FLAG_BINARY | FLAG_FRESH | FLAG_TAGS}
+_V2_FLAGS = FLAG_EXPIRES | FLAG_HINT | FLAG_BINARY | FLAG_FRESH | FLAG_TAGS
+ALLOWED_FLAGS = {1: FLAG_EXPIRES | FLAG_HINT, 2: _V2_FLAGS, 3: _V2_FLAGS | FLAG_COMPRESSED}
 _EXPIRES = _FRESH = struct.Struct("<d")
 _HINT = struct.Struct("<Q")
+_ORIGINAL = struct.Struct("<I")
 _WRITE_CHUNK = 1 << 20  # bytes gathered before each write()
 
 
@@ -126,6 +135,7 @@ def encode_record(key: str, value: bytes, expires_at: float | None, hint: int, e
     if extra is not None:
         flags |= (FLAG_BINARY if extra.binary else 0) | (FLAG_FRESH if extra.fresh_until is not None else 0)
         flags |= FLAG_TAGS if extra.tags else 0
+        flags |= FLAG_COMPRESSED if extra.original_size is not None else 0
     parts = [_RECORD.pack(flags, len(key_bytes), len(value))]
     if expires_at is not None:
         parts.append(_EXPIRES.pack(expires_at))
@@ -135,6 +145,8 @@ def encode_record(key: str, value: bytes, expires_at: float | None, hint: int, e
         parts.append(_FRESH.pack(extra.fresh_until))  # type: ignore[union-attr]
     if flags & FLAG_TAGS:
         parts.append(encode_tags(extra.tags))  # type: ignore[union-attr]
+    if flags & FLAG_COMPRESSED:
+        parts.append(_ORIGINAL.pack(extra.original_size))  # type: ignore[union-attr]
     parts += (key_bytes, value)
     return b"".join(parts)
 
@@ -247,15 +259,19 @@ def _parse_records(data: bytes, offset: int, end: int, count: int, allowed: int)
             if flags & FLAG_HINT:
                 hint = unpack_hint(data, offset)[0] if offset + 8 <= end else 0
                 offset += 8
-            if flags & (FLAG_BINARY | FLAG_FRESH | FLAG_TAGS):
+            if flags & (FLAG_BINARY | FLAG_FRESH | FLAG_TAGS | FLAG_COMPRESSED):
                 fresh_until: float | None = None
                 tags: tuple[str, ...] = ()
+                original_size: int | None = None
                 if flags & FLAG_FRESH:
                     fresh_until = unpack_expires(data, offset)[0] if offset + 8 <= end else None
                     offset += 8
                 if flags & FLAG_TAGS:
                     tags, offset = _decode_tags(data, offset, end, number + 1)
-                extra = Extra(bool(flags & FLAG_BINARY), fresh_until, tags)
+                if flags & FLAG_COMPRESSED:
+                    original_size = _ORIGINAL.unpack_from(data, offset)[0] if offset + 4 <= end else None
+                    offset += 4
+                extra = Extra(bool(flags & FLAG_BINARY), fresh_until, tags, original_size)
         key_end = offset + key_size
         value_end = key_end + value_size
         if value_end > end:

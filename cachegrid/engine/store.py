@@ -75,6 +75,7 @@ from .errors import (
     KeyNotFound,
     NotAnInteger,
     PreconditionFailed,
+    ValueTooLarge,
 )
 from .expire import ExpiryIndex
 from .limits import (  # noqa: F401  (importable from here as before)
@@ -119,10 +120,15 @@ class SetResult(NamedTuple):
 
 
 def write_fields(
-    expires_at: float, stale: float | None, tag_refs: Collection[tuple[int, int]], binary: bool
+    expires_at: float,
+    stale: float | None,
+    tag_refs: Collection[tuple[int, int]],
+    binary: bool,
+    original_size: int | None = None,
 ) -> tuple[float, Fields]:
     """(expiry, fields) of a write's optional fields: a stale window
-    moves the expiry to its end and keeps the TTL's end as fresh_until."""
+    moves the expiry to its end and keeps the TTL's end as fresh_until.
+    ``original_size``: the value is held compressed (``FLAG_COMPRESSED``)."""
     fresh_until = None
     if stale is not None:
         check_stale(stale)
@@ -130,7 +136,7 @@ def write_fields(
             raise InvalidTTL("a stale window needs a ttl: an entry without one never turns stale")
         if stale:
             fresh_until, expires_at = expires_at, expires_at + stale
-    flags, fields = encode_fields(fresh_until, tag_refs)
+    flags, fields = encode_fields(fresh_until, tag_refs, original_size)
     return expires_at, ((flags | FLAG_BINARY) if binary else flags, fields)
 
 
@@ -360,21 +366,27 @@ class Store(Room):
         binary: bool = False,
         stale: float | None = None,
         tag_refs: Collection[tuple[int, int]] = (),
+        original_size: int | None = None,
     ) -> SetResult:
         """Store ``value`` under ``key``, optionally expiring after ``ttl``
         seconds, if the preconditions hold (see the module docstring; a
         failed one raises PreconditionFailed and nothing is written).
         ``binary``: the value is raw bytes, not JSON. ``stale``: seconds past
         the TTL during which the entry is kept and served stale (needs a
-        ttl). ``tag_refs``: opaque (tag id, generation) pairs kept with it."""
+        ttl). ``tag_refs``: opaque (tag id, generation) pairs kept with it.
+        ``original_size``: ``value`` is gzip-compressed, and this is its size
+        uncompressed (held with it; ``max_value_size`` applies to it)."""
         if ttl is None:
             expires_at, now = FOREVER, None
         else:
             now = self.clock()
             expires_at = now + check_ttl(ttl)
         fields = BINARY if binary else PLAIN
-        if stale is not None or tag_refs:
-            expires_at, fields = write_fields(expires_at, stale, tag_refs, binary)
+        if stale is not None or tag_refs or original_size is not None:
+            if original_size is not None and original_size > self.max_value_size:
+                self.rejected_too_large += 1
+                raise ValueTooLarge(original_size, self.max_value_size)
+            expires_at, fields = write_fields(expires_at, stale, tag_refs, binary, original_size)
         if (
             key.__class__ is str
             and key.isascii()
@@ -404,19 +416,21 @@ class Store(Room):
         stale: float | None = None,
         tag_refs: Collection[tuple[int, int]] = (),
         binary_keys: Collection[str] = (),
+        compressed: Mapping[str, int] | None = None,
     ) -> int:
         """Store every item, or none of them: every key and value is checked
         first, and a policy that does not evict refuses the whole batch if it
         does not fit. Returns how many were stored. ``binary``, ``stale`` and
         ``tag_refs`` as in ``set``, the same for every item; ``binary_keys``:
         the items that are binary in a batch of both kinds (one batch, so
-        still all or nothing)."""
+        still all or nothing); ``compressed``: the items held gzip-compressed,
+        each with its original size (``set``'s ``original_size``)."""
         now = self.clock()
         expires_at = FOREVER if ttl is None else now + check_ttl(ttl)
         fields = BINARY if binary else PLAIN
         if stale is not None or tag_refs:
             expires_at, fields = write_fields(expires_at, stale, tag_refs, binary)
-        stored = write_many(self, items, expires_at, fields, ttl is not None, now, binary_keys)
+        stored = write_many(self, items, expires_at, fields, ttl is not None, now, binary_keys, compressed)
         self.sets += stored
         return stored
 
@@ -457,7 +471,7 @@ class Store(Room):
             window = entry.expires_at - entry.fresh_until  # type: ignore[operator]
             fresh_until = None if ttl is None else expires_at
             expires_at = expires_at if ttl is None else expires_at + window
-            more, data = encode_fields(fresh_until, entry.tag_refs)
+            more, data = encode_fields(fresh_until, entry.tag_refs, entry.original_size)
             fields = ((fields[0] & FLAG_BINARY) | more, data)
         self._rewrite(key, entry.value, expires_at, old, fields, entry.version)
         return True
@@ -477,7 +491,8 @@ class Store(Room):
         expires_at = FOREVER if entry.expires_at is None else entry.expires_at
         if entry.fresh_until is None:
             expires_at = min(expires_at, now + check_ttl(grace))
-        more, data = encode_fields(now if entry.fresh_until is None else min(now, entry.fresh_until), entry.tag_refs)
+        fresh_until = now if entry.fresh_until is None else min(now, entry.fresh_until)
+        more, data = encode_fields(fresh_until, entry.tag_refs, entry.original_size)
         self._rewrite(key, entry.value, expires_at, old, ((flags_of(old) & FLAG_BINARY) | more, data), entry.version)
         return True
 
