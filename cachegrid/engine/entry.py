@@ -275,3 +275,10 @@ def original_size_of(blob: bytes) -> int | None:
     return _ORIGINAL.unpack_from(blob, fields_end(blob) - (_FRESH.size if flags & FLAG_STALE else 0) - _ORIGINAL.size)[
         0
     ]
+
+
+def original_in_fields(data: bytes, flags: int) -> int:
+    """The original size in the optional fields ``data`` (``encode_fields``'
+    bytes) of an entry with ``flags``, one held compressed: the size comes
+    last but for a stale window's ``fresh_until``."""
+    return _ORIGINAL.unpack_from(data, len(data) - ORIGINAL_SIZE - (FRESH_SIZE if flags & FLAG_STALE else 0))[0]

@@ -200,6 +200,7 @@ class Store(Room):
         self._expiry = ExpiryIndex(self._expires_at_slot, self._expiry_overgrown)
         self._memory = 0
         self._with_ttl = 0  # entries that have a TTL
+        self.compressed = [0, 0, 0]  # entries held compressed: count, original bytes, held bytes
         # Tag names, ids and generations (tags.py); a clear forgets them too
         # (its counters stay, as the store's own do).
         # (Never vars(self) here or on any hot path: reading an instance's
@@ -555,6 +556,9 @@ class Store(Room):
             "max_memory_bytes": self.max_memory,
             "hit_ratio": self.hits / lookups if lookups else 0.0,
             "policy": self.name,
+            "compressed_entries": self.compressed[0],
+            "compressed_original_bytes": self.compressed[1],
+            "compressed_stored_bytes": self.compressed[2],
             **self.tags.counters(),
         }
 

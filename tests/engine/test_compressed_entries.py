@@ -113,3 +113,25 @@ def test_a_restore_under_a_smaller_max_value_size_leaves_out_what_is_too_large(t
     small = Cache("lru", max_value_size=1000)
     report = Snapshotter(small, path).load()
     assert len(small) == 0 and report.left_out == 1
+
+
+def _counted(cache: Cache) -> tuple[int, int, int]:
+    stats = cache.stats()
+    return stats["compressed_entries"], stats["compressed_original_bytes"], stats["compressed_stored_bytes"]
+
+
+def test_the_counters_follow_every_write_and_removal(cache: Cache) -> None:
+    sized = WriteOptions(original_size=len(ORIGINAL))
+    cache.write("a", PACKED, options=sized)
+    cache.write("b", PACKED, ttl=100, options=WriteOptions(original_size=len(ORIGINAL), tags=["t"], stale=5))
+    assert _counted(cache) == (2, 2 * len(ORIGINAL), 2 * len(PACKED))
+    cache.write("a", b"1")  # replaced by a plain value
+    assert _counted(cache) == (1, len(ORIGINAL), len(PACKED))
+    cache.touch("b", 50)
+    assert _counted(cache) == (1, len(ORIGINAL), len(PACKED))
+    cache.write("a", PACKED, options=sized)
+    cache.delete("b")
+    assert _counted(cache) == (1, len(ORIGINAL), len(PACKED))
+    cache.invalidate_tags(["t"])
+    cache.clear()
+    assert _counted(cache) == (0, 0, 0)
