@@ -35,6 +35,7 @@ def stats_document(cache: Cache, settings: Settings, worker: str | None = None) 
     stats["memory_usage_mb"] = round(stats["memory_usage_bytes"] / MiB, 3)
     stats["max_memory_mb"] = round(stats["max_memory_bytes"] / MiB, 3)
     stats["hit_ratio"] = round(stats["hit_ratio"], 4)
+    stats["compression_ratio"] = round(stats["compression_ratio"], 4)
     stats["uptime_seconds"] = round(stats["uptime_seconds"], 3)
     stats["node_id"] = settings.node_id
     stats["worker"] = worker

@@ -559,6 +559,9 @@ class Store(Room):
             "compressed_entries": self.compressed[0],
             "compressed_original_bytes": self.compressed[1],
             "compressed_stored_bytes": self.compressed[2],
+            "compressed_saved_bytes": self.compressed[1] - self.compressed[2],
+            # held ÷ original of the entries held compressed (1.0: none is)
+            "compression_ratio": self.compressed[2] / self.compressed[1] if self.compressed[1] else 1.0,
             **self.tags.counters(),
         }
 
