@@ -244,3 +244,15 @@ def test_content_encoding() -> None:
     assert body_coding("gzip") == body_coding("X-Gzip") == body_coding("identity, gzip") == "gzip"
     with pytest.raises(ApiError):
         body_coding("gzip, gzip")
+
+
+def test_admin_keys_gives_stored_and_original_sizes(make_client: Make) -> None:
+    client, cache = make_client()
+    put(client, "users", DOCUMENT)
+    put(client, "small", b"[1,2]")
+    sizes = client.simulate_get("/admin/keys").json["sizes"]
+    held = len(cache.peek_entry("users").value)  # type: ignore[union-attr]
+    assert sizes == {
+        "users": {"stored_bytes": held, "original_bytes": len(DOCUMENT)},
+        "small": {"stored_bytes": 5, "original_bytes": 5},
+    }
