@@ -159,7 +159,7 @@ class Batch(Resource):
 
 def _plain(entry: Entry) -> bytes:
     """The value of ``entry`` as the client sees it (decompressed when held compressed)."""
-    return entry.value if entry.original_size is None else gunzip(entry.value)
+    return entry.value if entry.original_size is None else gunzip(entry.value, entry.original_size)
 
 
 def _decode_base64(key: str, text: Any) -> bytes:

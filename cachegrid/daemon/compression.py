@@ -72,9 +72,12 @@ def gzip_bytes(value: bytes) -> bytes:
     return packer.compress(value) + packer.flush()
 
 
-def gunzip(held: bytes) -> bytes:
-    """The value held as one gzip member (the server's own bytes: trusted)."""
-    return zlib.decompress(held, _GZIP_WBITS)
+def gunzip(held: bytes, size: int) -> bytes:
+    """The value held as one gzip member (the server's own bytes: trusted),
+    ``size`` bytes long: zlib's output buffer is made that size at once
+    (without the hint it grows in steps and is copied once more at the end,
+    a third of the time of a 20 KB value's decompression)."""
+    return zlib.decompress(held, _GZIP_WBITS, size or 1)
 
 
 class Compressor:

@@ -292,7 +292,7 @@ class FastPath:
         if gzip:
             headers.append(CONTENT_ENCODING)
         elif gzip is not None:
-            value = gunzip(value)
+            value = gunzip(value, entry.original_size)  # type: ignore[arg-type]
         headers.extend(_BINARY_KIND if entry.binary else _JSON_KIND)
         headers.append((_LENGTH, str(len(value))))
         return _OK, headers, value

@@ -133,7 +133,7 @@ class Items(Resource):
         if gzip:
             resp.set_header("Content-Encoding", GZIP)
         elif gzip is not None:
-            value = gunzip(value)
+            value = gunzip(value, entry.original_size)  # type: ignore[arg-type]
         if entry.binary:
             resp.set_header(TYPE_HEADER, BINARY_TYPE)
             resp.content_type = OCTET_STREAM
