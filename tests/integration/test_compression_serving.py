@@ -127,3 +127,16 @@ def test_a_bomb_is_stopped_with_413_and_memory_bounded(server: ServerProcess) ->
         "PUT", "/cache/bomb", raw=bomb, headers={"Content-Type": "application/octet-stream", "Content-Encoding": "gzip"}
     )[0]
     assert status == 413 and _peak_rss(worker) - before <= 2 * MAX_VALUE
+
+
+@pytest.mark.parametrize("worker", worker_kinds())
+def test_a_restart_keeps_the_value_compressed(worker: str, tmp_path: Path) -> None:
+    env = {"CACHEGRID_SNAPSHOT_PATH": str(tmp_path / "cache.snap")}
+    with running("--worker", worker, env=env) as first:
+        assert put(first, "kept", DOCUMENT)[0] == 201
+        held = first.request("GET", "/cache/kept", headers={"Accept-Encoding": "gzip"})[2]
+    with running("--worker", worker, env=env) as again:
+        status, headers, body = again.request("GET", "/cache/kept", headers={"Accept-Encoding": "gzip"})
+        assert (status, headers["content-encoding"], body) == (200, "gzip", held)
+        assert again.request("GET", "/cache/kept", headers={"Accept-Encoding": "identity"})[2] == DOCUMENT
+        assert json.loads(again.request("GET", "/stats")[2])["compressed_entries"] == 1
