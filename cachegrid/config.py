@@ -164,6 +164,22 @@ class Settings(BaseSettings):
         description="Largest value, in bytes of its stored JSON encoding (of a binary value: its bytes).",
     )
     max_body_size: int = Field(default=16 * MiB, ge=1024, description="Largest request body, in bytes.")
+
+    # -- compression (docs/compression.md) -----------------------------------------
+    compress_threshold: int = Field(
+        default=1024,
+        ge=0,
+        le=2**31,
+        description="Values of at least this many bytes are held gzip-compressed when that saves enough "
+        "(and a batch get's answer this large is compressed for a client that accepts gzip); 0: never.",
+    )
+    compress_min_saving: float = Field(
+        default=0.2,
+        ge=0,
+        lt=1,
+        description="Share of a value's size compression must save for the value to be held compressed "
+        "(0.2: at least 20%).",
+    )
     max_batch_size: int = Field(default=1000, ge=1, description="Most keys or items in one batch request.")
     max_keys_limit: int = Field(default=10_000, ge=1, description="Largest page size of /admin/keys.")
     keys_scan_count: int = Field(

@@ -72,6 +72,15 @@ def test_other_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) ->
     assert "s3cret" not in repr(settings)
 
 
+def test_compression_settings_have_defaults_and_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load_settings()
+    assert (settings.compress_threshold, settings.compress_min_saving) == (1024, 0.2)
+    monkeypatch.setenv("CACHEGRID_COMPRESS_THRESHOLD", "0")
+    monkeypatch.setenv("CACHEGRID_COMPRESS_MIN_SAVING", "0.5")
+    settings = load_settings()
+    assert (settings.compress_threshold, settings.compress_min_saving) == (0, 0.5)
+
+
 def test_empty_token_means_no_token(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CACHEGRID_AUTH_TOKEN", "")
     assert load_settings().auth_token is None
@@ -117,6 +126,10 @@ def test_default_config_file_in_the_working_directory(tmp_path: Path) -> None:
         ("CACHEGRID_EVICTION_POLICY", "random", "eviction_policy"),
         ("CACHEGRID_LOG_LEVEL", "loud", "log_level"),
         ("CACHEGRID_MAX_BODY_SIZE", "10", "max_body_size"),
+        ("CACHEGRID_COMPRESS_THRESHOLD", "-1", "compress_threshold"),
+        ("CACHEGRID_COMPRESS_THRESHOLD", "1k", "compress_threshold"),
+        ("CACHEGRID_COMPRESS_MIN_SAVING", "1", "compress_min_saving"),
+        ("CACHEGRID_COMPRESS_MIN_SAVING", "-0.1", "compress_min_saving"),
     ],
 )
 def test_invalid_environment_value_is_one_line_naming_the_setting(

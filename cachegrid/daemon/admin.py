@@ -35,6 +35,7 @@ def stats_document(cache: Cache, settings: Settings, worker: str | None = None) 
     stats["memory_usage_mb"] = round(stats["memory_usage_bytes"] / MiB, 3)
     stats["max_memory_mb"] = round(stats["max_memory_bytes"] / MiB, 3)
     stats["hit_ratio"] = round(stats["hit_ratio"], 4)
+    stats["compression_ratio"] = round(stats["compression_ratio"], 4)
     stats["uptime_seconds"] = round(stats["uptime_seconds"], 3)
     stats["node_id"] = settings.node_id
     stats["worker"] = worker
@@ -157,8 +158,13 @@ class Keys(Resource):
         most = self.settings.max_keys_limit
         limit = int_param(req, "limit", min(DEFAULT_KEYS_LIMIT, most), 1, most)
         page = self.cache.keys(pattern, limit, req.get_param("cursor") or None)
-        keys = page.keys
+        listed = zip(page.keys, page.sizes, strict=True)
         prefixes = scope(req)
         if prefixes is not None:  # a token confined to prefixes sees only their keys (fewer per page)
-            keys = [key for key in keys if key.startswith(prefixes)]
-        send_json(resp, {"keys": keys, "count": len(keys), "cursor": page.cursor, "pattern": pattern})
+            listed = ((key, size) for key, size in listed if key.startswith(prefixes))  # type: ignore[assignment]
+        keys, sizes = [], {}
+        for key, (held, original) in listed:
+            keys.append(key)
+            sizes[key] = {"stored_bytes": held, "original_bytes": original}
+        page_document = {"keys": keys, "count": len(keys), "cursor": page.cursor, "pattern": pattern}
+        send_json(resp, page_document | {"sizes": sizes})

@@ -27,9 +27,11 @@ from typing import Any
 
 import falcon
 
-from ..engine import WriteOptions
+from ..config import Settings
+from ..engine import Cache, Entry, WriteOptions
 from .acl import check_keys
-from .body import encode, encode_exact, json_body, ttl_number
+from .body import encode, encode_exact, json_body, parse_json, ttl_number
+from .compression import GZIP, Compressor, accepts_gzip, gunzip, gzip_bytes, read_coded_body
 from .errors import ApiError
 from .leases import stale_field
 from .resources import Resource, send_json
@@ -44,8 +46,22 @@ class Batch(Resource):
         if count > limit:
             raise ApiError(413, "batch_too_large", f"{count} {what}; the limit is {limit}", limit=limit)
 
+    def __init__(self, cache: Cache, settings: Settings) -> None:
+        super().__init__(cache, settings)
+        self.compressor = Compressor(settings)
+
+    def _body(self, req: falcon.Request) -> Any:
+        """The JSON body, inflated first when it comes gzip-compressed (at most
+        to ``max_body_size``: a batch's limit is the body's, compression.py)."""
+        if "HTTP_CONTENT_ENCODING" not in req.env:
+            return json_body(req, self.settings.max_body_size)
+        body, _ = read_coded_body(req, self.settings, self.settings.max_body_size)
+        if not body:
+            raise ApiError(400, "empty_body", "the request needs a JSON body")
+        return parse_json(body)
+
     def on_post_set(self, req: falcon.Request, resp: falcon.Response) -> None:
-        body = json_body(req, self.settings.max_body_size)
+        body = self._body(req)
         if (
             not isinstance(body, dict)
             or not isinstance(body.get("items", {}), dict)
@@ -88,13 +104,29 @@ class Batch(Resource):
             if both is not None:
                 raise ApiError(400, "invalid_batch", f"the key {both!r} is in both items and items_base64", key=both)
             values.update((key, _decode_base64(key, text)) for key, text in binary.items())
-        options = WriteOptions(stale=seconds, tags=tags, binary_keys=binary.keys())
+        compressed = self._compress(values)
+        options = WriteOptions(stale=seconds, tags=tags, binary_keys=binary.keys(), compressed=compressed)
         count = self.cache.write_many(values, ttl, options)
         send_json(resp, {"stored": count, "ttl": ttl})
 
+    def _compress(self, values: dict[str, bytes]) -> dict[str, int] | None:
+        """Hold the values at or over the threshold compressed when that saves
+        enough (in ``values``, in place); their original sizes by key."""
+        compress_from = self.compressor.compress_from
+        compressed = None
+        for key, value in values.items():
+            if len(value) >= compress_from:
+                held = self.compressor.pack(value)
+                if held is not None:
+                    if compressed is None:
+                        compressed = {}
+                    compressed[key] = len(value)
+                    values[key] = held
+        return compressed
+
     def _keys(self, req: falcon.Request) -> list[str]:
         """The keys of a ``{"keys": [...]}`` body, checked, duplicates dropped."""
-        body = json_body(req, self.settings.max_body_size)
+        body = self._body(req)
         keys = body.get("keys") if isinstance(body, dict) else None
         if not isinstance(keys, list) or not all(isinstance(key, str) for key in keys) or set(body) != {"keys"}:
             raise ApiError(400, "invalid_batch", 'the body must be {"keys": ["key", ...]}')
@@ -108,15 +140,26 @@ class Batch(Resource):
         unique = self._keys(req)
         found = self.cache.get_many_entries(unique)
         # The stored JSON values are JSON already: splice them in without decoding.
-        items = b",".join(encode(key) + b":" + entry.value for key, entry in found.items() if not entry.binary)
+        items = b",".join(encode(key) + b":" + _plain(entry) for key, entry in found.items() if not entry.binary)
         missing = encode([key for key in unique if key not in found])
-        binary = {key: base64.b64encode(entry.value).decode("ascii") for key, entry in found.items() if entry.binary}
+        binary = {key: base64.b64encode(_plain(entry)).decode("ascii") for key, entry in found.items() if entry.binary}
         more = b',"items_base64":' + encode(binary) if binary else b""
         resp.content_type = falcon.MEDIA_JSON
-        resp.data = b'{"items":{' + items + b"}" + more + b',"missing":' + missing + b"}"
+        answer = b'{"items":{' + items + b"}" + more + b',"missing":' + missing + b"}"
+        if self.compressor.threshold:  # an answer that may be compressed on the fly
+            resp.set_header("Vary", "Accept-Encoding")
+            if len(answer) >= self.compressor.threshold and accepts_gzip(req.get_header("Accept-Encoding")):
+                resp.set_header("Content-Encoding", GZIP)
+                answer = gzip_bytes(answer)
+        resp.data = answer
 
     def on_post_delete(self, req: falcon.Request, resp: falcon.Response) -> None:
         send_json(resp, {"deleted": self.cache.delete_many(self._keys(req))})
+
+
+def _plain(entry: Entry) -> bytes:
+    """The value of ``entry`` as the client sees it (decompressed when held compressed)."""
+    return entry.value if entry.original_size is None else gunzip(entry.value, entry.original_size)
 
 
 def _decode_base64(key: str, text: Any) -> bytes:

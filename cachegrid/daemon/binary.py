@@ -60,12 +60,13 @@ def is_binary_body(req: falcon.Request) -> bool:
 def check_acceptable(req: falcon.Request, key: str, entry: Entry) -> None:
     """406 when the request does not accept the bytes of the binary ``entry``."""
     if "HTTP_ACCEPT" in req.env and not req.client_accepts(OCTET_STREAM):
+        size = len(entry.value) if entry.original_size is None else entry.original_size
         raise ApiError(
             406,
             "not_acceptable",
-            f"the value of {key!r} is binary ({len(entry.value)} bytes, {OCTET_STREAM}) and the "
+            f"the value of {key!r} is binary ({size} bytes, {OCTET_STREAM}) and the "
             f"request accepts only {req.accept}; send Accept: {OCTET_STREAM} (or */*) to read it",
             key=key,
             type=BINARY_TYPE,
-            size=len(entry.value),
+            size=size,
         )

@@ -35,7 +35,14 @@ Which requests it answers
 - ``Content-Type`` absent or ``application/json...`` (binary values, and
   the other types read as JSON: falcon),
 - a ``Content-Length`` from 1 to ``max_body_size`` (a chunked body: falcon),
-- no ``If-Match``, ``If-None-Match`` or ``X-Cache-Lease``.
+- no ``If-Match``, ``If-None-Match`` or ``X-Cache-Lease``,
+- no ``Content-Encoding`` (a compressed body: falcon, compression.py).
+
+A value held compressed is answered here too, as ``Items`` answers it
+(compression.py): gzip as held, or decompressed, by ``Accept-Encoding``,
+with ``vary`` after the ``etag`` and ``content-encoding`` before
+``x-cache-type``; a PUT of a value at or over ``compress_threshold`` is
+compressed here as there.
 
 All of that is decided before the engine is asked anything. A PUT whose
 body turns out not to be JSON (or cannot be read) goes to falcon with the
@@ -65,10 +72,11 @@ from typing import Any
 import falcon
 
 from ..config import Settings
-from ..engine import CacheError, check_key
+from ..engine import CacheError, WriteOptions, check_key
 from .acl import READ, WRITE, Acl
 from .binary import BINARY_TYPE, JSON_TYPE, OCTET_STREAM, TYPE_HEADER
 from .body import encode, parse_json
+from .compression import CONTENT_ENCODING, VARY, accepts_gzip, gunzip
 from .errors import ApiError, from_engine, unexpected
 from .items import TTL_HEADER, Items, not_found, ttl_left
 from .leases import LEASE_ENV, stale_mark
@@ -111,6 +119,8 @@ class FastPath:
         self.etag_of = items.etags.of
         self.max_key_length = items.max_key_length
         self.max_body_size = settings.max_body_size
+        self.compressor = items.compressor
+        self.compress_from = items.compress_from
         token = settings.auth_token
         # What BearerAuth expects (app.py).
         self.expected = f"Bearer {token.get_secret_value()}".encode() if token and acl is None else None
@@ -130,7 +140,7 @@ class FastPath:
             ):
                 key = self.plain_key(environ, READ)
                 if key is not None:
-                    answer = self.read(key)
+                    answer = self.read(key, environ)
             elif (
                 method == "PUT"
                 and "HTTP_IF_MATCH" not in environ
@@ -224,6 +234,8 @@ class FastPath:
         length = environ.get("CONTENT_LENGTH")
         if not length or not (length.isascii() and length.isdigit()):  # chunked, or odd: falcon's
             return None
+        if "HTTP_CONTENT_ENCODING" in environ:  # a compressed body (compression.py): falcon's
+            return None
         size = int(length)
         if not 0 < size <= self.max_body_size:
             return None
@@ -241,20 +253,32 @@ class FastPath:
             environ["wsgi.input"] = io.BytesIO(body)
             return None
         try:
-            result = self.cache.set(key, value, ttl)
+            if len(value) < self.compress_from:
+                result = self.cache.set(key, value, ttl)
+            else:  # compression.py: held compressed when that saves enough, as Items.on_put
+                held = self.compressor.pack(value)
+                if held is None:
+                    result = self.cache.set(key, value, ttl)
+                else:
+                    result = self.cache.write(key, held, ttl, WriteOptions(original_size=len(value)))
         except CacheError as error:  # refused by the engine (and counted there): errors.py's answer
             return error_answer(from_engine(error, key))
         answer = encode({"key": key, "ttl": ttl, "created": result.created})
         headers = [(_ETAG, self.etag_of(result.version)), _JSON_CONTENT, (_LENGTH, str(len(answer)))]
         return (_CREATED if result.created else _OK), headers, answer
 
-    def read(self, key: str) -> Answer:
+    def read(self, key: str, environ: Environ) -> Answer:
         """Items.on_get's answer for ``key``: status, headers, body."""
         cache = self.cache
         entry = cache.get_entry(key)
         if entry is None:
             return error_answer(not_found(key))
-        headers = [(_ETAG, self.etag_of(entry.version))]
+        gzip = None  # held as sent: one representation
+        if entry.original_size is None:
+            headers = [(_ETAG, self.etag_of(entry.version))]
+        else:  # held compressed: gzip or identity, by Accept-Encoding (compression.py)
+            gzip = accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING"))
+            headers = [(_ETAG, self.etag_of(entry.version, gzip)), VARY]
         if entry.tag_refs:
             headers.append((_TAGS, ",".join(cache.tags_of(entry))))
         if entry.expires_at is not None:
@@ -265,6 +289,10 @@ class FastPath:
                     headers.append((mark[0].lower(), mark[1]))
             headers.append((_TTL, ttl_left(entry.expires_at, now)))
         value = entry.value
+        if gzip:
+            headers.append(CONTENT_ENCODING)
+        elif gzip is not None:
+            value = gunzip(value, entry.original_size)  # type: ignore[arg-type]
         headers.extend(_BINARY_KIND if entry.binary else _JSON_KIND)
         headers.append((_LENGTH, str(len(value))))
         return _OK, headers, value

@@ -31,7 +31,8 @@ import falcon
 from ..config import Settings
 from ..engine import ANY, INT64_MAX, INT64_MIN, UNCONDITIONAL, Cache, Condition, Preconditions, WriteOptions
 from .binary import BINARY_TYPE, JSON_TYPE, OCTET_STREAM, TYPE_HEADER, check_acceptable, is_binary_body
-from .body import bool_param, encode, int_param, json_body, read_body, ttl_param
+from .body import bool_param, encode, int_param, json_body, parse_json, read_body, ttl_param
+from .compression import ETAG_SUFFIX, GZIP, Compressor, accepts_gzip, gunzip, read_coded_body
 from .errors import ApiError
 from .leases import lease_token, leased_read, mark_if_stale, stale_param
 from .resources import Resource, send_json
@@ -48,17 +49,27 @@ class ETags:
     def __init__(self) -> None:
         self.epoch = secrets.token_hex(4)
 
-    def of(self, version: int) -> str:
-        return f'"{self.epoch}-{version}"'
+    def of(self, version: int, gzip: bool = False) -> str:
+        """The strong ETag of a version, of its gzip representation with ``gzip``
+        (a value held compressed has two: RFC 9110 asks that they differ)."""
+        return f'"{self.epoch}-{version}{ETAG_SUFFIX}"' if gzip else f'"{self.epoch}-{version}"'
 
-    def versions(self, etags: list[Any]) -> list[int]:
-        """The versions named by strong ETags of this epoch."""
+    def versions(self, etags: list[Any], gzip: bool | None = None) -> list[int]:
+        """The versions named by strong ETags of this epoch: of the identity
+        representation (``gzip`` False), of the gzip one (True), or of either
+        (None: a write's preconditions are about the value, whichever way it was read)."""
         prefix = f"{self.epoch}-"
         found = []
         for etag in etags:
             text = str(etag)
-            if not getattr(etag, "is_weak", False) and text.startswith(prefix) and text[len(prefix) :].isdigit():
-                found.append(int(text[len(prefix) :]))
+            if getattr(etag, "is_weak", False) or not text.startswith(prefix):
+                continue
+            number = text[len(prefix) :]
+            coded = number.endswith(ETAG_SUFFIX)
+            if coded:
+                number = number[: -len(ETAG_SUFFIX)]
+            if number.isdigit() and (gzip is None or gzip == coded):
+                found.append(int(number))
         return found
 
 
@@ -78,6 +89,8 @@ class Items(Resource):
     def __init__(self, cache: Cache, settings: Settings, etags: ETags) -> None:
         super().__init__(cache, settings)
         self.etags = etags
+        self.compressor = Compressor(settings)
+        self.compress_from = self.compressor.compress_from
 
     # -- /cache/{key} -------------------------------------------------------------
 
@@ -95,7 +108,13 @@ class Items(Resource):
             raise not_found(key)
         if entry.binary:
             check_acceptable(req, key, entry)
-        resp.set_header("ETag", self.etags.of(entry.version))
+        gzip = None  # held as sent: one representation
+        if entry.original_size is not None:  # held compressed: gzip or identity, by Accept-Encoding
+            gzip = accepts_gzip(req.get_header("Accept-Encoding"))
+            resp.set_header("ETag", self.etags.of(entry.version, gzip))
+            resp.set_header("Vary", "Accept-Encoding")
+        else:
+            resp.set_header("ETag", self.etags.of(entry.version))
         if entry.tag_refs:
             resp.set_header(TAGS_HEADER, ",".join(self.cache.tags_of(entry)))
         if entry.expires_at is not None:  # without a TTL, no clock to read: no TTL header, never stale
@@ -105,16 +124,23 @@ class Items(Resource):
             resp.set_header(TTL_HEADER, ttl_left(entry.expires_at, now))
         if "HTTP_IF_NONE_MATCH" in req.env:  # only then parse it
             if_none_match = req.if_none_match
-            if if_none_match and ("*" in if_none_match or entry.version in self.etags.versions(if_none_match)):
+            if if_none_match and (
+                "*" in if_none_match or entry.version in self.etags.versions(if_none_match, bool(gzip))
+            ):
                 resp.status = falcon.HTTP_304
                 return
+        value = entry.value
+        if gzip:
+            resp.set_header("Content-Encoding", GZIP)
+        elif gzip is not None:
+            value = gunzip(value, entry.original_size)  # type: ignore[arg-type]
         if entry.binary:
             resp.set_header(TYPE_HEADER, BINARY_TYPE)
             resp.content_type = OCTET_STREAM
         else:
             resp.set_header(TYPE_HEADER, JSON_TYPE)
             resp.content_type = falcon.MEDIA_JSON
-        resp.data = entry.value
+        resp.data = value
 
     on_head = on_get
 
@@ -123,20 +149,39 @@ class Items(Resource):
         # check (it counts what it refuses); HTTP's own limits are checked here.
         ttl = ttl_param(req)
         binary = is_binary_body(req)
-        if binary:
+        held = None  # the value compressed, when it is held so (compression.py)
+        if "HTTP_CONTENT_ENCODING" in req.env:
+            value, held = self._coded_value(req, binary)
+        elif binary:
             value = read_body(req, self.settings.max_body_size, allow_empty=True)
         else:
             value = encode(json_body(req, self.settings.max_body_size))
+        if len(value) >= self.compress_from and held is None:
+            held = self.compressor.pack(value)
         conditions = self._conditions(req)
         stale, tags = stale_param(req, self.settings, ttl), tags_param(req)
         token = lease_token(req)  # a lease holder's write ends its lease (leases.py)
-        if token is None and conditions is None and not binary and stale is None and tags is None:
+        if token is None and conditions is None and not binary and stale is None and tags is None and held is None:
             result = self.cache.set(key, value, ttl)  # the plain PUT: no option values to build
-        else:
+        elif held is None:
             options = WriteOptions(binary, stale, tags)
             result = self.cache.write(key, value, ttl, options, conditions or UNCONDITIONAL, token)
+        else:
+            options = WriteOptions(binary, stale, tags, original_size=len(value))
+            result = self.cache.write(key, held, ttl, options, conditions or UNCONDITIONAL, token)
         resp.set_header("ETag", self.etags.of(result.version))
         send_json(resp, {"key": key, "ttl": ttl, "created": result.created}, 201 if result.created else 200)
+
+    def _coded_value(self, req: falcon.Request, binary: bool) -> tuple[bytes, bytes | None]:
+        """The value of a PUT whose body has a Content-Encoding (compression.py),
+        and what to hold for it compressed (None: the value as it is)."""
+        body, sent = read_coded_body(req, self.settings, self.cache.max_value_size)
+        if binary:
+            return body, self.compressor.held(body, sent)
+        if not body:
+            raise ApiError(400, "empty_body", "the request needs a JSON body")
+        value = encode(parse_json(body))
+        return value, self.compressor.held(value, sent if value == body else None)
 
     def _conditions(self, req: falcon.Request) -> Preconditions | None:
         """The engine's conditions for If-None-Match: * (only if absent),

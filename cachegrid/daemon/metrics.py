@@ -62,6 +62,11 @@ class CacheCollector(Collector):
             ("hit_ratio", "hit_ratio", "hits / (hits + misses) since start."),
             ("uptime_seconds", "uptime_seconds", "Seconds since the engine started."),
             ("tags", "tags", "Distinct tags in use now."),
+            ("compressed_items", "compressed_entries", "Entries held compressed now."),
+            ("compressed_original_bytes", "compressed_original_bytes", "Their values' bytes uncompressed."),
+            ("compressed_stored_bytes", "compressed_stored_bytes", "Their values' bytes as held."),
+            ("compression_saved_bytes", "compressed_saved_bytes", "Bytes compression saves now."),
+            ("compression_ratio", "compression_ratio", "Held / original bytes of the entries held compressed."),
         ):
             yield GaugeMetricFamily(f"{PREFIX}_{name}", documentation, value=stats[key])
         yield from lease_metrics(stats)

@@ -45,9 +45,8 @@ class Cache(LimitsView):
 
     ``Cache("lru", max_size=..., max_memory=...)`` or ``Cache("lru",
     Limits(...))``: the limits are one value (``Limits``), and keyword limits
-    override the fields of the one given (or of the defaults).
-    ``policy_options`` are settings of the policy's own, such as ``lfu``'s
-    ``{"decay_time": 60}``."""
+    override its fields. ``policy_options``: the policy's own settings
+    (``lfu``'s ``{"decay_time": 60}``)."""
 
     def __init__(
         self,
@@ -173,16 +172,26 @@ class Cache(LimitsView):
         (``set_leased``). ``options.binary_keys`` has no meaning here."""
         names = () if options.tags is None else check_tags(options.tags, self.tag_limits)
         if_match, if_none_match = conditions
-        binary, stale = options.binary, options.stale
+        binary, stale, original = options.binary, options.stale, options.original_size
         with self._lock:
             if lease is not None:
                 self._leases.check(key, lease)
             if names:
                 result = self._store.set_tagged(
-                    key, value, ttl, names, if_match=if_match, if_none_match=if_none_match, binary=binary, stale=stale
+                    key,
+                    value,
+                    ttl,
+                    names,
+                    if_match=if_match,
+                    if_none_match=if_none_match,
+                    binary=binary,
+                    stale=stale,
+                    original_size=original,
                 )
             else:
-                result = self._store.set(key, value, ttl, if_match, if_none_match, binary=binary, stale=stale)
+                result = self._store.set(
+                    key, value, ttl, if_match, if_none_match, binary=binary, stale=stale, original_size=original
+                )
             if lease is not None:
                 self._leases.release(key, lease, filled=True)
             return result
@@ -206,12 +215,15 @@ class Cache(LimitsView):
         """``set_many`` with its options as one typed value (the daemon's path)."""
         names = () if options.tags is None else check_tags(options.tags, self.tag_limits)
         binary, stale, binary_keys = options.binary, options.stale, options.binary_keys
+        compressed = options.compressed
         with self._lock:
             if names and items:
                 return self._store.set_many_tagged(
-                    items, ttl, names, binary=binary, stale=stale, binary_keys=binary_keys
+                    items, ttl, names, binary=binary, stale=stale, binary_keys=binary_keys, compressed=compressed
                 )
-            return self._store.set_many(items, ttl, binary=binary, stale=stale, binary_keys=binary_keys)
+            return self._store.set_many(
+                items, ttl, binary=binary, stale=stale, binary_keys=binary_keys, compressed=compressed
+            )
 
     def delete(self, key: str) -> bool:
         with self._lock:

@@ -16,13 +16,16 @@ trailer holding the entry's *slot* (slots.py) and a flags byte saying which
 optional fields are present (docs/entry-layout.md has the bytes of each)::
 
     value | tag refs (u32 id, u32 generation each) | tag count (u8)
-          | fresh_until (f64) | expires_at (f64) | slot (u32) | flags (u8)
+          | original size (u32) | fresh_until (f64) | expires_at (f64)
+          | slot (u32) | flags (u8)
 
 ``FLAG_BINARY`` (the value is raw bytes, not JSON) takes no bytes;
 ``FLAG_EXPIRES`` adds ``expires_at`` (an entry without it has no TTL),
-``FLAG_STALE`` ``fresh_until``, ``FLAG_TAGS`` the tag refs and their count.
-They are read from the end: the trailer, then the expiry, then
-``fresh_until``, then the count. The version (drawn from a per-store counter
+``FLAG_STALE`` ``fresh_until``, ``FLAG_TAGS`` the tag refs and their count,
+``FLAG_COMPRESSED`` the value's original size (the value is then held
+gzip-compressed, and that is its size as the client sees it; only compressed
+entries pay for the field). They are read from the end: the trailer, then
+the expiry, then ``fresh_until``, then the original size, then the count. The version (drawn from a per-store counter
 on every write; the daemon turns it into an ETag, conditional writes check
 it) is kept beside the blob, in the store's versions array by slot
 (``SlotTable._version_at``): in the blob its 8 bytes would take a small entry
@@ -62,9 +65,13 @@ FLAG_BINARY = 0x01  # the value is raw bytes, not JSON (no bytes of its own)
 FLAG_STALE = 0x02  # fresh_until follows the tag refs
 FLAG_TAGS = 0x04  # tag refs and their count follow the value
 FLAG_EXPIRES = 0x08  # expires_at precedes the trailer: the entry has a TTL
-FIELD_FLAGS = FLAG_STALE | FLAG_TAGS  # the flags whose fields take bytes
+FLAG_COMPRESSED = 0x10  # the value is held gzip-compressed; its original size follows the tags
+FIELD_FLAGS = FLAG_STALE | FLAG_TAGS | FLAG_COMPRESSED  # the flags whose fields take bytes
 _FRESH = struct.Struct("<d")
 FRESH_SIZE = _FRESH.size
+_ORIGINAL = struct.Struct("<I")
+ORIGINAL_SIZE = _ORIGINAL.size
+MAX_ORIGINAL_SIZE = 2**32 - 1
 _TAG_REF = struct.Struct("<II")
 MAX_TAG_REFS = 255  # the count is one byte
 
@@ -88,6 +95,9 @@ class Entry(NamedTuple):
     fresh_until: float | None = None
     # (tag id, generation) pairs, opaque to the store.
     tag_refs: tuple[tuple[int, int], ...] = ()
+    # The value is held gzip-compressed and is this many bytes uncompressed.
+    # None: the value is held as it was sent.
+    original_size: int | None = None
 
     def ttl(self, now: float) -> float | None:
         """Seconds left at ``now``, or None when the entry has no TTL."""
@@ -105,12 +115,17 @@ class Extra(NamedTuple):
     binary: bool = False
     fresh_until: float | None = None  # wall clock (time.time()) in a record
     tags: tuple[str, ...] = ()  # the names of its tags (a store's ids are its own)
+    original_size: int | None = None  # held gzip-compressed: the size uncompressed
 
 
 # -- writing ---------------------------------------------------------------------
 
 
-def encode_fields(fresh_until: float | None = None, tag_refs: Collection[tuple[int, int]] = ()) -> Fields:
+def encode_fields(
+    fresh_until: float | None = None,
+    tag_refs: Collection[tuple[int, int]] = (),
+    original_size: int | None = None,
+) -> Fields:
     """The flags and bytes of an entry's optional fields (none: ``(0, b"")``)."""
     flags, parts = 0, []  # type: int, list[bytes]
     if tag_refs:
@@ -119,10 +134,26 @@ def encode_fields(fresh_until: float | None = None, tag_refs: Collection[tuple[i
         parts.extend(_TAG_REF.pack(tag, generation) for tag, generation in tag_refs)
         parts.append(bytes((len(tag_refs),)))
         flags |= FLAG_TAGS
+    if original_size is not None:
+        if not 0 <= original_size <= MAX_ORIGINAL_SIZE:
+            raise ValueError(f"an original size is 0 to {MAX_ORIGINAL_SIZE} bytes, not {original_size}")
+        parts.append(_ORIGINAL.pack(original_size))
+        flags |= FLAG_COMPRESSED
     if fresh_until is not None:
         parts.append(_FRESH.pack(fresh_until))
         flags |= FLAG_STALE
     return flags, b"".join(parts)
+
+
+def with_original(fields: Fields, original_size: int) -> Fields:
+    """``fields`` (``encode_fields``'s) with the original size of a compressed
+    value added in its place (before ``fresh_until``): a batch's shared fields
+    made one compressed item's."""
+    flags, data = fields
+    if not 0 <= original_size <= MAX_ORIGINAL_SIZE:
+        raise ValueError(f"an original size is 0 to {MAX_ORIGINAL_SIZE} bytes, not {original_size}")
+    cut = len(data) - (_FRESH.size if flags & FLAG_STALE else 0)
+    return flags | FLAG_COMPRESSED, data[:cut] + _ORIGINAL.pack(original_size) + data[cut:]
 
 
 def trailer(slot: int, flags: int, expires_at: float) -> bytes:
@@ -172,6 +203,8 @@ def value_end(blob: bytes) -> int:
     if flags & FIELD_FLAGS:
         if flags & FLAG_STALE:
             end -= _FRESH.size
+        if flags & FLAG_COMPRESSED:
+            end -= _ORIGINAL.size
         if flags & FLAG_TAGS:
             end -= 1 + _TAG_REF.size * blob[end - 1]
     return end
@@ -199,26 +232,53 @@ def entry_of(blob: bytes, version: int, _trailer: int = TRAILER_SIZE) -> Entry:
     store keeps versions beside the blobs: ``SlotTable._version_at``)."""
     flags = blob[-1]
     if not flags:  # the common case: JSON, no TTL, no optional fields
-        return _new_tuple(Entry, (blob[: len(blob) - _trailer], version, None, False, None, ()))
+        return _new_tuple(Entry, (blob[: len(blob) - _trailer], version, None, False, None, (), None))
     if flags & FLAG_EXPIRES:
         end = len(blob) - TIMED_SIZE
         expires_at = unpack_timed(blob, end)[0]
     else:
         end, expires_at = len(blob) - _trailer, None
-    fresh_until, tag_refs = None, ()  # type: float | None, tuple[tuple[int, int], ...]
+    fresh_until, tag_refs, original = None, (), None  # type: float | None, tuple[tuple[int, int], ...], int | None
     if flags & FIELD_FLAGS:
         if flags & FLAG_STALE:
             end -= _FRESH.size
             fresh_until = _FRESH.unpack_from(blob, end)[0]
+        if flags & FLAG_COMPRESSED:
+            end -= _ORIGINAL.size
+            original = _ORIGINAL.unpack_from(blob, end)[0]
         if flags & FLAG_TAGS:
             count = blob[end - 1]
             end -= 1 + _TAG_REF.size * count
             tag_refs = tuple(_TAG_REF.iter_unpack(blob[end : end + _TAG_REF.size * count]))
-    return _new_tuple(Entry, (blob[:end], version, expires_at, bool(flags & FLAG_BINARY), fresh_until, tag_refs))
+    return _new_tuple(
+        Entry, (blob[:end], version, expires_at, bool(flags & FLAG_BINARY), fresh_until, tag_refs, original)
+    )
 
 
 def tag_refs_of(blob: bytes) -> tuple[tuple[int, int], ...]:
     """The (tag id, generation) refs held in ``blob`` (one with ``FLAG_TAGS``)."""
-    end = fields_end(blob) - (_FRESH.size if blob[-1] & FLAG_STALE else 0)
+    flags = blob[-1]
+    end = (
+        fields_end(blob)
+        - (_FRESH.size if flags & FLAG_STALE else 0)
+        - (_ORIGINAL.size if flags & FLAG_COMPRESSED else 0)
+    )
     count = blob[end - 1]
     return tuple(_TAG_REF.iter_unpack(blob[end - 1 - _TAG_REF.size * count : end - 1]))
+
+
+def original_size_of(blob: bytes) -> int | None:
+    """The original size held in ``blob`` (None: the value is not compressed)."""
+    flags = blob[-1]
+    if not flags & FLAG_COMPRESSED:
+        return None
+    return _ORIGINAL.unpack_from(blob, fields_end(blob) - (_FRESH.size if flags & FLAG_STALE else 0) - _ORIGINAL.size)[
+        0
+    ]
+
+
+def original_in_fields(data: bytes, flags: int) -> int:
+    """The original size in the optional fields ``data`` (``encode_fields``'
+    bytes) of an entry with ``flags``, one held compressed: the size comes
+    last but for a stale window's ``fresh_until``."""
+    return _ORIGINAL.unpack_from(data, len(data) - ORIGINAL_SIZE - (FRESH_SIZE if flags & FLAG_STALE else 0))[0]

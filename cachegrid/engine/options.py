@@ -12,7 +12,7 @@ callers who write by hand; they build the same values.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from typing import NamedTuple
 
 from .store import Condition
@@ -25,6 +25,9 @@ class WriteOptions(NamedTuple):
     stale: float | None = None  # seconds past the TTL it is kept and served marked stale (needs a TTL)
     tags: Iterable[str] | None = None  # cache tags (names); None: the entry carries none
     binary_keys: Collection[str] = ()  # a batch of both kinds: the keys whose values are binary
+    # The value is held gzip-compressed and is this many bytes as the client sees it.
+    original_size: int | None = None
+    compressed: Mapping[str, int] | None = None  # a batch: the compressed items' original sizes
 
 
 class Preconditions(NamedTuple):

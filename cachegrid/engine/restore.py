@@ -30,6 +30,7 @@ from .entry import (
     FLAG_EXPIRES,
     FOREVER,
     FRESH_SIZE,
+    ORIGINAL_SIZE,
     PLAIN,
     Extra,
     Fields,
@@ -66,7 +67,8 @@ def export_entries(store: Room, wall_now: float) -> Iterator[Record]:
         fresh_until = None if entry.fresh_until is None else entry.fresh_until + offset
         if entry.tag_refs and not store.tags.current(entry.tag_refs):
             wall_expiry = wall_now  # invalidated: a loader drops it as expired
-        extra = Extra(entry.binary, fresh_until, store.tags.names_of(entry.tag_refs) if entry.tag_refs else ())
+        tags = store.tags.names_of(entry.tag_refs) if entry.tag_refs else ()
+        extra = Extra(entry.binary, fresh_until, tags, entry.original_size)
         yield key, entry.value, wall_expiry, hint(slot), extra  # type: ignore[misc]
 
 
@@ -77,7 +79,9 @@ def restored_fields(extra: Extra | None, offset: float, tag_refs: Collection[tup
     if extra is None:
         return PLAIN
     flags, fields = encode_fields(
-        None if extra.fresh_until is None else extra.fresh_until + offset, tag_refs or ((0, 0),) * len(extra.tags)
+        None if extra.fresh_until is None else extra.fresh_until + offset,
+        tag_refs or ((0, 0),) * len(extra.tags),
+        extra.original_size,
     )
     return flags | (FLAG_BINARY if extra.binary else 0), fields
 
@@ -106,11 +110,11 @@ def restore(store: Room, records: list[Record], wall_now: float, hints: bool = T
     now = store.clock()
     offset = now - wall_now
     # Whether everything fits for sure (UTF-8 is at most 4 bytes a
-    # character, and a record's fields at most a fresh_until beside its
-    # tags); if not, find the hottest that fit first.
+    # character, and a record's fields at most a fresh_until and an original
+    # size beside its tags); if not, find the hottest that fit first.
     keys_bound = 4 * sum(map(len, map(itemgetter(0), records)))
     values = sum(map(len, map(itemgetter(1), records)))
-    charges_bound = keys_bound + values + len(records) * store._charge(FRESH_SIZE, True)
+    charges_bound = keys_bound + values + len(records) * store._charge(FRESH_SIZE + ORIGINAL_SIZE, True)
     fits = len(store) + len(records) <= store.max_size and store.memory_usage + charges_bound <= store.max_memory
     start = 0 if fits else _first_that_fits(store, records, now, offset)
     data, write, restore_hint = store._data, store._write, store._restore_hint
@@ -126,7 +130,7 @@ def restore(store: Room, records: list[Record], wall_now: float, hints: bool = T
                 expired += 1
                 continue
         length = len(key) if key.isascii() else key_length(key)
-        if length > max_key_length or len(value) > max_value_size:
+        if length > max_key_length or len(value) > max_value_size or _too_large_original(extra, max_value_size):
             too_large += 1
             continue
         if extra is None:
@@ -149,6 +153,11 @@ def restore(store: Room, records: list[Record], wall_now: float, hints: bool = T
     return restored, expired, too_large + left_out
 
 
+def _too_large_original(extra: Extra | None, max_value_size: int) -> bool:
+    """Whether a compressed record is over ``max_value_size`` as the client sees it."""
+    return extra is not None and extra.original_size is not None and extra.original_size > max_value_size
+
+
 def _restore_keeps(store: Room, record: Record, now: float, offset: float) -> int | None:
     """The charge of a record ``restore`` would insert, or None (expired, oversized)."""
     key, value, wall_expiry, _, extra = record
@@ -156,6 +165,8 @@ def _restore_keeps(store: Room, record: Record, now: float, offset: float) -> in
         return None
     length = key_length(key)
     if length > store.max_key_length or len(value) > store.max_value_size:
+        return None
+    if _too_large_original(extra, store.max_value_size):
         return None
     fields = restored_fields(extra, offset)[1]
     return store._charge(length + len(value) + len(fields), wall_expiry is not None)
@@ -179,9 +190,13 @@ def _first_that_fits(store: Room, records: list[Record], now: float, offset: flo
 def _classify(store: Room, records: list[Record], now: float, offset: float) -> tuple[int, int, int]:
     """(expired, oversized, left out by the limits) among records ``restore`` cut."""
     expired = too_large = 0
-    for key, value, wall_expiry, *_ in records:
+    for key, value, wall_expiry, _, extra in records:
         if wall_expiry is not None and wall_expiry + offset <= now:
             expired += 1
-        elif key_length(key) > store.max_key_length or len(value) > store.max_value_size:
+        elif (
+            key_length(key) > store.max_key_length
+            or len(value) > store.max_value_size
+            or _too_large_original(extra, store.max_value_size)
+        ):
             too_large += 1
     return expired, too_large, len(records) - expired - too_large

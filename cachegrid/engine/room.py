@@ -55,6 +55,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterator
 
 from .entry import (
+    FLAG_COMPRESSED,
     FLAG_EXPIRES,
     FLAG_TAGS,
     FOREVER,
@@ -62,20 +63,27 @@ from .entry import (
     TIMED_SIZE,
     TRAILER_SIZE,
     Fields,
+    expires_at_of,
     fields_end,
+    flags_of,
     has_ttl,
+    original_in_fields,
     pack_timed,
     pack_trailer,
     slot_in,
     tag_refs_of,
     unpack_timed,
     unpack_trailer,
+    value_end,
 )
 from .errors import CacheFull, ValueTooLarge
 from .expire import ExpiryIndex
 from .limits import check_key
 from .slots import VERSION_MASK, SlotTable
 from .tags import TagRegistry
+
+# The flags whose entries are counted beside the charge: tags, compression.
+_ACCOUNTED = FLAG_TAGS | FLAG_COMPRESSED
 
 # The kinds of change on_change reports (changes.py has the whole list).
 SET, DELETE, EXPIRE, EVICT = "set", "delete", "expire", "evict"
@@ -96,6 +104,7 @@ class Room(SlotTable):
         "_overheads",
         "_with_ttl",
         "clock",
+        "compressed",
         "evictions",
         "expired",
         "max_key_length",
@@ -125,6 +134,8 @@ class Room(SlotTable):
     rejected_too_large: int
     rejected_full: int
     on_change: Callable[[str, str | None], None] | None
+    # Entries held compressed: [count, their original bytes, their held bytes].
+    compressed: list[int]
 
     def __len__(self) -> int:
         """Entries held, including expired ones not reclaimed yet."""
@@ -199,6 +210,26 @@ class Room(SlotTable):
             self.rejected_too_large += 1
             raise ValueTooLarge(charge, self.max_memory, "max_memory")
 
+    # -- the live entry -----------------------------------------------------------------
+
+    def _live(self, key: str, now: float | None = None) -> bytes | None:
+        """The blob under ``key`` if it has not expired (an expired one is
+        removed on the spot). Counts nothing and changes no recency."""
+        blob = self._data.get(key)
+        if blob is None:
+            return None
+        flags = flags_of(blob)
+        if flags & FLAG_TAGS and not self.tags.current(tag_refs_of(blob)):
+            self._drop_invalidated(key, blob)
+            return None
+        if flags & FLAG_EXPIRES and expires_at_of(blob) <= (self.clock() if now is None else now):
+            self._remove(key, blob)
+            self.expired += 1
+            if self.on_change is not None:
+                self.on_change(EXPIRE, key)
+            return None
+        return blob
+
     # -- the one write path ---------------------------------------------------------
 
     def _write(
@@ -240,10 +271,13 @@ class Room(SlotTable):
                 self._versions[slot] = version & VERSION_MASK
                 # PERF: entry.py's trailer(), written out.
                 end = pack_timed(expires_at, slot, flags | FLAG_EXPIRES) if has_ttl else pack_trailer(slot, flags)
-                self._data[key] = (value + data if data else value) + end
+                self._data[key] = self._with_fields(value, data, flags, end) if data else value + end
                 self._memory += growth
-                if old[-1] & FLAG_TAGS:
-                    self._memory -= self.tags.release(tag_refs_of(old))
+                if old[-1] & _ACCOUNTED:
+                    if old[-1] & FLAG_TAGS:
+                        self._memory -= self.tags.release(tag_refs_of(old))
+                    if old[-1] & FLAG_COMPRESSED:
+                        self._uncount_compressed(old)
                 self._on_update(slot, old_size, size)
                 if has_ttl != old_has_ttl:
                     self._with_ttl += has_ttl - old_has_ttl
@@ -261,7 +295,7 @@ class Room(SlotTable):
         slot = self._take_slot(key)
         self._versions[slot] = version & VERSION_MASK
         end = pack_timed(expires_at, slot, flags | FLAG_EXPIRES) if has_ttl else pack_trailer(slot, flags)
-        self._data[key] = (value + data if data else value) + end
+        self._data[key] = self._with_fields(value, data, flags, end) if data else value + end
         self._memory += charge
         self._on_insert(slot, size)
         if has_ttl:
@@ -304,8 +338,11 @@ class Room(SlotTable):
         # PERF: the trailer decoded here (slot_in, has_ttl, fields_end of
         # entry.py, written out: every eviction, expiry and delete).
         slot, flags = unpack_trailer(blob, len(blob) - TRAILER_SIZE)
-        if flags & FLAG_TAGS:
-            self._memory -= self.tags.release(tag_refs_of(blob))
+        if flags & _ACCOUNTED:
+            if flags & FLAG_TAGS:
+                self._memory -= self.tags.release(tag_refs_of(blob))
+            if flags & FLAG_COMPRESSED:
+                self._uncount_compressed(blob)
         del self._data[key]
         has_ttl = flags & FLAG_EXPIRES != 0
         size = stored_key_length(key) + len(blob) - (TIMED_SIZE if has_ttl else TRAILER_SIZE)
@@ -313,6 +350,24 @@ class Room(SlotTable):
         self._with_ttl -= has_ttl
         self._on_remove(slot, size)
         self._free_slot(slot)
+
+    def _with_fields(self, value: bytes, data: bytes, flags: int, end: bytes) -> bytes:
+        """The blob of an entry with optional fields (counted when compressed)."""
+        if flags & FLAG_COMPRESSED:
+            self._count_compressed(len(value), data, flags, 1)
+        return value + data + end
+
+    def _count_compressed(self, held: int, data: bytes, flags: int, sign: int) -> None:
+        """Count an entry held compressed (``held`` bytes of value, ``data``
+        its optional fields) in, or with ``sign`` -1 out of, ``compressed``."""
+        counts = self.compressed
+        counts[0] += sign
+        counts[1] += sign * original_in_fields(data, flags)
+        counts[2] += sign * held
+
+    def _uncount_compressed(self, blob: bytes) -> None:
+        end = value_end(blob)
+        self._count_compressed(end, blob[end : fields_end(blob)], blob[-1], -1)
 
     def _drop_invalidated(self, key: str, blob: bytes) -> None:
         """Remove an entry one of whose tags was invalidated since it was written."""

@@ -32,11 +32,12 @@ A pattern without glob characters is a prefix (``user:`` matches
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from fnmatch import translate
 from functools import lru_cache
 from typing import Any, NamedTuple
 
+from .entry import original_size_of, value_end
 from .errors import InvalidCursor
 from .store import Store
 
@@ -53,6 +54,9 @@ _GLOB = re.compile(r"[*?\[]")
 class KeyPage(NamedTuple):
     keys: list[str]
     cursor: str | None  # None when the listing is complete
+    # Per key, in the same order: (bytes held, bytes as the client sees the
+    # value); the two differ for a value held compressed.
+    sizes: Sequence[tuple[int, int]] = ()
 
 
 @lru_cache(maxsize=64)
@@ -84,12 +88,17 @@ def scan_page(
     """Up to ``limit`` live keys matching ``matches`` in the slots from
     ``start``, examining at most ``scan_count`` slots. Under the lock."""
     stop = min(store.slot_end, start + scan_count)
-    key_at, is_live_at = store.key_at, store.is_live_at
+    key_at, is_live_at, data = store.key_at, store.is_live_at, store._data
     keys: list[str] = []
+    sizes: list[tuple[int, int]] = []
     slot = start
     while slot < stop and len(keys) < limit:
         key = key_at(slot)
         slot += 1
         if key is not None and matches(key) and is_live_at(key, now):
             keys.append(key)
-    return KeyPage(keys, None if slot >= store.slot_end else f"{store.slot_epoch}.{slot}")
+            blob = data[key]
+            held = value_end(blob)
+            original = original_size_of(blob)
+            sizes.append((held, held if original is None else original))
+    return KeyPage(keys, None if slot >= store.slot_end else f"{store.slot_epoch}.{slot}", sizes)

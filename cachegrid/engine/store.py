@@ -40,6 +40,7 @@ import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any, Literal, NamedTuple
 
+from .bulk import write_many
 from .entry import (  # noqa: F401  (the codec's names, importable from here as before)
     BINARY,
     FIELD_FLAGS,
@@ -70,7 +71,6 @@ from .entry import (  # noqa: F401  (the codec's names, importable from here as 
 )
 from .errors import (
     IntegerOverflow,
-    InvalidKey,
     InvalidTTL,
     KeyNotFound,
     NotAnInteger,
@@ -120,10 +120,15 @@ class SetResult(NamedTuple):
 
 
 def write_fields(
-    expires_at: float, stale: float | None, tag_refs: Collection[tuple[int, int]], binary: bool
+    expires_at: float,
+    stale: float | None,
+    tag_refs: Collection[tuple[int, int]],
+    binary: bool,
+    original_size: int | None = None,
 ) -> tuple[float, Fields]:
     """(expiry, fields) of a write's optional fields: a stale window
-    moves the expiry to its end and keeps the TTL's end as fresh_until."""
+    moves the expiry to its end and keeps the TTL's end as fresh_until.
+    ``original_size``: the value is held compressed (``FLAG_COMPRESSED``)."""
     fresh_until = None
     if stale is not None:
         check_stale(stale)
@@ -131,7 +136,7 @@ def write_fields(
             raise InvalidTTL("a stale window needs a ttl: an entry without one never turns stale")
         if stale:
             fresh_until, expires_at = expires_at, expires_at + stale
-    flags, fields = encode_fields(fresh_until, tag_refs)
+    flags, fields = encode_fields(fresh_until, tag_refs, original_size)
     return expires_at, ((flags | FLAG_BINARY) if binary else flags, fields)
 
 
@@ -195,6 +200,7 @@ class Store(Room):
         self._expiry = ExpiryIndex(self._expires_at_slot, self._expiry_overgrown)
         self._memory = 0
         self._with_ttl = 0  # entries that have a TTL
+        self.compressed = [0, 0, 0]  # entries held compressed: count, original bytes, held bytes
         # Tag names, ids and generations (tags.py); a clear forgets them too
         # (its counters stay, as the store's own do).
         # (Never vars(self) here or on any hot path: reading an instance's
@@ -247,24 +253,6 @@ class Store(Room):
         return None if blob is None else expires_at_of(blob)
 
     # -- reads -------------------------------------------------------------------
-
-    def _live(self, key: str, now: float | None = None) -> bytes | None:
-        """The blob under ``key`` if it has not expired (an expired one is
-        removed on the spot). Counts nothing and changes no recency."""
-        blob = self._data.get(key)
-        if blob is None:
-            return None
-        flags = flags_of(blob)
-        if flags & FLAG_TAGS and not self.tags.current(tag_refs_of(blob)):
-            self._drop_invalidated(key, blob)
-            return None
-        if flags & FLAG_EXPIRES and expires_at_of(blob) <= (self.clock() if now is None else now):
-            self._remove(key, blob)
-            self.expired += 1
-            if self.on_change is not None:
-                self.on_change(EXPIRE, key)
-            return None
-        return blob
 
     def _hit(
         self,
@@ -379,21 +367,27 @@ class Store(Room):
         binary: bool = False,
         stale: float | None = None,
         tag_refs: Collection[tuple[int, int]] = (),
+        original_size: int | None = None,
     ) -> SetResult:
         """Store ``value`` under ``key``, optionally expiring after ``ttl``
         seconds, if the preconditions hold (see the module docstring; a
         failed one raises PreconditionFailed and nothing is written).
         ``binary``: the value is raw bytes, not JSON. ``stale``: seconds past
         the TTL during which the entry is kept and served stale (needs a
-        ttl). ``tag_refs``: opaque (tag id, generation) pairs kept with it."""
+        ttl). ``tag_refs``: opaque (tag id, generation) pairs kept with it.
+        ``original_size``: ``value`` is gzip-compressed, and this is its size
+        uncompressed (held with it; ``max_value_size`` applies to it)."""
         if ttl is None:
             expires_at, now = FOREVER, None
         else:
             now = self.clock()
             expires_at = now + check_ttl(ttl)
         fields = BINARY if binary else PLAIN
-        if stale is not None or tag_refs:
-            expires_at, fields = write_fields(expires_at, stale, tag_refs, binary)
+        if stale is not None or tag_refs or original_size is not None:
+            if original_size is not None and original_size > self.max_value_size:
+                self.rejected_too_large += 1
+                raise ValueTooLarge(original_size, self.max_value_size)
+            expires_at, fields = write_fields(expires_at, stale, tag_refs, binary, original_size)
         if (
             key.__class__ is str
             and key.isascii()
@@ -423,41 +417,23 @@ class Store(Room):
         stale: float | None = None,
         tag_refs: Collection[tuple[int, int]] = (),
         binary_keys: Collection[str] = (),
+        compressed: Mapping[str, int] | None = None,
     ) -> int:
         """Store every item, or none of them: every key and value is checked
         first, and a policy that does not evict refuses the whole batch if it
         does not fit. Returns how many were stored. ``binary``, ``stale`` and
         ``tag_refs`` as in ``set``, the same for every item; ``binary_keys``:
         the items that are binary in a batch of both kinds (one batch, so
-        still all or nothing)."""
+        still all or nothing); ``compressed``: the items held gzip-compressed,
+        each with its original size (``set``'s ``original_size``)."""
         now = self.clock()
         expires_at = FOREVER if ttl is None else now + check_ttl(ttl)
         fields = BINARY if binary else PLAIN
         if stale is not None or tag_refs:
             expires_at, fields = write_fields(expires_at, stale, tag_refs, binary)
-        stored, has_ttl = len(fields[1]), ttl is not None
-        checked = []
-        for key, value in items.items():
-            try:
-                length = self._check_entry(key, value)
-                self._check_fits_alone(length, len(value) + stored, has_ttl)
-            except (InvalidKey, ValueTooLarge, TypeError) as error:
-                error.key = key  # type: ignore[union-attr]
-                raise
-            checked.append((key, length, value))
-        if not self.evicts:  # the whole batch's room, made (or refused) at once
-            new_entries = extra_bytes = 0
-            for key, length, value in checked:
-                entries, growth = self._cost(length, len(value) + stored, has_ttl, self._live(key, now))
-                new_entries += entries
-                extra_bytes += growth
-            self._make_room(new_entries, extra_bytes, now)
-        binary_fields = (fields[0] | FLAG_BINARY, fields[1])
-        for key, length, value in checked:
-            item_fields = binary_fields if binary_keys and key in binary_keys else fields
-            self._write(key, length, value, expires_at, self._live(key, now), item_fields)
-        self.sets += len(checked)
-        return len(checked)
+        stored = write_many(self, items, expires_at, fields, ttl is not None, now, binary_keys, compressed)
+        self.sets += stored
+        return stored
 
     def incr(self, key: str, by: int = 1) -> int:
         """Add ``by`` to the integer stored under ``key`` (0 when absent, as
@@ -496,7 +472,7 @@ class Store(Room):
             window = entry.expires_at - entry.fresh_until  # type: ignore[operator]
             fresh_until = None if ttl is None else expires_at
             expires_at = expires_at if ttl is None else expires_at + window
-            more, data = encode_fields(fresh_until, entry.tag_refs)
+            more, data = encode_fields(fresh_until, entry.tag_refs, entry.original_size)
             fields = ((fields[0] & FLAG_BINARY) | more, data)
         self._rewrite(key, entry.value, expires_at, old, fields, entry.version)
         return True
@@ -516,7 +492,8 @@ class Store(Room):
         expires_at = FOREVER if entry.expires_at is None else entry.expires_at
         if entry.fresh_until is None:
             expires_at = min(expires_at, now + check_ttl(grace))
-        more, data = encode_fields(now if entry.fresh_until is None else min(now, entry.fresh_until), entry.tag_refs)
+        fresh_until = now if entry.fresh_until is None else min(now, entry.fresh_until)
+        more, data = encode_fields(fresh_until, entry.tag_refs, entry.original_size)
         self._rewrite(key, entry.value, expires_at, old, ((flags_of(old) & FLAG_BINARY) | more, data), entry.version)
         return True
 
@@ -579,6 +556,12 @@ class Store(Room):
             "max_memory_bytes": self.max_memory,
             "hit_ratio": self.hits / lookups if lookups else 0.0,
             "policy": self.name,
+            "compressed_entries": self.compressed[0],
+            "compressed_original_bytes": self.compressed[1],
+            "compressed_stored_bytes": self.compressed[2],
+            "compressed_saved_bytes": self.compressed[1] - self.compressed[2],
+            # held ÷ original of the entries held compressed (1.0: none is)
+            "compression_ratio": self.compressed[2] / self.compressed[1] if self.compressed[1] else 1.0,
             **self.tags.counters(),
         }
 

@@ -12,6 +12,7 @@ as sent) and as a server that gives only the decoded path.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import sys
@@ -24,8 +25,9 @@ import pytest
 
 from cachegrid.config import Settings
 from cachegrid.daemon import build_cache, create_app
+from cachegrid.daemon.compression import gzip_bytes
 from cachegrid.daemon.fastpath import FastPath
-from cachegrid.engine import Cache
+from cachegrid.engine import Cache, WriteOptions
 from cachegrid.testing import FakeClock
 
 TOKEN = "secret"
@@ -58,11 +60,28 @@ REQUESTS: list[tuple[str, str, dict[str, str], bool]] = [
     ("GET", "/cache/bin", {"Accept": "application/octet-stream"}, True),
     ("GET", "/cache/bin", {"Accept": ""}, True),
     ("GET", "/cache/user:42", {"Accept": "*/*", "User-Agent": "x", "Connection": "keep-alive"}, True),
+    # values held compressed (compression.py): gzip or identity by Accept-Encoding
+    ("GET", "/cache/zip", {}, True),
+    ("HEAD", "/cache/zip", {}, True),
+    ("GET", "/cache/zip", {"Accept-Encoding": "gzip"}, True),
+    ("HEAD", "/cache/zip", {"Accept-Encoding": "gzip, deflate, br"}, True),
+    ("GET", "/cache/zip", {"Accept-Encoding": "gzip;q=0"}, True),
+    ("GET", "/cache/zip", {"Accept-Encoding": "*"}, True),
+    ("GET", "/cache/zip", {"Accept-Encoding": "*;q=0.5, gzip;q=0"}, True),
+    ("GET", "/cache/zip", {"Accept-Encoding": "identity"}, True),
+    ("GET", "/cache/zip:bin", {"Accept-Encoding": "x-gzip"}, True),
+    ("GET", "/cache/zip:bin", {}, True),
+    ("GET", "/cache/zip:ttl", {"Accept-Encoding": "gzip"}, True),
+    ("GET", "/cache/zip:ttl", {}, True),
+    ("GET", "/cache/user:42", {"Accept-Encoding": "gzip"}, True),  # held as sent: never compressed here
     # falcon's
     ("GET", "/cache/bin", {"Accept": "application/json"}, False),  # 406
     ("GET", "/cache/user:42", {"Accept": "text/html, */*;q=0.8"}, False),
     ("GET", "/cache/user:42", {"If-None-Match": "*"}, False),
     ("GET", "/cache/user:42", {"If-None-Match": '"nope-1"'}, False),
+    ("GET", "/cache/zip", {"If-None-Match": '"nope-1"', "Accept-Encoding": "gzip"}, False),
+    ("GET", "/cache/zip?peek=true", {"Accept-Encoding": "gzip"}, False),
+    ("GET", "/cache/zip?peek=true", {}, False),
     ("GET", "/cache/user:42?peek=true", {}, False),
     ("GET", "/cache/user:42?lease=5", {}, False),
     ("GET", "/cache/user:42?x=1", {}, False),
@@ -89,6 +108,7 @@ REQUESTS: list[tuple[str, str, dict[str, str], bool]] = [
 
 
 JSON = {"Content-Type": "application/json"}
+ZIPPED = gzip.compress(b'{"zipped":"' + b"z" * 200 + b'"}')
 # (target, headers, body, whether the fast path answers it); Content-Length is the body's
 PUTS: list[tuple[str, dict[str, str], bytes | None, bool]] = [
     ("/cache/new:1", JSON, b'{"name": "Bob", "tags": [1, 2.5, null]}', True),
@@ -101,6 +121,11 @@ PUTS: list[tuple[str, dict[str, str], bytes | None, bool]] = [
     ("/cache/bom", JSON, b"\xef\xbb\xbf[1]", True),
     ("/cache/unicode", JSON, '"ключ \\ud83d\\ude00"'.encode(), True),
     ("/cache/too:large", JSON, b'"' + b"x" * 400 + b'"', True),  # the engine's 413, counted
+    ("/cache/zip:new", JSON, b'"' + b"ab" * 120 + b'"', True),  # over compress_threshold: held compressed
+    ("/cache/zip:random", JSON, b'"' + bytes(range(65, 91)) * 9 + b'"', True),  # saves too little? either way
+    ("/cache/zip:gz", JSON | {"Content-Encoding": "gzip"}, ZIPPED, False),  # a compressed body: falcon's
+    ("/cache/zip:br", JSON | {"Content-Encoding": "br"}, b"1", False),  # 415
+    ("/cache/zip:lie", JSON | {"Content-Encoding": "gzip"}, b"1", False),  # 400
     ("/cache/" + UNICODE, JSON, b"1", None),
     ("/cache/a%2Fb", JSON, b"2", True),
     ("/cache/new%0Aline", JSON, b"3", True),
@@ -149,6 +174,11 @@ def fill(cache: Cache, clock: FakeClock) -> None:
     cache.set("a/b", b'"slash"')
     cache.set("k" * MAX_KEY, b"1")
     cache.set("batch", b'"not reserved"')
+    zip_json = b'["' + b"abc" * 80 + b'"]'
+    cache.write("zip", gzip_bytes(zip_json), options=WriteOptions(original_size=len(zip_json)))
+    cache.write("zip:bin", gzip_bytes(b"\x00" * 250), options=WriteOptions(binary=True, original_size=250))
+    options = WriteOptions(tags=["a"], original_size=len(zip_json))
+    cache.write("zip:ttl", gzip_bytes(zip_json), 30.0, options=options)
     clock.tick(10.0)  # "stale" in its window, "gone" gone
 
 
@@ -207,6 +237,7 @@ def make(token: str | None, acl_file: Path | None = None) -> tuple[FastPath, Any
         max_value_size=300,
         max_body_size=1024,
         acl_file=acl_file,
+        compress_threshold=64,
     )
     cache = build_cache(settings, clock)
     fast = create_app(settings, cache=cache)

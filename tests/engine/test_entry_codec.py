@@ -27,6 +27,7 @@ from cachegrid.engine.entry import (
     expires_at_of,
     fields_end,
     has_ttl,
+    original_size_of,
     slot_in,
     value_of,
 )
@@ -43,8 +44,8 @@ INLINE_COPIES = {"_hit", "get", "get_entry", "set", "_write", "_remove"}
 # are of its own steps and of the sketch (tests/engine/test_tinylfu_model.py).
 OTHER_COPIES = {"tinylfu.py"}
 
-# (binary, ttl, stale, tags): every combination of the flags.
-COMBINATIONS = list(itertools.product([False, True], [None, 50.0], [None, 10.0], [(), ("a", "b")]))
+# (binary, ttl, stale, tags, original size): every combination of the flags.
+COMBINATIONS = list(itertools.product([False, True], [None, 50.0], [None, 10.0], [(), ("a", "b")], [None, 70_000]))
 COMBINATIONS = [combo for combo in COMBINATIONS if combo[2] is None or combo[1] is not None]  # stale needs a ttl
 
 
@@ -53,9 +54,9 @@ def _store(policy: str, clock: FakeClock) -> Store:
 
 
 def _write(store: Store, key: str, value: bytes, combo: tuple) -> None:
-    binary, ttl, stale, tags = combo
+    binary, ttl, stale, tags, original_size = combo
     refs = store.acquire_tags(tags) if tags else ()
-    store.set(key, value, ttl, binary=binary, stale=stale, tag_refs=refs)
+    store.set(key, value, ttl, binary=binary, stale=stale, tag_refs=refs, original_size=original_size)
 
 
 def _expected_memory(store: Store) -> int:
@@ -87,19 +88,21 @@ def test_write_stores_the_codecs_blob_and_reads_give_the_codecs_view(
     policy: str, combo: tuple, clock: FakeClock
 ) -> None:
     store = _store(policy, clock)
-    binary, ttl, stale, tags = combo
+    binary, ttl, stale, tags, original_size = combo
     value = b'{"k":1}'
     _write(store, "key", value, combo)
     blob = store._data["key"]
     slot = slot_in(blob)
     expires_at = FOREVER if ttl is None else clock() + ttl + (stale or 0)
     refs = store.tags.acquire(tags)[0] if tags else ()  # the same refs again (their generation is current)
-    flags, fields = encode_fields(None if not stale else clock() + ttl, refs)
+    flags, fields = encode_fields(None if not stale else clock() + ttl, refs, original_size)
     assert blob == encode(value, (flags | (FLAG_BINARY if binary else 0), fields), expires_at, slot)
     assert expires_at_of(blob) == expires_at
     assert store._hit("key") is blob
     assert store.get("key") == value_of(blob) == value
     assert store.get_entry("key") == entry_of(blob, store._version_at(slot))
+    assert store.get_entry("key").original_size == original_size == original_size_of(blob)
+    assert store.get_entry("key").tag_refs == tuple(refs)
     assert store.memory_usage == _expected_memory(store)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -226,7 +227,7 @@ def test_binary_values_are_counted_in_memory(server: ServerProcess) -> None:
         return json.loads(server.request("GET", "/stats")[2])["memory_usage_bytes"]
 
     before = used()
-    put(server, "bin:memory", b"\x00" * 1400)
+    put(server, "bin:memory", random.Random(1400).randbytes(1400))  # incompressible: held as sent
     assert used() - before >= 1400
     server.request("DELETE", "/cache/bin:memory")
     assert used() == before

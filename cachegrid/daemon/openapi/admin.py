@@ -123,6 +123,16 @@ def _keys(common: Common) -> dict[str, Any]:
         count={"type": "integer"},
         cursor={"type": ["string", "null"]},
         pattern={"type": ["string", "null"]},
+        sizes={
+            "type": "object",
+            "description": "Per key: the bytes its value is held in (compressed, for a value held so) "
+            "and its bytes as a client reads it.",
+            "additionalProperties": obj(
+                ["stored_bytes", "original_bytes"],
+                stored_bytes={"type": "integer"},
+                original_bytes={"type": "integer"},
+            ),
+        },
     )
     return {
         "get": operation(

@@ -45,9 +45,14 @@ def _amend_value(paths: dict[str, Any]) -> None:
         "the body's bytes as they are (a binary value; it may be empty)."
     )
     put["requestBody"]["content"] = put["requestBody"]["content"] | {OCTET_STREAM: raw}
-    put["requestBody"]["description"] = "Any JSON value, or any bytes as application/octet-stream."
+    put["requestBody"]["description"] = (
+        "Any JSON value, or any bytes as application/octet-stream. With Content-Encoding: gzip the body is "
+        "gzip-compressed: it is inflated (413 past max_value_size, 400 if it is not gzip) and read as any "
+        "body; another coding is 415."
+    )
     put["responses"]["415"] = error(
-        "A Content-Type that is neither JSON nor application/octet-stream (`accepted` lists them)."
+        "A Content-Type that is neither JSON nor application/octet-stream (`accepted` lists them), "
+        "or a Content-Encoding other than gzip and identity (`supported` lists them)."
     )
 
 

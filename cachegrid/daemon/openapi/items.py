@@ -31,6 +31,13 @@ _TAGS_PARAM = (
 )
 
 
+_ACCEPT_ENCODING = header(
+    "Accept-Encoding",
+    "A value held compressed is sent as held (Content-Encoding: gzip) when this allows gzip, "
+    "decompressed otherwise (also without the header).",
+)
+
+
 def _etag() -> dict[str, Any]:
     return {
         "ETag": {
@@ -107,6 +114,15 @@ def _entry_headers() -> dict[str, Any]:
             "schema": {"type": "string"},
             "description": "The entry's tags, comma-separated, when it has any.",
         },
+        "Vary": {
+            "schema": {"type": "string", "enum": ["Accept-Encoding"]},
+            "description": "For a value held compressed (docs/compression.md): its answer depends on "
+            "Accept-Encoding, and each representation has its own ETag (the gzip one ends in -gzip).",
+        },
+        "Content-Encoding": {
+            "schema": {"type": "string", "enum": ["gzip"]},
+            "description": "gzip: the value held compressed, sent as held, to a request that accepts gzip.",
+        },
     }
 
 
@@ -138,7 +154,7 @@ def _value(common: Common, links: dict[str, Any]) -> dict[str, Any]:
                 "400": bad,
                 "404": common.missing,
             },
-            [key, peek, header("If-None-Match", "ETags; 304 if one is current.")],
+            [key, peek, header("If-None-Match", "ETags; 304 if one is current."), _ACCEPT_ENCODING],
         ),
         "head": operation(
             "Like GET, without the body.",
@@ -148,7 +164,7 @@ def _value(common: Common, links: dict[str, Any]) -> dict[str, Any]:
                 "400": {"description": "Invalid key."},
                 "404": {"description": "No such key."},
             },
-            [key, peek, header("If-None-Match", "ETags; 304 if one is current.")],
+            [key, peek, header("If-None-Match", "ETags; 304 if one is current."), _ACCEPT_ENCODING],
         ),
         "put": operation(
             "Store a JSON value (its compact encoding).",
@@ -165,9 +181,15 @@ def _value(common: Common, links: dict[str, Any]) -> dict[str, Any]:
                 query("ttl", TTL, "Expire after this many seconds."),
                 query("tags", _tags_param_schema(common), _TAGS_PARAM.format(settings=common.settings)),
                 header("If-None-Match", "`*`: store only if the key is absent."),
-                header("If-Match", "`*`: only if present; an ETag: only if still that version."),
+                header(
+                    "If-Match", "`*`: only if present; an ETag (of either representation): only if still that version."
+                ),
             ],
-            body(any_value, "Any JSON value."),
+            body(
+                any_value,
+                "Any JSON value. With Content-Encoding: gzip the body is gzip-compressed: it is inflated "
+                "(413 past max_value_size, 400 if it is not gzip) and read as any body; another coding is 415.",
+            ),
         ),
         "delete": operation(
             "Delete the key (idempotent: 200 either way).",
