@@ -83,7 +83,12 @@ SEED = 13
 KEYS = 100_000
 REQUESTS = 1_000_000
 SIZES = (0.01, 0.10)
+SCAN_EVERY, SCAN_LENGTH = 20_000, 5_000  # zipf-scans: a fifth of the requests are one-time keys
 LIBCACHESIM = ("LRU", "WTinyLFU", "S3FIFO", "Sieve", "ARC")
+# The policies of the main table (``--every-policy``: all of them, and the variants).
+MAIN_POLICIES = ("lru", "tinylfu", "adaptive")
+# What ``adaptive`` is held against on each run (the issue's goals).
+RIVALS = ("lru", "lcs LRU", "lcs WTinyLFU", "lcs S3FIFO", "lcs Sieve", "lcs ARC")
 
 Trace = list  # of int keys
 
@@ -113,12 +118,14 @@ def loop(rng: random.Random, size: int, requests: int) -> Trace:
     return trace
 
 
-def recency(rng: random.Random, keys: int, size: int, requests: int) -> Trace:
+def recency(
+    rng: random.Random, keys: int, size: int, requests: int, window: int = 4, fresh_share: float = 0.1
+) -> Trace:
     trace: Trace = []
     fresh = 0
-    horizon = 4 * size
+    horizon = window * size
     for _ in range(requests):
-        if fresh < keys and (not trace or rng.random() < 0.1):
+        if fresh < keys and (not trace or rng.random() < fresh_share):
             trace.append(fresh)
             fresh += 1
         else:
@@ -126,7 +133,37 @@ def recency(rng: random.Random, keys: int, size: int, requests: int) -> Trace:
     return trace
 
 
-def traces(keys: int, requests: int) -> list[tuple[str, int, Trace]]:
+def zipf_scans(rng: random.Random, keys: int, requests: int) -> Trace:
+    """Zipf 0.9 over ``keys`` keys; after every ``SCAN_EVERY`` requests, a scan
+    of ``SCAN_LENGTH`` keys asked for this once and never again."""
+    trace: Trace = []
+    fresh = keys  # one-time keys lie beyond the Zipf keys
+    popular = iter(zipf(rng, keys, 0.9, requests))
+    while len(trace) < requests:
+        trace.extend(itertools.islice(popular, SCAN_EVERY))
+        scan = min(SCAN_LENGTH, requests - len(trace))
+        trace.extend(range(fresh, fresh + scan))
+        fresh += scan
+    return trace[:requests]
+
+
+def zipf_shift_twice(rng: random.Random, keys: int, requests: int) -> Trace:
+    third = requests // 3
+    return zipf(rng, keys, 0.9, third) + zipf(rng, keys, 0.9, third) + zipf(rng, keys, 0.9, requests - 2 * third)
+
+
+def tenants(rng: random.Random, keys: int, requests: int) -> Trace:
+    """Two tenants on disjoint keys, their requests interleaved at random:
+    one asks for a fifth of the keys with Zipf 1.0 (a few very hot keys),
+    the other for the rest with Zipf 0.7 (a long, flat tail), half the
+    requests each."""
+    small = keys // 5
+    first = zipf(rng, small, 1.0, requests)
+    second = zipf(rng, keys - small, 0.7, requests)
+    return [first[i] if rng.random() < 0.5 else small + second[i] for i in range(requests)]
+
+
+def traces(keys: int, requests: int, only: tuple[str, ...] = ()) -> list[tuple[str, int, Trace]]:
     """(name, cache size, trace) for every run."""
     runs = []
     for fraction in SIZES:
@@ -136,10 +173,18 @@ def traces(keys: int, requests: int) -> list[tuple[str, int, Trace]]:
         runs.append(("loop", size, lambda size=size: loop(random.Random(SEED), size, requests)))
         runs.append(("zipf-shift", size, lambda: zipf_shift(random.Random(SEED), keys, requests)))
         runs.append(("recency", size, lambda size=size: recency(random.Random(SEED), keys, size, requests)))
+        runs.append(
+            ("recency-wide", size, lambda size=size: recency(random.Random(SEED), keys, size, requests, 16, 0.05))
+        )
+        runs.append(("zipf-scans", size, lambda: zipf_scans(random.Random(SEED), keys, requests)))
+        runs.append(("zipf-shift-twice", size, lambda: zipf_shift_twice(random.Random(SEED), keys, requests)))
+        runs.append(("tenants", size, lambda: tenants(random.Random(SEED), keys, requests)))
     cache: dict[str, Trace] = {}
     out = []
     for name, size, make in runs:
-        key = name if name.startswith("zipf") else f"{name}@{size}"
+        if only and name not in only:
+            continue
+        key = f"{name}@{size}" if name.startswith(("loop", "recency")) else name
         if key not in cache:
             cache[key] = make()
         out.append((name, size, cache[key]))
@@ -246,22 +291,31 @@ ABLATIONS = (
 )
 
 
-def run(keys: int, requests: int, log: Callable[[str], None], ablation: bool = False) -> tuple[str, str | None]:
+def run(
+    keys: int,
+    requests: int,
+    log: Callable[[str], None],
+    ablation: bool = False,
+    every_policy: bool = False,
+    only: tuple[str, ...] = (),
+) -> tuple[str, str | None]:
     """The hit-ratio table, and the ablation table if asked for (else None)."""
     started = time.monotonic()
     lcs = libcachesim_version()
-    variants = [column for column, _, _ in VARIANTS] + [LCS_RULES]
-    columns = list(POLICIES) + variants + ([f"lcs {name}" for name in LIBCACHESIM] if lcs else []) + ["OPT"]
+    policies = list(POLICIES) if every_policy else [policy for policy in POLICIES if policy in MAIN_POLICIES]
+    variants = ([column for column, _, _ in VARIANTS] + [LCS_RULES]) if every_policy or ablation else []
+    columns = policies + variants + ([f"lcs {name}" for name in LIBCACHESIM] if lcs else []) + ["OPT"]
     rows = []
     ablated: list[tuple[str, int, dict[str, float]]] = []
-    for name, size, trace in traces(keys, requests):
+    for name, size, trace in traces(keys, requests, only):
         log(f"{name} @ {size}")
         ratios: dict[str, float] = {}
-        for policy in POLICIES:
+        for policy in policies:
             ratios[policy] = cachegrid_hits(policy, trace, size) / len(trace)
-        for column, policy, options in VARIANTS:
-            ratios[column] = cachegrid_hits(policy, trace, size, **options) / len(trace)
-        ratios[LCS_RULES] = lcs_rules_hits(RULES, trace, size) / len(trace)
+        if variants:
+            for column, policy, options in VARIANTS:
+                ratios[column] = cachegrid_hits(policy, trace, size, **options) / len(trace)
+            ratios[LCS_RULES] = lcs_rules_hits(RULES, trace, size) / len(trace)
         if lcs:
             for algorithm in LIBCACHESIM:
                 ratios[f"lcs {algorithm}"] = libcachesim_hits(algorithm, trace, size) / len(trace)
@@ -278,40 +332,53 @@ def run(keys: int, requests: int, log: Callable[[str], None], ablation: bool = F
         f"- {keys:,} keys, {requests:,} requests per trace, seed {SEED} (the traces: benchmarks/hit_ratio.py); "
         f"{time.monotonic() - started:.0f} s in all",
         "",
-        "Hit % per trace and cache size (entries). `lcs`: libcachesim's implementation; "
-        f"`{LCS_RULES}`: `tinylfu` counting as libcachesim's W-TinyLFU does (benchmarks/lcs_rules.py).",
+        "Hit % per trace and cache size (entries). `lcs`: libcachesim's implementation"
+        + (
+            f"; `{LCS_RULES}`: `tinylfu` counting as libcachesim's W-TinyLFU does (benchmarks/lcs_rules.py)."
+            if variants
+            else "."
+        )
+        + " `adaptive − best`: `adaptive` less the best of `lru` and the `lcs` columns on that run.",
         "",
-        "| trace @ size | "
-        + " | ".join(columns)
-        + " | tinylfu − lru | tinylfu − lcs WTinyLFU | lcs rules − lcs WTinyLFU |",
-        "| :--- | " + " | ".join("---:" for _ in columns) + " | ---: | ---: | ---: |",
+    ]
+    differences: list[tuple[str, Callable[[dict[str, float]], float]]] = [
+        ("adaptive − best", lambda r: r["adaptive"] - best_rival(r)),
+        ("tinylfu − lru", lambda r: r["tinylfu"] - r["lru"]),
+    ]
+    if lcs:
+        differences.append(("tinylfu − lcs WTinyLFU", lambda r: r["tinylfu"] - r["lcs WTinyLFU"]))
+        if variants:
+            differences.append(("lcs rules − lcs WTinyLFU", lambda r: r[LCS_RULES] - r["lcs WTinyLFU"]))
+    lines += [
+        "| trace @ size | " + " | ".join(columns + [heading for heading, _ in differences]) + " |",
+        "| :--- | " + " | ".join("---:" for _ in columns + differences) + " |",
     ]
 
-    def from_lcs(ratios: dict[str, float], column: str) -> str:
-        return f"{100 * (ratios[column] - ratios['lcs WTinyLFU']):+.1f}" if lcs else "–"
+    def cells(ratios: dict[str, float]) -> str:
+        figures = [f"{100 * ratios[column]:.1f}" for column in columns]
+        figures += [f"{100 * difference(ratios):+.1f}" for _, difference in differences]
+        return " | ".join(figures)
 
     for name, size, ratios in rows:
-        cells = [f"{100 * ratios[column]:.1f}" for column in columns]
-        over_lru = 100 * (ratios["tinylfu"] - ratios["lru"])
-        lines.append(
-            f"| {name} @ {size:,} | "
-            + " | ".join(cells)
-            + f" | {over_lru:+.1f} | {from_lcs(ratios, 'tinylfu')} | {from_lcs(ratios, LCS_RULES)} |"
-        )
+        lines.append(f"| {name} @ {size:,} | {cells(ratios)} |")
     average = {column: sum(r[column] for _, _, r in rows) / len(rows) for column in columns}
-    lines.append(
-        "| **average** | "
-        + " | ".join(f"{100 * average[column]:.1f}" for column in columns)
-        + f" | {100 * (average['tinylfu'] - average['lru']):+.1f} | {from_lcs(average, 'tinylfu')}"
-        + f" | {from_lcs(average, LCS_RULES)} |"
-    )
+    lines.append(f"| **average** | {cells(average)} |")
     worst = min(rows, key=lambda row: row[2]["tinylfu"] - row[2]["lru"])
     lines += [
         "",
         f"tinylfu against lru: at worst {100 * (worst[2]['tinylfu'] - worst[2]['lru']):+.1f} points "
         f"({worst[0]} @ {worst[1]:,}), on average {100 * (average['tinylfu'] - average['lru']):+.1f}.",
     ]
-    if lcs:
+    gaps = [(r["adaptive"] - best_rival(r), name, size) for name, size, r in rows]
+    rivals = [column for column in columns if column in RIVALS]
+    best_average = max(rivals, key=lambda column: average[column])
+    lines.append(
+        f"adaptive against the best rival of each run: at worst {100 * min(gaps)[0]:+.1f} points "
+        f"({min(gaps)[1]} @ {min(gaps)[2]:,}), {sum(gap >= -0.01 for gap, _, _ in gaps)} of {len(gaps)} runs within "
+        f"1.0 point; on average {100 * average['adaptive']:.1f} against {best_average}'s "
+        f"{100 * average[best_average]:.1f} ({100 * (average['adaptive'] - average[best_average]):+.1f})."
+    )
+    if lcs and variants:
         apart = [round((r[LCS_RULES] - r["lcs WTinyLFU"]) * requests) for _, _, r in rows]
         lines.append(
             f"{LCS_RULES} against lcs WTinyLFU: {sum(1 for hits in apart if hits == 0)} runs of {len(rows)} "
@@ -320,6 +387,11 @@ def run(keys: int, requests: int, log: Callable[[str], None], ablation: bool = F
         )
     table = "\n".join(lines) + "\n"
     return table, (ablation_table(ablated, lcs is not None) if ablation else None)
+
+
+def best_rival(ratios: dict[str, float]) -> float:
+    """The best hit ratio of the run among ``RIVALS`` (those measured)."""
+    return max(ratios[column] for column in RIVALS if column in ratios)
 
 
 def ablation_ratios(trace: Trace, size: int, ratios: dict[str, float]) -> dict[str, float]:
@@ -380,9 +452,20 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help=f"add the table of libcachesim's rules one at a time ({', '.join(RULES)})",
     )
+    parser.add_argument(
+        "--every-policy",
+        action="store_true",
+        help="every CacheGrid policy and variant as a column, not only " + ", ".join(MAIN_POLICIES),
+    )
+    parser.add_argument("--only", action="append", default=[], help="only this trace (repeatable)")
     args = parser.parse_args(argv)
     table, ablation = run(
-        args.keys, args.requests, lambda message: print(message, file=sys.stderr, flush=True), args.ablation
+        args.keys,
+        args.requests,
+        lambda message: print(message, file=sys.stderr, flush=True),
+        args.ablation,
+        args.every_policy,
+        tuple(args.only),
     )
     print(table + ("\n" + ablation if ablation else ""))
     if args.output:
