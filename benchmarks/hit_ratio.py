@@ -291,6 +291,67 @@ ABLATIONS = (
 )
 
 
+# What makes ``adaptive`` adapt, one change at a time (``--adaptive-ablation``):
+# (row, policy, policy options).
+ADAPTIVE_ABLATIONS = (
+    ("`adaptive` (gain 2, span 1, balance, min share 1%)", "adaptive", {}),
+    ("no signal: the window fixed at 1% (`tinylfu`)", "tinylfu", {}),
+    ("hit-ratio deltas: `tinylfu`'s hill climber", "tinylfu", {"climb": True}),
+    ("ghosts without ARC's balance", "adaptive", {"balance": False}),
+    ("step: gain 1", "adaptive", {"gain": 1.0}),
+    ("step: gain 4", "adaptive", {"gain": 4.0}),
+    ("step: gain 8", "adaptive", {"gain": 8.0}),
+    ("ghosts of half the cache (span 0.5)", "adaptive", {"span": 0.5}),
+    ("ghosts of twice the cache (span 2)", "adaptive", {"span": 2.0}),
+    ("min share 0%", "adaptive", {"min_share": 0.0}),
+)
+ADAPTIVE_ABLATION_HEADING = "## What makes adaptive adapt"
+
+
+def adaptive_ablation(keys: int, requests: int, log: Callable[[str], None], only: tuple[str, ...] = ()) -> str:
+    """The table of ``ADAPTIVE_ABLATIONS``: hit % of each row on every run, its
+    average and its worst run against the best rival (lru and libcachesim's)."""
+    started = time.monotonic()
+    lcs = libcachesim_version() is not None
+    runs = []
+    for name, size, trace in traces(keys, requests, only):
+        log(f"{name} @ {size}: adaptive ablation")
+        ratios = {
+            row: cachegrid_hits(policy, trace, size, **options) / len(trace)
+            for row, policy, options in ADAPTIVE_ABLATIONS
+        }
+        rivals = {"lru": cachegrid_hits("lru", trace, size) / len(trace)}
+        if lcs:
+            rivals.update({f"lcs {a}": libcachesim_hits(a, trace, size) / len(trace) for a in LIBCACHESIM})
+        runs.append((f"{name} @ {size:,}", ratios, best_rival(rivals)))
+    lines = [
+        ADAPTIVE_ABLATION_HEADING,
+        "",
+        f"Produced by `benchmarks/hit_ratio.py --adaptive-ablation` ({requests:,} requests per trace, "
+        f"{time.monotonic() - started:.0f} s): hit % with one thing changed at a time; `worst` is the run "
+        "furthest below the best of `lru` and libcachesim's LRU, W-TinyLFU, S3-FIFO, SIEVE and ARC, "
+        "`within 1` the runs no more than a point below it.",
+        "",
+        "| variant | " + " | ".join(run for run, _, _ in runs) + " | average | worst | within 1 |",
+        "| :--- | " + " | ".join("---:" for _ in runs) + " | ---: | ---: | ---: |",
+    ]
+    for row, _, _ in ADAPTIVE_ABLATIONS:
+        gaps = [ratios[row] - best for _, ratios, best in runs]
+        average = sum(ratios[row] for _, ratios, _ in runs) / len(runs)
+        lines.append(
+            f"| {row} | "
+            + " | ".join(f"{100 * ratios[row]:.1f}" for _, ratios, _ in runs)
+            + f" | {100 * average:.1f} | {100 * min(gaps):+.1f} | {sum(gap >= -0.01 for gap in gaps)} of {len(gaps)} |"
+        )
+    best_average = sum(best for _, _, best in runs) / len(runs)
+    lines.append(
+        "| best rival of each run | "
+        + " | ".join(f"{100 * best:.1f}" for _, _, best in runs)
+        + f" | {100 * best_average:.1f} | | |"
+    )
+    return "\n".join(lines) + "\n"
+
+
 def run(
     keys: int,
     requests: int,
@@ -430,12 +491,33 @@ def ablation_table(ablated: list[tuple[str, int, dict[str, float]]], lcs: bool) 
     return "\n".join(lines) + "\n"
 
 
+def replace_section(document: str, heading: str, section: str) -> str:
+    """``document`` with the section under ``heading`` (up to the next "## "
+    heading or the hand-written part) replaced by ``section``; added just
+    before the hand-written part if it has none."""
+    if heading in document:
+        start = document.index(heading)
+        ends = [document.find(mark, start + len(heading)) for mark in ("\n## ", "\n" + KEPT_BELOW)]
+        end = min((at for at in ends if at >= 0), default=len(document))
+        return document[:start] + section + document[end:]
+    if KEPT_BELOW in document:
+        at = document.index(KEPT_BELOW)
+        return document[:at] + section + "\n" + document[at:]
+    return document + "\n" + section
+
+
 def merge(old: str | None, table: str, ablation: str | None) -> str:
     """The document: the new table, the new ablation table (else the old
     one's, if any), then the old text from ``KEPT_BELOW`` on (if any)."""
     generated, kept = old.split(KEPT_BELOW, 1) if old and KEPT_BELOW in old else (old or "", None)
+    adaptive = None
+    if ADAPTIVE_ABLATION_HEADING in generated:
+        at = generated.index(ADAPTIVE_ABLATION_HEADING)
+        generated, adaptive = generated[:at], generated[at:].rstrip("\n") + "\n"
     if ablation is None and ABLATION_HEADING in generated:
         ablation = generated[generated.index(ABLATION_HEADING) :].rstrip("\n") + "\n"
+    if adaptive:
+        ablation = (ablation + "\n" if ablation else "") + adaptive
     parts = [table] + ([ablation] if ablation else []) + ([KEPT_BELOW + kept] if kept is not None else [])
     return "\n".join(parts)
 
@@ -458,7 +540,25 @@ def main(argv: list[str] | None = None) -> None:
         help="every CacheGrid policy and variant as a column, not only " + ", ".join(MAIN_POLICIES),
     )
     parser.add_argument("--only", action="append", default=[], help="only this trace (repeatable)")
+    parser.add_argument(
+        "--adaptive-ablation",
+        type=int,
+        metavar="REQUESTS",
+        help="instead of the tables above, the table of what makes adaptive adapt, on traces of REQUESTS requests",
+    )
     args = parser.parse_args(argv)
+    if args.adaptive_ablation:
+        text = adaptive_ablation(
+            args.keys,
+            args.adaptive_ablation,
+            lambda message: print(message, file=sys.stderr, flush=True),
+            tuple(args.only),
+        )
+        print(text)
+        if args.output:
+            old = args.output.read_text() if args.output.exists() else ""
+            args.output.write_text(replace_section(old, ADAPTIVE_ABLATION_HEADING, text))
+        return
     table, ablation = run(
         args.keys,
         args.requests,

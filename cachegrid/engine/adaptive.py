@@ -6,7 +6,7 @@ lasts (Zipf, loops, scans) and wrong when only recency counts: a key read
 again soon after it left the window seldom beats main's victim in the duel,
 so on recency-heavy traces ``tinylfu`` misses 17 points more than ``lru``.
 A window of 100% is LRU. This policy keeps ``tinylfu``'s machinery and
-moves the window's share between 0% and 100% as ARC moves its target,
+moves the window's share between 1% (``min_share``) and 100% as ARC moves its target,
 from *ghost hits*: misses on keys evicted a short while ago.
 
 The ghosts
@@ -66,6 +66,7 @@ from .tinylfu import WINDOW, TinyLFUStore
 
 GAIN = 2.0
 SPAN = 1.0
+MIN_SHARE = 0.01  # tinylfu's window: below it, loops lose their hot keys' recency
 SAMPLE = 8  # one key in SAMPLE (a power of two) is remembered when evicted
 _SAMPLE_MASK = SAMPLE - 1
 _SAMPLE_SHIFT = 40  # the hash bits that pick the sample, the word and the tag: clear of the sketch's low bits
@@ -92,6 +93,7 @@ class AdaptiveStore(TinyLFUStore):
         "balance",
         "gain",
         "ghost_hits",
+        "min_share",
         "span",
     )
     name = "adaptive"
@@ -106,10 +108,14 @@ class AdaptiveStore(TinyLFUStore):
         gain: float = GAIN,
         span: float = SPAN,
         balance: bool = True,
+        min_share: float = MIN_SHARE,
     ) -> None:
         for name, value in (("gain", gain), ("span", span)):
             if value.__class__ not in (int, float) or not 0 < value <= 1000:
                 raise ValueError(f"{name} must be a number above 0 and at most 1000, not {value!r}")
+        if min_share.__class__ not in (int, float) or not 0 <= min_share <= 1:
+            raise ValueError(f"min_share must be a number from 0 to 1, not {min_share!r}")
+        self.min_share = float(min_share)
         if balance.__class__ is not bool:
             raise ValueError(f"balance must be true or false, not {balance!r}")
         self.gain, self.span, self.balance = float(gain), float(span), balance
@@ -131,7 +137,7 @@ class AdaptiveStore(TinyLFUStore):
 
     @property
     def window_share(self) -> float:
-        """The window's share of the entries: 0.01 at first, 0 to 1."""
+        """The window's share of the entries: 0.01 at first, ``min_share`` to 1."""
         return self._window_share
 
     # -- the ghosts: remembered on eviction, looked up on insert ------------------
@@ -164,9 +170,9 @@ class AdaptiveStore(TinyLFUStore):
             step = -step
             if self.balance and from_window > from_main:
                 step *= from_window / from_main if from_main else from_window
-        self._window_share = min(1.0, max(0.0, self._window_share + step))
+        self._window_share = min(1.0, max(self.min_share, self._window_share + step))
 
-    def _victim(self) -> int:  # type: ignore[override]
+    def _victim(self) -> int:
         slot = self._evict_from_main()
         key_hash = hash(self._key_at[slot >> SHARD_BITS][slot & _SHARD_MASK])
         if not (key_hash >> _SAMPLE_SHIFT) & _SAMPLE_MASK:
@@ -206,4 +212,4 @@ class AdaptiveStore(TinyLFUStore):
         if hint & HINT_WINDOW and not self._share_restored:
             self._share_restored = True
             share = (hint >> HINT_SHARE_SHIFT) / SHARE_UNITS
-            self._window_share = min(1.0, max(0.0, share))
+            self._window_share = min(1.0, max(self.min_share, share))
