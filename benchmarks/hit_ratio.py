@@ -3,6 +3,7 @@
 Run it on demand (it is not a test)::
 
     .venv/bin/python benchmarks/hit_ratio.py [--requests N] [--output PATH] [--ablation]
+        [--every-policy] [--only TRACE] [--adaptive-ablation REQUESTS]
 
 Each trace is a list of keys, replayed as a cache server sees it: a read,
 and on a miss a write of the key (every entry has the same size, so a cache
@@ -28,10 +29,20 @@ cache of 1% and of 10% of the keys (1,000 and 10,000 entries):
   next of ``keys`` fresh keys while any is left); the others repeat the key of
   a request drawn uniformly from the last 4 × C requests (C: the cache size
   of the run, so this trace is built per size too). Recency is all there is
-  to learn: LRU's best case.
+  to learn: LRU's best case;
+- ``recency-wide``: the same with 5% new keys and a window of 16 × C
+  requests: recency still, but more than the cache can hold;
+- ``zipf-scans``: Zipf 0.9; after every 20,000 requests, a scan of 5,000
+  keys asked for once and never again (a fifth of the requests);
+- ``zipf-shift-twice``: Zipf 0.9, the ranks dealt anew at a third and at
+  two thirds of the trace;
+- ``tenants``: two tenants on disjoint keys, their requests interleaved at
+  random, half each: a fifth of the keys under Zipf 1.0, the rest under
+  Zipf 0.7.
 
-The columns: CacheGrid's policies (the stores themselves, without the lock
-of ``Cache``); ``tinylfu climbing``, ``tinylfu`` with its hill climber on
+The columns: CacheGrid's ``lru``, ``tinylfu`` and ``adaptive`` (the stores
+themselves, without the lock of ``Cache``; ``--every-policy`` adds the
+other policies and the two variants below); ``tinylfu climbing``, ``tinylfu`` with its hill climber on
 (the policy option ``climb``: the window's share adapts); libcachesim's LRU, W-TinyLFU (window 1%, SLRU main: the same
 design as ``tinylfu``), S3-FIFO, SIEVE and ARC, driven with the same requests
 one by one; and Belady's OPT (evict the key asked for again the furthest in
@@ -48,9 +59,21 @@ one size at least (``ABLATION_TRACES``), the hit ratio with only one of
 those rules switched to libcachesim's, and with all but one (about 11
 minutes more).
 
+``adaptive − best`` is ``adaptive`` less the best of ``RIVALS`` (``lru``
+and libcachesim's five) on each run, the goal of issue 27 (each run at
+most a point below). ``--adaptive-ablation REQUESTS`` replaces the tables
+by one of ``adaptive`` with one of its rules changed at a time
+(``ADAPTIVE_ABLATIONS``), on traces of REQUESTS requests. ``--only`` keeps
+the named traces alone (for a quick look).
+
+Run time, on 2 shared cores (load average about 3): the main table about
+30 minutes (18 runs of 1,000,000 requests; each column about 8 s a run,
+OPT's and libcachesim's 2-4 s); ``--adaptive-ablation 150000`` about 10;
+``--every-policy`` adds about 1.5 minutes a run, ``--ablation`` 11 more.
+
 With ``--output``, the file's text after ``KEPT_BELOW`` (the prose written
 by hand) is kept, and so is its ablation table when ``--ablation`` is not
-given.
+given, and its table of ``--adaptive-ablation``.
 
 The figures are exact counts of a deterministic replay, not timings: they
 do not depend on the machine's load (the hash randomization of Python moves
