@@ -34,9 +34,10 @@ stands for 8), times, as in ARC, the ratio of the recent evictions of the
 other kind to those of this kind when that is above one (``balance``):
 with a 1% window nearly every eviction is a lost duel, so window ghosts are
 many and each weighs less. The recent evictions are sampled counts, both
-halved whenever they add up to ``span`` × the entries. Where only recency counts, lost candidates come back and the share
-climbs towards LRU; where frequency counts, main's victims come back more
-often per ghost and it stays small.
+halved whenever they add up to ``span`` × the entries. Where only recency
+counts, lost candidates come back and the share climbs towards LRU; where
+frequency counts, main's victims come back more often per ghost and it
+stays small.
 
 Measured (docs/benchmarks-hit-ratio.md, with what was tried and not
 kept): on recency-heavy traces it comes within 0.1 to 2.8 points of
