@@ -3,6 +3,7 @@
 Run it on demand (it is not a test)::
 
     .venv/bin/python benchmarks/hit_ratio.py [--requests N] [--output PATH] [--ablation]
+        [--every-policy] [--only TRACE] [--adaptive-ablation REQUESTS]
 
 Each trace is a list of keys, replayed as a cache server sees it: a read,
 and on a miss a write of the key (every entry has the same size, so a cache
@@ -28,10 +29,20 @@ cache of 1% and of 10% of the keys (1,000 and 10,000 entries):
   next of ``keys`` fresh keys while any is left); the others repeat the key of
   a request drawn uniformly from the last 4 × C requests (C: the cache size
   of the run, so this trace is built per size too). Recency is all there is
-  to learn: LRU's best case.
+  to learn: LRU's best case;
+- ``recency-wide``: the same with 5% new keys and a window of 16 × C
+  requests: recency still, but more than the cache can hold;
+- ``zipf-scans``: Zipf 0.9; after every 20,000 requests, a scan of 5,000
+  keys asked for once and never again (a fifth of the requests);
+- ``zipf-shift-twice``: Zipf 0.9, the ranks dealt anew at a third and at
+  two thirds of the trace;
+- ``tenants``: two tenants on disjoint keys, their requests interleaved at
+  random, half each: a fifth of the keys under Zipf 1.0, the rest under
+  Zipf 0.7.
 
-The columns: CacheGrid's policies (the stores themselves, without the lock
-of ``Cache``); ``tinylfu climbing``, ``tinylfu`` with its hill climber on
+The columns: CacheGrid's ``lru``, ``tinylfu`` and ``adaptive`` (the stores
+themselves, without the lock of ``Cache``; ``--every-policy`` adds the
+other policies and the two variants below); ``tinylfu climbing``, ``tinylfu`` with its hill climber on
 (the policy option ``climb``: the window's share adapts); libcachesim's LRU, W-TinyLFU (window 1%, SLRU main: the same
 design as ``tinylfu``), S3-FIFO, SIEVE and ARC, driven with the same requests
 one by one; and Belady's OPT (evict the key asked for again the furthest in
@@ -48,9 +59,21 @@ one size at least (``ABLATION_TRACES``), the hit ratio with only one of
 those rules switched to libcachesim's, and with all but one (about 11
 minutes more).
 
+``adaptive − best`` is ``adaptive`` less the best of ``RIVALS`` (``lru``
+and libcachesim's five) on each run, the goal of issue 27 (each run at
+most a point below). ``--adaptive-ablation REQUESTS`` replaces the tables
+by one of ``adaptive`` with one of its rules changed at a time
+(``ADAPTIVE_ABLATIONS``), on traces of REQUESTS requests. ``--only`` keeps
+the named traces alone (for a quick look).
+
+Run time, on 2 shared cores (load average about 3): the main table about
+30 minutes (18 runs of 1,000,000 requests; each column about 8 s a run,
+OPT's and libcachesim's 2-4 s); ``--adaptive-ablation 150000`` about 10;
+``--every-policy`` adds about 1.5 minutes a run, ``--ablation`` 11 more.
+
 With ``--output``, the file's text after ``KEPT_BELOW`` (the prose written
 by hand) is kept, and so is its ablation table when ``--ablation`` is not
-given.
+given, and its table of ``--adaptive-ablation``.
 
 The figures are exact counts of a deterministic replay, not timings: they
 do not depend on the machine's load (the hash randomization of Python moves
@@ -83,7 +106,12 @@ SEED = 13
 KEYS = 100_000
 REQUESTS = 1_000_000
 SIZES = (0.01, 0.10)
+SCAN_EVERY, SCAN_LENGTH = 20_000, 5_000  # zipf-scans: a fifth of the requests are one-time keys
 LIBCACHESIM = ("LRU", "WTinyLFU", "S3FIFO", "Sieve", "ARC")
+# The policies of the main table (``--every-policy``: all of them, and the variants).
+MAIN_POLICIES = ("lru", "tinylfu", "adaptive")
+# What ``adaptive`` is held against on each run (the issue's goals).
+RIVALS = ("lru", "lcs LRU", "lcs WTinyLFU", "lcs S3FIFO", "lcs Sieve", "lcs ARC")
 
 Trace = list  # of int keys
 
@@ -113,12 +141,14 @@ def loop(rng: random.Random, size: int, requests: int) -> Trace:
     return trace
 
 
-def recency(rng: random.Random, keys: int, size: int, requests: int) -> Trace:
+def recency(
+    rng: random.Random, keys: int, size: int, requests: int, window: int = 4, fresh_share: float = 0.1
+) -> Trace:
     trace: Trace = []
     fresh = 0
-    horizon = 4 * size
+    horizon = window * size
     for _ in range(requests):
-        if fresh < keys and (not trace or rng.random() < 0.1):
+        if fresh < keys and (not trace or rng.random() < fresh_share):
             trace.append(fresh)
             fresh += 1
         else:
@@ -126,7 +156,37 @@ def recency(rng: random.Random, keys: int, size: int, requests: int) -> Trace:
     return trace
 
 
-def traces(keys: int, requests: int) -> list[tuple[str, int, Trace]]:
+def zipf_scans(rng: random.Random, keys: int, requests: int) -> Trace:
+    """Zipf 0.9 over ``keys`` keys; after every ``SCAN_EVERY`` requests, a scan
+    of ``SCAN_LENGTH`` keys asked for this once and never again."""
+    trace: Trace = []
+    fresh = keys  # one-time keys lie beyond the Zipf keys
+    popular = iter(zipf(rng, keys, 0.9, requests))
+    while len(trace) < requests:
+        trace.extend(itertools.islice(popular, SCAN_EVERY))
+        scan = min(SCAN_LENGTH, requests - len(trace))
+        trace.extend(range(fresh, fresh + scan))
+        fresh += scan
+    return trace[:requests]
+
+
+def zipf_shift_twice(rng: random.Random, keys: int, requests: int) -> Trace:
+    third = requests // 3
+    return zipf(rng, keys, 0.9, third) + zipf(rng, keys, 0.9, third) + zipf(rng, keys, 0.9, requests - 2 * third)
+
+
+def tenants(rng: random.Random, keys: int, requests: int) -> Trace:
+    """Two tenants on disjoint keys, their requests interleaved at random:
+    one asks for a fifth of the keys with Zipf 1.0 (a few very hot keys),
+    the other for the rest with Zipf 0.7 (a long, flat tail), half the
+    requests each."""
+    small = keys // 5
+    first = zipf(rng, small, 1.0, requests)
+    second = zipf(rng, keys - small, 0.7, requests)
+    return [first[i] if rng.random() < 0.5 else small + second[i] for i in range(requests)]
+
+
+def traces(keys: int, requests: int, only: tuple[str, ...] = ()) -> list[tuple[str, int, Trace]]:
     """(name, cache size, trace) for every run."""
     runs = []
     for fraction in SIZES:
@@ -136,10 +196,18 @@ def traces(keys: int, requests: int) -> list[tuple[str, int, Trace]]:
         runs.append(("loop", size, lambda size=size: loop(random.Random(SEED), size, requests)))
         runs.append(("zipf-shift", size, lambda: zipf_shift(random.Random(SEED), keys, requests)))
         runs.append(("recency", size, lambda size=size: recency(random.Random(SEED), keys, size, requests)))
+        runs.append(
+            ("recency-wide", size, lambda size=size: recency(random.Random(SEED), keys, size, requests, 16, 0.05))
+        )
+        runs.append(("zipf-scans", size, lambda: zipf_scans(random.Random(SEED), keys, requests)))
+        runs.append(("zipf-shift-twice", size, lambda: zipf_shift_twice(random.Random(SEED), keys, requests)))
+        runs.append(("tenants", size, lambda: tenants(random.Random(SEED), keys, requests)))
     cache: dict[str, Trace] = {}
     out = []
     for name, size, make in runs:
-        key = name if name.startswith("zipf") else f"{name}@{size}"
+        if only and name not in only:
+            continue
+        key = f"{name}@{size}" if name.startswith(("loop", "recency")) else name
         if key not in cache:
             cache[key] = make()
         out.append((name, size, cache[key]))
@@ -246,22 +314,92 @@ ABLATIONS = (
 )
 
 
-def run(keys: int, requests: int, log: Callable[[str], None], ablation: bool = False) -> tuple[str, str | None]:
+# What makes ``adaptive`` adapt, one change at a time (``--adaptive-ablation``):
+# (row, policy, policy options).
+ADAPTIVE_ABLATIONS = (
+    ("`adaptive` (gain 2, span 1, balance, min share 1%)", "adaptive", {}),
+    ("no signal: the window fixed at 1% (`tinylfu`)", "tinylfu", {}),
+    ("hit-ratio deltas: `tinylfu`'s hill climber", "tinylfu", {"climb": True}),
+    ("ghosts without ARC's balance", "adaptive", {"balance": False}),
+    ("step: gain 1", "adaptive", {"gain": 1.0}),
+    ("step: gain 4", "adaptive", {"gain": 4.0}),
+    ("step: gain 8", "adaptive", {"gain": 8.0}),
+    ("ghosts of half the cache (span 0.5)", "adaptive", {"span": 0.5}),
+    ("ghosts of twice the cache (span 2)", "adaptive", {"span": 2.0}),
+    ("min share 0%", "adaptive", {"min_share": 0.0}),
+)
+ADAPTIVE_ABLATION_HEADING = "## What makes adaptive adapt"
+
+
+def adaptive_ablation(keys: int, requests: int, log: Callable[[str], None], only: tuple[str, ...] = ()) -> str:
+    """The table of ``ADAPTIVE_ABLATIONS``: hit % of each row on every run, its
+    average and its worst run against the best rival (lru and libcachesim's)."""
+    started = time.monotonic()
+    lcs = libcachesim_version() is not None
+    runs = []
+    for name, size, trace in traces(keys, requests, only):
+        log(f"{name} @ {size}: adaptive ablation")
+        ratios = {
+            row: cachegrid_hits(policy, trace, size, **options) / len(trace)
+            for row, policy, options in ADAPTIVE_ABLATIONS
+        }
+        rivals = {"lru": cachegrid_hits("lru", trace, size) / len(trace)}
+        if lcs:
+            rivals.update({f"lcs {a}": libcachesim_hits(a, trace, size) / len(trace) for a in LIBCACHESIM})
+        runs.append((f"{name} @ {size:,}", ratios, best_rival(rivals)))
+    lines = [
+        ADAPTIVE_ABLATION_HEADING,
+        "",
+        f"Produced by `benchmarks/hit_ratio.py --adaptive-ablation` ({requests:,} requests per trace, "
+        f"{time.monotonic() - started:.0f} s): hit % with one thing changed at a time; `worst` is the run "
+        "furthest below the best of `lru` and libcachesim's LRU, W-TinyLFU, S3-FIFO, SIEVE and ARC, "
+        "`within 1` the runs no more than a point below it.",
+        "",
+        "| variant | " + " | ".join(run for run, _, _ in runs) + " | average | worst | within 1 |",
+        "| :--- | " + " | ".join("---:" for _ in runs) + " | ---: | ---: | ---: |",
+    ]
+    for row, _, _ in ADAPTIVE_ABLATIONS:
+        gaps = [ratios[row] - best for _, ratios, best in runs]
+        average = sum(ratios[row] for _, ratios, _ in runs) / len(runs)
+        lines.append(
+            f"| {row} | "
+            + " | ".join(f"{100 * ratios[row]:.1f}" for _, ratios, _ in runs)
+            + f" | {100 * average:.1f} | {100 * min(gaps):+.1f} | {sum(gap >= -0.01 for gap in gaps)} of {len(gaps)} |"
+        )
+    best_average = sum(best for _, _, best in runs) / len(runs)
+    lines.append(
+        "| best rival of each run | "
+        + " | ".join(f"{100 * best:.1f}" for _, _, best in runs)
+        + f" | {100 * best_average:.1f} | | |"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def run(
+    keys: int,
+    requests: int,
+    log: Callable[[str], None],
+    ablation: bool = False,
+    every_policy: bool = False,
+    only: tuple[str, ...] = (),
+) -> tuple[str, str | None]:
     """The hit-ratio table, and the ablation table if asked for (else None)."""
     started = time.monotonic()
     lcs = libcachesim_version()
-    variants = [column for column, _, _ in VARIANTS] + [LCS_RULES]
-    columns = list(POLICIES) + variants + ([f"lcs {name}" for name in LIBCACHESIM] if lcs else []) + ["OPT"]
+    policies = list(POLICIES) if every_policy else [policy for policy in POLICIES if policy in MAIN_POLICIES]
+    variants = ([column for column, _, _ in VARIANTS] + [LCS_RULES]) if every_policy or ablation else []
+    columns = policies + variants + ([f"lcs {name}" for name in LIBCACHESIM] if lcs else []) + ["OPT"]
     rows = []
     ablated: list[tuple[str, int, dict[str, float]]] = []
-    for name, size, trace in traces(keys, requests):
+    for name, size, trace in traces(keys, requests, only):
         log(f"{name} @ {size}")
         ratios: dict[str, float] = {}
-        for policy in POLICIES:
+        for policy in policies:
             ratios[policy] = cachegrid_hits(policy, trace, size) / len(trace)
-        for column, policy, options in VARIANTS:
-            ratios[column] = cachegrid_hits(policy, trace, size, **options) / len(trace)
-        ratios[LCS_RULES] = lcs_rules_hits(RULES, trace, size) / len(trace)
+        if variants:
+            for column, policy, options in VARIANTS:
+                ratios[column] = cachegrid_hits(policy, trace, size, **options) / len(trace)
+            ratios[LCS_RULES] = lcs_rules_hits(RULES, trace, size) / len(trace)
         if lcs:
             for algorithm in LIBCACHESIM:
                 ratios[f"lcs {algorithm}"] = libcachesim_hits(algorithm, trace, size) / len(trace)
@@ -278,40 +416,53 @@ def run(keys: int, requests: int, log: Callable[[str], None], ablation: bool = F
         f"- {keys:,} keys, {requests:,} requests per trace, seed {SEED} (the traces: benchmarks/hit_ratio.py); "
         f"{time.monotonic() - started:.0f} s in all",
         "",
-        "Hit % per trace and cache size (entries). `lcs`: libcachesim's implementation; "
-        f"`{LCS_RULES}`: `tinylfu` counting as libcachesim's W-TinyLFU does (benchmarks/lcs_rules.py).",
+        "Hit % per trace and cache size (entries). `lcs`: libcachesim's implementation"
+        + (
+            f"; `{LCS_RULES}`: `tinylfu` counting as libcachesim's W-TinyLFU does (benchmarks/lcs_rules.py)."
+            if variants
+            else "."
+        )
+        + " `adaptive − best`: `adaptive` less the best of `lru` and the `lcs` columns on that run.",
         "",
-        "| trace @ size | "
-        + " | ".join(columns)
-        + " | tinylfu − lru | tinylfu − lcs WTinyLFU | lcs rules − lcs WTinyLFU |",
-        "| :--- | " + " | ".join("---:" for _ in columns) + " | ---: | ---: | ---: |",
+    ]
+    differences: list[tuple[str, Callable[[dict[str, float]], float]]] = [
+        ("adaptive − best", lambda r: r["adaptive"] - best_rival(r)),
+        ("tinylfu − lru", lambda r: r["tinylfu"] - r["lru"]),
+    ]
+    if lcs:
+        differences.append(("tinylfu − lcs WTinyLFU", lambda r: r["tinylfu"] - r["lcs WTinyLFU"]))
+        if variants:
+            differences.append(("lcs rules − lcs WTinyLFU", lambda r: r[LCS_RULES] - r["lcs WTinyLFU"]))
+    lines += [
+        "| trace @ size | " + " | ".join(columns + [heading for heading, _ in differences]) + " |",
+        "| :--- | " + " | ".join("---:" for _ in columns + differences) + " |",
     ]
 
-    def from_lcs(ratios: dict[str, float], column: str) -> str:
-        return f"{100 * (ratios[column] - ratios['lcs WTinyLFU']):+.1f}" if lcs else "–"
+    def cells(ratios: dict[str, float]) -> str:
+        figures = [f"{100 * ratios[column]:.1f}" for column in columns]
+        figures += [f"{100 * difference(ratios):+.1f}" for _, difference in differences]
+        return " | ".join(figures)
 
     for name, size, ratios in rows:
-        cells = [f"{100 * ratios[column]:.1f}" for column in columns]
-        over_lru = 100 * (ratios["tinylfu"] - ratios["lru"])
-        lines.append(
-            f"| {name} @ {size:,} | "
-            + " | ".join(cells)
-            + f" | {over_lru:+.1f} | {from_lcs(ratios, 'tinylfu')} | {from_lcs(ratios, LCS_RULES)} |"
-        )
+        lines.append(f"| {name} @ {size:,} | {cells(ratios)} |")
     average = {column: sum(r[column] for _, _, r in rows) / len(rows) for column in columns}
-    lines.append(
-        "| **average** | "
-        + " | ".join(f"{100 * average[column]:.1f}" for column in columns)
-        + f" | {100 * (average['tinylfu'] - average['lru']):+.1f} | {from_lcs(average, 'tinylfu')}"
-        + f" | {from_lcs(average, LCS_RULES)} |"
-    )
+    lines.append(f"| **average** | {cells(average)} |")
     worst = min(rows, key=lambda row: row[2]["tinylfu"] - row[2]["lru"])
     lines += [
         "",
         f"tinylfu against lru: at worst {100 * (worst[2]['tinylfu'] - worst[2]['lru']):+.1f} points "
         f"({worst[0]} @ {worst[1]:,}), on average {100 * (average['tinylfu'] - average['lru']):+.1f}.",
     ]
-    if lcs:
+    gaps = [(r["adaptive"] - best_rival(r), name, size) for name, size, r in rows]
+    rivals = [column for column in columns if column in RIVALS]
+    best_average = max(rivals, key=lambda column: average[column])
+    lines.append(
+        f"adaptive against the best rival of each run: at worst {100 * min(gaps)[0]:+.1f} points "
+        f"({min(gaps)[1]} @ {min(gaps)[2]:,}), {sum(gap >= -0.01 for gap, _, _ in gaps)} of {len(gaps)} runs within "
+        f"1.0 point; on average {100 * average['adaptive']:.1f} against {best_average}'s "
+        f"{100 * average[best_average]:.1f} ({100 * (average['adaptive'] - average[best_average]):+.1f})."
+    )
+    if lcs and variants:
         apart = [round((r[LCS_RULES] - r["lcs WTinyLFU"]) * requests) for _, _, r in rows]
         lines.append(
             f"{LCS_RULES} against lcs WTinyLFU: {sum(1 for hits in apart if hits == 0)} runs of {len(rows)} "
@@ -320,6 +471,11 @@ def run(keys: int, requests: int, log: Callable[[str], None], ablation: bool = F
         )
     table = "\n".join(lines) + "\n"
     return table, (ablation_table(ablated, lcs is not None) if ablation else None)
+
+
+def best_rival(ratios: dict[str, float]) -> float:
+    """The best hit ratio of the run among ``RIVALS`` (those measured)."""
+    return max(ratios[column] for column in RIVALS if column in ratios)
 
 
 def ablation_ratios(trace: Trace, size: int, ratios: dict[str, float]) -> dict[str, float]:
@@ -358,12 +514,33 @@ def ablation_table(ablated: list[tuple[str, int, dict[str, float]]], lcs: bool) 
     return "\n".join(lines) + "\n"
 
 
+def replace_section(document: str, heading: str, section: str) -> str:
+    """``document`` with the section under ``heading`` (up to the next "## "
+    heading or the hand-written part) replaced by ``section``; added just
+    before the hand-written part if it has none."""
+    if heading in document:
+        start = document.index(heading)
+        ends = [document.find(mark, start + len(heading)) for mark in ("\n## ", "\n" + KEPT_BELOW)]
+        end = min((at for at in ends if at >= 0), default=len(document))
+        return document[:start] + section + document[end:]
+    if KEPT_BELOW in document:
+        at = document.index(KEPT_BELOW)
+        return document[:at] + section + "\n" + document[at:]
+    return document + "\n" + section
+
+
 def merge(old: str | None, table: str, ablation: str | None) -> str:
     """The document: the new table, the new ablation table (else the old
     one's, if any), then the old text from ``KEPT_BELOW`` on (if any)."""
     generated, kept = old.split(KEPT_BELOW, 1) if old and KEPT_BELOW in old else (old or "", None)
+    adaptive = None
+    if ADAPTIVE_ABLATION_HEADING in generated:
+        at = generated.index(ADAPTIVE_ABLATION_HEADING)
+        generated, adaptive = generated[:at], generated[at:].rstrip("\n") + "\n"
     if ablation is None and ABLATION_HEADING in generated:
         ablation = generated[generated.index(ABLATION_HEADING) :].rstrip("\n") + "\n"
+    if adaptive:
+        ablation = (ablation + "\n" if ablation else "") + adaptive
     parts = [table] + ([ablation] if ablation else []) + ([KEPT_BELOW + kept] if kept is not None else [])
     return "\n".join(parts)
 
@@ -380,9 +557,38 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help=f"add the table of libcachesim's rules one at a time ({', '.join(RULES)})",
     )
+    parser.add_argument(
+        "--every-policy",
+        action="store_true",
+        help="every CacheGrid policy and variant as a column, not only " + ", ".join(MAIN_POLICIES),
+    )
+    parser.add_argument("--only", action="append", default=[], help="only this trace (repeatable)")
+    parser.add_argument(
+        "--adaptive-ablation",
+        type=int,
+        metavar="REQUESTS",
+        help="instead of the tables above, the table of what makes adaptive adapt, on traces of REQUESTS requests",
+    )
     args = parser.parse_args(argv)
+    if args.adaptive_ablation:
+        text = adaptive_ablation(
+            args.keys,
+            args.adaptive_ablation,
+            lambda message: print(message, file=sys.stderr, flush=True),
+            tuple(args.only),
+        )
+        print(text)
+        if args.output:
+            old = args.output.read_text() if args.output.exists() else ""
+            args.output.write_text(replace_section(old, ADAPTIVE_ABLATION_HEADING, text))
+        return
     table, ablation = run(
-        args.keys, args.requests, lambda message: print(message, file=sys.stderr, flush=True), args.ablation
+        args.keys,
+        args.requests,
+        lambda message: print(message, file=sys.stderr, flush=True),
+        args.ablation,
+        args.every_policy,
+        tuple(args.only),
     )
     print(table + ("\n" + ablation if ablation else ""))
     if args.output:

@@ -15,6 +15,7 @@ POLICIES: dict[str, str] = {
     "lru": "cachegrid.engine.lru:LRUStore",
     "lfu": "cachegrid.engine.lfu:LFUStore",
     "tinylfu": "cachegrid.engine.tinylfu:TinyLFUStore",
+    "adaptive": "cachegrid.engine.adaptive:AdaptiveStore",
     "ttl": "cachegrid.engine.ttl:TTLStore",
     "size": "cachegrid.engine.size:SizeStore",
     "noeviction": "cachegrid.engine.noeviction:NoEvictionStore",

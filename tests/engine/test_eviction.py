@@ -218,7 +218,7 @@ def test_noeviction_a_replacement_whose_old_entry_expires_while_room_is_made(clo
     assert len(cache) == 0 and cache.memory_usage == 0
 
 
-@pytest.mark.parametrize("policy", ["lru", "lfu", "tinylfu", "ttl", "size"])
+@pytest.mark.parametrize("policy", ["lru", "lfu", "tinylfu", "adaptive", "ttl", "size"])
 def test_a_growing_replacement_never_evicts_the_key_being_written(policy: str, clock: FakeClock) -> None:
     cache = Cache(policy, max_memory=2000, clock=clock)
     cache.set("a", b"x" * 400)

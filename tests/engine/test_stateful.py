@@ -249,7 +249,7 @@ TestNoEvictionAgainstModel.settings = SETTINGS
 
 # The other policies evict in their own order, which their own tests check;
 # with room for every key they must behave exactly like the model.
-for _policy in ("lfu", "tinylfu", "ttl", "size"):
+for _policy in ("lfu", "tinylfu", "adaptive", "ttl", "size"):
     _machine = type(f"{_policy.upper()}Machine", (CacheMachine,), {"policy": _policy, "max_size": 100})
     _case = _machine.TestCase
     _case.settings = SETTINGS

@@ -18,7 +18,7 @@ MAX_MEMORY = 60_000
 # for all six policies: the fast loop keeps the default policy and tinylfu
 # (the most structures to keep consistent), and the others are marked slow
 # (`make test` runs them).
-FAST_RUN_POLICIES = ("lru", "tinylfu")
+FAST_RUN_POLICIES = ("lru", "tinylfu", "adaptive")
 
 
 @pytest.mark.parametrize(
