@@ -16,8 +16,7 @@ from typing import Any
 
 import pytest
 
-from cachegrid.client import CacheGridClient, NearCache, SyncCacheGridClient
-from cachegrid.client import transport_aio, transport_sync
+from cachegrid.client import CacheGridClient, NearCache, SyncCacheGridClient, transport_aio, transport_sync
 from cachegrid.client.protocol import Answer, Call, item_path
 from cachegrid.testing import ServerProcess, running
 
