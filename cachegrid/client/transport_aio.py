@@ -16,7 +16,8 @@ answer, each as one ``asyncio.timeout``. The streams belong to the event
 loop they were made in; the client makes a new transport for a new loop.
 ``https://`` hosts go through an ``httpx.AsyncClient``, as before, which
 verifies their certificates as transport_sync.py's requests session does
-(``verify``), a TLS failure being ``TLSError``.
+(``verify``), a TLS failure being ``TLSError``. Compressed answers and
+uploads are handled as there (coding.py).
 """
 
 from __future__ import annotations

@@ -42,6 +42,13 @@ CA bundle's path; False only where the client was told so), and a TLS
 failure is ``TLSError`` (``wire.tls_error``), raised past the retries: a
 certificate that did not verify will not verify on the next try.
 
+Compression (coding.py): an answer with ``Content-Encoding: gzip`` is
+decoded before it is returned, and a write of values (a value PUT, a batch
+set) goes through ``Transport._upload``, which compresses a large one for a
+node that said it reads gzip and learns that from the answer; a lane tells
+it when its node may have restarted (a kept-alive connection found closed,
+connecting failed), and the node must say it again.
+
 After a ``fork()`` the child must not share the parent's sockets: a lane
 that sees the fork count changed forgets its idle connections (leaving them
 to the parent) and connects anew.
