@@ -98,7 +98,11 @@ def test_sync_large_values_go_up_and_come_down_compressed(server: ServerProcess,
         "many:bytes": BINARY,
         "users": USERS,
     }
-    # A small value is sent plain; values read back identical with a near cache too.
+    # get_or_set's write (under its lease) goes compressed too.
+    assert client.get_or_set("computed", lambda: USERS, ttl=60) == USERS
+    assert [coding(headers) for method, _, headers, _ in sent if method == "PUT"][-1] == "gzip"
+    assert client.get("computed") == USERS and sizes(server, "computed")["stored_bytes"] < 0.3 * len(DOCUMENT)
+    # A small value is sent plain.
     assert client.set("small", {"n": 1}) and coding(sent[-1][2]) is None
     client.close()
 
