@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .cluster import Failover, Router, Sharded
+from .coding import DEFAULT_COMPRESS_THRESHOLD, Uploads
 from .errors import Unavailable
 from .leases import (
     DEFAULT_LEASE,
@@ -119,7 +120,11 @@ class Api(ServerOps):
     CA bundle (requests' and httpx's), or ``ca_file`` (a PEM bundle) for a
     private CA; ``verify=False`` turns the check off (only for a test: it
     lets anyone in the middle read the token). A certificate that does not
-    verify raises ``TLSError`` at once (docs/tls.md)."""
+    verify raises ``TLSError`` at once (docs/tls.md). A value or batch set of
+    ``compress_threshold`` bytes or more (JSON or binary; default 1024, 0:
+    never) is sent gzip-compressed to a node that said it reads compressed
+    bodies; values the server holds compressed are read compressed and
+    decoded, always (coding.py, docs/compression.md)."""
 
     def __init__(
         self,
@@ -138,6 +143,7 @@ class Api(ServerOps):
         near_cache: bool | NearCache = False,
         ca_file: str | os.PathLike[str] | None = None,
         verify: bool = True,
+        compress_threshold: int = DEFAULT_COMPRESS_THRESHOLD,
     ) -> None:
         if api_key is not None and auth_token is not None and api_key != auth_token:
             raise ValueError("auth_token and api_key are two names of the token: give one (they differ)")
@@ -162,6 +168,7 @@ class Api(ServerOps):
             raise ValueError(f"near_cache must be True, False or a NearCache, not {near_cache!r}")
         self.near_cache: NearCache | None = NearCache() if near_cache is True else near_cache or None
         self.verify = tls_verify(ca_file, verify)
+        self.uploads = Uploads(compress_threshold)
         self._open_transport()
 
     def _open_transport(self) -> None:
@@ -177,7 +184,8 @@ class Api(ServerOps):
 
     def _headers(self) -> dict[str, str]:
         """The headers of every request of this client."""
-        headers = {"User-Agent": "cachegrid-client"}
+        # Accept-Encoding: values held compressed come as held, and are decoded (coding.py).
+        headers = {"User-Agent": "cachegrid-client", "Accept-Encoding": "gzip"}
         if self.auth_token:
             headers["Authorization"] = f"Bearer {self.auth_token}"
         return headers

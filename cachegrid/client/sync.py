@@ -44,7 +44,7 @@ class SyncCacheGridClient(Api):
             return session
         with self._lock:
             if self._session is None:
-                self._session = Transport(self._headers(), self.timeout, self.verify)
+                self._session = Transport(self._headers(), self.timeout, self.verify, self.uploads)
             return self._session
 
     def connect(self) -> None:

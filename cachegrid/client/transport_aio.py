@@ -16,7 +16,8 @@ answer, each as one ``asyncio.timeout``. The streams belong to the event
 loop they were made in; the client makes a new transport for a new loop.
 ``https://`` hosts go through an ``httpx.AsyncClient``, as before, which
 verifies their certificates as transport_sync.py's requests session does
-(``verify``), a TLS failure being ``TLSError``.
+(``verify``), a TLS failure being ``TLSError``. Compressed answers and
+uploads are handled as there (coding.py).
 """
 
 from __future__ import annotations
@@ -24,16 +25,21 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import httpx
 
+from .coding import Uploads, answer_of, is_upload
 from .protocol import Answer, Call, ConnectTimedOut, MaybeSent, NotSent, TimedOut
 from .wire import Origin, ProtocolError, ResponseParser, StaleConnection, broken_exchange, tls_error
 
 MAX_IDLE = 16
 READ_SIZE = 65536
 Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+def _nothing() -> None:
+    pass
 
 
 class AioLane:
@@ -44,6 +50,8 @@ class AioLane:
         self.timeout = timeout
         self._idle: list[Stream] = []
         self.closed = False
+        # Called when the server may have restarted (transport_sync.Lane's twin).
+        self.restarted: Callable[[], None] = _nothing
 
     async def _connect(self) -> Stream:
         try:
@@ -52,6 +60,7 @@ class AioLane:
         except TimeoutError:
             raise ConnectTimedOut(f"connecting to {self.origin.host}:{self.origin.port} timed out") from None
         except OSError as error:
+            self.restarted()
             raise NotSent(f"connecting to {self.origin.host}:{self.origin.port}: {error}") from None
         sock = writer.get_extra_info("socket")
         if sock is not None:
@@ -73,6 +82,7 @@ class AioLane:
             try:
                 return await self._exchange(stream, data, call.method == "HEAD")
             except StaleConnection as stale:
+                self.restarted()
                 if not call.idempotent:
                     raise MaybeSent(f"the kept-alive connection closed: {stale}") from None
         return await self._exchange(await self._connect(), data, call.method == "HEAD", fresh=True)
@@ -98,7 +108,7 @@ class AioLane:
             self._idle.append(stream)
         else:
             writer.close()
-        return Answer(parser.status, parser.body, parser.headers)
+        return answer_of(parser.status, parser.body, parser.headers)
 
     def close(self) -> None:
         self.closed = True
@@ -111,8 +121,15 @@ class AioTransport:
     """The lanes of a client's hosts in one event loop (made on first use),
     and an httpx client for the hosts a lane does not handle."""
 
-    def __init__(self, headers: Mapping[str, str], timeout: float | None, verify: bool | str = True) -> None:
+    def __init__(
+        self,
+        headers: Mapping[str, str],
+        timeout: float | None,
+        verify: bool | str = True,
+        uploads: Uploads | None = None,
+    ) -> None:
         self.headers = dict(headers)
+        self.uploads = uploads or Uploads()  # which hosts take compressed writes (coding.py)
         self.timeout = timeout
         self.verify = verify  # https: True (httpx's CA bundle), a CA bundle's path, or False
         self._lanes: dict[str, AioLane | None] = {}  # None: through httpx
@@ -125,12 +142,23 @@ class AioTransport:
         except KeyError:
             try:
                 lane = AioLane(host, self.headers, self.timeout)
+                lane.restarted = lambda: self.uploads.forget(host)
             except ValueError:
                 lane = None
             self._lanes[host] = lane
+        if call.body is not None and is_upload(call):
+            return await self._upload(host, lane, call)
         if lane is not None:
             return await lane.send(call)
         return await self._send_httpx(host, call)
+
+    async def _upload(self, host: str, lane: AioLane | None, call: Call) -> Answer:
+        """A write of values: compressed when large and ``host`` takes it,
+        and its answer read for whether it does (coding.py)."""
+        sent = self.uploads.prepare(host, call)
+        answer = await (lane.send(sent) if lane is not None else self._send_httpx(host, sent))
+        self.uploads.learn(host, answer)
+        return answer
 
     async def _send_httpx(self, host: str, call: Call) -> Answer:
         if self._httpx is None:

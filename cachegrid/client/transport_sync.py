@@ -42,6 +42,13 @@ CA bundle's path; False only where the client was told so), and a TLS
 failure is ``TLSError`` (``wire.tls_error``), raised past the retries: a
 certificate that did not verify will not verify on the next try.
 
+Compression (coding.py): an answer with ``Content-Encoding: gzip`` is
+decoded before it is returned, and a write of values (a value PUT, a batch
+set) goes through ``Transport._upload``, which compresses a large one for a
+node that said it reads gzip and learns that from the answer; a lane tells
+it when its node may have restarted (a kept-alive connection found closed,
+connecting failed), and the node must say it again.
+
 After a ``fork()`` the child must not share the parent's sockets: a lane
 that sees the fork count changed forgets its idle connections (leaving them
 to the parent) and connects anew.
@@ -55,10 +62,11 @@ import socket
 import struct
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import requests
 
+from .coding import Uploads, answer_of, is_upload
 from .protocol import Answer, Call, ConnectTimedOut, MaybeSent, NotSent, TimedOut
 from .wire import Origin, ProtocolError, ResponseParser, StaleConnection, broken_exchange, tls_error
 
@@ -72,6 +80,10 @@ _forks = [0]
 os.register_at_fork(after_in_child=lambda: _forks.__setitem__(0, _forks[0] + 1))
 
 
+def _nothing() -> None:
+    pass
+
+
 class Lane:
     """The keep-alive connections to one ``http://`` host."""
 
@@ -82,6 +94,9 @@ class Lane:
         self._lock = threading.Lock()
         self._generation = _forks[0]
         self._closed = False
+        # Called when the server may have restarted (a kept-alive connection
+        # found closed, connecting failed): what it said of itself may be old.
+        self.restarted: Callable[[], None] = _nothing
 
     def _connect(self) -> socket.socket:
         try:
@@ -89,6 +104,7 @@ class Lane:
         except TimeoutError as error:
             raise ConnectTimedOut(f"connecting to {self.origin.host}:{self.origin.port} timed out") from error
         except OSError as error:
+            self.restarted()
             raise NotSent(f"connecting to {self.origin.host}:{self.origin.port}: {error}") from None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if KERNEL_TIMEOUTS and self.timeout:
@@ -128,6 +144,7 @@ class Lane:
             try:
                 return self._exchange(sock, data, call.method == "HEAD")
             except StaleConnection as stale:
+                self.restarted()
                 if not call.idempotent:
                     raise MaybeSent(f"the kept-alive connection closed: {stale}") from None
         return self._exchange(self._connect(), data, call.method == "HEAD", fresh=True)
@@ -148,7 +165,7 @@ class Lane:
             self._give_back(sock)
         else:
             sock.close()
-        return Answer(parser.status, parser.body, parser.headers)
+        return answer_of(parser.status, parser.body, parser.headers)
 
     def close(self) -> None:
         with self._lock:
@@ -161,8 +178,15 @@ class Transport:
     """The lanes of a client's hosts (made on first use), and a requests
     session for the hosts a lane does not handle."""
 
-    def __init__(self, headers: Mapping[str, str], timeout: float, verify: bool | str = True) -> None:
+    def __init__(
+        self,
+        headers: Mapping[str, str],
+        timeout: float,
+        verify: bool | str = True,
+        uploads: Uploads | None = None,
+    ) -> None:
         self.headers = dict(headers)
+        self.uploads = uploads or Uploads()  # which hosts take compressed writes (coding.py)
         self.timeout = timeout
         self.verify = verify  # https: True (requests' CA bundle), a CA bundle's path, or False
         self._lanes: dict[str, Lane | None] = {}  # None: through requests
@@ -174,15 +198,26 @@ class Transport:
             lane = self._lanes[host]
         except KeyError:
             lane = self._lane(host)
+        if call.body is not None and is_upload(call):
+            return self._upload(host, lane, call)
         if lane is not None:
             return lane.send(call)
         return self._send_requests(host, call)
+
+    def _upload(self, host: str, lane: Lane | None, call: Call) -> Answer:
+        """A write of values: compressed when large and ``host`` takes it,
+        and its answer read for whether it does (coding.py)."""
+        sent = self.uploads.prepare(host, call)
+        answer = lane.send(sent) if lane is not None else self._send_requests(host, sent)
+        self.uploads.learn(host, answer)
+        return answer
 
     def _lane(self, host: str) -> Lane | None:
         with self._lock:
             if host not in self._lanes:
                 try:
-                    self._lanes[host] = Lane(host, self.headers, self.timeout)
+                    lane = self._lanes[host] = Lane(host, self.headers, self.timeout)
+                    lane.restarted = lambda: self.uploads.forget(host)
                 except ValueError:
                     self._lanes[host] = None
             return self._lanes[host]

@@ -138,6 +138,7 @@ class Health(Resource):
                 memory_usage_mb=stats["memory_usage_mb"],
             )
         document.update(last_check=round(time.time(), 3), node_id=self.settings.node_id)
+        resp.set_header("Accept-Encoding", "gzip")  # the codings a write's body may have (compression.py)
         send_json(resp, document, 503 if problems else 200)
 
 

@@ -107,6 +107,7 @@ class Batch(Resource):
         compressed = self._compress(values)
         options = WriteOptions(stale=seconds, tags=tags, binary_keys=binary.keys(), compressed=compressed)
         count = self.cache.write_many(values, ttl, options)
+        resp.set_header("Accept-Encoding", GZIP)  # compressed uploads are read (compression.ACCEPTS_CODINGS)
         send_json(resp, {"stored": count, "ttl": ttl})
 
     def _compress(self, values: dict[str, bytes]) -> dict[str, int] | None:

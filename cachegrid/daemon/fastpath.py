@@ -51,7 +51,7 @@ makes the engine calls ``Items`` makes (``get_entry``, ``tags_of`` for a
 tagged entry, the clock for one with a TTL; ``set``), so hits, misses,
 stale hits and refusals count alike, and answers what falcon would answer,
 byte for byte: the same status line, the same headers (falcon's lower-case
-names, in falcon's order: ``etag``, ``x-cache-tags``, ``x-cache-stale`` or
+names, in falcon's order: ``etag`` (on a PUT's answer then ``accept-encoding``), ``x-cache-tags``, ``x-cache-stale`` or
 ``x-cache-fresh``, ``x-cache-ttl``, ``x-cache-type``, ``content-type``,
 ``content-length``) and the same body; a miss, an engine's refusal (413, 507) and a failure of
 the server's own (500) get errors.py's JSON answer, a HEAD no body and the
@@ -76,7 +76,7 @@ from ..engine import CacheError, WriteOptions, check_key
 from .acl import READ, WRITE, Acl
 from .binary import BINARY_TYPE, JSON_TYPE, OCTET_STREAM, TYPE_HEADER
 from .body import encode, parse_json
-from .compression import CONTENT_ENCODING, VARY, accepts_gzip, gunzip
+from .compression import ACCEPTS_CODINGS, CONTENT_ENCODING, VARY, accepts_gzip, gunzip
 from .errors import ApiError, from_engine, unexpected
 from .items import TTL_HEADER, Items, not_found, ttl_left
 from .leases import LEASE_ENV, stale_mark
@@ -264,7 +264,7 @@ class FastPath:
         except CacheError as error:  # refused by the engine (and counted there): errors.py's answer
             return error_answer(from_engine(error, key))
         answer = encode({"key": key, "ttl": ttl, "created": result.created})
-        headers = [(_ETAG, self.etag_of(result.version)), _JSON_CONTENT, (_LENGTH, str(len(answer)))]
+        headers = [(_ETAG, self.etag_of(result.version)), ACCEPTS_CODINGS, _JSON_CONTENT, (_LENGTH, str(len(answer)))]
         return (_CREATED if result.created else _OK), headers, answer
 
     def read(self, key: str, environ: Environ) -> Answer:

@@ -170,6 +170,7 @@ class Items(Resource):
             options = WriteOptions(binary, stale, tags, original_size=len(value))
             result = self.cache.write(key, held, ttl, options, conditions or UNCONDITIONAL, token)
         resp.set_header("ETag", self.etags.of(result.version))
+        resp.set_header("Accept-Encoding", GZIP)  # compressed uploads are read (compression.ACCEPTS_CODINGS)
         send_json(resp, {"key": key, "ttl": ttl, "created": result.created}, 201 if result.created else 200)
 
     def _coded_value(self, req: falcon.Request, binary: bool) -> tuple[bytes, bytes | None]:

@@ -133,6 +133,26 @@ def open_key(browser: Any, server: ServerProcess, pattern: str, key: str) -> tup
     return watched, page
 
 
+def test_the_key_browser_shows_stored_and_original_sizes(browser: Any, server: ServerProcess) -> None:
+    users = [{"id": n, "name": f"user {n}", "email": f"user{n}@example.com"} for n in range(100)]
+    assert server.request("PUT", "/cache/sized:big", users)[0] in (200, 201)
+    assert server.request("PUT", "/cache/sized:small", {"n": 1})[0] in (200, 201)
+    sizes = json.loads(server.request("GET", "/admin/keys?pattern=sized:*")[2])["sizes"]
+    big, small = sizes["sized:big"], sizes["sized:small"]
+    assert big["stored_bytes"] < big["original_bytes"] and small["stored_bytes"] == small["original_bytes"]
+    watched, page = open_key(browser, server, "sized:", "sized:big")
+    listed = page.locator('#key-list li:has(button[data-key="sized:big"]) .size').inner_text()
+    assert re.fullmatch(r"[0-9.]+ (B|KiB) of [0-9.]+ KiB \(gzip, [0-9]+%\)", listed), listed
+    assert f"{round(100 * big['stored_bytes'] / big['original_bytes'])}%" in listed
+    expect(page.locator("#detail-held")).to_have_text(listed)
+    plain = page.locator('#key-list li:has(button[data-key="sized:small"]) .size').inner_text()
+    assert plain == f"{small['stored_bytes']} B", plain
+    page.click('#key-list button[data-key="sized:small"]')
+    expect(page.locator("#detail-held")).to_have_text(plain)
+    watched.assert_clean()
+    page.close()
+
+
 def test_cancelling_the_confirmation_deletes_nothing(browser: Any, server: ServerProcess) -> None:
     assert server.request("PUT", "/cache/keep:me", {"kept": True})[0] in (200, 201)
     watched, page = open_key(browser, server, "keep:*", "keep:me")

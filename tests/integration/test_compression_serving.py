@@ -140,3 +140,16 @@ def test_a_restart_keeps_the_value_compressed(worker: str, tmp_path: Path) -> No
         assert (status, headers["content-encoding"], body) == (200, "gzip", held)
         assert again.request("GET", "/cache/kept", headers={"Accept-Encoding": "identity"})[2] == DOCUMENT
         assert json.loads(again.request("GET", "/stats")[2])["compressed_entries"] == 1
+
+
+@pytest.mark.parametrize("query", ["", "?falcon=1"], ids=["fast-path", "falcon"])
+def test_write_answers_say_gzip_uploads_are_read(server: ServerProcess, query: str) -> None:
+    for body in (b'{"n":1}', DOCUMENT):
+        status, headers, _ = put(server, f"says{query}", body)
+        assert status in (200, 201) and headers["accept-encoding"] == "gzip"
+    status, headers, _ = server.request("POST", "/cache/batch/set", {"items": {"says:batch": 1}})
+    assert status == 200 and headers["accept-encoding"] == "gzip"
+    assert server.request("GET", "/health")[1]["accept-encoding"] == "gzip"
+    # An error answer says nothing either way; neither do reads.
+    assert "accept-encoding" not in put(server, "says", b"not json")[1]
+    assert "accept-encoding" not in server.request("GET", "/cache/says")[1]

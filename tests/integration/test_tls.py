@@ -136,6 +136,30 @@ def test_the_asyncio_client_over_verified_tls(tls: Setup) -> None:
     asyncio.run(run())
 
 
+def test_large_values_over_tls_compressed_both_ways(tls: Setup) -> None:
+    """The requests and httpx paths: they ask for gzip and decode it, and
+    large writes go compressed once the node said it reads gzip (coding.py)."""
+    users = [{"id": n, "name": f"user {n}", "email": f"user{n}@example.com"} for n in range(100)]
+    data = b"".join(n.to_bytes(4, "big") * 8 for n in range(2000))
+    with SyncCacheGridClient(tls.url, auth_token=TOKEN, ca_file=tls.ca) as client:
+        assert client.set("tls:warm", 1) and client.uploads.accepts(client.hosts[0])
+        assert client.set("tls:users", users) and client.set("tls:bytes", data)
+        assert client.get("tls:users") == users and client.get("tls:bytes") == data
+        assert client.get_multi(["tls:users", "tls:bytes"]) == {"tls:users": users, "tls:bytes": data}
+
+    async def run() -> None:
+        async with CacheGridClient([tls.url], auth_token=TOKEN, ca_file=str(tls.ca)) as client:
+            assert await client.set("tls:warm", 1) and client.uploads.accepts(client.hosts[0])
+            assert await client.set("tls:users:async", users) and await client.set("tls:bytes:async", data)
+            assert await client.get("tls:users:async") == users and await client.get("tls:bytes:async") == data
+
+    asyncio.run(run())
+    listing = tls.server.request("GET", "/admin/keys?pattern=tls:*", headers={"Authorization": f"Bearer {TOKEN}"})
+    sizes = json.loads(listing[2])["sizes"]
+    for key in ("tls:users", "tls:bytes", "tls:users:async", "tls:bytes:async"):
+        assert sizes[key]["stored_bytes"] < 0.3 * sizes[key]["original_bytes"]
+
+
 def test_tls_1_2_is_served_and_1_3_is_chosen_when_both_can(tls: Setup) -> None:
     assert tls.front is not None
     for highest, expected in ((ssl.TLSVersion.TLSv1_2, "TLSv1.2"), (ssl.TLSVersion.MAXIMUM_SUPPORTED, "TLSv1.3")):

@@ -145,6 +145,13 @@ def _value(common: Common, links: dict[str, Any]) -> dict[str, Any]:
     any_value = {"description": "Any JSON value."}
     stored = {"$ref": "#/components/schemas/Stored"}
     etag = _etag()
+    written = etag | {
+        "Accept-Encoding": {
+            "schema": {"type": "string", "enum": ["gzip"]},
+            "description": "The codings this server reads in a write's body (RFC 9110 12.5.3): clients send "
+            "large values compressed only to a server that says so (docs/compression.md).",
+        }
+    }
     return {
         "get": operation(
             "The stored JSON value itself.",
@@ -169,8 +176,8 @@ def _value(common: Common, links: dict[str, Any]) -> dict[str, Any]:
         "put": operation(
             "Store a JSON value (its compact encoding).",
             {
-                "201": ok("Created.", stored, etag) | {"links": links},
-                "200": ok("Replaced.", stored, etag) | {"links": links},
+                "201": ok("Created.", stored, written) | {"links": links},
+                "200": ok("Replaced.", stored, written) | {"links": links},
                 "400": bad,
                 "412": error("A condition (If-Match / If-None-Match) did not hold."),
                 "413": common.too_large,

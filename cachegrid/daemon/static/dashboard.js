@@ -433,7 +433,17 @@
 
   // -- the key browser ------------------------------------------------------------------
 
-  const browser = { pattern: "", cursor: null, count: 0, open: null };
+  // sizes: each listed key's stored and original bytes (/admin/keys "sizes").
+  const browser = { pattern: "", cursor: null, count: 0, open: null, sizes: new Map() };
+
+  // How a key is held: its size as stored, and as a client reads it when it
+  // is held compressed (docs/compression.md).
+  function heldText(size) {
+    if (!size) return "";
+    if (size.stored_bytes === size.original_bytes) return bytes(size.stored_bytes);
+    const share = size.original_bytes ? Math.round((100 * size.stored_bytes) / size.original_bytes) : 100;
+    return bytes(size.stored_bytes) + " of " + bytes(size.original_bytes) + " (gzip, " + share + "%)";
+  }
 
   function keyMessage(text, isError) {
     const message = $("key-message");
@@ -459,6 +469,7 @@
           return;
         }
         const page = await response.json();
+        const sizes = page.sizes || {};  // a server before compression sends none
         for (const key of page.keys) {
           const item = document.createElement("li");
           const button = document.createElement("button");
@@ -467,6 +478,13 @@
           button.dataset.key = key;
           button.addEventListener("click", () => openKey(key, button));
           item.appendChild(button);
+          if (sizes[key]) {
+            browser.sizes.set(key, sizes[key]);
+            const size = document.createElement("span");
+            size.className = "size";
+            size.textContent = heldText(sizes[key]);
+            item.appendChild(size);
+          }
           list.appendChild(item);
         }
         found += page.keys.length;
@@ -489,6 +507,7 @@
     browser.pattern = $("pattern").value;
     browser.cursor = null;
     browser.count = 0;
+    browser.sizes.clear();
     $("key-list").replaceChildren();
     $("key-detail").hidden = true;
     loadKeys();
@@ -542,6 +561,7 @@
     browser.open = { key: key, button: button };
     $("detail-key").textContent = key;
     $("detail-size").textContent = bytes(raw.length);
+    $("detail-held").textContent = heldText(browser.sizes.get(key)) || "-";
     const ttl = response.headers.get("X-Cache-TTL");
     $("detail-ttl").textContent = ttl === null ? "no expiry" : ttl + " s";
     $("detail-etag").textContent = response.headers.get("ETag") || "-";
