@@ -349,6 +349,28 @@ def test_bytes_that_begin_no_request_after_a_complete_one_are_answered_after_it(
     assert server.request("GET", "/cache/smuggled")[0] == 200
 
 
+@pytest.mark.parametrize(
+    ("target", "status", "expected"),
+    [
+        ("http://x/health", 200, b'"status":"healthy"'),
+        ("HTTP://example.com:8080/cache/absolute", 200, b'"via absolute form"'),
+        ("http://x/cache/absolute/ttl?unused=1", 200, b'"ttl"'),
+        ("http://x/cache/nothing-here", 404, b'"not_found"'),
+        ("http://x", 404, b'"not_found"'),
+    ],
+)
+def test_an_absolute_form_target_is_routed_by_its_path(
+    server: Server, target: str, status: int, expected: bytes
+) -> None:
+    """RFC 9112 section 3.2.2: a server must accept "GET http://host/path";
+    both workers route it by its path (meinheld routed the whole URL and
+    answered 404 until patch 0033)."""
+    server.request("PUT", "/cache/absolute", "via absolute form")
+    answer = send_raw(server, b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % target.encode())
+    assert answer.startswith(b"HTTP/1.1 %d " % status), answer
+    assert expected in answer.partition(b"\r\n\r\n")[2], answer
+
+
 def test_the_server_header_names_the_server_without_its_version(server: Server) -> None:
     """No version banner: meinheld's build writes "meinheld" (patch 0025),
     gunicorn "gunicorn"; the worker's own error answers have none."""
