@@ -6,7 +6,9 @@ memory against its limit, hit ratio, ops/s, uptime) and the totals; it exits
 UNHEALTHY when a node is down, UNAVAILABLE when none answered.
 
 ``nginx-config`` prints an nginx configuration routing each key to its node
-(cachegrid.cluster.nginx says what each endpoint does through it).
+(cachegrid.cluster.nginx says what each endpoint does through it); the
+top-level ``cachegrid nginx-config`` (``single``) one for a lone server. With
+``--tls-cert`` and ``--tls-key`` either listens with TLS (docs/tls.md).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Annotated
 
 import typer
 
-from ..cluster.nginx import parse_node
+from ..cluster.nginx import Tls, parse_node, render_single
 from ..cluster.nginx import render as render_nginx
 from .common import JsonFlag, connect, hosts, missing_words, options, print_json, wants_json
 from .stats_view import OPERATIONS, Histories, History, node_rows, nodes_down, nodes_table, record
@@ -26,6 +28,30 @@ from .status import ExitCode, fail, out
 app = typer.Typer(
     name="cluster", help="A cluster of nodes: their status, and an nginx configuration for them.", no_args_is_help=True
 )
+single = typer.Typer()  # `cachegrid nginx-config`: the front of one server
+
+ListenOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Where nginx listens (nginx's listen syntax). Default 127.0.0.1:8080, with TLS 127.0.0.1:8443.",
+        show_default=False,
+    ),
+]
+RuntimeDirOption = Annotated[
+    Path | None,
+    typer.Option(help="Put nginx's pid file, logs and temporary files here (for an nginx run as a user)."),
+]
+TlsCertOption = Annotated[
+    Path | None,
+    typer.Option(
+        metavar="PEM",
+        show_default=False,
+        help="Listen with TLS: the server's certificate (then any intermediate ones), in PEM. With --tls-key.",
+    ),
+]
+TlsKeyOption = Annotated[
+    Path | None, typer.Option(metavar="PEM", show_default=False, help="The private key of --tls-cert, in PEM.")
+]
 
 
 @app.command()
@@ -102,23 +128,77 @@ def nginx_config(
             help="A node (repeat for each). Default: the --url nodes.",
         ),
     ] = None,
-    listen: Annotated[str, typer.Option(help="Where nginx listens (nginx's listen syntax).")] = "127.0.0.1:8080",
-    runtime_dir: Annotated[
-        Path | None,
-        typer.Option(help="Put nginx's pid file, logs and temporary files here (for an nginx run as a user)."),
-    ] = None,
+    listen: ListenOption = None,
+    runtime_dir: RuntimeDirOption = None,
     fail_timeout: Annotated[int, typer.Option(help="Seconds a failed node is left out.")] = 10,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
 ) -> None:
     """Print an nginx configuration for the cluster: each key routed to its
     node with hash ... consistent (the Python client's ring="nginx"), failover
-    to the next node, keep-alive; batch and admin endpoints answered 421."""
-    given = node or [url.split("://", 1)[1] for url in hosts(options(ctx).urls)]
+    to the next node, keep-alive; batch and admin endpoints answered 421.
+    With --tls-cert and --tls-key it listens with TLS (docs/tls.md)."""
+    given = node or [_host_port(url) for url in hosts(options(ctx).urls)]
     if fail_timeout < 1:
         raise fail(f"--fail-timeout {fail_timeout}: at least 1 second", ExitCode.USAGE)
+    tls = _tls(tls_cert, tls_key)
     try:
-        text = render_nginx(
-            [parse_node(text) for text in given], listen, runtime_dir.resolve() if runtime_dir else None, fail_timeout
-        )
+        nodes = [parse_node(text) for text in given]
+        text = render_nginx(nodes, _listen(listen, tls), _runtime(runtime_dir), fail_timeout, tls=tls)
     except ValueError as error:
         raise fail(f"--node: {error}", ExitCode.USAGE) from None
     print(text, end="")
+
+
+@single.command("nginx-config")
+def single_nginx_config(
+    ctx: typer.Context,
+    node: Annotated[
+        str | None,
+        typer.Option("--node", metavar="HOST:PORT", show_default=False, help="The server. Default: the first --url."),
+    ] = None,
+    listen: ListenOption = None,
+    runtime_dir: RuntimeDirOption = None,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
+) -> None:
+    """Print an nginx configuration in front of one server: every request
+    passed to it over kept-alive HTTP/1.1, /events unbuffered; with
+    --tls-cert and --tls-key nginx listens with TLS (docs/tls.md). For a
+    cluster: cachegrid cluster nginx-config."""
+    given = node or _host_port(hosts(options(ctx).urls)[0])
+    tls = _tls(tls_cert, tls_key)
+    try:
+        server = parse_node(given)
+    except ValueError as error:
+        raise fail(f"--node: {error}", ExitCode.USAGE) from None
+    if server.weight != 1:
+        raise fail(f"--node {given!r}: one server has no weight", ExitCode.USAGE)
+    print(render_single(server, _listen(listen, tls), _runtime(runtime_dir), tls), end="")
+
+
+def _host_port(url: str) -> str:
+    return url.split("://", 1)[1]
+
+
+def _runtime(runtime_dir: Path | None) -> Path | None:
+    return runtime_dir.resolve() if runtime_dir else None
+
+
+def _listen(listen: str | None, tls: Tls | None) -> str:
+    if listen is not None:
+        return listen
+    return "127.0.0.1:8443" if tls else "127.0.0.1:8080"
+
+
+def _tls(cert: Path | None, key: Path | None) -> Tls | None:
+    """The TLS files, as absolute paths (nginx reads them from its own
+    directory); a usage error for one without the other or a missing file."""
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise fail("give --tls-cert and --tls-key together", ExitCode.USAGE)
+    for option, path in (("--tls-cert", cert), ("--tls-key", key)):
+        if not path.is_file():
+            raise fail(f"{option} {str(path)!r}: no such file", ExitCode.USAGE)
+    return Tls(cert.resolve(), key.resolve())

@@ -27,7 +27,8 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from ..client import NotFound, RequestError, SyncCacheGridClient, Unauthorized, Unavailable
+from ..client import NotFound, RequestError, SyncCacheGridClient, TLSError, Unauthorized, Unavailable
+from ..client.api import tls_verify
 from ..client.protocol import base_url
 from ..client.ring import RINGS
 from .status import ExitCode, err, exit_code_for, fail, out
@@ -49,6 +50,7 @@ class Globals:
     replicas: int = 1
     ring: str = "ketama"
     sharding: bool = True
+    ca_file: str | None = None  # the CA bundle for https servers (None: the system's)
 
 
 def options(ctx: typer.Context) -> Globals:
@@ -144,6 +146,11 @@ def checked(ctx: typer.Context) -> tuple[Globals, list[str]]:
     if given.token is not None and not (given.token.isascii() and given.token.isprintable()):
         # requests would fail on it with a traceback: a header is printable ASCII
         raise fail("--token: printable ASCII characters only", ExitCode.USAGE)
+    if given.ca_file is not None:
+        try:
+            tls_verify(given.ca_file, True)
+        except ValueError as error:
+            raise fail(f"--ca-file: {error}", ExitCode.USAGE) from None
     if given.replicas < 1:
         raise fail(f"--replicas {given.replicas}: at least 1", ExitCode.USAGE)
     if given.ring not in RINGS:
@@ -177,6 +184,7 @@ def connect(ctx: typer.Context, name_down: bool = True) -> Iterator[SyncCacheGri
         replicas=given.replicas,
         ring=given.ring,
         sharding=given.sharding,
+        ca_file=given.ca_file,
     )
     with client_errors(given, servers), client:
         yield client
@@ -188,7 +196,9 @@ def connect(ctx: typer.Context, name_down: bool = True) -> Iterator[SyncCacheGri
 
 def one_node(given: Globals, url: str) -> SyncCacheGridClient:
     """A client of ``url`` alone, with the global options."""
-    return SyncCacheGridClient([url], timeout=given.timeout, max_retries=1, auth_token=given.token)
+    return SyncCacheGridClient(
+        [url], timeout=given.timeout, max_retries=1, auth_token=given.token, ca_file=given.ca_file
+    )
 
 
 def reason_of(error: Unavailable) -> str:
@@ -249,6 +259,8 @@ def client_errors(given: Globals, servers: list[str]) -> Iterator[None]:
         raise fail(f"{error.message} (HTTP {error.status} {error.code})", exit_code_for(error.status)) from None
     except Unavailable as error:
         raise unavailable(error, servers) from None
+    except TLSError as error:
+        raise fail(f"{error}", ExitCode.UNAVAILABLE) from None
 
 
 def unavailable(error: Unavailable, servers: list[str]) -> typer.Exit:

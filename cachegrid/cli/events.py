@@ -12,22 +12,30 @@ from __future__ import annotations
 
 import http.client
 import json
+import ssl
 from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
 
 import typer
 
-from .common import hosts, options
+from ..client.wire import tls_error
+from .common import checked
 from .status import ExitCode, exit_code_for, fail, out
 
 app = typer.Typer()
 
 
-def open_stream(url: str, token: str | None, prefixes: list[str], last_id: str | None, idle: float) -> Any:
+def open_stream(
+    url: str, token: str | None, prefixes: list[str], last_id: str | None, idle: float, ca_file: str | None = None
+) -> Any:
     """The response of ``GET /events`` (200), or the command's failure."""
     parts = urlsplit(url)
-    kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    connection = kind(parts.hostname or "", parts.port, timeout=idle)
+    connection: http.client.HTTPConnection
+    if parts.scheme == "https":  # verified against --ca-file, or the system's CA bundle
+        context = ssl.create_default_context(cafile=ca_file)
+        connection = http.client.HTTPSConnection(parts.hostname or "", parts.port, timeout=idle, context=context)
+    else:
+        connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=idle)
     headers = {"Accept": "text/event-stream"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
@@ -38,7 +46,8 @@ def open_stream(url: str, token: str | None, prefixes: list[str], last_id: str |
         connection.request("GET", (parts.path or "") + "/events" + (f"?{query}" if query else ""), headers=headers)
         response = connection.getresponse()
     except OSError as error:
-        raise fail(f"{url}: {error}", ExitCode.UNAVAILABLE) from None
+        tls = tls_error(url, error) if isinstance(error, ssl.SSLError) else None
+        raise fail(str(tls) if tls else f"{url}: {error}", ExitCode.UNAVAILABLE) from None
     if response.status != 200:
         try:
             message = json.loads(response.read())["message"]
@@ -79,9 +88,9 @@ def events(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per event.")] = False,
 ) -> None:
     """Print every change to the cache as it happens (GET /events)."""
-    given = options(ctx)
-    url = hosts(given.urls)[0]
-    response = open_stream(url, given.token, prefix or [], last_event_id, idle)
+    given, servers = checked(ctx)  # a usage error for a bad --url or --ca-file
+    url = servers[0]
+    response = open_stream(url, given.token, prefix or [], last_event_id, idle, given.ca_file)
     printed = 0
     try:
         for event_id, kind, data in events_of(response):

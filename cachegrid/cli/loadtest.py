@@ -315,6 +315,8 @@ def _client_rows(document: dict[str, Any]) -> list[tuple[str, str]]:
     rows.append(("keyspace", f"{prefix}0 .. {prefix}{keys - 1} ({keys:,} keys)"))
     if document["keyspace_capped"]:
         rows.append(("capped", document["keyspace_capped"]))
+    if not document["room_checked"]:
+        rows.append(("room", "not checked: the token may not read /stats (no metrics permission)"))
     evictions = document["evictions_during_run"]
     rows += [
         ("evictions", "unknown" if evictions is None else f"{evictions:,} during the run"),

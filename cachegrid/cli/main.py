@@ -2,8 +2,8 @@
 
 Following typer's "One File Per Command" layout, each command module owns its
 own ``typer.Typer()`` and this module only composes them; none of them
-imports this one. The global options (``--url``, ``--token``, ``--timeout``,
-``--json``) are parsed here, once, into a ``common.Globals`` in ``ctx.obj``,
+imports this one. The global options (``--url``, ``--token``, ``--ca-file``,
+``--timeout``, ``--json``) are parsed here, once, into a ``common.Globals`` in ``ctx.obj``,
 which every command reads. How a command ends (exit codes, the red line) is
 in status.py.
 """
@@ -88,6 +88,15 @@ def root(
             help="Bearer token, for a server started with an auth token.",
         ),
     ] = None,
+    ca_file: Annotated[
+        str | None,
+        typer.Option(
+            envvar="CACHEGRID_CA_FILE",
+            metavar="PEM",
+            show_default=False,
+            help="CA bundle that verifies an https:// server's certificate (default: the system's).",
+        ),
+    ] = None,
     # Not CACHEGRID_TIMEOUT: that is the server's worker timeout setting.
     timeout: Annotated[
         float, typer.Option(envvar="CACHEGRID_CLIENT_TIMEOUT", help="Seconds to wait for each answer of the server.")
@@ -107,6 +116,7 @@ def root(
         urls=list(url or [DEFAULT_URL]),
         token=token or None,
         timeout=timeout,
+        ca_file=ca_file or None,
         json=json_output,
         replicas=replicas,
         ring=ring,
@@ -125,6 +135,7 @@ app.add_typer(batch.app)
 app.add_typer(config_show.app)
 app.add_typer(snapshot.app)
 app.add_typer(cluster.app)
+app.add_typer(cluster.single)
 app.add_typer(tags.app)
 app.add_typer(stampede.app)
 app.add_typer(events.app)

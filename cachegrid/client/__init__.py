@@ -15,6 +15,7 @@ from .errors import (
     CacheGridTimeoutError,
     NotFound,
     RequestError,
+    TLSError,
     Unauthorized,
     Unavailable,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "RequestError",
     "RetryPolicy",
     "SyncCacheGridClient",
+    "TLSError",
     "Unauthorized",
     "Unavailable",
 ]

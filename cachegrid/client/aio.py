@@ -45,7 +45,7 @@ class CacheGridClient(Api):
     def _open(self) -> AioTransport:
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop or self._client.is_closed:
-            self._client = AioTransport(self._headers(), self.timeout)
+            self._client = AioTransport(self._headers(), self.timeout, self.verify)
             self._loop = loop
         return self._client
 

@@ -10,6 +10,7 @@ client returns each method's result, the asynchronous one a coroutine of it.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -30,6 +31,9 @@ from .leases import (
 )
 from .near import NearCache, Ticket
 from .protocol import (
+    BINARY_BODY,
+    JSON_BODY,
+    JSON_TYPE,
     Answer,
     Call,
     First,
@@ -72,6 +76,22 @@ def starts_with(wait: float, sends: list[tuple[str, Call]], first: First) -> boo
     return not wait and len(sends) == 1 and sends[0][0] == first[0] and sends[0][1] is first[1]
 
 
+def tls_verify(ca_file: str | os.PathLike[str] | None, verify: bool) -> bool | str:
+    """How https hosts' certificates are checked: True (the system's CA
+    bundle), the path of ``ca_file``, or False; ValueError for a ``ca_file``
+    that cannot be read or that goes with ``verify=False``."""
+    if ca_file is None:
+        if not isinstance(verify, bool):
+            raise ValueError(f"verify is True or False, not {verify!r}: give a CA bundle as ca_file=")
+        return verify
+    if not verify:
+        raise ValueError("ca_file and verify=False contradict each other: give one")
+    path = os.fspath(ca_file)
+    if not os.path.isfile(path) or not os.access(path, os.R_OK):
+        raise ValueError(f"ca_file {path!r}: no readable file there")
+    return path
+
+
 def _policy(max_retries: int, retry: RetryPolicy | None) -> RetryPolicy:
     """The client's retry policy: ``retry``, or the default one with ``max_retries``."""
     if retry is None:
@@ -94,7 +114,12 @@ class Api(ServerOps):
     ``fail_open=True`` an outage (``Unavailable``) is a miss, not an error:
     see ``_fail_open``. A failed request is sent again up to ``max_retries``
     more times, with exponential back-off between the tries; ``retry`` (a
-    ``RetryPolicy``) sets the number and the back-off together (retry.py)."""
+    ``RetryPolicy``) sets the number and the back-off together (retry.py).
+    ``https://`` hosts have their certificates verified: against the system's
+    CA bundle (requests' and httpx's), or ``ca_file`` (a PEM bundle) for a
+    private CA; ``verify=False`` turns the check off (only for a test: it
+    lets anyone in the middle read the token). A certificate that does not
+    verify raises ``TLSError`` at once (docs/tls.md)."""
 
     def __init__(
         self,
@@ -111,6 +136,8 @@ class Api(ServerOps):
         fail_open: bool = False,
         retry: RetryPolicy | None = None,
         near_cache: bool | NearCache = False,
+        ca_file: str | os.PathLike[str] | None = None,
+        verify: bool = True,
     ) -> None:
         if api_key is not None and auth_token is not None and api_key != auth_token:
             raise ValueError("auth_token and api_key are two names of the token: give one (they differ)")
@@ -134,6 +161,7 @@ class Api(ServerOps):
         if near_cache is not True and near_cache is not False and not isinstance(near_cache, NearCache):
             raise ValueError(f"near_cache must be True, False or a NearCache, not {near_cache!r}")
         self.near_cache: NearCache | None = NearCache() if near_cache is True else near_cache or None
+        self.verify = tls_verify(ca_file, verify)
         self._open_transport()
 
     def _open_transport(self) -> None:
@@ -298,12 +326,13 @@ class Api(ServerOps):
         when a condition prevented it. ``tags``: names to group it under
         (``invalidate_tags``); they replace the tags of the value it replaces."""
         body, content_type = value_body(value)
-        headers = {"Content-Type": content_type}
-        if only_if_absent:
-            headers["If-None-Match"] = "*"
-        if only_if_present:
-            headers["If-Match"] = "*"
-
+        headers: Mapping[str, str] = JSON_BODY if content_type is JSON_TYPE else BINARY_BODY
+        if only_if_absent or only_if_present:
+            headers = {"Content-Type": content_type}
+            if only_if_absent:
+                headers["If-None-Match"] = "*"
+            if only_if_present:
+                headers["If-Match"] = "*"
         call = Call("PUT", item_path(key), _stored, put_params(ttl, stale, tags), body, headers)
         run = lambda: self._one(key, call, lambda: self._or(False, self.router.write(key, call)), write=True)  # noqa: E731
         return run() if self.near_cache is None else self._changing((key,), run)

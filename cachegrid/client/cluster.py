@@ -23,7 +23,10 @@ each path below says only where its next round goes and what an answer means.
   miss. When ``get`` hits on a later replica, the earlier ones that missed are
   repaired: the entry (value, remaining TTL, what else it carries: see
   ``protocol.ENTRY_FIELDS``) is copied to them with If-None-Match: *, so a
-  value written there meanwhile is never overwritten.
+  value written there meanwhile is never overwritten. A repair is a
+  courtesy: its failures are not retried, and a client whose token may
+  read but not write (a 403 on the copy, docs/acl.md) stops repairing for
+  ``REPAIR_PAUSE`` seconds rather than be refused (and logged) on every read.
 - Counters (incr, decr) run on the first node of the placement, which is
   authoritative; with R > 1 its entry is then copied over the others.
 - Leases and locks (client/leases.py) live on the first node of the
@@ -71,6 +74,9 @@ from .retry import HostPool, Send, retrying
 from .ring import RINGS, NginxRing
 
 CURSOR_PREFIX = "c1."
+# Seconds a client refused a repair (403: its token may not write) leaves
+# repairs alone; then it tries once more, in case the ACL file changed.
+REPAIR_PAUSE = 60.0
 
 
 class Router(Protocol):
@@ -161,6 +167,7 @@ class Sharded:
     def __init__(self, pool: HostPool, weights: dict[str, int], replicas: int, ring: str) -> None:
         self.pool = pool
         self.replicas = replicas
+        self.repair_refused_until = -math.inf  # pool.clock() time; see REPAIR_PAUSE
         self._url = {urlsplit(url).netloc: url for url in weights}
         labelled = {urlsplit(url).netloc: weight for url, weight in weights.items()}
         self.ring = NginxRing(labelled, key_segment) if RINGS[ring] is NginxRing else RINGS[ring](labelled)
@@ -217,10 +224,12 @@ class Sharded:
                 return call.read(list(missed.values())[-1])
             raise self._unavailable(f"{call.method} {call.path}", errors)
         result = call.read(found[0])
-        if repair and missed and found[0].status == 200:
+        if repair and missed and found[0].status == 200 and self.pool.clock() >= self.repair_refused_until:
             copy = copy_call(key, found[0], overwrite=False)
             if copy is not None:
-                yield from self._send_each(list(missed), copy)
+                answers = yield from self._send_each(list(missed), copy)
+                if any(answer.status == 403 for answer in answers.values()):
+                    self.repair_refused_until = self.pool.clock() + REPAIR_PAUSE
         return result
 
     def _send_each(self, hosts: list[str], call: Call) -> Plan:

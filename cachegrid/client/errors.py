@@ -21,6 +21,26 @@ class CacheGridTimeoutError(CacheGridError):
     """Every candidate host timed out (connecting or waiting for the answer)."""
 
 
+class TLSError(CacheGridConnectionError):
+    """TLS with an ``https://`` host failed, most often because its
+    certificate could not be verified (signed by a CA the client was not
+    given, or issued for another name). A setting to fix, not an outage: it
+    is raised at once, never retried, and ``fail_open`` does not hide it.
+    ``host`` is the base URL, ``reason`` OpenSSL's words."""
+
+    def __init__(self, host: str, reason: str, verification: bool) -> None:
+        what = "TLS certificate verification" if verification else "TLS"
+        hint = (
+            ": give the CA bundle that signed the server's certificate (ca_file=..., cachegrid --ca-file)"
+            if verification
+            else ""
+        )
+        super().__init__(f"{what} failed for {host}: {reason}{hint}")
+        self.host = host
+        self.reason = reason
+        self.verification = verification
+
+
 class Unavailable(CacheGridError):
     """No host answered: every attempt failed with a connection error, a
     timeout or a server error (5xx). ``errors`` holds each host's last error.

@@ -44,7 +44,7 @@ class SyncCacheGridClient(Api):
             return session
         with self._lock:
             if self._session is None:
-                self._session = Transport(self._headers(), self.timeout)
+                self._session = Transport(self._headers(), self.timeout, self.verify)
             return self._session
 
     def connect(self) -> None:
@@ -96,7 +96,10 @@ class SyncCacheGridClient(Api):
     def _direct(
         self, host: str, call: Call, plan: Callable[[], Plan], miss_ends: bool, fill: Fill | None = None
     ) -> Any:
-        outcome = self._attempt((host, call))
+        try:  # _attempt's work, inline: the one-key hot path
+            outcome: Outcome = self._send(host, call)
+        except (NotSent, MaybeSent) as error:
+            outcome = error
         if fill is not None:
             self.fill_near(fill, outcome)
         if isinstance(outcome, Answer) and self._ends(outcome, call, miss_ends):

@@ -14,19 +14,22 @@ server closed it (the event loop has read that end already: no system call).
 The client's ``timeout`` bounds connecting, and writing and reading the
 answer, each as one ``asyncio.timeout``. The streams belong to the event
 loop they were made in; the client makes a new transport for a new loop.
-``https://`` hosts go through an ``httpx.AsyncClient``, as before.
+``https://`` hosts go through an ``httpx.AsyncClient``, as before, which
+verifies their certificates as transport_sync.py's requests session does
+(``verify``), a TLS failure being ``TLSError``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from collections.abc import Mapping
 
 import httpx
 
 from .protocol import Answer, Call, ConnectTimedOut, MaybeSent, NotSent, TimedOut
-from .wire import Origin, ProtocolError, ResponseParser, StaleConnection, broken_exchange
+from .wire import Origin, ProtocolError, ResponseParser, StaleConnection, broken_exchange, tls_error
 
 MAX_IDLE = 16
 READ_SIZE = 65536
@@ -108,9 +111,10 @@ class AioTransport:
     """The lanes of a client's hosts in one event loop (made on first use),
     and an httpx client for the hosts a lane does not handle."""
 
-    def __init__(self, headers: Mapping[str, str], timeout: float | None) -> None:
+    def __init__(self, headers: Mapping[str, str], timeout: float | None, verify: bool | str = True) -> None:
         self.headers = dict(headers)
         self.timeout = timeout
+        self.verify = verify  # https: True (httpx's CA bundle), a CA bundle's path, or False
         self._lanes: dict[str, AioLane | None] = {}  # None: through httpx
         self._httpx: httpx.AsyncClient | None = None
         self.is_closed = False
@@ -130,7 +134,9 @@ class AioTransport:
 
     async def _send_httpx(self, host: str, call: Call) -> Answer:
         if self._httpx is None:
-            self._httpx = httpx.AsyncClient(headers=self.headers, timeout=self.timeout)
+            # A path as an SSLContext: httpx takes a bundle's path no more.
+            verify = ssl.create_default_context(cafile=self.verify) if isinstance(self.verify, str) else self.verify
+            self._httpx = httpx.AsyncClient(headers=self.headers, timeout=self.timeout, verify=verify)
         try:
             response = await self._httpx.request(
                 call.method, host + call.path, params=call.params, content=call.body, headers=call.headers
@@ -139,7 +145,7 @@ class AioTransport:
         except httpx.ConnectTimeout as error:
             raise ConnectTimedOut(str(error) or type(error).__name__) from None
         except (httpx.ConnectError, httpx.UnsupportedProtocol) as error:
-            raise NotSent(str(error) or type(error).__name__) from None
+            raise (tls_error(host, error) or NotSent(str(error) or type(error).__name__)) from None
         except httpx.TimeoutException as error:
             raise TimedOut(str(error) or type(error).__name__) from None
         except httpx.TransportError as error:

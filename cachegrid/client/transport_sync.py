@@ -36,7 +36,11 @@ off: a request is written in one ``sendall`` and waits for its answer.
 
 ``https://`` hosts (and base URLs with user info) are not handled here:
 ``Transport`` sends them through a ``requests.Session`` as before, which
-brings certificate bundles and proxies from the environment with it.
+brings certificate bundles and proxies from the environment with it. It
+verifies the certificate against ``verify`` (True: requests' bundle, or a
+CA bundle's path; False only where the client was told so), and a TLS
+failure is ``TLSError`` (``wire.tls_error``), raised past the retries: a
+certificate that did not verify will not verify on the next try.
 
 After a ``fork()`` the child must not share the parent's sockets: a lane
 that sees the fork count changed forgets its idle connections (leaving them
@@ -56,7 +60,7 @@ from collections.abc import Mapping
 import requests
 
 from .protocol import Answer, Call, ConnectTimedOut, MaybeSent, NotSent, TimedOut
-from .wire import Origin, ProtocolError, ResponseParser, StaleConnection, broken_exchange
+from .wire import Origin, ProtocolError, ResponseParser, StaleConnection, broken_exchange, tls_error
 
 MAX_IDLE = 16
 # Timeouts set on the socket for the kernel to keep (see the module docstring).
@@ -157,9 +161,10 @@ class Transport:
     """The lanes of a client's hosts (made on first use), and a requests
     session for the hosts a lane does not handle."""
 
-    def __init__(self, headers: Mapping[str, str], timeout: float) -> None:
+    def __init__(self, headers: Mapping[str, str], timeout: float, verify: bool | str = True) -> None:
         self.headers = dict(headers)
         self.timeout = timeout
+        self.verify = verify  # https: True (requests' CA bundle), a CA bundle's path, or False
         self._lanes: dict[str, Lane | None] = {}  # None: through requests
         self._lock = threading.Lock()
         self._session: requests.Session | None = None
@@ -196,8 +201,12 @@ class Transport:
                 data=call.body,
                 headers=call.headers,
                 timeout=self.timeout,
+                # Per request: a session's own verify loses to REQUESTS_CA_BUNDLE.
+                verify=self.verify,
             )
             return Answer(response.status_code, response.content, response.headers)
+        except requests.exceptions.SSLError as error:
+            raise (tls_error(host, error) or NotSent(str(error))) from None
         except requests.ConnectTimeout as error:
             raise ConnectTimedOut(str(error)) from None
         except requests.exceptions.InvalidURL as error:

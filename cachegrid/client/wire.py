@@ -23,17 +23,23 @@ Two halves, both written for the key/value hot path of the clients:
 The common case, a small answer that arrives in one read, is parsed with
 one search for the end of the head, one split and a dict build; larger
 bodies are gathered in parts and joined once.
+
+Two helpers say what a failure means for both transports: ``broken_exchange``
+(a connection error mid-exchange) and ``tls_error`` (a failure of the
+requests or httpx path for ``https://`` hosts whose cause is TLS).
 """
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from requests.utils import requote_uri
 
-from .protocol import MaybeSent
+from .errors import TLSError
+from .protocol import BINARY_BODY, JSON_BODY, MaybeSent
 
 MAX_HEAD = 64 * 1024  # a longer head is no answer of a CacheGrid server
 NO_BODY = frozenset({204, 304})
@@ -70,6 +76,14 @@ class Origin:
         block = [f"Host: {netloc}\r\n"] + [f"{name}: {value}\r\n" for name, value in headers.items()]
         self._fixed = "".join(block).encode("latin-1")
         self._names = frozenset(name.lower() for name in headers)
+        # A plain PUT's headers (protocol.JSON_BODY, BINARY_BODY, which never
+        # change) prepared with the fixed block, unless that block sets them.
+        self._json_block, self._binary_block = (
+            None
+            if self._names.intersection(name.lower() for name in typed)
+            else self._fixed + "".join(f"{name}: {value}\r\n" for name, value in typed.items()).encode("latin-1")
+            for typed in (JSON_BODY, BINARY_BODY)
+        )
 
     def request(
         self,
@@ -86,6 +100,9 @@ class Origin:
         if not target.isascii():
             target = requote_uri(target)
         head = f"{method} {target} HTTP/1.1\r\n".encode("ascii")
+        typed = self._json_block if headers is JSON_BODY else self._binary_block if headers is BINARY_BODY else None
+        if typed is not None and body is not None:
+            return b"".join((head, typed, b"Content-Length: %d\r\n\r\n" % len(body), body))
         fixed = self._fixed
         extra = ""
         if headers:
@@ -282,3 +299,23 @@ def broken_exchange(error: Exception, parser: ResponseParser, fresh: bool) -> Ex
     if not parser.received and not fresh:
         return StaleConnection(str(error) or type(error).__name__)
     return MaybeSent(f"{type(error).__name__}: {error}")
+
+
+def tls_error(host: str, error: BaseException) -> TLSError | None:
+    """The ``TLSError`` for a failure of requests or httpx whose cause is
+    TLS (an ``ssl.SSLError`` somewhere in its chain of causes, reasons and
+    arguments), None when it is not. A certificate that does not verify
+    gets OpenSSL's own reason (``verify_message``)."""
+    seen: set[int] = set()
+    pending: list[object] = [error]
+    while pending:
+        found = pending.pop()
+        if not isinstance(found, BaseException) or id(found) in seen:
+            continue
+        seen.add(id(found))
+        if isinstance(found, ssl.SSLCertVerificationError):
+            return TLSError(host, found.verify_message or str(found), verification=True)
+        if isinstance(found, ssl.SSLError):
+            return TLSError(host, found.reason or str(found), verification="CERTIFICATE_VERIFY_FAILED" in str(found))
+        pending += [found.__cause__, found.__context__, getattr(found, "reason", None), *found.args]
+    return None

@@ -19,6 +19,21 @@ and ``/admin/keys`` (one node's keys are not the cluster's). Everything else
 (``/health``, ``/stats``, ``/metrics``, ``/test/load``, ``/docs``) goes to
 one node, round robin, and the answer names it in ``X-CacheGrid-Node``
 (which every routed answer carries).
+
+``render_single`` is the front of one server: every request goes to it
+(batches, clear and the key listing too: one node's answer is the whole
+cache's), ``/events`` unbuffered with a long read timeout so that events
+go out as they come.
+
+With ``Tls`` (a certificate chain and its key) either front listens with
+TLS instead (``_tls_lines``): TLS 1.2 and 1.3 only, forward-secret AEAD
+suites for 1.2 (1.3 has only such), a session cache shared by nginx's
+workers so that a client coming back resumes without a full handshake, no
+session tickets (a plain nginx never rotates their key), and client
+connections kept alive long, so the handshake is paid once per connection.
+The nodes are reached in plain HTTP/1.1 over kept-alive connections as
+without TLS: meinheld serves no TLS, and the hop to the nodes is meant to
+stay on a trusted network (docs/tls.md).
 """
 
 from __future__ import annotations
@@ -55,6 +70,25 @@ REFUSALS = {
         CLIENT_POINTER,
     ),
 }
+
+
+@dataclass(frozen=True)
+class Tls:
+    """The PEM files nginx serves TLS with (absolute paths: nginx reads them)."""
+
+    cert: Path  # the server's certificate, then any intermediate ones
+    key: Path
+
+
+# TLS 1.2's suites with forward secrecy and authenticated encryption, ECDSA
+# and RSA certificates alike, in no preferred order (the client's choice
+# wins: every one is strong, and a client without AES instructions picks
+# ChaCha20). TLS 1.3's suites are OpenSSL's defaults, all of that kind.
+TLS12_CIPHERS = ":".join(
+    f"ECDHE-{kind}-{suite}"
+    for suite in ("AES128-GCM-SHA256", "AES256-GCM-SHA384", "CHACHA20-POLY1305")
+    for kind in ("ECDSA", "RSA")
+)
 
 
 @dataclass(frozen=True)
@@ -115,9 +149,11 @@ def render(
     fail_timeout: int = 10,
     connect_timeout: float = 1.0,
     read_timeout: float = 5.0,
+    tls: Tls | None = None,
 ) -> str:
     """The nginx.conf text. ``runtime_dir``: where the pid file, logs and
-    temporary files go (nginx's compiled-in places when None)."""
+    temporary files go (nginx's compiled-in places when None); ``tls``: listen
+    with TLS (``_tls_lines``)."""
     if not nodes:
         raise ValueError("give at least one node")
     if len({node.server for node in nodes}) != len(nodes):
@@ -154,8 +190,7 @@ http {{
     }}
 
     server {{
-        listen {listen};
-
+{_listen_lines(listen, tls)}
         proxy_http_version 1.1;
         proxy_set_header Connection "";
         proxy_set_header Host $host;
@@ -207,3 +242,74 @@ def _locations() -> str:
         location / {{
             proxy_pass http://cachegrid_any;
         }}"""
+
+
+def _listen_lines(listen: str, tls: Tls | None) -> str:
+    """The server's ``listen`` line, and with TLS its settings (module docstring)."""
+    if tls is None:
+        return f"        listen {listen};\n"
+    return f"""        listen {listen} ssl;
+        ssl_certificate {tls.cert};
+        ssl_certificate_key {tls.key};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_ciphers {TLS12_CIPHERS};
+        ssl_prefer_server_ciphers off;
+        # Resumption without a full handshake, shared by the workers (~40,000 sessions).
+        ssl_session_cache shared:cachegrid_tls:10m;
+        ssl_session_timeout 1h;
+        # Tickets are encrypted with a key a plain nginx never rotates: off.
+        ssl_session_tickets off;
+        # A client keeps its connection, and pays the handshake once.
+        keepalive_timeout 75s;
+        keepalive_requests 100000;
+"""
+
+
+def render_single(
+    node: Node,
+    listen: str = "127.0.0.1:8080",
+    runtime_dir: Path | None = None,
+    tls: Tls | None = None,
+    connect_timeout: float = 1.0,
+    read_timeout: float = 60.0,
+) -> str:
+    """The nginx.conf text of a front for one server (module docstring)."""
+    runtime, temps, access = _runtime_lines(runtime_dir)
+    return f"""# One CacheGrid server behind nginx: written by `cachegrid nginx-config`.
+# Every request goes to the server; see docs/tls.md.
+{runtime}worker_processes auto;
+
+events {{
+    worker_connections 1024;
+}}
+
+http {{
+{access}{temps}    upstream cachegrid {{
+        server {node.server};
+        keepalive 32;
+    }}
+
+    server {{
+{_listen_lines(listen, tls)}
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_set_header Host $host;
+        proxy_connect_timeout {connect_timeout:g}s;
+        proxy_read_timeout {read_timeout:g}s;
+        proxy_send_timeout {read_timeout:g}s;
+        client_max_body_size 16m;
+        default_type application/json;
+
+        location = /events {{
+            proxy_pass http://cachegrid;
+            # Each event goes out as it comes; a quiet stream stays open.
+            proxy_buffering off;
+            proxy_read_timeout 1h;
+        }}
+
+        location / {{
+            proxy_pass http://cachegrid;
+        }}
+    }}
+}}
+"""

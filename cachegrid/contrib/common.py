@@ -54,6 +54,8 @@ CLIENT_OPTIONS = frozenset(
         "ring",
         "fail_open",
         "near_cache",
+        "ca_file",
+        "verify",
     }
 )
 

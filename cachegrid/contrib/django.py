@@ -13,7 +13,8 @@ or ``;``, or a list: several nodes are a cluster (the client's consistent
 hashing). ``OPTIONS`` are the client's keyword arguments (``token`` or
 ``auth_token``, ``timeout``, ``max_retries``, ``cooldown``, ``replicas``,
 ``sharding``, ``ring``, ``fail_open``, ``near_cache``: True or a
-``NearCache``'s settings) and this backend's ``max_key_length``
+``NearCache``'s settings, ``ca_file`` and ``verify`` for https nodes:
+docs/tls.md) and this backend's ``max_key_length``
 (the server's, 250 by default) and ``batch_size`` (1,000); an unknown one is
 an ``ImproperlyConfigured`` that names it.
 

@@ -6,6 +6,7 @@
         CACHE_CACHEGRID_TOKEN=None,
         CACHE_CACHEGRID_TIMEOUT=5.0,                   # seconds a request may take
         CACHE_CACHEGRID_NEAR_CACHE=False,              # True, or {"max_entries": ...}: a near cache
+        CACHE_CACHEGRID_CA_FILE=None,                  # a CA bundle for https:// nodes (docs/tls.md)
         CACHE_KEY_PREFIX="myapp:",
         CACHE_DEFAULT_TIMEOUT=300,
         CACHE_OPTIONS={"replicas": 2},                 # the client's other options
@@ -124,6 +125,7 @@ class CacheGridCache(BaseCache):
             ("CACHE_CACHEGRID_TOKEN", "token"),
             ("CACHE_CACHEGRID_TIMEOUT", "timeout"),
             ("CACHE_CACHEGRID_NEAR_CACHE", "near_cache"),
+            ("CACHE_CACHEGRID_CA_FILE", "ca_file"),
             ("CACHE_KEY_PREFIX", "key_prefix"),
         ):
             if config.get(setting) is not None:

@@ -162,7 +162,7 @@ def create_app(
     app.add_route(OPENAPI_PATH, OpenAPI(settings))
     app.add_route(DOCS_PATH, Docs())
     app.add_static_route(DOCS_STATIC, SWAGGER_UI_DIRECTORY)
-    app.add_route(DASHBOARD_PATH, Dashboard(settings))
+    app.add_route(DASHBOARD_PATH, Dashboard(settings, acl))
     app.add_static_route(STATIC_PATH, STATIC_DIRECTORY)
 
     app.add_error_handler(Exception, errors.handle_unexpected)

@@ -18,10 +18,22 @@ While reading, it also refuses what gunicorn's parser would let through
 and CacheGrid's meinheld build refuses, so that both workers answer alike
 (tests/integration/test_differential.py holds them to it): a transfer coding
 other than ``chunked`` alone (gunicorn accepts ``gzip, chunked`` and hands on
-the body still coded): 501; an HTTP version other than 1.0 and 1.1: 505
+the body still coded): 501; a method that meinheld does not serve (gunicorn
+takes any token): 400; an HTTP version other than 1.0 and 1.1: 505
 (gunicorn serves 1.2 and answers 400 to 2.0); a Content-Length past 64 bits:
 400. Chunk sizes past 64 bits are refused too (gunicorn waited for the data
-of such a chunk, and a client that did not close got no answer at all).
+of such a chunk, and a client that did not close got no answer at all). An
+HTTP/1.1 request without Host is refused (400, RFC 9112 section 3.2) once
+gunicorn has parsed its head, so that its parse errors come first, as in
+meinheld.
+
+A request's body is read whole, in its thread, before the application runs,
+as meinheld reads it: a body whose framing is broken (a bad chunk, a body
+cut short) or that is over ``body_limit`` is refused by the worker with the
+same answer as meinheld's (400 ``bad_request``, 413), not by the application
+as it reads, and a body the application never reads (a GET with a chunked
+body) is consumed and checked all the same, so that none of its bytes is
+ever read as the next request.
 
 Every answer the worker writes itself, gunicorn's parser errors included
 (gunicorn writes HTML pages), is CacheGrid's JSON error (worker_errors.py).
@@ -36,6 +48,7 @@ server. meinheld, the default worker, has no such limit.
 from __future__ import annotations
 
 import errno
+import io
 import re
 import select
 import selectors
@@ -56,12 +69,25 @@ HEAD_LIMIT = 64 * 1024  # past this the parser refuses the head itself (431)
 READ_SIZE = 16 * 1024
 _END_OF_HEAD = b"\r\n\r\n"
 _TRANSFER_ENCODING = re.compile(rb"\r\ntransfer-encoding[ \t]*:[ \t]*([^\r\n]*)", re.IGNORECASE)
-_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length[ \t]*:[ \t]*([0-9]+)[ \t]*\r\n", re.IGNORECASE)
+_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length[ \t]*:([^\r\n]*)", re.IGNORECASE)
+_METHOD = re.compile(rb"(?:\r\n)*([^ \r\n]*)")
+# The methods meinheld serves (its parser reads a few more, which patch
+# 0029 refuses): any other is 400 there, and so here.
+METHODS = frozenset(
+    b"DELETE GET HEAD POST PUT PATCH CONNECT OPTIONS TRACE COPY LOCK MKCOL MOVE PROPFIND PROPPATCH UNLOCK"
+    b" REPORT MKACTIVITY CHECKOUT MERGE".split()
+)
+# A target begins as a path, "*" or a URL does (meinheld's parser refuses any other start).
+_REQUEST_LINE = re.compile(rb"[A-Z-]+ (?:[/*]|[A-Za-z][A-Za-z0-9+.-]*://)[\x21-\x7e]* HTTP/[0-9]\.[0-9]")
+_FIELD_LINE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+:[^\x00-\x08\x0a-\x1f\x7f]*")
+FIELD_LIMIT = 8190  # gunicorn's limit_request_line and limit_request_field_size, and meinheld's
+FIELD_COUNT_LIMIT = 100  # gunicorn's limit_request_fields, and meinheld's
 _VERSION = re.compile(rb"(?:\r\n)*[^ \r\n]+ [^ \r\n]+ HTTP/([0-9])\.([0-9])\r\n")
 LINGER_SECONDS = 2.0
 LINGER_MAX_SECONDS = 30.0
 LARGEST = 2**64 - 1  # past this, a length or chunk size is refused as meinheld's parser does
 
+MiB = 1024 * 1024
 TIMEOUT_RESPONSE = worker_errors.answer(408)
 CODING_RESPONSE = worker_errors.answer(501)
 
@@ -72,16 +98,44 @@ def unsupported_coding(head: bytes) -> bool:
     return bool(codings) and codings != [b"chunked"]
 
 
+def well_formed(head: bytes) -> bool:
+    """Whether ``head`` (ending with its last CRLF) has the syntax of a head
+    within the parser's limits: meinheld answers 505 and 501 only for such
+    heads (once the head is parsed), so a head wrong in two ways gets the
+    parser's refusal under both workers."""
+    lines = head.lstrip(b"\r\n").split(b"\r\n")[:-1]
+    if not lines or len(lines) > FIELD_COUNT_LIMIT + 1 or not _REQUEST_LINE.fullmatch(lines[0]):
+        return False
+    return len(lines[0]) <= FIELD_LIMIT and all(
+        len(line) <= FIELD_LIMIT and _FIELD_LINE.fullmatch(line) for line in lines[1:]
+    )
+
+
 def refusal(head: bytes) -> int | None:
     """The status this worker answers a complete ``head`` with itself, or
     None to hand it to gunicorn's parser."""
-    if unsupported_coding(head):
-        return 501
+    method = _METHOD.match(head)
+    if method is None or method.group(1) not in METHODS:
+        return 400  # gunicorn takes any token; meinheld only the methods it knows
+    if not well_formed(head):
+        return None  # the parser's 400 (or 414, 431) comes first, as in meinheld
+    # In meinheld's order: what its parser refuses as it reads (a length
+    # that is not a decimal within 64 bits; a chunked line beside a length),
+    # then the version, then the framing (HTTP/1.0 with a transfer coding,
+    # RFC 9112 section 6.1, before the coding itself).
+    lengths = [match.group(1).strip(b" \t") for match in _CONTENT_LENGTH.finditer(head)]
+    if any(not length.isdigit() or int(length) > LARGEST for length in lengths):
+        return 400
+    codings = [match.group(1).strip().lower() for match in _TRANSFER_ENCODING.finditer(head)]
+    if b"chunked" in codings and lengths:
+        return 400
     version = _VERSION.match(head)
     if version and version.groups() not in ((b"1", b"0"), (b"1", b"1")):
         return 505
-    if any(int(length.group(1)) > LARGEST for length in _CONTENT_LENGTH.finditer(head)):
+    if version and version.groups() == (b"1", b"0") and codings:
         return 400
+    if unsupported_coding(head):
+        return 501
     return None
 
 
@@ -123,6 +177,64 @@ def closing_when_asked(app: Any) -> Any:
     return wrapped
 
 
+class _TooLarge(Exception):
+    pass
+
+
+def _whole_body(stream: Any, limit: int, length: int | None) -> bytes:
+    """All of the body in ``stream``: _TooLarge past ``limit`` bytes, and
+    ValueError when it ends before its ``length``."""
+    parts = []
+    size = 0
+    while chunk := stream.read(READ_SIZE * 4):
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        parts.append(chunk)
+    if length is not None and size < length:
+        raise ValueError("the body ended before its length")
+    return b"".join(parts)
+
+
+def _refused(start_response: Any, status: int) -> list[bytes]:
+    line, headers, body = worker_errors.parts(status)
+    start_response(line, headers)
+    return [body]
+
+
+def bodies_read_first(app: Any, limit: int) -> Any:
+    """``app``, with the request body read whole before it runs (from a
+    stream that then holds it in memory): a broken one is the worker's 400,
+    one that stops arriving 408, one over ``limit`` 413, each closing the
+    connection (closing_when_asked)."""
+
+    def wrapped(environ: dict[str, Any], start_response: Any) -> Any:
+        chunked = "HTTP_TRANSFER_ENCODING" in environ  # chunked alone: any other coding was refused
+        length = int(environ.get("CONTENT_LENGTH") or 0)  # gunicorn checked it is digits
+        if not chunked and not length:
+            return app(environ, start_response)
+        if length > limit:
+            return _refused(start_response, 413)
+        try:
+            body = _whole_body(environ["wsgi.input"], limit, None if chunked else length)
+        except _TooLarge:
+            return _refused(start_response, 413)
+        except TimeoutError:
+            return _refused(start_response, 408)
+        except Exception:  # gunicorn's framing errors, each a class of its own (a body cut short: an OSError)
+            return _refused(start_response, 400)
+        environ["wsgi.input"] = io.BytesIO(body)
+        return app(environ, start_response)
+
+    return wrapped
+
+
+def lacks_host(req: Any) -> bool:
+    """Whether gunicorn's parsed ``req`` is HTTP/1.1 without a Host header
+    (two Host headers gunicorn refuses itself)."""
+    return tuple(req.version) == (1, 1) and not any(name == "HOST" for name, _ in req.headers)
+
+
 class TimedReads:
     """A connection's socket for gunicorn's parser, whose reads wait at most
     ``seconds`` for data (TimeoutError then): a body a client stops sending
@@ -150,6 +262,7 @@ def _readable(sock: socket.socket, seconds: float) -> bool:
 class ThreadWorker(GunicornThreadWorker):
     header_timeout = 10.0  # set by the application before the worker starts
     body_timeout = 10.0  # likewise
+    body_limit = 16 * MiB  # likewise: meinheld's, the largest body read before the application runs
 
     def init_process(self) -> None:
         self.heads: dict[Any, bytearray] = {}
@@ -224,11 +337,24 @@ class ThreadWorker(GunicornThreadWorker):
             self._close(conn)
             return
         head += data
+        if head[:1] in (b"\r", b"\n"):
+            # Empty lines before a request line are ignored (RFC 9112 section
+            # 2.2), any number of them, as meinheld's parser does.
+            del head[: len(head) - len(head.lstrip(b"\r\n"))]
+            if not head:
+                if not data:
+                    self._close(conn)
+                return
         # Complete: the blank line, or a bare-LF one (the parser refuses it:
-        # 400), or the client is done sending (the parser answers what it
-        # can), or too long (the parser refuses it: 431).
+        # 400), or too long (the parser refuses it: 431); or the client is
+        # done sending, which cuts the head short (400).
         end = head.find(_END_OF_HEAD)
         if end < 0 and b"\n\n" not in head and data and len(head) <= HEAD_LIMIT:
+            return
+        if not data and end < 0 and b"\n\n" not in head:
+            # The client stopped sending halfway through a head: 400, as
+            # meinheld answers (gunicorn closed without a word).
+            self._close(conn, worker_errors.answer(400))
             return
         status = refusal(bytes(head[: end + 2])) if end >= 0 else None
         if status is not None:
@@ -265,7 +391,18 @@ class ThreadWorker(GunicornThreadWorker):
 
     def load_wsgi(self) -> None:
         super().load_wsgi()
-        self.wsgi: Any = closing_when_asked(self.wsgi)
+        self.wsgi: Any = closing_when_asked(bodies_read_first(self.wsgi, self.body_limit))
+
+    def handle_request(self, req: Any, conn: Any) -> bool:
+        """gthread's, but an HTTP/1.1 request without Host is refused (400)
+        before the application, and the connection closed."""
+        if lacks_host(req):
+            try:
+                conn.sock.sendall(worker_errors.answer(400))
+            except OSError:
+                pass
+            return False
+        return bool(super().handle_request(req, conn))
 
     def finish_request(self, conn: Any, fs: Any) -> None:
         """gthread's, but a connection it closes lingers (below) instead."""

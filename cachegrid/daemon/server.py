@@ -223,6 +223,7 @@ def serve(settings: Settings) -> None:
 
         ThreadWorker.header_timeout = settings.header_timeout
         ThreadWorker.body_timeout = settings.body_timeout or settings.header_timeout
+        ThreadWorker.body_limit = settings.max_body_size + MiB  # as meinheld's, below
     if kind == "meinheld":
         from .meinheld_worker import MeinheldWorker
 

@@ -39,14 +39,19 @@ ANSWERS: dict[int, tuple[str, str, str]] = {
 }
 
 
-def answer(status: int) -> bytes:
-    """The complete answer for ``status`` (500's for a status not in the table)."""
+def parts(status: int) -> tuple[str, list[tuple[str, str]], bytes]:
+    """The answer for ``status`` (500's for a status not in the table) as a
+    WSGI application gives it: status line, headers, body."""
     if status not in ANSWERS:
         status = 500
     reason, error, message = ANSWERS[status]
     body = json.dumps({"error": error, "message": message}).encode()
-    head = (
-        f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nConnection: close\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    )
-    return head.encode() + body
+    headers = [("Content-Type", "application/json"), ("Connection", "close"), ("Content-Length", str(len(body)))]
+    return f"{status} {reason}", headers, body
+
+
+def answer(status: int) -> bytes:
+    """The complete answer for ``status``, as the worker writes it on the socket."""
+    line, headers, body = parts(status)
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers)
+    return f"HTTP/1.1 {line}\r\n{head}\r\n".encode() + body

@@ -62,8 +62,25 @@ def request(target: Target, method: str, path: str, body: Any = None, timeout: f
 
 
 def check(target: Target) -> None:
-    """LoadError unless the server answers and accepts the token."""
-    request(target, "GET", "/stats", timeout=CONNECT_TIMEOUT * 2)
+    """LoadError unless the server answers and accepts the token. A 403 is
+    an answer that knows the token: one without the metrics permission
+    (docs/acl.md), which may still write its own prefix."""
+    try:
+        request(target, "GET", "/stats", timeout=CONNECT_TIMEOUT * 2)
+    except LoadError as error:
+        if error.status != 403:
+            raise
+
+
+def stats(target: Target) -> dict[str, Any] | None:
+    """The server's ``/stats``, or None when the token may not read it (403:
+    no metrics permission); any other failure is a LoadError."""
+    try:
+        return request(target, "GET", "/stats")[1] or {}
+    except LoadError as error:
+        if error.status == 403:
+            return None
+        raise
 
 
 def fill(target: Target, plan: Plan) -> None:

@@ -25,7 +25,11 @@ that holds real data, three things keep those writes apart from it:
    When even a small keyspace (``MIN_KEYSPACE`` keys, or the batch size) does
    not fit, the run is refused and says why. Evictions are compared in
    ``/stats`` before and after, and the difference is reported (other
-   clients' writes can cause some: the report does not hide them).
+   clients' writes can cause some: the report does not hide them). A token
+   without the metrics permission (docs/acl.md) is refused ``/stats``: the
+   run then goes on with the keyspace asked, unchecked against the room
+   (the report says so), and its evictions are unknown. Such a token is
+   confined to its prefixes anyway, which is what the room check protects.
 
 3. **Cleanup.** Afterwards the keyspace is deleted with batch deletes
    (chunks of at most the server's batch limit: 1,000 unless a 413 says
@@ -46,7 +50,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
 
-from .calls import FILL_CHUNK, request
+from .calls import FILL_CHUNK, request, stats
 from .errors import LoadError, Refused
 from .plan import Plan, Target
 from .results import Report
@@ -155,6 +159,7 @@ class ApartReport:
     kept: bool
     deleted: int
     evictions: int | None  # evictions on the server during the run (None: /stats did not answer)
+    room_checked: bool = True  # False: /stats was refused (no metrics permission), the keyspace is as asked
 
     def to_dict(self) -> dict[str, Any]:
         return self.report.to_dict() | {
@@ -165,6 +170,7 @@ class ApartReport:
             "kept": self.kept,
             "keys_deleted": self.deleted,
             "evictions_during_run": self.evictions,
+            "room_checked": self.room_checked,
         }
 
 
@@ -175,25 +181,33 @@ def run_apart(
     free room, and delete them afterwards unless ``keep``. Refused when the
     prefix is taken or the room too small; LoadError when the server cannot
     be used (after the cleanup, which the message reports)."""
-    stats = request(target, "GET", "/stats")[1] or {}
+    before = stats(target)
     if holds_keys(target, plan.prefix):
         raise Refused(
             f"the server already holds keys under {plan.prefix!r}: they are not the load test's to overwrite "
             "or delete; give another --prefix"
         )
-    space = room(stats, plan)
-    fitted, capped = fit(plan, space)
+    space = None if before is None else room(before, plan)
+    fitted, capped = (plan, None) if space is None else fit(plan, space)
     try:
         report = run(target, fitted, on_progress)
     except LoadError as error:
+        if error.status == 403:  # the fill's first batch refused whole (docs/acl.md): nothing was written
+            raise LoadError(
+                f"{error}; nothing was written: the token may not write under {plan.prefix!r}", 403, error.body
+            ) from None
         raise LoadError(f"{error}; {_clean_up(target, fitted, keep)}", error.status, error.body) from None
     except BaseException:
         _clean_up(target, fitted, keep)
         raise
     deleted = 0 if keep else _delete_held(target, fitted)
-    after = request(target, "GET", "/stats")[1] or {}
-    evictions = int(after["evictions"]) - space.evictions if "evictions" in after else None
-    return ApartReport(report, plan.prefix, fitted.keyspace, plan.keyspace, capped, keep, deleted, evictions)
+    after = None if space is None else stats(target)
+    evictions = (
+        int(after["evictions"]) - space.evictions if space is not None and after and "evictions" in after else None
+    )
+    return ApartReport(
+        report, plan.prefix, fitted.keyspace, plan.keyspace, capped, keep, deleted, evictions, space is not None
+    )
 
 
 def _delete_held(target: Target, plan: Plan) -> int:

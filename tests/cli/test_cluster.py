@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 from cachegrid.cli.status import ExitCode
 from cachegrid.client import SyncCacheGridClient
@@ -86,6 +87,41 @@ def test_nginx_config_refuses_bad_nodes() -> None:
         result = invoke("cluster", "nginx-config", *arguments)
         assert result.exit_code == ExitCode.USAGE, arguments
         assert result.stdout == "" and "error:" in result.stderr
+
+
+def test_nginx_config_with_tls_and_for_one_server(tmp_path: Path) -> None:
+    """--tls-cert/--tls-key: a TLS listener (1.2 and 1.3, a shared session
+    cache, long client keep-alive) on 8443 unless --listen says otherwise;
+    the nodes still in HTTP/1.1 over kept-alive connections. The top-level
+    nginx-config is one server's front: no 421, /events unbuffered."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_text("cert")
+    key.write_text("key")
+    invoke = runner_for("http://10.0.0.9:7000")
+    tls = ["--tls-cert", str(cert), "--tls-key", str(key)]
+    cluster = invoke("cluster", "nginx-config", "--node", "10.0.0.1:8001", "--node", "10.0.0.2:8001", *tls).stdout
+    single = invoke("nginx-config", *tls).stdout
+    for text in (cluster, single):
+        assert "listen 127.0.0.1:8443 ssl;" in text
+        assert f"ssl_certificate {cert.resolve()};" in text and f"ssl_certificate_key {key.resolve()};" in text
+        assert "ssl_protocols TLSv1.2 TLSv1.3;" in text and "ssl_session_cache shared:" in text
+        assert "ECDHE-RSA-AES128-GCM-SHA256" in text and "CBC" not in text and "ssl_session_tickets off;" in text
+        assert "proxy_http_version 1.1;" in text and 'proxy_set_header Connection "";' in text
+    assert "server 10.0.0.9:7000;" in single and "421" not in single and "hash " not in single
+    assert "location = /events" in single and "proxy_buffering off;" in single
+    plain = invoke("nginx-config", "--node", "10.0.0.3:7001", "--listen", "0.0.0.0:80").stdout
+    assert "listen 0.0.0.0:80;" in plain and "ssl" not in plain and "server 10.0.0.3:7001;" in plain
+    assert "listen 127.0.0.1:8080;" in invoke("cluster", "nginx-config").stdout  # the default as before
+    for command in (["nginx-config"], ["cluster", "nginx-config"]):
+        for arguments in (
+            ["--tls-cert", str(cert)],
+            ["--tls-key", str(key)],
+            ["--tls-cert", str(tmp_path / "none.pem"), "--tls-key", str(key)],
+        ):
+            result = invoke(*command, *arguments)
+            assert result.exit_code == ExitCode.USAGE and result.stdout == "", arguments
+            assert "--tls-" in result.stderr
+    assert invoke("nginx-config", "--node", "h:1=2").exit_code == ExitCode.USAGE
 
 
 def test_bad_cluster_options_are_usage_errors() -> None:

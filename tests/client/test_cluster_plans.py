@@ -19,7 +19,7 @@ from cachegrid.client import (
     SyncCacheGridClient,
     Unavailable,
 )
-from cachegrid.client.cluster import Sharded, merge_stats
+from cachegrid.client.cluster import REPAIR_PAUSE, Sharded, merge_stats
 from cachegrid.client.protocol import (
     Answer,
     Call,
@@ -82,6 +82,32 @@ def test_a_hit_on_a_later_replica_repairs_the_earlier_one() -> None:
     repair = steps[2][0][1]
     assert repair.method == "PUT" and repair.params == {"ttl": "41.500"} and repair.body == b'"v"'
     assert repair.headers["If-None-Match"] == "*"
+
+
+def test_a_refused_repair_is_quiet_and_paused_for_a_while() -> None:
+    """A read-only token's repair is refused (403): the read still answers,
+    the refusal is not retried, and no repair is tried again until
+    REPAIR_PAUSE has passed (then once more: the ACL may have changed)."""
+    now = [1000.0]
+    client = SyncCacheGridClient(HOSTS, replicas=2, cooldown=30.0)
+    sharded = client.router
+    assert isinstance(sharded, Sharded)
+    sharded.pool.clock = lambda: now[0]
+    first, second = client.node_for("k")
+
+    def reply(host: str, call: Call) -> Any:
+        if call.method == "PUT":
+            return answer(403, b'{"error": "forbidden", "message": "lacks write", "permission": "write"}')
+        return answer(404) if host == first else answer(200, b'"v"', Content_Type="application/json")
+
+    value, steps = drive(sharded.read("k", get_call("k"), repair=True), reply)
+    assert value == "v" and [[host for host, _ in step] for step in steps] == [[first], [second], [first]]
+    assert not sharded.pool.cooling(first, now[0])  # a refusal is an answer, not a failing node
+    value, steps = drive(sharded.read("k", get_call("k"), repair=True), reply)
+    assert value == "v" and [[host for host, _ in step] for step in steps] == [[first], [second]]
+    now[0] += REPAIR_PAUSE
+    _, steps = drive(sharded.read("k", get_call("k"), repair=True), reply)
+    assert [[host for host, _ in step] for step in steps] == [[first], [second], [first]]
 
 
 def test_read_repair_copies_a_binary_value_as_binary() -> None:

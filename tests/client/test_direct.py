@@ -28,11 +28,14 @@ def scripted(client: SyncCacheGridClient, replies: list[Outcome]) -> list[tuple[
     """Make ``client`` answer ``replies`` in turn; returns what it sent (host, method)."""
     sent: list[tuple[str, str]] = []
 
-    def attempt(send: tuple[str, Call]) -> Outcome:
-        sent.append((send[0], send[1].method))
-        return replies.pop(0)
+    def send(host: str, call: Call) -> Answer:
+        sent.append((host, call.method))
+        reply = replies.pop(0)
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
 
-    client._attempt = attempt  # type: ignore[method-assign]
+    client._send = send  # type: ignore[method-assign]
     client._sleep = lambda seconds: None
     return sent
 

@@ -235,12 +235,12 @@ def test_the_sync_transport_sleeps_the_back_off(hosts: list[str]) -> None:
     slept: list[float] = []
     sent: list[str] = []
 
-    def attempt(send: tuple[str, Call]) -> Outcome:
-        sent.append(send[0])
-        return NotSent("refused")
+    def send(host: str, call: Call) -> Outcome:
+        sent.append(host)
+        raise NotSent("refused")
 
     client._sleep = slept.append
-    client._attempt = attempt  # type: ignore[method-assign]
+    client._send = send  # type: ignore[method-assign]
     with pytest.raises(Unavailable):
         client.get("k")
     client.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from cachegrid.client.protocol import BINARY_BODY, JSON_BODY
 from cachegrid.client.wire import Headers, Origin, ProtocolError, ResponseParser
 
 
@@ -43,6 +44,27 @@ def test_a_request_has_the_fixed_headers_and_the_calls_own() -> None:
         "Content-Length: 7",
     ]
     assert body == b'{"x":1}'
+
+
+@pytest.mark.parametrize("typed", [JSON_BODY, BINARY_BODY])
+@pytest.mark.parametrize("params", [None, {"ttl": "5"}])
+@pytest.mark.parametrize("fixed", [{}, {"User-Agent": "cachegrid-client", "Authorization": "Bearer t"}])
+def test_a_plain_puts_prepared_headers_are_the_bytes_the_general_path_writes(typed, params, fixed) -> None:
+    """protocol.JSON_BODY and BINARY_BODY take a header block prepared per
+    node; the bytes are those of the same headers in an ordinary dict."""
+    origin = Origin("http://127.0.0.1:8080", fixed)
+    for body in (b'{"x":1}', b"\x00" * 300, b""):
+        prepared = origin.request("PUT", "/cache/k", params, body, typed)
+        assert prepared == origin.request("PUT", "/cache/k", params, body, dict(typed))
+        assert prepared.endswith(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+
+def test_a_fixed_content_type_still_gives_way_to_a_plain_puts() -> None:
+    """A Content-Type among the client's own headers is replaced by the
+    value's, as any header a Call sets replaces a fixed one."""
+    origin = Origin("http://h:1", {"content-type": "text/plain"})
+    data = origin.request("PUT", "/cache/k", None, b"1", JSON_BODY)
+    assert b"text/plain" not in data and b"Content-Type: application/json\r\n" in data
 
 
 def test_a_get_has_no_content_length_and_a_bodyless_post_has_zero() -> None:

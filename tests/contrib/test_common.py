@@ -117,3 +117,19 @@ def test_the_backends_limits_are_the_servers() -> None:
     from cachegrid import engine
 
     assert (INT64_MIN, INT64_MAX, MAX_TTL) == (engine.INT64_MIN, engine.INT64_MAX, engine.MAX_TTL)
+
+
+def test_the_tls_options_reach_the_client_of_every_backend() -> None:
+    """``ca_file`` and ``verify`` pass through to the client (Django's
+    OPTIONS, Flask's CACHE_OPTIONS and CACHE_CACHEGRID_CA_FILE, dogpile's
+    arguments all go through make_client)."""
+    pytest.importorskip("dogpile.cache")
+    from cachegrid.contrib.dogpile import CacheGridBackend
+
+    assert make_client("https://127.0.0.1:1", {"ca_file": __file__}).verify == __file__
+    assert make_client("https://127.0.0.1:1", {"verify": False}).verify is False
+    assert make_client("https://127.0.0.1:1", {}).verify is True
+    backend = CacheGridBackend({"hosts": ["https://127.0.0.1:1"], "ca_file": __file__})
+    assert backend.client.verify == __file__
+    with pytest.raises(ValueError, match="no readable file"):
+        make_client("https://127.0.0.1:1", {"ca_file": "/nonexistent/ca.pem"})

@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import sys
+import threading
 import tomllib
 from pathlib import Path
 
@@ -150,3 +152,42 @@ def test_toml_entry_escapes_what_it_quotes() -> None:
     text = toml_entry('we"b', "tok", ["a\\b", "c\n"], ["read"])
     (parsed,) = parse_acl(tomllib.loads(text))
     assert parsed.name == 'we"b' and parsed.prefixes == ("a\\b", "c\n")
+
+
+def test_the_per_token_counters_lose_no_update_under_threads(tmp_path: Path) -> None:
+    """Many threads counting the same token's requests and denials the way
+    the middleware and the fast path do (``counters[i] += 1``), with the
+    interpreter switching threads as often as it can: the totals in
+    /metrics are exact, and carry over a reload of the file."""
+    path = tmp_path / "acl.toml"
+    path.write_text(entry("web", "secret"))
+    acl = Acl(path)
+    grant = acl.identify("Bearer secret")
+    assert grant is not None
+    threads, rounds = 8, 20_000
+
+    def count() -> None:
+        for _ in range(rounds):
+            grant.counters[0] += 1
+            grant.counters[1] += 1
+
+    switching = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        workers = [threading.Thread(target=count) for _ in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+    finally:
+        sys.setswitchinterval(switching)
+    assert acl.counters["web"].totals() == (threads * rounds, threads * rounds)
+    path.write_text(entry("web", "secret", permissions=["read", "write"]))
+    acl.seen = None  # as if the file's time had changed
+    acl.reload_if_changed()
+    again = acl.identify("Bearer secret")
+    assert again is not None and again is not grant
+    again.counters[0] += 1
+    metrics = {metric.name: metric.samples for metric in acl_module.AclCollector(acl).collect()}
+    assert [sample.value for sample in metrics["cachegrid_acl_requests"]] == [threads * rounds + 1]
+    assert [sample.value for sample in metrics["cachegrid_acl_denials"]] == [threads * rounds]

@@ -6,6 +6,7 @@ Chromium."""
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import re
 import tomllib
 from pathlib import Path
@@ -64,6 +65,52 @@ def test_the_dashboard_is_told_whether_a_token_is_needed(make_client: MakeClient
     page = guarded.simulate_get("/dashboard").text
     assert 'data-token-required="true"' in page
     assert "s3cret" not in page
+
+
+def test_the_dashboard_is_told_what_the_token_may_do(make_client: MakeClient, tmp_path: Path) -> None:
+    """``GET /dashboard?access=1``: the presented token's name, permissions
+    and prefixes as the ACL decides them; 401 without a known token; every
+    permission without an ACL (auth_token alone: for that token only)."""
+    acl = tmp_path / "acl.toml"
+    lines = []
+    for name, token, extra in (
+        ("ro", "t-ro", 'prefixes = ["app:", "web:"]\npermissions = ["read"]'),
+        ("scraper", "t-scraper", 'permissions = ["metrics"]'),
+    ):
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        lines.append(f'[[tokens]]\nname = "{name}"\nsha256 = "{digest}"\n{extra}\n')
+    acl.write_text("\n".join(lines))
+    client, _ = make_client(acl_file=str(acl), auth_token="master")
+
+    def access(token: str | None) -> testing.Result:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return client.simulate_get("/dashboard", params={"access": "1"}, headers=headers)
+
+    assert access("t-ro").json == {"token": "ro", "permissions": ["read"], "prefixes": ["app:", "web:"]}
+    assert access("t-scraper").json == {"token": "scraper", "permissions": ["metrics"], "prefixes": None}
+    everything = ["read", "write", "admin", "metrics"]
+    assert access("master").json == {"token": "auth_token", "permissions": everything, "prefixes": None}
+    for refused in (None, "t-wrong"):
+        answer = access(refused)
+        assert_error(answer, 401, "unauthorized")
+        assert "t-ro" not in answer.text and "master" not in answer.text
+    assert access("t-ro").headers["cache-control"] == "no-store"
+    assert client.simulate_get("/dashboard").headers["content-type"].startswith("text/html")  # the page as before
+
+    guarded, _ = make_client(auth_token="s3cret")
+    assert (
+        guarded.simulate_get("/dashboard", params={"access": "1"}, headers={"Authorization": "Bearer s3cret"}).json[
+            "permissions"
+        ]
+        == everything
+    )
+    assert_error(guarded.simulate_get("/dashboard", params={"access": "1"}), 401, "unauthorized")
+    open_client, _ = make_client()
+    assert open_client.simulate_get("/dashboard", params={"access": "1"}).json == {
+        "token": None,
+        "permissions": everything,
+        "prefixes": None,
+    }
 
 
 def test_the_pages_name_no_other_host(make_client: MakeClient) -> None:

@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -38,12 +39,22 @@ KEYS = [f"user:{number}" for number in range(300)] + ["hello", "session:abc", "a
 
 
 class Front:
-    """nginx in front of the nodes, as a non-daemon process."""
+    """nginx in front of the nodes, as a non-daemon process: the cluster's
+    configuration, or ``command`` (``cachegrid nginx-config``, options); with
+    ``tls`` (the client's side) it is asked in https."""
 
-    def __init__(self, nodes: list[ServerProcess], directory: Path) -> None:
+    def __init__(
+        self,
+        nodes: list[ServerProcess],
+        directory: Path,
+        command: list[str] | None = None,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.port = free_port()
+        self.tls = tls
         self.hosts = [f"127.0.0.1:{node.port}" for node in nodes]
-        arguments = ["cluster", "nginx-config", "--listen", f"127.0.0.1:{self.port}", "--runtime-dir", str(directory)]
+        arguments = [*(command or ["cluster", "nginx-config"]), "--listen", f"127.0.0.1:{self.port}"]
+        arguments += ["--runtime-dir", str(directory)]
         for host in self.hosts:
             arguments += ["--node", host]
         result = CliRunner().invoke(app, arguments)
@@ -68,7 +79,11 @@ class Front:
         raise AssertionError("nginx did not answer within 20 s")
 
     def request(self, method: str, path: str, body: Any = None) -> tuple[int, dict[str, str], bytes]:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        connection = (
+            http.client.HTTPSConnection("127.0.0.1", self.port, timeout=10, context=self.tls)
+            if self.tls
+            else http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        )
         try:
             payload = None if body is None else json.dumps(body).encode()
             connection.request(

@@ -4,6 +4,9 @@
 // the change of a counter between two refreshes over the change of the
 // server's uptime. The charts are drawn here on canvases. Every element is
 // filled with textContent: keys and values are never read as HTML.
+// A limited token (docs/acl.md) is first asked what it may do
+// (GET /dashboard?access=1): the parts it may not use are left out and
+// named, never shown as errors; a 403 met later leaves its part out too.
 "use strict";
 
 (function () {
@@ -23,6 +26,7 @@
   class Refused extends Error {}
 
   let token = window.sessionStorage.getItem(TOKEN_KEY);
+  let access = null; // the token's name, permissions and prefixes (null: not known, assume all)
   let timer = null;
   let previous = null;
   const history = [];
@@ -91,6 +95,59 @@
     window.sessionStorage.removeItem(TOKEN_KEY);
     askForToken(null);
   });
+
+  // -- what the token may do -------------------------------------------------------
+
+  // What each part of the page needs, and how the page says it is left out.
+  const PARTS = [
+    { permission: "metrics", ids: ["identity", "numbers", "charts"],
+      missing: "The server's numbers and charts: they need the metrics permission." },
+    { permission: "read", ids: ["keys", "changes"],
+      missing: "The key browser and the change stream: they need the read permission." },
+    { permission: "write", ids: ["delete-key"], missing: "Deleting a key: it needs the write permission." },
+  ];
+
+  function may(permission) {
+    return !access || access.permissions.includes(permission);
+  }
+
+  async function loadAccess() {
+    const response = await api("/dashboard?access=1"); // a 401 throws Refused
+    return response.ok ? response.json() : null; // another answer: assume everything, and meet the 403s
+  }
+
+  // A permission the server turned out to refuse (a 403): left out from now on.
+  function lacks(permission) {
+    if (!may(permission)) return;
+    const permissions = ["read", "write", "admin", "metrics"].filter((name) => name !== permission && may(name));
+    access = Object.assign({ token: null, prefixes: null }, access, { permissions: permissions });
+    showAccess();
+  }
+
+  function showAccess() {
+    const missing = [];
+    for (const part of PARTS) {
+      for (const id of part.ids) $(id).hidden = !may(part.permission);
+      if (!may(part.permission)) missing.push(part.missing);
+    }
+    const prefixes = access && access.prefixes;
+    const panel = $("access-panel");
+    panel.hidden = !missing.length && !prefixes;
+    if (panel.hidden) return;
+    const name = access.token === null ? "This token" : "The token \u201c" + access.token + "\u201d";
+    const keys = prefixes ? "keys starting with " + prefixes.join(", ") : "every key";
+    const rights = access.permissions.length ? access.permissions.join(", ") : "nothing";
+    const scope = name + " may use: " + rights + ", on " + keys + ".";
+    $("access-scope").textContent = missing.length ? scope + " Not shown here:" : scope;
+    const list = $("access-missing");
+    list.replaceChildren();
+    for (const text of missing) {
+      const item = document.createElement("li");
+      item.textContent = text;
+      list.appendChild(item);
+    }
+    if (prefixes && !$("pattern").value) $("pattern").placeholder = prefixes[0];
+  }
 
   // -- the numbers ---------------------------------------------------------------
 
@@ -260,6 +317,11 @@
     timer = null;
     try {
       const response = await api("/stats");
+      if (response.status === 403) {
+        lacks("metrics");
+        showSignedIn();
+        return;
+      }
       if (!response.ok) throw new Error(await errorText(response));
       render(await response.json());
       setStatus("live, every " + REFRESH_MS / 1000 + " s", "live");
@@ -270,10 +332,25 @@
     timer = window.setTimeout(refresh, REFRESH_MS);
   }
 
-  function start() {
+  async function start() {
     stop();
     $("change-token").hidden = !tokenRequired;
-    refresh();
+    try {
+      access = await loadAccess();
+    } catch (error) {
+      if (refused(error)) return;
+      setStatus("cannot reach the server: " + error.message, "error");
+      timer = window.setTimeout(start, REFRESH_MS);
+      return;
+    }
+    showAccess();
+    if (may("metrics")) refresh();
+    else showSignedIn();
+  }
+
+  // The status of a page that does not poll /stats: whose token it is.
+  function showSignedIn() {
+    setStatus(access && access.token !== null ? "signed in as " + access.token : "signed in", "live");
   }
 
   function stop() {
@@ -321,6 +398,11 @@
     $("follow-changes").textContent = "Stop";
     try {
       const response = await api("/events", { signal: controller.signal });
+      if (response.status === 403) {
+        stopFollowing("");
+        lacks("read");
+        return;
+      }
       if (!response.ok) throw new Error(await errorText(response));
       $("changes-status").textContent = "following";
       const reader = response.body.getReader();
@@ -368,6 +450,10 @@
         if (browser.pattern) query.set("pattern", browser.pattern);
         if (browser.cursor) query.set("cursor", browser.cursor);
         const response = await api("/admin/keys?" + query.toString());
+        if (response.status === 403) {
+          lacks("read");
+          return;
+        }
         if (!response.ok) {
           keyMessage(await errorText(response), true);
           return;
@@ -491,6 +577,12 @@
     dialog.returnValue = "";
     try {
       const response = await api("/cache/" + encodeURIComponent(open.key), { method: "DELETE" });
+      if (response.status === 403) { // the permission, or a prefix: the server says which
+        const body = await response.json().catch(() => ({}));
+        keyMessage(body.message || "HTTP 403", true);
+        if (body.permission === "write") lacks("write");
+        return;
+      }
       if (!response.ok) {
         keyMessage(await errorText(response), true);
         return;
