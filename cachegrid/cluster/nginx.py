@@ -190,13 +190,7 @@ http {{
     }}
 
     server {{
-{_listen_lines(listen, tls)}
-        proxy_http_version 1.1;
-        proxy_set_header Connection "";
-        proxy_set_header Host $host;
-        proxy_connect_timeout {connect_timeout:g}s;
-        proxy_read_timeout {read_timeout:g}s;
-        proxy_send_timeout {read_timeout:g}s;
+{_server_lines(listen, tls, connect_timeout, read_timeout)}
         # As the Python client: a connection error, a timeout or a 5xx but 507
         # moves on to the next node; a POST already sent is never repeated.
         proxy_next_upstream error timeout http_500 http_502 http_503 http_504;
@@ -242,6 +236,18 @@ def _locations() -> str:
         location / {{
             proxy_pass http://cachegrid_any;
         }}"""
+
+
+def _server_lines(listen: str, tls: Tls | None, connect_timeout: float, read_timeout: float) -> str:
+    """The lines every generated server block opens with: its listener, and
+    HTTP/1.1 keep-alive to the nodes with the timeouts given."""
+    return f"""{_listen_lines(listen, tls)}
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_set_header Host $host;
+        proxy_connect_timeout {connect_timeout:g}s;
+        proxy_read_timeout {read_timeout:g}s;
+        proxy_send_timeout {read_timeout:g}s;"""
 
 
 def _listen_lines(listen: str, tls: Tls | None) -> str:
@@ -290,13 +296,7 @@ http {{
     }}
 
     server {{
-{_listen_lines(listen, tls)}
-        proxy_http_version 1.1;
-        proxy_set_header Connection "";
-        proxy_set_header Host $host;
-        proxy_connect_timeout {connect_timeout:g}s;
-        proxy_read_timeout {read_timeout:g}s;
-        proxy_send_timeout {read_timeout:g}s;
+{_server_lines(listen, tls, connect_timeout, read_timeout)}
         client_max_body_size 16m;
         default_type application/json;
 
