@@ -93,7 +93,23 @@ def start_server() -> Iterator[Any]:
         server.kill()
 
 
-class Stub:
+class LocalHost:
+    """A local HTTP host on a free port of 127.0.0.1, serving ``handler`` on a thread until ``close()``."""
+
+    def serve(self, handler: type[http.server.BaseHTTPRequestHandler]) -> None:
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+        # shutdown() waits for the loop to look at its flag: every 0.5 s by
+        # default, half a second of every test's teardown.
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Stub(LocalHost):
     """A local HTTP host that answers every request with a fixed status (or
     drops the connection), counting requests: a failing host on purpose."""
 
@@ -120,16 +136,7 @@ class Stub:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.host = f"127.0.0.1:{self.server.server_address[1]}"
-        # shutdown() waits for the loop to look at its flag: every 0.5 s by
-        # default, half a second of every test's teardown.
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.serve(Handler)
 
 
 @pytest.fixture

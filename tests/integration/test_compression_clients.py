@@ -10,7 +10,6 @@ import asyncio
 import gzip
 import http.server
 import json
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +18,7 @@ import pytest
 from cachegrid.client import CacheGridClient, NearCache, SyncCacheGridClient, transport_aio, transport_sync
 from cachegrid.client.protocol import Answer, Call, item_path
 from cachegrid.testing import ServerProcess, running
+from tests.fixtures import LocalHost
 
 pytestmark = pytest.mark.process
 
@@ -150,7 +150,7 @@ def test_a_server_with_compression_off_still_reads_gzip_uploads(sent: Sent) -> N
         client.close()
 
 
-class OlderServer:
+class OlderServer(LocalHost):
     """A server from before compression, as far as writes go: it stores what
     it is sent and answers without Accept-Encoding (never saying it reads
     gzip). It keeps each request's Content-Encoding and body."""
@@ -180,14 +180,7 @@ class OlderServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.host = f"127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.serve(Handler)
 
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
