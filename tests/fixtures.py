@@ -25,6 +25,7 @@ package's conftest or test module that the others import.
 from __future__ import annotations
 
 import http.server
+import os
 import socket
 import threading
 import time
@@ -45,6 +46,13 @@ SYSTEMD_SERVICES = {
     "cachegrid.service": "cachegrid.service",
     "cachegrid@.service": "cachegrid@8081.service",
 }
+
+
+def examples(full: int) -> int:
+    """How many examples a property test draws: ``full`` in the whole suite,
+    a quarter (at least 10) in ``make test-fast``, the developer's loop that
+    must stay under a minute; CI runs the whole suite, every example."""
+    return max(10, full // 4) if os.environ.get("CACHEGRID_FAST_TESTS_ONLY") == "1" else full
 
 
 def unit_value(text: str, key: str) -> list[str]:

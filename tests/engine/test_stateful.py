@@ -19,6 +19,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from cachegrid.engine import ANY, Cache, CacheFull, KeyNotFound, NotAnInteger, PreconditionFailed
 from cachegrid.testing import FakeClock
+from tests.fixtures import examples
 
 KEYS = st.sampled_from(["a", "b", "c", "d", "e", "f"])
 VALUES = st.sampled_from([b"0", b"7", b"-3", b"x", b'"s"', b"12345678901234567890", b"abc" * 20])
@@ -233,7 +234,7 @@ class CacheMachine(RuleBasedStateMachine):
 
 
 SETTINGS = settings(
-    max_examples=80, stateful_step_count=30, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=examples(80), stateful_step_count=30, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 
 TestLRUAgainstModel = CacheMachine.TestCase

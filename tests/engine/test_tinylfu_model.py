@@ -41,6 +41,7 @@ from cachegrid.engine.tinylfu import (
     WINDOW,
     TinyLFUStore,
 )
+from tests.fixtures import examples
 
 
 class LoadedCoin(random.Random):
@@ -165,7 +166,7 @@ OPERATIONS = st.lists(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     max_size=st.integers(1, 14),
     share=st.sampled_from([0.01, 0.2, 0.5]),
