@@ -77,7 +77,7 @@ from harness import (
     port_only,
     publish,
     require_tools,
-    run_wrk,
+    run_cells,
     table,
 )
 
@@ -247,30 +247,11 @@ def run_round(builds: list[Build], number: int, args: argparse.Namespace, work_d
     try:
         for build in builds:
             start(build, work_dir)
-        if args.warmup:
-            for build, workload in cells:
-                assert build.server is not None
-                run_wrk(build.server.url(workload.path), workload, CONNECTIONS, args.warmup, WRK_THREADS)
-        random.Random(f"{args.seed}:{number}").shuffle(cells)
-        started = time.monotonic()
-        for build, workload in cells:
-            assert build.server is not None
-            run = run_wrk(build.server.url(workload.path), workload, CONNECTIONS, args.duration, WRK_THREADS)
-            if run.errors:
-                args.notes.append(f"{build.name} {workload.label}, round {number}: wrk errors {run.errors}")
-            build.runs[workload.name].append(run)
-        args.loads.append(os.getloadavg()[0])
-        for build in builds:
-            assert build.server is not None
-            build.server.check_alive()
-            problems = build.server.log_problems()
-            if problems:
-                args.notes.append(f"{build.name}'s log reported {problems} error lines in round {number}.")
-        order = ", ".join(f"{b.name} {w.name.upper()}" for b, w in cells)
-        log(
-            f"round {number}/{args.rounds} in {time.monotonic() - started:.0f} s ({order}), "
-            f"load average {args.loads[-1]:.1f}"
+        seconds, ran = run_cells(
+            cells, random.Random(f"{args.seed}:{number}"), f"round {number}", args, CONNECTIONS, WRK_THREADS
         )
+        order = ", ".join(f"{b.name} {w.name.upper()}" for b, w in ran)
+        log(f"round {number}/{args.rounds} in {seconds:.0f} s ({order}), load average {args.loads[-1]:.1f}")
     finally:
         stop_all(builds)
 

@@ -61,7 +61,6 @@ import datetime
 import http.client
 import json
 import math
-import os
 import random
 import re
 import shutil
@@ -96,6 +95,7 @@ from harness import (
     publish,
     ratio,
     require_tools,
+    run_cells,
     run_wrk,
     table,
 )
@@ -295,29 +295,8 @@ def bench_table(rows: list[Target], args: argparse.Namespace, work_dir: Path) ->
     for round_ in range(args.rounds):
         try:
             kinds = start_servers(rows, work_dir)
-            if args.warmup:
-                for row, workload in cells:
-                    assert row.server is not None
-                    run_wrk(row.server.url(workload.path), workload, CONNECTIONS, args.warmup, WRK_THREADS)
-            random.Random(round_).shuffle(cells)
-            started = time.monotonic()
-            for row, workload in cells:
-                assert row.server is not None
-                run = run_wrk(row.server.url(workload.path), workload, CONNECTIONS, args.duration, WRK_THREADS)
-                if run.errors:
-                    args.notes.append(f"{row.name} {workload.label}, round {round_ + 1}: wrk errors {run.errors}")
-                row.runs[workload.name].append(run)
-            args.loads.append(os.getloadavg()[0])
-            for row in rows:
-                assert row.server is not None
-                row.server.check_alive()
-                problems = row.server.log_problems()
-                if problems:
-                    args.notes.append(f"{row.server.name}'s log reported {problems} error lines in round {round_ + 1}.")
-            log(
-                f"table: round {round_ + 1}/{args.rounds} in {time.monotonic() - started:.0f} s, "
-                f"load average {args.loads[-1]:.1f}"
-            )
+            seconds, _ = run_cells(cells, random.Random(round_), f"round {round_ + 1}", args, CONNECTIONS, WRK_THREADS)
+            log(f"table: round {round_ + 1}/{args.rounds} in {seconds:.0f} s, load average {args.loads[-1]:.1f}")
         finally:
             for row in rows:
                 if row.server:

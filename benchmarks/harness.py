@@ -18,20 +18,23 @@ their import path).
 
 from __future__ import annotations
 
+import argparse
 import http.client
 import json
 import os
 import platform
+import random
 import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Protocol
 
 from cachegrid.testing import CLI, children, end_group, free_port
 
@@ -288,6 +291,52 @@ def run_wrk(url: str, workload: Workload, connections: int, duration: int, threa
         max_ms=report["max_us"] / 1000,
         errors=errors,
     )
+
+
+class Cell(Protocol):
+    """A row of an interleaved table: a named server and its runs per workload."""
+
+    name: str
+    server: Server | None
+    runs: dict[str, list[Run]]
+
+
+def run_cells(
+    cells: Sequence[tuple[Cell, Workload]],
+    order: random.Random,
+    label: str,
+    args: argparse.Namespace,
+    connections: int,
+    threads: int,
+) -> tuple[float, list[tuple[Cell, Workload]]]:
+    """One round of an interleaved table, its servers already started: every
+    cell warmed up (``args.warmup`` seconds), then run once (``args.duration``)
+    in an order ``order`` shuffles, so that a slow spell of the machine lands
+    on no one cell alike every round. wrk errors, the load average
+    (``args.loads``) and error lines of each server's log are noted
+    (``args.notes``); a server that died stops the benchmark. Returns the
+    seconds the measured runs took and the order they ran in."""
+    if args.warmup:
+        for cell, workload in cells:
+            assert cell.server is not None
+            run_wrk(cell.server.url(workload.path), workload, connections, args.warmup, threads)
+    shuffled = list(cells)
+    order.shuffle(shuffled)
+    started = time.monotonic()
+    for cell, workload in shuffled:
+        assert cell.server is not None
+        run = run_wrk(cell.server.url(workload.path), workload, connections, args.duration, threads)
+        if run.errors:
+            args.notes.append(f"{cell.name} {workload.label}, {label}: wrk errors {run.errors}")
+        cell.runs[workload.name].append(run)
+    args.loads.append(os.getloadavg()[0])
+    for cell in {id(cell): cell for cell, _ in cells}.values():
+        assert cell.server is not None
+        cell.server.check_alive()
+        problems = cell.server.log_problems()
+        if problems:
+            args.notes.append(f"{cell.name}'s log reported {problems} error lines in {label}.")
+    return time.monotonic() - started, shuffled
 
 
 # -- the report ------------------------------------------------------------------
