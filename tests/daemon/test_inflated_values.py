@@ -65,12 +65,13 @@ def test_drop_and_clear_free_the_slots() -> None:
 
 
 def test_least_recently_read_goes_first() -> None:
-    values = {key: document(n) for n, key in enumerate("abcd")}
-    kept = InflatedValues(3 * max(cost(value) for value in values.values()) + 10)
-    for key in "abc":
+    values = {key: document(n) for n, key in enumerate("abcde")}
+    kept = InflatedValues(4 * max(cost(value) for value in values.values()) + 10)  # room for four
+    for key in "abcd":
         kept.value(key, gzip_bytes(values[key]), len(values[key]))
     kept.value("a", gzip_bytes(values["a"]), len(values["a"]))  # a read: "b" is now the oldest
-    kept.value("d", gzip_bytes(values["d"]), len(values["d"]))
+    kept.value("e", gzip_bytes(values["e"]), len(values["e"]))
+    assert list(kept._slots) == ["c", "d", "a", "e"]
     hits = kept.stats()["inflated_cache_hits"]
     kept.value("a", gzip_bytes(values["a"]), len(values["a"]))
     kept.value("b", gzip_bytes(values["b"]), len(values["b"]))
