@@ -17,7 +17,13 @@ The two servers run side by side and the wrk runs alternate between them
 machine's load falls on both alike. The small-value cost is fast_default.py's
 (interleaved A/B of the seed's value), not this script's.
 
-    python benchmarks/compression_bench.py [--rounds 3] [--duration 5] [--output FILE]
+With ``--before TREE`` (a directory holding another build's ``cachegrid``
+package, such as a checkout of main) a third server runs that build with
+compression on, in the same alternation, and the table gains its column:
+a change to compression measured against the build before it and against
+compression off, in one run.
+
+    python benchmarks/compression_bench.py [--rounds 3] [--duration 5] [--before TREE] [--output FILE]
 """
 
 from __future__ import annotations
@@ -87,6 +93,7 @@ class Cell:
     off: Workload
     on_rps: list[float] = field(default_factory=list)
     off_rps: list[float] = field(default_factory=list)
+    before_rps: list[float] = field(default_factory=list)  # with --before: that build, compression on
     on_bytes: int = 0  # body bytes of one answer (GET) or request (PUT)
     off_bytes: int = 0
 
@@ -112,11 +119,55 @@ def bomb(server: Server) -> tuple[int, int]:
     return status, peak_rss(worker) - before
 
 
+def before_server(tree: Path | None, options: list[str], work_dir: Path) -> Server | None:
+    """With ``--before``: a server of that tree's build, compression on."""
+    if tree is None:
+        return None
+    if not (tree / "cachegrid" / "__init__.py").is_file():
+        raise SystemExit(f"--before {tree}: no cachegrid/ package in that directory")
+    settings = {"PYTHONPATH": str(tree.resolve()), "CACHEGRID_MEMORY_TRIM_INTERVAL": "0"}
+    return Server.cachegrid("before", options, work_dir, settings)
+
+
+def goal_rows(
+    charges: dict[str, float], table_cells: list[Cell], with_before: bool, status: int, growth: int
+) -> list[list[str]]:
+    """The table's rows: each measure off, before (with ``--before``), on, and its goal."""
+    middle = [f"{charges['before']:.2f}x"] if with_before else []
+    rows = [["memory charged for it ÷ its size", f"{charges['off']:.2f}x", *middle, f"{charges['on']:.2f}x", "≤ 0.30x"]]
+    for cell in table_cells:
+        off_rps, on_rps = statistics.median(cell.off_rps), statistics.median(cell.on_rps)
+        if with_before:
+            before_rps = statistics.median(cell.before_rps)
+            middle = [f"{before_rps:,.0f}/s ({ratio(before_rps / off_rps)})"]
+        rows.append(
+            [
+                cell.label,
+                f"{off_rps:,.0f}/s",
+                *middle,
+                f"{on_rps:,.0f}/s ({ratio(on_rps / off_rps)})",
+                "≥ 1.0x" if "gzip" in cell.label else ("≥ 0.6x" if cell.label.startswith("PUT") else "≥ 0.7x"),
+            ]
+        )
+    middle = ["(not run)"] if with_before else []
+    rows.append(
+        [
+            "a 64 KB gzip body that inflates to 64 MiB",
+            "400 (not read as gzip)",
+            *middle,
+            f"{status}, peak RSS +{growth / 1024 / 1024:.1f} MiB ({growth / MAX_VALUE_SIZE:.2f}x max_value_size)",
+            "413, ≤ 2x",
+        ]
+    )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of each cell (median)")
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     parser.add_argument("--worker", default="meinheld", choices=("meinheld", "gthread"))
+    parser.add_argument("--before", type=Path, help="also run this tree's build, compression on, for its column")
     parser.add_argument("--output", type=Path, help="also write the Markdown here")
     args = parser.parse_args()
     exit_on_sigterm()
@@ -132,67 +183,51 @@ def main() -> None:
         off = Server.cachegrid(
             "off", options, work_dir, {"CACHEGRID_COMPRESS_THRESHOLD": "0", "CACHEGRID_MEMORY_TRIM_INTERVAL": "0"}
         )
+        before = before_server(args.before, options, work_dir)
+        servers = [on, off] + ([before] if before else [])
         try:
-            for server in (on, off):
+            for server in servers:
                 server.wait_ready()
-            charges = {"on": charged(on, value), "off": charged(off, value)}
-            for server in (on, off):
+            charges = {server.name: charged(server, value) for server in servers}
+            for server in servers:
                 request(server, "PUT", f"/cache/{KEY}", value)
             table_cells = cells(value_file)
             for number in range(args.rounds):
                 for cell in table_cells:
-                    for name, server, workload, results in (
-                        ("off", off, cell.off, cell.off_rps),
-                        ("on", on, cell.on, cell.on_rps),
-                    ):
+                    sides = [("off", off, cell.off, cell.off_rps)]
+                    if before:
+                        sides.append(("before", before, cell.on, cell.before_rps))
+                    sides.append(("on", on, cell.on, cell.on_rps))
+                    for name, server, workload, results in sides:
                         run = run_wrk(server.url(workload.path), workload, CONNECTIONS, args.duration)
                         if run.errors:
                             raise SystemExit(f"{name} {workload.name}: errors {run.errors}")
                         results.append(run.rps)
-                        log(f"round {number + 1}: {name:3} {workload.name:9} {run.rps:9.0f}/s")
+                        log(f"round {number + 1}: {name:6} {workload.name:9} {run.rps:9.0f}/s")
             gzip_answer = request(on, "GET", f"/cache/{KEY}", **{"Accept-Encoding": "gzip"})[1]
+            inflated = json.loads(request(on, "GET", "/stats")[1]).get("inflated_cache_hits")
             status, growth = bomb(on)
-            for server in (on, off):
+            for server in servers:
                 server.check_alive()
         finally:
-            on.stop()
-            off.stop()
-    rows = [
-        [
-            "memory charged for it ÷ its size",
-            f"{charges['off']:.2f}x",
-            f"{charges['on']:.2f}x",
-            "≤ 0.30x",
-        ]
-    ]
-    for cell in table_cells:
-        off_rps, on_rps = statistics.median(cell.off_rps), statistics.median(cell.on_rps)
-        rows.append(
-            [
-                cell.label,
-                f"{off_rps:,.0f}/s",
-                f"{on_rps:,.0f}/s ({ratio(on_rps / off_rps)})",
-                "≥ 1.0x" if "gzip" in cell.label else ("≥ 0.6x" if cell.label.startswith("PUT") else "≥ 0.7x"),
-            ]
-        )
-    rows.append(
-        [
-            "a 64 KB gzip body that inflates to 64 MiB",
-            "400 (not read as gzip)",
-            f"{status}, peak RSS +{growth / 1024 / 1024:.1f} MiB ({growth / MAX_VALUE_SIZE:.2f}x max_value_size)",
-            "413, ≤ 2x",
-        ]
-    )
+            for server in servers:
+                server.stop()
+    rows = goal_rows(charges, table_cells, before is not None, status, growth)
+    against = "" if before is None else f" (before: the tree `{args.before.name}`)"
     parts = [
         "# Compression: the goals table",
         "",
-        f"`{command_line()}`, {args.worker} worker, {args.rounds} alternating rounds of {args.duration} s per cell "
-        f"(median), {CONNECTIONS} connections, {time.monotonic() - started:.0f} s in all.",
+        f"`{command_line()}`, {args.worker} worker{against}, {args.rounds} alternating rounds of {args.duration} s "
+        f"per cell (median), {CONNECTIONS} connections, {time.monotonic() - started:.0f} s in all.",
         "",
         f"The value: {len(value):,} bytes of JSON (100 user objects); held gzip-compressed in "
         f"{len(gzip_answer):,} bytes.",
         "",
-        table(["measure", "off (today)", "on", "goal"], rows),
+        table(["measure", "off (today)", *(["before (on)"] if before else []), "on", "goal"], rows),
+        "",
+        f"Identity reads answered from the inflated values kept: {inflated}."
+        if inflated is not None
+        else "This build keeps no inflated values.",
         "",
         machine_section(),
     ]

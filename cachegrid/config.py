@@ -180,6 +180,12 @@ class Settings(BaseSettings):
         description="Share of a value's size compression must save for the value to be held compressed "
         "(0.2: at least 20%).",
     )
+    inflated_cache_size: int = Field(
+        default=4 * MiB,
+        ge=0,
+        description="Bytes of the values held compressed kept inflated for the reads without Accept-Encoding: "
+        "gzip, the most recently read first (memory outside max_memory_mb); 0: inflate every such read.",
+    )
     max_batch_size: int = Field(default=1000, ge=1, description="Most keys or items in one batch request.")
     max_keys_limit: int = Field(default=10_000, ge=1, description="Largest page size of /admin/keys.")
     keys_scan_count: int = Field(

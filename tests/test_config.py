@@ -79,6 +79,9 @@ def test_compression_settings_have_defaults_and_come_from_the_environment(monkey
     monkeypatch.setenv("CACHEGRID_COMPRESS_MIN_SAVING", "0.5")
     settings = load_settings()
     assert (settings.compress_threshold, settings.compress_min_saving) == (0, 0.5)
+    assert load_settings().inflated_cache_size == 4 * 1024 * 1024
+    monkeypatch.setenv("CACHEGRID_INFLATED_CACHE_SIZE", "0")
+    assert load_settings().inflated_cache_size == 0
 
 
 def test_empty_token_means_no_token(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -130,6 +133,7 @@ def test_default_config_file_in_the_working_directory(tmp_path: Path) -> None:
         ("CACHEGRID_COMPRESS_THRESHOLD", "1k", "compress_threshold"),
         ("CACHEGRID_COMPRESS_MIN_SAVING", "1", "compress_min_saving"),
         ("CACHEGRID_COMPRESS_MIN_SAVING", "-0.1", "compress_min_saving"),
+        ("CACHEGRID_INFLATED_CACHE_SIZE", "-1", "inflated_cache_size"),
     ],
 )
 def test_invalid_environment_value_is_one_line_naming_the_setting(

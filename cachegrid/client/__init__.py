@@ -9,6 +9,7 @@ It knows only the HTTP contract: nothing of the engine or the daemon.
 from __future__ import annotations
 
 from .aio import CacheGridClient
+from .coding import AnswerTooLarge
 from .errors import (
     CacheGridConnectionError,
     CacheGridError,
@@ -24,6 +25,7 @@ from .retry import RetryPolicy
 from .sync import SyncCacheGridClient
 
 __all__ = [
+    "AnswerTooLarge",
     "CacheGridClient",
     "CacheGridConnectionError",
     "CacheGridError",

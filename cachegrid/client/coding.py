@@ -11,6 +11,15 @@ small value is never compressed by the server, so the header costs a small
 read nothing. (The ``https://`` paths, requests and httpx, ask for gzip and
 decode it themselves.)
 
+A gzip answer is inflated at most ``MAX_INFLATED_SIZE`` bytes (64 MiB by
+default; a module setting, read at every answer): a broken or hostile
+server could otherwise make a small answer inflate to gigabytes in the
+client's memory. Past it the call raises ``AnswerTooLarge`` at once, without
+a retry (the same server would send the same answer), having held at most
+the limit and a byte. The bound is far above any one value (the server's
+``max_value_size`` is 1 MiB by default) and leaves room for large batch
+gets; a deployment with larger values or batches raises it.
+
 Writes: a value PUT or a batch set whose body is at least the client's
 ``compress_threshold`` (1 KiB by default, the server's own default) is sent
 gzip-compressed (``Content-Encoding: gzip``), at level 1 as the server
@@ -33,6 +42,7 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import replace
 
+from .errors import CacheGridError
 from .protocol import Answer, Call, MaybeSent
 from .wire import ProtocolError
 
@@ -43,10 +53,24 @@ DEFAULT_COMPRESS_THRESHOLD = 1024
 BATCH_SET = "/cache/batch/set"
 _GZIP_WBITS = 31  # zlib's window bits for one gzip member (16 + 15)
 _GZIP_NAMES = frozenset({"gzip", "x-gzip"})
+MAX_INFLATED_SIZE = 64 * 1024 * 1024  # the most bytes a gzip answer may inflate to
 
 
 class CodingError(ProtocolError):
     """An answer's Content-Encoding is not one this client reads, or its body is not what it says."""
+
+
+class AnswerTooLarge(CacheGridError):
+    """A server's gzip answer inflates to more than ``limit`` bytes
+    (``coding.MAX_INFLATED_SIZE``): a decompression bomb, or a batch larger
+    than this client was set to take. Raised at once, never retried."""
+
+    def __init__(self, limit: int, sent: int) -> None:
+        super().__init__(
+            f"the server's gzip answer ({sent} bytes) inflates to more than {limit} bytes, "
+            "this client's limit (cachegrid.client.coding.MAX_INFLATED_SIZE)"
+        )
+        self.limit = limit
 
 
 def gzip_body(body: bytes) -> bytes:
@@ -55,16 +79,23 @@ def gzip_body(body: bytes) -> bytes:
     return packer.compress(body) + packer.flush()
 
 
-def decoded(body: bytes, headers: dict[str, str], coding: str) -> bytes:
+def decoded(body: bytes, headers: dict[str, str], coding: str, limit: int | None = None) -> bytes:
     """The bytes of a body sent with Content-Encoding ``coding`` (``headers``,
-    lower-case names, then says identity: the header is dropped)."""
+    lower-case names, then says identity: the header is dropped), at most
+    ``limit`` bytes of them (None: ``MAX_INFLATED_SIZE``; ``AnswerTooLarge`` past it)."""
     name = coding.strip().lower()
     if name in _GZIP_NAMES:
+        limit = MAX_INFLATED_SIZE if limit is None else limit
         decompressor = zlib.decompressobj(_GZIP_WBITS)
         try:
-            plain = decompressor.decompress(body) + decompressor.flush()
+            # One byte over the limit at most: zlib stops there, the rest of the input left unread.
+            plain = decompressor.decompress(body, limit + 1)
+            if len(plain) <= limit:
+                plain += decompressor.flush()
         except zlib.error as error:
             raise CodingError(f"a gzip answer that does not inflate: {error}") from None
+        if len(plain) > limit:
+            raise AnswerTooLarge(limit, len(body))
         if not decompressor.eof or decompressor.unused_data:
             raise CodingError("a gzip answer cut short, or with bytes after it")
     elif name == "identity":
@@ -78,7 +109,8 @@ def decoded(body: bytes, headers: dict[str, str], coding: str) -> bytes:
 def answer_of(status: int, body: bytes, headers: dict[str, str]) -> Answer:
     """The ``Answer`` a lean transport read, its body decoded when the server
     sent it compressed (``MaybeSent`` when that fails: the exchange was not
-    what HTTP says; an idempotent request is sent again)."""
+    what HTTP says; an idempotent request is sent again; ``AnswerTooLarge``
+    when it inflates past ``MAX_INFLATED_SIZE``)."""
     coding = dict.get(headers, "content-encoding")  # the names are lower case: no folding
     if coding is not None:
         try:

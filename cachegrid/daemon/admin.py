@@ -21,6 +21,7 @@ from ..engine.pattern_delete import check_pattern
 from ..engine.snapshot import SnapshotRunning, Snapshotter
 from .acl import scope
 from .body import int_param
+from .compression import InflatedValues
 from .errors import ApiError
 from .heap import HeapTrimmer, trim_fields
 from .resources import Resource, send_json
@@ -68,7 +69,8 @@ def snapshot_fields(snapshotter: Snapshotter | None) -> dict[str, Any]:
 
 
 class Stats(Resource):
-    """``GET /stats``: the engine's counters, the snapshot state and the heap trimmer's."""
+    """``GET /stats``: the engine's counters, the snapshot state, the heap
+    trimmer's and the inflated values' (compression.py)."""
 
     def __init__(
         self,
@@ -77,18 +79,21 @@ class Stats(Resource):
         snapshotter: Snapshotter | None = None,
         worker: str | None = None,
         trimmer: HeapTrimmer | None = None,
+        inflated: InflatedValues | None = None,
     ) -> None:
         super().__init__(cache, settings)
         self.snapshotter = snapshotter
         self.worker = worker
         self.trimmer = trimmer
+        self.inflated = inflated
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         send_json(
             resp,
             stats_document(self.cache, self.settings, self.worker)
             | snapshot_fields(self.snapshotter)
-            | trim_fields(self.trimmer),
+            | trim_fields(self.trimmer)
+            | (self.inflated.stats() if self.inflated is not None else {}),
         )
 
 

@@ -33,7 +33,7 @@ from .fastpath import FastPath
 from .heap import HeapTrimmer, start_trimmer
 from .items import ETags, Items
 from .leases import LeaseLocks, StaleMarks
-from .metrics import Metrics
+from .metrics import InflatedCollector, Metrics
 from .openapi import DOCS_PATH, DOCS_STATIC, OPENAPI_PATH, SWAGGER_UI_DIRECTORY, Docs, OpenAPI
 from .routing import KeyRouter
 from .tags import DeletePattern, Tags
@@ -142,7 +142,7 @@ def create_app(
     app.add_route("/cache/batch/set", batch, suffix="set")
     app.add_route("/cache/batch/get", batch, suffix="get")
     app.add_route("/cache/batch/delete", batch, suffix="delete")
-    app.add_route("/stats", Stats(cache, settings, snapshotter, worker, trimmer))
+    app.add_route("/stats", Stats(cache, settings, snapshotter, worker, trimmer, items.inflated))
     app.add_route("/health", Health(cache, settings))
     app.add_route("/admin/keys", Keys(cache, settings))
     app.add_route("/test/load", LoadTest(settings))
@@ -156,6 +156,7 @@ def create_app(
     threads = settings.threads - 1 if worker == "gthread" else None  # a thread per stream there: one left over
     app.add_route("/events", Events(EventHub(cache, settings, threads), settings))
     metrics = Metrics(cache, settings, snapshotter, trimmer)
+    metrics.registry.register(InflatedCollector(items.inflated))
     if acl is not None:
         metrics.registry.register(AclCollector(acl))
     app.add_route("/metrics", metrics)

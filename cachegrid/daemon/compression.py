@@ -39,13 +39,47 @@ limit and a step of memory. A body that is not the gzip it claims to be
 (not gzip at all, cut short, garbage after it) is a 400. When the body is
 one gzip member whose content is exactly the value to hold (compact JSON,
 or bytes) and it saves enough, it is held as sent: no work to compress again.
+
+Inflated values kept for identity reads
+---------------------------------------
+An identity read of a value held compressed would inflate it on every
+request (about 30 µs for the issue's 20 KB document: half the requests a
+second at c32). ``InflatedValues`` keeps the inflations of the values read
+so most recently, by key, up to ``inflated_cache_size`` bytes (0: none
+kept), least recently read first out.
+
+A kept inflation is served only while the key's held bytes are still the
+very bytes it was inflated from: each slot keeps the gzip member beside its
+inflation, and a read compares the two members, byte for byte (a memcmp of
+a few KB, under 1 µs), before it uses the slot. Equal members inflate to
+equal values, so whatever happened to the key meanwhile (a write, a delete
+and a new write, an expiry, an eviction, a clear, a snapshot restored, which
+starts the store's versions again) a slot can never answer with anything
+but the key's current value. Nothing has to tell it of changes, then, and
+nothing does: the engine's one change hook is the event stream's, and a
+hook would cost every write of a small value a call. A slot whose key was
+written, deleted or evicted is dead weight until it ages out, or until the
+key's next identity read replaces it; ``DELETE /cache`` (a clear) and a
+``DELETE`` of the key drop it at once, since those paths are the daemon's.
+
+The bound counts both members of each slot and a fixed overhead, and
+holds at every moment: a value whose slot would take more than a quarter
+of it is inflated per read and not kept, so one large value cannot wipe
+the others out. It is memory outside what the engine charges (its limits
+and evictions do not see it): /stats (``inflated_cache_bytes``, and its
+hits and misses) and /metrics report it. One lock guards the slots; it is
+held for the lookup, the comparison and the bookkeeping, never while
+inflating, so gthread's threads inflate in parallel (zlib releases the GIL).
 """
 
 from __future__ import annotations
 
 import sys
+import threading
 import zlib
+from collections import OrderedDict
 from functools import lru_cache
+from typing import Any
 
 import falcon
 
@@ -111,6 +145,91 @@ class Compressor:
         if sent is not None and self.saves_enough(len(sent), len(value)):
             return sent
         return self.pack(value)
+
+
+# -- inflations kept for identity reads -----------------------------------------------
+
+# Bytes a slot costs beyond its two members: the OrderedDict's node, the
+# tuple, the two bytes objects' headers (measured with sys.getsizeof, rounded up).
+SLOT_OVERHEAD = 256
+
+
+class InflatedValues:
+    """The inflations of the values read most recently (see the module docstring)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.largest = capacity // 4  # the most one slot may take
+        self._slots: OrderedDict[str, tuple[bytes, bytes]] = OrderedDict()  # key: (held, inflated)
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def value(self, key: str, held: bytes, size: int) -> bytes:
+        """The value of ``key`` held as the gzip member ``held``, ``size`` bytes inflated."""
+        with self._lock:
+            slot = self._slots.get(key)
+            if slot is not None and slot[0] == held:
+                self._slots.move_to_end(key)
+                self.hits += 1
+                return slot[1]
+            self.misses += 1
+        value = gunzip(held, size)
+        cost = len(held) + len(value) + SLOT_OVERHEAD
+        if cost <= self.largest:
+            self._keep(key, held, value, cost)
+        return value
+
+    def _keep(self, key: str, held: bytes, value: bytes, cost: int) -> None:
+        with self._lock:
+            old = self._slots.pop(key, None)
+            if old is not None:
+                self._bytes -= _cost(old)
+            self._slots[key] = (held, value)
+            self._bytes += cost
+            while self._bytes > self.capacity:
+                self._bytes -= _cost(self._slots.popitem(last=False)[1])
+
+    def drop(self, key: str) -> None:
+        """Forget ``key``'s slot (it was deleted: its memory is freed at once)."""
+        with self._lock:
+            old = self._slots.pop(key, None)
+            if old is not None:
+                self._bytes -= _cost(old)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._slots.clear()
+            self._bytes = 0
+
+    def stats(self) -> dict[str, Any]:
+        """The fields /stats and /metrics report."""
+        with self._lock:
+            return {
+                "inflated_cache_bytes": self._bytes,
+                "inflated_cache_entries": len(self._slots),
+                "inflated_cache_max_bytes": self.capacity,
+                "inflated_cache_hits": self.hits,
+                "inflated_cache_misses": self.misses,
+            }
+
+
+def _cost(slot: tuple[bytes, bytes]) -> int:
+    return len(slot[0]) + len(slot[1]) + SLOT_OVERHEAD
+
+
+class NoInflatedValues(InflatedValues):
+    """``inflated_cache_size = 0``: every identity read inflates, nothing is kept or counted."""
+
+    def __init__(self) -> None:
+        super().__init__(0)
+
+    def value(self, key: str, held: bytes, size: int) -> bytes:
+        return gunzip(held, size)
+
+
+def inflated_values(capacity: int) -> InflatedValues:
+    return InflatedValues(capacity) if capacity > 0 else NoInflatedValues()
 
 
 # -- Accept-Encoding ------------------------------------------------------------------

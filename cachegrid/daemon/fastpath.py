@@ -76,7 +76,7 @@ from ..engine import CacheError, WriteOptions, check_key
 from .acl import READ, WRITE, Acl
 from .binary import BINARY_TYPE, JSON_TYPE, OCTET_STREAM, TYPE_HEADER
 from .body import encode, parse_json
-from .compression import ACCEPTS_CODINGS, CONTENT_ENCODING, VARY, accepts_gzip, gunzip
+from .compression import ACCEPTS_CODINGS, CONTENT_ENCODING, VARY, accepts_gzip
 from .errors import ApiError, from_engine, unexpected
 from .items import TTL_HEADER, Items, not_found, ttl_left
 from .leases import LEASE_ENV, stale_mark
@@ -121,6 +121,7 @@ class FastPath:
         self.max_body_size = settings.max_body_size
         self.compressor = items.compressor
         self.compress_from = items.compress_from
+        self.inflated = items.inflated.value  # identity reads of values held compressed
         token = settings.auth_token
         # What BearerAuth expects (app.py).
         self.expected = f"Bearer {token.get_secret_value()}".encode() if token and acl is None else None
@@ -292,7 +293,7 @@ class FastPath:
         if gzip:
             headers.append(CONTENT_ENCODING)
         elif gzip is not None:
-            value = gunzip(value, entry.original_size)  # type: ignore[arg-type]
+            value = self.inflated(key, value, entry.original_size)  # type: ignore[arg-type]
         headers.extend(_BINARY_KIND if entry.binary else _JSON_KIND)
         headers.append((_LENGTH, str(len(value))))
         return _OK, headers, value

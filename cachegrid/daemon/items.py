@@ -32,7 +32,7 @@ from ..config import Settings
 from ..engine import ANY, INT64_MAX, INT64_MIN, UNCONDITIONAL, Cache, Condition, Preconditions, WriteOptions
 from .binary import BINARY_TYPE, JSON_TYPE, OCTET_STREAM, TYPE_HEADER, check_acceptable, is_binary_body
 from .body import bool_param, encode, int_param, json_body, parse_json, read_body, ttl_param
-from .compression import ETAG_SUFFIX, GZIP, Compressor, accepts_gzip, gunzip, read_coded_body
+from .compression import ETAG_SUFFIX, GZIP, Compressor, accepts_gzip, inflated_values, read_coded_body
 from .errors import ApiError
 from .leases import lease_token, leased_read, mark_if_stale, stale_param
 from .resources import Resource, send_json
@@ -91,6 +91,7 @@ class Items(Resource):
         self.etags = etags
         self.compressor = Compressor(settings)
         self.compress_from = self.compressor.compress_from
+        self.inflated = inflated_values(settings.inflated_cache_size)  # identity reads (compression.py)
 
     # -- /cache/{key} -------------------------------------------------------------
 
@@ -133,7 +134,7 @@ class Items(Resource):
         if gzip:
             resp.set_header("Content-Encoding", GZIP)
         elif gzip is not None:
-            value = gunzip(value, entry.original_size)  # type: ignore[arg-type]
+            value = self.inflated.value(key, value, entry.original_size)  # type: ignore[arg-type]
         if entry.binary:
             resp.set_header(TYPE_HEADER, BINARY_TYPE)
             resp.content_type = OCTET_STREAM
@@ -202,7 +203,9 @@ class Items(Resource):
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, key: str) -> None:
         self.check_key(key)
-        send_json(resp, {"key": key, "deleted": self.cache.delete(key)})
+        deleted = self.cache.delete(key)
+        self.inflated.drop(key)  # its inflation's memory, at once (it could not be served anyway)
+        send_json(resp, {"key": key, "deleted": deleted})
 
     # -- /cache/{key}/ttl: GET reads it, PUT ?ttl=N sets it (touch), DELETE
     # removes it (persist); ttl is null for a key without expiry ------------------
@@ -242,4 +245,6 @@ class Items(Resource):
     def on_delete_collection(self, req: falcon.Request, resp: falcon.Response) -> None:
         if req.get_param("confirm") != "true":
             raise ApiError(400, "confirmation_required", "clearing the whole cache needs ?confirm=true")
-        send_json(resp, {"cleared": self.cache.clear()})
+        cleared = self.cache.clear()
+        self.inflated.clear()
+        send_json(resp, {"cleared": cleared})

@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 from ..config import Settings
 from ..engine import Cache
 from ..engine.snapshot import Snapshotter
+from .compression import InflatedValues
 from .heap import HeapTrimmer
 
 PREFIX = "cachegrid"
@@ -135,6 +136,27 @@ def trim_metrics(trimmer: HeapTrimmer) -> Iterator[Metric]:
     yield CounterMetricFamily(
         f"{PREFIX}_memory_trim_released_bytes", "RSS given back to the OS by those trims.", value=trimmer.released_bytes
     )
+
+
+class InflatedCollector(Collector):
+    """The inflated values kept for identity reads (compression.py ``InflatedValues``)."""
+
+    def __init__(self, inflated: InflatedValues) -> None:
+        self.inflated = inflated
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self.inflated.stats()
+        for name, key, documentation in (
+            ("inflated_cache_bytes", "inflated_cache_bytes", "Bytes of values kept inflated (not in memory_bytes)."),
+            ("inflated_cache_items", "inflated_cache_entries", "Values kept inflated now."),
+            ("inflated_cache_max_bytes", "inflated_cache_max_bytes", "The bound of the inflated values kept."),
+        ):
+            yield GaugeMetricFamily(f"{PREFIX}_{name}", documentation, value=stats[key])
+        for name, key, documentation in (
+            ("inflated_cache_hits", "inflated_cache_hits", "Identity reads answered with a kept inflation."),
+            ("inflated_cache_misses", "inflated_cache_misses", "Identity reads that inflated the value."),
+        ):
+            yield CounterMetricFamily(f"{PREFIX}_{name}", documentation, value=stats[key])
 
 
 class Metrics:

@@ -1,5 +1,5 @@
-"""coding.py alone: answers decoded (and refused when they lie), and which
-writes go compressed to which nodes."""
+"""coding.py alone: answers decoded (and refused when they lie, or inflate
+past the limit), and which writes go compressed to which nodes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import zlib
 
 import pytest
 
-from cachegrid.client.coding import Uploads, answer_of, decoded, gzip_body, is_upload
+from cachegrid.client import CacheGridError, coding
+from cachegrid.client.coding import AnswerTooLarge, Uploads, answer_of, decoded, gzip_body, is_upload
 from cachegrid.client.protocol import JSON_BODY, Answer, Call, MaybeSent
 from cachegrid.client.wire import Headers
 
@@ -96,3 +97,17 @@ def test_which_calls_are_uploads() -> None:
     assert not is_upload(Call("PUT", "/cache/k/ttl", params={"ttl": "1"}))
     assert not is_upload(Call("POST", "/cache/batch/get", body=b"{}"))
     assert not is_upload(Call("POST", "/cache/k/incr"))
+
+
+def test_a_gzip_answer_inflates_up_to_the_limit_and_no_further(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert decoded(gzip_body(LARGE), {"content-encoding": "gzip"}, "gzip", len(LARGE)) == LARGE
+    with pytest.raises(AnswerTooLarge) as raised:
+        decoded(gzip_body(LARGE), {"content-encoding": "gzip"}, "gzip", len(LARGE) - 1)
+    assert raised.value.limit == len(LARGE) - 1
+    monkeypatch.setattr(coding, "MAX_INFLATED_SIZE", 1000)  # the module setting, read at each answer
+    with pytest.raises(AnswerTooLarge):  # not MaybeSent: raised past the retries
+        answer_of(200, gzip.compress(LARGE), Headers({"content-encoding": "gzip"}))
+    bomb = gzip.compress(bytes(50_000_000), compresslevel=9)
+    with pytest.raises(AnswerTooLarge, match="inflates to more than 1000 bytes"):
+        answer_of(200, bomb, Headers({"content-encoding": "gzip"}))
+    assert issubclass(AnswerTooLarge, CacheGridError) and not issubclass(AnswerTooLarge, MaybeSent)

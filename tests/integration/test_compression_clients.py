@@ -2,7 +2,8 @@
 large JSON and binary values go up gzip-compressed and come down as held,
 byte for byte; only to a node that said it reads gzip (an older server, which
 never says it, gets plain bodies); the near cache keeps decoded values; and
-read repair copies a compressed value to the replica that missed it."""
+read repair copies a compressed value to the replica that missed it; and a
+gzip bomb from a hostile server is stopped at the client's limit."""
 
 from __future__ import annotations
 
@@ -10,12 +11,21 @@ import asyncio
 import gzip
 import http.server
 import json
+import tracemalloc
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from cachegrid.client import CacheGridClient, NearCache, SyncCacheGridClient, transport_aio, transport_sync
+from cachegrid.client import (
+    AnswerTooLarge,
+    CacheGridClient,
+    NearCache,
+    SyncCacheGridClient,
+    transport_aio,
+    transport_sync,
+)
+from cachegrid.client import coding as client_coding
 from cachegrid.client.protocol import Answer, Call, item_path
 from cachegrid.testing import ServerProcess, running
 from tests.fixtures import LocalHost
@@ -266,3 +276,65 @@ def test_a_node_answering_without_the_header_is_forgotten(server: ServerProcess)
     client.set("warm", 2)
     assert client.uploads.accepts(host)
     client.close()
+
+
+class BombServer(LocalHost):
+    """A hostile server: every GET is answered with a gzip body of 64 KB that
+    inflates to 64 MiB of zeros, labelled Content-Encoding: gzip."""
+
+    BOMB = gzip.compress(bytes(64 * 1024 * 1024), compresslevel=9)
+
+    def __init__(self) -> None:
+        self.requests = 0
+        bomb = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                bomb.requests += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Encoding", "gzip")
+                self.send_header("Content-Length", str(len(BombServer.BOMB)))
+                self.end_headers()
+                self.wfile.write(BombServer.BOMB)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.serve(Handler)
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_gzip_bomb_is_stopped_at_the_clients_limit(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    limit = 1024 * 1024
+    monkeypatch.setattr(client_coding, "MAX_INFLATED_SIZE", limit)
+    bomb = BombServer()
+    tracemalloc.start()
+    try:
+        with pytest.raises(AnswerTooLarge) as raised:
+            if kind == "sync":
+                client = SyncCacheGridClient([bomb.host])
+                try:
+                    client.get("k")
+                finally:
+                    client.close()
+            else:
+
+                async def run() -> None:
+                    client = CacheGridClient([bomb.host])
+                    try:
+                        await client.get("k")
+                    finally:
+                        await client.close()
+
+                asyncio.run(run())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        bomb.close()
+    assert raised.value.limit == limit and "MAX_INFLATED_SIZE" in str(raised.value)
+    assert bomb.requests == 1  # not retried: the same server would send the same bomb
+    # The bomb's 64 KB, the limit and a byte, the client's own: far from 64 MiB.
+    assert peak < 4 * limit
