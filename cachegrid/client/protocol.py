@@ -30,6 +30,7 @@ import json
 import re
 from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from types import MappingProxyType
 from typing import Any, NamedTuple
 from urllib.parse import quote
@@ -64,6 +65,9 @@ class Answer(NamedTuple):
 
 
 Outcome = Answer | Exception
+# An Answer from a (status, body, headers) tuple without the Python-level
+# __new__ a NamedTuple has: the lean transports make one per call.
+new_answer: Callable[[tuple[int, bytes, Mapping[str, str]]], Answer] = partial(tuple.__new__, Answer)  # type: ignore[arg-type]
 
 
 class NotSent(Exception):
