@@ -46,6 +46,7 @@ NO_BODY = frozenset({204, 304})
 # What ResponseParser._start searches the lower-cased head for.
 _LENGTH, _CONNECTION = "\r\ncontent-length:", "\r\nconnection:"
 _LENGTH_SIZE, _CONNECTION_SIZE = len(_LENGTH), len(_CONNECTION)
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})  # sent with a Content-Length, 0 when bodyless
 _TRANSFER, _CODING = "\r\ntransfer-encoding:", "\r\ncontent-encoding:"
 
 
@@ -183,6 +184,7 @@ class Origin:
         netloc = parts.netloc
         block = [f"Host: {netloc}\r\n"] + [f"{name}: {value}\r\n" for name, value in headers.items()]
         self._fixed = "".join(block).encode("latin-1")
+        self._bare = self._fixed + b"\r\n"
         self._names = frozenset(name.lower() for name in headers)
         # A plain PUT's headers (protocol.JSON_BODY, BINARY_BODY, which never
         # change) prepared with the fixed block, unless that block sets them.
@@ -208,6 +210,8 @@ class Origin:
         if not target.isascii():
             target = requote_uri(target)
         head = f"{method} {target} HTTP/1.1\r\n".encode("ascii")
+        if body is None and headers is None and method not in _BODY_METHODS:  # a plain read: the fixed block alone
+            return head + self._bare
         typed = self._json_block if headers is JSON_BODY else self._binary_block if headers is BINARY_BODY else None
         if typed is not None and body is not None:
             return b"".join((head, typed, b"Content-Length: %d\r\n\r\n" % len(body), body))
@@ -219,7 +223,7 @@ class Origin:
                     fixed = self._without(headers)
                     break
             extra = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
-        if body is not None or method in ("POST", "PUT", "PATCH"):
+        if body is not None or method in _BODY_METHODS:
             extra += f"Content-Length: {len(body) if body else 0}\r\n"
         return b"".join((head, fixed, extra.encode("latin-1"), b"\r\n", body or b""))
 
