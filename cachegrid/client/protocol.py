@@ -67,7 +67,7 @@ class Answer(NamedTuple):
 Outcome = Answer | Exception
 # An Answer from a (status, body, headers) tuple without the Python-level
 # __new__ a NamedTuple has: the lean transports make one per call.
-new_answer: Callable[[tuple[int, bytes, Mapping[str, str]]], Answer] = partial(tuple.__new__, Answer)  # type: ignore[arg-type]
+new_answer: Callable[[tuple[int, bytes, Mapping[str, str]]], Answer] = partial(tuple.__new__, Answer)
 
 
 class NotSent(Exception):

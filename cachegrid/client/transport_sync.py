@@ -171,17 +171,18 @@ class Lane:
         except (OSError, ProtocolError) as error:
             sock.close()
             raise broken_exchange(error, parser or ResponseParser(head), fresh) from None
-        if parser is not None:
-            if parser.keep_alive:
+        if parser is None and framed is not None:  # (framed whenever there is no parser)
+            if framed[2]:
                 self._give_back(sock)
             else:
                 sock.close()
-            return answer_of(parser.status, parser.body, parser.headers)
-        if framed[2]:
+            return new_answer((framed[0], got[end + 4 :], framed[3]))  # no Content-Encoding: as read
+        assert parser is not None
+        if parser.keep_alive:
             self._give_back(sock)
         else:
             sock.close()
-        return new_answer((framed[0], got[end + 4 :], framed[3]))  # no Content-Encoding: as read
+        return answer_of(parser.status, parser.body, parser.headers)
 
     def close(self) -> None:
         with self._lock:

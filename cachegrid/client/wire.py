@@ -131,7 +131,7 @@ class HeadText(Headers):
         value = self.get(name)
         if value is None:
             raise KeyError(name)
-        return value  # type: ignore[no-any-return]
+        return value
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self.get(name) is not None
