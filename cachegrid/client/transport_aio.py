@@ -3,7 +3,8 @@
 The asyncio twin of transport_sync.py, with the same rules (read that
 module's docstring for why): per host an ``AioLane`` keeps idle
 connections on a stack, a request is the bytes ``wire.Origin`` built,
-written at once, and its answer is read into a ``wire.ResponseParser``.
+written at once, and its answer is framed as there (``wire.framed_head``,
+or a ``wire.ResponseParser``).
 Connecting fails as ``NotSent`` (``ConnectTimedOut``); an idempotent
 request that finds its reused connection closed by the server (no byte of
 answer) is sent once more on a new one, any other is ``MaybeSent``; a

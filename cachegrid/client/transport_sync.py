@@ -2,11 +2,15 @@
 
 Per host, a ``Lane`` keeps idle connections on a stack; a call takes one
 (or connects a new one), writes the request ``wire.Origin`` built, reads
-with ``recv`` into a ``wire.ResponseParser`` until the answer is whole, and
-puts the connection back when the answer allows it. Threads never share a
-connection, so the lane needs a lock only around its stack, and it keeps at
-most ``MAX_IDLE`` idle connections (more threads than that open and close
-their own, as requests' pool does past its size).
+with ``recv`` until the answer is whole (the common answer, whole in the
+first read, is framed by ``wire.framed_head`` alone; any other goes through
+a ``wire.ResponseParser``), and puts the connection back when the answer
+allows it. Threads never share a connection, and the stack needs no lock:
+``list.pop`` and ``list.append`` are atomic, a race past ``MAX_IDLE`` idle
+connections keeps one or two more for a while, and a connection given back
+while the lane closes is closed by the thread that gave it back. More
+threads than ``MAX_IDLE`` open and close their own, as requests' pool does
+past its size.
 
 Failures are told apart as the plans need them (protocol.py):
 
