@@ -50,6 +50,7 @@ from typing import Any
 
 from .protocol import decode
 from .stream import DEFAULT_HEARTBEAT, StreamReader
+from .wire import Headers
 
 MISS: tuple[bool, Any] = (False, None)
 MAX_PENDING = 4096  # keys with reads in flight; past it every pending fill is cancelled (never unbounded)
@@ -84,7 +85,9 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     """A header by its canonical or lower-case name: ``fill`` takes a
     case-insensitive mapping (requests'), or one with either spelling."""
     value = headers.get(name)
-    return headers.get(name.lower()) if value is None else value
+    if value is None and not isinstance(headers, Headers):  # (Headers: any case already)
+        return headers.get(name.lower())
+    return value
 
 
 def cacheable(status: int, headers: Mapping[str, str], max_ttl: float) -> tuple[bool, float, tuple[str, ...]] | None:

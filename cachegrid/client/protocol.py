@@ -30,6 +30,7 @@ import json
 import re
 from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from types import MappingProxyType
 from typing import Any, NamedTuple
 from urllib.parse import quote
@@ -64,6 +65,9 @@ class Answer(NamedTuple):
 
 
 Outcome = Answer | Exception
+# An Answer from a (status, body, headers) tuple without the Python-level
+# __new__ a NamedTuple has: the lean transports make one per call.
+new_answer: Callable[[tuple[int, bytes, Mapping[str, str]]], Answer] = partial(tuple.__new__, Answer)
 
 
 class NotSent(Exception):
@@ -121,7 +125,24 @@ def key_segment(key: str) -> str:
 
 
 def item_path(key: str, suffix: str = "") -> str:
-    return f"/cache/{key_segment(key)}{suffix}"
+    if not suffix:
+        try:
+            return _ITEM_PATHS[key]
+        except (KeyError, TypeError):
+            pass
+    path = f"/cache/{key_segment(key)}{suffix}"
+    if not suffix:
+        if len(_ITEM_PATHS) >= MAX_ITEM_PATHS:
+            _ITEM_PATHS.clear()
+        _ITEM_PATHS[key] = path
+    return path
+
+
+# PERF: a value's path by its key (get, set, delete of one key): a dict
+# lookup instead of a check of the key's characters and a format. Emptied
+# when full (a workload's hot keys come back at once).
+_ITEM_PATHS: dict[str, str] = {}
+MAX_ITEM_PATHS = 1024
 
 
 def encode(value: Any) -> bytes:
@@ -280,12 +301,22 @@ def failure(outcome: Outcome, call: Call) -> str | None:
 
 def get_call(key: str, default: Any = None) -> Call:
     def parse(answer: Answer) -> Any:
-        if answer.status == 404:
-            if is_miss(answer.body):
+        status, body, headers = answer
+        if status == 200:  # PERF: read_value and decode inline, the hot path of a read
+            if headers.get("Content-Type", "").startswith(OCTET_STREAM):
+                return body
+            if _LONG_NUMBER(body) is None:
+                try:
+                    return orjson.loads(body)
+                except orjson.JSONDecodeError:
+                    pass
+            return json.loads(body)
+        if status == 404:
+            if is_miss(body):
                 return default
-            raise not_a_key(404, answer.body)
-        if answer.status >= 300:
-            raise error_for(answer.status, answer.body)
+            raise not_a_key(404, body)
+        if status >= 300:
+            raise error_for(status, body)
         return read_value(answer)
 
     return Call("GET", item_path(key), parse_answer=parse)

@@ -3,7 +3,8 @@
 The asyncio twin of transport_sync.py, with the same rules (read that
 module's docstring for why): per host an ``AioLane`` keeps idle
 connections on a stack, a request is the bytes ``wire.Origin`` built,
-written at once, and its answer is read into a ``wire.ResponseParser``.
+written at once, and its answer is framed as there (``wire.framed_head``,
+or a ``wire.ResponseParser``).
 Connecting fails as ``NotSent`` (``ConnectTimedOut``); an idempotent
 request that finds its reused connection closed by the server (no byte of
 answer) is sent once more on a new one, any other is ``MaybeSent``; a
@@ -30,8 +31,8 @@ from collections.abc import Callable, Mapping
 import httpx
 
 from .coding import Uploads, answer_of, is_upload
-from .protocol import Answer, Call, ConnectTimedOut, MaybeSent, NotSent, TimedOut
-from .wire import Origin, ProtocolError, ResponseParser, StaleConnection, broken_exchange, tls_error
+from .protocol import Answer, Call, ConnectTimedOut, MaybeSent, NotSent, TimedOut, new_answer
+from .wire import Origin, ProtocolError, ResponseParser, StaleConnection, broken_exchange, framed_head, tls_error
 
 MAX_IDLE = 16
 READ_SIZE = 65536
@@ -89,26 +90,40 @@ class AioLane:
 
     async def _exchange(self, stream: Stream, data: bytes, head: bool, fresh: bool = False) -> Answer:
         reader, writer = stream
-        parser = ResponseParser(head)
+        parser = None
         try:
             async with asyncio.timeout(self.timeout):
                 writer.write(data)
-                while not parser.feed(await reader.read(READ_SIZE)):
-                    pass
+                got = await reader.read(READ_SIZE)
+                # PERF: the common answer, whole in one read, framed without a parser.
+                end = got.find(b"\r\n\r\n")
+                framed = None if end < 0 or head else framed_head(got[: end + 2].decode("latin-1"))
+                if framed is None or len(got) - end - 4 != framed[1]:
+                    parser = ResponseParser(head)
+                    while not parser.feed(got):
+                        got = await reader.read(READ_SIZE)
         except TimeoutError:
             writer.close()
             raise TimedOut(f"no answer within {self.timeout} s") from None
         except (OSError, ProtocolError) as error:
             writer.close()
-            raise broken_exchange(error, parser, fresh) from None
+            raise broken_exchange(error, parser or ResponseParser(head), fresh) from None
         except BaseException:  # cancelled mid-answer: the connection is in an unknown state
             writer.close()
             raise
-        if parser.keep_alive and not self.closed and len(self._idle) < MAX_IDLE:
+        if parser is None and framed is not None:  # (framed whenever there is no parser)
+            self._keep(stream, framed[2])
+            return new_answer((framed[0], got[end + 4 :], framed[3]))  # no Content-Encoding: as read
+        assert parser is not None
+        self._keep(stream, parser.keep_alive)
+        return answer_of(parser.status, parser.body, parser.headers)
+
+    def _keep(self, stream: Stream, keep_alive: bool) -> None:
+        """Put ``stream`` back for the next request, or close it."""
+        if keep_alive and not self.closed and len(self._idle) < MAX_IDLE:
             self._idle.append(stream)
         else:
-            writer.close()
-        return answer_of(parser.status, parser.body, parser.headers)
+            stream[1].close()
 
     def close(self) -> None:
         self.closed = True

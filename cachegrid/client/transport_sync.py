@@ -2,11 +2,15 @@
 
 Per host, a ``Lane`` keeps idle connections on a stack; a call takes one
 (or connects a new one), writes the request ``wire.Origin`` built, reads
-with ``recv`` into a ``wire.ResponseParser`` until the answer is whole, and
-puts the connection back when the answer allows it. Threads never share a
-connection, so the lane needs a lock only around its stack, and it keeps at
-most ``MAX_IDLE`` idle connections (more threads than that open and close
-their own, as requests' pool does past its size).
+with ``recv`` until the answer is whole (the common answer, whole in the
+first read, is framed by ``wire.framed_head`` alone; any other goes through
+a ``wire.ResponseParser``), and puts the connection back when the answer
+allows it. Threads never share a connection, and the stack needs no lock:
+``list.pop`` and ``list.append`` are atomic, a race past ``MAX_IDLE`` idle
+connections keeps one or two more for a while, and a connection given back
+while the lane closes is closed by the thread that gave it back. More
+threads than ``MAX_IDLE`` open and close their own, as requests' pool does
+past its size.
 
 Failures are told apart as the plans need them (protocol.py):
 
@@ -67,8 +71,8 @@ from collections.abc import Callable, Mapping
 import requests
 
 from .coding import Uploads, answer_of, is_upload
-from .protocol import Answer, Call, ConnectTimedOut, MaybeSent, NotSent, TimedOut
-from .wire import Origin, ProtocolError, ResponseParser, StaleConnection, broken_exchange, tls_error
+from .protocol import Answer, Call, ConnectTimedOut, MaybeSent, NotSent, TimedOut, new_answer
+from .wire import Origin, ProtocolError, ResponseParser, StaleConnection, broken_exchange, framed_head, tls_error
 
 MAX_IDLE = 16
 # Timeouts set on the socket for the kernel to keep (see the module docstring).
@@ -121,20 +125,24 @@ class Lane:
         if self._generation != _forks[0]:
             with self._lock:
                 self._idle, self._generation = [], _forks[0]
-        while True:
-            with self._lock:
-                if not self._idle:
-                    return None
-                sock = self._idle.pop()
+        idle = self._idle
+        while idle:
+            try:
+                sock = idle.pop()  # atomic: no lock (nor in _give_back) on the hot path
+            except IndexError:  # another thread took the last one
+                return None
             if not check or not select.select((sock,), (), (), 0)[0]:
                 return sock
             sock.close()  # closed by the server (or a stray byte): either way unusable
+        return None
 
     def _give_back(self, sock: socket.socket) -> None:
-        with self._lock:
-            if len(self._idle) < MAX_IDLE and not self._closed and self._generation == _forks[0]:
-                self._idle.append(sock)
-                return
+        idle = self._idle
+        if len(idle) < MAX_IDLE and not self._closed and self._generation == _forks[0]:
+            idle.append(sock)
+            if self._closed:  # closed meanwhile: close() may have missed it
+                sock.close()
+            return
         sock.close()
 
     def send(self, call: Call) -> Answer:
@@ -150,17 +158,30 @@ class Lane:
         return self._exchange(self._connect(), data, call.method == "HEAD", fresh=True)
 
     def _exchange(self, sock: socket.socket, data: bytes, head: bool, fresh: bool = False) -> Answer:
-        parser = ResponseParser(head)
+        parser = None
         try:
             sock.sendall(data)
-            while not parser.feed(sock.recv(RECV_SIZE)):
-                pass
+            got = sock.recv(RECV_SIZE)
+            # PERF: the common answer, whole in one read, framed without a parser.
+            end = got.find(b"\r\n\r\n")
+            framed = None if end < 0 or head else framed_head(got[: end + 2].decode("latin-1"))
+            if framed is None or len(got) - end - 4 != framed[1]:
+                parser = ResponseParser(head)
+                while not parser.feed(got):
+                    got = sock.recv(RECV_SIZE)
         except (TimeoutError, BlockingIOError):  # BlockingIOError: a kernel timeout (EAGAIN)
             sock.close()
             raise TimedOut(f"no answer within {self.timeout} s") from None
         except (OSError, ProtocolError) as error:
             sock.close()
-            raise broken_exchange(error, parser, fresh) from None
+            raise broken_exchange(error, parser or ResponseParser(head), fresh) from None
+        if parser is None and framed is not None:  # (framed whenever there is no parser)
+            if framed[2]:
+                self._give_back(sock)
+            else:
+                sock.close()
+            return new_answer((framed[0], got[end + 4 :], framed[3]))  # no Content-Encoding: as read
+        assert parser is not None
         if parser.keep_alive:
             self._give_back(sock)
         else:

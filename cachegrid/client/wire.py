@@ -20,9 +20,17 @@ Two halves, both written for the key/value hot path of the clients:
   answer that did not ask for keep-alive, nor after a body framed by the
   end of the connection). An interim 1xx answer is skipped.
 
-The common case, a small answer that arrives in one read, is parsed with
-one search for the end of the head, one split and a dict build; larger
-bodies are gathered in parts and joined once.
+The common case, a small answer that arrives in one read, is framed by
+``framed_head`` without parsing its lines: HTTP/1.1, a status with a body,
+one Content-Length, at most one Connection, no Content-Encoding nor
+Transfer-Encoding, found by a few searches of the head in lower case. Its
+headers are a ``HeadText``, which finds a header in that text when it is
+asked for (a read asks for one: Content-Type) and parses every line only
+when something needs them all. Each line costs about as much as all those
+searches together, and a CacheGrid answer has seven or so. Any other head
+is parsed line by line, and so is anything odd in one (a repeated framing
+header, a length that is no number). Larger bodies are gathered in parts
+and joined once.
 
 Two helpers say what a failure means for both transports: ``broken_exchange``
 (a connection error mid-exchange) and ``tls_error`` (a failure of the
@@ -43,6 +51,11 @@ from .protocol import BINARY_BODY, JSON_BODY, MaybeSent
 
 MAX_HEAD = 64 * 1024  # a longer head is no answer of a CacheGrid server
 NO_BODY = frozenset({204, 304})
+# What ResponseParser._start searches the lower-cased head for.
+_LENGTH, _CONNECTION = "\r\ncontent-length:", "\r\nconnection:"
+_LENGTH_SIZE, _CONNECTION_SIZE = len(_LENGTH), len(_CONNECTION)
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})  # sent with a Content-Length, 0 when bodyless
+_TRANSFER, _CODING = "\r\ntransfer-encoding:", "\r\ncontent-encoding:"
 
 
 class ProtocolError(Exception):
@@ -62,6 +75,110 @@ class Headers(dict[str, str]):
         return isinstance(name, str) and dict.__contains__(self, name.lower())
 
 
+def _fields(lines: list[str], strict: bool = True) -> dict[str, str]:
+    """Header lines as a dict of lower-case names (a repeated one's values
+    joined by commas); a line without a colon is an error, or skipped."""
+    fields: dict[str, str] = {}  # a plain dict while building: no case folding on each lookup
+    for line in lines:
+        name, sep, value = line.partition(":")
+        if not sep:
+            if strict:
+                raise ProtocolError(f"not a header line: {line[:80]!r}")
+            continue
+        name = name.lower()
+        value = value.strip()
+        fields[name] = f"{fields[name]}, {value}" if name in fields else value
+    return fields
+
+
+class HeadText(Headers):
+    """``Headers`` read from the head's text when asked, not while the answer is framed.
+
+    ``text`` is the whole head, from the status line to the CRLF of its last
+    header line, and ``low`` the same in lower case (as long: no Latin-1
+    letter changes length in lower case). A lookup searches ``low`` for
+    ``CRLF name:`` and takes the value from ``text``, stripped, as the line
+    by line parse would; a name that occurs twice (those values are joined)
+    or holds a colon parses every line into the dict itself, and so does
+    everything else a dict does (iterating, comparing, changing). A read of
+    a value asks for one header and never pays for the seven or so lines.
+    Here a line without a colon is skipped, as http.client does; only
+    ``framed_head`` makes one, and it looks at the lines it needs alone.
+
+    ``dict``'s own methods called on it directly (``dict.get(headers, name)``)
+    see only what was parsed so far: ``framed_head`` never makes one of an
+    answer with Content-Encoding, the one header read that way (coding.py)."""
+
+    __slots__ = ("_low", "_text")
+
+    def __init__(self, text: str, low: str) -> None:  # (dict's own __init__: nothing to add)
+        self._text = text
+        self._low: str | None = low
+
+    def _load(self) -> None:
+        if self._low is not None:
+            self._low = None
+            dict.update(self, _fields(self._text.split("\r\n")[1:-1], strict=False))
+
+    def get(self, name: str, default: Any = None) -> Any:
+        low = self._low
+        if low is not None:
+            pattern = _PATTERNS.get(name) or _pattern(name)
+            if pattern:
+                at = low.find(pattern)
+                if at < 0:
+                    return default
+                start = at + len(pattern)
+                end = low.find("\r\n", start)
+                if low.find(pattern, end) < 0:
+                    return self._text[start:end].strip()
+            self._load()
+        return dict.get(self, name.lower(), default)
+
+    def __getitem__(self, name: str) -> str:
+        value = self.get(name)
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name) is not None
+
+    def __reduce_ex__(self, protocol: Any) -> Any:  # copied or pickled: as the plain Headers it stands for
+        self._load()
+        return Headers, (dict(dict.items(self)),)
+
+
+_PATTERNS: dict[str, str] = {}  # a header name -> what HeadText.get searches for ("": it cannot)
+
+
+def _pattern(name: str) -> str:
+    pattern = "" if ":" in name else f"\r\n{name.lower()}:"
+    if len(_PATTERNS) < 256:  # the names asked for are a few constants; any others are not kept
+        _PATTERNS[name] = pattern
+    return pattern
+
+
+def _loading(method: str) -> Any:
+    """``dict``'s ``method``, on ``HeadText`` after parsing every line."""
+    plain = getattr(dict, method)
+
+    def loaded(self: HeadText, *args: Any, **kwargs: Any) -> Any:
+        self._load()
+        return plain(self, *args, **kwargs)
+
+    loaded.__name__ = method
+    return loaded
+
+
+for _method in (
+    "__iter__", "__len__", "__repr__", "__eq__", "__ne__", "__or__", "__ror__", "__ior__", "__reversed__",
+    "__setitem__", "__delitem__", "keys", "values", "items", "copy", "pop", "popitem", "setdefault", "update",
+    "clear",
+):  # fmt: skip
+    setattr(HeadText, _method, _loading(_method))
+
+
 class Origin:
     """One ``http://`` base URL, taken apart once, and its prepared headers."""
 
@@ -75,6 +192,7 @@ class Origin:
         netloc = parts.netloc
         block = [f"Host: {netloc}\r\n"] + [f"{name}: {value}\r\n" for name, value in headers.items()]
         self._fixed = "".join(block).encode("latin-1")
+        self._bare = self._fixed + b"\r\n"
         self._names = frozenset(name.lower() for name in headers)
         # A plain PUT's headers (protocol.JSON_BODY, BINARY_BODY, which never
         # change) prepared with the fixed block, unless that block sets them.
@@ -100,6 +218,8 @@ class Origin:
         if not target.isascii():
             target = requote_uri(target)
         head = f"{method} {target} HTTP/1.1\r\n".encode("ascii")
+        if body is None and headers is None and method not in _BODY_METHODS:  # a plain read: the fixed block alone
+            return head + self._bare
         typed = self._json_block if headers is JSON_BODY else self._binary_block if headers is BINARY_BODY else None
         if typed is not None and body is not None:
             return b"".join((head, typed, b"Content-Length: %d\r\n\r\n" % len(body), body))
@@ -111,7 +231,7 @@ class Origin:
                     fixed = self._without(headers)
                     break
             extra = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
-        if body is not None or method in ("POST", "PUT", "PATCH"):
+        if body is not None or method in _BODY_METHODS:
             extra += f"Content-Length: {len(body) if body else 0}\r\n"
         return b"".join((head, fixed, extra.encode("latin-1"), b"\r\n", body or b""))
 
@@ -120,6 +240,38 @@ class Origin:
         names = {name.lower() for name in headers}
         lines = self._fixed.split(b"\r\n")[:-1]
         return b"".join(line + b"\r\n" for line in lines if line.split(b":", 1)[0].decode().lower() not in names)
+
+
+def framed_head(text: str) -> tuple[int, int, bool, HeadText] | None:
+    """The status, Content-Length, keep-alive and (unparsed) headers of the
+    common answer's head ``text`` (its status line to the CRLF of its last
+    header line): HTTP/1.1, a status with a body, one Content-Length, no
+    Content-Encoding nor Transfer-Encoding, at most one Connection. None for
+    any other head, and for anything odd in one (the line by line parse then
+    reads it, and says what is wrong).
+
+    PERF: a few searches of the head in lower case instead of a parse of each
+    of its seven or so lines; HeadText reads a header when it is asked for."""
+    if not text.startswith("HTTP/1.1 "):
+        return None
+    low = text.lower()
+    found = low.find(_LENGTH)
+    if found < 0 or _TRANSFER in low or _CODING in low or low.find(_LENGTH, found + 1) >= 0:
+        return None
+    try:
+        code = int(text[9:12])
+        length = int(low[found + _LENGTH_SIZE : low.find("\r\n", found + 1)])
+    except ValueError:
+        return None
+    if code < 200 or code in NO_BODY or length < 0:
+        return None
+    keep_alive = True
+    at = low.find(_CONNECTION)
+    if at >= 0:
+        if low.find(_CONNECTION, at + 1) >= 0:
+            return None
+        keep_alive = "close" not in low[at + _CONNECTION_SIZE : low.find("\r\n", at + 1)]
+    return code, length, keep_alive, HeadText(text, low)
 
 
 class ResponseParser:
@@ -158,7 +310,7 @@ class ResponseParser:
                 self._buf = buf
                 return False
             self._buf = b""
-            return self._start(buf[:end], buf[end + 4 :])
+            return self._start(buf, end)
         if self._mode == "length":
             return self._length(data)
         if self._mode == "chunked":
@@ -178,8 +330,18 @@ class ResponseParser:
             return True
         raise ProtocolError("the connection closed before the answer ended" if self.received else "no answer")
 
-    def _start(self, head: bytes, rest: bytes) -> bool:
-        lines = head.decode("latin-1").split("\r\n")
+    def _start(self, buf: bytes, end: int) -> bool:
+        """Frame the answer whose head ends at ``end`` of ``buf`` (the rest is body)."""
+        text = buf[: end + 2].decode("latin-1")
+        framed = None if self._head else framed_head(text)
+        if framed is None:
+            return self._parse(text[:-2], buf[end + 4 :])
+        self.status, self._left, self.keep_alive, self.headers = framed
+        return self._body(buf[end + 4 :])
+
+    def _parse(self, head: str, rest: bytes) -> bool:
+        """``_start`` for any answer: its every header line parsed."""
+        lines = head.split("\r\n")
         version, _, status = lines[0].partition(" ")
         try:
             code = int(status[:3])
@@ -187,14 +349,7 @@ class ResponseParser:
             raise ProtocolError(f"not a status line: {lines[0][:80]!r}") from None
         if not version.startswith("HTTP/1."):
             raise ProtocolError(f"not a status line: {lines[0][:80]!r}")
-        fields: dict[str, str] = {}  # a plain dict while building: no case folding on each lookup
-        for line in lines[1:]:
-            name, sep, value = line.partition(":")
-            if not sep:
-                raise ProtocolError(f"not a header line: {line[:80]!r}")
-            name = name.lower()
-            value = value.strip()
-            fields[name] = f"{fields[name]}, {value}" if name in fields else value
+        fields = _fields(lines[1:])
         if 100 <= code < 200:  # an interim answer: the real one follows
             return self.feed(rest) if rest else False
         self.status = code
@@ -218,17 +373,21 @@ class ResponseParser:
                 raise ProtocolError(f"a bad Content-Length: {length[:40]!r}") from None
             if self._left < 0:
                 raise ProtocolError(f"a bad Content-Length: {length[:40]!r}")
-            if len(rest) == self._left:  # the common case: the whole answer in one read
-                self.body = rest
-                self._mode = "done"
-                return True
-            self._mode = "length"
-            return self._length(rest) if rest or not self._left else False
+            return self._body(rest)
         self._mode = "close"
         self.keep_alive = False
         if rest:
             self._parts.append(rest)
         return False
+
+    def _body(self, rest: bytes) -> bool:
+        """The first bytes of a body of ``_left`` bytes."""
+        if len(rest) == self._left:  # the common case: the whole answer in one read
+            self.body = rest
+            self._mode = "done"
+            return True
+        self._mode = "length"
+        return self._length(rest) if rest or not self._left else False
 
     def _length(self, data: bytes) -> bool:
         if len(data) > self._left:

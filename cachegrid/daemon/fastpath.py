@@ -70,6 +70,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import falcon
+import orjson
 
 from ..config import Settings
 from ..engine import CacheError, WriteOptions, check_key
@@ -101,6 +102,8 @@ _OK, _CREATED = "200 OK", "201 Created"
 # digits, a fraction, anything else: falcon's).
 _TTL_QUERY = re.compile(r"ttl=([1-9][0-9]{0,8})")
 _PREFIX_LENGTH = len(PREFIX)
+# The end of a plain PUT's answer without a TTL (put_answer).
+_NO_TTL_CREATED, _NO_TTL_REPLACED = b',"ttl":null,"created":true}', b',"ttl":null,"created":false}'
 # json.dumps(body, ensure_ascii=False), as errors.serialize writes it, without
 # building an encoder per call.
 _to_json = json.JSONEncoder(ensure_ascii=False).encode
@@ -264,7 +267,7 @@ class FastPath:
                     result = self.cache.write(key, held, ttl, WriteOptions(original_size=len(value)))
         except CacheError as error:  # refused by the engine (and counted there): errors.py's answer
             return error_answer(from_engine(error, key))
-        answer = encode({"key": key, "ttl": ttl, "created": result.created})
+        answer = put_answer(key, ttl, result.created)
         headers = [(_ETAG, self.etag_of(result.version)), ACCEPTS_CODINGS, _JSON_CONTENT, (_LENGTH, str(len(answer)))]
         return (_CREATED if result.created else _OK), headers, answer
 
@@ -297,6 +300,19 @@ class FastPath:
         headers.extend(_BINARY_KIND if entry.binary else _JSON_KIND)
         headers.append((_LENGTH, str(len(value))))
         return _OK, headers, value
+
+
+def put_answer(key: str, ttl: int | None, created: bool) -> bytes:
+    """``encode({"key": key, "ttl": ttl, "created": created})``, the body of
+    Items.on_put's answer, from prepared bytes: only the key (and a TTL) is
+    written per request."""
+    try:
+        quoted = orjson.dumps(key)
+    except orjson.JSONEncodeError:  # not for a key the engine took: as encode would fail, or not
+        return encode({"key": key, "ttl": ttl, "created": created})
+    if ttl is None:
+        return b"".join((b'{"key":', quoted, _NO_TTL_CREATED if created else _NO_TTL_REPLACED))
+    return b'{"key":%b,"ttl":%d,"created":%b}' % (quoted, ttl, b"true" if created else b"false")
 
 
 def error_answer(error: ApiError) -> Answer:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
+import random
+
 import pytest
 
 from cachegrid.client.protocol import BINARY_BODY, JSON_BODY
-from cachegrid.client.wire import Headers, Origin, ProtocolError, ResponseParser
+from cachegrid.client.wire import Headers, HeadText, Origin, ProtocolError, ResponseParser, framed_head
 
 
 def parse(*pieces: bytes, head: bool = False, eof: bool = False) -> ResponseParser:
@@ -201,3 +205,65 @@ def test_a_head_without_end_is_bounded() -> None:
     with pytest.raises(ProtocolError, match="too long"):
         for _ in range(100):
             parser.feed(b"X" * 1024)
+
+
+# -- the common answer's quick framing (framed_head, HeadText) ------------------------------------
+
+NAMES = ["Content-Length", "content-type", "Connection", "ETag", "X-Cache-Type", "X-A", "x-a", "Date", ""]
+VALUES = [" 25", "25", " 7 ", "keep-alive", " Close", "application/json", ' "e-1" ', "a: b", " \t", "x,y", "-1", "2, 3"]
+
+
+def line_by_line(data: bytes) -> ResponseParser:
+    """The parse of every line (what any answer framed_head refuses gets)."""
+    parser = ResponseParser()
+    end = data.find(b"\r\n\r\n")
+    parser._parse(data[:end].decode("latin-1"), data[end + 4 :])
+    return parser
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_a_quickly_framed_answer_reads_as_the_line_by_line_parse(seed: int) -> None:
+    """Heads drawn from names that matter to the framing (repeated, in any
+    case) and odd values: where the quick framing takes one, status, length,
+    keep-alive, body and every header read alike; where it does not, the
+    line by line parse reads it."""
+    draw = random.Random(seed)
+    lines = [f"{draw.choice(NAMES)}:{draw.choice(VALUES)}" for _ in range(draw.randrange(0, 6))]
+    if draw.random() < 0.8:  # mostly one good length, somewhere among them
+        lines.insert(draw.randrange(len(lines) + 1), f"{draw.choice(['Content-Length', 'content-LENGTH'])}: 3")
+    if draw.random() < 0.2:  # a line without a colon: the quick framing skips it, the parse refuses it
+        lines.insert(draw.randrange(len(lines) + 1), "no colon")
+    status = draw.choice(["200 OK", "404 Not Found", "201 Created", "204 No Content", "100 Continue", "20 X"])
+    head = "\r\n".join([f"HTTP/1.1 {status}", *lines]) + "\r\n"
+    framed = framed_head(head)
+    if framed is None:
+        return
+    data = head.encode("latin-1") + b"\r\n" + b"x" * framed[1]
+    expected = line_by_line(data.replace(b"\r\nno colon", b""))
+    code, length, keep_alive, headers = framed
+    assert (code, length, keep_alive) == (expected.status, len(expected.body), expected.keep_alive)
+    for name in {*NAMES, "content-encoding", "missing", "a: b", "CONTENT-TYPE"}:
+        assert headers.get(name) == expected.headers.get(name), name
+        assert (name in headers) == (name in expected.headers)
+    assert dict(headers) == dict(expected.headers) and headers == expected.headers
+    assert parse(data).body == expected.body
+
+
+def test_head_text_is_a_dict_of_every_header_once_asked_for_more_than_a_lookup() -> None:
+    data = b'HTTP/1.1 200 OK\r\nETag: "e-1"\r\nX-A: 1\r\nx-a: 2\r\nContent-Length: 2\r\n\r\nok'
+    parser = parse(data)
+    headers = parser.headers
+    assert isinstance(headers, HeadText)
+    assert headers["etag"] == '"e-1"' and headers.get("X-A") == "1, 2"
+    assert sorted(headers) == ["content-length", "etag", "x-a"] and len(headers) == 3
+    assert pickle.loads(pickle.dumps(headers)) == headers == copy.copy(headers)
+    with pytest.raises(KeyError):
+        headers["missing"]
+    assert "missing" not in parse(data).headers and parse(data).headers.get("missing", 0) == 0
+
+
+def test_an_answer_with_content_encoding_has_every_header_parsed() -> None:
+    """coding.py reads Content-Encoding with dict's own get: the parse of
+    every line, never a HeadText, for such an answer."""
+    parser = parse(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 2\r\n\r\nok")
+    assert type(parser.headers) is Headers and dict.get(parser.headers, "content-encoding") == "gzip"

@@ -25,8 +25,9 @@ import pytest
 
 from cachegrid.config import Settings
 from cachegrid.daemon import build_cache, create_app
+from cachegrid.daemon.body import encode
 from cachegrid.daemon.compression import gzip_bytes
-from cachegrid.daemon.fastpath import FastPath
+from cachegrid.daemon.fastpath import FastPath, put_answer
 from cachegrid.engine import Cache, WriteOptions
 from cachegrid.testing import FakeClock
 
@@ -433,3 +434,10 @@ def test_a_failure_of_the_server_s_own_is_falcon_s_500(monkeypatch: pytest.Monke
         assert call(fast, environ(method, "/cache/user:42", JSON, True, body)) == expected
         assert expected[0] == "500 Internal Server Error" and b"internal_error" in expected[2]
     assert spy.calls == 0
+
+
+@pytest.mark.parametrize("key", ["user:42", 'a"b\\c', "\x01tab\t", "ü€", "k" * 250])
+@pytest.mark.parametrize("ttl", [None, 1, 999_999_999])
+@pytest.mark.parametrize("created", [True, False])
+def test_a_plain_puts_prepared_answer_is_what_encode_writes(key: str, ttl: int | None, created: bool) -> None:
+    assert put_answer(key, ttl, created) == encode({"key": key, "ttl": ttl, "created": created})
