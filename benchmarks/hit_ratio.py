@@ -317,16 +317,15 @@ ABLATIONS = (
 # What makes ``adaptive`` adapt, one change at a time (``--adaptive-ablation``):
 # (row, policy, policy options).
 ADAPTIVE_ABLATIONS = (
-    ("`adaptive` (gain 2, span 1, balance, min share 1%)", "adaptive", {}),
-    ("no signal: the window fixed at 1% (`tinylfu`)", "tinylfu", {}),
-    ("hit-ratio deltas: `tinylfu`'s hill climber", "tinylfu", {"climb": True}),
+    ("`adaptive` (gain 1, balance, min share 1%, ghosts 1, promote at 1)", "adaptive", {}),
+    ("no signal: the small queue fixed at 10% (S3-FIFO)", "adaptive", {"gain": 0.0}),
     ("ghosts without ARC's balance", "adaptive", {"balance": False}),
-    ("step: gain 1", "adaptive", {"gain": 1.0}),
+    ("step: gain 2", "adaptive", {"gain": 2.0}),
     ("step: gain 4", "adaptive", {"gain": 4.0}),
-    ("step: gain 8", "adaptive", {"gain": 8.0}),
-    ("ghosts of half the cache (span 0.5)", "adaptive", {"span": 0.5}),
-    ("ghosts of twice the cache (span 2)", "adaptive", {"span": 2.0}),
-    ("min share 0%", "adaptive", {"min_share": 0.0}),
+    ("min share 10%", "adaptive", {"min_share": 0.1}),
+    ("ghosts of half the cache (ghosts 0.5)", "adaptive", {"ghosts": 0.5}),
+    ("ghosts of twice the cache (ghosts 2)", "adaptive", {"ghosts": 2.0}),
+    ("promote at 2 uses (libcachesim's threshold)", "adaptive", {"promote_at": 2}),
 )
 ADAPTIVE_ABLATION_HEADING = "## What makes adaptive adapt"
 
