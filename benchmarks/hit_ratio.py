@@ -317,15 +317,21 @@ ABLATIONS = (
 # What makes ``adaptive`` adapt, one change at a time (``--adaptive-ablation``):
 # (row, policy, policy options).
 ADAPTIVE_ABLATIONS = (
-    ("`adaptive` (gain 1, balance, min share 1%, ghosts 1, promote at 1)", "adaptive", {}),
-    ("no signal: the small queue fixed at 10% (S3-FIFO)", "adaptive", {"gain": 0.0}),
+    ("`adaptive` (gain 1, balance, min share 1%, ghosts 0.5, promote at 1, uses kept)", "adaptive", {}),
+    ("no signal: the small queue fixed at 10%", "adaptive", {"gain": 0.0}),
     ("ghosts without ARC's balance", "adaptive", {"balance": False}),
     ("step: gain 2", "adaptive", {"gain": 2.0}),
     ("step: gain 4", "adaptive", {"gain": 4.0}),
-    ("min share 10%", "adaptive", {"min_share": 0.1}),
-    ("ghosts of half the cache (ghosts 0.5)", "adaptive", {"ghosts": 0.5}),
-    ("ghosts of twice the cache (ghosts 2)", "adaptive", {"ghosts": 2.0}),
+    ("min share 10% (S3-FIFO's share as the floor)", "adaptive", {"min_share": 0.1}),
+    ("ghosts of a quarter of the cache (ghosts 0.25)", "adaptive", {"ghosts": 0.25}),
+    ("ghosts of the whole cache (ghosts 1, ARC's)", "adaptive", {"ghosts": 1.0}),
     ("promote at 2 uses (libcachesim's threshold)", "adaptive", {"promote_at": 2}),
+    ("uses reset on promotion (S3-FIFO's)", "adaptive", {"keep_uses": False}),
+    (
+        "S3-FIFO: fixed 10%, ghosts 0.9, promote at 2, uses reset",
+        "adaptive",
+        {"gain": 0.0, "ghosts": 0.9, "promote_at": 2, "keep_uses": False},
+    ),
 )
 ADAPTIVE_ABLATION_HEADING = "## What makes adaptive adapt"
 

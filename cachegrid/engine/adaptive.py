@@ -88,7 +88,7 @@ MIN_SHARE = 0.01
 MAX_SHARE = 0.99
 GAIN = 1.0
 PROMOTE_AT = 1  # uses while in small that take an entry to main
-GHOSTS = 1.0  # how far back a ghost counts, in evictions of its kind per entry held
+GHOSTS = 0.5  # how far back a ghost counts, in evictions of its kind per entry held
 GHOST_WORDS = 2  # ghost words per entry held (before rounding up to a power of two)
 MAIN_SAMPLE = 8  # one main eviction in MAIN_SAMPLE (by hash) is remembered
 STAMP_BITS = 23
@@ -127,6 +127,7 @@ class AdaptiveStore(Store):
         "ghost_hits",
         "ghosts",
         "min_share",
+        "keep_uses",
         "promote_at",
         "start_share",
     )
@@ -146,13 +147,16 @@ class AdaptiveStore(Store):
         share: float = SHARE,
         ghosts: float = GHOSTS,
         promote_at: int = PROMOTE_AT,
+        keep_uses: bool = True,
     ) -> None:
         self.gain = _number("gain", gain, 0, 1000)  # 0: the share stays where it starts (S3-FIFO)
         self.ghosts = _number("ghosts", ghosts, 0, 1000)
         self.min_share = _number("min_share", min_share, 0, MAX_SHARE)
         self.start_share = _number("share", share, self.min_share, MAX_SHARE)
-        if balance.__class__ is not bool:
-            raise ValueError(f"balance must be true or false, not {balance!r}")
+        for name, value in (("balance", balance), ("keep_uses", keep_uses)):
+            if value.__class__ is not bool:
+                raise ValueError(f"{name} must be true or false, not {value!r}")
+        self.keep_uses = keep_uses
         if promote_at not in (1, 2, 3):
             raise ValueError(f"promote_at must be 1, 2 or 3, not {promote_at!r}")
         self.balance, self.promote_at = balance, promote_at
@@ -312,7 +316,7 @@ class AdaptiveStore(Store):
             if lengths[SMALL] > target or not lengths[MAIN]:
                 slot = next_[SMALL]
                 if marks[slot] >= promote_at:
-                    self._to_main(slot, IN_MAIN)
+                    self._to_main(slot, IN_MAIN | marks[slot] if self.keep_uses else IN_MAIN)
                     continue
                 # PERF: ``_remember(slot, SMALL)`` written out (most evictions).
                 key_hash = hash(self._key_at[slot >> SHARD_BITS][slot & _SHARD_MASK])

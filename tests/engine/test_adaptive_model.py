@@ -25,11 +25,11 @@ from cachegrid.engine.store import Limits
 
 
 class Model:
-    def __init__(self, promote_at: int) -> None:
+    def __init__(self, promote_at: int, keep_uses: bool) -> None:
         self.small: OrderedDict[str, int] = OrderedDict()
         self.main: OrderedDict[str, int] = OrderedDict()
         self.full = False
-        self.promote_at = promote_at
+        self.promote_at, self.keep_uses = promote_at, keep_uses
 
     def __contains__(self, key: str) -> bool:
         return key in self.small or key in self.main
@@ -53,7 +53,7 @@ class Model:
                 key, uses = next(iter(self.small.items()))
                 del self.small[key]
                 if uses >= self.promote_at:
-                    self.main[key] = 0
+                    self.main[key] = uses if self.keep_uses else 0
                     continue
                 return key
             key, uses = next(iter(self.main.items()))
@@ -99,14 +99,20 @@ OPERATIONS = st.lists(
     max_size=st.integers(1, 14),
     gain=st.sampled_from([0.0, 1.0, 50.0]),
     promote_at=st.sampled_from([1, 2]),
+    keep_uses=st.booleans(),
     key_space=st.integers(2, 41),
     operations=OPERATIONS,
 )
 def test_the_policy_moves_and_evicts_as_the_model_does(
-    max_size: int, gain: float, promote_at: int, key_space: int, operations: list[tuple[str, int]]
+    max_size: int,
+    gain: float,
+    promote_at: int,
+    keep_uses: bool,
+    key_space: int,
+    operations: list[tuple[str, int]],
 ) -> None:
-    store = AdaptiveStore(Limits(max_size=max_size), gain=gain, promote_at=promote_at)
-    model = Model(promote_at)
+    store = AdaptiveStore(Limits(max_size=max_size), gain=gain, promote_at=promote_at, keep_uses=keep_uses)
+    model = Model(promote_at, keep_uses)
     for operation, number in operations:
         key = f"k:{number % key_space}"
         if operation == "delete":
