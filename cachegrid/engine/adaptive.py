@@ -180,7 +180,7 @@ class AdaptiveStore(Store):
         self._lengths = [0, 0]  # entries in small, in main
         self._share = self.start_share
         self._full = False  # whether the store has evicted since it was built or cleared
-        self._evicted = [0, 0]  # evictions remembered, from small and from main (the ghosts' clocks)
+        self._evicted = [0, 0]  # evictions from small and from main so far (the ghosts' clocks)
         self._lately = [0.0, 0.0]  # evictions lately, from small and from main (ARC's balance)
         self.ghost_hits = [0, 0]  # new keys found as ghosts: left from small, from main
         self._ghost = array("I", bytes(4 * 64))
