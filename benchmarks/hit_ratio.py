@@ -317,16 +317,21 @@ ABLATIONS = (
 # What makes ``adaptive`` adapt, one change at a time (``--adaptive-ablation``):
 # (row, policy, policy options).
 ADAPTIVE_ABLATIONS = (
-    ("`adaptive` (gain 2, span 1, balance, min share 1%)", "adaptive", {}),
-    ("no signal: the window fixed at 1% (`tinylfu`)", "tinylfu", {}),
-    ("hit-ratio deltas: `tinylfu`'s hill climber", "tinylfu", {"climb": True}),
+    ("`adaptive` (gain 1, balance, min share 1%, ghosts 0.5, promote at 1, uses kept)", "adaptive", {}),
+    ("no signal: the small queue fixed at 10%", "adaptive", {"gain": 0.0}),
     ("ghosts without ARC's balance", "adaptive", {"balance": False}),
-    ("step: gain 1", "adaptive", {"gain": 1.0}),
+    ("step: gain 2", "adaptive", {"gain": 2.0}),
     ("step: gain 4", "adaptive", {"gain": 4.0}),
-    ("step: gain 8", "adaptive", {"gain": 8.0}),
-    ("ghosts of half the cache (span 0.5)", "adaptive", {"span": 0.5}),
-    ("ghosts of twice the cache (span 2)", "adaptive", {"span": 2.0}),
-    ("min share 0%", "adaptive", {"min_share": 0.0}),
+    ("min share 10% (S3-FIFO's share as the floor)", "adaptive", {"min_share": 0.1}),
+    ("ghosts of a quarter of the cache (ghosts 0.25)", "adaptive", {"ghosts": 0.25}),
+    ("ghosts of the whole cache (ghosts 1, ARC's)", "adaptive", {"ghosts": 1.0}),
+    ("promote at 2 uses (libcachesim's threshold)", "adaptive", {"promote_at": 2}),
+    ("uses reset on promotion (S3-FIFO's)", "adaptive", {"keep_uses": False}),
+    (
+        "S3-FIFO: fixed 10%, ghosts 0.9, promote at 2, uses reset",
+        "adaptive",
+        {"gain": 0.0, "ghosts": 0.9, "promote_at": 2, "keep_uses": False},
+    ),
 )
 ADAPTIVE_ABLATION_HEADING = "## What makes adaptive adapt"
 

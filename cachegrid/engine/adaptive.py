@@ -1,219 +1,392 @@
-"""The ``adaptive`` policy: W-TinyLFU whose window is sized by ghost hits.
+"""The ``adaptive`` policy: S3-FIFO whose small queue is sized by ghost hits.
 
-``tinylfu`` (tinylfu.py) keeps a window LRU of 1% of the entries in front
-of a main space that admits by frequency. That is right when popularity
-lasts (Zipf, loops, scans) and wrong when only recency counts: a key read
-again soon after it left the window seldom beats main's victim in the duel,
-so on recency-heavy traces ``tinylfu`` misses 17 points more than ``lru``.
-A window of 100% is LRU. This policy keeps ``tinylfu``'s machinery and
-moves the window's share between 1% (``min_share``) and 100% as ARC
-moves its target, from *ghost hits*: misses on keys evicted a short while
-ago.
+S3-FIFO (Yang et al., "FIFO queues are all you need for cache eviction",
+SOSP 2023) keeps two FIFO queues and a *ghost* list of keys recently
+evicted. A hit moves nothing: it only adds one to the entry's use count
+(two bits, at most 3), which makes a read cheaper than ``lru``'s
+move-to-end. The work happens at eviction:
+
+- a new key enters the *small* queue (a share of the entries, 10% at
+  first), unless it is found among the ghosts: it was evicted a short
+  while ago and asked for again, so it enters *main* at once;
+- while the small queue holds more than its share, its oldest entry
+  leaves it: to main's end if it was used while in small (``promote_at``:
+  once), keeping its count (``keep_uses``; S3-FIFO resets it), else out of
+  the cache, remembered as a ghost;
+- otherwise main's oldest entry leaves: one with a count goes back to
+  main's end with one less (CLOCK with a 2-bit counter), one without is
+  evicted.
+
+So a key asked for once passes through the small queue and out (a scan
+cannot flush main), a key used again while in small or soon after it left
+stays in main as long as it is used. Until the first eviction, a new key
+that finds the small queue at its share enters main (libcachesim's
+S3-FIFO does the same): main starts with what came first rather than
+empty.
+
+Adapting the small queue (ARC's rule)
+-------------------------------------
+A fixed 10% small queue loses where only recency counts: a key asked for
+again a little later than the small queue holds it misses once more before
+it reaches main (S3-FIFO 84.4% against LRU's 89.4% on the recency trace of
+benchmarks/hit_ratio.py at 1,000 entries). Here the small queue's share moves between
+``min_share`` (1%) and 99% as ARC moves its target, from ghost hits:
+
+- a new key that left from the small queue (a *small ghost*) came back: a
+  larger small queue would have kept it, so the share grows;
+- a key evicted from main came back (a *main ghost*): a larger main would
+  have kept it, so the share shrinks.
+
+A step is ``gain`` (1) entry, times, as in ARC, the ratio of recent
+evictions of the other kind to those of this kind when that is above one
+(``balance``; the recent counts are halved whenever they add up to the
+ghosts' reach). Without the balance, small ghosts (most evictions leave
+from small) drive the share up on every Zipf trace. ``gain`` 0 keeps the
+share where it starts (S3-FIFO's 10%).
 
 The ghosts
 ----------
-Every eviction is remembered as a ghost, with where the key left from: the
-window (a candidate that lost its duel, or the window's oldest when main is
-empty) or main (a victim that lost to the candidate, or main's oldest while
-the window is below its share). A ghost is one 32-bit word of a
-direct-mapped table: 8 bits of the key's hash as a tag, one bit for where it
-left from, and the eviction's sequence number. Only one key in 8 (by its
-hash) is remembered, so the table holds one word for 16 of the sketch's (a
-byte or less per entry); a key mapped to a taken word replaces the ghost
-there. A ghost counts while it is younger than ``span`` × the entries held
-(in evictions): ARC's ghost lists hold as many keys as the cache.
-
-The rule
---------
-A new key (the store's insert) whose ghost is found consumes it and moves
-the share: a key that left from the window came back, so a larger window
-would have kept it (the share grows); one that left from main came back, so
-a larger main would have (the share shrinks). A step is ``gain`` (2)
-entries per key that came back (8 × ``gain`` per sampled ghost, as each
-stands for 8), times, as in ARC, the ratio of the recent evictions of the
-other kind to those of this kind when that is above one (``balance``):
-with a 1% window nearly every eviction is a lost duel, so window ghosts are
-many and each weighs less. The recent evictions are sampled counts, both
-halved whenever they add up to ``span`` × the entries. Where only recency
-counts, lost candidates come back and the share climbs towards LRU; where
-frequency counts, main's victims come back more often per ghost and it
-stays small.
-
-Measured (docs/benchmarks-hit-ratio.md, with what was tried and not
-kept): on recency-heavy traces it comes within 0.1 to 2.8 points of
-``lru`` (``tinylfu``: 17 to 18 below); on frequency-heavy ones it stays
-within 0.6 points of ``tinylfu`` at 10,000 entries and 1.7 at 1,000, where
-sampled ghosts are few and the share wanders up.
+One direct-mapped table of 32-bit words, two words per entry held (rounded
+up to a power of two, grown with the store): 8 bits of the key's hash as a
+tag, one bit for where it left from, and the eviction's sequence number in
+its kind (23 bits). Every small eviction is remembered (S3-FIFO needs them
+all: they are the way into main); one main eviction in ``MAIN_SAMPLE`` (8,
+by hash) is, so that main's ghosts do not overwrite small's, and a main
+ghost hit counts 8 times. A ghost counts while fewer than ``ghosts`` (0.5)
+× the entries held were evicted from its queue since (its sequence
+number's age); a key whose word was taken by another is forgotten. Half
+the cache rather than ARC's whole cache: on a loop a little longer than
+the cache, keys come back after about one cache's worth of evictions, and
+a reach of one cache lets some of them in as ghosts and some not, by the
+hash seed (docs/benchmarks-hit-ratio.md: loop @ 10,000 −5.2 points
+against −1.6).
 
 State and cost
 --------------
-``/stats`` shows ``policy_window_share`` (what it favours: 0.01 is
-``tinylfu``'s, 1 is LRU) and its ghost hits of each kind. A snapshot keeps
-the share in the hints of the window's entries (from bit 8 on, in
-1/10,000ths, with bit 5 marking a window entry), set back when the restore reaches the window
-(the last records); the ghosts, a short-term memory, start empty. The read
-path is ``tinylfu``'s, unchanged; an insert and an eviction each add a hash
-and one table look-up for the sampled keys.
+Per entry: two links in two ``array('I')`` (the queues' heads are slots 0
+and 1), one byte (the use count, and whether the entry is in main) and 8
+bytes of ghost table (a power of two of words: 8 to 16 bytes). A read hit
+reads and writes one byte; an insert adds a hash and one table look-up; an
+eviction amortizes the reinsertions of main (each undoes a use counted
+before, so they are at most 3 per use). The read hook is a closure over
+the marks, bound in ``_bind_access``; the insert and the common eviction
+write out the steps they would call (``# PERF:``).
+tests/engine/test_adaptive_model.py drives the policy against a plainly
+written model of the rules above. ``/stats`` shows ``policy_small_share`` (what it favours: near 1%
+frequency, towards 99% recency) and the ghost hits of each kind. A
+snapshot keeps each entry's queue and count in its hint and the share in
+bits 8 on; the ghosts, a short-term memory, start empty.
+docs/benchmarks-hit-ratio.md has the measurements and the ablation.
 """
 
 from __future__ import annotations
 
 import time
 from array import array
+from collections.abc import Iterator
 from typing import Any
 
 from .limits import DEFAULT_LIMITS, Limits
+from .links import grow_links
 from .slots import SHARD_BITS
-from .store import Clock
-from .tinylfu import WINDOW, TinyLFUStore
+from .store import Clock, Store
 
-GAIN = 2.0
-SPAN = 1.0
-MIN_SHARE = 0.01  # tinylfu's window: below it, loops lose their hot keys' recency
-SAMPLE = 8  # one key in SAMPLE (a power of two) is remembered when evicted
-_SAMPLE_MASK = SAMPLE - 1
-_SAMPLE_SHIFT = 40  # the hash bits that pick the sample, the word and the tag: clear of the sketch's low bits
-_INDEX_SHIFT = 43
-_TAG_SHIFT = 32
-GHOST_WORDS_PER_SKETCH_WORD = 16
+SMALL, MAIN = 0, 1  # the heads of the two queues (slots 0 and 1), and an entry's mark >> 2
+IN_MAIN = 4  # in an entry's mark: it is in main; bits 0-1 hold its use count
+USES = 3  # the use count's mask and ceiling
+SHARE = 0.10  # the small queue's share at first (S3-FIFO's)
+MIN_SHARE = 0.01
+MAX_SHARE = 0.99
+GAIN = 1.0
+PROMOTE_AT = 1  # uses while in small that take an entry to main
+GHOSTS = 0.5  # how far back a ghost counts, in evictions of its kind per entry held
+GHOST_WORDS = 2  # ghost words per entry held (before rounding up to a power of two)
+MAIN_SAMPLE = 8  # one main eviction in MAIN_SAMPLE (by hash) is remembered
 STAMP_BITS = 23
 STAMP_MASK = (1 << STAMP_BITS) - 1
-FROM_WINDOW = 1 << STAMP_BITS
-TAG_AT = 24  # a ghost word: tag (8 bits) << 24 | FROM_WINDOW | stamp
-HINT_WINDOW = 32  # in a snapshot hint: the entry was in the window; the share follows in bits 8 on
-HINT_SHARE_SHIFT = 8
-SHARE_UNITS = 10_000
+FROM_MAIN = 1 << STAMP_BITS
+TAG_AT = 24  # a ghost word: tag (8 bits) << 24 | FROM_MAIN | stamp
+_TAG_SHIFT = 40  # the hash bits of the tag: clear of the index's low bits
+_SAMPLE_SHIFT = 48  # the hash bits that pick main's sampled evictions
+_SAMPLE_MASK = MAIN_SAMPLE - 1  # (MAIN_SAMPLE is a power of two)
 _SHARD_MASK = (1 << SHARD_BITS) - 1
+HINT_SHARE_SHIFT = 8  # a snapshot hint: the mark (bits 0-2), the share in 1/10,000ths from bit 8
+SHARE_UNITS = 10_000
 
 
-class AdaptiveStore(TinyLFUStore):
+def _number(name: str, value: object, low: float, high: float) -> float:
+    if value.__class__ not in (int, float) or not low <= value <= high:
+        raise ValueError(f"{name} must be a number from {low} to {high}, not {value!r}")
+    return float(value)
+
+
+class AdaptiveStore(Store):
     __slots__ = (
         "_evicted",
+        "_full",
         "_ghost",
         "_ghost_mask",
         "_lately",
-        "_share_restored",
+        "_lengths",
+        "_marks",
+        "_next",
+        "_on_access",
+        "_prev",
+        "_share",
         "balance",
         "gain",
         "ghost_hits",
+        "ghosts",
+        "keep_uses",
         "min_share",
-        "span",
+        "promote_at",
+        "start_share",
     )
     name = "adaptive"
-    # Measured by `python -m cachegrid.engine.calibrate` (100,000 entries, CPython 3.11):
-    # tinylfu's and the ghost table (under a byte per entry; it rounds to the same).
+    # Measured by `python -m cachegrid.engine.calibrate` (100,000 entries, CPython 3.11).
     entry_overhead = 160
     ttl_overhead = 20
+    list_heads = 2  # slots 0 and 1: the heads of SMALL and MAIN
 
     def __init__(
         self,
         limits: Limits = DEFAULT_LIMITS,
         clock: Clock = time.monotonic,
         gain: float = GAIN,
-        span: float = SPAN,
         balance: bool = True,
         min_share: float = MIN_SHARE,
+        share: float = SHARE,
+        ghosts: float = GHOSTS,
+        promote_at: int = PROMOTE_AT,
+        keep_uses: bool = True,
     ) -> None:
-        for name, value in (("gain", gain), ("span", span)):
-            if value.__class__ not in (int, float) or not 0 < value <= 1000:
-                raise ValueError(f"{name} must be a number above 0 and at most 1000, not {value!r}")
-        if min_share.__class__ not in (int, float) or not 0 <= min_share <= 1:
-            raise ValueError(f"min_share must be a number from 0 to 1, not {min_share!r}")
-        self.min_share = float(min_share)
-        if balance.__class__ is not bool:
-            raise ValueError(f"balance must be true or false, not {balance!r}")
-        self.gain, self.span, self.balance = float(gain), float(span), balance
+        self.gain = _number("gain", gain, 0, 1000)  # 0: the share stays where it starts (S3-FIFO)
+        self.ghosts = _number("ghosts", ghosts, 0, 1000)
+        self.min_share = _number("min_share", min_share, 0, MAX_SHARE)
+        self.start_share = _number("share", share, self.min_share, MAX_SHARE)
+        for name, value in (("balance", balance), ("keep_uses", keep_uses)):
+            if value.__class__ is not bool:
+                raise ValueError(f"{name} must be true or false, not {value!r}")
+        self.keep_uses = keep_uses
+        if promote_at not in (1, 2, 3):
+            raise ValueError(f"promote_at must be 1, 2 or 3, not {promote_at!r}")
+        self.balance, self.promote_at = balance, promote_at
         super().__init__(limits, clock)
 
     def _init_policy(self) -> None:
-        super()._init_policy()
-        self._evicted = 1  # sampled evictions so far (the ghosts' clock)
-        self._lately = [0.0, 0.0]  # sampled evictions lately from the window, from main
-        self.ghost_hits = [0, 0]  # new keys found as ghosts: left from the window, from main
-        self._share_restored = False
-        self._size_ghosts()
+        self._next = array("I", range(self.list_heads))  # each head alone in its circular list
+        self._prev = array("I", range(self.list_heads))
+        self._marks = array("B", bytes(self.list_heads))  # by slot: use count | IN_MAIN
+        self._lengths = [0, 0]  # entries in small, in main
+        self._share = self.start_share
+        self._full = False  # whether the store has evicted since it was built or cleared
+        self._evicted = [0, 0]  # evictions from small and from main so far (the ghosts' clocks)
+        self._lately = [0.0, 0.0]  # evictions lately, from small and from main (ARC's balance)
+        self.ghost_hits = [0, 0]  # new keys found as ghosts: left from small, from main
+        self._ghost = array("I", bytes(4 * 64))
+        self._ghost_mask = 63
+        self._bind_access()
 
-    def _size_ghosts(self) -> None:
-        """A new, empty ghost table sized to the sketch (it grows with it)."""
-        words = max(64, (self._sketch.mask + 1) // GHOST_WORDS_PER_SKETCH_WORD)
-        self._ghost = array("I", bytes(4 * words))
-        self._ghost_mask = words - 1
+    def _bind_access(self) -> None:
+        """Bind ``_on_access``, the read hit: one more use, up to 3. A closure
+        over the marks (bound again when the array is replaced)."""
+        marks, uses = self._marks, USES
+
+        def on_access(slot: int, key: str) -> None:
+            mark = marks[slot]
+            if mark & uses != uses:
+                marks[slot] = mark + 1
+
+        self._on_access = on_access  # type: ignore[method-assign]
 
     @property
-    def window_share(self) -> float:
-        """The window's share of the entries: 0.01 at first, ``min_share`` to 1."""
-        return self._window_share
+    def small_share(self) -> float:
+        """The small queue's share of the entries: 0.1 at first, ``min_share`` to 0.99."""
+        return self._share
 
-    # -- the ghosts: remembered on eviction, looked up on insert ------------------
+    # -- the queues ---------------------------------------------------------------
 
-    def _on_insert(self, slot: int, size: int) -> None:  # type: ignore[override]
+    def _append(self, slot: int, head: int) -> None:
+        next_, prev = self._next, self._prev
+        last = prev[head]
+        next_[last] = slot
+        prev[slot] = last
+        next_[slot] = head
+        prev[head] = slot
+
+    def _unlink(self, slot: int) -> None:
+        next_, prev = self._next, self._prev
+        before, after = prev[slot], next_[slot]
+        next_[before] = after
+        prev[after] = before
+
+    def _to_main(self, slot: int, mark: int) -> None:
+        """Move ``slot`` to main's end with the mark ``mark``."""
+        lengths = self._lengths
+        lengths[self._marks[slot] >> 2] -= 1
+        lengths[MAIN] += 1
+        self._marks[slot] = mark
+        self._unlink(slot)
+        self._append(slot, MAIN)
+
+    def _on_update(self, slot: int, old_size: int, new_size: int) -> None:
+        self._on_access(slot, "")  # a write to a held key is a use
+
+    def _on_insert(self, slot: int, size: int) -> None:
+        marks = self._marks
+        if slot >= len(marks):
+            marks.frombytes(bytes(grow_links(self._next, self._prev, slot)))
+        entries = len(self._data)
+        ghosts = self._ghost
+        if entries * GHOST_WORDS > len(ghosts):
+            ghosts = self._grow_ghosts(entries)
         key_hash = hash(self._key_at[slot >> SHARD_BITS][slot & _SHARD_MASK])
-        if not (key_hash >> _SAMPLE_SHIFT) & _SAMPLE_MASK:
-            index = (key_hash >> _INDEX_SHIFT) & self._ghost_mask
-            word = self._ghost[index]
-            if word and word >> TAG_AT == (key_hash >> _TAG_SHIFT) & 0xFF:
-                self._ghost_hit(index, word)
-        super()._on_insert(slot, size)
-        if (self._ghost_mask + 1) * GHOST_WORDS_PER_SKETCH_WORD < self._sketch.mask + 1:
-            self._size_ghosts()
+        index = key_hash & self._ghost_mask
+        word = ghosts[index]
+        head = SMALL
+        if (
+            word
+            and word >> TAG_AT == (key_hash >> _TAG_SHIFT) & 0xFF
+            and ((self._evicted[word >> STAMP_BITS & 1] - word) & STAMP_MASK) <= self.ghosts * entries
+        ):
+            ghosts[index] = 0
+            self._ghost_hit(word)
+            head = MAIN
+        elif not self._full and self._lengths[SMALL] >= self._share * entries:
+            head = MAIN  # while the store fills, main takes what small has no room for
+        marks[slot] = head << 2  # IN_MAIN for main, no use yet
+        self._lengths[head] += 1
+        # PERF: ``_append`` written out (every insert).
+        next_, prev = self._next, self._prev
+        last = prev[head]
+        next_[last] = slot
+        prev[slot] = last
+        next_[slot] = head
+        prev[head] = slot
 
-    def _ghost_hit(self, index: int, word: int) -> None:
-        """A new key matched the ghost ``word``: if recent, move the share."""
-        entries = len(self._data) or 1
-        if ((self._evicted - word) & STAMP_MASK) * SAMPLE > self.span * entries:
-            return  # too old: it would have been evicted from a ghost list of the cache's size
-        self._ghost[index] = 0
-        from_window, from_main = self._lately
-        step = self.gain * SAMPLE / entries
-        if word & FROM_WINDOW:
-            self.ghost_hits[0] += 1
-            if self.balance and from_main > from_window:
-                step *= from_main / from_window if from_window else from_main
+    def _ghost_hit(self, word: int) -> None:
+        """A new key matched the ghost ``word``: move the small queue's share."""
+        step = self.gain / (len(self._data) or 1)
+        from_small, from_main = self._lately
+        if word & FROM_MAIN:
+            self.ghost_hits[MAIN] += 1
+            step *= MAIN_SAMPLE  # one main ghost stands for MAIN_SAMPLE
+            if self.balance and from_small > from_main:
+                step *= from_small / from_main if from_main else from_small
+            self._share = max(self.min_share, self._share - step)
         else:
-            self.ghost_hits[1] += 1
-            step = -step
-            if self.balance and from_window > from_main:
-                step *= from_window / from_main if from_main else from_window
-        self._window_share = min(1.0, max(self.min_share, self._window_share + step))
+            self.ghost_hits[SMALL] += 1
+            if self.balance and from_main > from_small:
+                step *= from_main / from_small if from_small else from_main
+            self._share = min(MAX_SHARE, self._share + step)
+
+    def _grow_ghosts(self, entries: int) -> array:
+        """A new, empty ghost table for ``entries`` entries (the ghosts are forgotten)."""
+        words = 64
+        while words < entries * GHOST_WORDS:
+            words *= 2
+        self._ghost = array("I", bytes(4 * words))
+        self._ghost_mask = words - 1
+        return self._ghost
+
+    def _on_remove(self, slot: int, size: int) -> None:
+        self._lengths[self._marks[slot] >> 2] -= 1
+        # PERF: ``_unlink`` written out (every eviction and delete).
+        next_, prev = self._next, self._prev
+        before, after = prev[slot], next_[slot]
+        next_[before] = after
+        prev[after] = before
+
+    def _remember(self, slot: int, kind: int) -> None:
+        """Count an eviction from ``kind`` (SMALL or MAIN) and remember a ghost
+        of it: every small one, main's sampled ones (``MAIN_SAMPLE``)."""
+        key_hash = hash(self._key_at[slot >> SHARD_BITS][slot & _SHARD_MASK])
+        lately = self._lately
+        lately[kind] += 1
+        if lately[0] + lately[1] > self.ghosts * len(self._data):
+            lately[0] /= 2
+            lately[1] /= 2
+        evicted = self._evicted
+        evicted[kind] += 1
+        if kind == MAIN and (key_hash >> _SAMPLE_SHIFT) & _SAMPLE_MASK:
+            return
+        self._ghost[key_hash & self._ghost_mask] = (
+            ((key_hash >> _TAG_SHIFT) & 0xFF) << TAG_AT | kind << STAMP_BITS | (evicted[kind] & STAMP_MASK)
+        )
 
     def _victim(self) -> int:
-        slot = self._evict_from_main()
-        key_hash = hash(self._key_at[slot >> SHARD_BITS][slot & _SHARD_MASK])
-        if not (key_hash >> _SAMPLE_SHIFT) & _SAMPLE_MASK:
-            self._evicted += 1
-            word = ((key_hash >> _TAG_SHIFT) & 0xFF) << TAG_AT | (self._evicted & STAMP_MASK)
-            lately = self._lately
-            if self._list[slot] == WINDOW:
-                word |= FROM_WINDOW
-                lately[0] += 1
-            else:
-                lately[1] += 1
-            if (lately[0] + lately[1]) * SAMPLE > self.span * len(self._data):
-                lately[0] /= 2
-                lately[1] /= 2
-            self._ghost[(key_hash >> _INDEX_SHIFT) & self._ghost_mask] = word
-        return slot
+        """The entry to evict: small's oldest unused one while small is over
+        its share (the used ones move on to main), else main's oldest unused
+        one (the used ones go round again with one use less)."""
+        next_, marks, lengths = self._next, self._marks, self._lengths
+        if not self._full:
+            self._full = True
+        target = self._share * len(self._data)
+        promote_at = self.promote_at
+        while True:
+            if lengths[SMALL] > target or not lengths[MAIN]:
+                slot = next_[SMALL]
+                if marks[slot] >= promote_at:
+                    self._to_main(slot, IN_MAIN | marks[slot] if self.keep_uses else IN_MAIN)
+                    continue
+                # PERF: ``_remember(slot, SMALL)`` written out (most evictions).
+                key_hash = hash(self._key_at[slot >> SHARD_BITS][slot & _SHARD_MASK])
+                lately = self._lately
+                lately[SMALL] += 1
+                if lately[0] + lately[1] > self.ghosts * len(self._data):
+                    lately[0] /= 2
+                    lately[1] /= 2
+                evicted = self._evicted
+                stamp = evicted[SMALL] = evicted[SMALL] + 1
+                self._ghost[key_hash & self._ghost_mask] = ((key_hash >> _TAG_SHIFT) & 0xFF) << TAG_AT | (
+                    stamp & STAMP_MASK
+                )
+                return slot
+            slot = next_[MAIN]
+            mark = marks[slot]
+            if mark & USES:
+                marks[slot] = mark - 1
+                self._unlink(slot)
+                self._append(slot, MAIN)
+                continue
+            self._remember(slot, MAIN)
+            return slot
 
     # -- statistics and snapshots -------------------------------------------------
 
     def counters(self) -> dict[str, Any]:
         counters = super().counters()
-        counters["policy_window_share"] = round(self._window_share, 4)
-        counters["policy_ghost_hits_window"] = self.ghost_hits[0]
-        counters["policy_ghost_hits_main"] = self.ghost_hits[1]
+        counters["policy_small_share"] = round(self._share, 4)
+        counters["policy_ghost_hits_small"] = self.ghost_hits[SMALL]
+        counters["policy_ghost_hits_main"] = self.ghost_hits[MAIN]
         return counters
 
+    def _snapshot_order(self) -> Iterator[int]:
+        """Main, then small, each oldest first: a restore inserts them in
+        that order, and the hints put each back in its queue."""
+        next_ = self._next
+        for head in (MAIN, SMALL):
+            slot = next_[head]
+            while slot != head:
+                yield slot
+                slot = next_[slot]
+
     def _snapshot_hint(self, slot: int) -> int:
-        """tinylfu's hint; a window entry also carries the window's share."""
-        hint = super()._snapshot_hint(slot)
-        if self._list[slot] == WINDOW:
-            hint |= HINT_WINDOW | round(self._window_share * SHARE_UNITS) << HINT_SHARE_SHIFT
-        return hint
+        """The entry's mark (its queue and use count), and the share above it."""
+        return self._marks[slot] | round(self._share * SHARE_UNITS) << HINT_SHARE_SHIFT
 
     def _restore_hint(self, slot: int, hint: int) -> None:
-        """tinylfu's; the first window entry (they come last) brings the share back."""
-        super()._restore_hint(slot, hint & 31)
-        if hint & HINT_WINDOW and not self._share_restored:
-            self._share_restored = True
-            share = (hint >> HINT_SHARE_SHIFT) / SHARE_UNITS
-            self._window_share = min(1.0, max(self.min_share, share))
+        """Put the entry just inserted (in small, or in main while the
+        store fills) in its saved queue, with its count; take the share."""
+        share = (hint >> HINT_SHARE_SHIFT) / SHARE_UNITS
+        self._share = min(MAX_SHARE, max(self.min_share, share))
+        mark = hint & (IN_MAIN | USES)
+        if mark & IN_MAIN:
+            self._to_main(slot, mark)
+        else:
+            if self._marks[slot] & IN_MAIN:  # it entered main while the store filled: back to small
+                self._lengths[MAIN] -= 1
+                self._lengths[SMALL] += 1
+                self._unlink(slot)
+                self._append(slot, SMALL)
+            self._marks[slot] = mark

@@ -1,6 +1,7 @@
-"""The ``adaptive`` policy's own behaviour: the window grows towards LRU where
-only recency counts, stays small where frequency does, shows its share in
-the counters and keeps it across a snapshot."""
+"""The ``adaptive`` policy's own behaviour: the small queue grows where only
+recency counts, stays small where frequency does, a read hit only counts a
+use, a ghost sends a returning key to main, the counters show the share and
+a snapshot keeps the queues, the counts and the share."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cachegrid.engine import Cache
-from cachegrid.engine.adaptive import AdaptiveStore
+from cachegrid.engine.adaptive import IN_MAIN, MAIN, SMALL, USES, AdaptiveStore
 from cachegrid.engine.snapshot import Snapshotter
 from cachegrid.engine.store import Limits
 
@@ -49,24 +50,59 @@ def loop_trace(size: int, requests: int, seed: int = 1) -> list[int]:
     return trace
 
 
-def test_the_window_grows_where_only_recency_counts() -> None:
-    store = AdaptiveStore(Limits(max_size=500))
-    lru = Cache("lru", max_size=500)._store
-    trace = recency_trace(500, 100_000)
-    ratio = replay(store, trace)
-    for key in trace:
+def lru_ratio(size: int, keys: list[int]) -> float:
+    lru = Cache("lru", max_size=size)._store
+    for key in keys:
         if lru.get(str(key)) is None:
             lru.set(str(key), b"v")
-    assert store.window_share > 0.5
-    assert ratio > lru.hits / len(trace) - 0.03
+    return lru.hits / len(keys)
+
+
+def in_main(store: AdaptiveStore, key: str) -> bool:
+    return bool(store._marks[store.slot_of(key)] & IN_MAIN)  # type: ignore[index]
+
+
+def test_the_small_queue_grows_where_only_recency_counts() -> None:
+    store = AdaptiveStore(Limits(max_size=500))
+    trace = recency_trace(500, 100_000)
+    ratio = replay(store, trace)
+    assert store.small_share > 0.2
+    assert ratio > lru_ratio(500, trace) - 0.02
     assert store.ghost_hits[0] > store.ghost_hits[1]
 
 
-def test_the_window_stays_small_on_a_loop_lru_cannot_hold() -> None:
+def test_the_small_queue_stays_small_on_a_loop_lru_cannot_hold() -> None:
     store = AdaptiveStore(Limits(max_size=500))
     ratio = replay(store, loop_trace(500, 100_000))
-    assert store.window_share < 0.2
+    assert store.small_share < 0.2
     assert ratio > 0.4  # the hot keys (40% of the requests) stay
+
+
+def test_a_read_hit_counts_a_use_up_to_three_and_moves_nothing() -> None:
+    store = AdaptiveStore(Limits(max_size=10))
+    for key in "abc":
+        store.set(key, b"v")
+    order = list(store._next)
+    slot = store.slot_of("b")
+    for expected in (1, 2, 3, 3):
+        store.get("b")
+        assert store._marks[slot] & USES == expected
+    assert list(store._next) == order
+
+
+def test_a_key_evicted_from_small_and_asked_for_again_enters_main() -> None:
+    store = AdaptiveStore(Limits(max_size=100), gain=0.0)
+    for i in range(100):
+        store.set(f"k{i}", b"v")
+    for i in range(100):  # new keys until one pushes an unused entry out of small
+        in_small = {key for key in map(store.key_at, range(2, store.slot_end)) if key and not in_main(store, key)}
+        store.set(f"new{i}", b"v")
+        evicted = [key for key in in_small if not store.exists(key)]
+        if evicted:
+            break
+    store.set(evicted[0], b"v")
+    assert store.ghost_hits == [1, 0]
+    assert in_main(store, evicted[0])
 
 
 def test_the_counters_show_the_share_and_the_ghost_hits() -> None:
@@ -74,24 +110,40 @@ def test_the_counters_show_the_share_and_the_ghost_hits() -> None:
     replay(cache._store, recency_trace(500, 20_000))  # type: ignore[arg-type]
     stats = cache.stats()
     assert stats["policy"] == "adaptive"
-    assert stats["policy_window_share"] == round(cache._store.window_share, 4)  # type: ignore[attr-defined]
-    assert stats["policy_ghost_hits_window"] + stats["policy_ghost_hits_main"] > 0
+    assert stats["policy_small_share"] == round(cache._store.small_share, 4)  # type: ignore[attr-defined]
+    assert stats["policy_ghost_hits_small"] + stats["policy_ghost_hits_main"] > 0
 
 
-def test_a_snapshot_keeps_the_share(tmp_path: Path) -> None:
+def test_a_snapshot_keeps_the_queues_the_counts_and_the_share(tmp_path: Path) -> None:
     cache = Cache("adaptive", max_size=500)
-    replay(cache._store, recency_trace(500, 30_000))  # type: ignore[arg-type]
-    share = cache._store.window_share  # type: ignore[attr-defined]
-    assert share > 0.01
+    store: AdaptiveStore = cache._store  # type: ignore[assignment]
+    replay(store, recency_trace(500, 30_000))
+    share = store.small_share
+    assert share != 0.1
+
+    def queues(store: AdaptiveStore) -> list[list[tuple[str | None, int]]]:
+        out = []
+        for head in (SMALL, MAIN):
+            queue, slot = [], store._next[head]
+            while slot != head:
+                queue.append((store.key_at(slot), store._marks[slot]))
+                slot = store._next[slot]
+            out.append(queue)
+        return out
+
     path = tmp_path / "cache.snap"
     Snapshotter(cache, path, producer="test").write_now()
     restored = Cache("adaptive", max_size=500)
     assert Snapshotter(restored, path).load().result == "ok"
-    assert restored._store.window_share == pytest.approx(share, abs=1e-4)  # type: ignore[attr-defined]
-    assert len(restored) == len(cache)
+    assert restored._store.small_share == pytest.approx(share, abs=1e-4)  # type: ignore[attr-defined]
+    assert queues(restored._store) == queues(store)  # type: ignore[arg-type]
+    assert restored._store._lengths == store._lengths  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("options", [{"gain": 0}, {"gain": "2"}, {"span": -1.0}, {"balance": "yes"}])
+@pytest.mark.parametrize(
+    "options",
+    [{"gain": -1}, {"gain": "2"}, {"ghosts": -1.0}, {"balance": "yes"}, {"min_share": 1.5}, {"promote_at": 0}],
+)
 def test_bad_options_are_refused(options: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         AdaptiveStore(Limits(max_size=10), **options)  # type: ignore[arg-type]

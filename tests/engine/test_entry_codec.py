@@ -41,8 +41,9 @@ ENGINE = Path(__file__).resolve().parents[2] / "cachegrid" / "engine"
 # The functions allowed an inline copy of the codec, each tested below.
 INLINE_COPIES = {"_hit", "get", "get_entry", "set", "_write", "_remove"}
 # Modules whose PERF: copies are of something else, tested elsewhere: tinylfu's
-# are of its own steps and of the sketch (tests/engine/test_tinylfu_model.py).
-OTHER_COPIES = {"tinylfu.py"}
+# are of its own steps and of the sketch (tests/engine/test_tinylfu_model.py),
+# adaptive's of its own steps (tests/engine/test_adaptive_model.py).
+OTHER_COPIES = {"tinylfu.py", "adaptive.py"}
 
 # (binary, ttl, stale, tags, original size): every combination of the flags.
 COMBINATIONS = list(itertools.product([False, True], [None, 50.0], [None, 10.0], [(), ("a", "b")], [None, 70_000]))

@@ -27,7 +27,6 @@ from collections import OrderedDict
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cachegrid.engine.adaptive import AdaptiveStore
 from cachegrid.engine.sketch import FrequencySketch
 from cachegrid.engine.store import Limits
 from cachegrid.engine.tinylfu import (
@@ -171,7 +170,6 @@ OPERATIONS = st.lists(
     max_size=st.integers(1, 14),
     share=st.sampled_from([0.01, 0.2, 0.5]),
     climb=st.booleans(),
-    adaptive=st.sampled_from([None, 2.0, 200.0]),
     key_space=st.integers(2, 31),
     seed=st.integers(0, 2**32),
     operations=OPERATIONS,
@@ -180,18 +178,11 @@ def test_the_policy_moves_and_evicts_as_the_model_does(
     max_size: int,
     share: float,
     climb: bool,
-    adaptive: float | None,
     key_space: int,
     seed: int,
     operations: list[tuple[str, int]],
 ) -> None:
-    # ``adaptive`` (adaptive.py) is this policy with the window's share moved
-    # by ghost hits (its gain: 200 swings it between the ends at once).
-    store = (
-        TinyLFUStore(Limits(max_size=max_size), climb=climb)
-        if adaptive is None
-        else AdaptiveStore(Limits(max_size=max_size), gain=adaptive)
-    )
+    store = TinyLFUStore(Limits(max_size=max_size), climb=climb)
     store._window_share = share
     store._random = LoadedCoin(seed)
     model = Model(LoadedCoin(seed))
