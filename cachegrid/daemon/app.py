@@ -138,7 +138,7 @@ def create_app(
     app.add_route("/cache/{key}/decr", items, suffix="decr")
     app.add_route("/cache/{key}/lease", LeaseLocks(cache, settings))
     app.add_route("/cache/{key}/stale", StaleMarks(cache, settings))
-    batch = Batch(cache, settings)
+    batch = Batch(cache, settings, items.inflated)
     app.add_route("/cache/batch/set", batch, suffix="set")
     app.add_route("/cache/batch/get", batch, suffix="get")
     app.add_route("/cache/batch/delete", batch, suffix="delete")

@@ -31,7 +31,7 @@ from ..config import Settings
 from ..engine import Cache, Entry, WriteOptions
 from .acl import check_keys
 from .body import encode, encode_exact, json_body, parse_json, ttl_number
-from .compression import GZIP, Compressor, accepts_gzip, gunzip, gzip_bytes, read_coded_body
+from .compression import GZIP, Compressor, InflatedValues, accepts_gzip, gzip_bytes, read_coded_body
 from .errors import ApiError
 from .leases import stale_field
 from .resources import Resource, send_json
@@ -46,9 +46,10 @@ class Batch(Resource):
         if count > limit:
             raise ApiError(413, "batch_too_large", f"{count} {what}; the limit is {limit}", limit=limit)
 
-    def __init__(self, cache: Cache, settings: Settings) -> None:
+    def __init__(self, cache: Cache, settings: Settings, inflated: InflatedValues) -> None:
         super().__init__(cache, settings)
         self.compressor = Compressor(settings)
+        self.inflated = inflated  # the identity reads' kept inflations, shared with Items (compression.py)
 
     def _body(self, req: falcon.Request) -> Any:
         """The JSON body, inflated first when it comes gzip-compressed (at most
@@ -141,9 +142,12 @@ class Batch(Resource):
         unique = self._keys(req)
         found = self.cache.get_many_entries(unique)
         # The stored JSON values are JSON already: splice them in without decoding.
-        items = b",".join(encode(key) + b":" + _plain(entry) for key, entry in found.items() if not entry.binary)
+        plain = self._plain
+        items = b",".join(encode(key) + b":" + plain(key, entry) for key, entry in found.items() if not entry.binary)
         missing = encode([key for key in unique if key not in found])
-        binary = {key: base64.b64encode(_plain(entry)).decode("ascii") for key, entry in found.items() if entry.binary}
+        binary = {
+            key: base64.b64encode(plain(key, entry)).decode("ascii") for key, entry in found.items() if entry.binary
+        }
         more = b',"items_base64":' + encode(binary) if binary else b""
         resp.content_type = falcon.MEDIA_JSON
         answer = b'{"items":{' + items + b"}" + more + b',"missing":' + missing + b"}"
@@ -154,13 +158,18 @@ class Batch(Resource):
                 answer = gzip_bytes(answer)
         resp.data = answer
 
+    def _plain(self, key: str, entry: Entry) -> bytes:
+        """The value of ``entry`` as the client sees it: inflated when held
+        compressed, through the kept inflations as a single identity read is."""
+        if entry.original_size is None:
+            return entry.value
+        return self.inflated.value(key, entry.value, entry.original_size)
+
     def on_post_delete(self, req: falcon.Request, resp: falcon.Response) -> None:
-        send_json(resp, {"deleted": self.cache.delete_many(self._keys(req))})
-
-
-def _plain(entry: Entry) -> bytes:
-    """The value of ``entry`` as the client sees it (decompressed when held compressed)."""
-    return entry.value if entry.original_size is None else gunzip(entry.value, entry.original_size)
+        keys = self._keys(req)
+        deleted = self.cache.delete_many(keys)
+        self.inflated.drop(*keys)  # their inflations' memory, at once, as a single DELETE frees its own
+        send_json(resp, {"deleted": deleted})
 
 
 def _decode_base64(key: str, text: Any) -> bytes:

@@ -190,12 +190,15 @@ class InflatedValues:
             while self._bytes > self.capacity:
                 self._bytes -= _cost(self._slots.popitem(last=False)[1])
 
-    def drop(self, key: str) -> None:
-        """Forget ``key``'s slot (it was deleted: its memory is freed at once)."""
+    def drop(self, *keys: str) -> None:
+        """Forget the slots of ``keys`` (deleted: their memory is freed at once)."""
+        if not self._slots:  # nothing kept: no lock to take
+            return
         with self._lock:
-            old = self._slots.pop(key, None)
-            if old is not None:
-                self._bytes -= _cost(old)
+            for key in keys:
+                old = self._slots.pop(key, None)
+                if old is not None:
+                    self._bytes -= _cost(old)
 
     def clear(self) -> None:
         with self._lock:

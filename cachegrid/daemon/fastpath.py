@@ -293,12 +293,18 @@ class FastPath:
                     headers.append((mark[0].lower(), mark[1]))
             headers.append((_TTL, ttl_left(entry.expires_at, now)))
         value = entry.value
+        length = len(value)
         if gzip:
             headers.append(CONTENT_ENCODING)
-        elif gzip is not None:
+        elif gzip is None:
+            pass
+        elif environ["REQUEST_METHOD"] == "HEAD":  # the identity's length is known: nothing to inflate
+            length = entry.original_size  # type: ignore[assignment]
+        else:
             value = self.inflated(key, value, entry.original_size)  # type: ignore[arg-type]
+            length = len(value)
         headers.extend(_BINARY_KIND if entry.binary else _JSON_KIND)
-        headers.append((_LENGTH, str(len(value))))
+        headers.append((_LENGTH, str(length)))
         return _OK, headers, value
 
 

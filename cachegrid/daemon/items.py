@@ -130,17 +130,23 @@ class Items(Resource):
             ):
                 resp.status = falcon.HTTP_304
                 return
-        value = entry.value
+        value: bytes | None = entry.value
         if gzip:
             resp.set_header("Content-Encoding", GZIP)
-        elif gzip is not None:
-            value = self.inflated.value(key, value, entry.original_size)  # type: ignore[arg-type]
+        elif gzip is None:
+            pass
+        elif req.method == "HEAD":  # the identity's length is known: nothing to inflate for a HEAD
+            value = None
+        else:
+            value = self.inflated.value(key, entry.value, entry.original_size)  # type: ignore[arg-type]
         if entry.binary:
             resp.set_header(TYPE_HEADER, BINARY_TYPE)
             resp.content_type = OCTET_STREAM
         else:
             resp.set_header(TYPE_HEADER, JSON_TYPE)
             resp.content_type = falcon.MEDIA_JSON
+        if value is None:  # a HEAD of an identity held compressed: the length without the inflation
+            resp.content_length = entry.original_size
         resp.data = value
 
     on_head = on_get

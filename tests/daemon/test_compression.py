@@ -256,3 +256,31 @@ def test_admin_keys_gives_stored_and_original_sizes(make_client: Make) -> None:
         "users": {"stored_bytes": held, "original_bytes": len(DOCUMENT)},
         "small": {"stored_bytes": 5, "original_bytes": 5},
     }
+
+
+def test_heads_batch_gets_and_batch_deletes_keep_to_the_kept_inflations(make_client: Make) -> None:
+    client, _ = make_client()
+    put(client, "users", DOCUMENT)
+
+    def inflations() -> tuple[int, int, int]:
+        stats = client.simulate_get("/stats").json
+        return stats["inflated_cache_hits"], stats["inflated_cache_misses"], stats["inflated_cache_entries"]
+
+    # A HEAD's identity length is the original size, known without inflating.
+    for params in (None, {"peek": "true"}):  # the fast path's answer, and falcon's
+        head = client.simulate_head("/cache/users", params=params)
+        assert head.headers["content-length"] == str(len(DOCUMENT)) and "content-encoding" not in head.headers
+    assert inflations() == (0, 0, 0)
+    # A batch get inflates through the same kept inflations as a single identity read.
+    assert client.simulate_post("/cache/batch/get", json={"keys": ["users"]}).json["items"] == {"users": USERS}
+    assert inflations() == (0, 1, 1)
+    assert client.simulate_get("/cache/users").content == DOCUMENT
+    assert inflations() == (1, 1, 1)
+    # A new value under the key is never answered from the old inflation.
+    newer = USERS[::-1]
+    put(client, "users", json.dumps(newer).encode())
+    assert client.simulate_post("/cache/batch/get", json={"keys": ["users"]}).json["items"] == {"users": newer}
+    assert inflations() == (1, 2, 1)
+    # A batch delete frees the inflations of the keys it names at once.
+    assert client.simulate_post("/cache/batch/delete", json={"keys": ["users", "other"]}).json == {"deleted": 1}
+    assert inflations() == (1, 2, 0)
