@@ -8,8 +8,9 @@ an answer back into the value's bytes before anything else sees it (the
 operations, the near cache, read repair), and drops the Content-Encoding
 header: what the client keeps is always the identity representation. A
 small value is never compressed by the server, so the header costs a small
-read nothing. (The ``https://`` paths, requests and httpx, ask for gzip and
-decode it themselves.)
+read nothing. The ``https://`` paths (requests, httpx) ask for gzip too, but
+read a coded answer's body as sent and leave it to ``library_answer``: the
+libraries' own decoding has no bound.
 
 A gzip answer is inflated at most ``MAX_INFLATED_SIZE`` bytes (64 MiB by
 default; a module setting, read at every answer): a broken or hostile
@@ -39,7 +40,7 @@ from __future__ import annotations
 
 import sys
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import replace
 
 from .errors import CacheGridError
@@ -79,7 +80,7 @@ def gzip_body(body: bytes) -> bytes:
     return packer.compress(body) + packer.flush()
 
 
-def decoded(body: bytes, headers: dict[str, str], coding: str, limit: int | None = None) -> bytes:
+def decoded(body: bytes, headers: MutableMapping[str, str], coding: str, limit: int | None = None) -> bytes:
     """The bytes of a body sent with Content-Encoding ``coding`` (``headers``,
     lower-case names, then says identity: the header is dropped), at most
     ``limit`` bytes of them (None: ``MAX_INFLATED_SIZE``; ``AnswerTooLarge`` past it)."""
@@ -118,6 +119,20 @@ def answer_of(status: int, body: bytes, headers: dict[str, str]) -> Answer:
         except CodingError as error:
             raise MaybeSent(str(error)) from None
     return Answer(status, body, headers)
+
+
+def library_answer(status: int, sent: bytes, headers: MutableMapping[str, str]) -> Answer:
+    """``answer_of`` for the ``https://`` paths: ``sent``, the body as it came
+    (requests' or httpx's, not decoded by them), under their case-insensitive
+    ``headers``; decoded here, within ``MAX_INFLATED_SIZE``. An empty body
+    (a HEAD's, a 204's) is left as it is, as the libraries leave it."""
+    coding = headers.get("content-encoding")
+    if coding is not None and sent:
+        try:
+            sent = decoded(sent, headers, coding)
+        except CodingError as error:
+            raise MaybeSent(str(error)) from None
+    return Answer(status, sent, headers)
 
 
 def is_upload(call: Call) -> bool:
