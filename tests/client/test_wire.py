@@ -286,3 +286,13 @@ def test_an_answer_with_content_encoding_has_every_header_parsed() -> None:
     every line, never a HeadText, for such an answer."""
     parser = parse(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 2\r\n\r\nok")
     assert type(parser.headers) is Headers and dict.get(parser.headers, "content-encoding") == "gzip"
+
+
+@pytest.mark.parametrize("coded", ["Transfer-Encoding: chunked", "content-encoding: gzip", "CONTENT-ENCODING: x"])
+@pytest.mark.parametrize("where", [0, 1, 2, 3])
+def test_a_coded_answer_is_never_framed_quickly_wherever_its_header_is(coded: str, where: int) -> None:
+    lines = ["Accept-Encoding: gzip", "X-Content-Encoding: no", "Content-Length: 2"]
+    lines.insert(where, coded)
+    assert framed_head("\r\n".join(["HTTP/1.1 200 OK", *lines]) + "\r\n") is None
+    lines.remove(coded)  # Accept-Encoding and a name that merely ends alike are no coding
+    assert framed_head("\r\n".join(["HTTP/1.1 200 OK", *lines]) + "\r\n") is not None
