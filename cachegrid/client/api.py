@@ -341,9 +341,12 @@ class Api(ServerOps):
                 headers["If-None-Match"] = "*"
             if only_if_present:
                 headers["If-Match"] = "*"
-        call = Call("PUT", item_path(key), _stored, put_params(ttl, stale, tags), body, headers)
-        run = lambda: self._one(key, call, lambda: self._or(False, self.router.write(key, call)), write=True)  # noqa: E731
-        return run() if self.near_cache is None else self._changing((key,), run)
+        params = None if ttl is None and stale is None and tags is None else put_params(ttl, stale, tags)
+        call = Call("PUT", item_path(key), _stored, params, body, headers)
+        plan = lambda: self._or(False, self.router.write(key, call))  # noqa: E731
+        if self.near_cache is None:
+            return self._one(key, call, plan, write=True)
+        return self._changing((key,), lambda: self._one(key, call, plan, write=True))
 
     def delete(self, key: str) -> Any:
         """True when the key existed."""

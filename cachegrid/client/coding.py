@@ -8,8 +8,9 @@ an answer back into the value's bytes before anything else sees it (the
 operations, the near cache, read repair), and drops the Content-Encoding
 header: what the client keeps is always the identity representation. A
 small value is never compressed by the server, so the header costs a small
-read nothing. (The ``https://`` paths, requests and httpx, ask for gzip and
-decode it themselves.)
+read nothing. The ``https://`` paths (requests, httpx) ask for gzip too, but
+read a coded answer's body as sent and leave it to ``library_answer``: the
+libraries' own decoding has no bound.
 
 A gzip answer is inflated at most ``MAX_INFLATED_SIZE`` bytes (64 MiB by
 default; a module setting, read at every answer): a broken or hostile
@@ -39,7 +40,7 @@ from __future__ import annotations
 
 import sys
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import replace
 
 from .errors import CacheGridError
@@ -54,6 +55,8 @@ BATCH_SET = "/cache/batch/set"
 _GZIP_WBITS = 31  # zlib's window bits for one gzip member (16 + 15)
 _GZIP_NAMES = frozenset({"gzip", "x-gzip"})
 MAX_INFLATED_SIZE = 64 * 1024 * 1024  # the most bytes a gzip answer may inflate to
+_ACCEPT = "\r\naccept-encoding:"  # a line of a head in lower case (_says_gzip)
+_ACCEPT_SIZE = len(_ACCEPT)
 
 
 class CodingError(ProtocolError):
@@ -79,7 +82,7 @@ def gzip_body(body: bytes) -> bytes:
     return packer.compress(body) + packer.flush()
 
 
-def decoded(body: bytes, headers: dict[str, str], coding: str, limit: int | None = None) -> bytes:
+def decoded(body: bytes, headers: MutableMapping[str, str], coding: str, limit: int | None = None) -> bytes:
     """The bytes of a body sent with Content-Encoding ``coding`` (``headers``,
     lower-case names, then says identity: the header is dropped), at most
     ``limit`` bytes of them (None: ``MAX_INFLATED_SIZE``; ``AnswerTooLarge`` past it)."""
@@ -120,6 +123,20 @@ def answer_of(status: int, body: bytes, headers: dict[str, str]) -> Answer:
     return Answer(status, body, headers)
 
 
+def library_answer(status: int, sent: bytes, headers: MutableMapping[str, str]) -> Answer:
+    """``answer_of`` for the ``https://`` paths: ``sent``, the body as it came
+    (requests' or httpx's, not decoded by them), under their case-insensitive
+    ``headers``; decoded here, within ``MAX_INFLATED_SIZE``. An empty body
+    (a HEAD's, a 204's) is left as it is, as the libraries leave it."""
+    coding = headers.get("content-encoding")
+    if coding is not None and sent:
+        try:
+            sent = decoded(sent, headers, coding)
+        except CodingError as error:
+            raise MaybeSent(str(error)) from None
+    return Answer(status, sent, headers)
+
+
 def is_upload(call: Call) -> bool:
     """Whether ``call`` writes values from its body (a PUT of a value, a batch
     set): the requests a server reads compressed and whose answers say so."""
@@ -156,7 +173,7 @@ class Uploads:
     def learn(self, host: str, answer: Answer) -> None:
         """Remember what a write's successful answer says of ``host``."""
         if 200 <= answer.status < 300:
-            if GZIP in answer.headers.get("Accept-Encoding", "").lower():
+            if _says_gzip(answer.headers):
                 self._nodes.add(host)
             else:
                 self._nodes.discard(host)
@@ -164,6 +181,21 @@ class Uploads:
     def forget(self, host: str) -> None:
         """``host`` may have been restarted (into another version): ask again."""
         self._nodes.discard(host)
+
+
+def _says_gzip(headers: Mapping[str, str]) -> bool:
+    """Whether an answer's Accept-Encoding names gzip. PERF: in a head still
+    in text (wire.HeadText: ``low``) its one line is found and read there,
+    without the lookup's slicing, stripping and folding."""
+    low = getattr(headers, "low", None)
+    if low is not None:
+        at = low.find(_ACCEPT)
+        if at < 0:
+            return False
+        end = low.find("\r\n", at + 2)
+        if low.find(_ACCEPT, end) < 0:  # one line (several are joined: the lookup's)
+            return GZIP in low[at + _ACCEPT_SIZE : end]
+    return GZIP in headers.get("Accept-Encoding", "").lower()
 
 
 def _with_coding(headers: Mapping[str, str]) -> dict[str, str]:

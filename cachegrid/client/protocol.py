@@ -300,26 +300,47 @@ def failure(outcome: Outcome, call: Call) -> str | None:
 
 
 def get_call(key: str, default: Any = None) -> Call:
-    def parse(answer: Answer) -> Any:
-        status, body, headers = answer
-        if status == 200:  # PERF: read_value and decode inline, the hot path of a read
-            if headers.get("Content-Type", "").startswith(OCTET_STREAM):
-                return body
-            if _LONG_NUMBER(body) is None:
-                try:
-                    return orjson.loads(body)
-                except orjson.JSONDecodeError:
-                    pass
-            return json.loads(body)
-        if status == 404:
-            if is_miss(body):
-                return default
-            raise not_a_key(404, body)
-        if status >= 300:
-            raise error_for(status, body)
-        return read_value(answer)
+    if default is None:  # PERF: the common read, its Call made once per key (see _GET_CALLS)
+        try:
+            return _GET_CALLS[key]
+        except (KeyError, TypeError):
+            pass
+        call = Call("GET", item_path(key), parse_answer=read_or)
+        if len(_GET_CALLS) >= MAX_ITEM_PATHS:
+            _GET_CALLS.clear()
+        _GET_CALLS[key] = call
+        return call
+    return Call("GET", item_path(key), parse_answer=lambda answer: read_or(answer, default))
 
-    return Call("GET", item_path(key), parse_answer=parse)
+
+def read_or(answer: Answer, default: Any = None) -> Any:
+    """A GET's result: the value its 200 carries, ``default`` for a miss."""
+    status, body, headers = answer
+    if status == 200:  # PERF: read_value and decode inline, the hot path of a read
+        # No "octet-stream" anywhere in a head still in text (wire.HeadText):
+        # no Content-Type to look up, the value is JSON.
+        low = getattr(headers, "low", None)
+        if (low is None or _OCTET in low) and headers.get("Content-Type", "").startswith(OCTET_STREAM):
+            return body
+        if _LONG_NUMBER(body) is None:
+            try:
+                return orjson.loads(body)
+            except orjson.JSONDecodeError:
+                pass
+        return json.loads(body)
+    if status == 404:
+        if is_miss(body):
+            return default
+        raise not_a_key(404, body)
+    if status >= 300:
+        raise error_for(status, body)
+    return read_value(answer)
+
+
+# PERF: a plain read's Call by its key, as _ITEM_PATHS (a Call never changes:
+# the same one serves every read of the key, in any thread).
+_GET_CALLS: dict[str, Call] = {}
+_OCTET = "octet-stream"
 
 
 def batch_get_call(keys: list[str]) -> Call:

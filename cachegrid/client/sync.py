@@ -85,7 +85,8 @@ class SyncCacheGridClient(Api):
             self.close()
 
     def _send(self, host: str, call: Call) -> Answer:
-        return self._open().send(host, call)
+        session = self._session  # PERF: _open's first line, without the call
+        return (session or self._open()).send(host, call)
 
     def _attempt(self, send: tuple[str, Call]) -> Outcome:
         try:

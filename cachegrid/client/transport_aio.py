@@ -18,7 +18,9 @@ loop they were made in; the client makes a new transport for a new loop.
 ``https://`` hosts go through an ``httpx.AsyncClient``, as before, which
 verifies their certificates as transport_sync.py's requests session does
 (``verify``), a TLS failure being ``TLSError``. Compressed answers and
-uploads are handled as there (coding.py).
+uploads are handled as there (coding.py), on the httpx path too: a coded
+answer is streamed and its body read as sent, then inflated within
+``coding.MAX_INFLATED_SIZE``.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from collections.abc import Callable, Mapping
 
 import httpx
 
-from .coding import Uploads, answer_of, is_upload
+from .coding import Uploads, answer_of, is_upload, library_answer
 from .protocol import Answer, Call, ConnectTimedOut, MaybeSent, NotSent, TimedOut, new_answer
 from .wire import Origin, ProtocolError, ResponseParser, StaleConnection, broken_exchange, framed_head, tls_error
 
@@ -180,11 +182,19 @@ class AioTransport:
             # A path as an SSLContext: httpx takes a bundle's path no more.
             verify = ssl.create_default_context(cafile=self.verify) if isinstance(self.verify, str) else self.verify
             self._httpx = httpx.AsyncClient(headers=self.headers, timeout=self.timeout, verify=verify)
+        request = self._httpx.build_request(
+            call.method, host + call.path, params=call.params, content=call.body, headers=call.headers
+        )
         try:
-            response = await self._httpx.request(
-                call.method, host + call.path, params=call.params, content=call.body, headers=call.headers
-            )
-            return Answer(response.status_code, response.content, response.headers)
+            response = await self._httpx.send(request, stream=True)
+            try:
+                if "content-encoding" not in response.headers:
+                    return Answer(response.status_code, await response.aread(), response.headers)
+                # As sent, inflated within bounds: httpx's own decoding has none.
+                sent = b"".join([part async for part in response.aiter_raw()])
+            finally:
+                await response.aclose()
+            return library_answer(response.status_code, sent, response.headers)
         except httpx.ConnectTimeout as error:
             raise ConnectTimedOut(str(error) or type(error).__name__) from None
         except (httpx.ConnectError, httpx.UnsupportedProtocol) as error:

@@ -47,7 +47,9 @@ failure is ``TLSError`` (``wire.tls_error``), raised past the retries: a
 certificate that did not verify will not verify on the next try.
 
 Compression (coding.py): an answer with ``Content-Encoding: gzip`` is
-decoded before it is returned, and a write of values (a value PUT, a batch
+decoded before it is returned, within ``coding.MAX_INFLATED_SIZE`` (on the
+requests path too: it streams the answer and reads a coded body as sent,
+which requests would inflate without a bound), and a write of values (a value PUT, a batch
 set) goes through ``Transport._upload``, which compresses a large one for a
 node that said it reads gzip and learns that from the answer; a lane tells
 it when its node may have restarted (a kept-alive connection found closed,
@@ -69,8 +71,9 @@ import threading
 from collections.abc import Callable, Mapping
 
 import requests
+import urllib3
 
-from .coding import Uploads, answer_of, is_upload
+from .coding import Uploads, answer_of, is_upload, library_answer
 from .protocol import Answer, Call, ConnectTimedOut, MaybeSent, NotSent, TimedOut, new_answer
 from .wire import Origin, ProtocolError, ResponseParser, StaleConnection, broken_exchange, framed_head, tls_error
 
@@ -259,8 +262,11 @@ class Transport:
                 timeout=self.timeout,
                 # Per request: a session's own verify loses to REQUESTS_CA_BUNDLE.
                 verify=self.verify,
+                stream=True,  # the body read below: a coded one as sent, inflated within bounds
             )
-            return Answer(response.status_code, response.content, response.headers)
+            if "content-encoding" not in response.headers:
+                return Answer(response.status_code, response.content, response.headers)
+            return library_answer(response.status_code, _raw_body(response), response.headers)
         except requests.exceptions.SSLError as error:
             raise (tls_error(host, error) or NotSent(str(error))) from None
         except requests.ConnectTimeout as error:
@@ -283,3 +289,17 @@ class Transport:
                 lane.close()
         if session is not None:
             session.close()
+
+
+def _raw_body(response: requests.Response) -> bytes:
+    """A streamed answer's body as the server sent it (urllib3 does not
+    decode it), with urllib3's failures mid-body told apart as requests'
+    own ``content`` tells them (a read timeout, a broken connection)."""
+    try:
+        return response.raw.read(decode_content=False)
+    except urllib3.exceptions.ReadTimeoutError as error:
+        response.close()
+        raise TimedOut(str(error)) from None
+    except (urllib3.exceptions.HTTPError, OSError) as error:
+        response.close()
+        raise MaybeSent(f"{type(error).__name__}: {error}") from None

@@ -50,6 +50,7 @@ from .errors import TLSError
 from .protocol import BINARY_BODY, JSON_BODY, MaybeSent
 
 MAX_HEAD = 64 * 1024  # a longer head is no answer of a CacheGrid server
+MAX_READS = 1024  # plain GETs' bytes an Origin keeps (Origin.request)
 NO_BODY = frozenset({204, 304})
 # What ResponseParser._start searches the lower-cased head for.
 _LENGTH, _CONNECTION = "\r\ncontent-length:", "\r\nconnection:"
@@ -64,6 +65,10 @@ class ProtocolError(Exception):
 
 class Headers(dict[str, str]):
     """Answer headers, keyed by their lower-case names and looked up in any case."""
+
+    # The head's text in lower case, where a ``HeadText`` still has it: a
+    # reader may search it for a word no header then holds (protocol.get_call).
+    low: str | None = None
 
     def __getitem__(self, name: str) -> str:
         return dict.__getitem__(self, name.lower())
@@ -109,19 +114,19 @@ class HeadText(Headers):
     see only what was parsed so far: ``framed_head`` never makes one of an
     answer with Content-Encoding, the one header read that way (coding.py)."""
 
-    __slots__ = ("_low", "_text")
+    __slots__ = ("_text", "low")
 
     def __init__(self, text: str, low: str) -> None:  # (dict's own __init__: nothing to add)
         self._text = text
-        self._low: str | None = low
+        self.low = low  # None once every line is parsed
 
     def _load(self) -> None:
-        if self._low is not None:
-            self._low = None
+        if self.low is not None:
+            self.low = None
             dict.update(self, _fields(self._text.split("\r\n")[1:-1], strict=False))
 
     def get(self, name: str, default: Any = None) -> Any:
-        low = self._low
+        low = self.low
         if low is not None:
             pattern = _PATTERNS.get(name) or _pattern(name)
             if pattern:
@@ -193,6 +198,7 @@ class Origin:
         block = [f"Host: {netloc}\r\n"] + [f"{name}: {value}\r\n" for name, value in headers.items()]
         self._fixed = "".join(block).encode("latin-1")
         self._bare = self._fixed + b"\r\n"
+        self._reads: dict[str, bytes] = {}  # a plain GET's bytes by its path (at most MAX_READS)
         self._names = frozenset(name.lower() for name in headers)
         # A plain PUT's headers (protocol.JSON_BODY, BINARY_BODY, which never
         # change) prepared with the fixed block, unless that block sets them.
@@ -212,14 +218,25 @@ class Origin:
         headers: Mapping[str, str] | None = None,
     ) -> bytes:
         """The bytes of one request (the Call's headers win over the fixed ones)."""
+        plain = body is None and headers is None and not params
+        if plain and method == "GET":
+            try:
+                return self._reads[path]  # PERF: a plain GET's bytes, made once per path
+            except KeyError:
+                pass
         target = self.prefix + path
         if params:
             target = f"{target}?{urlencode(params)}"
         if not target.isascii():
             target = requote_uri(target)
         head = f"{method} {target} HTTP/1.1\r\n".encode("ascii")
-        if body is None and headers is None and method not in _BODY_METHODS:  # a plain read: the fixed block alone
-            return head + self._bare
+        if plain and method not in _BODY_METHODS:  # a plain read: the fixed block alone
+            data = head + self._bare
+            if method == "GET":
+                if len(self._reads) >= MAX_READS:
+                    self._reads.clear()  # a workload's hot keys come back at once
+                self._reads[path] = data
+            return data
         typed = self._json_block if headers is JSON_BODY else self._binary_block if headers is BINARY_BODY else None
         if typed is not None and body is not None:
             return b"".join((head, typed, b"Content-Length: %d\r\n\r\n" % len(body), body))
@@ -266,11 +283,14 @@ def framed_head(text: str) -> tuple[int, int, bool, HeadText] | None:
     if code < 200 or code in NO_BODY or length < 0:
         return None
     keep_alive = True
-    at = low.find(_CONNECTION)
-    if at >= 0:
-        if low.find(_CONNECTION, at + 1) >= 0:
-            return None
-        keep_alive = "close" not in low[at + _CONNECTION_SIZE : low.find("\r\n", at + 1)]
+    # PERF: without "close" anywhere in the head no Connection header can
+    # say it, one or several: the usual answer is spared three searches.
+    if "close" in low:
+        at = low.find(_CONNECTION)
+        if at >= 0:
+            if low.find(_CONNECTION, at + 1) >= 0:
+                return None
+            keep_alive = "close" not in low[at + _CONNECTION_SIZE : low.find("\r\n", at + 1)]
     return code, length, keep_alive, HeadText(text, low)
 
 

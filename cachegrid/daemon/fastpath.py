@@ -129,6 +129,7 @@ class FastPath:
         # What BearerAuth expects (app.py).
         self.expected = f"Bearer {token.get_secret_value()}".encode() if token and acl is None else None
         self.acl = acl  # with an ACL file: its decision (acl.py), auth_token included
+        self.open = self.expected is None and acl is None  # no token to check (plain_key)
         # Under this falcon option the path seen by the router differs: not mirrored here.
         self.enabled = not app.req_options.strip_url_path_trailing_slash
 
@@ -142,7 +143,12 @@ class FastPath:
                 and "HTTP_IF_NONE_MATCH" not in environ
                 and self.enabled
             ):
-                key = self.plain_key(environ, READ)
+                # PERF: with no token, no ACL and no Accept, plain_key is quick_key.
+                key = (
+                    self.quick_key(environ)
+                    if self.open and "HTTP_ACCEPT" not in environ
+                    else self.plain_key(environ, READ)
+                )
                 if key is not None:
                     answer = self.read(key, environ)
             elif (

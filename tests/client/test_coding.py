@@ -7,11 +7,12 @@ import gzip
 import zlib
 
 import pytest
+from requests.structures import CaseInsensitiveDict
 
 from cachegrid.client import CacheGridError, coding
 from cachegrid.client.coding import AnswerTooLarge, Uploads, answer_of, decoded, gzip_body, is_upload
 from cachegrid.client.protocol import JSON_BODY, Answer, Call, MaybeSent
-from cachegrid.client.wire import Headers
+from cachegrid.client.wire import Headers, framed_head
 
 LARGE = b'{"name":"' + b"a" * 4000 + b'"}'
 HOST = "http://127.0.0.1:1"
@@ -111,3 +112,26 @@ def test_a_gzip_answer_inflates_up_to_the_limit_and_no_further(monkeypatch: pyte
     with pytest.raises(AnswerTooLarge, match="inflates to more than 1000 bytes"):
         answer_of(200, bomb, Headers({"content-encoding": "gzip"}))
     assert issubclass(AnswerTooLarge, CacheGridError) and not issubclass(AnswerTooLarge, MaybeSent)
+
+
+@pytest.mark.parametrize(
+    ("lines", "says"),
+    [
+        (["Accept-Encoding: gzip"], True),
+        (["accept-encoding:  GZIP, br "], True),
+        (["Accept-Encoding: identity"], False),
+        ([], False),
+        (["X-Accept-Encoding: gzip", "ETag: gzip"], False),  # gzip elsewhere says nothing
+        (["Accept-Encoding: br", "accept-encoding: gzip"], True),  # several lines: joined
+        (["Accept-Encoding: gzip", "Accept-Encoding: br"], True),
+    ],
+)
+def test_a_write_answers_accept_encoding_is_read_alike_from_every_kind_of_headers(lines: list[str], says: bool) -> None:
+    head = "\r\n".join(["HTTP/1.1 201 Created", *lines, "Content-Length: 2"]) + "\r\n"
+    framed = framed_head(head)
+    assert framed is not None
+    parsed = Headers(dict(framed_head(head)[3].items()))  # type: ignore[index]
+    for headers in (framed[3], parsed, CaseInsensitiveDict(dict(parsed))):
+        uploads = Uploads()
+        uploads.learn(HOST, Answer(201, b"{}", headers))
+        assert uploads.accepts(HOST) is says

@@ -8,6 +8,7 @@ import random
 
 import pytest
 
+from cachegrid.client import wire
 from cachegrid.client.protocol import BINARY_BODY, JSON_BODY
 from cachegrid.client.wire import Headers, HeadText, Origin, ProtocolError, ResponseParser, framed_head
 
@@ -69,6 +70,24 @@ def test_a_fixed_content_type_still_gives_way_to_a_plain_puts() -> None:
     origin = Origin("http://h:1", {"content-type": "text/plain"})
     data = origin.request("PUT", "/cache/k", None, b"1", JSON_BODY)
     assert b"text/plain" not in data and b"Content-Type: application/json\r\n" in data
+
+
+def test_a_plain_gets_bytes_are_made_once_per_path_and_kept_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(wire, "MAX_READS", 4)
+    origin = Origin("http://127.0.0.1:8080/prefix", {"User-Agent": "cachegrid-client", "Accept-Encoding": "gzip"})
+    fresh = Origin("http://127.0.0.1:8080/prefix", {"User-Agent": "cachegrid-client", "Accept-Encoding": "gzip"})
+    first = origin.request("GET", "/cache/k")
+    assert origin.request("GET", "/cache/k") is first
+    assert first == b"GET /prefix/cache/k HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: cachegrid-client\r\n" + (
+        b"Accept-Encoding: gzip\r\n\r\n"
+    )
+    for path in [f"/cache/{n}" for n in range(10)] + ["/cache/\u00e9"]:
+        assert origin.request("GET", path) == fresh.request("GET", path)
+        assert len(origin._reads) <= 4
+    # Anything but a plain GET is built as before, never from the kept bytes.
+    assert origin.request("GET", "/cache/k", {"peek": "1"}) == b"GET /prefix/cache/k?peek=1" + first[19:]
+    assert origin.request("HEAD", "/cache/k") == b"HEAD" + first[3:]
+    assert origin.request("GET", "/cache/k", headers={"X-A": "1"}).endswith(b"X-A: 1\r\n\r\n")
 
 
 def test_a_get_has_no_content_length_and_a_bodyless_post_has_zero() -> None:
@@ -267,3 +286,13 @@ def test_an_answer_with_content_encoding_has_every_header_parsed() -> None:
     every line, never a HeadText, for such an answer."""
     parser = parse(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 2\r\n\r\nok")
     assert type(parser.headers) is Headers and dict.get(parser.headers, "content-encoding") == "gzip"
+
+
+@pytest.mark.parametrize("coded", ["Transfer-Encoding: chunked", "content-encoding: gzip", "CONTENT-ENCODING: x"])
+@pytest.mark.parametrize("where", [0, 1, 2, 3])
+def test_a_coded_answer_is_never_framed_quickly_wherever_its_header_is(coded: str, where: int) -> None:
+    lines = ["Accept-Encoding: gzip", "X-Content-Encoding: no", "Content-Length: 2"]
+    lines.insert(where, coded)
+    assert framed_head("\r\n".join(["HTTP/1.1 200 OK", *lines]) + "\r\n") is None
+    lines.remove(coded)  # Accept-Encoding and a name that merely ends alike are no coding
+    assert framed_head("\r\n".join(["HTTP/1.1 200 OK", *lines]) + "\r\n") is not None

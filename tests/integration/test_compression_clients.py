@@ -3,7 +3,8 @@ large JSON and binary values go up gzip-compressed and come down as held,
 byte for byte; only to a node that said it reads gzip (an older server, which
 never says it, gets plain bodies); the near cache keeps decoded values; and
 read repair copies a compressed value to the replica that missed it; and a
-gzip bomb from a hostile server is stopped at the client's limit."""
+gzip bomb from a hostile server is stopped at the client's limit (over
+https:// too)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import asyncio
 import gzip
 import http.server
 import json
+import ssl
 import tracemalloc
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,6 +32,7 @@ from cachegrid.client import coding as client_coding
 from cachegrid.client.protocol import Answer, Call, item_path
 from cachegrid.testing import ServerProcess, running
 from tests.fixtures import LocalHost
+from tests.integration.test_tls import OPENSSL, make_ca, make_server_certificate
 
 pytestmark = pytest.mark.process
 
@@ -306,16 +310,38 @@ class BombServer(LocalHost):
         self.serve(Handler)
 
 
-@pytest.mark.parametrize("kind", ["sync", "async"])
-def test_a_gzip_bomb_is_stopped_at_the_clients_limit(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def tls_bomb(directory: Path) -> tuple[BombServer, str, Path]:
+    """A ``BombServer`` behind TLS (a certificate of a CA made here): the
+    server, its https:// URL, and the CA's bundle."""
+    ca = make_ca(directory, "ca")
+    cert, key = make_server_certificate(directory, "ca")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    bomb = BombServer()
+    bomb.server.socket = context.wrap_socket(bomb.server.socket, server_side=True)
+    return bomb, f"https://{bomb.host}", ca
+
+
+@pytest.mark.parametrize("kind", ["sync", "async", "sync-https", "async-https"])
+def test_a_gzip_bomb_is_stopped_at_the_clients_limit(
+    kind: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Over http:// (the lean transports) and https:// (requests, httpx) alike."""
     limit = 1024 * 1024
     monkeypatch.setattr(client_coding, "MAX_INFLATED_SIZE", limit)
-    bomb = BombServer()
+    ca: Path | None = None
+    if kind.endswith("https"):
+        if OPENSSL is None:
+            pytest.skip("openssl is not installed (apt-get install openssl)")
+        bomb, host, ca = tls_bomb(tmp_path)
+    else:
+        bomb = BombServer()
+        host = bomb.host
     tracemalloc.start()
     try:
         with pytest.raises(AnswerTooLarge) as raised:
-            if kind == "sync":
-                client = SyncCacheGridClient([bomb.host])
+            if kind.startswith("sync"):
+                client = SyncCacheGridClient([host], ca_file=ca)
                 try:
                     client.get("k")
                 finally:
@@ -323,7 +349,7 @@ def test_a_gzip_bomb_is_stopped_at_the_clients_limit(kind: str, monkeypatch: pyt
             else:
 
                 async def run() -> None:
-                    client = CacheGridClient([bomb.host])
+                    client = CacheGridClient([host], ca_file=ca)
                     try:
                         await client.get("k")
                     finally:
