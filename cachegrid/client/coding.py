@@ -115,7 +115,7 @@ def answer_of(status: int, body: bytes, headers: dict[str, str]) -> Answer:
     what HTTP says; an idempotent request is sent again; ``AnswerTooLarge``
     when it inflates past ``MAX_INFLATED_SIZE``)."""
     coding = dict.get(headers, "content-encoding")  # the names are lower case: no folding
-    if coding is not None:
+    if coding is not None and body:  # an empty body (a HEAD's, a 304's) has nothing to decode
         try:
             body = decoded(body, headers, coding)
         except CodingError as error:

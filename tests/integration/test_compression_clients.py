@@ -143,6 +143,23 @@ def test_async_large_values_go_up_and_come_down_compressed(server: ServerProcess
     assert sizes(server, "users")["stored_bytes"] < 0.3 * len(DOCUMENT)
 
 
+def test_exists_of_a_value_held_compressed(server: ServerProcess) -> None:
+    # A HEAD of it is answered with Content-Encoding: gzip and no body: nothing to decode.
+    client = SyncCacheGridClient([url(server)])
+    assert client.set("users", USERS) and sizes(server, "users")["stored_bytes"] < 0.3 * len(DOCUMENT)
+    assert client.exists("users") is True and client.exists("nobody") is False
+    client.close()
+
+    async def run() -> tuple[bool, bool]:
+        client = CacheGridClient([url(server)])
+        try:
+            return await client.exists("users"), await client.exists("nobody")
+        finally:
+            await client.close()
+
+    assert asyncio.run(run()) == (True, False)
+
+
 def test_a_client_threshold_of_zero_never_compresses(server: ServerProcess, sent: Sent) -> None:
     client = SyncCacheGridClient([url(server)], compress_threshold=0)
     client.set("warm", 1)
