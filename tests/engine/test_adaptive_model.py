@@ -64,7 +64,10 @@ class Model:
             return key
 
     def insert(self, key: str, ghost: bool, share: float) -> None:
-        if ghost or (not self.full and len(self.small) >= share * (len(self) + 1)):
+        entries = len(self) + 1
+        filling = not self.full and len(self.small) >= share * entries  # at its share
+        over = self.full and len(self.small) >= share * entries + 1  # a whole entry over it
+        if ghost or filling or over:
             self.main[key] = 0
         else:
             self.small[key] = 0
