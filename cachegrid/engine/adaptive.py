@@ -22,13 +22,7 @@ cannot flush main), a key used again while in small or soon after it left
 stays in main as long as it is used. Until the first eviction, a new key
 that finds the small queue at its share enters main (libcachesim's
 S3-FIFO does the same): main starts with what came first rather than
-empty. After it, a new key that finds the small queue a whole entry over
-its share enters main too: without that, a share that shrank would bring
-the small queue down only as main takes entries from it (by promotion or
-from the ghosts), and where everything worth keeping is already in main
-(a loop once it has settled) none comes, so small kept the size it had
-while the store filled (a loop of 1.2 × the cache with a hot third: 64.7%
-against 67.3%).
+empty.
 
 Adapting the small queue (ARC's rule)
 -------------------------------------
@@ -48,7 +42,13 @@ evictions of the other kind to those of this kind when that is above one
 (``balance``; the recent counts are halved whenever they add up to the
 ghosts' reach). Without the balance, small ghosts (most evictions leave
 from small) drive the share up on every Zipf trace. ``gain`` 0 keeps the
-share where it starts (S3-FIFO's 10%).
+share where it starts (S3-FIFO's 10%). When the share shrinks, small's
+oldest entries move on to main, with their counts, until it holds less
+than a whole entry over its share: otherwise small would come down only
+as main takes entries from it (by promotion or from the ghosts), and
+where everything worth keeping is already in main (a loop once it has
+settled) none comes, so small kept the size it had when the store filled
+(a loop of 1.2 × the cache with a hot third: 64.7% against 67.3%).
 
 A small ghost's step is also weighed by how far back its key left
 (``weigh_age``): a key that left ``age`` small evictions ago needed a small
@@ -271,10 +271,8 @@ class AdaptiveStore(Store):
             ghosts[index] = 0
             self._ghost_hit(word)
             head = MAIN
-        elif self._lengths[SMALL] >= self._share * entries + self._full:
-            # While the store fills, main takes what small has no room for;
-            # after, what small holds a whole entry beyond a share that shrank.
-            head = MAIN
+        elif not self._full and self._lengths[SMALL] >= self._share * entries:
+            head = MAIN  # while the store fills, main takes what small has no room for
         marks[slot] = head << 2  # IN_MAIN for main, no use yet
         self._lengths[head] += 1
         # PERF: ``_append`` written out (every insert).
@@ -295,6 +293,7 @@ class AdaptiveStore(Store):
             if self.balance and from_small > from_main:
                 step *= from_small / from_main if from_main else from_small
             self._share = max(self.min_share, self._share - step)
+            self._give_back()
         else:
             self.ghost_hits[SMALL] += 1
             if self.balance and from_main > from_small:
@@ -309,6 +308,15 @@ class AdaptiveStore(Store):
                 if age > small:
                     step *= small / age
             self._share = min(MAX_SHARE, self._share + step)
+
+    def _give_back(self) -> None:
+        """Move small's oldest entries on to main (with their counts) while it
+        holds a whole entry more than its share: a share that shrank would
+        otherwise bring it down only as main takes entries from it."""
+        lengths, marks, limit = self._lengths, self._marks, self._share * len(self._data) + 1
+        while lengths[SMALL] >= limit:
+            slot = self._next[SMALL]
+            self._to_main(slot, IN_MAIN | marks[slot] & USES)
 
     def _grow_ghosts(self, entries: int) -> array:
         """A new, empty ghost table for ``entries`` entries (the ghosts are forgotten)."""
