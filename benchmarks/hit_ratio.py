@@ -317,9 +317,14 @@ ABLATIONS = (
 # What makes ``adaptive`` adapt, one change at a time (``--adaptive-ablation``):
 # (row, policy, policy options).
 ADAPTIVE_ABLATIONS = (
-    ("`adaptive` (gain 1, balance, min share 1%, ghosts 0.5, promote at 1, uses kept)", "adaptive", {}),
+    (
+        "`adaptive` (gain 1, balance, steps weighed by age, min share 1%, ghosts 0.5, promote at 1, uses kept)",
+        "adaptive",
+        {},
+    ),
     ("no signal: the small queue fixed at 10%", "adaptive", {"gain": 0.0}),
     ("ghosts without ARC's balance", "adaptive", {"balance": False}),
+    ("small ghost hits not weighed by age (ARC's full step)", "adaptive", {"weigh_age": False}),
     ("step: gain 2", "adaptive", {"gain": 2.0}),
     ("step: gain 4", "adaptive", {"gain": 4.0}),
     ("min share 10% (S3-FIFO's share as the floor)", "adaptive", {"min_share": 0.1}),

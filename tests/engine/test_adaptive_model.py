@@ -8,7 +8,8 @@ the model with the same reads, writes and deletes; after every operation
 both queues, their order, the counts and the key evicted (if any) must agree.
 
 What the model takes from the store: whether a new key was found among the
-ghosts (the direct-mapped table's collisions depend on the hash seed) and
+ghosts, and from which queue it had left (the direct-mapped table's collisions
+depend on the hash seed), and
 the small queue's share (the step rule's arithmetic, tested in
 test_adaptive.py).
 """
@@ -63,8 +64,14 @@ class Model:
                 continue
             return key
 
-    def insert(self, key: str, ghost: bool, share: float) -> None:
-        if ghost or (not self.full and len(self.small) >= share * (len(self) + 1)):
+    def insert(self, key: str, ghost: bool, from_main: bool, share: float, new_share: float) -> None:
+        entries = len(self) + 1
+        if from_main:  # the share shrank (or stayed at its floor): small gives back its excess, oldest first
+            while len(self.small) >= new_share * entries + 1:
+                oldest, uses = next(iter(self.small.items()))
+                del self.small[oldest]
+                self.main[oldest] = uses
+        if ghost or (not self.full and len(self.small) >= share * entries):
             self.main[key] = 0
         else:
             self.small[key] = 0
@@ -130,11 +137,13 @@ def test_the_policy_moves_and_evicts_as_the_model_does(
             share = store.small_share
             evicted = model.victim(share) if len(model) >= max_size else None
             held = set(model.small) | set(model.main)
-            ghost_hits = sum(store.ghost_hits)
+            ghost_hits = list(store.ghost_hits)
             store.set(key, b"v")
             if evicted is not None:
                 assert not store.exists(evicted)
                 assert all(store.exists(other) for other in held)
-            model.insert(key, sum(store.ghost_hits) > ghost_hits, share)
+            model.insert(
+                key, store.ghost_hits != ghost_hits, store.ghost_hits[MAIN] > ghost_hits[MAIN], share, store.small_share
+            )
         check_same(store, model)
         assert 0.0 < store.small_share <= 0.99
