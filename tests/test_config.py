@@ -35,7 +35,7 @@ def test_defaults() -> None:
     settings = load_settings()
     assert (settings.host, settings.port, settings.max_size) == ("127.0.0.1", 8080, 10_000)
     assert settings.max_memory_bytes == 512 * 1024 * 1024
-    assert settings.eviction_policy == "lru" and settings.log_level == "info"
+    assert settings.eviction_policy == "adaptive" and settings.log_level == "info"
     assert settings.cleanup_interval == 60 and settings.auth_token is None
     assert settings.loadtest_max_operations == 5_000  # tens of ms at most in one request
     assert settings.node_id

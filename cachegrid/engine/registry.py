@@ -20,7 +20,7 @@ POLICIES: dict[str, str] = {
     "size": "cachegrid.engine.size:SizeStore",
     "noeviction": "cachegrid.engine.noeviction:NoEvictionStore",
 }
-DEFAULT_POLICY = "lru"
+DEFAULT_POLICY = "adaptive"
 
 
 def store_class(policy: str) -> type[Store]:

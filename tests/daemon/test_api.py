@@ -442,7 +442,7 @@ def test_stats_has_every_field_of_the_seed_and_more(client: testing.TestClient) 
         assert field in stats, field
     assert (stats["hits"], stats["misses"], stats["sets"], stats["current_size"]) == (1, 1, 1, 1)
     assert stats["hit_ratio"] == 0.5 and stats["max_size"] == 10_000
-    assert stats["policy"] == "lru" and stats["node_id"] == "test-node"
+    assert stats["policy"] == "adaptive" and stats["node_id"] == "test-node"
 
 
 def test_health_is_healthy_with_a_running_sweeper(cache_and_client: tuple[Cache, testing.TestClient]) -> None:
@@ -536,7 +536,7 @@ def test_metrics_in_prometheus_format(client: testing.TestClient) -> None:
     assert "cachegrid_hits_total 1.0" in lines
     assert "cachegrid_misses_total 1.0" in lines
     assert "cachegrid_items 1.0" in lines
-    assert any(line.startswith('cachegrid_info{node_id="test-node",policy="lru"}') for line in lines)
+    assert any(line.startswith('cachegrid_info{node_id="test-node",policy="adaptive"}') for line in lines)
     assert "# TYPE cachegrid_evictions_total counter" in lines
 
 
