@@ -105,7 +105,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .limits import DEFAULT_LIMITS, Limits
-from .links import grow_links
+from .links import HeadedLists, grow_links
 from .slots import SHARD_BITS
 from .store import Clock, Store
 
@@ -138,7 +138,7 @@ def _number(name: str, value: object, low: float, high: float) -> float:
     return float(value)
 
 
-class AdaptiveStore(Store):
+class AdaptiveStore(HeadedLists, Store):
     __slots__ = (
         "_evicted",
         "_full",
@@ -225,20 +225,6 @@ class AdaptiveStore(Store):
         return self._share
 
     # -- the queues ---------------------------------------------------------------
-
-    def _append(self, slot: int, head: int) -> None:
-        next_, prev = self._next, self._prev
-        last = prev[head]
-        next_[last] = slot
-        prev[slot] = last
-        next_[slot] = head
-        prev[head] = slot
-
-    def _unlink(self, slot: int) -> None:
-        next_, prev = self._next, self._prev
-        before, after = prev[slot], next_[slot]
-        next_[before] = after
-        prev[after] = before
 
     def _to_main(self, slot: int, mark: int) -> None:
         """Move ``slot`` to main's end with the mark ``mark``."""

@@ -43,6 +43,33 @@ def grow_links(next_: array, prev: array, slot: int) -> int:
     return extra
 
 
+class HeadedLists:
+    """Circular lists of slots through head nodes of their own, in a store's
+    two link arrays ``_next`` and ``_prev``: tinylfu's window, probation and
+    protected lists, adaptive's small and main queues. A mixin of the store
+    (no state of its own); the hottest callers write these out (``PERF``)."""
+
+    __slots__ = ()
+    _next: array
+    _prev: array
+
+    def _append(self, slot: int, head: int) -> None:
+        """Link ``slot`` (in no list) at the end of the list of ``head``."""
+        next_, prev = self._next, self._prev
+        last = prev[head]
+        next_[last] = slot
+        prev[slot] = last
+        next_[slot] = head
+        prev[head] = slot
+
+    def _unlink(self, slot: int) -> None:
+        """Take ``slot`` out of its list."""
+        next_, prev = self._next, self._prev
+        before, after = prev[slot], next_[slot]
+        next_[before] = after
+        prev[after] = before
+
+
 class SlotList:
     """One circular list of slots through the head node 0."""
 

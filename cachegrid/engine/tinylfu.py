@@ -94,7 +94,7 @@ from array import array
 from collections.abc import Iterator
 
 from .limits import DEFAULT_LIMITS, Limits
-from .links import grow_links
+from .links import HeadedLists, grow_links
 from .sketch import ONES, PATTERNS, SHIFTS, FrequencySketch
 from .slots import SHARD_BITS
 from .store import Clock, Store
@@ -119,7 +119,7 @@ WINDOW_SHARE_RANGE = (0.0, 0.80)
 _SHARD_MASK = (1 << SHARD_BITS) - 1
 
 
-class TinyLFUStore(Store):
+class TinyLFUStore(HeadedLists, Store):
     __slots__ = (
         "_climb_at",
         "_last_ratio",
@@ -168,20 +168,6 @@ class TinyLFUStore(Store):
         self._bind_access()
 
     # -- the three lists -------------------------------------------------------
-
-    def _append(self, node: int, head: int) -> None:
-        next_, prev = self._next, self._prev
-        last = prev[head]
-        next_[last] = node
-        prev[node] = last
-        next_[node] = head
-        prev[head] = node
-
-    def _unlink(self, node: int) -> None:
-        next_, prev = self._next, self._prev
-        before, after = prev[node], next_[node]
-        next_[before] = after
-        prev[after] = before
 
     def _head_of(self, slot: int) -> int:
         """The list ``slot`` is in."""
