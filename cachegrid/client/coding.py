@@ -114,13 +114,8 @@ def answer_of(status: int, body: bytes, headers: dict[str, str]) -> Answer:
     sent it compressed (``MaybeSent`` when that fails: the exchange was not
     what HTTP says; an idempotent request is sent again; ``AnswerTooLarge``
     when it inflates past ``MAX_INFLATED_SIZE``)."""
-    coding = dict.get(headers, "content-encoding")  # the names are lower case: no folding
-    if coding is not None and body:  # an empty body (a HEAD's, a 304's) has nothing to decode
-        try:
-            body = decoded(body, headers, coding)
-        except CodingError as error:
-            raise MaybeSent(str(error)) from None
-    return Answer(status, body, headers)
+    # The names are lower case: no folding.
+    return _decoded_answer(status, body, headers, dict.get(headers, "content-encoding"))
 
 
 def library_answer(status: int, sent: bytes, headers: MutableMapping[str, str]) -> Answer:
@@ -128,13 +123,18 @@ def library_answer(status: int, sent: bytes, headers: MutableMapping[str, str]) 
     (requests' or httpx's, not decoded by them), under their case-insensitive
     ``headers``; decoded here, within ``MAX_INFLATED_SIZE``. An empty body
     (a HEAD's, a 204's) is left as it is, as the libraries leave it."""
-    coding = headers.get("content-encoding")
-    if coding is not None and sent:
+    return _decoded_answer(status, sent, headers, headers.get("content-encoding"))
+
+
+def _decoded_answer(status: int, body: bytes, headers: MutableMapping[str, str], coding: str | None) -> Answer:
+    """The ``Answer`` of ``body`` sent with Content-Encoding ``coding``
+    (None: none); an empty body (a HEAD's, a 304's) has nothing to decode."""
+    if coding is not None and body:
         try:
-            sent = decoded(sent, headers, coding)
+            body = decoded(body, headers, coding)
         except CodingError as error:
             raise MaybeSent(str(error)) from None
-    return Answer(status, sent, headers)
+    return Answer(status, body, headers)
 
 
 def is_upload(call: Call) -> bool:
