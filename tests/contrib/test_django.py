@@ -223,3 +223,39 @@ def test_an_outage_raises_unless_fail_open() -> None:
     lenient = django_cache(dead, OPTIONS={"timeout": 0.5, "max_retries": 0, "fail_open": True})
     assert lenient.get("k", "default") == "default"
     assert lenient.get_many(["k"]) == {}
+
+
+# -- key checks ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "key",
+    [":1:" + "k" * 300, ":1:with space", ":1:tab\there", ":1:del\x7f", ":1:" + "é" * 300 + " ", ":1:\x00"],
+)
+def test_a_key_memcached_would_refuse_warns_every_time_as_django_does(key: str) -> None:
+    from django.core.cache.backends.base import BaseCache
+
+    cache = django_cache(f"127.0.0.1:{free_port()}")  # the check sends nothing
+    with pytest.warns(Warning) as expected:
+        BaseCache.validate_key(cache, key)
+    for _ in range(3):  # never remembered: each use warns again, in Django's words
+        with pytest.warns(Warning) as ours:
+            cache.validate_key(key)
+        assert [(w.category, str(w.message)) for w in ours] == [(w.category, str(w.message)) for w in expected]
+
+
+def test_a_clean_key_is_checked_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import cachegrid.contrib.django as backend
+
+    checks: list[str] = []
+    original = backend.memcache_key_warnings
+    monkeypatch.setattr(backend, "memcache_key_warnings", lambda key: checks.append(key) or original(key))
+    cache = django_cache(f"127.0.0.1:{free_port()}")
+    for _ in range(3):
+        assert cache.make_and_validate_key("user:42") == ":1:user:42"
+        cache.make_and_validate_key("user:43", version=2)
+    assert checks == [":1:user:42", ":2:user:43"]
+    monkeypatch.setattr(backend, "MAX_CHECKED_KEYS", 2)
+    cache.make_and_validate_key("user:44")  # full: the remembered keys are forgotten
+    cache.make_and_validate_key("user:42")
+    assert checks[2:] == [":1:user:44", ":1:user:42"]
