@@ -62,6 +62,10 @@ Fill = tuple[NearCache, Ticket]  # where a read's answer is kept
 _deleted = _field("deleted")
 
 
+# What a client's quick path (``_quick_get``) answers when it sent nothing.
+NOT_SENT = object()
+
+
 def _stored(status: int, body: bytes) -> bool:
     """A PUT's answer: stored (the body, which says so again, need not be decoded), or not for a condition (412)."""
     if status == 412:
@@ -298,11 +302,24 @@ class Api(ServerOps):
             hit, value = near.lookup(key)
             if hit:
                 return self._ready(value)
+        else:
+            found = self._quick_get(key, default)
+            if found is not NOT_SENT:
+                return found
         call = get_call(key, default)
-        plan = lambda: self._or(default, self.router.read(key, call, repair=True))  # noqa: E731
+        plan = self._read_plan(key, call, default)
         if near is None:
             return self._one(key, call, plan)
         return self._near_read(near, key, call, plan)
+
+    def _read_plan(self, key: str, call: Call, default: Any) -> Callable[[], Plan]:
+        """How a one-key read is sent when its first request did not end it (``_one``)."""
+        return lambda: self._or(default, self.router.read(key, call, repair=True))
+
+    def _quick_get(self, key: str, default: Any) -> Any:
+        """A plain GET's result by a shorter way, or ``NOT_SENT``: the client
+        has none (the sync client's has one: sync.py). Called without a near cache."""
+        return NOT_SENT
 
     def _near_read(self, near: NearCache, key: str, call: Call, plan: Callable[[], Plan]) -> Any:
         """A read the near cache missed: reserved there, sent straight to the
@@ -341,12 +358,29 @@ class Api(ServerOps):
                 headers["If-None-Match"] = "*"
             if only_if_present:
                 headers["If-Match"] = "*"
-        params = None if ttl is None and stale is None and tags is None else put_params(ttl, stale, tags)
+        if ttl is None and stale is None and tags is None:
+            if not (only_if_absent or only_if_present) and self.near_cache is None:
+                stored = self._quick_put(key, body, headers)
+                if stored is not None:
+                    return stored
+            params = None
+        else:
+            params = put_params(ttl, stale, tags)
         call = Call("PUT", item_path(key), _stored, params, body, headers)
-        plan = lambda: self._or(False, self.router.write(key, call))  # noqa: E731
+        plan = self._write_plan(key, call)
         if self.near_cache is None:
             return self._one(key, call, plan, write=True)
         return self._changing((key,), lambda: self._one(key, call, plan, write=True))
+
+    def _write_plan(self, key: str, call: Call) -> Callable[[], Plan]:
+        """How a one-key write is sent when its first request is not answered (``_one``)."""
+        return lambda: self._or(False, self.router.write(key, call))
+
+    def _quick_put(self, key: str, body: bytes, headers: Mapping[str, str]) -> Any:
+        """A plain PUT's result by a shorter way, or None: the client has none
+        (the sync client's has one: sync.py). Called for a PUT without
+        conditions, TTL, tags or a near cache, before its Call is made."""
+        return None
 
     def delete(self, key: str) -> Any:
         """True when the key existed."""

@@ -160,6 +160,25 @@ class Lane:
                     raise MaybeSent(f"the kept-alive connection closed: {stale}") from None
         return self._exchange(self._connect(), data, call.method == "HEAD", fresh=True)
 
+    def quick(self, data: bytes) -> Answer | None:
+        """PERF: ``send``'s steps for the sync client's one-key hot path
+        (sync.py, ``Quick``): ``data``, the bytes of an idempotent request, on
+        an idle connection, and its answer. None when it was not sent: no
+        idle connection, or the one taken had been closed by the server (the
+        caller then sends it through ``send``, as ``send`` would send it again
+        on a new connection). A failure once sent is ``_exchange``'s, as in ``send``."""
+        if self._generation != _forks[0]:
+            return None
+        try:
+            sock = self._idle.pop()
+        except IndexError:
+            return None
+        try:
+            return self._exchange(sock, data, False)
+        except StaleConnection:
+            self.restarted()
+            return None
+
     def _exchange(self, sock: socket.socket, data: bytes, head: bool, fresh: bool = False) -> Answer:
         parser = None
         try:
@@ -213,13 +232,15 @@ class Transport:
         self.uploads = uploads or Uploads()  # which hosts take compressed writes (coding.py)
         self.timeout = timeout
         self.verify = verify  # https: True (requests' CA bundle), a CA bundle's path, or False
-        self._lanes: dict[str, Lane | None] = {}  # None: through requests
+        # The lane of each host used so far (None: through requests); read
+        # directly by the sync client's quick path (sync.py).
+        self.lanes: dict[str, Lane | None] = {}
         self._lock = threading.Lock()
         self._session: requests.Session | None = None
 
     def send(self, host: str, call: Call) -> Answer:
         try:
-            lane = self._lanes[host]
+            lane = self.lanes[host]
         except KeyError:
             lane = self._lane(host)
         if call.body is not None and is_upload(call):
@@ -238,13 +259,13 @@ class Transport:
 
     def _lane(self, host: str) -> Lane | None:
         with self._lock:
-            if host not in self._lanes:
+            if host not in self.lanes:
                 try:
-                    lane = self._lanes[host] = Lane(host, self.headers, self.timeout)
+                    lane = self.lanes[host] = Lane(host, self.headers, self.timeout)
                     lane.restarted = lambda: self.uploads.forget(host)
                 except ValueError:
-                    self._lanes[host] = None
-            return self._lanes[host]
+                    self.lanes[host] = None
+            return self.lanes[host]
 
     def _send_requests(self, host: str, call: Call) -> Answer:
         with self._lock:
@@ -282,7 +303,7 @@ class Transport:
 
     def close(self) -> None:
         with self._lock:
-            lanes, self._lanes = list(self._lanes.values()), {}
+            lanes, self.lanes = list(self.lanes.values()), {}
             session, self._session = self._session, None
         for lane in lanes:
             if lane is not None:

@@ -259,7 +259,7 @@ def test_https_hosts_go_through_requests() -> None:
     transport = Transport({}, 1.0)
     with pytest.raises(NotSent):
         transport.send(f"https://127.0.0.1:{free_port()}", GET)
-    assert list(transport._lanes.values()) == [None]  # no lane: the requests session
+    assert list(transport.lanes.values()) == [None]  # no lane: the requests session
     transport.close()
 
 
