@@ -358,14 +358,11 @@ class Api(ServerOps):
                 headers["If-None-Match"] = "*"
             if only_if_present:
                 headers["If-Match"] = "*"
-        if ttl is None and stale is None and tags is None:
-            if not (only_if_absent or only_if_present) and self.near_cache is None:
-                stored = self._quick_put(key, body, headers)
-                if stored is not None:
-                    return stored
-            params = None
-        else:
-            params = put_params(ttl, stale, tags)
+        params = None if ttl is None and stale is None and tags is None else put_params(ttl, stale, tags)
+        if not (only_if_absent or only_if_present) and self.near_cache is None:
+            stored = self._quick_put(key, body, headers, params)
+            if stored is not None:
+                return stored
         call = Call("PUT", item_path(key), _stored, params, body, headers)
         plan = self._write_plan(key, call)
         if self.near_cache is None:
@@ -376,10 +373,10 @@ class Api(ServerOps):
         """How a one-key write is sent when its first request is not answered (``_one``)."""
         return lambda: self._or(False, self.router.write(key, call))
 
-    def _quick_put(self, key: str, body: bytes, headers: Mapping[str, str]) -> Any:
-        """A plain PUT's result by a shorter way, or None: the client has none
-        (the sync client's has one: sync.py). Called for a PUT without
-        conditions, TTL, tags or a near cache, before its Call is made."""
+    def _quick_put(self, key: str, body: bytes, headers: Mapping[str, str], params: Mapping[str, str] | None) -> Any:
+        """A PUT's result by a shorter way, or None: the client has none (the
+        sync client's has one: sync.py). Called for a PUT without conditions
+        or a near cache, before its Call is made."""
         return None
 
     def delete(self, key: str) -> Any:

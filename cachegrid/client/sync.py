@@ -138,9 +138,9 @@ class SyncCacheGridClient(Api):
         call = get_call(key, default)
         return self._settle(host, call, self._read_plan(key, call, default), True, outcome)
 
-    def _quick_put(self, key: str, body: bytes, headers: Mapping[str, str]) -> Any:
-        """PERF: a plain PUT (api.py's ``set``: no condition, TTL, tags or
-        near cache) written on an idle keep-alive connection of the key's node
+    def _quick_put(self, key: str, body: bytes, headers: Mapping[str, str], params: Mapping[str, str] | None) -> Any:
+        """PERF: a PUT (api.py's ``set`` without a condition or a near cache;
+        ``params``: its TTL, stale window and tags) written on an idle keep-alive connection of the key's node
         with no Call, plan or layer of the transport in between, when it
         needs none of them: a small body (never compressed: ``Uploads``), a
         node known without the plan (``Router.direct``) and reached by a lane,
@@ -161,7 +161,7 @@ class SyncCacheGridClient(Api):
             return None
         path = item_path(key)
         try:
-            outcome: Outcome | None = lane.quick(lane.origin.request("PUT", path, None, body, headers))
+            outcome: Outcome | None = lane.quick(lane.origin.request("PUT", path, params, body, headers))
         except (NotSent, MaybeSent) as error:
             outcome = error
         if outcome is None:
@@ -170,7 +170,7 @@ class SyncCacheGridClient(Api):
             if not self.uploads.accepts(host):  # what a write's answer says of its node (coding.py)
                 self.uploads.learn(host, outcome)
             return True
-        call = Call("PUT", path, _stored, None, body, headers)
+        call = Call("PUT", path, _stored, params, body, headers)
         return self._settle(host, call, self._write_plan(key, call), True, outcome)
 
     def _finally(self, run: Callable[[], Any], after: Callable[[], None]) -> Any:

@@ -48,7 +48,7 @@ def run(way: str) -> Iterator[Callable[..., tuple[SyncCacheGridClient, Scripted]
             client = SyncCacheGridClient([server.url], timeout=2, max_retries=retries)
             if way == "usual":
                 client._quick_get = lambda key, default: NOT_SENT  # type: ignore[method-assign]
-                client._quick_put = lambda key, body, headers: None  # type: ignore[method-assign]
+                client._quick_put = lambda key, body, headers, params: None  # type: ignore[method-assign]
             clients.append(client)
             return client, server
 
@@ -74,10 +74,13 @@ def test_common_answers(run: Callable[..., tuple[SyncCacheGridClient, Scripted]]
     assert client.get("k", "gone") == {"name": "Alice"}  # the quick path from here on
     assert client.set("k", {"name": "Alice"}) is True
     assert client.set("k", b"\x00binary") is True
+    assert client.set("k", 1, ttl=30, stale=5, tags=["a", "b c"]) is True
     assert server.connections == 1
-    assert methods(server) == [("GET", "/cache/k"), ("GET", "/cache/k"), ("PUT", "/cache/k"), ("PUT", "/cache/k")]
-    assert b"application/octet-stream" in server.requests[-1]
-    assert server.requests[-1].endswith(b"\r\n\r\n\x00binary")
+    assert methods(server) == [("GET", "/cache/k"), ("GET", "/cache/k")] + [("PUT", "/cache/k")] * 2 + [
+        ("PUT", "/cache/k?ttl=30&stale=5&tags=a%2Cb+c")
+    ]
+    assert b"application/octet-stream" in server.requests[-2]
+    assert server.requests[-2].endswith(b"\r\n\r\n\x00binary")
     # What a write's answer says of the node (it takes gzip) was heard, either way.
     assert client.uploads.accepts(server.url)
 
