@@ -123,11 +123,13 @@ def describe_path(path: Path) -> str:
     probe = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=path, capture_output=True, text=True, timeout=GIT_TIMEOUT
     )
+    # Named without the machine's paths: the reports are committed.
+    tree = "this repository" if path.resolve() == ROOT.resolve() else f"the tree `{path.name}`"
     if probe.returncode != 0:
-        return f"the tree `{path}` (not a git checkout)"
+        return f"{tree} (not a git checkout)"
     changes = git("status", "--porcelain", "--untracked-files=no", "--", "cachegrid", cwd=path)
     state = "with uncommitted changes to cachegrid/" if changes else "no uncommitted changes to cachegrid/"
-    return f"the tree `{path}` at commit {probe.stdout.strip()}, {state}"
+    return f"{tree} at commit {probe.stdout.strip()}, {state}"
 
 
 def export_revision(revision: str, destination: Path) -> str:
