@@ -112,27 +112,50 @@ class SyncCacheGridClient(Api):
             return call.read(outcome)
         return self._run(plan(), (host, call, outcome))
 
-    def _quick_get(self, key: str, default: Any) -> Any:
-        """PERF: a plain GET (api.py's ``get`` without a near cache) the way
-        ``_quick_put`` writes (see there): with one replica, its 200 or 404
-        read at once (``read_or``), any other outcome gone on with as
-        ``_direct`` would; ``NOT_SENT`` when it was not sent."""
+    def _quick_send(
+        self,
+        key: str,
+        write: bool,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None = None,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[str, Outcome] | None:
+        """PERF: the quick path's request (``_quick_get``, ``_quick_put``):
+        written on an idle keep-alive connection of the key's node with no
+        Call, plan or layer of the transport in between, when the node is
+        known without the plan (``Router.direct``) and reached by a lane; the
+        node and the outcome, or None when nothing was sent (the caller then
+        goes the usual way). Between two socket waits every Python call costs
+        several times its cost in a loop (the CPU's caches went to the server
+        and the kernel meanwhile): this path makes a dozen fewer."""
         session = self._session
-        if session is None or self.router.replicas != 1:
-            return NOT_SENT
-        host = self.router.direct(key, False)
+        if session is None:
+            return None
+        host = self.router.direct(key, write)
         if host is None:
-            return NOT_SENT
+            return None
         lane = session.lanes.get(host)
         if lane is None:
-            return NOT_SENT
-        path = item_path(key)
+            return None
         try:
-            outcome: Outcome | None = lane.quick(lane.origin.request("GET", path))
+            outcome = lane.quick(lane.origin.request(method, path, params, body, headers))
         except (NotSent, MaybeSent) as error:
-            outcome = error
-        if outcome is None:
+            return host, error
+        return None if outcome is None else (host, outcome)
+
+    def _quick_get(self, key: str, default: Any) -> Any:
+        """PERF: a GET (api.py's ``get`` without a near cache) by
+        ``_quick_send``, with one replica: its 200 or 404 read at once
+        (``read_or``), any other outcome gone on with as ``_direct`` would
+        (``_settle``); ``NOT_SENT`` when it was not sent."""
+        if self.router.replicas != 1:
             return NOT_SENT
+        sent = self._quick_send(key, False, "GET", item_path(key))
+        if sent is None:
+            return NOT_SENT
+        host, outcome = sent
         if isinstance(outcome, Answer) and (outcome.status == 200 or outcome.status == 404):
             return read_or(outcome, default)
         call = get_call(key, default)
@@ -140,32 +163,17 @@ class SyncCacheGridClient(Api):
 
     def _quick_put(self, key: str, body: bytes, headers: Mapping[str, str], params: Mapping[str, str] | None) -> Any:
         """PERF: a PUT (api.py's ``set`` without a condition or a near cache;
-        ``params``: its TTL, stale window and tags) written on an idle keep-alive connection of the key's node
-        with no Call, plan or layer of the transport in between, when it
-        needs none of them: a small body (never compressed: ``Uploads``), a
-        node known without the plan (``Router.direct``) and reached by a lane,
-        an idle connection. Its common answer (200, 201) is the result at
-        once; any other outcome goes on as ``_direct`` would have gone on from
-        it (``_settle``). None when it was not sent: ``set`` then sends it the
-        usual way. Between two socket waits every Python call costs several
-        times its cost in a loop (the CPU's caches went to the server and the
-        kernel meanwhile): this path makes a dozen fewer."""
-        session = self._session
-        if session is None or len(body) >= self.uploads.threshold:
-            return None
-        host = self.router.direct(key, True)
-        if host is None:
-            return None
-        lane = session.lanes.get(host)
-        if lane is None:
+        ``params``: its TTL, stale window and tags) by ``_quick_send``, when
+        its body is small (never compressed: ``Uploads``): its common answer
+        (200, 201) is the result at once, any other outcome gone on with as
+        ``_direct`` would (``_settle``); None when it was not sent."""
+        if len(body) >= self.uploads.threshold:
             return None
         path = item_path(key)
-        try:
-            outcome: Outcome | None = lane.quick(lane.origin.request("PUT", path, params, body, headers))
-        except (NotSent, MaybeSent) as error:
-            outcome = error
-        if outcome is None:
+        sent = self._quick_send(key, True, "PUT", path, params, body, headers)
+        if sent is None:
             return None
+        host, outcome = sent
         if isinstance(outcome, Answer) and outcome.status in _STORED:
             if not self.uploads.accepts(host):  # what a write's answer says of its node (coding.py)
                 self.uploads.learn(host, outcome)
