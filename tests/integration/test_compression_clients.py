@@ -73,7 +73,19 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> Sent:
         record(lane, call)
         return await aio_send(lane, call)
 
+    sync_quick = transport_sync.Lane.quick
+
+    def spy_quick(lane: transport_sync.Lane, data: bytes) -> Answer | None:
+        # The sync client's quick path (sync.py) hands the lane the request's
+        # bytes: recorded as the Call would be (its path without the query).
+        head, _, body = data.partition(b"\r\n\r\n")
+        line, *fields = head.decode("latin-1").split("\r\n")
+        method, target, _ = line.split(" ")
+        seen.append((method, target.partition("?")[0], dict(field.split(": ", 1) for field in fields), body))
+        return sync_quick(lane, data)
+
     monkeypatch.setattr(transport_sync.Lane, "send", spy_sync)
+    monkeypatch.setattr(transport_sync.Lane, "quick", spy_quick)
     monkeypatch.setattr(transport_aio.AioLane, "send", spy_aio)
     return seen
 
