@@ -162,7 +162,7 @@ class Lane:
 
     def quick(self, data: bytes) -> Answer | None:
         """PERF: ``send``'s steps for the sync client's one-key hot path
-        (sync.py, ``Quick``): ``data``, the bytes of an idempotent request, on
+        (sync.py, ``_quick_send``): ``data``, the bytes of an idempotent request, on
         an idle connection, and its answer. None when it was not sent: no
         idle connection, or the one taken had been closed by the server (the
         caller then sends it through ``send``, as ``send`` would send it again
