@@ -57,6 +57,17 @@ median ÷ its reference's median in the same round) and the table gives the
 median of those per-round ratios with their spread (lowest–highest):
 never a figure from another run. The async rows keep their clients on one
 event loop for the whole run, as an application would.
+
+Where
+-----
+On a machine of few CPUs the kernel puts the benchmark and the servers on
+the same CPU in some stretches and on different ones in others, which alone
+moved every ratio by up to 2× between runs. So each run is made in
+*placements* (``--cpus``, each ``CLIENT:SERVERS``; by default ``0:1``, the
+calls on CPU 0 and the servers on CPU 1, then ``0:0``, all on CPU 0, then
+``''``, the kernel's choice), each with servers of its own; the first
+placement gets the whole table, and a last table gives every placement's
+goals side by side.
 """
 
 from __future__ import annotations
@@ -233,8 +244,8 @@ def raw_call(host: str, port: int, request: bytes, http: bool = True) -> Callabl
     return call
 
 
-LOOP = asyncio.new_event_loop()  # every async row's client lives on it for the whole run
-ASYNC_CLIENTS: list[object] = []  # closed on LOOP at the end (close_async_clients)
+LOOP = asyncio.new_event_loop()  # every async row's client lives on it for a placement's whole run
+ASYNC_CLIENTS: list[object] = []  # closed on LOOP at the placement's end (close_async_clients)
 
 
 def async_row(name: str, kind: str, make: Callable[[], object], call: Callable[[object], Awaitable[object]]) -> Row:
@@ -391,20 +402,22 @@ def django_rows(at: Servers) -> list[Row]:
     (both pickle the value, as a Django application's cache does)."""
     import django
     from django.conf import settings
+    from django.core.cache import CacheHandler
 
     if not settings.configured:
-        settings.configure(
-            CACHES={
-                "cachegrid": {"BACKEND": "cachegrid.contrib.django.CacheGridCache", "LOCATION": at.cachegrid},
-                "redis": {
-                    "BACKEND": "django.core.cache.backends.redis.RedisCache",
-                    "LOCATION": f"redis://127.0.0.1:{at.redis_port}",
-                },
-            }
-        )
+        settings.configure()
         django.setup()
-    from django.core.cache import caches
-
+    # A handler of this run's servers (the global ``caches`` would keep the
+    # first placement's, and each placement starts servers of its own).
+    caches = CacheHandler(
+        {
+            "cachegrid": {"BACKEND": "cachegrid.contrib.django.CacheGridCache", "LOCATION": at.cachegrid},
+            "redis": {
+                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "LOCATION": f"redis://127.0.0.1:{at.redis_port}",
+            },
+        }
+    )
     ours, theirs = caches["cachegrid"], caches["redis"]
     ours.set(KEY, VALUE, None)
     theirs.set(KEY, VALUE, None)
@@ -433,6 +446,9 @@ REFERENCE = {
 
 
 def close_async_clients() -> None:
+    """Close the async rows' clients and their loop; the next placement gets a new loop."""
+    global LOOP
+
     async def close() -> None:
         for client in ASYNC_CLIENTS:
             close = getattr(client, "aclose", None)
@@ -441,6 +457,8 @@ def close_async_clients() -> None:
 
     LOOP.run_until_complete(close())
     LOOP.close()
+    ASYNC_CLIENTS.clear()
+    LOOP = asyncio.new_event_loop()
 
 
 def time_row(row: Row, n: int, warmup: int) -> list[int]:
@@ -575,6 +593,68 @@ def parse_cpus(text: str) -> tuple[set[int], set[int]]:
     return {int(cpu) for cpu in client.split(",")}, {int(cpu) for cpu in server.split(",")}
 
 
+def placement_name(cpus: str) -> str:
+    if not cpus:
+        return "unpinned"
+    client, server = parse_cpus(cpus)
+    return (
+        "all on CPU " + cpus.partition(":")[0]
+        if client == server
+        else f"client CPU {cpus.replace(':', ', servers CPU ')}"
+    )
+
+
+def run_placement(cpus: str, args: argparse.Namespace) -> tuple[list[Row], dict[str, Result], str]:
+    """Every row measured with the calls and the servers on ``cpus``; the table's rows, results and delay line."""
+    everywhere = os.sched_getaffinity(0)
+    client_cpus, server_cpus = parse_cpus(cpus)
+    os.sched_setaffinity(0, server_cpus or everywhere)  # the servers started below inherit it
+    try:
+        with servers() as at:
+            os.sched_setaffinity(0, client_cpus or everywhere)
+            table = rows(at)
+            results = measure(table, args.rounds, args.calls, args.block, args.seed)
+            # After the others: a near cache follows the server's change stream,
+            # whose reader thread would share the GIL with every row timed beside it.
+            near_table = near_rows(at)
+            results |= measure(near_table, args.rounds, args.calls, args.block, args.seed)
+            table += near_table
+            delays, lost = invalidation_delays(at, args.writes)
+            close_async_clients()
+    finally:
+        os.sched_setaffinity(0, everywhere)
+    return table, results, delay_report(delays, lost)
+
+
+def placements_table(runs: list[tuple[str, list[Row], dict[str, Result]]]) -> str:
+    """Each goal's ratio (and the near-cache hit) in every placement, side by side."""
+    lines = [
+        "| measure | " + " | ".join(placement_name(cpus) for cpus, _, _ in runs) + " | goal |",
+        "|---|" + "---:|" * len(runs) + "---|",
+    ]
+    for what, name, limit in GOALS:
+        cells = []
+        for _, table, results in runs:
+            middle, low, high = ratio_of(results, next(row for row in table if row.name == name))
+            cells.append(f"{middle:.2f}× ({low:.2f}–{high:.2f})")
+        lines.append(f"| {what} | " + " | ".join(cells) + f" | ≤ {limit}× |")
+    near = [results["CacheGrid sync get, near cache hit"] for _, _, results in runs]
+    lines.append(
+        "| near-cache hit, sync, median (p99) µs | "
+        + " | ".join(f"{hit.median:.2f} ({hit.p99:.2f})" for hit in near)
+        + " | ≤ 2 (≤ 10) |"
+    )
+    return "\n".join(lines)
+
+
+PLACEMENTS_NOTE = (
+    "Where the calls and the servers run moves every figure: on one CPU a call is the CPU work of "
+    "both sides; on two, each call also waits for a wake-up across CPUs (the same for every row); "
+    "unpinned, the kernel switches between the two from one stretch to the next. The first "
+    "placement's table is above; every placement's goals:"
+)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -583,29 +663,27 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
         "--cpus",
-        default="0:1" if len(os.sched_getaffinity(0)) >= 2 else "",
-        help="CLIENT:SERVERS, the CPUs of the calls and of the servers ('' = wherever the kernel puts them)",
+        nargs="+",
+        default=["0:1", "0:0", ""] if len(os.sched_getaffinity(0)) >= 2 else [""],
+        help="placements, each CLIENT:SERVERS, the CPUs of the calls and of the servers ('' = the kernel's choice)",
     )
     parser.add_argument("--writes", type=int, default=10_000, help="writes timed for the invalidation delay")
-    parser.add_argument("--output", type=Path, help="also write the table to this Markdown file")
+    parser.add_argument("--output", type=Path, help="also write the tables to this Markdown file")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the servers on the way out
-    client_cpus, server_cpus = parse_cpus(args.cpus)
-    if server_cpus:
-        os.sched_setaffinity(0, server_cpus)  # the servers started below inherit it
-    with servers() as at:
-        if client_cpus:
-            os.sched_setaffinity(0, client_cpus)
-        table = rows(at)
-        results = measure(table, args.rounds, args.calls, args.block, args.seed)
-        # After the others: a near cache follows the server's change stream,
-        # whose reader thread would share the GIL with every row timed beside it.
-        near_table = near_rows(at)
-        results |= measure(near_table, args.rounds, args.calls, args.block, args.seed)
-        table += near_table
-        delays, lost = invalidation_delays(at, args.writes)
-        close_async_clients()
-    text = report(table, results, args.rounds, args.calls, args.block) + "\n\n" + delay_report(delays, lost)
+    runs = []
+    for cpus in args.cpus:
+        print(f"placement: {placement_name(cpus)}", file=sys.stderr)
+        table, results, delays = run_placement(cpus, args)
+        runs.append((cpus, table, results))
+        if len(runs) == 1:
+            first = f"Placement: {placement_name(cpus)}.\n\n" + report(
+                table, results, args.rounds, args.calls, args.block
+            )
+            first += "\n\n" + delays
+    text = first
+    if len(runs) > 1:
+        text += f"\n\n## Placements\n\n{PLACEMENTS_NOTE}\n\n{placements_table(runs)}"
     print(text)
     if args.output:
         args.output.write_text(f"# Client per-call benchmark\n\n{text}\n")
