@@ -64,7 +64,9 @@ and libcachesim's five) on each run, the goal of issue 27 (each run at
 most a point below). ``--adaptive-ablation REQUESTS`` replaces the tables
 by one of ``adaptive`` with one of its rules changed at a time
 (``ADAPTIVE_ABLATIONS``), on traces of REQUESTS requests. ``--only`` keeps
-the named traces alone (for a quick look).
+the named traces alone (for a quick look). hit_ratio_heldout.py replays
+six variations of these traces, built with these generators, that
+``adaptive`` was not tuned on.
 
 Run time, on 2 shared cores (load average about 3): the main table about
 30 minutes (18 runs of 1,000,000 requests; each column about 8 s a run,
@@ -128,11 +130,15 @@ def zipf_shift(rng: random.Random, keys: int, requests: int) -> Trace:
     return zipf(rng, keys, 0.9, half) + zipf(rng, keys, 0.9, requests - half)
 
 
-def loop(rng: random.Random, size: int, requests: int) -> Trace:
-    scanned, hot = int(1.5 * size), size // 2
+def loop(
+    rng: random.Random, size: int, requests: int, scan: float = 1.5, hot_divisor: int = 2, hot_share: float = 0.4
+) -> Trace:
+    """A cyclic scan over ``scan`` × ``size`` keys; ``hot_share`` of the requests,
+    at random, go to ``size // hot_divisor`` other keys, in a cycle of their own."""
+    scanned, hot = int(scan * size), size // hot_divisor
     trace, position, hot_position = [], 0, 0
     for _ in range(requests):
-        if rng.random() < 0.4:
+        if rng.random() < hot_share:
             trace.append(scanned + hot_position)
             hot_position = (hot_position + 1) % hot
         else:
