@@ -5,7 +5,9 @@ Per host, a ``Lane`` keeps idle connections on a stack; a call takes one
 with ``recv`` until the answer is whole (the common answer, whole in the
 first read, is framed by ``wire.framed_head`` alone; any other goes through
 a ``wire.ResponseParser``), and puts the connection back when the answer
-allows it. Threads never share a connection, and the stack needs no lock:
+allows it (``Lane.quick`` is the same exchange for the sync client's quick
+path, sync.py: bytes already made, an idle connection or nothing sent).
+Threads never share a connection, and the stack needs no lock:
 ``list.pop`` and ``list.append`` are atomic, a race past ``MAX_IDLE`` idle
 connections keeps one or two more for a while, and a connection given back
 while the lane closes is closed by the thread that gave it back. More
