@@ -7,6 +7,11 @@ use and closed when the last ``with`` block that is still open ends. The
 requests of one step of a plan that go to several nodes at once (batches
 across a cluster, writes to replicas) run on a small thread pool, made on
 first use.
+
+A plain one-key read or write (no near cache, one replica, a small body)
+takes a quick path (``_quick_send``): its request goes straight onto an idle
+connection of the key's node, and only an unusual outcome builds the Call
+and plan the usual path would have made from the start.
 """
 
 from __future__ import annotations
