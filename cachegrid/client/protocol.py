@@ -316,18 +316,13 @@ def get_call(key: str, default: Any = None) -> Call:
 def read_or(answer: Answer, default: Any = None) -> Any:
     """A GET's result: the value its 200 carries, ``default`` for a miss."""
     status, body, headers = answer
-    if status == 200:  # PERF: read_value and decode inline, the hot path of a read
+    if status == 200:  # PERF: read_value inline, the hot path of a read
         # No "octet-stream" anywhere in a head still in text (wire.HeadText):
         # no Content-Type to look up, the value is JSON.
         low = getattr(headers, "low", None)
         if (low is None or _OCTET in low) and headers.get("Content-Type", "").startswith(OCTET_STREAM):
             return body
-        if _LONG_NUMBER(body) is None:
-            try:
-                return orjson.loads(body)
-            except orjson.JSONDecodeError:
-                pass
-        return json.loads(body)
+        return decode(body)
     if status == 404:
         if is_miss(body):
             return default
