@@ -87,8 +87,8 @@ bytes of ghost table (a power of two of words: 8 to 16 bytes). A read hit
 reads and writes one byte; an insert adds a hash and one table look-up; an
 eviction amortizes the reinsertions of main (each undoes a use counted
 before, so they are at most 3 per use). The read hook is a closure over
-the marks, bound in ``_bind_access``; the insert and the common eviction
-write out the steps they would call (``# PERF:``).
+the marks, bound in ``_bind_access``; the common eviction writes out the
+remembering of its ghost (``# PERF:``); the lists' links are links.py's.
 tests/engine/test_adaptive_model.py drives the policy against a plainly
 written model of the rules above. ``/stats`` shows ``policy_small_share`` (what it favours: near 1%
 frequency, towards 99% recency) and the ghost hits of each kind. A
@@ -262,13 +262,7 @@ class AdaptiveStore(HeadedLists, Store):
             head = MAIN  # while the store fills, main takes what small has no room for
         marks[slot] = head << 2  # IN_MAIN for main, no use yet
         self._lengths[head] += 1
-        # PERF: ``_append`` written out (every insert).
-        next_, prev = self._next, self._prev
-        last = prev[head]
-        next_[last] = slot
-        prev[slot] = last
-        next_[slot] = head
-        prev[head] = slot
+        self._append(slot, head)
 
     def _ghost_hit(self, word: int) -> None:
         """A new key matched the ghost ``word``: move the small queue's share."""
@@ -316,11 +310,7 @@ class AdaptiveStore(HeadedLists, Store):
 
     def _on_remove(self, slot: int, size: int) -> None:
         self._lengths[self._marks[slot] >> 2] -= 1
-        # PERF: ``_unlink`` written out (every eviction and delete).
-        next_, prev = self._next, self._prev
-        before, after = prev[slot], next_[slot]
-        next_[before] = after
-        prev[after] = before
+        self._unlink(slot)
 
     def _remember(self, slot: int, kind: int) -> None:
         """Count an eviction from ``kind`` (SMALL or MAIN) and remember a ghost
